@@ -1,0 +1,63 @@
+# `make demo` and `make test` each do ALL set-up on a fresh Debian machine (root, Rust stable,
+# Python 3.11): Debian packages, the pinned Python virtualenv, the Rust build.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(CURDIR)/target/debug
+# Debian packages that the build, the tests or the demo need (installed only when missing).
+APT_PACKAGES := curl ca-certificates fuse3 pkg-config
+
+# Tests find the pinned virtualenv and the freshly built binaries through these.
+export MSE_TEST_VENV := $(VENV)
+export MSE_BIN_DIR := $(BIN)
+# pyo3 builds against this interpreter; its libpython is found at run time via the rpath that
+# crates/mse-wsgi's build script sets.
+export PYO3_PYTHON ?= $(shell command -v $(PYTHON))
+
+.PHONY: all demo test setup apt venv build lint rust-test py-test clean
+
+all: build
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(VENV)/.stamp: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+venv: $(VENV)/.stamp
+
+setup: apt venv
+
+build: apt
+	$(CARGO) build --workspace --bins
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+rust-test: setup build
+	$(CARGO) test --workspace
+
+py-test: setup build
+	$(VENV)/bin/python -m pytest -q tests/python
+
+test: setup build lint rust-test py-test
+
+# The main job on embedded defaults: scaffold an app, then package (encrypt) it.
+demo: setup build
+	rm -rf demo-out && mkdir -p demo-out
+	$(BIN)/mse scaffold demo-out/helloworld
+	$(BIN)/mse package --path demo-out/helloworld/mse.toml --output demo-out/package
+	@echo "demo: the encrypted package and its key are in demo-out/package"
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) demo-out

@@ -1,0 +1,1 @@
+//! Evidence, attesters, verifiers, policy, RA-TLS certificates and the simulated TEE.

@@ -1,0 +1,77 @@
+//! `mse`: the developer's and the end user's command line.
+//!
+//! Both `mse <cmd>` and `mse cloud <cmd>` work, as the original documentation uses both forms.
+//! Every error ends the process with exit code 1 and one line carrying the cause chain;
+//! `MSE_BACKTRACE=full` prints the full debug report instead.
+
+mod package;
+mod scaffold;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "mse", version, about = "Run Python web apps in confidential-computing enclaves")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new app directory with a Flask app, its mse.toml, secrets and tests.
+    Scaffold(scaffold::ScaffoldArgs),
+    /// Encrypt the code directory named by mse.toml into a code package.
+    Package(package::PackageArgs),
+    /// Decrypt a code package with its key (the reverse of `package`).
+    Decrypt(package::DecryptArgs),
+}
+
+/// `mse cloud <cmd>` is the same as `mse <cmd>`: drop the word before clap sees it.
+fn normalized_args() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<_> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "cloud") {
+        args.remove(1);
+    }
+    args
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(normalized_args());
+    let result = match cli.command {
+        Command::Scaffold(args) => scaffold::run(&args),
+        Command::Package(args) => package::run_package(&args),
+        Command::Decrypt(args) => package::run_decrypt(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            report_error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line with the whole cause chain, or everything with `MSE_BACKTRACE=full`.
+fn report_error(err: &anyhow::Error) {
+    if std::env::var("MSE_BACKTRACE").is_ok_and(|v| v == "full") {
+        eprintln!("Error: {err:?}");
+    } else {
+        let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
+        eprintln!("Error: {}", dedup_chain(&chain).join(": "));
+    }
+}
+
+/// Drop a cause whose text is already contained in the message before it, so
+/// wrapped errors that repeat their source don't print it twice.
+fn dedup_chain(chain: &[String]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for msg in chain {
+        if out.last().is_some_and(|prev| prev.contains(msg.as_str())) {
+            continue;
+        }
+        out.push(msg);
+    }
+    out
+}

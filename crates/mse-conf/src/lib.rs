@@ -1,0 +1,1 @@
+//! Parsing and validation of `mse.toml`, `secrets.json` and `.mseignore`.

@@ -1,0 +1,1 @@
+//! The encrypted code package, the sealed box and key derivation.

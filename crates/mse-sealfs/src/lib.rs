@@ -1,0 +1,1 @@
+//! Encrypted, integrity-protected FUSE filesystem for the app's $HOME.
