@@ -5,12 +5,14 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
+VENV_SGXRA := $(CURDIR)/.venv-sgxra
 BIN := $(CURDIR)/target/debug
 # Debian packages that the build, the tests or the demo need (installed only when missing).
 APT_PACKAGES := curl ca-certificates fuse3 pkg-config
 
 # Tests find the pinned virtualenv and the freshly built binaries through these.
 export MSE_TEST_VENV := $(VENV)
+export MSE_SGXRA_VENV := $(VENV_SGXRA)
 export MSE_BIN_DIR := $(BIN)
 # pyo3 builds against this interpreter; its libpython is found at run time via the rpath that
 # crates/mse-wsgi's build script sets.
@@ -32,7 +34,13 @@ $(VENV)/.stamp: tests/requirements.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
-venv: $(VENV)/.stamp
+# PyPI intel-sgx-ra pins a cryptography that conflicts with mse-lib-crypto's: its own venv.
+$(VENV_SGXRA)/.stamp: tests/requirements-sgx-ra.txt
+	$(PYTHON) -m venv $(VENV_SGXRA)
+	$(VENV_SGXRA)/bin/pip install -q --disable-pip-version-check -r tests/requirements-sgx-ra.txt
+	touch $@
+
+venv: $(VENV)/.stamp $(VENV_SGXRA)/.stamp
 
 setup: apt venv
 
@@ -60,4 +68,4 @@ demo: setup build
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) demo-out
+	rm -rf $(VENV) $(VENV_SGXRA) demo-out
