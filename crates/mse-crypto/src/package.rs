@@ -1,0 +1,287 @@
+//! Building the code package: every file encrypted on its own (`<path>.enc`), except files named
+//! `requirements.txt`, gathered in an uncompressed tar whose members are sorted by name and whose
+//! headers carry no time, owner or mode of the developer's machine. Given the key and the recorded
+//! nonces the package is byte-for-byte reproducible, which is what lets anyone recompute the
+//! enclave measurement from the plaintext code.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use crypto_secretbox::aead::{OsRng, rand_core::RngCore};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::secretbox::{NONCE_LEN, encrypt_file};
+use crate::{CodeKey, ENC_SUFFIX, is_clear_file};
+
+/// The nonce of every encrypted file, by its path relative to the code directory.
+pub type Nonces = BTreeMap<String, [u8; NONCE_LEN]>;
+
+/// A file to put in a package: its relative path (with `/`) and where to read it.
+#[derive(Debug, Clone)]
+pub struct PackageFile {
+    pub rel: String,
+    pub abs: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct PackageSummary {
+    pub nonces: Nonces,
+    pub encrypted_files: usize,
+    pub clear_files: usize,
+    pub plaintext_bytes: u64,
+    pub package_bytes: u64,
+    /// SHA-256 of the tar: the code fingerprint.
+    pub fingerprint: [u8; 32],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write the package: {0}")]
+    Write(#[source] io::Error),
+    #[error("no nonce recorded for {0:?}: the code changed since the package was first built")]
+    NonceNotFound(String),
+    #[error("invalid path in code directory: {0:?}")]
+    BadPath(String),
+    #[error("{0:?} appears twice in the package")]
+    Duplicate(String),
+    #[error("nonces JSON: {0}")]
+    NoncesJson(String),
+}
+
+/// Plaintext read and encrypted in parallel per batch of about this size, written in order.
+const BATCH_BYTES: u64 = 64 << 20;
+
+struct Member {
+    name: String,
+    data: Vec<u8>,
+    plain_len: u64,
+    nonce: Option<[u8; NONCE_LEN]>,
+    rel: String,
+}
+
+/// Encrypts `files` with `key` and writes the package tar to `out`.
+///
+/// With `nonces`, every encrypted file must have one recorded (re-encryption is then
+/// deterministic); without, a fresh random nonce is drawn per file and returned.
+/// `progress` is called with the number of plaintext bytes done so far.
+pub fn build_package<W: Write>(
+    files: &[PackageFile],
+    key: &CodeKey,
+    nonces: Option<&Nonces>,
+    out: W,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<PackageSummary, PackageError> {
+    let mut order: Vec<&PackageFile> = files.iter().collect();
+    for f in &order {
+        validate_rel(&f.rel)?;
+    }
+    order.sort_by(|a, b| member_name(&a.rel).cmp(&member_name(&b.rel)));
+    for pair in order.windows(2) {
+        if member_name(&pair[0].rel) == member_name(&pair[1].rel) {
+            return Err(PackageError::Duplicate(pair[0].rel.clone()));
+        }
+    }
+    // Resolve every nonce before any work, so a missing one fails fast and nothing is written.
+    let mut planned: Vec<(&PackageFile, Option<[u8; NONCE_LEN]>)> = Vec::with_capacity(order.len());
+    for f in order {
+        let nonce = if is_clear_file(&f.rel) {
+            None
+        } else {
+            Some(match nonces {
+                Some(map) => *map
+                    .get(&f.rel)
+                    .ok_or_else(|| PackageError::NonceNotFound(f.rel.clone()))?,
+                None => {
+                    let mut n = [0u8; NONCE_LEN];
+                    OsRng.fill_bytes(&mut n);
+                    n
+                }
+            })
+        };
+        planned.push((f, nonce));
+    }
+
+    let mut hashing = HashingWriter::new(out);
+    let mut summary = PackageSummary {
+        nonces: Nonces::new(),
+        encrypted_files: 0,
+        clear_files: 0,
+        plaintext_bytes: 0,
+        package_bytes: 0,
+        fingerprint: [0; 32],
+    };
+    {
+        let mut builder = tar::Builder::new(&mut hashing);
+        let mut start = 0;
+        while start < planned.len() {
+            let end = batch_end(&planned, start);
+            let members: Vec<Member> = planned[start..end]
+                .par_iter()
+                .map(|(f, nonce)| read_member(f, key, *nonce))
+                .collect::<Result<_, _>>()?;
+            for m in members {
+                append(&mut builder, &m.name, &m.data).map_err(PackageError::Write)?;
+                summary.plaintext_bytes += m.plain_len;
+                match m.nonce {
+                    Some(n) => {
+                        summary.encrypted_files += 1;
+                        summary.nonces.insert(m.rel, n);
+                    }
+                    None => summary.clear_files += 1,
+                }
+                progress(summary.plaintext_bytes);
+            }
+            start = end;
+        }
+        builder.finish().map_err(PackageError::Write)?;
+    }
+    hashing.flush().map_err(PackageError::Write)?;
+    summary.package_bytes = hashing.written;
+    summary.fingerprint = hashing.hasher.finalize().into();
+    Ok(summary)
+}
+
+/// End of the batch starting at `start`: files up to about `BATCH_BYTES` of plaintext (sizes from
+/// metadata; a file that cannot be stat'ed is reported when it is read).
+fn batch_end(planned: &[(&PackageFile, Option<[u8; NONCE_LEN]>)], start: usize) -> usize {
+    let mut total = 0u64;
+    let mut end = start;
+    while end < planned.len() {
+        total += std::fs::metadata(&planned[end].0.abs).map_or(0, |m| m.len());
+        end += 1;
+        if total >= BATCH_BYTES {
+            break;
+        }
+    }
+    end
+}
+
+fn read_member(
+    f: &PackageFile,
+    key: &CodeKey,
+    nonce: Option<[u8; NONCE_LEN]>,
+) -> Result<Member, PackageError> {
+    let plain = std::fs::read(&f.abs).map_err(|source| PackageError::Read {
+        path: f.abs.clone(),
+        source,
+    })?;
+    let plain_len = plain.len() as u64;
+    let data = match &nonce {
+        Some(n) => encrypt_file(key, n, &plain),
+        None => plain,
+    };
+    Ok(Member {
+        name: member_name(&f.rel),
+        data,
+        plain_len,
+        nonce,
+        rel: f.rel.clone(),
+    })
+}
+
+fn member_name(rel: &str) -> String {
+    if is_clear_file(rel) {
+        rel.to_string()
+    } else {
+        format!("{rel}{ENC_SUFFIX}")
+    }
+}
+
+fn validate_rel(rel: &str) -> Result<(), PackageError> {
+    let ok = !rel.is_empty()
+        && !rel.starts_with('/')
+        && !rel.contains('\\')
+        && !rel.contains('\0')
+        && rel.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(PackageError::BadPath(rel.to_string()))
+    }
+}
+
+/// A regular-file member with a header that depends on nothing but its name and size.
+fn append<W: Write>(builder: &mut tar::Builder<W>, name: &str, data: &[u8]) -> io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    builder.append_data(&mut header, name, data)
+}
+
+/// SHA-256 of the package computed while it is written, so the tar is not read twice.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// SHA-256 of a package file: its code fingerprint.
+pub fn fingerprint(path: &std::path::Path) -> io::Result<[u8; 32]> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut file, &mut hasher)?;
+    Ok(hasher.finalize().into())
+}
+
+/// Nonces as the original context stored them: `{"<relpath>": "<hex nonce>"}`.
+pub fn nonces_to_json(nonces: &Nonces) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = nonces
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(hex::encode(v))))
+        .collect();
+    serde_json::to_string_pretty(&serde_json::Value::Object(map))
+        .expect("a map of strings always serializes")
+}
+
+pub fn nonces_from_json(text: &str) -> Result<Nonces, PackageError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| PackageError::NoncesJson(e.to_string()))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| PackageError::NoncesJson("must be a JSON object".into()))?;
+    let mut out = Nonces::new();
+    for (k, v) in obj {
+        let mut n = [0u8; NONCE_LEN];
+        let hex_str = v.as_str().unwrap_or("");
+        hex::decode_to_slice(hex_str, &mut n).map_err(|_| {
+            PackageError::NoncesJson(format!("nonce of {k:?} must be 48 hexadecimal characters"))
+        })?;
+        out.insert(k.clone(), n);
+    }
+    Ok(out)
+}
