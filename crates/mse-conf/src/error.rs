@@ -1,0 +1,52 @@
+use std::fmt;
+use std::path::PathBuf;
+
+/// A configuration error: where (file, line) and what.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfError {
+    pub file: PathBuf,
+    /// 1-based line, when the error is tied to a place in the file.
+    pub line: Option<usize>,
+    pub message: String,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ConfError {
+    pub(crate) fn at(file: &std::path::Path, line: Option<usize>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            line,
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+impl fmt::Display for ConfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Something suspicious that does not stop loading (e.g. an unknown field).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfWarning {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": warning: {}", self.message)
+    }
+}

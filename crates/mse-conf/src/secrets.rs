@@ -1,0 +1,59 @@
+//! `secrets.json`: an arbitrary JSON object sent to the enclave once it is attested.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: invalid JSON: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: must be a JSON object, got {got}", path.display())]
+    NotObject { path: PathBuf, got: &'static str },
+}
+
+/// Loads a secrets file; it must be one JSON object. Its values never appear in an error.
+pub fn load_secrets(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, SecretsError> {
+    let text = std::fs::read(path).map_err(|source| SecretsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| SecretsError::Syntax {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: syntax_message(&e),
+    })?;
+    match value {
+        serde_json::Value::Object(map) => Ok(map),
+        other => Err(SecretsError::NotObject {
+            path: path.to_path_buf(),
+            got: match other {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Bool(_) => "a boolean",
+                _ => "null",
+            },
+        }),
+    }
+}
+
+/// serde_json's message without its trailing " at line L column C" (we print that as L:C).
+/// Its messages describe the syntax only, never the file's values.
+fn syntax_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
