@@ -1,1 +1,70 @@
-//! Encrypted, integrity-protected FUSE filesystem for the app's $HOME.
+//! Encrypted, integrity-protected FUSE filesystem for the app's `$HOME`, and the helpers that put
+//! `$TMP_PATH` and `$MODULE_PATH` in memory inside a private mount namespace.
+//!
+//! The app is unmodified Python (plus C extensions such as sqlite3), so sealing happens below the
+//! VFS: [`mount`] serves a FUSE filesystem from threads of the calling process, storing every file
+//! as an encrypted and authenticated file in a backing directory on the host.
+//!
+//! # Backing format (version 1)
+//!
+//! * Keys: the caller's 32-byte [`SealKey`] (the runtime derives it as HKDF(platform sealing key,
+//!   measurement)) is expanded with HKDF-SHA256 into an AES-256-GCM content key and an AES-256-SIV
+//!   name key.
+//! * File = header ‖ blocks. Header (46 bytes) = version (u16 BE) ‖ random 16-byte file id ‖
+//!   nonce ‖ GCM tag over the version and file id. Each 4 KiB plaintext block is stored as
+//!   random 12-byte nonce ‖ AES-256-GCM ciphertext ‖ 16-byte tag (4 124 bytes for a full block),
+//!   with associated data = file id ‖ block number (u64 BE) ‖ "is last block" flag.
+//!   The plaintext size follows from the backing size; holes are written as sealed zero blocks.
+//! * Names: base64url(AES-SIV(name)) with the directory's random 16-byte id as SIV nonce; the id
+//!   is stored, authenticated by a GCM tag, in `.mse-sealfs.dirid` in each backing directory. Names are limited to
+//!   [`MAX_NAME_LEN`] bytes (ENAMETOOLONG beyond) so that the stored name fits the host's 255.
+//! * Symbolic link targets: base64url(nonce ‖ AES-GCM(target)). Hard links are not supported.
+//!
+//! # What is detected (the read or lookup fails with EIO, never returns forged plaintext)
+//!
+//! * A wrong key: the root directory id fails authentication, so every lookup, listing, open and
+//!   create fails with EIO ([`check_key`] reports it up front); every header, block, name and link
+//!   target would fail authentication too.
+//! * Any modified byte of a header, block, name or link target.
+//! * Blocks swapped within a file, or copied from another file (file id and block number in AAD).
+//! * Truncation: inside a block (the cut block fails), and at a block boundary (the new last block
+//!   was not sealed as "last"); appended garbage likewise.
+//! * A zeroed block (no sparse "hole" is ever trusted).
+//! * A name moved to another directory (the directory id differs).
+//!
+//! # What is NOT detected (documented limits of a per-block design)
+//!
+//! * Rollback of one block, or of a whole file, to an older version sealed with the same key
+//!   (no Merkle tree or version counter; that needs trusted monotonic state).
+//! * Two files of one directory swapping names, a whole directory swapped for an older copy, or a
+//!   file deleted by the host (it just disappears).
+//! * Leaked to the host: file sizes (to the byte), name lengths, the directory structure, times,
+//!   modes and access patterns.
+//!
+//! In this product `$HOME` lives "until stop" and the backing directory is wiped at stop
+//! ([`MountedSealFs::unmount_and_wipe`]), which bounds rollback to the life of one app instance.
+//!
+//! # Quota
+//!
+//! The plaintext size of all files is accounted (default [`DEFAULT_QUOTA_BYTES`]); a write or
+//! truncate that would exceed it fails with ENOSPC.
+
+mod crypto;
+mod error;
+mod file;
+mod fs;
+mod mount;
+pub mod ns;
+mod ops;
+mod tree;
+
+pub use crypto::{
+    BLOCK_SIZE, CIPHER_BLOCK_SIZE, Ciphers, HEADER_LEN, MAX_NAME_LEN, SealKey, backing_size,
+    plain_size,
+};
+pub use error::{FormatError, NsError, SealFsError};
+pub use file::{FileError, SealedFile};
+pub use fs::DIR_ID_FILE;
+pub use mount::{
+    DEFAULT_QUOTA_BYTES, MountedSealFs, SealFsOptions, check_key, mount, wipe_backing,
+};

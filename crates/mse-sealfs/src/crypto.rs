@@ -1,0 +1,393 @@
+//! Keys, the on-disk format of sealed files (header + blocks) and encrypted names.
+//!
+//! Everything here is pure (no I/O) so that it can be fuzzed and unit-tested directly.
+
+use aes_gcm::aead::{Aead, AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce as GcmNonce, Tag as GcmTag};
+use aes_siv::Aes256SivAead;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::error::FormatError;
+
+/// Plaintext bytes per block.
+pub const BLOCK_SIZE: usize = 4096;
+/// Random AES-GCM nonce stored in front of every block.
+pub const NONCE_LEN: usize = 12;
+/// AES-GCM tag stored after every block.
+pub const TAG_LEN: usize = 16;
+/// Bytes a block grows by when sealed.
+pub const BLOCK_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+/// On-disk size of a full block.
+pub const CIPHER_BLOCK_SIZE: usize = BLOCK_SIZE + BLOCK_OVERHEAD;
+/// Length of the per-file random identifier.
+pub const FILE_ID_LEN: usize = 16;
+/// Format version written in every header.
+pub const FORMAT_VERSION: u16 = 1;
+/// Header: version (2, big endian) ‖ file id (16) ‖ nonce (12) ‖ tag (16).
+pub const HEADER_LEN: usize = 2 + FILE_ID_LEN + NONCE_LEN + TAG_LEN;
+/// Longest plaintext name: the SIV tag (16) plus base64 must fit in a 255-byte host name.
+pub const MAX_NAME_LEN: usize = 175;
+/// Length of a directory identifier (also the SIV nonce of the names it contains).
+pub const DIR_ID_LEN: usize = 16;
+
+/// Stored directory id: id (16) ‖ nonce (12) ‖ tag (16) authenticating the id.
+pub const DIR_ID_FILE_LEN: usize = DIR_ID_LEN + NONCE_LEN + TAG_LEN;
+
+const HEADER_AAD_PREFIX: &[u8] = b"mse-sealfs header v1";
+const DIR_ID_AAD_PREFIX: &[u8] = b"mse-sealfs dirid v1";
+
+/// The 32-byte key that seals a filesystem, given by the caller (the runtime derives it as
+/// HKDF(platform sealing key, measurement)). Wiped from memory on drop; never printed.
+#[derive(Clone)]
+pub struct SealKey(Zeroizing<[u8; 32]>);
+
+impl SealKey {
+    /// Wraps raw key bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// Parses a key from a slice, which must be exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, FormatError> {
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| FormatError::KeyLength { got: bytes.len() })?;
+        Ok(Self::from_bytes(arr))
+    }
+}
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealKey(<redacted>)")
+    }
+}
+
+/// The ciphers derived from a [`SealKey`]: one key per purpose (HKDF-SHA256, distinct labels),
+/// so that the content and name ciphers never share key material.
+pub struct Ciphers {
+    content: Aes256Gcm,
+    names: Aes256SivAead,
+}
+
+impl Ciphers {
+    /// Derives the content and name keys from the master key.
+    pub fn new(key: &SealKey) -> Self {
+        let hk = Hkdf::<Sha256>::new(Some(b"mse-sealfs"), key.0.as_slice());
+        let mut content_key = Zeroizing::new([0u8; 32]);
+        let mut name_key = Zeroizing::new([0u8; 64]);
+        // Lengths are far below HKDF's 255*32 limit, so expand cannot fail.
+        hk.expand(b"mse-sealfs v1 content", content_key.as_mut_slice())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        hk.expand(b"mse-sealfs v1 names", name_key.as_mut_slice())
+            .expect("64 bytes is a valid HKDF-SHA256 output length");
+        let content =
+            Aes256Gcm::new_from_slice(content_key.as_slice()).expect("AES-256-GCM key is 32 bytes");
+        let names = Aes256SivAead::new_from_slice(name_key.as_slice())
+            .expect("AES-256-SIV key is 64 bytes");
+        Self { content, names }
+    }
+
+    /// Builds a fresh header for a new file with a random file id.
+    pub fn new_header(&self) -> Result<([u8; FILE_ID_LEN], [u8; HEADER_LEN]), FormatError> {
+        let mut file_id = [0u8; FILE_ID_LEN];
+        let mut nonce = [0u8; NONCE_LEN];
+        random(&mut file_id)?;
+        random(&mut nonce)?;
+        let mut out = [0u8; HEADER_LEN];
+        out[..2].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
+        out[2..2 + FILE_ID_LEN].copy_from_slice(&file_id);
+        out[2 + FILE_ID_LEN..2 + FILE_ID_LEN + NONCE_LEN].copy_from_slice(&nonce);
+        let aad = header_aad(&out[..2 + FILE_ID_LEN]);
+        let tag = self
+            .content
+            .encrypt_inout_detached(&GcmNonce::from(nonce), &aad, (&mut [][..]).into())
+            .map_err(|_| FormatError::Seal)?;
+        out[2 + FILE_ID_LEN + NONCE_LEN..].copy_from_slice(&tag);
+        Ok((file_id, out))
+    }
+
+    /// Checks a header read from the backing store and returns the file id.
+    pub fn open_header(&self, bytes: &[u8]) -> Result<[u8; FILE_ID_LEN], FormatError> {
+        if bytes.len() != HEADER_LEN {
+            return Err(FormatError::HeaderLength {
+                got: bytes.len(),
+                want: HEADER_LEN,
+            });
+        }
+        let version = u16::from_be_bytes([bytes[0], bytes[1]]);
+        if version != FORMAT_VERSION {
+            return Err(FormatError::HeaderVersion { got: version });
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&bytes[2 + FILE_ID_LEN..2 + FILE_ID_LEN + NONCE_LEN]);
+        let tag = GcmTag::try_from(&bytes[2 + FILE_ID_LEN + NONCE_LEN..])
+            .map_err(|_| FormatError::HeaderAuth)?;
+        let aad = header_aad(&bytes[..2 + FILE_ID_LEN]);
+        self.content
+            .decrypt_inout_detached(&GcmNonce::from(nonce), &aad, (&mut [][..]).into(), &tag)
+            .map_err(|_| FormatError::HeaderAuth)?;
+        let mut file_id = [0u8; FILE_ID_LEN];
+        file_id.copy_from_slice(&bytes[2..2 + FILE_ID_LEN]);
+        Ok(file_id)
+    }
+
+    /// Seals one block of at most [`BLOCK_SIZE`] bytes into `out`
+    /// (`plain.len() + BLOCK_OVERHEAD` bytes: nonce ‖ ciphertext ‖ tag).
+    /// `last` marks the final block of the file, so that cutting whole blocks off is detected.
+    pub fn seal_block(
+        &self,
+        file_id: &[u8; FILE_ID_LEN],
+        block_no: u64,
+        last: bool,
+        nonce: &[u8; NONCE_LEN],
+        plain: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), FormatError> {
+        debug_assert!(!plain.is_empty() && plain.len() <= BLOCK_SIZE);
+        debug_assert_eq!(out.len(), plain.len() + BLOCK_OVERHEAD);
+        out[..NONCE_LEN].copy_from_slice(nonce);
+        let (body, tag_out) = out[NONCE_LEN..].split_at_mut(plain.len());
+        body.copy_from_slice(plain);
+        let tag = self
+            .content
+            .encrypt_inout_detached(
+                &GcmNonce::from(*nonce),
+                &block_aad(file_id, block_no, last),
+                body.into(),
+            )
+            .map_err(|_| FormatError::Seal)?;
+        tag_out.copy_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Opens one sealed block in place; returns the plaintext (a sub-slice of `sealed`).
+    pub fn open_block<'a>(
+        &self,
+        file_id: &[u8; FILE_ID_LEN],
+        block_no: u64,
+        last: bool,
+        sealed: &'a mut [u8],
+    ) -> Result<&'a [u8], FormatError> {
+        if sealed.len() <= BLOCK_OVERHEAD || sealed.len() > CIPHER_BLOCK_SIZE {
+            return Err(FormatError::BlockLength {
+                block: block_no,
+                got: sealed.len(),
+            });
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&sealed[..NONCE_LEN]);
+        let body_len = sealed.len() - BLOCK_OVERHEAD;
+        let (body, tag) = sealed[NONCE_LEN..].split_at_mut(body_len);
+        let tag =
+            GcmTag::try_from(&*tag).map_err(|_| FormatError::BlockAuth { block: block_no })?;
+        self.content
+            .decrypt_inout_detached(
+                &GcmNonce::from(nonce),
+                &block_aad(file_id, block_no, last),
+                (&mut *body).into(),
+                &tag,
+            )
+            .map_err(|_| FormatError::BlockAuth { block: block_no })?;
+        Ok(&sealed[NONCE_LEN..NONCE_LEN + body_len])
+    }
+
+    /// Encrypts a file name for the directory `dir_id` (deterministic AES-SIV, so lookups work;
+    /// the directory id binds the name to its directory).
+    pub fn encrypt_name(
+        &self,
+        dir_id: &[u8; DIR_ID_LEN],
+        name: &[u8],
+    ) -> Result<String, FormatError> {
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return Err(FormatError::NameLength {
+                got: name.len(),
+                max: MAX_NAME_LEN,
+            });
+        }
+        let sealed = self
+            .names
+            .encrypt(&aes_siv::Nonce::from(*dir_id), name)
+            .map_err(|_| FormatError::Seal)?;
+        Ok(URL_SAFE_NO_PAD.encode(sealed))
+    }
+
+    /// Decrypts a host name produced by [`Ciphers::encrypt_name`] for the same directory.
+    pub fn decrypt_name(
+        &self,
+        dir_id: &[u8; DIR_ID_LEN],
+        stored: &[u8],
+    ) -> Result<Vec<u8>, FormatError> {
+        if stored.len() > 255 {
+            return Err(FormatError::NameEncoding);
+        }
+        let sealed = URL_SAFE_NO_PAD
+            .decode(stored)
+            .map_err(|_| FormatError::NameEncoding)?;
+        let name = self
+            .names
+            .decrypt(&aes_siv::Nonce::from(*dir_id), sealed.as_slice())
+            .map_err(|_| FormatError::NameAuth)?;
+        if name.is_empty()
+            || name.contains(&b'/')
+            || name.contains(&0)
+            || name == b"."
+            || name == b".."
+        {
+            return Err(FormatError::NameAuth);
+        }
+        Ok(name)
+    }
+
+    /// Seals a fresh random directory id; returns (id, stored form).
+    pub fn new_dir_id(&self) -> Result<([u8; DIR_ID_LEN], [u8; DIR_ID_FILE_LEN]), FormatError> {
+        let mut id = [0u8; DIR_ID_LEN];
+        let mut nonce = [0u8; NONCE_LEN];
+        random(&mut id)?;
+        random(&mut nonce)?;
+        Ok((id, self.seal_dir_id(&id, &nonce)?))
+    }
+
+    /// The stored form of directory id `id` (authenticated so that a wrong key is noticed at the
+    /// root and a replaced id file is not trusted).
+    pub fn seal_dir_id(
+        &self,
+        id: &[u8; DIR_ID_LEN],
+        nonce: &[u8; NONCE_LEN],
+    ) -> Result<[u8; DIR_ID_FILE_LEN], FormatError> {
+        let mut aad = DIR_ID_AAD_PREFIX.to_vec();
+        aad.extend_from_slice(id);
+        let tag = self
+            .content
+            .encrypt_inout_detached(&GcmNonce::from(*nonce), &aad, (&mut [][..]).into())
+            .map_err(|_| FormatError::Seal)?;
+        let mut out = [0u8; DIR_ID_FILE_LEN];
+        out[..DIR_ID_LEN].copy_from_slice(id);
+        out[DIR_ID_LEN..DIR_ID_LEN + NONCE_LEN].copy_from_slice(nonce);
+        out[DIR_ID_LEN + NONCE_LEN..].copy_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Checks a stored directory id and returns the id.
+    pub fn open_dir_id(&self, stored: &[u8]) -> Result<[u8; DIR_ID_LEN], FormatError> {
+        if stored.len() != DIR_ID_FILE_LEN {
+            return Err(FormatError::DirIdLength { got: stored.len() });
+        }
+        let mut id = [0u8; DIR_ID_LEN];
+        id.copy_from_slice(&stored[..DIR_ID_LEN]);
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&stored[DIR_ID_LEN..DIR_ID_LEN + NONCE_LEN]);
+        let tag = GcmTag::try_from(&stored[DIR_ID_LEN + NONCE_LEN..])
+            .map_err(|_| FormatError::DirIdAuth)?;
+        let mut aad = DIR_ID_AAD_PREFIX.to_vec();
+        aad.extend_from_slice(&id);
+        self.content
+            .decrypt_inout_detached(&GcmNonce::from(nonce), &aad, (&mut [][..]).into(), &tag)
+            .map_err(|_| FormatError::DirIdAuth)?;
+        Ok(id)
+    }
+
+    /// Seals a symlink target (random nonce; stored as base64url, itself a valid link target).
+    pub fn seal_link(&self, target: &[u8]) -> Result<String, FormatError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        random(&mut nonce)?;
+        let ct = self
+            .content
+            .encrypt(
+                &GcmNonce::from(nonce),
+                aes_gcm::aead::Payload {
+                    msg: target,
+                    aad: LINK_AAD,
+                },
+            )
+            .map_err(|_| FormatError::Seal)?;
+        let mut all = nonce.to_vec();
+        all.extend_from_slice(&ct);
+        Ok(URL_SAFE_NO_PAD.encode(all))
+    }
+
+    /// Opens a symlink target sealed by [`Ciphers::seal_link`].
+    pub fn open_link(&self, stored: &[u8]) -> Result<Vec<u8>, FormatError> {
+        let all = URL_SAFE_NO_PAD
+            .decode(stored)
+            .map_err(|_| FormatError::LinkAuth)?;
+        if all.len() < NONCE_LEN + TAG_LEN {
+            return Err(FormatError::LinkAuth);
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&all[..NONCE_LEN]);
+        self.content
+            .decrypt(
+                &GcmNonce::from(nonce),
+                aes_gcm::aead::Payload {
+                    msg: &all[NONCE_LEN..],
+                    aad: LINK_AAD,
+                },
+            )
+            .map_err(|_| FormatError::LinkAuth)
+    }
+}
+
+/// Fills `buf` from the OS random source.
+pub fn random(buf: &mut [u8]) -> Result<(), FormatError> {
+    getrandom::fill(buf).map_err(|e| FormatError::Random(e.to_string()))
+}
+
+fn header_aad(version_and_id: &[u8]) -> Vec<u8> {
+    let mut aad = HEADER_AAD_PREFIX.to_vec();
+    aad.extend_from_slice(version_and_id);
+    aad
+}
+
+/// Link targets are not bound to a directory so that renaming a link keeps it valid.
+const LINK_AAD: &[u8] = b"mse-sealfs link v1";
+
+/// AAD of a block: file id ‖ block number (u64 BE) ‖ last-block flag.
+fn block_aad(file_id: &[u8; FILE_ID_LEN], block_no: u64, last: bool) -> [u8; FILE_ID_LEN + 9] {
+    let mut aad = [0u8; FILE_ID_LEN + 9];
+    aad[..FILE_ID_LEN].copy_from_slice(file_id);
+    aad[FILE_ID_LEN..FILE_ID_LEN + 8].copy_from_slice(&block_no.to_be_bytes());
+    aad[FILE_ID_LEN + 8] = u8::from(last);
+    aad
+}
+
+/// Plaintext size of a sealed file from the length of its backing file (header included).
+pub fn plain_size(backing_len: u64) -> Result<u64, FormatError> {
+    let body = backing_len
+        .checked_sub(HEADER_LEN as u64)
+        .ok_or(FormatError::BackingLength { got: backing_len })?;
+    let full = body / CIPHER_BLOCK_SIZE as u64;
+    let rem = body % CIPHER_BLOCK_SIZE as u64;
+    if rem == 0 {
+        return Ok(full * BLOCK_SIZE as u64);
+    }
+    if rem <= BLOCK_OVERHEAD as u64 {
+        return Err(FormatError::BackingLength { got: backing_len });
+    }
+    Ok(full * BLOCK_SIZE as u64 + rem - BLOCK_OVERHEAD as u64)
+}
+
+/// Length of the backing file holding `size` plaintext bytes.
+pub fn backing_size(size: u64) -> u64 {
+    let full = size / BLOCK_SIZE as u64;
+    let rem = size % BLOCK_SIZE as u64;
+    let tail = if rem == 0 {
+        0
+    } else {
+        rem + BLOCK_OVERHEAD as u64
+    };
+    HEADER_LEN as u64 + full * CIPHER_BLOCK_SIZE as u64 + tail
+}
+
+/// Number of blocks of a file of `size` plaintext bytes.
+pub fn block_count(size: u64) -> u64 {
+    size.div_ceil(BLOCK_SIZE as u64)
+}
+
+/// Offset of block `block_no` in the backing file.
+pub fn block_offset(block_no: u64) -> u64 {
+    HEADER_LEN as u64 + block_no * CIPHER_BLOCK_SIZE as u64
+}
