@@ -1,0 +1,150 @@
+# ASGI 3 glue run inside the embedded interpreter: one asyncio event loop in its own thread; the
+# Rust side hands over (scope, receiver, sender) and the loop drives the app. Blocking waits on the
+# Rust channels run in a small executor so the loop never blocks.
+import asyncio
+import concurrent.futures
+import inspect
+import threading
+import traceback
+
+
+def is_asgi(app):
+    """Hypercorn's rule: a coroutine function, or an object whose __call__ is one."""
+    if inspect.iscoroutinefunction(app):
+        return True
+    call = getattr(app, "__call__", None)
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+class Runner:
+    def __init__(self, app, log_error, io_threads):
+        self.app = app
+        self.log_error = log_error
+        self.state = {}
+        self.lifespan = False
+        self.loop = asyncio.new_event_loop()
+        self.io = concurrent.futures.ThreadPoolExecutor(
+            max_workers=io_threads, thread_name_prefix="mse-asgi-io"
+        )
+        self.thread = threading.Thread(target=self._run, name="mse-asgi-loop", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    # HTTP -----------------------------------------------------------------------------------
+    def submit(self, scope, rx, tx):
+        self.loop.call_soon_threadsafe(self._start, scope, rx, tx)
+
+    def _start(self, scope, rx, tx):
+        self.loop.create_task(self._handle(scope, rx, tx))
+
+    async def _handle(self, scope, rx, tx):
+        loop = self.loop
+        io = self.io
+        finished = asyncio.Event()
+        body_done = False
+        if self.state:
+            scope["state"] = dict(self.state)
+
+        async def receive():
+            nonlocal body_done
+            if body_done:
+                await finished.wait()
+                return {"type": "http.disconnect"}
+            r = rx.try_recv()
+            if r is None:
+                r = await loop.run_in_executor(io, rx.recv)
+            chunk, more = r
+            if chunk is None:
+                body_done = True
+                finished.set()
+                return {"type": "http.disconnect"}
+            if not more:
+                body_done = True
+            return {"type": "http.request", "body": chunk, "more_body": more}
+
+        async def send(message):
+            kind = message["type"]
+            if kind == "http.response.start":
+                tx.start(message["status"], message.get("headers", ()))
+            elif kind == "http.response.body":
+                body = message.get("body", b"")
+                more = message.get("more_body", False)
+                r = tx.try_body(body, more)
+                if r == 1:
+                    r = await loop.run_in_executor(io, tx.body, body, more)
+                if r == 2:
+                    finished.set()
+                    raise OSError("client disconnected")
+                if not more:
+                    finished.set()
+
+        try:
+            await self.app(scope, receive, send)
+        except BaseException:
+            tx.fail(traceback.format_exc())
+        else:
+            tx.done()
+        finally:
+            finished.set()
+
+    # Lifespan -------------------------------------------------------------------------------
+    def startup(self, timeout):
+        fut = asyncio.run_coroutine_threadsafe(self._startup(), self.loop)
+        return fut.result(timeout)
+
+    async def _startup(self):
+        self.ls_in = asyncio.Queue()
+        self.ls_out = asyncio.Queue()
+        scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            "state": self.state,
+        }
+
+        async def receive():
+            return await self.ls_in.get()
+
+        async def send(message):
+            await self.ls_out.put(message)
+
+        async def main():
+            try:
+                await self.app(scope, receive, send)
+            except BaseException:
+                await self.ls_out.put({"type": "mse.error", "traceback": traceback.format_exc()})
+
+        self.ls_task = self.loop.create_task(main())
+        await self.ls_in.put({"type": "lifespan.startup"})
+        message = await self.ls_out.get()
+        if message["type"] == "lifespan.startup.complete":
+            self.lifespan = True
+            return None
+        if message["type"] == "lifespan.startup.failed":
+            return message.get("message", "") or "lifespan.startup.failed"
+        # An app that raises on the lifespan scope does not support it: serve without it.
+        self.log_error("ASGI lifespan unsupported by the app; continuing without it\n"
+                       + message.get("traceback", ""))
+        return None
+
+    def shutdown(self, timeout):
+        if self.lifespan:
+            fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
+            try:
+                msg = fut.result(timeout)
+                if msg:
+                    self.log_error("ASGI lifespan shutdown: " + msg)
+            except Exception:
+                self.log_error("ASGI lifespan shutdown failed\n" + traceback.format_exc())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout)
+        self.io.shutdown(wait=False)
+
+    async def _shutdown(self):
+        await self.ls_in.put({"type": "lifespan.shutdown"})
+        message = await self.ls_out.get()
+        if message["type"] == "lifespan.shutdown.failed":
+            return message.get("message", "") or "lifespan.shutdown.failed"
+        return None

@@ -1,0 +1,104 @@
+//! `mse-serve`: development server for benchmarks and tests.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use mse_wsgi::{Bind, Interface, Server, ServerConfig, Tls};
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Serve a WSGI or ASGI app (module:variable) with mse-wsgi"
+)]
+struct Args {
+    /// The application, as module:variable.
+    app: String,
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    bind: SocketAddr,
+    /// Directory holding the app's module (put first on sys.path).
+    #[arg(long, default_value = ".")]
+    app_dir: PathBuf,
+    /// The app's virtualenv [default: $VIRTUAL_ENV, else the build interpreter].
+    #[arg(long)]
+    venv: Option<PathBuf>,
+    /// Python threads running the app.
+    #[arg(long, default_value_t = mse_wsgi::DEFAULT_THREADS)]
+    threads: usize,
+    /// PEM certificate chain (enables TLS with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Maximum request body in bytes.
+    #[arg(long, default_value_t = mse_wsgi::DEFAULT_MAX_BODY)]
+    max_body: u64,
+    /// auto, wsgi or asgi.
+    #[arg(long, default_value = "auto")]
+    interface: Interface,
+    /// Do not write the access log line per request.
+    #[arg(long)]
+    no_access_log: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    let default_filter = if args.no_access_log {
+        "info,mse_wsgi::access=off"
+    } else {
+        "info"
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .init();
+    if let Err(e) = run(args) {
+        eprintln!("mse-serve: error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: Args) -> Result<(), mse_wsgi::Error> {
+    let venv = args
+        .venv
+        .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from));
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Tls::Pem { cert, key },
+        _ => Tls::None,
+    };
+    let config = ServerConfig::new(Bind::Addr(args.bind), args.app)
+        .app_dir(args.app_dir)
+        .venv(venv)
+        .threads(args.threads)
+        .tls(tls.clone())
+        .max_body(args.max_body)
+        .interface(args.interface);
+    let server = Server::new(config)?;
+    let scheme = if matches!(tls, Tls::None) {
+        "http"
+    } else {
+        "https"
+    };
+    println!(
+        "mse-serve listening on {scheme}://{} ({:?})",
+        server.local_addr(),
+        server.interface()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(mse_wsgi::Error::Listener)?;
+    runtime.block_on(server.serve(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+    }))
+}

@@ -1,0 +1,185 @@
+//! The parts of a request both interfaces need, and a pull-based reader of the request body that a
+//! Python thread drives (blocking on the tokio runtime with the GIL released).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http_body::Body;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Method, Uri, Version};
+use pyo3::Python;
+
+use crate::response::BodyFlags;
+
+pub struct RequestInfo {
+    pub method: Method,
+    pub uri: Uri,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    pub tls: bool,
+}
+
+impl RequestInfo {
+    pub fn scheme(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+
+    /// `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`, as PEP 3333 / CGI want them.
+    pub fn protocol(&self) -> &'static str {
+        match self.version {
+            Version::HTTP_09 => "HTTP/0.9",
+            Version::HTTP_10 => "HTTP/1.0",
+            Version::HTTP_2 => "HTTP/2",
+            Version::HTTP_3 => "HTTP/3",
+            _ => "HTTP/1.1",
+        }
+    }
+
+    /// Host name and port the client addressed (Host header or HTTP/2 :authority), else the
+    /// local socket.
+    pub fn server_name_port(&self) -> (String, u16) {
+        let default_port = self.local.port();
+        let authority = self
+            .headers
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| self.uri.authority().map(|a| a.as_str().to_string()));
+        if let Some(auth) = authority
+            && let Ok(a) = auth.parse::<hyper::http::uri::Authority>()
+        {
+            let port = a.port_u16().unwrap_or(if self.tls { 443 } else { 80 });
+            return (a.host().to_string(), port);
+        }
+        (self.local.ip().to_string(), default_port)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    TooLarge(u64),
+    Invalid(String),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::TooLarge(limit) => write!(f, "request body exceeds {limit} bytes"),
+            BodyError::Invalid(e) => write!(f, "invalid request body: {e}"),
+        }
+    }
+}
+
+pub struct BodyReader {
+    body: Option<Incoming>,
+    received: u64,
+    limit: u64,
+    flags: Arc<BodyFlags>,
+    handle: tokio::runtime::Handle,
+    error: Option<BodyError>,
+}
+
+type FrameResult = Option<Result<http_body::Frame<Bytes>, hyper::Error>>;
+
+impl BodyReader {
+    pub fn new(
+        body: Incoming,
+        limit: u64,
+        flags: Arc<BodyFlags>,
+        handle: tokio::runtime::Handle,
+    ) -> Self {
+        let body = if body.is_end_stream() {
+            None
+        } else {
+            Some(body)
+        };
+        Self {
+            body,
+            received: 0,
+            limit,
+            flags,
+            handle,
+            error: None,
+        }
+    }
+
+    /// Some(chunk) for data, None for "not data, poll again" (trailers), Err at EOF/error.
+    fn on_frame(&mut self, r: FrameResult) -> Result<Option<Bytes>, Option<BodyError>> {
+        match r {
+            None => {
+                self.body = None;
+                Err(None)
+            }
+            Some(Err(e)) => {
+                self.body = None;
+                self.flags.invalid.store(true, Ordering::Relaxed);
+                let err = BodyError::Invalid(e.to_string());
+                self.error = Some(err.clone());
+                Err(Some(err))
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    self.received += data.len() as u64;
+                    if self.received > self.limit {
+                        self.body = None;
+                        self.flags.too_large.store(true, Ordering::Relaxed);
+                        let err = BodyError::TooLarge(self.limit);
+                        self.error = Some(err.clone());
+                        return Err(Some(err));
+                    }
+                    Ok(Some(data))
+                }
+                Err(_) => Ok(None),
+            },
+        }
+    }
+
+    /// Next data chunk, blocking this (Python) thread with the GIL released; Ok(None) at the end.
+    pub fn next_blocking(&mut self, py: Python<'_>) -> Result<Option<Bytes>, BodyError> {
+        loop {
+            if let Some(e) = &self.error {
+                return Err(e.clone());
+            }
+            let Some(body) = self.body.as_mut() else {
+                return Ok(None);
+            };
+            let handle = &self.handle;
+            let r = py.detach(|| handle.block_on(body.frame()));
+            match self.on_frame(r) {
+                Ok(Some(d)) if !d.is_empty() => return Ok(Some(d)),
+                Ok(_) => continue,
+                Err(None) => return Ok(None),
+                Err(Some(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Like `next_blocking` without blocking: None when no frame is ready yet.
+    pub fn try_next(&mut self) -> Option<Result<Option<Bytes>, BodyError>> {
+        loop {
+            if let Some(e) = &self.error {
+                return Some(Err(e.clone()));
+            }
+            let Some(body) = self.body.as_mut() else {
+                return Some(Ok(None));
+            };
+            let r = body.frame().now_or_never()?;
+            match self.on_frame(r) {
+                Ok(Some(d)) if !d.is_empty() => return Some(Ok(Some(d))),
+                Ok(_) => continue,
+                Err(None) => return Some(Ok(None)),
+                Err(Some(e)) => return Some(Err(e)),
+            }
+        }
+    }
+
+    pub fn at_end(&self) -> bool {
+        self.body.is_none() && self.error.is_none()
+    }
+}

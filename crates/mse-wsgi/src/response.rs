@@ -1,0 +1,284 @@
+//! What the Python side sends back to hyper: a head then body chunks through a bounded channel
+//! (backpressure: a slow client blocks the producing Python thread, with the GIL released), and
+//! the response body type that logs the access line once the body is finished or dropped.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::header::{HeaderName, HeaderValue};
+use pyo3::Python;
+use tokio::sync::mpsc;
+
+/// Chunks buffered between a Python thread and the connection (like Granian's 4).
+pub const CHANNEL_CAPACITY: usize = 4;
+
+pub type Headers = Vec<(HeaderName, HeaderValue)>;
+
+pub enum Out {
+    /// Status and headers; the body follows as `Chunk`s, ending when the sender is dropped.
+    Head(u16, Headers),
+    /// A complete response.
+    Full(u16, Headers, Bytes),
+    Chunk(Bytes),
+    /// The app failed after the head was sent: abort the stream (the client sees a truncated body).
+    Abort,
+}
+
+/// Request-body problems found while the app reads it; they override the app's response.
+#[derive(Default)]
+pub struct BodyFlags {
+    pub too_large: AtomicBool,
+    pub invalid: AtomicBool,
+}
+
+/// Headers a WSGI/ASGI app must not set (hop-by-hop); hyper manages framing itself.
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "transfer-encoding" | "keep-alive" | "upgrade" | "proxy-connection" | "te"
+    )
+}
+
+pub fn text_response(status: u16, text: &'static str) -> Out {
+    let headers = vec![(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    )];
+    Out::Full(status, headers, Bytes::from_static(text.as_bytes()))
+}
+
+/// The Python-thread end of a response.
+pub struct Sink {
+    tx: Option<mpsc::Sender<Out>>,
+    head_sent: bool,
+    flags: Arc<BodyFlags>,
+}
+
+impl Sink {
+    pub fn new(tx: mpsc::Sender<Out>, flags: Arc<BodyFlags>) -> Self {
+        Self {
+            tx: Some(tx),
+            head_sent: false,
+            flags,
+        }
+    }
+
+    pub fn head_sent(&self) -> bool {
+        self.head_sent
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.as_ref().is_none_or(|tx| tx.is_closed())
+    }
+
+    /// A request-body error replaces whatever the app answered.
+    fn override_for_body(&self) -> Option<Out> {
+        if self.flags.too_large.load(Ordering::Relaxed) {
+            Some(text_response(413, "Request Entity Too Large\n"))
+        } else if self.flags.invalid.load(Ordering::Relaxed) {
+            Some(text_response(400, "Bad Request\n"))
+        } else {
+            None
+        }
+    }
+
+    fn blocking_send(&mut self, py: Python<'_>, msg: Out) -> bool {
+        let Some(tx) = self.tx.as_ref() else {
+            return false;
+        };
+        // Fast path without releasing the GIL; otherwise wait for the client with it released.
+        let msg = match tx.try_send(msg) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.tx = None;
+                return false;
+            }
+            Err(mpsc::error::TrySendError::Full(m)) => m,
+        };
+        let ok = py.detach(|| tx.blocking_send(msg).is_ok());
+        if !ok {
+            self.tx = None;
+        }
+        ok
+    }
+
+    /// Sends the head (with the complete body when `full` is given). Returns false if the client
+    /// is gone or a body error replaced the response.
+    pub fn send_head(
+        &mut self,
+        py: Python<'_>,
+        status: u16,
+        headers: Headers,
+        full: Option<Bytes>,
+    ) -> bool {
+        if self.head_sent {
+            return !self.is_closed();
+        }
+        self.head_sent = true;
+        if let Some(out) = self.override_for_body() {
+            self.blocking_send(py, out);
+            self.tx = None;
+            return false;
+        }
+        match full {
+            Some(body) => {
+                let ok = self.blocking_send(py, Out::Full(status, headers, body));
+                self.tx = None;
+                ok
+            }
+            None => self.blocking_send(py, Out::Head(status, headers)),
+        }
+    }
+
+    pub fn send_chunk(&mut self, py: Python<'_>, chunk: Bytes) -> bool {
+        if chunk.is_empty() {
+            return !self.is_closed();
+        }
+        self.blocking_send(py, Out::Chunk(chunk))
+    }
+
+    /// Non-blocking send for the ASGI event loop: Ok(true) sent, Ok(false) channel full, Err closed.
+    pub fn try_chunk(&mut self, chunk: &Bytes) -> Result<bool, ()> {
+        let Some(tx) = self.tx.as_ref() else {
+            return Err(());
+        };
+        if chunk.is_empty() {
+            return Ok(true);
+        }
+        match tx.try_send(Out::Chunk(chunk.clone())) {
+            Ok(()) => Ok(true),
+            Err(mpsc::error::TrySendError::Full(_)) => Ok(false),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.tx = None;
+                Err(())
+            }
+        }
+    }
+
+    /// Ends the body normally.
+    pub fn finish(&mut self) {
+        self.tx = None;
+    }
+
+    /// The app failed: 500 if nothing was sent yet, else abort the stream.
+    pub fn fail(&mut self, py: Python<'_>) {
+        if !self.head_sent {
+            self.head_sent = true;
+            let out = self
+                .override_for_body()
+                .unwrap_or_else(|| text_response(500, "Internal Server Error\n"));
+            self.blocking_send(py, out);
+        } else {
+            self.blocking_send(py, Out::Abort);
+        }
+        self.tx = None;
+    }
+}
+
+/// One access-log line per request, written when the response body is done (or dropped).
+pub struct AccessLog {
+    pub remote: std::net::SocketAddr,
+    pub method: hyper::Method,
+    pub path: String,
+    pub version: hyper::Version,
+    pub status: u16,
+    pub start: Instant,
+    pub bytes: AtomicU64,
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        tracing::info!(
+            target: "mse_wsgi::access",
+            "{} \"{} {} {:?}\" {} {} {:.3}ms",
+            self.remote,
+            self.method,
+            self.path,
+            self.version,
+            self.status,
+            self.bytes.load(Ordering::Relaxed),
+            self.start.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+}
+
+enum Kind {
+    Full(Option<Bytes>),
+    Stream(mpsc::Receiver<Out>),
+}
+
+pub struct RespBody {
+    kind: Kind,
+    log: Option<Box<AccessLog>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the application failed while streaming the response")]
+pub struct AbortError;
+
+impl RespBody {
+    pub fn full(b: Bytes, log: Option<Box<AccessLog>>) -> Self {
+        if let Some(l) = &log {
+            l.bytes.store(b.len() as u64, Ordering::Relaxed);
+        }
+        Self {
+            kind: Kind::Full(Some(b)),
+            log,
+        }
+    }
+    pub fn stream(rx: mpsc::Receiver<Out>, log: Option<Box<AccessLog>>) -> Self {
+        Self {
+            kind: Kind::Stream(rx),
+            log,
+        }
+    }
+}
+
+impl Body for RespBody {
+    type Data = Bytes;
+    type Error = AbortError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, AbortError>>> {
+        let this = self.get_mut();
+        match &mut this.kind {
+            Kind::Full(b) => Poll::Ready(
+                b.take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
+            Kind::Stream(rx) => loop {
+                match rx.poll_recv(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Ready(Some(Out::Chunk(c))) => {
+                        if let Some(l) = &this.log {
+                            l.bytes.fetch_add(c.len() as u64, Ordering::Relaxed);
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(c))));
+                    }
+                    Poll::Ready(Some(Out::Abort)) => return Poll::Ready(Some(Err(AbortError))),
+                    Poll::Ready(Some(_)) => continue,
+                }
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(&self.kind, Kind::Full(b) if b.as_ref().is_none_or(|b| b.is_empty()))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Stream(_) => SizeHint::default(),
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The accept loop: hyper 1 (HTTP/1.1 keep-alive + pipelining, HTTP/2 by ALPN or prior knowledge),
+//! optional TLS, requests dispatched to the Python pool, graceful shutdown with a bounded drain.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use pyo3::prelude::*;
+use tokio::sync::mpsc;
+
+use crate::asgi::{self, AsgiApp};
+use crate::config::{Bind, Interface, ServerConfig};
+use crate::error::Error;
+use crate::pool::PythonPool;
+use crate::python;
+use crate::request::{BodyReader, RequestInfo};
+use crate::response::{AccessLog, BodyFlags, CHANNEL_CAPACITY, Out, RespBody, Sink};
+use crate::tls;
+use crate::wsgi::{self, WsgiApp};
+
+/// Largest request head (request line + headers) hyper buffers; beyond it the request is refused.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum App {
+    Wsgi(WsgiApp),
+    Asgi(AsgiApp),
+}
+
+struct Shared {
+    app: App,
+    pool: PythonPool,
+    max_body: u64,
+    handle: tokio::runtime::Handle,
+}
+
+/// A server whose interpreter, app and listener are ready; `serve` runs it.
+pub struct Server {
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    config: ServerConfig,
+    app: App,
+    interface: Interface,
+}
+
+impl Server {
+    /// Initialises Python (once per process), imports the app, detects its interface, runs ASGI
+    /// lifespan startup, and binds the listener.
+    pub fn new(mut config: ServerConfig) -> Result<Self, Error> {
+        if !(1..=256).contains(&config.threads) {
+            return Err(Error::Threads(config.threads));
+        }
+        python::initialize(config.venv.as_deref())?;
+        let (app, interface) = Python::attach(|py| -> Result<(App, Interface), Error> {
+            let obj = python::load_app(py, &config.app, &config.app_dir)?;
+            let asgi = match config.interface {
+                Interface::Auto => asgi::is_asgi(py, &obj)?,
+                Interface::Asgi => true,
+                Interface::Wsgi => false,
+            };
+            if asgi {
+                let io_threads = config.threads.max(2) * 4;
+                Ok((
+                    App::Asgi(AsgiApp::start(py, obj, io_threads)?),
+                    Interface::Asgi,
+                ))
+            } else {
+                let app = WsgiApp::new(py, obj, config.threads)
+                    .map_err(|e| Error::Helper(python::format_exception(py, &e)))?;
+                Ok((App::Wsgi(app), Interface::Wsgi))
+            }
+        })?;
+        let bind = std::mem::replace(&mut config.bind, Bind::Addr(([0, 0, 0, 0], 0).into()));
+        let listener = match bind {
+            Bind::Listener(l) => l,
+            Bind::Addr(addr) => {
+                std::net::TcpListener::bind(addr).map_err(|source| Error::Bind { addr, source })?
+            }
+        };
+        listener.set_nonblocking(true).map_err(Error::Listener)?;
+        let local_addr = listener.local_addr().map_err(Error::Listener)?;
+        Ok(Self {
+            listener,
+            local_addr,
+            config,
+            app,
+            interface,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The interface in use (detected or forced).
+    pub fn interface(&self) -> Interface {
+        self.interface
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, drains in-flight requests for at
+    /// most `shutdown_timeout`, runs ASGI lifespan shutdown and stops the Python threads.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let acceptor = tls::acceptor(&self.config.tls)?;
+        let listener = tokio::net::TcpListener::from_std(self.listener).map_err(Error::Listener)?;
+        let pool = PythonPool::start(self.config.threads)?;
+        let shared = Arc::new(Shared {
+            app: self.app,
+            pool,
+            max_body: self.config.max_body,
+            handle: tokio::runtime::Handle::current(),
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .keep_alive(true)
+            .pipeline_flush(true)
+            .max_buf_size(MAX_HEAD_BYTES)
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        builder.http2().timer(TokioTimer::new());
+        let builder = Arc::new(builder);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, remote) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().unwrap_or(self.local_addr);
+            let watcher = graceful.watcher();
+            let builder = builder.clone();
+            let shared = shared.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let tls = acceptor.is_some();
+                let svc = service_fn(move |req| handle(shared.clone(), remote, local, tls, req));
+                let result = match acceptor {
+                    None => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                    Some(acceptor) => {
+                        let tls_stream = match tokio::time::timeout(
+                            TLS_HANDSHAKE_TIMEOUT,
+                            acceptor.accept(stream),
+                        )
+                        .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!("{remote}: TLS handshake failed: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!("{remote}: TLS handshake timed out");
+                                return;
+                            }
+                        };
+                        let conn = builder.serve_connection(TokioIo::new(tls_stream), svc);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!("{remote}: connection error: {e}");
+                }
+            });
+        }
+        drop(listener);
+        tracing::info!("shutting down: draining {} connection(s)", graceful.count());
+        if tokio::time::timeout(self.config.shutdown_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "graceful shutdown timed out after {:?}",
+                self.config.shutdown_timeout
+            );
+        }
+        let shared2 = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            shared2.pool.shutdown();
+            if let App::Asgi(a) = &shared2.app {
+                Python::attach(|py| a.stop(py));
+            }
+        })
+        .await;
+        Ok(())
+    }
+}
+
+/// Convenience: `Server::new(config)?.serve(shutdown)`.
+pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    Server::new(config)?.serve(shutdown).await
+}
+
+fn plain(status: u16, text: &'static str, log: Option<Box<AccessLog>>) -> Response<RespBody> {
+    let mut log = log;
+    if let Some(l) = log.as_mut() {
+        l.status = status;
+    }
+    let mut resp = Response::new(RespBody::full(Bytes::from_static(text.as_bytes()), log));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    remote: SocketAddr,
+    local: SocketAddr,
+    tls: bool,
+    req: Request<Incoming>,
+) -> Result<Response<RespBody>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let log = Box::new(AccessLog {
+        remote,
+        method: parts.method.clone(),
+        path: parts.uri.path().to_string(),
+        version: parts.version,
+        status: 0,
+        start: Instant::now(),
+        bytes: AtomicU64::new(0),
+    });
+    let declared = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > shared.max_body) {
+        return Ok(plain(413, "Request Entity Too Large\n", Some(log)));
+    }
+    let info = RequestInfo {
+        method: parts.method,
+        uri: parts.uri,
+        version: parts.version,
+        headers: parts.headers,
+        remote,
+        local,
+        tls,
+    };
+    let flags = Arc::new(BodyFlags::default());
+    let reader = BodyReader::new(body, shared.max_body, flags.clone(), shared.handle.clone());
+    let (tx, mut rx) = mpsc::channel::<Out>(CHANNEL_CAPACITY);
+    let sink = Sink::new(tx, flags);
+    let job_shared = shared.clone();
+    let submitted = shared
+        .pool
+        .submit(Box::new(move |py| match &job_shared.app {
+            App::Wsgi(app) => wsgi::run(py, app, &info, reader, sink),
+            App::Asgi(app) => asgi::run(py, app, &info, reader, sink),
+        }));
+    if !submitted {
+        return Ok(plain(503, "Service Unavailable\n", Some(log)));
+    }
+    let mut log = log;
+    let resp = match rx.recv().await {
+        Some(Out::Head(status, headers)) => {
+            log.status = status;
+            let mut resp = Response::new(RespBody::stream(rx, Some(log)));
+            apply(&mut resp, status, headers);
+            resp
+        }
+        Some(Out::Full(status, headers, body)) => {
+            log.status = status;
+            let mut resp = Response::new(RespBody::full(body, Some(log)));
+            apply(&mut resp, status, headers);
+            resp
+        }
+        _ => plain(500, "Internal Server Error\n", Some(log)),
+    };
+    Ok(resp)
+}
+
+fn apply(resp: &mut Response<RespBody>, status: u16, headers: crate::response::Headers) {
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let map = resp.headers_mut();
+    map.reserve(headers.len());
+    for (k, v) in headers {
+        map.append(k, v);
+    }
+}

@@ -1,0 +1,480 @@
+//! PEP 3333: the environ (built from the request only, never from the process environment),
+//! `start_response` with `exc_info` and a working `write()`, lazy `start_response` inside the first
+//! iteration, `close()` always called, streaming with backpressure, and a buffered `wsgi.input`.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
+use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::python::format_exception;
+use crate::request::{BodyReader, RequestInfo};
+use crate::response::{Headers, Sink, is_hop_by_hop};
+
+/// A loaded WSGI app and the constant part of every environ.
+pub struct WsgiApp {
+    app: Py<PyAny>,
+    base: Py<PyDict>,
+}
+
+impl WsgiApp {
+    pub fn new(py: Python<'_>, app: Py<PyAny>, threads: usize) -> PyResult<Self> {
+        let base = PyDict::new(py);
+        base.set_item("wsgi.version", (1, 0))?;
+        base.set_item("wsgi.errors", py.import("sys")?.getattr("stderr")?)?;
+        base.set_item("wsgi.multithread", threads > 1)?;
+        base.set_item("wsgi.multiprocess", false)?;
+        base.set_item("wsgi.run_once", false)?;
+        base.set_item("wsgi.input_terminated", true)?;
+        base.set_item("SCRIPT_NAME", "")?;
+        base.set_item("GATEWAY_INTERFACE", "CGI/1.1")?;
+        base.set_item(
+            "SERVER_SOFTWARE",
+            concat!("mse-wsgi/", env!("CARGO_PKG_VERSION")),
+        )?;
+        Ok(Self {
+            app,
+            base: base.unbind(),
+        })
+    }
+}
+
+fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    if bytes.is_ascii() {
+        // Fast path: ASCII is valid UTF-8 and identical in latin-1.
+        PyString::new(py, std::str::from_utf8(bytes).unwrap_or_default())
+    } else {
+        let s: String = bytes.iter().map(|&b| b as char).collect();
+        PyString::new(py, &s)
+    }
+}
+
+/// CGI name of a header: `X-Foo` → `HTTP_X_FOO`. None for names that would collide after the
+/// `-`→`_` mapping (names containing `_`, dropped as gunicorn does, against header spoofing).
+fn cgi_header_name(name: &HeaderName) -> Option<String> {
+    let n = name.as_str();
+    if n.contains('_') {
+        return None;
+    }
+    match n {
+        "content-type" => Some("CONTENT_TYPE".into()),
+        "content-length" => Some("CONTENT_LENGTH".into()),
+        _ => {
+            let mut s = String::with_capacity(5 + n.len());
+            s.push_str("HTTP_");
+            for c in n.chars() {
+                s.push(if c == '-' {
+                    '_'
+                } else {
+                    c.to_ascii_uppercase()
+                });
+            }
+            Some(s)
+        }
+    }
+}
+
+fn build_environ<'py>(
+    py: Python<'py>,
+    app: &WsgiApp,
+    req: &RequestInfo,
+    input: Bound<'py, Input>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let env = app.base.bind(py).copy()?;
+    env.set_item(intern!(py, "REQUEST_METHOD"), req.method.as_str())?;
+    let raw_path = req.uri.path();
+    let decoded: Vec<u8> = percent_encoding::percent_decode(raw_path.as_bytes()).collect();
+    env.set_item(intern!(py, "PATH_INFO"), latin1(py, &decoded))?;
+    env.set_item(
+        intern!(py, "QUERY_STRING"),
+        req.uri.query().unwrap_or_default(),
+    )?;
+    env.set_item(
+        intern!(py, "RAW_URI"),
+        req.uri.path_and_query().map_or(raw_path, |p| p.as_str()),
+    )?;
+    let (name, port) = req.server_name_port();
+    env.set_item(intern!(py, "SERVER_NAME"), name)?;
+    env.set_item(intern!(py, "SERVER_PORT"), port.to_string())?;
+    env.set_item(intern!(py, "SERVER_PROTOCOL"), req.protocol())?;
+    env.set_item(intern!(py, "REMOTE_ADDR"), req.remote.ip().to_string())?;
+    env.set_item(intern!(py, "REMOTE_PORT"), req.remote.port().to_string())?;
+    env.set_item(intern!(py, "wsgi.url_scheme"), req.scheme())?;
+    env.set_item(intern!(py, "wsgi.input"), input)?;
+    let sep_for = |name: &HeaderName| {
+        if name == hyper::header::COOKIE {
+            &b"; "[..]
+        } else {
+            &b", "[..]
+        }
+    };
+    for name in req.headers.keys() {
+        let Some(key) = cgi_header_name(name) else {
+            continue;
+        };
+        let mut values = req.headers.get_all(name).iter();
+        let Some(first) = values.next() else { continue };
+        let mut joined = first.as_bytes().to_vec();
+        for v in values {
+            joined.extend_from_slice(sep_for(name));
+            joined.extend_from_slice(v.as_bytes());
+        }
+        env.set_item(key, latin1(py, &joined))?;
+    }
+    if req.version == hyper::Version::HTTP_2 && !env.contains(intern!(py, "HTTP_HOST"))? {
+        if let Some(a) = req.uri.authority() {
+            env.set_item(intern!(py, "HTTP_HOST"), a.as_str())?;
+        }
+    }
+    Ok(env)
+}
+
+struct InputState {
+    reader: BodyReader,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl InputState {
+    fn available(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Reads one more chunk into the buffer; false at the end of the body.
+    fn fill(&mut self, py: Python<'_>) -> PyResult<bool> {
+        match self.reader.next_blocking(py) {
+            Ok(Some(chunk)) => {
+                if self.pos > 0 && self.pos == self.buf.len() {
+                    self.buf.clear();
+                    self.pos = 0;
+                }
+                self.buf.extend_from_slice(&chunk);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => Err(PyOSError::new_err(e.to_string())),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let n = n.min(self.buf.len() - self.pos);
+        let out = self.buf[self.pos..self.pos + n].to_vec();
+        self.pos += n;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+        out
+    }
+
+    fn read(&mut self, py: Python<'_>, size: Option<usize>) -> PyResult<Vec<u8>> {
+        match size {
+            None => {
+                while self.fill(py)? {}
+                Ok(self.take(usize::MAX))
+            }
+            Some(n) => {
+                while self.available().len() < n && self.fill(py)? {}
+                Ok(self.take(n))
+            }
+        }
+    }
+
+    fn readline(&mut self, py: Python<'_>, size: Option<usize>) -> PyResult<Vec<u8>> {
+        let limit = size.unwrap_or(usize::MAX);
+        let mut scanned = 0;
+        loop {
+            let avail = self.available();
+            if let Some(i) = avail[scanned..].iter().position(|&b| b == b'\n') {
+                return Ok(self.take((scanned + i + 1).min(limit)));
+            }
+            scanned = avail.len();
+            if scanned >= limit || !self.fill(py)? {
+                return Ok(self.take(limit));
+            }
+        }
+    }
+}
+
+/// `wsgi.input`: a buffered reader over the request body stream.
+#[pyclass(module = "mse_wsgi")]
+pub struct Input {
+    state: Mutex<InputState>,
+}
+
+fn size_arg(size: Option<isize>) -> Option<usize> {
+    size.and_then(|s| usize::try_from(s).ok())
+}
+
+impl Input {
+    fn lock(&self) -> MutexGuard<'_, InputState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[pymethods]
+impl Input {
+    #[pyo3(signature = (size=None))]
+    fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        let data = self.lock().read(py, size_arg(size))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    #[pyo3(signature = (size=None))]
+    fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        let data = self.lock().readline(py, size_arg(size))?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    #[pyo3(signature = (hint=None))]
+    fn readlines<'py>(&self, py: Python<'py>, hint: Option<isize>) -> PyResult<Bound<'py, PyList>> {
+        let hint = size_arg(hint).filter(|&h| h > 0).unwrap_or(usize::MAX);
+        let out = PyList::empty(py);
+        let mut total = 0usize;
+        let mut state = self.lock();
+        loop {
+            let line = state.readline(py, None)?;
+            if line.is_empty() {
+                break;
+            }
+            total += line.len();
+            out.append(PyBytes::new(py, &line))?;
+            if total >= hint {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let line = self.lock().readline(py, None)?;
+        Ok((!line.is_empty()).then(|| PyBytes::new(py, &line)))
+    }
+}
+
+struct RespState {
+    sink: Sink,
+    status: Option<u16>,
+    headers: Headers,
+}
+
+type Shared = Arc<Mutex<RespState>>;
+
+fn lock(s: &Shared) -> MutexGuard<'_, RespState> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn parse_status(status: &str) -> PyResult<u16> {
+    let code = status.split(' ').next().unwrap_or_default();
+    let ok = code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit());
+    let n: u16 = if ok { code.parse().unwrap_or(0) } else { 0 };
+    if !(100..=999).contains(&n) || status.len() < 5 || status.as_bytes()[3] != b' ' {
+        return Err(PyValueError::new_err(format!(
+            "invalid WSGI status {status:?}: expected '<3 digits> <reason>'"
+        )));
+    }
+    Ok(n)
+}
+
+fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Headers> {
+    let list = headers
+        .cast::<PyList>()
+        .map_err(|_| PyTypeError::new_err("response headers must be a list"))?;
+    let mut out = Vec::with_capacity(list.len());
+    for item in list.iter() {
+        let tuple = item.cast::<PyTuple>().map_err(|_| {
+            PyTypeError::new_err("each response header must be a (name, value) tuple")
+        })?;
+        let (name, value): (String, String) = tuple.extract()?;
+        let hname = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
+        let raw: Option<Vec<u8>> = value.chars().map(|c| u8::try_from(c as u32).ok()).collect();
+        let hvalue = raw
+            .and_then(|r| HeaderValue::from_bytes(&r).ok())
+            .ok_or_else(|| PyValueError::new_err(format!("invalid value for header {name:?}")))?;
+        if is_hop_by_hop(&hname) {
+            continue;
+        }
+        out.push((hname, hvalue));
+    }
+    Ok(out)
+}
+
+/// The `start_response` callable.
+#[pyclass(module = "mse_wsgi")]
+pub struct StartResponse {
+    state: Shared,
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        status: &str,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Write> {
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        let mut st = lock(&self.state);
+        if let Some(info) = exc_info {
+            if st.sink.head_sent() {
+                // PEP 3333: too late to change the response; re-raise the original exception.
+                drop(st);
+                let value = info.get_item(1)?;
+                return Err(PyErr::from_value(value));
+            }
+        } else if st.status.is_some() {
+            return Err(PyAssertionError::new_err(
+                "start_response called a second time without exc_info",
+            ));
+        }
+        let code = parse_status(status)?;
+        let parsed = parse_headers(headers)?;
+        st.status = Some(code);
+        st.headers = parsed;
+        let _ = py;
+        Ok(Write {
+            state: self.state.clone(),
+        })
+    }
+}
+
+/// The `write()` callable returned by `start_response` (legacy imperative API).
+#[pyclass(module = "mse_wsgi")]
+pub struct Write {
+    state: Shared,
+}
+
+fn send_head_if_needed(py: Python<'_>, st: &mut RespState, full: Option<Bytes>) -> PyResult<bool> {
+    if st.sink.head_sent() {
+        return Ok(!st.sink.is_closed());
+    }
+    let code = st.status.ok_or_else(|| {
+        PyAssertionError::new_err("the application sent body data before calling start_response")
+    })?;
+    let headers = std::mem::take(&mut st.headers);
+    Ok(st.sink.send_head(py, code, headers, full))
+}
+
+#[pymethods]
+impl Write {
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
+        let mut st = lock(&self.state);
+        let ok = send_head_if_needed(py, &mut st, None)?
+            && st
+                .sink
+                .send_chunk(py, Bytes::copy_from_slice(data.as_bytes()));
+        if ok {
+            Ok(())
+        } else {
+            Err(PyOSError::new_err("client disconnected"))
+        }
+    }
+}
+
+fn bytes_of<'a>(item: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
+    item.cast::<PyBytes>().map(|b| b.as_bytes()).map_err(|_| {
+        PyTypeError::new_err(format!(
+            "the application must yield bytes, not {}",
+            item.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })
+}
+
+fn consume(py: Python<'_>, state: &Shared, result: &Bound<'_, PyAny>) -> PyResult<()> {
+    if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
+        let mut body = Vec::new();
+        for item in result.try_iter()? {
+            body.extend_from_slice(bytes_of(&item?)?);
+        }
+        let mut st = lock(state);
+        if st.sink.head_sent() {
+            st.sink.send_chunk(py, Bytes::from(body));
+        } else {
+            send_head_if_needed(py, &mut st, Some(Bytes::from(body)))?;
+        }
+        return Ok(());
+    }
+    for item in result.try_iter()? {
+        let item = item?;
+        let data = bytes_of(&item)?;
+        if data.is_empty() {
+            continue;
+        }
+        let chunk = Bytes::copy_from_slice(data);
+        let mut st = lock(state);
+        if !send_head_if_needed(py, &mut st, None)? || !st.sink.send_chunk(py, chunk) {
+            // The client is gone: stop producing (close() still runs).
+            return Ok(());
+        }
+    }
+    let mut st = lock(state);
+    if !st.sink.head_sent() {
+        send_head_if_needed(py, &mut st, Some(Bytes::new()))?;
+    }
+    Ok(())
+}
+
+/// Runs one request on a Python thread.
+pub fn run(py: Python<'_>, app: &WsgiApp, req: &RequestInfo, body: BodyReader, sink: Sink) {
+    let state: Shared = Arc::new(Mutex::new(RespState {
+        sink,
+        status: None,
+        headers: Vec::new(),
+    }));
+    let outcome = (|| -> PyResult<()> {
+        let input = Bound::new(
+            py,
+            Input {
+                state: Mutex::new(InputState {
+                    reader: body,
+                    buf: Vec::new(),
+                    pos: 0,
+                }),
+            },
+        )?;
+        let environ = build_environ(py, app, req, input)?;
+        let start_response = Bound::new(
+            py,
+            StartResponse {
+                state: state.clone(),
+            },
+        )?;
+        let result = app.app.bind(py).call1((environ, start_response))?;
+        let consumed = consume(py, &state, &result);
+        // PEP 3333: close() is called whatever happened during iteration.
+        let closed = match result.getattr_opt(intern!(py, "close")) {
+            Ok(Some(close)) => close.call0().map(|_| ()),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        consumed.and(closed)
+    })();
+    let mut st = lock(&state);
+    match outcome {
+        Ok(()) => st.sink.finish(),
+        Err(e) => {
+            tracing::error!(
+                target: "mse_wsgi::app",
+                "{} {}: application error\n{}",
+                req.method,
+                req.uri.path(),
+                format_exception(py, &e).trim_end()
+            );
+            st.sink.fail(py);
+        }
+    }
+}
