@@ -48,6 +48,17 @@ fn timespec(t: Option<TimeOrNow>) -> Timespec {
     }
 }
 
+/// The attribute changes of a setattr request that this filesystem honours.
+#[derive(Default)]
+struct SetAttr {
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    size: Option<u64>,
+    atime: Option<TimeOrNow>,
+    mtime: Option<TimeOrNow>,
+}
+
 impl SealFs {
     /// Looks up `name` in `parent` and records a kernel reference to it.
     fn do_lookup(
@@ -88,16 +99,15 @@ impl SealFs {
         Ok(attr_of(ino, &st, None))
     }
 
-    fn do_setattr(
-        &self,
-        ino: u64,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: Option<TimeOrNow>,
-        mtime: Option<TimeOrNow>,
-    ) -> Result<fuser::FileAttr, Errno> {
+    fn do_setattr(&self, ino: u64, a: SetAttr) -> Result<fuser::FileAttr, Errno> {
+        let SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+        } = a;
         if let Some(size) = size {
             let path = lock(&self.tree).path(ino);
             let file = self.acquire_file(ino, path.as_deref())?;
@@ -439,7 +449,15 @@ impl Filesystem for SealFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        match self.do_setattr(ino.0, mode, uid, gid, size, atime, mtime) {
+        let a = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+        };
+        match self.do_setattr(ino.0, a) {
             Ok(attr) => reply.attr(&self.ttl, &attr),
             Err(e) => reply.error(e),
         }
@@ -785,7 +803,13 @@ impl Filesystem for SealFs {
         let size = self.do_getattr(ino.0).map(|a| a.size);
         let res = match size {
             Ok(size) if end > size => self
-                .do_setattr(ino.0, None, None, None, Some(end), None, None)
+                .do_setattr(
+                    ino.0,
+                    SetAttr {
+                        size: Some(end),
+                        ..Default::default()
+                    },
+                )
                 .map(|_| ()),
             Ok(_) => Ok(()),
             Err(e) => Err(e),

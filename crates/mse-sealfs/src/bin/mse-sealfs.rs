@@ -2,7 +2,7 @@
 //! checks) and exercise the namespace/tmpfs helpers in a fresh single-threaded process.
 
 use std::io::{Read as _, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -47,7 +47,7 @@ enum Cmd {
     },
 }
 
-fn read_key(path: &PathBuf) -> Result<SealKey, String> {
+fn read_key(path: &Path) -> Result<SealKey, String> {
     let raw =
         std::fs::read(path).map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
     let trimmed = raw.trim_ascii();
@@ -62,7 +62,7 @@ fn read_key(path: &PathBuf) -> Result<SealKey, String> {
     SealKey::from_slice(&raw).map_err(|e| format!("key file {}: {e}", path.display()))
 }
 
-fn memdir_check(dir: &PathBuf, memory: u64) -> Result<(), String> {
+fn memdir_check(dir: &Path, memory: u64) -> Result<(), String> {
     let isolation = isolate();
     let size = tmp_size_for_memory(memory);
     prepare_memory_dir(&isolation, dir, size, 0o1777).map_err(|e| e.to_string())?;

@@ -1,0 +1,114 @@
+//! Shared test harness: a mount guard that always unmounts (also when a test fails).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use mse_sealfs::{MountedSealFs, SealFsOptions, SealKey, mount};
+
+pub struct TestMount {
+    pub dir: tempfile::TempDir,
+    fs: Option<MountedSealFs>,
+    key: [u8; 32],
+    opts: SealFsOptions,
+}
+
+pub const KEY: [u8; 32] = [0x42; 32];
+
+impl TestMount {
+    pub fn new() -> Self {
+        Self::with(KEY, SealFsOptions::default())
+    }
+
+    pub fn with(key: [u8; 32], opts: SealFsOptions) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("sealfs-test")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::create_dir(dir.path().join("mnt")).expect("mountpoint");
+        let mut t = Self {
+            dir,
+            fs: None,
+            key,
+            opts,
+        };
+        t.mount_with(key);
+        t
+    }
+
+    pub fn mnt(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+
+    pub fn backing(&self) -> PathBuf {
+        self.dir.path().join("backing")
+    }
+
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.mnt().join(rel)
+    }
+
+    pub fn unmount(&mut self) {
+        if let Some(fs) = self.fs.take() {
+            fs.unmount().expect("unmount");
+        }
+    }
+
+    pub fn mount_with(&mut self, key: [u8; 32]) {
+        self.unmount();
+        self.key = key;
+        let fs = mount(
+            &self.backing(),
+            &self.mnt(),
+            &SealKey::from_bytes(key),
+            &self.opts,
+        )
+        .expect("mount");
+        self.fs = Some(fs);
+    }
+
+    pub fn remount(&mut self) {
+        self.mount_with(self.key);
+    }
+}
+
+impl Drop for TestMount {
+    fn drop(&mut self) {
+        if let Some(fs) = self.fs.take() {
+            let _ = fs.unmount();
+        }
+    }
+}
+
+/// Every regular file under `dir` (backing store), recursively.
+pub fn backing_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir") {
+            let e = e.expect("entry");
+            let ft = e.file_type().expect("file type");
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The backing file of the only regular file directly in the root (skips the dir id file).
+pub fn only_backing_file(dir: &Path) -> PathBuf {
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_file() && p.file_name().unwrap() != mse_sealfs::DIR_ID_FILE)
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+pub fn errno(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(-1)
+}

@@ -1,0 +1,262 @@
+//! POSIX behaviour an app expects from the sealed $HOME (runs as root: mounts FUSE directly).
+
+mod common;
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+
+use common::{TestMount, errno};
+
+#[test]
+fn create_write_read_seek_append() {
+    let t = TestMount::new();
+    fs::write(t.p("a.txt"), b"hello").unwrap();
+    let mut f = OpenOptions::new().append(true).open(t.p("a.txt")).unwrap();
+    f.write_all(b" world").unwrap();
+    drop(f);
+    assert_eq!(fs::read(t.p("a.txt")).unwrap(), b"hello world");
+
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(t.p("a.txt"))
+        .unwrap();
+    f.seek(SeekFrom::Start(6)).unwrap();
+    let mut s = String::new();
+    f.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "world");
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.write_all(b"J").unwrap();
+    assert_eq!(f.seek(SeekFrom::End(0)).unwrap(), 11);
+    drop(f);
+    assert_eq!(fs::read(t.p("a.txt")).unwrap(), b"Jello world");
+    // O_APPEND writes land at the end even from a stale offset.
+    let mut f = OpenOptions::new().append(true).open(t.p("a.txt")).unwrap();
+    fs::write(t.p("b.txt"), b"x").unwrap();
+    f.write_all(b"!").unwrap();
+    assert_eq!(fs::read(t.p("a.txt")).unwrap(), b"Jello world!");
+}
+
+#[test]
+fn stat_size_is_plaintext_size() {
+    let t = TestMount::new();
+    for (i, size) in [0usize, 1, 4095, 4096, 4097, 8192, 100_000]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("f{i}");
+        let data: Vec<u8> = (0..*size).map(|j| (j % 251) as u8).collect();
+        fs::write(t.p(&name), &data).unwrap();
+        assert_eq!(fs::metadata(t.p(&name)).unwrap().len(), *size as u64);
+        assert_eq!(fs::read(t.p(&name)).unwrap(), data);
+    }
+    let mut total_backing = 0;
+    for p in common::backing_files(&t.backing()) {
+        if p.file_name().unwrap() != mse_sealfs::DIR_ID_FILE {
+            total_backing += fs::metadata(&p).unwrap().len();
+        }
+    }
+    let expected: u64 = [0u64, 1, 4095, 4096, 4097, 8192, 100_000]
+        .iter()
+        .map(|s| mse_sealfs::backing_size(*s))
+        .sum();
+    assert_eq!(total_backing, expected);
+}
+
+#[test]
+fn truncate_shrinks_and_grows_with_zeros() {
+    let t = TestMount::new();
+    fs::write(t.p("t"), vec![7u8; 10_000]).unwrap();
+    let f = OpenOptions::new().write(true).open(t.p("t")).unwrap();
+    f.set_len(5000).unwrap();
+    assert_eq!(fs::metadata(t.p("t")).unwrap().len(), 5000);
+    f.set_len(9000).unwrap();
+    drop(f);
+    let data = fs::read(t.p("t")).unwrap();
+    assert_eq!(data.len(), 9000);
+    assert!(data[..5000].iter().all(|b| *b == 7));
+    assert!(data[5000..].iter().all(|b| *b == 0));
+    // O_TRUNC.
+    fs::write(t.p("t"), b"short").unwrap();
+    assert_eq!(fs::read(t.p("t")).unwrap(), b"short");
+    let f = OpenOptions::new().write(true).open(t.p("t")).unwrap();
+    f.set_len(0).unwrap();
+    assert_eq!(fs::metadata(t.p("t")).unwrap().len(), 0);
+}
+
+#[test]
+fn sparse_writes_read_back_zeros() {
+    let t = TestMount::new();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(t.p("sparse"))
+        .unwrap();
+    f.write_all_at(b"end", 3 * 1024 * 1024 + 10).unwrap();
+    f.write_all_at(b"mid", 5000).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 3 * 1024 * 1024 + 13);
+    let data = fs::read(t.p("sparse")).unwrap();
+    assert_eq!(&data[5000..5003], b"mid");
+    assert_eq!(&data[data.len() - 3..], b"end");
+    let zeros = data.iter().filter(|b| **b == 0).count();
+    assert_eq!(zeros, data.len() - 6);
+}
+
+#[test]
+fn rename_moves_and_replaces() {
+    let t = TestMount::new();
+    fs::create_dir(t.p("d1")).unwrap();
+    fs::create_dir(t.p("d2")).unwrap();
+    fs::write(t.p("d1/a"), b"A").unwrap();
+    fs::write(t.p("d2/b"), b"B").unwrap();
+    // Across directories, over an existing file.
+    fs::rename(t.p("d1/a"), t.p("d2/b")).unwrap();
+    assert_eq!(fs::read(t.p("d2/b")).unwrap(), b"A");
+    assert_eq!(errno(&fs::metadata(t.p("d1/a")).unwrap_err()), libc::ENOENT);
+    // Renaming a directory keeps its content reachable.
+    fs::create_dir(t.p("d2/sub")).unwrap();
+    fs::write(t.p("d2/sub/c"), b"C").unwrap();
+    fs::rename(t.p("d2"), t.p("d1/moved")).unwrap();
+    assert_eq!(fs::read(t.p("d1/moved/sub/c")).unwrap(), b"C");
+    assert_eq!(fs::read(t.p("d1/moved/b")).unwrap(), b"A");
+    // Over an empty directory: allowed; over a non-empty one: ENOTEMPTY.
+    fs::create_dir(t.p("empty")).unwrap();
+    fs::rename(t.p("d1/moved/sub"), t.p("empty")).unwrap();
+    assert_eq!(fs::read(t.p("empty/c")).unwrap(), b"C");
+    fs::create_dir(t.p("other")).unwrap();
+    let err = fs::rename(t.p("other"), t.p("d1/moved")).unwrap_err();
+    assert_eq!(errno(&err), libc::ENOTEMPTY);
+    // File over directory.
+    let err = fs::rename(t.p("empty/c"), t.p("other")).unwrap_err();
+    assert_eq!(errno(&err), libc::EISDIR);
+    // The same survives a remount.
+    let mut t = t;
+    t.remount();
+    assert_eq!(fs::read(t.p("empty/c")).unwrap(), b"C");
+    assert_eq!(fs::read(t.p("d1/moved/b")).unwrap(), b"A");
+}
+
+#[test]
+fn unlink_while_open_keeps_the_data() {
+    let t = TestMount::new();
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(t.p("gone"))
+        .unwrap();
+    f.write_all(b"still here").unwrap();
+    fs::remove_file(t.p("gone")).unwrap();
+    assert_eq!(errno(&fs::metadata(t.p("gone")).unwrap_err()), libc::ENOENT);
+    assert!(fs::read_dir(t.mnt()).unwrap().next().is_none());
+    f.write_all(b", and more").unwrap();
+    let mut s = String::new();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "still here, and more");
+    assert_eq!(f.metadata().unwrap().len(), 20);
+    // A new file may take the name meanwhile.
+    fs::write(t.p("gone"), b"new").unwrap();
+    assert_eq!(fs::read(t.p("gone")).unwrap(), b"new");
+}
+
+#[test]
+fn mkdir_rmdir_readdir() {
+    let t = TestMount::new();
+    fs::create_dir_all(t.p("a/b/c")).unwrap();
+    for n in ["x", "y", "z"] {
+        fs::write(t.p(&format!("a/{n}")), n).unwrap();
+    }
+    let mut names: Vec<String> = fs::read_dir(t.p("a"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["b", "x", "y", "z"]);
+    assert!(fs::metadata(t.p("a/b")).unwrap().is_dir());
+    let err = fs::remove_dir(t.p("a/b")).unwrap_err();
+    assert_eq!(errno(&err), libc::ENOTEMPTY);
+    fs::remove_dir(t.p("a/b/c")).unwrap();
+    fs::remove_dir(t.p("a/b")).unwrap();
+    assert_eq!(errno(&fs::metadata(t.p("a/b")).unwrap_err()), libc::ENOENT);
+    // Many entries (more than one readdir buffer).
+    fs::create_dir(t.p("many")).unwrap();
+    for i in 0..600 {
+        fs::write(t.p(&format!("many/file-with-a-longish-name-{i:04}")), b"").unwrap();
+    }
+    assert_eq!(fs::read_dir(t.p("many")).unwrap().count(), 600);
+}
+
+#[test]
+fn fsync_symlink_chmod_and_names() {
+    let t = TestMount::new();
+    let f = fs::File::create(t.p("s")).unwrap();
+    f.write_all_at(b"durable", 0).unwrap();
+    f.sync_all().unwrap();
+    f.sync_data().unwrap();
+    drop(f);
+    std::os::unix::fs::symlink("s", t.p("link")).unwrap();
+    assert_eq!(fs::read_link(t.p("link")).unwrap().to_str(), Some("s"));
+    assert_eq!(fs::read(t.p("link")).unwrap(), b"durable");
+    fs::set_permissions(
+        t.p("s"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    assert_eq!(fs::metadata(t.p("s")).unwrap().mode() & 0o777, 0o640);
+    // Names: non-ASCII fine, over the limit ENAMETOOLONG.
+    fs::write(t.p("héllo wörld ✓"), b"u").unwrap();
+    assert_eq!(fs::read(t.p("héllo wörld ✓")).unwrap(), b"u");
+    let long = "n".repeat(mse_sealfs::MAX_NAME_LEN);
+    fs::write(t.p(&long), b"ok").unwrap();
+    let err = fs::write(t.p(&format!("{long}x")), b"no").unwrap_err();
+    assert_eq!(errno(&err), libc::ENAMETOOLONG);
+    // Hard links are refused.
+    let err = fs::hard_link(t.p("s"), t.p("hl")).unwrap_err();
+    assert_eq!(errno(&err), libc::EPERM);
+}
+
+#[test]
+fn many_threads_read_and_write() {
+    let t = TestMount::new();
+    let shared = t.p("shared");
+    let f = fs::File::create(&shared).unwrap();
+    f.set_len(8 * 64 * 1024).unwrap();
+    drop(f);
+    let mut handles = Vec::new();
+    for i in 0..8u8 {
+        let own = t.p(&format!("own{i}"));
+        let shared = shared.clone();
+        handles.push(std::thread::spawn(move || {
+            let pattern: Vec<u8> = (0..200_000u32).map(|j| (j as u8) ^ i).collect();
+            let mut f = fs::File::create(&own).unwrap();
+            for chunk in pattern.chunks(7_777) {
+                f.write_all(chunk).unwrap();
+            }
+            drop(f);
+            assert_eq!(fs::read(&own).unwrap(), pattern);
+            // Disjoint 64 KiB region of the shared file, written in unaligned pieces.
+            let sf = OpenOptions::new().write(true).open(&shared).unwrap();
+            let base = u64::from(i) * 64 * 1024;
+            for k in 0..64u64 {
+                sf.write_all_at(&[i + 1; 1024], base + k * 1024).unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    let data = fs::read(&shared).unwrap();
+    for i in 0..8usize {
+        assert!(
+            data[i * 65536..(i + 1) * 65536]
+                .iter()
+                .all(|b| *b == i as u8 + 1),
+            "region {i}"
+        );
+    }
+}
