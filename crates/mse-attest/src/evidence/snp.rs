@@ -1,0 +1,187 @@
+//! AMD SEV-SNP attestation report (versions 2 to 5), per the SEV-SNP firmware ABI
+//! specification, table "ATTESTATION_REPORT Structure". 1184 bytes; the signature covers
+//! bytes 0..0x2A0.
+
+use super::EvidenceError;
+use super::reader::Reader;
+
+pub const SNP_REPORT_LEN: usize = 0x4A0;
+pub const SNP_SIGNED_LEN: usize = 0x2A0;
+/// Guest policy bit 19: the hypervisor may debug the guest.
+pub const SNP_POLICY_DEBUG: u64 = 1 << 19;
+/// CPUID family of Turin (Zen 5), whose TCB_VERSION layout differs.
+const FAMILY_TURIN: u8 = 0x1A;
+
+/// A TCB_VERSION value split into its security patch levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnpTcbVersion {
+    /// Turin and later only.
+    pub fmc: Option<u8>,
+    pub bootloader: u8,
+    pub tee: u8,
+    pub snp: u8,
+    pub microcode: u8,
+    pub raw: u64,
+}
+
+impl SnpTcbVersion {
+    fn decode(raw: u64, turin: bool) -> Self {
+        let b = raw.to_le_bytes();
+        if turin {
+            SnpTcbVersion {
+                fmc: Some(b[0]),
+                bootloader: b[1],
+                tee: b[2],
+                snp: b[3],
+                microcode: b[7],
+                raw,
+            }
+        } else {
+            SnpTcbVersion {
+                fmc: None,
+                bootloader: b[0],
+                tee: b[1],
+                snp: b[6],
+                microcode: b[7],
+                raw,
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for SnpTcbVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(fmc) = self.fmc {
+            write!(f, "fmc{fmc}/")?;
+        }
+        write!(
+            f,
+            "bl{}/tee{}/snp{}/ucode{}",
+            self.bootloader, self.tee, self.snp, self.microcode
+        )
+    }
+}
+
+/// A parsed SEV-SNP attestation report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnpReport {
+    /// The report bytes as received (including any trailing bytes).
+    pub raw: Vec<u8>,
+    pub version: u32,
+    pub guest_svn: u32,
+    pub policy: u64,
+    pub family_id: [u8; 16],
+    pub image_id: [u8; 16],
+    pub vmpl: u32,
+    pub signature_algo: u32,
+    pub current_tcb: SnpTcbVersion,
+    pub platform_info: u64,
+    pub flags: u32,
+    pub report_data: [u8; 64],
+    pub measurement: [u8; 48],
+    pub host_data: [u8; 32],
+    pub id_key_digest: [u8; 48],
+    pub author_key_digest: [u8; 48],
+    pub report_id: [u8; 32],
+    pub report_id_ma: [u8; 32],
+    pub reported_tcb: SnpTcbVersion,
+    /// CPUID family/model/stepping (report version 3 and later).
+    pub cpuid: Option<(u8, u8, u8)>,
+    pub chip_id: [u8; 64],
+    pub committed_tcb: SnpTcbVersion,
+    pub launch_tcb: SnpTcbVersion,
+    /// ECDSA P-384 signature: r and s, 72 bytes each, little-endian.
+    pub signature_r: [u8; 72],
+    pub signature_s: [u8; 72],
+}
+
+impl SnpReport {
+    pub fn parse(bytes: &[u8]) -> Result<Self, EvidenceError> {
+        if bytes.len() < SNP_REPORT_LEN {
+            return Err(EvidenceError::Truncated {
+                what: "SEV-SNP report",
+                offset: 0,
+                need: SNP_REPORT_LEN,
+                have: bytes.len(),
+            });
+        }
+        let mut r = Reader::new(&bytes[..SNP_REPORT_LEN], "SEV-SNP report");
+        let version = r.u32()?;
+        if !(2..=5).contains(&version) {
+            return Err(EvidenceError::UnsupportedVersion {
+                what: "SEV-SNP report",
+                version,
+            });
+        }
+        let guest_svn = r.u32()?;
+        let policy = r.u64()?;
+        let family_id = r.array()?;
+        let image_id = r.array()?;
+        let vmpl = r.u32()?;
+        let signature_algo = r.u32()?;
+        let current_tcb = r.u64()?;
+        let platform_info = r.u64()?;
+        let flags = r.u32()?;
+        r.bytes(4)?;
+        let report_data = r.array()?;
+        let measurement = r.array()?;
+        let host_data = r.array()?;
+        let id_key_digest = r.array()?;
+        let author_key_digest = r.array()?;
+        let report_id = r.array()?;
+        let report_id_ma = r.array()?;
+        let reported_tcb = r.u64()?;
+        let [fam, model, step] = r.array::<3>()?;
+        r.bytes(21)?;
+        let cpuid = (version >= 3).then_some((fam, model, step));
+        let chip_id: [u8; 64] = r.array()?;
+        // v2 reports have no CPUID: Turin's CHIP_ID uses only its first 8 bytes.
+        let turin = match cpuid {
+            Some((fam, _, _)) => fam == FAMILY_TURIN,
+            None => chip_id[8..].iter().all(|&b| b == 0) && chip_id[..8].iter().any(|&b| b != 0),
+        };
+        let committed_tcb = r.u64()?;
+        r.bytes(8)?; // current and committed firmware build/minor/major
+        let launch_tcb = r.u64()?;
+        r.bytes(SNP_SIGNED_LEN - r.pos())?;
+        let signature_r = r.array()?;
+        let signature_s = r.array()?;
+        let tcb = |raw| SnpTcbVersion::decode(raw, turin);
+        Ok(SnpReport {
+            raw: bytes.to_vec(),
+            version,
+            guest_svn,
+            policy,
+            family_id,
+            image_id,
+            vmpl,
+            signature_algo,
+            current_tcb: tcb(current_tcb),
+            platform_info,
+            flags,
+            report_data,
+            measurement,
+            host_data,
+            id_key_digest,
+            author_key_digest,
+            report_id,
+            report_id_ma,
+            reported_tcb: tcb(reported_tcb),
+            cpuid,
+            chip_id,
+            committed_tcb: tcb(committed_tcb),
+            launch_tcb: tcb(launch_tcb),
+            signature_r,
+            signature_s,
+        })
+    }
+
+    pub fn is_debug(&self) -> bool {
+        self.policy & SNP_POLICY_DEBUG != 0
+    }
+
+    /// The bytes the VCEK signs.
+    pub fn signed_bytes(&self) -> &[u8] {
+        &self.raw[..SNP_SIGNED_LEN]
+    }
+}

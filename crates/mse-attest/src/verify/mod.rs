@@ -1,0 +1,170 @@
+//! One verifier for every kind of evidence, real or simulated: only the trust anchor differs.
+//!
+//! [`verify`] runs every check and records each outcome in the [`Report`]; it never stops at
+//! the first failure, so a user sees everything that is wrong at once.
+
+mod dcap;
+mod snp;
+
+use crate::collateral::Collateral;
+use crate::evidence::Evidence;
+use crate::policy::Policy;
+use crate::report::{Check, Report, VerifyError};
+
+/// Intel SGX Root CA (DER), the anchor of every genuine SGX/TDX quote.
+/// SHA-256 44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3.
+pub const INTEL_SGX_ROOT_CA_DER: &[u8] = include_bytes!("intel_sgx_root_ca.der");
+
+/// The roots a verifier trusts. Intel's root is always pinned (never taken from the quote);
+/// a simulation root is used only when the policy allows simulation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustAnchors {
+    intel_root: Vec<u8>,
+    simulation_root: Option<Vec<u8>>,
+}
+
+impl TrustAnchors {
+    /// Intel's real SGX root CA only.
+    pub fn intel() -> Self {
+        TrustAnchors {
+            intel_root: INTEL_SGX_ROOT_CA_DER.to_vec(),
+            simulation_root: None,
+        }
+    }
+
+    /// Also know the mock PKI's root (DER), so that sim evidence can be recognised. It is
+    /// accepted only when `Policy::allow_simulation` is set.
+    pub fn with_simulation_root(mut self, der: Vec<u8>) -> Self {
+        self.simulation_root = Some(der);
+        self
+    }
+
+    pub fn simulation_root(&self) -> Option<&[u8]> {
+        self.simulation_root.as_deref()
+    }
+
+    pub fn intel_root(&self) -> &[u8] {
+        &self.intel_root
+    }
+}
+
+impl Default for TrustAnchors {
+    fn default() -> Self {
+        Self::intel()
+    }
+}
+
+/// Names of the checks, in report order.
+pub mod checks {
+    pub const SIMULATION: &str = "simulation";
+    pub const QUOTE_FORMAT: &str = "quote_format";
+    pub const COLLATERAL: &str = "collateral";
+    pub const CERTIFICATE_CHAIN: &str = "certificate_chain";
+    pub const QE_REPORT_SIGNATURE: &str = "qe_report_signature";
+    pub const QE_IDENTITY: &str = "qe_identity";
+    pub const QUOTE_SIGNATURE: &str = "quote_signature";
+    pub const REPORT_SIGNATURE: &str = "report_signature";
+    pub const VCEK_TCB: &str = "vcek_tcb";
+    pub const TCB_STATUS: &str = "tcb_status";
+    pub const ATTRIBUTES: &str = "attributes";
+    pub const DEBUG: &str = "debug";
+    pub const BINDING: &str = "report_data_binding";
+    pub const MEASUREMENT: &str = "measurement";
+    pub const SIGNER: &str = "signer";
+}
+
+/// Verify `evidence` with `collateral` against `anchors` and `policy`. If
+/// `expected_report_data` is given, the evidence's report_data must start with it (RA-TLS
+/// binds the certificate key this way).
+pub fn verify(
+    evidence: &Evidence,
+    collateral: &Collateral,
+    anchors: &TrustAnchors,
+    policy: &Policy,
+    expected_report_data: Option<&[u8]>,
+) -> Report {
+    let mut report = Report {
+        kind: evidence.kind(),
+        measurement: evidence.measurement().to_vec(),
+        signer: evidence.signer().map(<[u8]>::to_vec),
+        report_data: evidence.report_data().to_vec(),
+        debug: evidence.is_debug(),
+        tcb_status: None,
+        advisories: Vec::new(),
+        platform_tcb: None,
+        simulated: false,
+        checks: Vec::new(),
+        trusted: false,
+    };
+
+    match evidence {
+        Evidence::Sgx(_) | Evidence::Tdx(_) => {
+            dcap::verify(evidence, collateral, anchors, policy, &mut report)
+        }
+        Evidence::SevSnp(r) => snp::verify(r, collateral, policy, &mut report),
+    }
+
+    report
+        .checks
+        .push(if !evidence.is_debug() || policy.allow_debug {
+            Check::pass(checks::DEBUG)
+        } else {
+            Check::fail(
+                checks::DEBUG,
+                VerifyError::Debug {
+                    kind: evidence.kind(),
+                },
+            )
+        });
+    report
+        .checks
+        .push(check_binding(evidence.report_data(), expected_report_data));
+    report.checks.push(match &policy.expected_measurement {
+        None => Check::not_applicable(checks::MEASUREMENT),
+        Some(expected) if expected[..] == *evidence.measurement() => {
+            Check::pass(checks::MEASUREMENT)
+        }
+        Some(expected) => Check::fail(
+            checks::MEASUREMENT,
+            VerifyError::Measurement {
+                expected: hex::encode(expected),
+                actual: hex::encode(evidence.measurement()),
+            },
+        ),
+    });
+    report
+        .checks
+        .push(match (&policy.expected_signer, evidence.signer()) {
+            (None, _) => Check::not_applicable(checks::SIGNER),
+            (Some(expected), Some(actual)) if expected[..] == *actual => {
+                Check::pass(checks::SIGNER)
+            }
+            (Some(expected), actual) => Check::fail(
+                checks::SIGNER,
+                VerifyError::Signer {
+                    expected: hex::encode(expected),
+                    actual: actual.map_or_else(
+                        || format!("no signer identity ({} evidence)", evidence.kind()),
+                        hex::encode,
+                    ),
+                },
+            ),
+        });
+    report.finish()
+}
+
+fn check_binding(actual: &[u8; 64], expected: Option<&[u8]>) -> Check {
+    match expected {
+        None => Check::not_applicable(checks::BINDING),
+        Some(exp) if !exp.is_empty() && exp.len() <= 64 && actual[..exp.len()] == *exp => {
+            Check::pass(checks::BINDING)
+        }
+        Some(exp) => Check::fail(
+            checks::BINDING,
+            VerifyError::Binding {
+                expected: hex::encode(exp),
+                actual: hex::encode(actual),
+            },
+        ),
+    }
+}
