@@ -122,8 +122,9 @@ impl Server {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
+            // Pipelining works without `pipeline_flush`; with it, hyper 1.12 drops the automatic
+            // 400 for an unparsable request before flushing it.
             .keep_alive(true)
-            .pipeline_flush(true)
             .max_buf_size(MAX_HEAD_BYTES)
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT);

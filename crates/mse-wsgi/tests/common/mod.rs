@@ -29,6 +29,8 @@ pub fn apps_dir() -> PathBuf {
 pub struct Serve {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The first stdout line, e.g. `mse-serve listening on http://127.0.0.1:1234 (Wsgi)`.
+    pub banner: String,
     pub log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -79,6 +81,7 @@ impl Serve {
         Serve {
             child: Some(child),
             addr,
+            banner: line.trim_end().to_string(),
             log,
             _dir: dir,
         }
