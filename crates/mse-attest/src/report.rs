@@ -64,6 +64,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
     pub name: &'static str,
+    #[serde(flatten)]
     pub outcome: Outcome,
     #[serde(skip)]
     error: Option<VerifyError>,
