@@ -6,13 +6,18 @@
 
 mod package;
 mod scaffold;
+mod seal;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "mse", version, about = "Run Python web apps in confidential-computing enclaves")]
+#[command(
+    name = "mse",
+    version,
+    about = "Run Python web apps in confidential-computing enclaves"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,6 +31,10 @@ enum Command {
     Package(package::PackageArgs),
     /// Decrypt a code package with its key (the reverse of `package`).
     Decrypt(package::DecryptArgs),
+    /// Seal a file to an enclave's X25519 public key (libsodium sealed box).
+    Seal(seal::SealArgs),
+    /// Open a sealed box with an X25519 private key.
+    Unseal(seal::UnsealArgs),
 }
 
 /// `mse cloud <cmd>` is the same as `mse <cmd>`: drop the word before clap sees it.
@@ -43,6 +52,8 @@ fn main() -> ExitCode {
         Command::Scaffold(args) => scaffold::run(&args),
         Command::Package(args) => package::run_package(&args),
         Command::Decrypt(args) => package::run_decrypt(&args),
+        Command::Seal(args) => seal::run_seal(&args),
+        Command::Unseal(args) => seal::run_unseal(&args),
     };
     match result {
         Ok(code) => code,

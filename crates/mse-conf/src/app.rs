@@ -52,9 +52,7 @@ impl PythonApp {
         let (module, variable) = text.split_once(':')?;
         let ident = |s: &str| {
             let mut chars = s.chars();
-            chars
-                .next()
-                .is_some_and(|c| c == '_' || c.is_alphabetic())
+            chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
                 && chars.all(|c| c == '_' || c.is_alphanumeric())
         };
         (module.split('.').all(ident) && ident(variable)).then(|| Self {
@@ -182,7 +180,10 @@ fn syntax_error(doc: &Doc<'_>, e: &toml::de::Error) -> ConfError {
         Some(span) => ConfError::at(
             doc.file,
             Some(doc.line(span.start)),
-            format!("invalid TOML at column {}: {message}", doc.column(span.start)),
+            format!(
+                "invalid TOML at column {}: {message}",
+                doc.column(span.start)
+            ),
         ),
         None => ConfError::at(doc.file, None, format!("invalid TOML: {message}")),
     }
@@ -191,12 +192,18 @@ fn syntax_error(doc: &Doc<'_>, e: &toml::de::Error) -> ConfError {
 const PYAPP_EXPECTED: &str = "a string \"module:variable\" such as \"app:app\"";
 const HEALTH_EXPECTED: &str = "a string starting with \"/\" such as \"/health\"";
 
-fn load_v1(top: &TableReader<'_, '_>, base: &Path, opts: &LoadOptions) -> Result<AppConf, ConfError> {
+fn load_v1(
+    top: &TableReader<'_, '_>,
+    base: &Path,
+    opts: &LoadOptions,
+) -> Result<AppConf, ConfError> {
     let mut warnings = Vec::new();
     let name = name_field(top, "name")?;
     let python_application = pyapp_field(top)?;
     let healthcheck_endpoint = health_field(top)?;
-    let tests_cmd = top.req_str("tests_cmd", "a string such as \"pytest\"")?.value;
+    let tests_cmd = top
+        .req_str("tests_cmd", "a string such as \"pytest\"")?
+        .value;
     let tests_requirements = top.req_str_list("tests_requirements")?.value;
     let cloud = match top.opt_table("cloud")? {
         None => None,
@@ -222,7 +229,19 @@ fn load_v1(top: &TableReader<'_, '_>, base: &Path, opts: &LoadOptions) -> Result
                 None => None,
             };
             t.warn_unknown(&mut warnings);
-            Some(finish_cloud(&t, code, tests, docker, project, hardware, expiration, secrets, ssl, &python_application, opts)?)
+            Some(finish_cloud(
+                &t,
+                code,
+                tests,
+                docker,
+                project,
+                hardware,
+                expiration,
+                secrets,
+                ssl,
+                &python_application,
+                opts,
+            )?)
         }
     };
     top.warn_unknown(&mut warnings);
@@ -248,9 +267,15 @@ fn load_legacy(
     let name = name_field(top, "name")?;
     let project = nonempty(top, "project", 255, "a project name")?;
     let (schema, hardware) = if top.has("resource") {
-        (Schema::V0_9, nonempty(top, "resource", 16, "a resource name such as \"free\"")?)
+        (
+            Schema::V0_9,
+            nonempty(top, "resource", 16, "a resource name such as \"free\"")?,
+        )
     } else {
-        (Schema::V0_11, nonempty(top, "hardware", 16, "a hardware name such as \"4g-eu-001\"")?)
+        (
+            Schema::V0_11,
+            nonempty(top, "hardware", 16, "a hardware name such as \"4g-eu-001\"")?,
+        )
     };
     let expiration = top.opt_datetime("expiration_date")?;
     let code = top.req_table("code")?;
@@ -269,8 +294,17 @@ fn load_legacy(
         None => None,
     };
     let cloud = finish_cloud(
-        top, location, None, docker, project, hardware, expiration, secrets, ssl,
-        &python_application, opts,
+        top,
+        location,
+        None,
+        docker,
+        project,
+        hardware,
+        expiration,
+        secrets,
+        ssl,
+        &python_application,
+        opts,
     )?;
     top.warn_unknown(&mut warnings);
     Ok(AppConf {
@@ -304,7 +338,11 @@ fn nonempty(
         return Err(located_err(
             t,
             v.line,
-            format!("{} must be 1 to {max} characters, got \"{}\"", t.field(key), v.value),
+            format!(
+                "{} must be 1 to {max} characters, got \"{}\"",
+                t.field(key),
+                v.value
+            ),
         ));
     }
     Ok(trimmed.to_string())
@@ -322,7 +360,11 @@ fn pyapp_field(t: &TableReader<'_, '_>) -> Result<Located<PythonApp>, ConfError>
         None => Err(located_err(
             t,
             v.line,
-            format!("{} must be \"module:variable\", got \"{}\"", t.field(key), v.value),
+            format!(
+                "{} must be \"module:variable\", got \"{}\"",
+                t.field(key),
+                v.value
+            ),
         )),
     }
 }
@@ -334,13 +376,21 @@ fn health_field(t: &TableReader<'_, '_>) -> Result<String, ConfError> {
         return Err(located_err(
             t,
             v.line,
-            format!("{} must start with \"/\", got \"{}\"", t.field(key), v.value),
+            format!(
+                "{} must start with \"/\", got \"{}\"",
+                t.field(key),
+                v.value
+            ),
         ));
     }
     Ok(v.value)
 }
 
-fn path_field(t: &TableReader<'_, '_>, key: &str, base: &Path) -> Result<Located<PathBuf>, ConfError> {
+fn path_field(
+    t: &TableReader<'_, '_>,
+    key: &str,
+    base: &Path,
+) -> Result<Located<PathBuf>, ConfError> {
     let v = t.req_str(key, "a path relative to mse.toml")?;
     Ok(Located {
         value: base.join(&v.value),
@@ -394,7 +444,11 @@ fn finish_cloud(
             return Err(located_err(
                 t,
                 exp.line,
-                format!("{} must be in the future, got {}", exp.field, rfc3339(exp.value)),
+                format!(
+                    "{} must be in the future, got {}",
+                    exp.field,
+                    rfc3339(exp.value)
+                ),
             ));
         }
     }
@@ -403,28 +457,40 @@ fn finish_cloud(
         return Err(located_err(
             t,
             code.line,
-            format!("{code_field}: code directory not found: {}", code.value.display()),
+            format!(
+                "{code_field}: code directory not found: {}",
+                code.value.display()
+            ),
         ));
     }
     check_module(t, app, &code.value)?;
     let code_canon = std::fs::canonicalize(&code.value).ok();
     let inside_code = |p: &Path| {
-        code_canon.as_ref().is_some_and(|c| {
-            std::fs::canonicalize(p).is_ok_and(|p| p.starts_with(c))
-        })
+        code_canon
+            .as_ref()
+            .is_some_and(|c| std::fs::canonicalize(p).is_ok_and(|p| p.starts_with(c)))
     };
     let secrets = match secrets {
         None => None,
         Some(s) => {
             let field = &s.field;
             if !s.value.is_file() {
-                return Err(located_err(t, s.line, format!("{field}: file not found: {}", s.value.display())));
+                return Err(located_err(
+                    t,
+                    s.line,
+                    format!("{field}: file not found: {}", s.value.display()),
+                ));
             }
             if inside_code(&s.value) {
-                return Err(located_err(t, s.line, format!(
-                    "{field}: {} is inside the code directory {}: move it out (the code directory is packaged and shared with your users)",
-                    s.value.display(), code.value.display()
-                )));
+                return Err(located_err(
+                    t,
+                    s.line,
+                    format!(
+                        "{field}: {} is inside the code directory {}: move it out (the code directory is packaged and shared with your users)",
+                        s.value.display(),
+                        code.value.display()
+                    ),
+                ));
             }
             if let Err(e) = load_secrets(&s.value) {
                 let mut err = located_err(t, s.line, format!("{field}: {e}"));
@@ -442,22 +508,42 @@ fn finish_cloud(
             let key_field = &raw.private_key.field;
             let domain_field = &raw.domain.field;
             if !raw.certificate.value.is_file() {
-                return Err(located_err(t, raw.certificate.line, format!(
-                    "{cert_field}: file not found: {}", raw.certificate.value.display())));
+                return Err(located_err(
+                    t,
+                    raw.certificate.line,
+                    format!(
+                        "{cert_field}: file not found: {}",
+                        raw.certificate.value.display()
+                    ),
+                ));
             }
             if !raw.private_key.value.is_file() {
-                return Err(located_err(t, raw.private_key.line, format!(
-                    "{key_field}: file not found: {}", raw.private_key.value.display())));
+                return Err(located_err(
+                    t,
+                    raw.private_key.line,
+                    format!(
+                        "{key_field}: file not found: {}",
+                        raw.private_key.value.display()
+                    ),
+                ));
             }
             if inside_code(&raw.private_key.value) {
-                return Err(located_err(t, raw.private_key.line, format!(
-                    "{key_field}: {} is inside the code directory {}: move it out (the code directory is packaged and shared with your users)",
-                    raw.private_key.value.display(), code.value.display()
-                )));
+                return Err(located_err(
+                    t,
+                    raw.private_key.line,
+                    format!(
+                        "{key_field}: {} is inside the code directory {}: move it out (the code directory is packaged and shared with your users)",
+                        raw.private_key.value.display(),
+                        code.value.display()
+                    ),
+                ));
             }
             let info = read_certificate(&raw.certificate.value).map_err(|e| {
-                located_err(t, raw.certificate.line, format!(
-                    "{cert_field}: {}: {e}", raw.certificate.value.display()))
+                located_err(
+                    t,
+                    raw.certificate.line,
+                    format!("{cert_field}: {}: {e}", raw.certificate.value.display()),
+                )
             })?;
             if !info.covers(&raw.domain.value) {
                 let names = if info.dns_names.is_empty() {
@@ -465,23 +551,39 @@ fn finish_cloud(
                 } else {
                     info.dns_names.join(", ")
                 };
-                return Err(located_err(t, raw.domain.line, format!(
-                    "{domain_field} \"{}\" is not covered by the certificate {} (its SAN DNS names: {names})",
-                    raw.domain.value, raw.certificate.value.display()
-                )));
+                return Err(located_err(
+                    t,
+                    raw.domain.line,
+                    format!(
+                        "{domain_field} \"{}\" is not covered by the certificate {} (its SAN DNS names: {names})",
+                        raw.domain.value,
+                        raw.certificate.value.display()
+                    ),
+                ));
             }
             if info.not_after <= opts.now {
-                return Err(located_err(t, raw.certificate.line, format!(
-                    "{cert_field}: the certificate {} expired on {}",
-                    raw.certificate.value.display(), rfc3339(info.not_after)
-                )));
+                return Err(located_err(
+                    t,
+                    raw.certificate.line,
+                    format!(
+                        "{cert_field}: the certificate {} expired on {}",
+                        raw.certificate.value.display(),
+                        rfc3339(info.not_after)
+                    ),
+                ));
             }
             match &expiration {
                 Some(exp) if exp.value > info.not_after => {
-                    return Err(located_err(t, exp.line, format!(
-                        "{} {} is after the certificate's notAfter {}",
-                        exp.field, rfc3339(exp.value), rfc3339(info.not_after)
-                    )));
+                    return Err(located_err(
+                        t,
+                        exp.line,
+                        format!(
+                            "{} {} is after the certificate's notAfter {}",
+                            exp.field,
+                            rfc3339(exp.value),
+                            rfc3339(info.not_after)
+                        ),
+                    ));
                 }
                 Some(_) => {}
                 None => expiration_date = Some(info.not_after),

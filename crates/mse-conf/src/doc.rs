@@ -112,7 +112,11 @@ impl<'d, 'i> TableReader<'d, 'i> {
     fn wrong_type(&self, key: &str, line: usize, expected: &str, got: &DeValue<'_>) -> ConfError {
         self.doc.err(
             line,
-            format!("{} must be {expected}, got {}", self.field(key), describe(got)),
+            format!(
+                "{} must be {expected}, got {}",
+                self.field(key),
+                describe(got)
+            ),
         )
     }
 
@@ -129,7 +133,8 @@ impl<'d, 'i> TableReader<'d, 'i> {
     }
 
     pub fn req_str(&self, key: &str, expected: &str) -> Result<Located<String>, ConfError> {
-        self.opt_str(key)?.ok_or_else(|| self.missing(key, expected))
+        self.opt_str(key)?
+            .ok_or_else(|| self.missing(key, expected))
     }
 
     pub fn opt_bool(&self, key: &str) -> Result<Option<Located<bool>>, ConfError> {
@@ -158,7 +163,11 @@ impl<'d, 'i> TableReader<'d, 'i> {
                 other => {
                     return Err(self.doc.err(
                         self.doc.line(item.span().start),
-                        format!("{}[{i}] must be a string, got {}", self.field(key), describe(other)),
+                        format!(
+                            "{}[{i}] must be a string, got {}",
+                            self.field(key),
+                            describe(other)
+                        ),
                     ));
                 }
             }

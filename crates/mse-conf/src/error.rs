@@ -13,7 +13,11 @@ pub struct ConfError {
 }
 
 impl ConfError {
-    pub(crate) fn at(file: &std::path::Path, line: Option<usize>, message: impl Into<String>) -> Self {
+    pub(crate) fn at(
+        file: &std::path::Path,
+        line: Option<usize>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             file: file.to_path_buf(),
             line,

@@ -22,17 +22,20 @@ pub enum SecretsError {
 }
 
 /// Loads a secrets file; it must be one JSON object. Its values never appear in an error.
-pub fn load_secrets(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, SecretsError> {
+pub fn load_secrets(
+    path: &Path,
+) -> Result<serde_json::Map<String, serde_json::Value>, SecretsError> {
     let text = std::fs::read(path).map_err(|source| SecretsError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| SecretsError::Syntax {
-        path: path.to_path_buf(),
-        line: e.line(),
-        column: e.column(),
-        message: syntax_message(&e),
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| SecretsError::Syntax {
+            path: path.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            message: syntax_message(&e),
+        })?;
     match value {
         serde_json::Value::Object(map) => Ok(map),
         other => Err(SecretsError::NotObject {

@@ -140,14 +140,23 @@ fn seed_v1_parses() {
     assert_eq!(conf.python_application.to_string(), "app:app");
     assert_eq!(conf.healthcheck_endpoint, "/whoami");
     assert_eq!(conf.tests_cmd.as_deref(), Some("pytest"));
-    assert_eq!(conf.tests_requirements, ["intel-sgx-ra>=1.0.1,<1.1", "pytest==7.2.0"]);
+    assert_eq!(
+        conf.tests_requirements,
+        ["intel-sgx-ra>=1.0.1,<1.1", "pytest==7.2.0"]
+    );
     let cloud = conf.cloud().unwrap();
     assert_eq!(cloud.code, fx.root().join("./code"));
-    assert_eq!(cloud.tests.as_deref(), Some(fx.root().join("./tests").as_path()));
+    assert_eq!(
+        cloud.tests.as_deref(),
+        Some(fx.root().join("./tests").as_path())
+    );
     assert_eq!(cloud.docker, "ghcr.io/cosmian/mse-pytorch:20230104085621");
     assert_eq!(cloud.project, "default");
     assert_eq!(cloud.hardware, "4g-eu-001");
-    assert_eq!(cloud.secrets.as_deref(), Some(fx.root().join("secrets.json").as_path()));
+    assert_eq!(
+        cloud.secrets.as_deref(),
+        Some(fx.root().join("secrets.json").as_path())
+    );
     let ssl = cloud.ssl.as_ref().unwrap();
     assert_eq!(ssl.domain_name, "example.com");
     // No expiration_date: the certificate's notAfter is the app's expiration.
@@ -236,28 +245,36 @@ fn missing_field() {
 fn wrong_type() {
     let fx = Fixture::new();
     let text = MINIMAL_V1.replace("name = \"demo\"", "name = 3");
-    assert_eq!(fx.err(&text), "mse.toml:1: name must be a string, got integer 3");
+    assert_eq!(
+        fx.err(&text),
+        "mse.toml:1: name must be a string, got integer 3"
+    );
     let text = MINIMAL_V1.replace("[\"pytest\"]", "[\"pytest\", 2]");
     assert_eq!(
         fx.err(&text),
         "mse.toml:5: tests_requirements[1] must be a string, got integer 2"
     );
     let text = MINIMAL_V1.replace("hardware = \"4g-eu-001\"", "hardware = true");
-    assert_eq!(fx.err(&text), "mse.toml:12: cloud.hardware must be a string, got boolean true");
+    assert_eq!(
+        fx.err(&text),
+        "mse.toml:12: cloud.hardware must be a string, got boolean true"
+    );
 }
 
 #[test]
 fn unknown_field_warns() {
     let fx = Fixture::new();
-    let text = MINIMAL_V1.replace("[cloud]\n", "[cloud]\ncolor = \"blue\"\n").replace(
-        "tests_cmd",
-        "workers = 4\ntests_cmd",
-    );
+    let text = MINIMAL_V1
+        .replace("[cloud]\n", "[cloud]\ncolor = \"blue\"\n")
+        .replace("tests_cmd", "workers = 4\ntests_cmd");
     let conf = fx.load(&text).unwrap();
     let shown: Vec<String> = conf
         .warnings
         .iter()
-        .map(|w| w.to_string().replace(&format!("{}/", fx.root().display()), ""))
+        .map(|w| {
+            w.to_string()
+                .replace(&format!("{}/", fx.root().display()), "")
+        })
         .collect();
     assert_eq!(
         shown,
@@ -331,10 +348,21 @@ fn certificate_san_must_cover_domain() {
         "mse.toml:16: cloud.ssl.domain_name \"other.org\" is not covered by the certificate ./cert.secret.pem (its SAN DNS names: example.com)"
     );
     // A wildcard certificate covers one label below it.
-    fx.cert("cert.secret.pem", "key.secret.pem", &["*.example.com"], 2036);
-    let text = SEED_V1.replace("domain_name=\"example.com\"", "domain_name=\"app.example.com\"");
+    fx.cert(
+        "cert.secret.pem",
+        "key.secret.pem",
+        &["*.example.com"],
+        2036,
+    );
+    let text = SEED_V1.replace(
+        "domain_name=\"example.com\"",
+        "domain_name=\"app.example.com\"",
+    );
     fx.load(&text).unwrap();
-    let text = SEED_V1.replace("domain_name=\"example.com\"", "domain_name=\"a.b.example.com\"");
+    let text = SEED_V1.replace(
+        "domain_name=\"example.com\"",
+        "domain_name=\"a.b.example.com\"",
+    );
     assert!(fx.err(&text).contains("\"a.b.example.com\" is not covered"));
 }
 
@@ -365,25 +393,48 @@ fn expired_certificate() {
 fn paths_that_do_not_exist() {
     let fx = Fixture::new();
     let text = SEED_V1.replace("secrets = \"secrets.json\"", "secrets = \"nope.json\"");
-    assert_eq!(fx.err(&text), "mse.toml:13: cloud.secrets: file not found: nope.json");
+    assert_eq!(
+        fx.err(&text),
+        "mse.toml:13: cloud.secrets: file not found: nope.json"
+    );
     let text = SEED_V1.replace("./cert.secret.pem", "./missing.pem");
-    assert_eq!(fx.err(&text), "mse.toml:17: cloud.ssl.certificate: file not found: ./missing.pem");
+    assert_eq!(
+        fx.err(&text),
+        "mse.toml:17: cloud.ssl.certificate: file not found: ./missing.pem"
+    );
     let text = SEED_V1.replace("./key.secret.pem", "./missing.pem");
-    assert_eq!(fx.err(&text), "mse.toml:18: cloud.ssl.private_key: file not found: ./missing.pem");
+    assert_eq!(
+        fx.err(&text),
+        "mse.toml:18: cloud.ssl.private_key: file not found: ./missing.pem"
+    );
     let text = SEED_V1.replace("code = \"./code\"", "code = \"./src\"");
-    assert_eq!(fx.err(&text), "mse.toml:8: cloud.code: code directory not found: ./src");
+    assert_eq!(
+        fx.err(&text),
+        "mse.toml:8: cloud.code: code directory not found: ./src"
+    );
 }
 
 #[test]
 fn secrets_or_key_inside_code_directory_is_refused() {
     let fx = Fixture::new();
-    std::fs::copy(fx.root().join("secrets.json"), fx.root().join("code/secrets.json")).unwrap();
-    let text = SEED_V1.replace("secrets = \"secrets.json\"", "secrets = \"code/secrets.json\"");
+    std::fs::copy(
+        fx.root().join("secrets.json"),
+        fx.root().join("code/secrets.json"),
+    )
+    .unwrap();
+    let text = SEED_V1.replace(
+        "secrets = \"secrets.json\"",
+        "secrets = \"code/secrets.json\"",
+    );
     assert_eq!(
         fx.err(&text),
         "mse.toml:13: cloud.secrets: code/secrets.json is inside the code directory ./code: move it out (the code directory is packaged and shared with your users)"
     );
-    std::fs::copy(fx.root().join("key.secret.pem"), fx.root().join("code/key.pem")).unwrap();
+    std::fs::copy(
+        fx.root().join("key.secret.pem"),
+        fx.root().join("code/key.pem"),
+    )
+    .unwrap();
     let text = SEED_V1.replace("./key.secret.pem", "./code/key.pem");
     assert_eq!(
         fx.err(&text),
@@ -399,7 +450,11 @@ fn secrets_must_be_a_json_object() {
         fx.err(SEED_V1),
         "mse.toml:13: cloud.secrets: secrets.json: must be a JSON object, got an array"
     );
-    std::fs::write(fx.root().join("secrets.json"), "{\n  \"login\": \"username\",\n  \"password\" \"azerty\"\n}").unwrap();
+    std::fs::write(
+        fx.root().join("secrets.json"),
+        "{\n  \"login\": \"username\",\n  \"password\" \"azerty\"\n}",
+    )
+    .unwrap();
     assert_eq!(
         fx.err(SEED_V1),
         "mse.toml:13: cloud.secrets: secrets.json:3:14: invalid JSON: expected `:`"
@@ -413,14 +468,20 @@ fn load_secrets_error_never_shows_values() {
     std::fs::write(&path, "{\"password\": \"hunter2\" \"x\"}").unwrap();
     let err = mse_conf::load_secrets(&path).unwrap_err().to_string();
     assert!(!err.contains("hunter2"), "{err}");
-    assert!(err.ends_with("s.json:1:24: invalid JSON: expected `,` or `}`"), "{err}");
+    assert!(
+        err.ends_with("s.json:1:24: invalid JSON: expected `,` or `}`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn name_length() {
     let fx = Fixture::new();
     let text = MINIMAL_V1.replace("name = \"demo\"", "name = \"  \"");
-    assert_eq!(fx.err(&text), "mse.toml:1: name must be 1 to 255 characters, got \"  \"");
+    assert_eq!(
+        fx.err(&text),
+        "mse.toml:1: name must be 1 to 255 characters, got \"  \""
+    );
     let text = MINIMAL_V1.replace("\"4g-eu-001\"", "\"a-very-long-hardware-name\"");
     assert_eq!(
         fx.err(&text),
@@ -433,5 +494,8 @@ fn missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let err = AppConf::load(&dir.path().join("mse.toml")).unwrap_err();
     assert_eq!(err.line, None);
-    assert!(err.to_string().ends_with("mse.toml: cannot read: No such file or directory (os error 2)"));
+    assert!(
+        err.to_string()
+            .ends_with("mse.toml: cannot read: No such file or directory (os error 2)")
+    );
 }

@@ -11,7 +11,11 @@ fn touch(root: &Path, rel: &str) {
 }
 
 fn listed(root: &Path) -> Vec<String> {
-    collect_code_files(root, &[]).unwrap().into_iter().map(|f| f.rel).collect()
+    collect_code_files(root, &[])
+        .unwrap()
+        .into_iter()
+        .map(|f| f.rel)
+        .collect()
 }
 
 #[test]
@@ -20,14 +24,29 @@ fn default_file_excludes_what_the_original_excluded() {
     let r = dir.path();
     std::fs::write(r.join(".mseignore"), DEFAULT_MSEIGNORE).unwrap();
     for f in [
-        "app.py", "requirements.txt", "mse.toml", "secrets.json", "secrets_to_seal.json",
-        "__pycache__/app.cpython-311.pyc", "lib/x.pyc", "lib/x.py", ".gitignore", ".vscode/s.json",
-        ".idea/w.xml", "pkg.egg-info/PKG-INFO", "dist/pkg.egg", ".venv/bin/python", ".env",
+        "app.py",
+        "requirements.txt",
+        "mse.toml",
+        "secrets.json",
+        "secrets_to_seal.json",
+        "__pycache__/app.cpython-311.pyc",
+        "lib/x.pyc",
+        "lib/x.py",
+        ".gitignore",
+        ".vscode/s.json",
+        ".idea/w.xml",
+        "pkg.egg-info/PKG-INFO",
+        "dist/pkg.egg",
+        ".venv/bin/python",
+        ".env",
         "static/style.css",
     ] {
         touch(r, f);
     }
-    assert_eq!(listed(r), ["app.py", "lib/x.py", "requirements.txt", "static/style.css"]);
+    assert_eq!(
+        listed(r),
+        ["app.py", "lib/x.py", "requirements.txt", "static/style.css"]
+    );
 }
 
 #[test]
@@ -40,14 +59,29 @@ fn negation_anchoring_and_directory_patterns() {
     )
     .unwrap();
     for f in [
-        "a.log", "keep.log", "sub/b.log", "build/out.bin", "sub/build/src.py", "data/x.csv",
-        "sub/data/y.csv", "datafile", ".well-known/security.txt", ".hidden", "app.py",
+        "a.log",
+        "keep.log",
+        "sub/b.log",
+        "build/out.bin",
+        "sub/build/src.py",
+        "data/x.csv",
+        "sub/data/y.csv",
+        "datafile",
+        ".well-known/security.txt",
+        ".hidden",
+        "app.py",
     ] {
         touch(r, f);
     }
     assert_eq!(
         listed(r),
-        [".well-known/security.txt", "app.py", "datafile", "keep.log", "sub/build/src.py"]
+        [
+            ".well-known/security.txt",
+            "app.py",
+            "datafile",
+            "keep.log",
+            "sub/build/src.py"
+        ]
     );
 }
 
@@ -58,7 +92,10 @@ fn always_excluded_files_win_over_the_ignore_file() {
     touch(r, "app.py");
     touch(r, "mse.toml");
     let files = collect_code_files(r, &[r.join("mse.toml")]).unwrap();
-    assert_eq!(files.iter().map(|f| f.rel.as_str()).collect::<Vec<_>>(), ["app.py"]);
+    assert_eq!(
+        files.iter().map(|f| f.rel.as_str()).collect::<Vec<_>>(),
+        ["app.py"]
+    );
 }
 
 #[test]
@@ -77,7 +114,9 @@ fn symlink_leaving_the_code_directory_is_refused() {
         format!(
             "{}: symbolic link to {} leaves the code directory",
             r.join("key").display(),
-            std::fs::canonicalize(outside.path().join("id_rsa")).unwrap().display()
+            std::fs::canonicalize(outside.path().join("id_rsa"))
+                .unwrap()
+                .display()
         )
     );
 }

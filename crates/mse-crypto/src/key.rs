@@ -20,9 +20,7 @@ pub enum KeyError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "key file {path} must hold 32 raw bytes or 64 hexadecimal characters, got {len} bytes"
-    )]
+    #[error("key file {path} must hold 32 raw bytes or 64 hexadecimal characters, got {len} bytes")]
     BadLength { path: String, len: usize },
     #[error("code key must be 64 hexadecimal characters (32 bytes)")]
     BadHex,

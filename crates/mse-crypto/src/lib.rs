@@ -11,8 +11,8 @@ mod unpack;
 
 pub use key::{CodeKey, KeyError, derive_key};
 pub use package::{
-    Nonces, PackageError, PackageFile, PackageSummary, build_package, fingerprint, nonces_from_json,
-    nonces_to_json,
+    Nonces, PackageError, PackageFile, PackageSummary, build_package, fingerprint,
+    nonces_from_json, nonces_to_json,
 };
 pub use seal::{SealError, X25519KeyPair, open_sealed, seal};
 pub use secretbox::{NONCE_LEN, OVERHEAD, SecretboxError, TAG_LEN, decrypt_file, encrypt_file};

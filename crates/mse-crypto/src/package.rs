@@ -83,7 +83,7 @@ pub fn build_package<W: Write>(
     for f in &order {
         validate_rel(&f.rel)?;
     }
-    order.sort_by(|a, b| member_name(&a.rel).cmp(&member_name(&b.rel)));
+    order.sort_by_cached_key(|f| member_name(&f.rel));
     for pair in order.windows(2) {
         if member_name(&pair[0].rel) == member_name(&pair[1].rel) {
             return Err(PackageError::Duplicate(pair[0].rel.clone()));
@@ -200,7 +200,9 @@ fn validate_rel(rel: &str) -> Result<(), PackageError> {
         && !rel.starts_with('/')
         && !rel.contains('\\')
         && !rel.contains('\0')
-        && rel.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+        && rel
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
     if ok {
         Ok(())
     } else {

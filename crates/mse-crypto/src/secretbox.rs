@@ -76,7 +76,11 @@ mod tests {
         for i in 0..ct.len() {
             let mut bad = ct.clone();
             bad[i] ^= 0x01;
-            assert_eq!(decrypt_file(&key, &bad), Err(SecretboxError::Integrity), "byte {i}");
+            assert_eq!(
+                decrypt_file(&key, &bad),
+                Err(SecretboxError::Integrity),
+                "byte {i}"
+            );
         }
         assert_eq!(
             decrypt_file(&key, &ct[..39]),

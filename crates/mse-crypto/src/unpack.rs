@@ -57,7 +57,11 @@ pub enum UnpackError {
     #[error("member {0:?} appears twice or clashes with another member")]
     Duplicate(String),
     #[error("member {member:?} is {size} bytes, over the limit of {limit} bytes")]
-    MemberTooLarge { member: String, size: u64, limit: u64 },
+    MemberTooLarge {
+        member: String,
+        size: u64,
+        limit: u64,
+    },
     #[error("package holds more than {limit} bytes")]
     TotalTooLarge { limit: u64 },
     #[error("package holds more than {limit} entries")]
@@ -193,6 +197,12 @@ fn unpack_into<R: Read>(
             .take(size)
             .read_to_end(&mut data)
             .map_err(|e| UnpackError::Malformed(format!("member {rel:?}: {e}")))?;
+        if data.len() as u64 != size {
+            return Err(UnpackError::Malformed(format!(
+                "member {rel:?} is truncated ({} of {size} bytes)",
+                data.len()
+            )));
+        }
         let plain = if out_rel == rel {
             data
         } else {
@@ -232,7 +242,11 @@ fn parents(rel: &str) -> impl Iterator<Item = &str> {
     rel.match_indices('/').map(move |(i, _)| &rel[..i])
 }
 
-fn claim_dir(rel: &str, files: &HashSet<String>, dirs: &mut HashSet<String>) -> Result<(), UnpackError> {
+fn claim_dir(
+    rel: &str,
+    files: &HashSet<String>,
+    dirs: &mut HashSet<String>,
+) -> Result<(), UnpackError> {
     if files.contains(rel) || parents(rel).any(|p| files.contains(p)) {
         return Err(UnpackError::Duplicate(rel.to_string()));
     }
