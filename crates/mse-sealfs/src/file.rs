@@ -102,11 +102,17 @@ impl SealedFile {
         let end_off = backing_size(self.size).min(block_offset(last + 1));
         let mut sealed = vec![0u8; (end_off - start_off) as usize];
         self.file.read_exact_at(&mut sealed, start_off)?;
-        let mut out = Vec::with_capacity((end - offset) as usize);
-        for (i, chunk) in sealed.chunks_mut(CIPHER_BLOCK_SIZE).enumerate() {
+        let file_id = self.file_id;
+        for_each_block(&mut sealed, |i, chunk| {
             let b = first + i as u64;
-            let plain = c.open_block(&self.file_id, b, b + 1 == nblocks, chunk)?;
-            let block_start = b * BLOCK_SIZE as u64;
+            c.open_block(&file_id, b, b + 1 == nblocks, chunk)
+                .map(|_| ())
+        })?;
+        // Each opened block left its plaintext right after its nonce.
+        let mut out = Vec::with_capacity((end - offset) as usize);
+        for (i, chunk) in sealed.chunks(CIPHER_BLOCK_SIZE).enumerate() {
+            let block_start = (first + i as u64) * BLOCK_SIZE as u64;
+            let plain = &chunk[NONCE_LEN..chunk.len() - crate::crypto::TAG_LEN];
             let from = offset.saturating_sub(block_start) as usize;
             let to = ((end - block_start) as usize).min(plain.len());
             out.extend_from_slice(&plain[from..to]);
@@ -171,9 +177,10 @@ impl SealedFile {
         )
     }
 
-    /// Writes non-empty `data` at `offset <= size`: re-seals the touched blocks in one buffer and
-    /// writes it with one `pwrite`. Only the first and last touched blocks can need their old
-    /// content (read-modify-write); full blocks are sealed straight from `data`.
+    /// Writes non-empty `data` at `offset <= size`: re-seals the touched blocks into one buffer
+    /// (in parallel for large writes) and writes it with one `pwrite`. Only the first and last
+    /// touched blocks can need their old content (read-modify-write); the blocks in between are
+    /// sealed straight from `data`.
     fn write_within(&mut self, c: &Ciphers, offset: u64, data: &[u8]) -> Result<(), FileError> {
         debug_assert!(offset <= self.size && !data.is_empty());
         let bs = BLOCK_SIZE as u64;
@@ -186,50 +193,51 @@ impl SealedFile {
         let last = (end - 1) / bs;
         let count = (last - first + 1) as usize;
 
-        let mut nonces = vec![0u8; NONCE_LEN * (count + 1)];
-        crate::crypto::random(&mut nonces)?;
-        let sealed_len = (block_offset(last)
-            + ((new_size.min((last + 1) * bs) - last * bs) + BLOCK_OVERHEAD as u64))
-            - block_offset(first);
-        let mut out = vec![0u8; sealed_len as usize];
-        let mut scratch = vec![0u8; BLOCK_SIZE];
-        for (i, b) in (first..=last).enumerate() {
+        // Plaintext of a partially written block: old content (if any) overlaid with `data`.
+        let merged = |b: u64| -> Result<Option<Vec<u8>>, FileError> {
             let block_start = b * bs;
             let block_len = (new_size.min(block_start + bs) - block_start) as usize;
-            let old_len = old_size.saturating_sub(block_start).min(bs) as usize;
-            let covered_from = offset.max(block_start);
-            let covered_to = end.min(block_start + bs);
-            let fully_covered =
-                covered_from == block_start && covered_to >= block_start + old_len as u64;
-            let plain: &[u8] = if fully_covered && covered_to - block_start == block_len as u64 {
-                // Whole new block content comes from `data`: no read, no copy.
-                let s = (block_start - offset) as usize;
-                &data[s..s + block_len]
-            } else {
-                scratch[..block_len].fill(0);
-                if !fully_covered && b < old_blocks {
-                    let old = self.read_block(c, b)?;
-                    scratch[..old.len()].copy_from_slice(&old);
+            let from = offset.max(block_start);
+            let to = end.min(block_start + bs);
+            if from == block_start && to - block_start == block_len as u64 {
+                return Ok(None);
+            }
+            let mut plain = vec![0u8; block_len];
+            if b < old_blocks {
+                let old = self.read_block(c, b)?;
+                plain[..old.len()].copy_from_slice(&old);
+            }
+            let dst = (from - block_start) as usize;
+            let src = (from - offset) as usize;
+            let n = (to - from) as usize;
+            plain[dst..dst + n].copy_from_slice(&data[src..src + n]);
+            Ok(Some(plain))
+        };
+        let first_plain = merged(first)?;
+        let last_plain = if last != first { merged(last)? } else { None };
+
+        let mut nonces = vec![0u8; NONCE_LEN * (count + 1)];
+        crate::crypto::random(&mut nonces)?;
+        let last_len = new_size.min((last + 1) * bs) - last * bs;
+        let sealed_len =
+            block_offset(last) - block_offset(first) + last_len + BLOCK_OVERHEAD as u64;
+        let mut out = vec![0u8; sealed_len as usize];
+        let file_id = self.file_id;
+        for_each_block(&mut out, |i, chunk| {
+            let b = first + i as u64;
+            let plain: &[u8] = match (&first_plain, &last_plain) {
+                (Some(p), _) if b == first => p,
+                (_, Some(p)) if b == last => p,
+                _ => {
+                    let s = (b * bs - offset) as usize;
+                    &data[s..s + chunk.len() - BLOCK_OVERHEAD]
                 }
-                let dst = (covered_from - block_start) as usize;
-                let src = (covered_from - offset) as usize;
-                let n = (covered_to - covered_from) as usize;
-                scratch[dst..dst + n].copy_from_slice(&data[src..src + n]);
-                &scratch[..block_len]
             };
-            let at = (block_offset(b) - block_offset(first)) as usize;
             let nonce: &[u8; NONCE_LEN] = nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN]
                 .try_into()
                 .expect("nonce slice has NONCE_LEN bytes");
-            c.seal_block(
-                &self.file_id,
-                b,
-                b + 1 == new_blocks,
-                nonce,
-                plain,
-                &mut out[at..at + block_len + BLOCK_OVERHEAD],
-            )?;
-        }
+            c.seal_block(&file_id, b, b + 1 == new_blocks, nonce, plain, chunk)
+        })?;
         // The old last block loses its "last" flag when the file grows past it untouched.
         let relabel = if new_blocks > old_blocks && old_blocks > 0 && old_blocks - 1 < first {
             let b = old_blocks - 1;
@@ -250,6 +258,57 @@ impl SealedFile {
         self.size = new_size;
         Ok(())
     }
+}
+
+/// Blocks per request below which sealing stays on the calling thread.
+const PARALLEL_MIN_BLOCKS: usize = 32;
+
+/// Runs `f(index, sealed block)` over the consecutive sealed blocks of `buf`, split across the
+/// available cores for large buffers (a 1 MiB FUSE write is 256 independent blocks).
+fn for_each_block<F>(buf: &mut [u8], f: F) -> Result<(), FormatError>
+where
+    F: Fn(usize, &mut [u8]) -> Result<(), FormatError> + Sync,
+{
+    let nblocks = buf.len().div_ceil(CIPHER_BLOCK_SIZE);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
+        .min(nblocks / PARALLEL_MIN_BLOCKS)
+        .max(1);
+    let run = |base: usize, part: &mut [u8]| -> Result<(), FormatError> {
+        for (i, chunk) in part.chunks_mut(CIPHER_BLOCK_SIZE).enumerate() {
+            f(base + i, chunk)?;
+        }
+        Ok(())
+    };
+    if workers == 1 {
+        return run(0, buf);
+    }
+    let per = nblocks.div_ceil(workers);
+    std::thread::scope(|s| {
+        let mut rest = buf;
+        let mut base = 0;
+        let mut spawned = Vec::new();
+        while rest.len() > per * CIPHER_BLOCK_SIZE {
+            let (part, tail) = rest.split_at_mut(per * CIPHER_BLOCK_SIZE);
+            let run = &run;
+            let b = base;
+            spawned.push(s.spawn(move || run(b, part)));
+            rest = tail;
+            base += per;
+        }
+        let own = run(base, rest);
+        // Report the earliest failing block.
+        let mut result = Ok(());
+        for h in spawned {
+            let r = h.join().unwrap_or(Err(FormatError::Seal));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result.and(own)
+    })
 }
 
 #[cfg(test)]
@@ -319,6 +378,27 @@ mod tests {
         assert_eq!(
             again.read(&c, 5000, 100).unwrap(),
             model[5000..5100].to_vec()
+        );
+    }
+
+    #[test]
+    fn large_writes_sealed_in_parallel_read_back() {
+        let (dir, c, mut sf) = setup();
+        let mut model = vec![0u8; 1000];
+        let big: Vec<u8> = (0..1_500_000u32).map(|i| (i % 253) as u8).collect();
+        sf.write(&c, 1000, &big).unwrap();
+        model.extend_from_slice(&big);
+        let over: Vec<u8> = (0..600_000u32).map(|i| (i % 7) as u8 + 100).collect();
+        sf.write(&c, 300_001, &over).unwrap();
+        model[300_001..900_001].copy_from_slice(&over);
+        assert_eq!(sf.read(&c, 0, 2_000_000).unwrap(), model);
+        // A damaged block far into the file is reported by its number.
+        let f = sf.backing();
+        f.write_all_at(&[0xff; 4], block_offset(300) + 50).unwrap();
+        let again = reopen(&dir, &c).unwrap();
+        assert_eq!(
+            again.read(&c, 0, 2_000_000).unwrap_err().to_string(),
+            "sealed block 300 failed authentication (wrong key, tampered, moved or truncated)"
         );
     }
 
