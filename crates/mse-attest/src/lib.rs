@@ -1,4 +1,7 @@
 //! Evidence, attesters, verifiers, policy, RA-TLS certificates and the simulated TEE.
+pub mod attester;
+pub mod ratls;
+pub mod sim;
 // attest-verify: evidence parsers, verifiers, collateral, policy, report
 pub mod collateral;
 pub mod evidence;

@@ -1,0 +1,68 @@
+//! The simulated attester: quotes from the software quoting enclave of the mock PKI.
+
+use std::sync::Arc;
+
+use super::{AttestError, Attester, AttesterKind, HostProbe};
+use crate::evidence::TeeKind;
+use crate::sim::{SimEnclave, SimPki};
+
+/// Produces real-format SGX DCAP v3 quotes signed by the mock PKI of a seed.
+#[derive(Debug, Clone)]
+pub struct SimAttester {
+    pki: Arc<SimPki>,
+    enclave: SimEnclave,
+}
+
+impl SimAttester {
+    /// A sim attester on this host; refused where a real TEE device exists, so a node cannot
+    /// silently downgrade real hardware to simulation.
+    pub fn new(seed: &[u8; 32], enclave: SimEnclave) -> Result<SimAttester, AttestError> {
+        SimAttester::with_probe(&HostProbe::system(), seed, enclave)
+    }
+
+    /// Same as [`SimAttester::new`] with an explicit host probe.
+    pub fn with_probe(
+        probe: &HostProbe,
+        seed: &[u8; 32],
+        enclave: SimEnclave,
+    ) -> Result<SimAttester, AttestError> {
+        let pki = Arc::new(SimPki::from_seed(seed)?);
+        SimAttester::from_pki(probe, pki, enclave)
+    }
+
+    /// Share an already built mock PKI (one per node).
+    pub fn from_pki(
+        probe: &HostProbe,
+        pki: Arc<SimPki>,
+        enclave: SimEnclave,
+    ) -> Result<SimAttester, AttestError> {
+        if let Some(tee) = probe.real_tee() {
+            return Err(AttestError::RealTeePresent(tee.path.display().to_string()));
+        }
+        Ok(SimAttester { pki, enclave })
+    }
+
+    /// The mock PKI behind it (its root is the anchor a verifier opts into).
+    pub fn pki(&self) -> &Arc<SimPki> {
+        &self.pki
+    }
+
+    /// The simulated enclave identity it quotes.
+    pub fn enclave(&self) -> &SimEnclave {
+        &self.enclave
+    }
+}
+
+impl Attester for SimAttester {
+    fn kind(&self) -> AttesterKind {
+        AttesterKind::Sim
+    }
+
+    fn tee_kind(&self) -> TeeKind {
+        TeeKind::Sgx
+    }
+
+    fn evidence(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, AttestError> {
+        Ok(self.pki.quote(&self.enclave, report_data))
+    }
+}

@@ -1,0 +1,76 @@
+//! RA-TLS certificates: build ours (DESIGN.md "RA-TLS certificate"), parse ours, the original
+//! MSE's, Gramine's (legacy OID quirk) and the TCG DICE tagged-evidence form, verify one against
+//! a [`Policy`], and pin a TLS server by its attested key (rustls verifiers).
+
+mod build;
+mod parse;
+mod tcg;
+mod tls;
+
+pub use build::{RaTlsIdentity, RaTlsParams, generate, report_data_for_key};
+pub use parse::{EvidenceForm, RaTlsCert};
+pub use tcg::{TCG_QUOTE_CBOR_TAG, decode_tagged_evidence, encode_tagged_evidence};
+pub use tls::{
+    CaptureVerifier, PinnedCertVerifier, RaTlsVerifier, VerifiedServer, fetch_server_certificate,
+};
+
+use crate::{Collateral, Evidence, Policy, Report, TrustAnchors};
+
+/// OID 1.2.840.113741.1337.6: the raw quote, as MSE (and Gramine's old `ra_tls_attest`) writes it.
+pub const SGX_QUOTE_OID: &str = "1.2.840.113741.1337.6";
+/// DER content bytes of [`SGX_QUOTE_OID`].
+pub const SGX_QUOTE_OID_DER: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF8, 0x4D, 0x8A, 0x39, 0x06];
+/// Gramine's legacy quirk: the OID's own DER tag and length ended up inside its content, which
+/// parsers read as 0.6.9.42.840.113741.1337.6.
+pub const GRAMINE_LEGACY_OID_DER: &[u8] = &[
+    0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF8, 0x4D, 0x8A, 0x39, 0x06,
+];
+/// OID 2.23.133.5.4.9: TCG DICE tagged evidence (interoperable RA-TLS).
+pub const TCG_TAGGED_EVIDENCE_OID: &str = "2.23.133.5.4.9";
+/// DER content bytes of [`TCG_TAGGED_EVIDENCE_OID`].
+pub const TCG_TAGGED_EVIDENCE_OID_DER: &[u8] = &[0x67, 0x81, 0x05, 0x05, 0x04, 0x09];
+
+/// What is wrong with an RA-TLS certificate or its use.
+#[derive(Debug, thiserror::Error)]
+pub enum RaTlsError {
+    #[error("not an X.509 certificate: {0}")]
+    NotCertificate(String),
+    #[error(
+        "the certificate carries no attestation evidence (no extension {SGX_QUOTE_OID}, Gramine's legacy OID, or {TCG_TAGGED_EVIDENCE_OID})"
+    )]
+    NoEvidence,
+    #[error("malformed TCG tagged evidence: {0}")]
+    BadTaggedEvidence(String),
+    #[error("the certificate key is {0}, but MSE RA-TLS binds an ECDSA P-256 key")]
+    UnsupportedKey(String),
+    #[error("TCG claims bind key hash {claimed}, but the certificate's key hashes to {actual}")]
+    ClaimsKeyMismatch { claimed: String, actual: String },
+    #[error("evidence in the certificate: {0}")]
+    Evidence(#[from] crate::EvidenceError),
+    #[error("attestation: {0}")]
+    Attest(#[from] crate::attester::AttestError),
+    #[error("building the certificate: {0}")]
+    Build(String),
+    #[error("TLS connection to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+}
+
+/// Verify an RA-TLS certificate (DER or PEM): parse its evidence, then run the shared verifier
+/// with the certificate-key binding as expected report data. The report lists every check.
+pub fn verify_certificate(
+    cert: &[u8],
+    collateral: &Collateral,
+    anchors: &TrustAnchors,
+    policy: &Policy,
+) -> Result<(RaTlsCert, Report), RaTlsError> {
+    let parsed = RaTlsCert::parse(cert)?;
+    let evidence = Evidence::parse(&parsed.quote)?;
+    let report = crate::verify(
+        &evidence,
+        collateral,
+        anchors,
+        policy,
+        Some(&parsed.expected_report_data),
+    );
+    Ok((parsed, report))
+}

@@ -1,0 +1,102 @@
+//! The simulated TEE: a mock Intel PKI derived from a 32-byte seed, a software quoting enclave
+//! producing real-format SGX DCAP v3 quotes, signed collateral, a mock PCCS, and a sealing key.
+//!
+//! Sim evidence goes through the very same verifier as real evidence; only the trust anchor
+//! differs (the mock root, accepted only when the policy allows simulation).
+
+mod collateral;
+mod keys;
+mod pccs;
+mod pki;
+mod quote;
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+
+pub use collateral::{CollateralOptions, SignedJson, rfc3339};
+pub use keys::DetKey;
+pub use pccs::{MockPccs, router as pccs_router};
+pub use pki::{
+    PCK_PLATFORM_CA_CN, SIM_CPU_SVN, SIM_FMSPC, SIM_NOT_AFTER, SIM_NOT_BEFORE, SIM_ORG, SIM_PCE_ID,
+    SIM_PCE_SVN, SIM_ROOT_CN, SimPki, pem_encode, sgx_extension_der, to_pem,
+};
+pub use quote::{INTEL_QE_VENDOR_ID, SGX_FLAGS_DEBUG, SimEnclave};
+
+/// What went wrong in the simulated TEE.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("mock PKI: {0}")]
+    Pki(String),
+    #[error("sim collateral: {0}")]
+    Collateral(String),
+    #[error("mock PCCS on {addr}: {reason}")]
+    Pccs { addr: String, reason: String },
+}
+
+/// Salt separating sealing-key derivation from the PKI's.
+const SEALING_SALT: &[u8] = b"mse-sim-sealing-v1";
+
+/// HKDF-SHA256 of `seed` to `N` bytes under `label` (PKI salt).
+pub(crate) fn derive_bytes<const N: usize>(seed: &[u8; 32], label: &str) -> [u8; N] {
+    let hk = Hkdf::<Sha256>::new(Some(b"mse-sim-pki-v1"), seed);
+    let mut out = [0u8; N];
+    // N is at most 32 here, far below HKDF's limit, so expand cannot fail.
+    if hk.expand(label.as_bytes(), &mut out).is_err() {
+        out = [0u8; N];
+    }
+    out
+}
+
+/// The sim platform's sealing key for an enclave measurement: HKDF(seed, measurement).
+/// Different measurements (code versions) get unrelated keys.
+pub fn sealing_key(seed: &[u8; 32], measurement: &[u8]) -> [u8; 32] {
+    let hk = Hkdf::<Sha256>::new(Some(SEALING_SALT), seed);
+    let mut out = [0u8; 32];
+    // 32 bytes of output can never exceed HKDF-SHA256's limit.
+    if hk.expand(measurement, &mut out).is_err() {
+        out = [0u8; 32];
+    }
+    out
+}
+
+/// If the quote's PCK chain ends in a mock root (by its name, self-issued), that root's DER.
+///
+/// This is how `--allow-simulation` finds the sim anchor of a node it never met: simulation
+/// gives no hardware guarantee anyway, so trusting the quote's own mock root under that
+/// explicit opt-in only ties the collateral and the quote to one consistent mock PKI.
+pub fn sim_root_from_quote(quote: &[u8]) -> Option<Vec<u8>> {
+    let chain = quote_cert_chain(quote)?;
+    let root = x509_parser::pem::Pem::iter_from_buffer(chain)
+        .filter_map(Result::ok)
+        .last()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&root.contents).ok()?;
+    let subject = cert.subject();
+    let is_sim = subject
+        .iter_common_name()
+        .any(|cn| cn.as_str().ok() == Some(SIM_ROOT_CN));
+    (is_sim && cert.subject() == cert.issuer()).then(|| root.contents.clone())
+}
+
+/// The certification data of an SGX DCAP v3 quote when it is a PEM chain (type 5).
+fn quote_cert_chain(quote: &[u8]) -> Option<&[u8]> {
+    const QE_AUTH_LEN_AT: usize = 48 + 384 + 4 + 64 + 64 + 384 + 64;
+    let version = u16::from_le_bytes(quote.get(0..2)?.try_into().ok()?);
+    if version != 3 {
+        return None;
+    }
+    let qe_auth_len = u16::from_le_bytes(
+        quote
+            .get(QE_AUTH_LEN_AT..QE_AUTH_LEN_AT + 2)?
+            .try_into()
+            .ok()?,
+    );
+    let mut at = QE_AUTH_LEN_AT + 2 + usize::from(qe_auth_len);
+    let cert_type = u16::from_le_bytes(quote.get(at..at + 2)?.try_into().ok()?);
+    at += 2;
+    let len = u32::from_le_bytes(quote.get(at..at + 4)?.try_into().ok()?);
+    at += 4;
+    if cert_type != 5 {
+        return None;
+    }
+    quote.get(at..at.checked_add(usize::try_from(len).ok()?)?)
+}
