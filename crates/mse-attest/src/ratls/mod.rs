@@ -9,7 +9,10 @@ mod tls;
 
 pub use build::{RaTlsIdentity, RaTlsParams, generate, report_data_for_key};
 pub use parse::{EvidenceForm, RaTlsCert};
-pub use tcg::{TCG_QUOTE_CBOR_TAG, decode_tagged_evidence, encode_tagged_evidence};
+pub use tcg::{
+    TCG_QUOTE_CBOR_TAG, TaggedEvidence, decode_tagged_evidence, encode_claims,
+    encode_tagged_evidence,
+};
 pub use tls::{
     CaptureVerifier, PinnedCertVerifier, RaTlsVerifier, VerifiedServer, fetch_server_certificate,
 };

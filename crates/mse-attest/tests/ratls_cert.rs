@@ -1,0 +1,203 @@
+//! RA-TLS certificates: ours verify; a certificate whose report_data does not bind its key is
+//! refused; Gramine's legacy form and the TCG DICE form are read and bound correctly.
+
+#[path = "ratls_support/mod.rs"]
+mod support;
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use mse_attest::attester::Attester;
+use mse_attest::ratls::{
+    EvidenceForm, RaTlsCert, RaTlsError, encode_claims, encode_tagged_evidence,
+    report_data_for_key, verify_certificate,
+};
+use mse_attest::sim::CollateralOptions;
+use mse_attest::{Collateral, Policy, TrustAnchors};
+use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData};
+use sha2::{Digest, Sha256};
+use support::*;
+
+fn policy() -> Policy {
+    Policy {
+        allow_simulation: true,
+        now: Some(UNIX_EPOCH + Duration::from_secs(1_767_225_600)),
+        ..Policy::default()
+    }
+}
+
+fn sim_context() -> (TrustAnchors, Collateral) {
+    let pki = pki();
+    let collateral = Collateral::Dcap(pki.collateral(&CollateralOptions::default()).unwrap());
+    (
+        TrustAnchors::intel().with_simulation_root(pki.root_der.clone()),
+        collateral,
+    )
+}
+
+/// A self-signed certificate for `key` carrying `extensions`.
+fn cert_with(key: &KeyPair, extensions: Vec<CustomExtension>) -> Vec<u8> {
+    let mut params = CertificateParams::new(vec!["gramine.test".to_owned()]).unwrap();
+    params.custom_extensions = extensions;
+    params.self_signed(key).unwrap().der().to_vec()
+}
+
+#[test]
+fn our_certificate_parses_and_verifies() {
+    let id = identity("app.example.com", false);
+    for input in [id.cert_der.clone(), id.cert_pem().into_bytes()] {
+        let cert = RaTlsCert::parse(&input).unwrap();
+        assert_eq!(cert.form, EvidenceForm::Mse);
+        assert_eq!(
+            cert.forms_present,
+            vec![EvidenceForm::Mse, EvidenceForm::TcgDice]
+        );
+        assert_eq!(cert.quote, id.quote);
+        assert_eq!(cert.x25519_public(), Some(X25519));
+        assert_eq!(cert.san, vec!["app.example.com".to_owned()]);
+        assert_eq!(cert.not_after, 2_524_607_999);
+    }
+    let (anchors, collateral) = sim_context();
+    let (cert, report) =
+        verify_certificate(&id.cert_der, &collateral, &anchors, &policy()).unwrap();
+    assert!(report.trusted(), "{report}");
+    assert_eq!(report.measurement, MR_ENCLAVE.to_vec());
+    assert_eq!(cert.expected_report_data.len(), 32);
+}
+
+#[test]
+fn ip_address_san_is_written_as_ip() {
+    let id = identity("127.0.0.1", false);
+    assert_eq!(
+        RaTlsCert::parse(&id.cert_der).unwrap().san,
+        vec!["127.0.0.1".to_owned()]
+    );
+}
+
+#[test]
+fn certificate_whose_report_data_does_not_bind_its_key_is_refused() {
+    let served_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let other_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let quote = sim_attester(false)
+        .evidence(&report_data_for_key(other_key.public_key_raw(), &X25519))
+        .unwrap();
+    let der = cert_with(
+        &served_key,
+        vec![CustomExtension::from_oid_content(
+            &[1, 2, 840, 113_741, 1337, 6],
+            quote,
+        )],
+    );
+    let (anchors, collateral) = sim_context();
+    let (_, report) = verify_certificate(&der, &collateral, &anchors, &policy()).unwrap();
+    assert!(!report.trusted());
+    let expected = hex::encode(Sha256::digest(served_key.public_key_raw()));
+    let err = report.error().unwrap().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "report_data does not bind the expected data: expected {expected}, evidence has "
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn gramine_legacy_oid_form_is_read_and_bound_to_the_spki() {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut rd = [0u8; 64];
+    rd[..32].copy_from_slice(&Sha256::digest(key.subject_public_key_info()));
+    let quote = sim_attester(false).evidence(&rd).unwrap();
+    // Gramine's quirk: the OID's DER header inside its content, i.e. 0.6.9.42.840.113741.1337.6.
+    let der = cert_with(
+        &key,
+        vec![CustomExtension::from_oid_content(
+            &[0, 6, 9, 42, 840, 113_741, 1337, 6],
+            quote,
+        )],
+    );
+    let cert = RaTlsCert::parse(&der).unwrap();
+    assert_eq!(cert.form, EvidenceForm::GramineLegacy);
+    assert_eq!(cert.x25519_public(), None);
+    let (anchors, collateral) = sim_context();
+    let (_, report) = verify_certificate(&der, &collateral, &anchors, &policy()).unwrap();
+    assert!(report.trusted(), "{report}");
+}
+
+#[test]
+fn tcg_tagged_evidence_form_is_read_and_bound_through_the_claims() {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let spki_hash: [u8; 32] = Sha256::digest(key.subject_public_key_info()).into();
+    let claims = encode_claims(&spki_hash).unwrap();
+    let mut rd = [0u8; 64];
+    rd[..32].copy_from_slice(&Sha256::digest(&claims));
+    let quote = sim_attester(false).evidence(&rd).unwrap();
+    let value = encode_tagged_evidence(&quote, &claims).unwrap();
+    let der = cert_with(
+        &key,
+        vec![CustomExtension::from_oid_content(
+            &[2, 23, 133, 5, 4, 9],
+            value,
+        )],
+    );
+    let cert = RaTlsCert::parse(&der).unwrap();
+    assert_eq!(cert.form, EvidenceForm::TcgDice);
+    let (anchors, collateral) = sim_context();
+    let (_, report) = verify_certificate(&der, &collateral, &anchors, &policy()).unwrap();
+    assert!(report.trusted(), "{report}");
+
+    // Claims naming another key are refused before any quote check.
+    let wrong = encode_claims(&[0u8; 32]).unwrap();
+    let value = encode_tagged_evidence(&quote, &wrong).unwrap();
+    let der = cert_with(
+        &key,
+        vec![CustomExtension::from_oid_content(
+            &[2, 23, 133, 5, 4, 9],
+            value,
+        )],
+    );
+    let err = RaTlsCert::parse(&der).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "TCG claims bind key hash alg 1: {}, but the certificate's key hashes to {}",
+            hex::encode([0u8; 32]),
+            hex::encode(spki_hash)
+        )
+    );
+}
+
+#[test]
+fn certificates_without_evidence_or_garbage_are_clear_errors() {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let err = RaTlsCert::parse(&cert_with(&key, vec![])).unwrap_err();
+    assert!(matches!(err, RaTlsError::NoEvidence));
+    assert_eq!(
+        err.to_string(),
+        "the certificate carries no attestation evidence (no extension 1.2.840.113741.1337.6, Gramine's legacy OID, or 2.23.133.5.4.9)"
+    );
+    assert!(matches!(
+        RaTlsCert::parse(b"\x30\x03\x02\x01\x01").unwrap_err(),
+        RaTlsError::NotCertificate(_)
+    ));
+    assert!(matches!(
+        RaTlsCert::parse(b"").unwrap_err(),
+        RaTlsError::NotCertificate(_)
+    ));
+    assert_eq!(
+        RaTlsCert::parse(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+            .unwrap_err()
+            .to_string(),
+        "not an X.509 certificate: no CERTIFICATE block in PEM"
+    );
+}
+
+#[test]
+fn debug_enclave_certificate_is_refused_without_allow_debug() {
+    let id = identity("app.example.com", true);
+    let (anchors, collateral) = sim_context();
+    let (_, report) = verify_certificate(&id.cert_der, &collateral, &anchors, &policy()).unwrap();
+    assert!(!report.trusted());
+    assert_eq!(
+        report.error().unwrap().to_string(),
+        "SGX evidence is from a debug-mode TEE (use --allow-debug to accept it)"
+    );
+}
