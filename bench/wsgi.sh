@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Throughput of mse-serve versus Granian, Gunicorn and Hypercorn (1 worker each) on the same
+# Flask "hello" app and the same raw WSGI "hello" app, over plain HTTP and TLS, with wrk at 64
+# keep-alive connections for a fixed time after a warm-up. On a machine with >= 2 CPUs the server
+# is pinned to one CPU and wrk to another, so figures are per-core. Also prints the RSS of
+# mse-serve with Flask loaded versus `python -c "import flask"`.
+#
+# Usage: bench/wsgi.sh            (DURATION=10 WARMUP=3 CONNS=64 by default)
+# Not part of CI: figures go to bench/RESULTS.md by hand, with the date and this command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-3}
+CONNS=${CONNS:-64}
+PORT=${PORT:-18080}
+VENV=$ROOT/bench/.venv-wsgi
+APPS=$ROOT/crates/mse-wsgi/tests/apps
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+MSE=$TARGET/release/mse-serve
+
+command -v wrk >/dev/null || {
+	echo "installing wrk (Debian package)" >&2
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+}
+if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$ROOT/bench/requirements-wsgi.txt" "$VENV/.requirements"; then
+	rm -rf "$VENV"
+	python3 -m venv "$VENV"
+	"$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/bench/requirements-wsgi.txt"
+	cp "$ROOT/bench/requirements-wsgi.txt" "$VENV/.requirements"
+fi
+cargo build -q --release -p mse-wsgi --bin mse-serve
+
+TMP=$(mktemp -d)
+SERVER_PID=
+cleanup() {
+	if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+	-keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
+
+if [ "$(nproc)" -ge 2 ]; then SRV_CPU=(taskset -c 1); WRK_CPU=(taskset -c 0); else SRV_CPU=(); WRK_CPU=(); fi
+
+# start_server NAME MODULE SCHEME: starts it in the background on $PORT, sets SERVER_PID.
+start_server() {
+	local name=$1 module=$2 scheme=$3 tls=()
+	case $name in
+	mse-serve)
+		[ "$scheme" = https ] && tls=(--tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem")
+		"${SRV_CPU[@]}" "$MSE" "$module:app" --bind "127.0.0.1:$PORT" --app-dir "$APPS" \
+			--venv "$VENV" --no-access-log "${tls[@]}" >"$TMP/server.log" 2>&1 &
+		;;
+	granian)
+		[ "$scheme" = https ] && tls=(--ssl-certificate "$TMP/cert.pem" --ssl-keyfile "$TMP/key.pem")
+		(cd "$APPS" && exec "${SRV_CPU[@]}" "$VENV/bin/granian" --interface wsgi --workers 1 \
+			--blocking-threads 1 --host 127.0.0.1 --port "$PORT" --log-level warning "${tls[@]}" \
+			"$module:app") >"$TMP/server.log" 2>&1 &
+		;;
+	gunicorn)
+		[ "$scheme" = https ] && tls=(--certfile "$TMP/cert.pem" --keyfile "$TMP/key.pem")
+		(cd "$APPS" && exec "${SRV_CPU[@]}" "$VENV/bin/gunicorn" -k gthread -w 1 --threads 4 \
+			-b "127.0.0.1:$PORT" --log-level warning "${tls[@]}" "$module:app") >"$TMP/server.log" 2>&1 &
+		;;
+	hypercorn)
+		[ "$scheme" = https ] && tls=(--certfile "$TMP/cert.pem" --keyfile "$TMP/key.pem")
+		(cd "$APPS" && exec "${SRV_CPU[@]}" "$VENV/bin/hypercorn" -w 1 -b "127.0.0.1:$PORT" \
+			--log-level warning "${tls[@]}" "$module:app") >"$TMP/server.log" 2>&1 &
+		;;
+	esac
+	SERVER_PID=$!
+	for _ in $(seq 1 300); do
+		if curl -skf -o /dev/null "$scheme://127.0.0.1:$PORT/"; then return 0; fi
+		sleep 0.1
+	done
+	echo "$name did not start:" >&2
+	cat "$TMP/server.log" >&2
+	return 1
+}
+
+stop_server() {
+	kill "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=
+	# Wait (bounded) until the port is free for the next server.
+	for _ in $(seq 1 100); do
+		curl -sk -o /dev/null --max-time 0.2 "http://127.0.0.1:$PORT/" || return 0
+		sleep 0.1
+	done
+}
+
+# run_wrk URL → "req/s p99"
+run_wrk() {
+	"${WRK_CPU[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$1" >/dev/null
+	"${WRK_CPU[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$1" >"$TMP/wrk.txt"
+	local rps p99
+	rps=$(awk '/^Requests\/sec:/ {print $2}' "$TMP/wrk.txt")
+	p99=$(awk '$1 == "99%" {print $2}' "$TMP/wrk.txt")
+	local errors
+	errors=$(grep -E "Non-2xx|Socket errors" "$TMP/wrk.txt" | tr '\n' ' ' || true)
+	[ -n "$errors" ] && echo "  ($1: $errors)" >&2
+	echo "$rps $p99"
+}
+
+echo "# bench/wsgi.sh $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPU(s): wrk -t1 -c$CONNS, ${WARMUP}s warm-up, ${DURATION}s measured"
+printf '%-10s %-6s %-6s %12s %10s %12s\n' app proto server "req/s" p99 "mse/this"
+for module in hello_flask hello_raw; do
+	for scheme in http https; do
+		ours=
+		for name in mse-serve granian gunicorn hypercorn; do
+			start_server "$name" "$module" "$scheme"
+			read -r rps p99 < <(run_wrk "$scheme://127.0.0.1:$PORT/")
+			stop_server
+			[ -z "$ours" ] && ours=$rps
+			ratio=$(awk -v a="$ours" -v b="$rps" 'BEGIN { printf "%.2fx", a / b }')
+			printf '%-10s %-6s %-10s %12s %10s %12s\n' "${module#hello_}" "$scheme" "$name" "$rps" "$p99" "$ratio"
+		done
+	done
+done
+
+# Memory: mse-serve with the Flask app imported (after one request) versus plain Python.
+start_server mse-serve hello_flask http
+ours_rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status")
+stop_server
+py_rss=$("$VENV/bin/python" -c 'import flask
+for line in open("/proc/self/status"):
+    if line.startswith("VmRSS:"): print(line.split()[1])')
+echo "RSS: mse-serve + Flask app ${ours_rss} kB; python -c 'import flask' ${py_rss} kB"
