@@ -576,6 +576,7 @@ impl Filesystem for SealFs {
             Some(Handle::File { file, .. }) => file.clone(),
             _ => return reply.error(Errno::EBADF),
         };
+        tracing::trace!(offset, size, "read");
         let f = file.read().unwrap_or_else(|p| p.into_inner());
         match f.read(&self.ciphers, offset, size as usize) {
             Ok(data) => reply.data(&data),
@@ -595,6 +596,7 @@ impl Filesystem for SealFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        tracing::trace!(offset, size = data.len(), "write");
         match self.do_write(fh.0, offset, data, flags.0 & libc::O_APPEND != 0) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),

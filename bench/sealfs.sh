@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Sealed $HOME (mse-sealfs over a backing directory on the host disk) vs tmpfs vs the host disk:
+#   1. sequential write of 1 GiB (dd bs=1M from /dev/zero, time until dd exits; no fsync),
+#   2. sequential read of it back (dd bs=1M to /dev/null),
+#   3. create+write(100 B)+close of 10 000 small files (one Python process).
+# Each measure is repeated REPEAT times (default 3), locations interleaved, and the median kept.
+# Needs root (mounts FUSE and a tmpfs). Usage: bench/sealfs.sh   (env: REPEAT, SIZE_MB, FILES)
+# Last line: "home/tmp write ratio: X, small files home/disk ratio: Y".
+set -euo pipefail
+
+REPEAT=${REPEAT:-3}
+SIZE_MB=${SIZE_MB:-1024}
+FILES=${FILES:-10000}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+
+if [ "$(id -u)" != 0 ]; then
+  echo "bench/sealfs.sh: must run as root (mounts FUSE and tmpfs)" >&2
+  exit 1
+fi
+
+(cd "$ROOT" && cargo build --release -q -p mse-sealfs)
+BIN=$TARGET/release/mse-sealfs
+
+WORK=$(mktemp -d /var/tmp/sealfs-bench.XXXXXX)   # on the host disk
+mkdir -p "$WORK/disk" "$WORK/tmp" "$WORK/home"
+head -c 32 /dev/urandom >"$WORK/key"
+mkfifo "$WORK/ctl"
+TMPFS_MOUNTED=0
+MOUNT_PID=
+
+cleanup() {
+  set +e
+  if [ -n "$MOUNT_PID" ]; then
+    exec 3>&-                      # EOF on the control fifo: unmount and wipe
+    wait "$MOUNT_PID"
+  fi
+  [ "$TMPFS_MOUNTED" = 1 ] && umount "$WORK/tmp"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+mount -t tmpfs -o size=$((SIZE_MB * 2))m,mode=1777 tmpfs "$WORK/tmp"
+TMPFS_MOUNTED=1
+
+"$BIN" mount --backing "$WORK/backing" --mountpoint "$WORK/home" --key-file "$WORK/key" \
+  --wipe <"$WORK/ctl" >"$WORK/mount.log" 2>&1 &
+MOUNT_PID=$!
+exec 3>"$WORK/ctl"
+for _ in $(seq 1 100); do
+  grep -q "^mounted" "$WORK/mount.log" 2>/dev/null && break
+  sleep 0.05
+done
+grep -q "^mounted" "$WORK/mount.log" || { cat "$WORK/mount.log" >&2; exit 1; }
+
+cat >"$WORK/small.py" <<'EOF'
+import os, sys, time
+d, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(d)
+data = b"x" * 100
+t = time.perf_counter()
+for i in range(n):
+    with open(os.path.join(d, f"f{i:05d}"), "wb") as f:
+        f.write(data)
+print(f"{time.perf_counter() - t:.4f}")
+EOF
+
+now() { echo "$EPOCHREALTIME"; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
+declare -A RES
+
+for r in $(seq 1 "$REPEAT"); do
+  for loc in tmp disk home; do
+    d=$WORK/$loc
+    s=$(now); dd if=/dev/zero of="$d/big" bs=1M count="$SIZE_MB" status=none; e=$(now)
+    RES[$loc.write]+="$(elapsed "$s" "$e") "
+    s=$(now); dd if="$d/big" of=/dev/null bs=1M status=none; e=$(now)
+    RES[$loc.read]+="$(elapsed "$s" "$e") "
+    rm -f "$d/big"
+    RES[$loc.small]+="$(python3 "$WORK/small.py" "$d/small$r" "$FILES") "
+    rm -rf "$d/small$r"
+  done
+done
+
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+printf "%-5s %12s %12s %14s   (median of %s runs; %s MiB; %s files)\n" \
+  where "write s" "read s" "small files s" "$REPEAT" "$SIZE_MB" "$FILES"
+for loc in home tmp disk; do
+  for m in write read small; do
+    declare "M_${loc}_${m}=$(median "${RES[$loc.$m]}")"
+  done
+  w=M_${loc}_write; rd=M_${loc}_read; sm=M_${loc}_small
+  printf "%-5s %12s %12s %14s   MiB/s w=%s r=%s\n" "$loc" "${!w}" "${!rd}" "${!sm}" \
+    "$(awk -v s="$SIZE_MB" -v t="${!w}" 'BEGIN { printf "%.0f", s / t }')" \
+    "$(awk -v s="$SIZE_MB" -v t="${!rd}" 'BEGIN { printf "%.0f", s / t }')"
+done
+echo "loadavg during run: $(cut -d' ' -f1-3 /proc/loadavg), cores: $(nproc)"
+wr=$(awk -v a="$M_home_write" -v b="$M_tmp_write" 'BEGIN { printf "%.2f", a / b }')
+rr=$(awk -v a="$M_home_read" -v b="$M_tmp_read" 'BEGIN { printf "%.2f", a / b }')
+sr=$(awk -v a="$M_home_small" -v b="$M_disk_small" 'BEGIN { printf "%.2f", a / b }')
+echo "home/tmp read ratio: $rr"
+echo "home/tmp write ratio: $wr, small files home/disk ratio: $sr"
