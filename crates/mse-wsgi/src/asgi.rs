@@ -233,7 +233,7 @@ impl Sender {
     }
 
     /// Non-blocking body send: 0 sent, 1 channel full (call `body`), 2 client gone.
-    fn try_body(&self, py: Python<'_>, body: &[u8], more: bool) -> PyResult<u8> {
+    fn try_body(&self, body: &[u8], more: bool) -> PyResult<u8> {
         let mut st = self.lock();
         if !st.sink.head_sent() {
             let (status, headers) = st.pending.take().ok_or_else(|| {
@@ -242,10 +242,10 @@ impl Sender {
             if !more {
                 let ok = st
                     .sink
-                    .send_head(py, status, headers, Some(Bytes::copy_from_slice(body)));
+                    .send_head(status, headers, Some(Bytes::copy_from_slice(body)));
                 return Ok(if ok { SENT } else { CLOSED });
             }
-            if !st.sink.send_head(py, status, headers, None) {
+            if !st.sink.send_head(status, headers, None) {
                 return Ok(CLOSED);
             }
         }
@@ -274,7 +274,7 @@ impl Sender {
     fn done(&self, py: Python<'_>) {
         let mut st = self.lock();
         if let Some((status, headers)) = st.pending.take() {
-            st.sink.send_head(py, status, headers, Some(Bytes::new()));
+            st.sink.send_head(status, headers, Some(Bytes::new()));
         } else if !st.sink.head_sent() {
             tracing::error!(target: "mse_wsgi::app", "{}: ASGI app returned without sending a response", st.label);
             st.sink.fail(py);

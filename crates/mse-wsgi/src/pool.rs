@@ -27,7 +27,16 @@ impl PythonPool {
                 .name(format!("mse-python-{i}"))
                 .spawn(move || {
                     Python::attach(|py| {
-                        while let Ok(job) = py.detach(|| rx.recv()) {
+                        loop {
+                            // Take queued work without giving up the GIL; block (GIL released)
+                            // only when the queue is empty.
+                            let job = match rx.try_recv() {
+                                Ok(job) => job,
+                                Err(_) => match py.detach(|| rx.recv()) {
+                                    Ok(job) => job,
+                                    Err(_) => break,
+                                },
+                            };
                             job(py);
                         }
                     })

@@ -12,18 +12,24 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::header::{HeaderName, HeaderValue};
 use pyo3::Python;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Chunks buffered between a Python thread and the connection (like Granian's 4).
 pub const CHANNEL_CAPACITY: usize = 4;
 
 pub type Headers = Vec<(HeaderName, HeaderValue)>;
 
-pub enum Out {
-    /// Status and headers; the body follows as `Chunk`s, ending when the sender is dropped.
-    Head(u16, Headers),
+/// The first (and for most requests the only) message of a response, sent through a oneshot so
+/// that a complete response costs no channel allocation.
+pub enum First {
+    /// Status and headers; the body follows through the receiver.
+    Head(u16, Headers, mpsc::Receiver<Out>),
     /// A complete response.
     Full(u16, Headers, Bytes),
+}
+
+/// Body messages of a streamed response; the stream ends when the sender is dropped.
+pub enum Out {
     Chunk(Bytes),
     /// The app failed after the head was sent: abort the stream (the client sees a truncated body).
     Abort,
@@ -44,25 +50,27 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-pub fn text_response(status: u16, text: &'static str) -> Out {
+pub fn text_response(status: u16, text: &'static str) -> First {
     let headers = vec![(
         hyper::header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     )];
-    Out::Full(status, headers, Bytes::from_static(text.as_bytes()))
+    First::Full(status, headers, Bytes::from_static(text.as_bytes()))
 }
 
 /// The Python-thread end of a response.
 pub struct Sink {
+    first: Option<oneshot::Sender<First>>,
     tx: Option<mpsc::Sender<Out>>,
     head_sent: bool,
     flags: Arc<BodyFlags>,
 }
 
 impl Sink {
-    pub fn new(tx: mpsc::Sender<Out>, flags: Arc<BodyFlags>) -> Self {
+    pub fn new(first: oneshot::Sender<First>, flags: Arc<BodyFlags>) -> Self {
         Self {
-            tx: Some(tx),
+            first: Some(first),
+            tx: None,
             head_sent: false,
             flags,
         }
@@ -73,11 +81,15 @@ impl Sink {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.tx.as_ref().is_none_or(|tx| tx.is_closed())
+        match (&self.first, &self.tx) {
+            (Some(first), _) => first.is_closed(),
+            (None, Some(tx)) => tx.is_closed(),
+            (None, None) => true,
+        }
     }
 
     /// A request-body error replaces whatever the app answered.
-    fn override_for_body(&self) -> Option<Out> {
+    fn override_for_body(&self) -> Option<First> {
         if self.flags.too_large.load(Ordering::Relaxed) {
             Some(text_response(413, "Request Entity Too Large\n"))
         } else if self.flags.invalid.load(Ordering::Relaxed) {
@@ -85,6 +97,11 @@ impl Sink {
         } else {
             None
         }
+    }
+
+    fn send_first(&mut self, msg: First) -> bool {
+        self.head_sent = true;
+        self.first.take().is_some_and(|f| f.send(msg).is_ok())
     }
 
     fn blocking_send(&mut self, py: Python<'_>, msg: Out) -> bool {
@@ -109,29 +126,25 @@ impl Sink {
 
     /// Sends the head (with the complete body when `full` is given). Returns false if the client
     /// is gone or a body error replaced the response.
-    pub fn send_head(
-        &mut self,
-        py: Python<'_>,
-        status: u16,
-        headers: Headers,
-        full: Option<Bytes>,
-    ) -> bool {
+    pub fn send_head(&mut self, status: u16, headers: Headers, full: Option<Bytes>) -> bool {
         if self.head_sent {
             return !self.is_closed();
         }
-        self.head_sent = true;
         if let Some(out) = self.override_for_body() {
-            self.blocking_send(py, out);
-            self.tx = None;
+            self.send_first(out);
             return false;
         }
         match full {
-            Some(body) => {
-                let ok = self.blocking_send(py, Out::Full(status, headers, body));
-                self.tx = None;
+            Some(body) => self.send_first(First::Full(status, headers, body)),
+            None => {
+                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+                self.tx = Some(tx);
+                let ok = self.send_first(First::Head(status, headers, rx));
+                if !ok {
+                    self.tx = None;
+                }
                 ok
             }
-            None => self.blocking_send(py, Out::Head(status, headers)),
         }
     }
 
@@ -168,11 +181,10 @@ impl Sink {
     /// The app failed: 500 if nothing was sent yet, else abort the stream.
     pub fn fail(&mut self, py: Python<'_>) {
         if !self.head_sent {
-            self.head_sent = true;
             let out = self
                 .override_for_body()
                 .unwrap_or_else(|| text_response(500, "Internal Server Error\n"));
-            self.blocking_send(py, out);
+            self.send_first(out);
         } else {
             self.blocking_send(py, Out::Abort);
         }
@@ -254,19 +266,16 @@ impl Body for RespBody {
                     .filter(|b| !b.is_empty())
                     .map(|b| Ok(Frame::data(b))),
             ),
-            Kind::Stream(rx) => loop {
-                match rx.poll_recv(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(None) => return Poll::Ready(None),
-                    Poll::Ready(Some(Out::Chunk(c))) => {
-                        if let Some(l) = &this.log {
-                            l.bytes.fetch_add(c.len() as u64, Ordering::Relaxed);
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(c))));
+            Kind::Stream(rx) => match rx.poll_recv(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Ready(Some(Out::Chunk(c))) => {
+                    if let Some(l) = &this.log {
+                        l.bytes.fetch_add(c.len() as u64, Ordering::Relaxed);
                     }
-                    Poll::Ready(Some(Out::Abort)) => return Poll::Ready(Some(Err(AbortError))),
-                    Poll::Ready(Some(_)) => continue,
+                    Poll::Ready(Some(Ok(Frame::data(c))))
                 }
+                Poll::Ready(Some(Out::Abort)) => Poll::Ready(Some(Err(AbortError))),
             },
         }
     }

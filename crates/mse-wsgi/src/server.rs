@@ -15,7 +15,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use pyo3::prelude::*;
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
 use crate::asgi::{self, AsgiApp};
 use crate::config::{Bind, Interface, ServerConfig};
@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::pool::PythonPool;
 use crate::python;
 use crate::request::{BodyReader, RequestInfo};
-use crate::response::{AccessLog, BodyFlags, CHANNEL_CAPACITY, Out, RespBody, Sink};
+use crate::response::{AccessLog, BodyFlags, First, RespBody, Sink};
 use crate::tls;
 use crate::wsgi::{self, WsgiApp};
 
@@ -263,7 +263,7 @@ async fn handle(
     };
     let flags = Arc::new(BodyFlags::default());
     let reader = BodyReader::new(body, shared.max_body, flags.clone(), shared.handle.clone());
-    let (tx, mut rx) = mpsc::channel::<Out>(CHANNEL_CAPACITY);
+    let (tx, rx) = oneshot::channel::<First>();
     let sink = Sink::new(tx, flags);
     let job_shared = shared.clone();
     let submitted = shared
@@ -276,20 +276,20 @@ async fn handle(
         return Ok(plain(503, "Service Unavailable\n", Some(log)));
     }
     let mut log = log;
-    let resp = match rx.recv().await {
-        Some(Out::Head(status, headers)) => {
+    let resp = match rx.await {
+        Ok(First::Head(status, headers, rx)) => {
             log.status = status;
             let mut resp = Response::new(RespBody::stream(rx, Some(log)));
             apply(&mut resp, status, headers);
             resp
         }
-        Some(Out::Full(status, headers, body)) => {
+        Ok(First::Full(status, headers, body)) => {
             log.status = status;
             let mut resp = Response::new(RespBody::full(body, Some(log)));
             apply(&mut resp, status, headers);
             resp
         }
-        _ => plain(500, "Internal Server Error\n", Some(log)),
+        Err(_) => plain(500, "Internal Server Error\n", Some(log)),
     };
     Ok(resp)
 }

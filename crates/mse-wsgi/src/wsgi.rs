@@ -355,7 +355,7 @@ pub struct Write {
     state: Shared,
 }
 
-fn send_head_if_needed(py: Python<'_>, st: &mut RespState, full: Option<Bytes>) -> PyResult<bool> {
+fn send_head_if_needed(st: &mut RespState, full: Option<Bytes>) -> PyResult<bool> {
     if st.sink.head_sent() {
         return Ok(!st.sink.is_closed());
     }
@@ -363,14 +363,14 @@ fn send_head_if_needed(py: Python<'_>, st: &mut RespState, full: Option<Bytes>) 
         PyAssertionError::new_err("the application sent body data before calling start_response")
     })?;
     let headers = std::mem::take(&mut st.headers);
-    Ok(st.sink.send_head(py, code, headers, full))
+    Ok(st.sink.send_head(code, headers, full))
 }
 
 #[pymethods]
 impl Write {
     fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
         let mut st = lock(&self.state);
-        let ok = send_head_if_needed(py, &mut st, None)?
+        let ok = send_head_if_needed(&mut st, None)?
             && st
                 .sink
                 .send_chunk(py, Bytes::copy_from_slice(data.as_bytes()));
@@ -404,7 +404,7 @@ fn consume(py: Python<'_>, state: &Shared, result: &Bound<'_, PyAny>) -> PyResul
         if st.sink.head_sent() {
             st.sink.send_chunk(py, Bytes::from(body));
         } else {
-            send_head_if_needed(py, &mut st, Some(Bytes::from(body)))?;
+            send_head_if_needed(&mut st, Some(Bytes::from(body)))?;
         }
         return Ok(());
     }
@@ -416,14 +416,14 @@ fn consume(py: Python<'_>, state: &Shared, result: &Bound<'_, PyAny>) -> PyResul
         }
         let chunk = Bytes::copy_from_slice(data);
         let mut st = lock(state);
-        if !send_head_if_needed(py, &mut st, None)? || !st.sink.send_chunk(py, chunk) {
+        if !send_head_if_needed(&mut st, None)? || !st.sink.send_chunk(py, chunk) {
             // The client is gone: stop producing (close() still runs).
             return Ok(());
         }
     }
     let mut st = lock(state);
     if !st.sink.head_sent() {
-        send_head_if_needed(py, &mut st, Some(Bytes::new()))?;
+        send_head_if_needed(&mut st, Some(Bytes::new()))?;
     }
     Ok(())
 }
