@@ -7,6 +7,7 @@
 mod package;
 mod scaffold;
 mod seal;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,8 @@ enum Command {
     Seal(seal::SealArgs),
     /// Open a sealed box with an X25519 private key.
     Unseal(seal::UnsealArgs),
+    /// Verify that an app (or a certificate / evidence file) runs the expected code in a genuine TEE.
+    Verify(verify::VerifyArgs),
 }
 
 /// `mse cloud <cmd>` is the same as `mse <cmd>`: drop the word before clap sees it.
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Decrypt(args) => package::run_decrypt(&args),
         Command::Seal(args) => seal::run_seal(&args),
         Command::Unseal(args) => seal::run_unseal(&args),
+        Command::Verify(args) => verify::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,396 @@
+//! `mse verify` (also `mse cloud verify`): check that a server, an RA-TLS certificate file or a
+//! piece of evidence at rest comes from a genuine TEE running the expected code.
+//!
+//! Every check is printed even after a failure; exit code 0 only when trusted, 2 when the
+//! evidence was examined and is not trusted, 1 when it could not be examined at all.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use mse_attest::ratls::{RaTlsCert, fetch_server_certificate};
+use mse_attest::report::Outcome;
+use mse_attest::sim::{rfc3339, sim_root_from_quote};
+use mse_attest::{Collateral, Evidence, Policy, Report, TeeKind, TrustAnchors, verify};
+use serde::Serialize;
+
+/// Where collateral comes from when neither --pccs-url nor --collateral is given.
+const DEFAULT_PCCS_URL: &str = "https://api.trustedservices.intel.com";
+/// Exit code of a verification that ran and refused the evidence.
+const EXIT_NOT_TRUSTED: u8 = 2;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Args, Debug)]
+#[command(after_help = "Exit status: 0 trusted, 2 examined but NOT trusted, 1 could not verify.")]
+pub struct VerifyArgs {
+    /// The app's DOMAIN[:PORT] (port 443 by default): fetch its certificate with SNI and verify it.
+    #[arg(value_name = "DOMAIN[:PORT]", required_unless_present_any = ["quote", "cert"],
+          conflicts_with_all = ["quote", "cert"])]
+    pub target: Option<String>,
+    /// Verify evidence at rest: an SGX/TDX quote (binary or hex) or a SEV-SNP report.
+    #[arg(long, value_name = "FILE", conflicts_with = "cert")]
+    pub quote: Option<PathBuf>,
+    /// Verify an RA-TLS certificate file (PEM or DER).
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Expected measurement (MRENCLAVE, or TDX MRTD / SNP measurement), hex.
+    #[arg(long, value_name = "HEX")]
+    pub fingerprint: Option<String>,
+    /// Expected signer (MRSIGNER), hex.
+    #[arg(long, value_name = "HEX")]
+    pub signer: Option<String>,
+    /// PCCS to fetch DCAP collateral from [default: $MSE_PCCS_URL, else Intel's PCS].
+    #[arg(long, value_name = "URL", conflicts_with = "collateral")]
+    pub pccs_url: Option<String>,
+    /// Offline collateral: dcap-qvl collateral JSON (SGX/TDX) or the VCEK certificate (SEV-SNP).
+    #[arg(long, value_name = "FILE")]
+    pub collateral: Option<PathBuf>,
+    /// Accept evidence from the simulated TEE (mock Intel root). Never for production.
+    #[arg(long)]
+    pub allow_simulation: bool,
+    /// Accept debug-mode enclaves (their memory is readable by the host).
+    #[arg(long)]
+    pub allow_debug: bool,
+    /// Also accept these TCB statuses (default: UpToDate, SWHardeningNeeded).
+    #[arg(long, value_name = "STATUS,...", value_delimiter = ',')]
+    pub accept_tcb: Vec<String>,
+    /// Verify as of this time (RFC 3339) instead of now.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Write the verified certificate here (PEM, for `curl --cacert`); only when trusted.
+    #[arg(long, short = 'o', value_name = "FILE", conflicts_with = "quote")]
+    pub output: Option<PathBuf>,
+}
+
+/// A certificate-level check (the evidence checks are in the report).
+#[derive(Debug, Serialize)]
+struct CertCheck {
+    name: &'static str,
+    #[serde(flatten)]
+    outcome: Outcome,
+}
+
+#[derive(Debug, Serialize)]
+struct CertInfo {
+    form: String,
+    subject: String,
+    san: Vec<String>,
+    not_before: String,
+    not_after: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x25519_public: Option<String>,
+    checks: Vec<CertCheck>,
+}
+
+#[derive(Debug, Serialize)]
+struct Output<'a> {
+    source: String,
+    trusted: bool,
+    certificate: Option<CertInfo>,
+    report: &'a Report,
+}
+
+fn parse_hex(what: &str, text: &str) -> anyhow::Result<Vec<u8>> {
+    let t = text.trim();
+    let t = t.strip_prefix("0x").unwrap_or(t);
+    let bytes = hex::decode(t).with_context(|| format!("{what} {text:?} is not hex"))?;
+    if bytes.is_empty() {
+        bail!("{what} is empty");
+    }
+    Ok(bytes)
+}
+
+fn parse_time(text: &str) -> anyhow::Result<SystemTime> {
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .with_context(|| {
+            format!("--at {text:?} is not an RFC 3339 time (e.g. 2026-01-31T12:00:00Z)")
+        })?;
+    Ok(SystemTime::from(t))
+}
+
+/// `host`, `host:port`, `[v6]:port` or an https URL → (host, port).
+fn parse_target(target: &str) -> anyhow::Result<(String, u16)> {
+    let rest = target.strip_prefix("https://").unwrap_or(target);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .with_context(|| format!("bad address {target:?}"))?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h, Some(p)),
+            _ => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        bail!("no host in {target:?}");
+    }
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .with_context(|| format!("bad port {p:?} in {target:?}"))?,
+        None => 443,
+    };
+    Ok((host.to_owned(), port))
+}
+
+fn policy(args: &VerifyArgs) -> anyhow::Result<Policy> {
+    let mut policy = Policy {
+        allow_debug: args.allow_debug,
+        allow_simulation: args.allow_simulation,
+        ..Policy::default()
+    };
+    policy.accept_tcb(&args.accept_tcb)?;
+    policy.now = args.at.as_deref().map(parse_time).transpose()?;
+    policy.expected_measurement = args
+        .fingerprint
+        .as_deref()
+        .map(|f| parse_hex("--fingerprint", f))
+        .transpose()?;
+    policy.expected_signer = args
+        .signer
+        .as_deref()
+        .map(|s| parse_hex("--signer", s))
+        .transpose()?;
+    Ok(policy)
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn collateral(args: &VerifyArgs, evidence: &Evidence) -> anyhow::Result<Collateral> {
+    if let Some(path) = &args.collateral {
+        return Ok(Collateral::from_file(path)?);
+    }
+    if evidence.kind() == TeeKind::SevSnp {
+        bail!("SEV-SNP evidence needs --collateral with the VCEK certificate (PEM or DER)");
+    }
+    let url = match &args.pccs_url {
+        Some(url) => url.clone(),
+        None => std::env::var("MSE_PCCS_URL").unwrap_or_else(|_| DEFAULT_PCCS_URL.to_owned()),
+    };
+    Ok(mse_attest::fetch_collateral_blocking(&url, evidence.raw())?)
+}
+
+/// Whether `san` entries name `host` (exact, or a one-label wildcard).
+fn names_host(san: &[String], host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    san.iter().any(|name| {
+        let name = name.to_ascii_lowercase();
+        match name.strip_prefix("*.") {
+            Some(suffix) => host
+                .split_once('.')
+                .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+            None => name == host,
+        }
+    })
+}
+
+fn cert_checks(cert: &RaTlsCert, now: SystemTime, host: Option<&str>) -> Vec<CertCheck> {
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let validity = if now < cert.not_before {
+        Outcome::Fail(format!(
+            "certificate is not valid before {}",
+            rfc3339(cert.not_before).unwrap_or_default()
+        ))
+    } else if now > cert.not_after {
+        Outcome::Fail(format!(
+            "certificate expired at {}",
+            rfc3339(cert.not_after).unwrap_or_default()
+        ))
+    } else {
+        Outcome::Pass
+    };
+    let mut checks = vec![CertCheck {
+        name: "certificate_validity",
+        outcome: validity,
+    }];
+    if let Some(host) = host {
+        let outcome = if names_host(&cert.san, host) {
+            Outcome::Pass
+        } else {
+            Outcome::Fail(format!("certificate names {:?}, not {host:?}", cert.san))
+        };
+        checks.push(CertCheck {
+            name: "certificate_names_host",
+            outcome,
+        });
+    }
+    checks
+}
+
+fn cert_info(cert: &RaTlsCert, checks: Vec<CertCheck>) -> CertInfo {
+    CertInfo {
+        form: cert.form.to_string(),
+        subject: cert.subject.clone(),
+        san: cert.san.clone(),
+        not_before: rfc3339(cert.not_before).unwrap_or_default(),
+        not_after: rfc3339(cert.not_after).unwrap_or_default(),
+        x25519_public: cert.x25519_public().map(hex::encode),
+        checks,
+    }
+}
+
+fn print_human(out: &Output<'_>) {
+    println!("Source:       {}", out.source);
+    if let Some(c) = &out.certificate {
+        println!("Certificate:  {} (SAN {})", c.subject, c.san.join(", "));
+        println!("Valid:        {} .. {}", c.not_before, c.not_after);
+        println!("Evidence in:  {}", c.form);
+        if let Some(pk) = &c.x25519_public {
+            println!("Enclave key:  {pk} (X25519)");
+        }
+    }
+    let text = out.report.to_string();
+    // The report ends with its own verdict; ours also covers the certificate checks.
+    let body = text
+        .rsplit_once("\nVerdict:")
+        .map_or(text.as_str(), |(body, _)| body);
+    println!("{body}");
+    for check in out.certificate.iter().flat_map(|c| &c.checks) {
+        match &check.outcome {
+            Outcome::Pass => println!("  [ OK ] {}", check.name),
+            Outcome::NotApplicable => println!("  [ -- ] {} (not applicable)", check.name),
+            Outcome::Fail(why) => println!("  [FAIL] {}: {why}", check.name),
+        }
+    }
+    println!(
+        "Verdict:      {}",
+        if out.trusted {
+            "TRUSTED"
+        } else {
+            "NOT TRUSTED"
+        }
+    );
+}
+
+/// Run `mse verify`.
+pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let policy = policy(args)?;
+    let now = policy.now.unwrap_or_else(SystemTime::now);
+
+    let (source, cert, quote, host) = if let Some(path) = &args.quote {
+        (path.display().to_string(), None, read(path)?, None)
+    } else {
+        let (source, der, host) = match (&args.cert, &args.target) {
+            (Some(path), _) => (path.display().to_string(), read(path)?, None),
+            (None, Some(target)) => {
+                let (host, port) = parse_target(target)?;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("cannot start the async runtime")?;
+                let der = runtime.block_on(fetch_server_certificate(
+                    &host,
+                    port,
+                    &host,
+                    CONNECT_TIMEOUT,
+                ))?;
+                (format!("https://{host}:{port}"), der, Some(host))
+            }
+            (None, None) => bail!("give DOMAIN[:PORT], --cert FILE or --quote FILE"),
+        };
+        let cert = RaTlsCert::parse(&der)
+            .with_context(|| format!("{source} is not an RA-TLS certificate"))?;
+        let quote = cert.quote.clone();
+        (source, Some(cert), quote, host)
+    };
+
+    let evidence = Evidence::parse(&quote).with_context(|| format!("evidence from {source}"))?;
+    let collateral = collateral(args, &evidence)?;
+    // A sim quote names its mock root; the verifier accepts it only under --allow-simulation
+    // and otherwise says why it refused.
+    let mut anchors = TrustAnchors::intel();
+    if let Some(root) = sim_root_from_quote(evidence.raw()) {
+        anchors = anchors.with_simulation_root(root);
+    }
+    let expected = cert.as_ref().map(|c| c.expected_report_data.as_slice());
+    let report = verify(&evidence, &collateral, &anchors, &policy, expected);
+
+    let certificate = cert
+        .as_ref()
+        .map(|c| cert_info(c, cert_checks(c, now, host.as_deref())));
+    let cert_ok = certificate
+        .iter()
+        .flat_map(|c| &c.checks)
+        .all(|check| !matches!(check.outcome, Outcome::Fail(_)));
+    let trusted = report.trusted() && cert_ok;
+    let out = Output {
+        source,
+        trusted,
+        certificate,
+        report: &report,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).context("JSON encoding of the report")?
+        );
+    } else {
+        print_human(&out);
+    }
+
+    if !trusted {
+        return Ok(ExitCode::from(EXIT_NOT_TRUSTED));
+    }
+    if let (Some(path), Some(cert)) = (&args.output, &cert) {
+        std::fs::write(path, cert.pem())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        if !args.json {
+            println!(
+                "Wrote the verified certificate to {} (use it with curl --cacert).",
+                path.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            parse_target("app.example.com").unwrap(),
+            ("app.example.com".into(), 443)
+        );
+        assert_eq!(
+            parse_target("app.example.com:8443").unwrap(),
+            ("app.example.com".into(), 8443)
+        );
+        assert_eq!(
+            parse_target("https://a.b:1/x?y").unwrap(),
+            ("a.b".into(), 1)
+        );
+        assert_eq!(parse_target("[::1]:9").unwrap(), ("::1".into(), 9));
+        assert_eq!(
+            parse_target("a:x").unwrap_err().to_string(),
+            "bad port \"x\" in \"a:x\""
+        );
+        assert_eq!(
+            parse_target(":1").unwrap_err().to_string(),
+            "no host in \":1\""
+        );
+    }
+
+    #[test]
+    fn san_matching() {
+        let san = vec!["*.example.com".to_owned(), "127.0.0.1".to_owned()];
+        assert!(names_host(&san, "app.example.com"));
+        assert!(names_host(&san, "127.0.0.1"));
+        assert!(!names_host(&san, "example.com"));
+        assert!(!names_host(&san, "a.b.example.com"));
+    }
+}

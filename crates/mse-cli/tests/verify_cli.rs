@@ -1,0 +1,374 @@
+//! `mse verify` end to end: the built binary against a sim RA-TLS server and a mock PCCS on
+//! loopback, and against certificate / quote files.
+
+#[path = "../../mse-attest/tests/ratls_support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use mse_attest::attester::Attester;
+use mse_attest::ratls::report_data_for_key;
+use mse_attest::sim::{CollateralOptions, MockPccs};
+use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256};
+use support::*;
+
+fn mse(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mse"))
+        .args(args)
+        .env("NO_PROXY", "127.0.0.1")
+        .env_remove("MSE_PCCS_URL")
+        .output()
+        .expect("run mse")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn collateral_file(dir: &Path, opts: &CollateralOptions) -> String {
+    let path = dir.join("collateral.json");
+    let json = serde_json::to_string(&pki().collateral(opts).unwrap()).unwrap();
+    std::fs::write(&path, json).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn verifies_a_sim_server_with_the_mock_pccs_and_writes_the_certificate() {
+    let pccs = MockPccs::start(&pki(), &CollateralOptions::default()).unwrap();
+    let id = identity("127.0.0.1", false);
+    let server = TlsServer::start(id.cert_der.clone(), id.key_pkcs8_der.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let out_pem = dir.path().join("cert.pem");
+    let target = format!("127.0.0.1:{}", server.addr.port());
+    let url = pccs.url();
+    for prefix in [&[][..], &["cloud"][..]] {
+        let _ = std::fs::remove_file(&out_pem);
+        let mut args: Vec<&str> = prefix.to_vec();
+        let pem_arg = out_pem.display().to_string();
+        let fp = hex::encode(MR_ENCLAVE);
+        args.extend(["verify", &target, "--pccs-url", &url, "--allow-simulation"]);
+        args.extend(["--fingerprint", &fp, "--output", &pem_arg]);
+        let o = mse(&args);
+        let text = stdout(&o);
+        assert_eq!(o.status.code(), Some(0), "{text}{}", stderr(&o));
+        assert!(
+            text.contains(&format!("Source:       https://{target}")),
+            "{text}"
+        );
+        assert!(text.contains("TEE:          SGX (simulated)"), "{text}");
+        assert!(
+            text.contains(&format!("Measurement:  {}", hex::encode(MR_ENCLAVE))),
+            "{text}"
+        );
+        assert!(text.contains("TCB status:   UpToDate"), "{text}");
+        assert!(
+            text.contains(&format!("Enclave key:  {} (X25519)", hex::encode(X25519))),
+            "{text}"
+        );
+        for ok in [
+            "report_data_binding",
+            "measurement",
+            "quote_signature",
+            "certificate_validity",
+            "certificate_names_host",
+        ] {
+            assert!(
+                text.contains(&format!("  [ OK ] {ok}\n")),
+                "missing {ok}: {text}"
+            );
+        }
+        assert!(text.contains("Verdict:      TRUSTED\n"), "{text}");
+        assert_eq!(
+            std::fs::read(&out_pem).unwrap(),
+            mse_attest::ratls::RaTlsCert::parse(&id.cert_der)
+                .unwrap()
+                .pem()
+                .into_bytes()
+        );
+    }
+}
+
+#[test]
+fn refuses_a_sim_server_without_allow_simulation_and_still_prints_every_check() {
+    let pccs = MockPccs::start(&pki(), &CollateralOptions::default()).unwrap();
+    let id = identity("127.0.0.1", true);
+    let server = TlsServer::start(id.cert_der.clone(), id.key_pkcs8_der.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let out_pem = dir.path().join("cert.pem");
+    let o = mse(&[
+        "verify",
+        &format!("127.0.0.1:{}", server.addr.port()),
+        "--pccs-url",
+        &pccs.url(),
+        "--fingerprint",
+        &hex::encode([0u8; 32]),
+        "--output",
+        &out_pem.display().to_string(),
+    ]);
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(2), "{text}{}", stderr(&o));
+    assert!(text.contains("  [FAIL] simulation: evidence chains to the simulation root, which this policy refuses (use --allow-simulation for a local sim node)\n"), "{text}");
+    assert!(text.contains("  [FAIL] debug: SGX evidence is from a debug-mode TEE (use --allow-debug to accept it)\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "  [FAIL] measurement: measurement mismatch: expected {}, evidence has {}\n",
+            hex::encode([0u8; 32]),
+            hex::encode(MR_ENCLAVE)
+        )),
+        "{text}"
+    );
+    assert!(text.contains("  [ OK ] report_data_binding\n"), "{text}");
+    assert!(text.ends_with("Verdict:      NOT TRUSTED\n"), "{text}");
+    assert!(
+        !out_pem.exists(),
+        "an untrusted certificate must not be written"
+    );
+}
+
+#[test]
+fn json_report_for_a_certificate_file_with_offline_collateral() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = identity("app.example.com", false);
+    let cert = dir.path().join("ratls.pem");
+    std::fs::write(&cert, id.cert_pem()).unwrap();
+    let collateral = collateral_file(dir.path(), &CollateralOptions::default());
+    let o = mse(&[
+        "verify",
+        "--cert",
+        &cert.display().to_string(),
+        "--collateral",
+        &collateral,
+        "--allow-simulation",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["trusted"], true);
+    assert_eq!(
+        v["report"]["kind"],
+        serde_json::to_value(mse_attest::TeeKind::Sgx).unwrap()
+    );
+    assert_eq!(v["report"]["measurement"], hex::encode(MR_ENCLAVE));
+    assert_eq!(v["report"]["simulated"], true);
+    assert_eq!(v["certificate"]["san"][0], "app.example.com");
+    assert_eq!(v["certificate"]["x25519_public"], hex::encode(X25519));
+    assert_eq!(
+        v["certificate"]["checks"][0]["name"],
+        "certificate_validity"
+    );
+    assert_eq!(v["certificate"]["checks"].as_array().unwrap().len(), 1);
+    assert!(v["report"]["checks"].as_array().unwrap().len() >= 8);
+}
+
+#[test]
+fn certificate_whose_quote_does_not_bind_its_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let other = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let quote = sim_attester(false)
+        .evidence(&report_data_for_key(other.public_key_raw(), &X25519))
+        .unwrap();
+    let mut params = CertificateParams::new(vec!["app.example.com".to_owned()]).unwrap();
+    params.custom_extensions = vec![CustomExtension::from_oid_content(
+        &[1, 2, 840, 113_741, 1337, 6],
+        quote,
+    )];
+    let cert = dir.path().join("forged.der");
+    std::fs::write(&cert, params.self_signed(&served).unwrap().der()).unwrap();
+    let collateral = collateral_file(dir.path(), &CollateralOptions::default());
+    let o = mse(&[
+        "verify",
+        "--cert",
+        &cert.display().to_string(),
+        "--collateral",
+        &collateral,
+        "--allow-simulation",
+    ]);
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(
+            "  [FAIL] report_data_binding: report_data does not bind the expected data: expected "
+        ),
+        "{text}"
+    );
+    assert!(text.contains("  [ OK ] quote_signature\n"), "{text}");
+}
+
+#[test]
+fn quote_at_rest_with_offline_collateral_and_an_injected_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let quote = dir.path().join("quote.hex");
+    std::fs::write(
+        &quote,
+        format!(
+            "0x{}\n",
+            hex::encode(sim_attester(false).evidence(&[7; 64]).unwrap())
+        ),
+    )
+    .unwrap();
+    // Collateral valid 2026-01-01 .. 2026-02-01 only.
+    let opts = CollateralOptions {
+        issue_date: 1_767_225_600,
+        next_update: 1_769_904_000,
+        ..Default::default()
+    };
+    let collateral = collateral_file(dir.path(), &opts);
+    let q = quote.display().to_string();
+    let base = [
+        "verify",
+        "--quote",
+        &q,
+        "--collateral",
+        &collateral,
+        "--allow-simulation",
+    ];
+    let inside = mse(&[&base[..], &["--at", "2026-01-15T00:00:00Z"]].concat());
+    assert_eq!(inside.status.code(), Some(0), "{}", stdout(&inside));
+    assert!(
+        stdout(&inside).contains("  [ -- ] report_data_binding (not applicable)\n"),
+        "{}",
+        stdout(&inside)
+    );
+    let after = mse(&[&base[..], &["--at", "2026-03-01T00:00:00Z"]].concat());
+    assert_eq!(after.status.code(), Some(2));
+    assert!(
+        stdout(&after).contains("TCBInfo expired"),
+        "{}",
+        stdout(&after)
+    );
+    let bad = mse(&[&base[..], &["--at", "yesterday"]].concat());
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        stderr(&bad),
+        "Error: --at \"yesterday\" is not an RFC 3339 time (e.g. 2026-01-31T12:00:00Z): the 'year' component could not be parsed\n"
+    );
+}
+
+#[test]
+fn out_of_date_tcb_needs_accept_tcb() {
+    let dir = tempfile::tempdir().unwrap();
+    let quote = dir.path().join("quote.bin");
+    std::fs::write(&quote, sim_attester(false).evidence(&[7; 64]).unwrap()).unwrap();
+    let opts = CollateralOptions {
+        tcb_status: "OutOfDate".into(),
+        ..Default::default()
+    };
+    let collateral = collateral_file(dir.path(), &opts);
+    let q = quote.display().to_string();
+    let base = [
+        "verify",
+        "--quote",
+        &q,
+        "--collateral",
+        &collateral,
+        "--allow-simulation",
+    ];
+    let refused = mse(&base);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stdout(&refused).contains(
+            "TCB status OutOfDate is not accepted (accepted: UpToDate, SWHardeningNeeded)"
+        )
+    );
+    let accepted = mse(&[
+        &base[..],
+        &["--accept-tcb", "OutOfDate,ConfigurationNeeded"],
+    ]
+    .concat());
+    assert_eq!(accepted.status.code(), Some(0), "{}", stdout(&accepted));
+    let unknown = mse(&[&base[..], &["--accept-tcb", "Fine"]].concat());
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).starts_with("Error: unknown TCB status \"Fine\""),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
+#[test]
+fn unreachable_server_is_one_clear_error_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = mse(&[
+        "verify",
+        &format!("127.0.0.1:{port}"),
+        "--pccs-url",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!("Error: TLS connection to 127.0.0.1:{port}: ")),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let none = mse(&["verify"]);
+    assert_eq!(none.status.code(), Some(2), "clap usage error");
+}
+
+#[test]
+fn real_sgx_quote_with_its_collateral_inside_its_window() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mse-attest/tests/data/dcap");
+    let quote = data.join("sgx_quote").display().to_string();
+    let collateral = data.join("sgx_quote_collateral.json").display().to_string();
+    let base = [
+        "verify",
+        "--quote",
+        &quote,
+        "--collateral",
+        &collateral,
+        "--at",
+        "2025-07-01T00:00:00Z",
+    ];
+    let refused = mse(&base);
+    assert_eq!(refused.status.code(), Some(2));
+    let text = stdout(&refused);
+    assert!(
+        text.contains("Advisories:   INTEL-SA-00289, INTEL-SA-00615\n"),
+        "{text}"
+    );
+    assert!(text.contains("  [FAIL] tcb_status: TCB status ConfigurationAndSWHardeningNeeded is not accepted (accepted: UpToDate, SWHardeningNeeded)\n"), "{text}");
+    let accepted = mse(&[
+        &base[..],
+        &["--accept-tcb", "ConfigurationAndSWHardeningNeeded"],
+    ]
+    .concat());
+    assert_eq!(accepted.status.code(), Some(0), "{}", stdout(&accepted));
+    assert!(stdout(&accepted).contains("TEE:          SGX\n"));
+    // Allowing simulation adds the mock root; Intel's root stays trusted.
+    let with_sim = mse(&[
+        &base[..],
+        &[
+            "--accept-tcb",
+            "ConfigurationAndSWHardeningNeeded",
+            "--allow-simulation",
+        ],
+    ]
+    .concat());
+    assert_eq!(with_sim.status.code(), Some(0));
+}
+
+#[test]
+fn real_sev_snp_report_with_its_vcek() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mse-attest/tests/data/sev-snp");
+    let report = data.join("report_milan.hex").display().to_string();
+    let vcek = data.join("vcek_milan.der").display().to_string();
+    let o = mse(&["verify", "--quote", &report, "--collateral", &vcek]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("Platform TCB: bl3/tee0/snp8/ucode115\n"));
+    let missing = mse(&["verify", "--quote", &report]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        stderr(&missing),
+        "Error: SEV-SNP evidence needs --collateral with the VCEK certificate (PEM or DER)\n"
+    );
+}
