@@ -151,13 +151,15 @@ impl Ciphers {
         debug_assert_eq!(out.len(), plain.len() + BLOCK_OVERHEAD);
         out[..NONCE_LEN].copy_from_slice(nonce);
         let (body, tag_out) = out[NONCE_LEN..].split_at_mut(plain.len());
-        body.copy_from_slice(plain);
+        // Encrypt straight from `plain` into `body` (no separate copy).
+        let buf =
+            aes_gcm::aead::inout::InOutBuf::new(plain, body).map_err(|_| FormatError::Seal)?;
         let tag = self
             .content
             .encrypt_inout_detached(
                 &GcmNonce::from(*nonce),
                 &block_aad(file_id, block_no, last),
-                body.into(),
+                buf,
             )
             .map_err(|_| FormatError::Seal)?;
         tag_out.copy_from_slice(&tag);

@@ -96,6 +96,8 @@ pub struct SealFs {
     pub(crate) ttl: Duration,
     /// False when the root directory id failed authentication (wrong key): every access is EIO.
     pub(crate) root_ok: bool,
+    /// Kernel write-back caching requested (the kernel then owns O_APPEND offsets).
+    pub(crate) writeback: bool,
 }
 
 /// Locks a mutex, recovering from poisoning (a panicking operation must not wedge the mount).
@@ -192,6 +194,7 @@ impl SealFs {
             quota,
             ttl: Duration::from_secs(1),
             root_ok,
+            writeback: false,
         }
     }
 

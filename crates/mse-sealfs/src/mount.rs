@@ -26,6 +26,10 @@ pub struct SealFsOptions {
     pub threads: usize,
     /// Let users other than the mounting one use the mount (`allow_other`; needs root).
     pub allow_other: bool,
+    /// Kernel write-back caching: write() returns once data is in the page cache and sealing
+    /// happens at write-back. Faster for streams of small writes, but quota (ENOSPC) and I/O
+    /// errors then surface at fsync/close instead of at write().
+    pub writeback_cache: bool,
 }
 
 impl Default for SealFsOptions {
@@ -34,6 +38,7 @@ impl Default for SealFsOptions {
             quota_bytes: DEFAULT_QUOTA_BYTES,
             threads: 2,
             allow_other: false,
+            writeback_cache: false,
         }
     }
 }
@@ -233,7 +238,8 @@ pub fn mount(
         })?
         .ino();
     let quota = Quota::new(options.quota_bytes, used_bytes(backing));
-    let fs = SealFs::new(ciphers, root, Tree::new(root_id, root_ino), quota, root_ok);
+    let mut fs = SealFs::new(ciphers, root, Tree::new(root_id, root_ino), quota, root_ok);
+    fs.writeback = options.writeback_cache;
 
     let mut config = Config::default();
     config.mount_options = vec![

@@ -409,6 +409,14 @@ impl Filesystem for SealFs {
         let _ = config.set_max_write(MAX_WRITE);
         let _ = config.set_max_readahead(MAX_WRITE);
         let _ = config.add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS);
+        if self.writeback
+            && config
+                .add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE)
+                .is_err()
+        {
+            tracing::warn!("sealfs: kernel lacks FUSE write-back caching; writing through");
+            self.writeback = false;
+        }
         Ok(())
     }
 
@@ -597,7 +605,9 @@ impl Filesystem for SealFs {
         reply: ReplyWrite,
     ) {
         tracing::trace!(offset, size = data.len(), "write");
-        match self.do_write(fh.0, offset, data, flags.0 & libc::O_APPEND != 0) {
+        // With write-back caching the kernel already resolved O_APPEND into `offset`.
+        let append = !self.writeback && flags.0 & libc::O_APPEND != 0;
+        match self.do_write(fh.0, offset, data, append) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }

@@ -36,6 +36,9 @@ enum Cmd {
         /// Delete the backing directory after unmounting.
         #[arg(long)]
         wipe: bool,
+        /// Enable kernel write-back caching.
+        #[arg(long)]
+        writeback_cache: bool,
     },
     /// Enter a private mount namespace, mount DIR as a tmpfs of memory/4, fill it until it is
     /// full, report, and remove it. Must run as a fresh process (no other threads).
@@ -108,11 +111,13 @@ fn run() -> Result<(), String> {
             quota,
             threads,
             wipe,
+            writeback_cache,
         } => {
             let key = read_key(&key_file)?;
             let opts = SealFsOptions {
                 quota_bytes: quota,
                 threads,
+                writeback_cache,
                 ..Default::default()
             };
             let mounted = mount(&backing, &mountpoint, &key, &opts).map_err(|e| e.to_string())?;

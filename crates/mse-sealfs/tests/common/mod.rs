@@ -16,7 +16,12 @@ pub const KEY: [u8; 32] = [0x42; 32];
 
 impl TestMount {
     pub fn new() -> Self {
-        Self::with(KEY, SealFsOptions::default())
+        let opts = SealFsOptions {
+            // Lets the whole suite be re-run with kernel write-back caching.
+            writeback_cache: std::env::var_os("MSE_SEALFS_TEST_WRITEBACK").is_some(),
+            ..SealFsOptions::default()
+        };
+        Self::with(KEY, opts)
     }
 
     pub fn with(key: [u8; 32], opts: SealFsOptions) -> Self {
