@@ -5,7 +5,10 @@
 # is pinned to one CPU and wrk to another, so figures are per-core. Also prints the RSS of
 # mse-serve with Flask loaded versus `python -c "import flask"`.
 #
-# Usage: bench/wsgi.sh            (DURATION=10 WARMUP=3 CONNS=64 by default)
+# Usage: bench/wsgi.sh            (DURATION=10 WARMUP=3 CONNS=64 REPEAT=1 by default)
+# With REPEAT=n every configuration runs n times, servers interleaved, and the median is shown
+# (use it on a busy machine). "CPU us/req" is the server's CPU time (all its processes and
+# threads) per completed request, a figure less sensitive to other load than req/s.
 # Not part of CI: figures go to bench/RESULTS.md by hand, with the date and this command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +16,7 @@ ROOT=$PWD
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 CONNS=${CONNS:-64}
+REPEAT=${REPEAT:-1}
 PORT=${PORT:-18080}
 VENV=$ROOT/bench/.venv-wsgi
 APPS=$ROOT/crates/mse-wsgi/tests/apps
@@ -90,31 +94,63 @@ stop_server() {
 	done
 }
 
-# run_wrk URL → "req/s p99"
-run_wrk() {
-	"${WRK_CPU[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$1" >/dev/null
-	"${WRK_CPU[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$1" >"$TMP/wrk.txt"
-	local rps p99
-	rps=$(awk '/^Requests\/sec:/ {print $2}' "$TMP/wrk.txt")
-	p99=$(awk '$1 == "99%" {print $2}' "$TMP/wrk.txt")
-	local errors
-	errors=$(grep -E "Non-2xx|Socket errors" "$TMP/wrk.txt" | tr '\n' ' ' || true)
-	[ -n "$errors" ] && echo "  ($1: $errors)" >&2
-	echo "$rps $p99"
+# The server and all its descendants (Granian and Gunicorn run workers as child processes).
+tree_pids() {
+	local p=$1 c
+	echo "$p"
+	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
+}
+cpu_ticks() {
+	local t=0 p
+	for p in $(tree_pids "$1"); do
+		t=$((t + $(awk '{print $14 + $15}' /proc/"$p"/stat 2>/dev/null || echo 0)))
+	done
+	echo "$t"
 }
 
-echo "# bench/wsgi.sh $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPU(s): wrk -t1 -c$CONNS, ${WARMUP}s warm-up, ${DURATION}s measured"
-printf '%-10s %-6s %-6s %12s %10s %12s\n' app proto server "req/s" p99 "mse/this"
+# run_wrk URL → "req/s p99 cpu_us_per_request"
+run_wrk() {
+	"${WRK_CPU[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$1" >/dev/null
+	local before after
+	before=$(cpu_ticks "$SERVER_PID")
+	"${WRK_CPU[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$1" >"$TMP/wrk.txt"
+	after=$(cpu_ticks "$SERVER_PID")
+	local rps p99 reqs errors
+	rps=$(awk '/^Requests\/sec:/ {print $2}' "$TMP/wrk.txt")
+	# p99 in ms whatever unit wrk chose.
+	p99=$(awk '$1 == "99%" { v = $2; m = 1
+		if (v ~ /us$/) m = 0.001; else if (v ~ /ms$/) m = 1; else if (v ~ /m$/) m = 60000; else if (v ~ /s$/) m = 1000
+		sub(/[a-z]+$/, "", v); printf "%.2f", v * m }' "$TMP/wrk.txt")
+	reqs=$(awk '/requests in/ {print $1}' "$TMP/wrk.txt")
+	errors=$(grep -E "Non-2xx|Socket errors" "$TMP/wrk.txt" | tr '\n' ' ' || true)
+	[ -n "$errors" ] && echo "  ($1: $errors)" >&2
+	awk -v r="$rps" -v p="$p99" -v t=$((after - before)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { printf "%s %s %.1f\n", r, p, t * 1e6 / hz / n }'
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+SERVERS=(mse-serve granian gunicorn hypercorn)
+echo "# bench/wsgi.sh $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPU(s): wrk -t1 -c$CONNS, ${WARMUP}s warm-up, ${DURATION}s measured, median of $REPEAT"
+printf '%-6s %-6s %-10s %10s %10s %11s %9s\n' app proto server "req/s" p99 "CPU us/req" "mse/this"
 for module in hello_flask hello_raw; do
 	for scheme in http https; do
+		rm -f "$TMP"/res.*
+		for _ in $(seq 1 "$REPEAT"); do
+			for name in "${SERVERS[@]}"; do
+				start_server "$name" "$module" "$scheme"
+				run_wrk "$scheme://127.0.0.1:$PORT/" >>"$TMP/res.$name"
+				stop_server
+			done
+		done
 		ours=
-		for name in mse-serve granian gunicorn hypercorn; do
-			start_server "$name" "$module" "$scheme"
-			read -r rps p99 < <(run_wrk "$scheme://127.0.0.1:$PORT/")
-			stop_server
+		for name in "${SERVERS[@]}"; do
+			rps=$(awk '{print $1}' "$TMP/res.$name" | median)
+			p99=$(awk '{print $2}' "$TMP/res.$name" | median)ms
+			cpu=$(awk '{print $3}' "$TMP/res.$name" | median)
 			[ -z "$ours" ] && ours=$rps
 			ratio=$(awk -v a="$ours" -v b="$rps" 'BEGIN { printf "%.2fx", a / b }')
-			printf '%-10s %-6s %-10s %12s %10s %12s\n' "${module#hello_}" "$scheme" "$name" "$rps" "$p99" "$ratio"
+			printf '%-6s %-6s %-10s %10s %10s %11s %9s\n' "${module#hello_}" "$scheme" "$name" "$rps" "$p99" "$cpu" "$ratio"
 		done
 	done
 done
