@@ -170,6 +170,21 @@ fn used_bytes(dir: &Path) -> u64 {
     total
 }
 
+/// FUSE mounts get the default 128 KiB readahead whatever `max_readahead` says; raising the
+/// mount's BDI readahead to 1 MiB makes sequential reads arrive as 1 MiB requests, which are
+/// opened on all cores. Best effort (needs root); failure only costs read speed.
+fn raise_readahead(mountpoint: &Path) {
+    let Ok(md) = fs::metadata(mountpoint) else {
+        return;
+    };
+    let dev = md.dev();
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let knob = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
+    if let Err(e) = fs::write(&knob, b"1024") {
+        tracing::debug!("sealfs: cannot raise readahead via {knob}: {e}");
+    }
+}
+
 /// Checks that `key` opens the store in `backing` (its root directory id authenticates).
 /// A missing or empty backing directory is accepted (it will become a new store).
 pub fn check_key(backing: &Path, key: &SealKey) -> Result<(), SealFsError> {
@@ -260,6 +275,7 @@ pub fn mount(
             path: mountpoint.to_path_buf(),
             source,
         })?;
+    raise_readahead(mountpoint);
     Ok(MountedSealFs {
         session: Some(session),
         mountpoint: mountpoint.to_path_buf(),
