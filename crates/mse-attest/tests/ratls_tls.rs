@@ -162,3 +162,20 @@ async fn fetch_returns_the_served_certificate() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn expired_certificate_is_refused_even_with_good_evidence() {
+    let params = mse_attest::ratls::RaTlsParams {
+        not_after: time::OffsetDateTime::from_unix_timestamp(1_735_689_600).unwrap(),
+        ..params("app.example.com")
+    };
+    let id = mse_attest::ratls::generate(&sim_attester(false), &params).unwrap();
+    let server = TlsServer::start(id.cert_der.clone(), id.key_pkcs8_der.clone());
+    let err = get(server.addr, verifier(policy())).await.unwrap_err();
+    assert!(
+        err.contains(
+            "the certificate is valid from 2024-01-01T00:00:00Z to 2025-01-01T00:00:00Z, not at 2026-01-01T00:00:00Z"
+        ),
+        "{err}"
+    );
+}

@@ -198,18 +198,9 @@ fn cert_checks(cert: &RaTlsCert, now: SystemTime, host: Option<&str>) -> Vec<Cer
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let validity = if now < cert.not_before {
-        Outcome::Fail(format!(
-            "certificate is not valid before {}",
-            rfc3339(cert.not_before).unwrap_or_default()
-        ))
-    } else if now > cert.not_after {
-        Outcome::Fail(format!(
-            "certificate expired at {}",
-            rfc3339(cert.not_after).unwrap_or_default()
-        ))
-    } else {
-        Outcome::Pass
+    let validity = match cert.check_validity(now) {
+        Ok(()) => Outcome::Pass,
+        Err(e) => Outcome::Fail(e.to_string()),
     };
     let mut checks = vec![CertCheck {
         name: "certificate_validity",

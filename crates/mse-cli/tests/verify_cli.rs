@@ -372,3 +372,32 @@ fn real_sev_snp_report_with_its_vcek() {
         "Error: SEV-SNP evidence needs --collateral with the VCEK certificate (PEM or DER)\n"
     );
 }
+
+#[test]
+fn expired_certificate_fails_the_validity_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = mse_attest::ratls::RaTlsParams {
+        not_after: time::OffsetDateTime::from_unix_timestamp(1_735_689_600).unwrap(),
+        ..params("app.example.com")
+    };
+    let id = mse_attest::ratls::generate(&sim_attester(false), &params).unwrap();
+    let cert = dir.path().join("ratls.pem");
+    std::fs::write(&cert, id.cert_pem()).unwrap();
+    let collateral = collateral_file(dir.path(), &CollateralOptions::default());
+    let c = cert.display().to_string();
+    let base = [
+        "verify",
+        "--cert",
+        &c,
+        "--collateral",
+        &collateral,
+        "--allow-simulation",
+    ];
+    let late = mse(&[&base[..], &["--at", "2026-01-01T00:00:00Z"]].concat());
+    assert_eq!(late.status.code(), Some(2));
+    let text = stdout(&late);
+    assert!(text.contains("  [FAIL] certificate_validity: the certificate is valid from 2024-01-01T00:00:00Z to 2025-01-01T00:00:00Z, not at 2026-01-01T00:00:00Z\n"), "{text}");
+    assert!(text.ends_with("Verdict:      NOT TRUSTED\n"), "{text}");
+    let early = mse(&[&base[..], &["--at", "2024-06-01T00:00:00Z"]].concat());
+    assert_eq!(early.status.code(), Some(0), "{}", stdout(&early));
+}

@@ -11,7 +11,7 @@ mod tsm;
 pub use gramine::GramineAttester;
 pub use probe::{HostProbe, RealTee};
 pub use sim::SimAttester;
-pub use tsm::TsmAttester;
+pub use tsm::{ConfigFs, StdFs, TsmAttester};
 
 use crate::evidence::TeeKind;
 
@@ -42,7 +42,9 @@ impl std::fmt::Display for AttesterKind {
 pub enum AttestError {
     #[error("refusing to run the simulated TEE: a real TEE is present ({0})")]
     RealTeePresent(String),
-    #[error("no TEE found: none of /dev/attestation, configfs-tsm, and no simulation allowed")]
+    #[error(
+        "no TEE interface found (neither Gramine's /dev/attestation nor configfs-tsm) and simulation is not enabled"
+    )]
     NoTee,
     #[error("{path}: {source}")]
     Io {

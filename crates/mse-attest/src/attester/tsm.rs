@@ -5,6 +5,7 @@
 //! rmdir the entry when done.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{AttestError, Attester, AttesterKind, io_err};
@@ -12,38 +13,79 @@ use crate::evidence::TeeKind;
 
 static ENTRY_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The few filesystem operations configfs-tsm needs; the kernel answers them on a real guest,
+/// tests answer them in memory.
+pub trait ConfigFs: Send + Sync + std::fmt::Debug {
+    fn create_dir(&self, path: &Path) -> std::io::Result<()>;
+    fn remove_dir(&self, path: &Path) -> std::io::Result<()>;
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>>;
+    fn write(&self, path: &Path, data: &[u8]) -> std::io::Result<()>;
+}
+
+/// The real filesystem.
+#[derive(Debug, Default)]
+pub struct StdFs;
+
+impl ConfigFs for StdFs {
+    fn create_dir(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::create_dir(path)
+    }
+    fn remove_dir(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::remove_dir(path)
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+    fn write(&self, path: &Path, data: &[u8]) -> std::io::Result<()> {
+        std::fs::write(path, data)
+    }
+}
+
 /// Requests reports through configfs-tsm.
 #[derive(Debug, Clone)]
 pub struct TsmAttester {
     dir: PathBuf,
     tee: TeeKind,
+    fs: Arc<dyn ConfigFs>,
 }
 
 impl TsmAttester {
     /// `dir` is `/sys/kernel/config/tsm/report`; `tee` the guest kind found next to it.
     pub fn new(dir: impl Into<PathBuf>, tee: TeeKind) -> TsmAttester {
+        TsmAttester::with_fs(dir, tee, Arc::new(StdFs))
+    }
+
+    /// Same, through another [`ConfigFs`] (tests).
+    pub fn with_fs(dir: impl Into<PathBuf>, tee: TeeKind, fs: Arc<dyn ConfigFs>) -> TsmAttester {
         TsmAttester {
             dir: dir.into(),
             tee,
+            fs,
         }
+    }
+
+    fn read_generation(&self, entry: &Path) -> Result<u64, AttestError> {
+        let path = entry.join("generation");
+        let text = self.fs.read(&path).map_err(io_err(&path))?;
+        String::from_utf8_lossy(&text)
+            .trim()
+            .parse::<u64>()
+            .map_err(|e| AttestError::Io {
+                path: path.display().to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })
     }
 }
 
-fn read_generation(entry: &Path) -> Result<u64, AttestError> {
-    let path = entry.join("generation");
-    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-    text.trim().parse::<u64>().map_err(|e| AttestError::Io {
-        path: path.display().to_string(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-    })
+/// Removes the report entry however the request ends.
+struct Entry<'a> {
+    path: PathBuf,
+    fs: &'a dyn ConfigFs,
 }
 
-/// Removes the report entry however the request ends.
-struct Entry(PathBuf);
-
-impl Drop for Entry {
+impl Drop for Entry<'_> {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
+        let _ = self.fs.remove_dir(&self.path);
     }
 }
 
@@ -58,12 +100,19 @@ impl Attester for TsmAttester {
 
     fn evidence(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, AttestError> {
         let n = ENTRY_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let entry = Entry(self.dir.join(format!("mse-{}-{n}", std::process::id())));
-        std::fs::create_dir(&entry.0).map_err(io_err(&entry.0))?;
+        let path = self.dir.join(format!("mse-{}-{n}", std::process::id()));
+        self.fs.create_dir(&path).map_err(io_err(&path))?;
+        let entry = Entry {
+            path,
+            fs: self.fs.as_ref(),
+        };
 
-        let provider_path = entry.0.join("provider");
-        let provider = std::fs::read_to_string(&provider_path).map_err(io_err(&provider_path))?;
-        match provider.trim() {
+        let provider_path = entry.path.join("provider");
+        let provider = self
+            .fs
+            .read(&provider_path)
+            .map_err(io_err(&provider_path))?;
+        match String::from_utf8_lossy(&provider).trim() {
             "tdx_guest" | "sev_guest" => {}
             other => {
                 return Err(AttestError::UnknownTsmProvider {
@@ -71,12 +120,14 @@ impl Attester for TsmAttester {
                 });
             }
         }
-        let inblob = entry.0.join("inblob");
-        std::fs::write(&inblob, report_data).map_err(io_err(&inblob))?;
-        let before = read_generation(&entry.0)?;
-        let outblob = entry.0.join("outblob");
-        let report = std::fs::read(&outblob).map_err(io_err(&outblob))?;
-        let after = read_generation(&entry.0)?;
+        let inblob = entry.path.join("inblob");
+        self.fs
+            .write(&inblob, report_data)
+            .map_err(io_err(&inblob))?;
+        let before = self.read_generation(&entry.path)?;
+        let outblob = entry.path.join("outblob");
+        let report = self.fs.read(&outblob).map_err(io_err(&outblob))?;
+        let after = self.read_generation(&entry.path)?;
         if before != after {
             return Err(AttestError::TsmRace { before, after });
         }

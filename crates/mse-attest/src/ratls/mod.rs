@@ -52,6 +52,12 @@ pub enum RaTlsError {
     Evidence(#[from] crate::EvidenceError),
     #[error("attestation: {0}")]
     Attest(#[from] crate::attester::AttestError),
+    #[error("the certificate is valid from {not_before} to {not_after}, not at {now}")]
+    Validity {
+        now: String,
+        not_before: String,
+        not_after: String,
+    },
     #[error("building the certificate: {0}")]
     Build(String),
     #[error("TLS connection to {addr}: {reason}")]

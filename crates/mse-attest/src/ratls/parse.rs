@@ -184,6 +184,19 @@ impl RaTlsCert {
         evidence.report_data()[32..64].try_into().ok()
     }
 
+    /// Whether the certificate is valid at `now` (Unix seconds): the RA-TLS certificate expires
+    /// with the app, so an expired one must not be trusted even if its evidence is fine.
+    pub fn check_validity(&self, now: i64) -> Result<(), RaTlsError> {
+        if now < self.not_before || now > self.not_after {
+            return Err(RaTlsError::Validity {
+                now: crate::sim::rfc3339(now).unwrap_or_else(|_| now.to_string()),
+                not_before: crate::sim::rfc3339(self.not_before).unwrap_or_default(),
+                not_after: crate::sim::rfc3339(self.not_after).unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+
     /// The certificate as PEM (what `curl --cacert` takes).
     pub fn pem(&self) -> String {
         crate::sim::pem_encode("CERTIFICATE", &self.der)

@@ -95,16 +95,22 @@ impl ServerCertVerifier for RaTlsVerifier {
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
-        _now: UnixTime,
+        now: UnixTime,
     ) -> Result<ServerCertVerified, TlsError> {
+        // rustls prints OtherError with Debug: carry our message as text so it stays readable.
+        let other = |e: RaTlsError| {
+            TlsError::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+                std::io::Error::other(e.to_string()),
+            ))))
+        };
+        let now = self
+            .policy
+            .now
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(now.as_secs(), |d| d.as_secs());
         let (cert, report) =
-            verify_certificate(end_entity, &self.collateral, &self.anchors, &self.policy).map_err(
-                |e| {
-                    TlsError::InvalidCertificate(CertificateError::Other(rustls::OtherError(
-                        Arc::new(e),
-                    )))
-                },
-            )?;
+            verify_certificate(end_entity, &self.collateral, &self.anchors, &self.policy)
+                .map_err(other)?;
         if !report.trusted() {
             let reason = report
                 .error()
@@ -114,6 +120,8 @@ impl ServerCertVerifier for RaTlsVerifier {
                 rustls::OtherError(Arc::new(std::io::Error::other(reason))),
             )));
         }
+        cert.check_validity(i64::try_from(now).unwrap_or(i64::MAX))
+            .map_err(other)?;
         if let Ok(mut last) = self.last.lock() {
             *last = Some(VerifiedServer { cert, report });
         }
