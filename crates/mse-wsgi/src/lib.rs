@@ -24,3 +24,34 @@ pub use config::{Bind, DEFAULT_MAX_BODY, DEFAULT_THREADS, Interface, ServerConfi
 pub use error::Error;
 pub use python::check_libpython;
 pub use server::{Server, serve};
+
+/// Entry points for `fuzz/fuzz_targets/wsgi_request.rs`; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Runs the Rust-side request → environ/scope conversions (Host / :authority parsing, CGI
+    /// header names, PATH_INFO decoding) on arbitrary bytes; must never panic.
+    pub fn request_parts(host: &[u8], header_name: &[u8], target: &[u8]) {
+        let mut headers = hyper::HeaderMap::new();
+        if let Ok(v) = hyper::header::HeaderValue::from_bytes(host) {
+            headers.insert(hyper::header::HOST, v);
+        }
+        let uri = hyper::Uri::try_from(target).unwrap_or_default();
+        let info = crate::request::RequestInfo {
+            method: hyper::Method::GET,
+            uri,
+            version: hyper::Version::HTTP_11,
+            headers,
+            remote: ([127, 0, 0, 1], 1).into(),
+            local: ([127, 0, 0, 1], 2).into(),
+            tls: false,
+        };
+        let _ = info.server_name_port();
+        let _ = info.protocol();
+        if let Ok(name) = hyper::header::HeaderName::from_bytes(header_name) {
+            let _ = crate::wsgi::cgi_header_name(&name);
+        }
+        let decoded: Vec<u8> =
+            percent_encoding::percent_decode(info.uri.path().as_bytes()).collect();
+        let _ = crate::wsgi::latin1_string(&decoded);
+    }
+}

@@ -43,19 +43,22 @@ impl WsgiApp {
     }
 }
 
-fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    if bytes.is_ascii() {
-        // Fast path: ASCII is valid UTF-8 and identical in latin-1.
-        PyString::new(py, std::str::from_utf8(bytes).unwrap_or_default())
-    } else {
-        let s: String = bytes.iter().map(|&b| b as char).collect();
-        PyString::new(py, &s)
+/// PEP 3333 "native strings": bytes decoded as latin-1.
+pub(crate) fn latin1_string(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        // ASCII is identical in UTF-8 and latin-1.
+        Ok(s) if bytes.is_ascii() => std::borrow::Cow::Borrowed(s),
+        _ => std::borrow::Cow::Owned(bytes.iter().map(|&b| b as char).collect()),
     }
+}
+
+fn latin1<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
+    PyString::new(py, &latin1_string(bytes))
 }
 
 /// CGI name of a header: `X-Foo` → `HTTP_X_FOO`. None for names that would collide after the
 /// `-`→`_` mapping (names containing `_`, dropped as gunicorn does, against header spoofing).
-fn cgi_header_name(name: &HeaderName) -> Option<String> {
+pub(crate) fn cgi_header_name(name: &HeaderName) -> Option<String> {
     let n = name.as_str();
     if n.contains('_') {
         return None;
