@@ -7,6 +7,8 @@ use std::time::Duration;
 
 /// Default maximum request body: 2 GiB, as the original.
 pub const DEFAULT_MAX_BODY: u64 = 2 * 1024 * 1024 * 1024;
+/// Default cap on simultaneous connections (accepting pauses at the cap).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default number of Python threads: enough to overlap I/O waits, few enough to avoid GIL thrash.
 pub const DEFAULT_THREADS: usize = 4;
 
@@ -75,6 +77,8 @@ pub struct ServerConfig {
     pub threads: usize,
     pub tls: Tls,
     pub max_body: u64,
+    /// Simultaneous connections; further clients wait in the listen backlog.
+    pub max_connections: usize,
     pub interface: Interface,
     /// How long graceful shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
@@ -90,6 +94,7 @@ impl ServerConfig {
             threads: DEFAULT_THREADS,
             tls: Tls::None,
             max_body: DEFAULT_MAX_BODY,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             interface: Interface::Auto,
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -112,6 +117,10 @@ impl ServerConfig {
     }
     pub fn max_body(mut self, bytes: u64) -> Self {
         self.max_body = bytes;
+        self
+    }
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
         self
     }
     pub fn interface(mut self, interface: Interface) -> Self {

@@ -20,9 +20,11 @@ mod server;
 mod tls;
 mod wsgi;
 
-pub use config::{Bind, DEFAULT_MAX_BODY, DEFAULT_THREADS, Interface, ServerConfig, Tls};
+pub use config::{
+    Bind, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_THREADS, Interface, ServerConfig, Tls,
+};
 pub use error::Error;
-pub use python::check_libpython;
+pub use python::{check_libpython, initialize as initialize_python};
 pub use server::{Server, serve};
 
 /// Entry points for `fuzz/fuzz_targets/wsgi_request.rs`; not a stable API.

@@ -131,8 +131,19 @@ impl Server {
         builder.http2().timer(TokioTimer::new());
         let builder = Arc::new(builder);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            self.config.max_connections.max(1),
+        ));
+        let mut conns = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         loop {
+            let permit = tokio::select! {
+                () = &mut shutdown => break,
+                p = limit.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
             let (stream, remote) = tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
@@ -151,7 +162,9 @@ impl Server {
             let builder = builder.clone();
             let shared = shared.clone();
             let acceptor = acceptor.clone();
-            tokio::spawn(async move {
+            while conns.try_join_next().is_some() {}
+            conns.spawn(async move {
+                let _permit = permit;
                 let tls = acceptor.is_some();
                 let svc = service_fn(move |req| handle(shared.clone(), remote, local, tls, req));
                 let result = match acceptor {
@@ -192,10 +205,12 @@ impl Server {
             .is_err()
         {
             tracing::warn!(
-                "graceful shutdown timed out after {:?}",
+                "graceful shutdown timed out after {:?}; closing the remaining connections",
                 self.config.shutdown_timeout
             );
         }
+        conns.abort_all();
+        while conns.join_next().await.is_some() {}
         // A Python thread stuck in the app cannot be killed: stop waiting after the same bound
         // (the threads die with the process).
         let shared2 = shared.clone();

@@ -102,3 +102,15 @@ fn graceful_shutdown_drains_in_flight_requests() {
     assert!(status.success(), "{status:?}");
     assert_eq!(pending.join().unwrap(), "slept 200");
 }
+
+#[test]
+fn connection_cap_makes_extra_clients_wait() {
+    let s = Serve::start("hello_raw:app", &["--max-connections", "1"]);
+    let idle = std::net::TcpStream::connect(s.addr).unwrap();
+    // Give the server time to accept the idle connection (it holds the only slot).
+    std::thread::sleep(Duration::from_millis(200));
+    let out = curl(&["--max-time", "1", &s.url("/")]);
+    assert_eq!(out.status.code(), Some(28), "expected a curl timeout");
+    drop(idle);
+    assert_eq!(curl_ok(&[&s.url("/")]), "Hello, World!");
+}

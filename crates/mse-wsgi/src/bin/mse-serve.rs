@@ -35,6 +35,9 @@ struct Args {
     /// Maximum request body in bytes.
     #[arg(long, default_value_t = mse_wsgi::DEFAULT_MAX_BODY)]
     max_body: u64,
+    /// Simultaneous connections (more wait in the listen backlog).
+    #[arg(long, default_value_t = mse_wsgi::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// auto, wsgi or asgi.
     #[arg(long, default_value = "auto")]
     interface: Interface,
@@ -78,6 +81,7 @@ fn run(args: Args) -> Result<(), mse_wsgi::Error> {
         .threads(args.threads)
         .tls(tls.clone())
         .max_body(args.max_body)
+        .max_connections(args.max_connections)
         .interface(args.interface);
     let server = Server::new(config)?;
     let scheme = if matches!(tls, Tls::None) {
