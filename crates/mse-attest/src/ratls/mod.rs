@@ -48,6 +48,8 @@ pub enum RaTlsError {
     UnsupportedKey(String),
     #[error("TCG claims bind key hash {claimed}, but the certificate's key hashes to {actual}")]
     ClaimsKeyMismatch { claimed: String, actual: String },
+    #[error("the certificate is not self-signed by its key: {0}")]
+    SelfSignature(String),
     #[error("evidence in the certificate: {0}")]
     Evidence(#[from] crate::EvidenceError),
     #[error("attestation: {0}")]

@@ -13,6 +13,7 @@ use super::{GRAMINE_LEGACY_OID_DER, RaTlsError, SGX_QUOTE_OID_DER, TCG_TAGGED_EV
 /// id-ecPublicKey and prime256v1.
 const EC_PUBLIC_KEY_OID: &str = "1.2.840.10045.2.1";
 const P256_OID: &str = "1.2.840.10045.3.1.7";
+const ECDSA_SHA256_OID: &str = "1.2.840.10045.4.3.2";
 /// Certificates larger than this are not RA-TLS certificates we accept.
 const MAX_CERT: usize = 64 * 1024;
 
@@ -116,6 +117,7 @@ impl RaTlsCert {
 
         let (form, quote, expected_report_data) = if let Some(quote) = mse {
             let point = ec_p256_point(&cert)?;
+            check_self_signature(&cert, point)?;
             (EvidenceForm::Mse, quote, Sha256::digest(point).to_vec())
         } else if let Some(quote) = gramine {
             (EvidenceForm::GramineLegacy, quote, spki_hash.to_vec())
@@ -213,6 +215,25 @@ fn ip_to_string(bytes: &[u8]) -> Option<String> {
             .map(|b| std::net::Ipv6Addr::from(b).to_string()),
         _ => None,
     }
+}
+
+/// The certificate must be signed by its own (attested) key: then its names and validity come
+/// from the enclave too, even when the certificate arrives as a file rather than over TLS.
+fn check_self_signature(cert: &X509Certificate<'_>, point: &[u8]) -> Result<(), RaTlsError> {
+    use p256::ecdsa::signature::Verifier;
+    let bad = |why: &str| RaTlsError::SelfSignature(why.to_owned());
+    let alg = cert.signature_algorithm.algorithm.to_id_string();
+    if alg != ECDSA_SHA256_OID {
+        return Err(bad(&format!(
+            "signature algorithm {alg}, expected ecdsa-with-SHA256"
+        )));
+    }
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(point)
+        .map_err(|_| bad("invalid P-256 point"))?;
+    let sig = p256::ecdsa::Signature::from_der(&cert.signature_value.data)
+        .map_err(|_| bad("malformed ECDSA signature"))?;
+    key.verify(cert.tbs_certificate.as_ref(), &sig)
+        .map_err(|_| bad("signature does not verify with the certificate's own key"))
 }
 
 /// The uncompressed point of a P-256 key, or why the key does not fit the MSE binding.

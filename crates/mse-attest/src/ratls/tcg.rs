@@ -140,6 +140,12 @@ mod tests {
             "malformed TCG tagged evidence: CBOR tag 1, expected 60000"
         );
         assert!(decode_tagged_evidence(&[0xff, 0x00]).is_err());
+        // A byte string claiming 4 GiB, or deep nesting, is an error, not an allocation or a
+        // stack overflow.
+        let huge = [0xD9, 0xEA, 0x60, 0x82, 0x5B, 0, 0, 0, 1, 0, 0, 0, 0];
+        assert!(decode_tagged_evidence(&huge).is_err());
+        let deep = [0x81u8; 4096];
+        assert!(decode_tagged_evidence(&deep).is_err());
         assert!(decode_tagged_evidence(&[]).is_err());
     }
 }
