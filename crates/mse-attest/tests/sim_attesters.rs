@@ -217,3 +217,42 @@ fn detection_prefers_real_interfaces_and_falls_back_to_sim_only_when_allowed() {
         )
     );
 }
+
+#[test]
+fn sealing_keys_per_attester() {
+    let cfg = sim_config();
+    let plain = tempfile::tempdir().unwrap();
+    let sim = detect(&HostProbe::with_root(plain.path()), Some(cfg.clone())).unwrap();
+    assert_eq!(
+        sim.sealing_key().unwrap().as_slice(),
+        mse_attest::sim::sealing_key(&cfg.seed, &cfg.enclave.mr_enclave).as_slice()
+    );
+
+    let dir = gramine_dir("dcap", b"q");
+    std::fs::create_dir(dir.path().join("keys")).unwrap();
+    std::fs::write(dir.path().join("keys/_sgx_mrenclave"), [5u8; 16]).unwrap();
+    assert_eq!(
+        GramineAttester::new(dir.path())
+            .sealing_key()
+            .unwrap()
+            .as_slice(),
+        &[5u8; 16]
+    );
+    std::fs::write(dir.path().join("keys/_sgx_mrenclave"), [5u8; 3]).unwrap();
+    assert_eq!(
+        GramineAttester::new(dir.path())
+            .sealing_key()
+            .unwrap_err()
+            .to_string(),
+        format!(
+            "sealing key at {} is 3 bytes, expected 16",
+            dir.path().join("keys/_sgx_mrenclave").display()
+        )
+    );
+
+    let snp = TsmAttester::with_fs("/r", TeeKind::SevSnp, FakeTsm::new("sev_guest", false));
+    assert_eq!(
+        snp.sealing_key().unwrap_err().to_string(),
+        "the tsm attester offers no sealing key: SEV-SNP derives it with the SNP_GET_DERIVED_KEY ioctl, not configfs-tsm"
+    );
+}

@@ -52,4 +52,17 @@ impl Attester for GramineAttester {
         }
         Ok(quote)
     }
+
+    /// Gramine's MRENCLAVE-bound SGX sealing key (`/dev/attestation/keys/_sgx_mrenclave`).
+    fn sealing_key(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, AttestError> {
+        let path = self.dir.join("keys").join("_sgx_mrenclave");
+        let key = zeroize::Zeroizing::new(std::fs::read(&path).map_err(io_err(&path))?);
+        if key.len() != 16 {
+            return Err(AttestError::BadSealingKey {
+                path: path.display().to_string(),
+                len: key.len(),
+            });
+        }
+        Ok(key)
+    }
 }

@@ -62,6 +62,13 @@ pub enum AttestError {
     UnknownTsmProvider { provider: String },
     #[error("configfs-tsm report was regenerated concurrently (generation {before} -> {after})")]
     TsmRace { before: u64, after: u64 },
+    #[error("the {attester} attester offers no sealing key: {why}")]
+    SealingUnsupported {
+        attester: AttesterKind,
+        why: &'static str,
+    },
+    #[error("sealing key at {path} is {len} bytes, expected 16")]
+    BadSealingKey { path: String, len: usize },
     #[error("simulated TEE: {0}")]
     Sim(#[from] crate::sim::SimError),
 }
@@ -81,6 +88,11 @@ pub trait Attester: Send + Sync + std::fmt::Debug {
     fn tee_kind(&self) -> TeeKind;
     /// Evidence (raw quote or report bytes) whose report data is `report_data`.
     fn evidence(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, AttestError>;
+
+    /// The platform sealing key of this enclave, already bound by the platform to the
+    /// enclave's measurement: storage keys are derived from it (HKDF with the measurement), so
+    /// another code version cannot derive them.
+    fn sealing_key(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, AttestError>;
 }
 
 /// Pick the attester this host offers: Gramine's `/dev/attestation`, else configfs-tsm on a

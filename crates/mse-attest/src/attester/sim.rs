@@ -65,4 +65,10 @@ impl Attester for SimAttester {
     fn evidence(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, AttestError> {
         Ok(self.pki.quote(&self.enclave, report_data))
     }
+
+    fn sealing_key(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, AttestError> {
+        Ok(zeroize::Zeroizing::new(
+            self.pki.sealing_key(&self.enclave.mr_enclave).to_vec(),
+        ))
+    }
 }

@@ -138,4 +138,16 @@ impl Attester for TsmAttester {
         }
         Ok(report)
     }
+
+    fn sealing_key(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, AttestError> {
+        Err(AttestError::SealingUnsupported {
+            attester: AttesterKind::Tsm,
+            why: match self.tee {
+                TeeKind::SevSnp => {
+                    "SEV-SNP derives it with the SNP_GET_DERIVED_KEY ioctl, not configfs-tsm"
+                }
+                _ => "TDX has no sealing key; it must come from a key broker",
+            },
+        })
+    }
 }

@@ -39,6 +39,8 @@ const SGX_EXT_OID: &[u64] = &[1, 2, 840, 113_741, 1, 13, 1];
 
 /// The mock PKI: keys, certificates (DER) and CRLs (DER).
 pub struct SimPki {
+    /// The node's secret: the sealing keys derive from it. Never printed.
+    seed: zeroize::Zeroizing<[u8; 32]>,
     pub(crate) pck_key: DetKey,
     pub(crate) tcb_key: DetKey,
     pub(crate) attestation_key: DetKey,
@@ -247,6 +249,7 @@ impl SimPki {
             .map_err(pki_err("PCK CRL"))?;
 
         Ok(SimPki {
+            seed: zeroize::Zeroizing::new(*seed),
             pck_key,
             tcb_key,
             attestation_key,
@@ -260,6 +263,11 @@ impl SimPki {
             qe_mr_enclave: super::derive_bytes::<32>(seed, "qe-mrenclave"),
             qe_mr_signer: super::derive_bytes::<32>(seed, "qe-mrsigner"),
         })
+    }
+
+    /// The sim platform's sealing key for an enclave measurement (see [`super::sealing_key`]).
+    pub fn sealing_key(&self, measurement: &[u8]) -> [u8; 32] {
+        super::sealing_key(&self.seed, measurement)
     }
 
     /// PEM chain PCK leaf ‖ PCK CA ‖ root: the quote's certification data (type 5).
