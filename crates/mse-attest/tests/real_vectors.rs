@@ -447,3 +447,45 @@ fn report_serializes_to_json() {
     );
     assert_eq!(json["measurement"], hex::encode(&report.measurement));
 }
+
+#[test]
+fn fields_edited_after_parsing_do_not_pass_for_signed_ones() {
+    let Evidence::Tdx(mut q) = Evidence::parse(&data(TDX.0)).unwrap() else {
+        panic!("not TDX")
+    };
+    let signed_mrtd = q.report.mr_td;
+    q.report.mr_td = [0x11; 48];
+    let mut policy = at(JULY_2025);
+    policy.expected_measurement = Some(vec![0x11; 48]);
+    let collateral = Collateral::from_bytes(&data(TDX.1)).unwrap();
+    let report = verify(
+        &Evidence::Tdx(q.clone()),
+        &collateral,
+        &TrustAnchors::intel(),
+        &policy,
+        None,
+    );
+    assert_eq!(report.measurement, signed_mrtd);
+    assert_eq!(
+        report.error(),
+        Some(VerifyError::Measurement {
+            expected: "11".repeat(48),
+            actual: hex::encode(signed_mrtd),
+        })
+    );
+    // Raw bytes that no longer parse are refused as such.
+    q.raw.truncate(100);
+    let report = verify(
+        &Evidence::Tdx(q),
+        &collateral,
+        &TrustAnchors::intel(),
+        &policy,
+        None,
+    );
+    assert_eq!(
+        report.error(),
+        Some(VerifyError::QuoteFormat(
+            "TD report is truncated: need 584 bytes at offset 48, have 52".into()
+        ))
+    );
+}

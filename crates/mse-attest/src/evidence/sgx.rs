@@ -237,6 +237,8 @@ impl SgxQuote {
 
     /// The bytes the attestation key signs: header ‖ report body.
     pub fn signed_bytes(&self) -> &[u8] {
-        &self.raw[..HEADER_LEN + REPORT_BODY_LEN]
+        self.raw
+            .get(..HEADER_LEN + REPORT_BODY_LEN)
+            .unwrap_or(&self.raw)
     }
 }

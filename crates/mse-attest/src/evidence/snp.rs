@@ -182,6 +182,6 @@ impl SnpReport {
 
     /// The bytes the VCEK signs.
     pub fn signed_bytes(&self) -> &[u8] {
-        &self.raw[..SNP_SIGNED_LEN]
+        self.raw.get(..SNP_SIGNED_LEN).unwrap_or(&self.raw)
     }
 }

@@ -155,6 +155,6 @@ impl TdxQuote {
 
     /// The bytes the attestation key signs: header ‖ (v5 body descriptor ‖) TD report.
     pub fn signed_bytes(&self) -> &[u8] {
-        &self.raw[..self.signed_len]
+        self.raw.get(..self.signed_len).unwrap_or(&self.raw)
     }
 }

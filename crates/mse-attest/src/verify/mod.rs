@@ -83,19 +83,21 @@ pub fn verify(
     policy: &Policy,
     expected_report_data: Option<&[u8]>,
 ) -> Report {
-    let mut report = Report {
-        kind: evidence.kind(),
-        measurement: evidence.measurement().to_vec(),
-        signer: evidence.signer().map(<[u8]>::to_vec),
-        report_data: evidence.report_data().to_vec(),
-        debug: evidence.is_debug(),
-        tcb_status: None,
-        advisories: Vec::new(),
-        platform_tcb: None,
-        simulated: false,
-        checks: Vec::new(),
-        trusted: false,
+    // The checks below read parsed fields while the signatures cover `raw`: re-parse so that
+    // fields edited after parsing (they are public) can never pass for signed ones.
+    let reparsed = Evidence::parse(evidence.raw());
+    let evidence = match &reparsed {
+        Ok(e) => e,
+        Err(e) => {
+            let mut report = empty_report(evidence);
+            report.checks.push(Check::fail(
+                checks::QUOTE_FORMAT,
+                VerifyError::QuoteFormat(e.to_string()),
+            ));
+            return report.finish();
+        }
     };
+    let mut report = empty_report(evidence);
 
     match evidence {
         Evidence::Sgx(_) | Evidence::Tdx(_) => {
@@ -166,5 +168,21 @@ fn check_binding(actual: &[u8; 64], expected: Option<&[u8]>) -> Check {
                 actual: hex::encode(actual),
             },
         ),
+    }
+}
+
+fn empty_report(evidence: &Evidence) -> Report {
+    Report {
+        kind: evidence.kind(),
+        measurement: evidence.measurement().to_vec(),
+        signer: evidence.signer().map(<[u8]>::to_vec),
+        report_data: evidence.report_data().to_vec(),
+        debug: evidence.is_debug(),
+        tcb_status: None,
+        advisories: Vec::new(),
+        platform_tcb: None,
+        simulated: false,
+        checks: Vec::new(),
+        trusted: false,
     }
 }

@@ -110,7 +110,10 @@ fn check_chain(vcek_der: &[u8], policy: &Policy) -> Result<(), VerifyError> {
 /// received: otherwise a changed reserved byte would go unnoticed.
 fn check_signature(snp: &SnpReport, vcek_der: &[u8]) -> Result<(), VerifyError> {
     let sig_err = |msg: String| VerifyError::Signature(msg);
-    let raw = &snp.raw[..SNP_REPORT_LEN];
+    let raw = snp
+        .raw
+        .get(..SNP_REPORT_LEN)
+        .ok_or_else(|| sig_err(format!("report is shorter than {SNP_REPORT_LEN} bytes")))?;
     let parsed = AttestationReport::from_bytes(raw).map_err(|e| sig_err(format!("report: {e}")))?;
     let encoded = parsed
         .to_bytes()
