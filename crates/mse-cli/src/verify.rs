@@ -10,10 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use mse_attest::ratls::{RaTlsCert, fetch_server_certificate};
+use mse_attest::ratls::{RaTlsCert, anchors_for, fetch_server_certificate};
 use mse_attest::report::Outcome;
-use mse_attest::sim::{rfc3339, sim_root_from_quote};
-use mse_attest::{Collateral, Evidence, Policy, Report, TeeKind, TrustAnchors, verify};
+use mse_attest::sim::rfc3339;
+use mse_attest::{Collateral, Evidence, Policy, Report, TeeKind, verify};
 use serde::Serialize;
 
 /// Where collateral comes from when neither --pccs-url nor --collateral is given.
@@ -299,12 +299,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 
     let evidence = Evidence::parse(&quote).with_context(|| format!("evidence from {source}"))?;
     let collateral = collateral(args, &evidence)?;
-    // A sim quote names its mock root; the verifier accepts it only under --allow-simulation
-    // and otherwise says why it refused.
-    let mut anchors = TrustAnchors::intel();
-    if let Some(root) = sim_root_from_quote(evidence.raw()) {
-        anchors = anchors.with_simulation_root(root);
-    }
+    let anchors = anchors_for(&evidence);
     let expected = cert.as_ref().map(|c| c.expected_report_data.as_slice());
     let report = verify(&evidence, &collateral, &anchors, &policy, expected);
 

@@ -64,6 +64,57 @@ pub enum RaTlsError {
     Build(String),
     #[error("TLS connection to {addr}: {reason}")]
     Connect { addr: String, reason: String },
+    #[error("collateral: {0}")]
+    Collateral(#[from] crate::CollateralError),
+}
+
+/// The trust anchors for `evidence`: Intel's root, plus the mock root its chain ends in when it
+/// is simulated evidence. The verifier still accepts that root only under `allow_simulation`,
+/// and otherwise says that simulation was refused rather than reporting a broken chain.
+pub fn anchors_for(evidence: &Evidence) -> TrustAnchors {
+    let anchors = TrustAnchors::intel();
+    match crate::sim::sim_root_from_quote(evidence.raw()) {
+        Some(root) => anchors.with_simulation_root(root),
+        None => anchors,
+    }
+}
+
+/// Where the collateral for a server's evidence comes from.
+#[derive(Debug, Clone)]
+pub enum CollateralSource {
+    /// Fetch DCAP collateral from this PCCS (API v4).
+    Pccs(String),
+    /// Use this collateral (offline, or fetched earlier).
+    Fixed(Box<Collateral>),
+}
+
+/// Attest a server: fetch its RA-TLS certificate over TLS (the server proves it holds the key),
+/// get collateral, and verify the evidence and the key binding under `policy`. Returns the
+/// certificate and the full report, trusted or not; connect afterwards with
+/// [`PinnedCertVerifier`] to talk only to that attested key.
+pub async fn attest_server(
+    host: &str,
+    port: u16,
+    sni: &str,
+    source: &CollateralSource,
+    policy: &Policy,
+    timeout: std::time::Duration,
+) -> Result<(RaTlsCert, Report), RaTlsError> {
+    let der = fetch_server_certificate(host, port, sni, timeout).await?;
+    let cert = RaTlsCert::parse(&der)?;
+    let evidence = Evidence::parse(&cert.quote)?;
+    let collateral = match source {
+        CollateralSource::Fixed(c) => (**c).clone(),
+        CollateralSource::Pccs(url) => crate::fetch_collateral(url, evidence.raw()).await?,
+    };
+    let report = crate::verify(
+        &evidence,
+        &collateral,
+        &anchors_for(&evidence),
+        policy,
+        Some(&cert.expected_report_data),
+    );
+    Ok((cert, report))
 }
 
 /// Verify an RA-TLS certificate (DER or PEM): parse its evidence, then run the shared verifier
