@@ -13,7 +13,7 @@ use clap::Args;
 use mse_attest::ratls::{RaTlsCert, anchors_for, fetch_server_certificate};
 use mse_attest::report::Outcome;
 use mse_attest::sim::rfc3339;
-use mse_attest::{Collateral, Evidence, Policy, Report, TeeKind, verify};
+use mse_attest::{Collateral, Evidence, Policy, Report, TeeKind, TrustAnchors, verify};
 use serde::Serialize;
 
 /// Where collateral comes from when neither --pccs-url nor --collateral is given.
@@ -50,6 +50,10 @@ pub struct VerifyArgs {
     /// Accept evidence from the simulated TEE (mock Intel root). Never for production.
     #[arg(long)]
     pub allow_simulation: bool,
+    /// Pin this mock root (PEM or DER) for simulated evidence instead of the one the evidence
+    /// names (a node's mock PCCS serves it).
+    #[arg(long, value_name = "FILE", requires = "allow_simulation")]
+    pub sim_root: Option<PathBuf>,
     /// Accept debug-mode enclaves (their memory is readable by the host).
     #[arg(long)]
     pub allow_debug: bool,
@@ -165,6 +169,21 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// A certificate file, PEM or DER, as DER.
+fn cert_der(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = read(path)?;
+    if !bytes.trim_ascii_start().starts_with(b"-----BEGIN") {
+        return Ok(bytes);
+    }
+    for pem in x509_parser::pem::Pem::iter_from_buffer(&bytes) {
+        let pem = pem.with_context(|| format!("{} is not valid PEM", path.display()))?;
+        if pem.label == "CERTIFICATE" {
+            return Ok(pem.contents);
+        }
+    }
+    bail!("{} holds no CERTIFICATE", path.display())
+}
+
 fn collateral(args: &VerifyArgs, evidence: &Evidence) -> anyhow::Result<Collateral> {
     if let Some(path) = &args.collateral {
         return Ok(Collateral::from_file(path)?);
@@ -242,6 +261,9 @@ fn print_human(out: &Output<'_>) {
             println!("Enclave key:  {pk} (X25519)");
         }
     }
+    if out.report.simulated {
+        println!("Warning:      simulated TEE: no hardware protection, for local testing only");
+    }
     let text = out.report.to_string();
     // The report ends with its own verdict; ours also covers the certificate checks.
     let body = text
@@ -299,7 +321,10 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 
     let evidence = Evidence::parse(&quote).with_context(|| format!("evidence from {source}"))?;
     let collateral = collateral(args, &evidence)?;
-    let anchors = anchors_for(&evidence);
+    let anchors = match &args.sim_root {
+        Some(path) => TrustAnchors::intel().with_simulation_root(cert_der(path)?),
+        None => anchors_for(&evidence),
+    };
     let expected = cert.as_ref().map(|c| c.expected_report_data.as_slice());
     let report = verify(&evidence, &collateral, &anchors, &policy, expected);
 

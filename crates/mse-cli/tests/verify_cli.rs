@@ -401,3 +401,53 @@ fn expired_certificate_fails_the_validity_check() {
     let early = mse(&[&base[..], &["--at", "2024-06-01T00:00:00Z"]].concat());
     assert_eq!(early.status.code(), Some(0), "{}", stdout(&early));
 }
+
+#[test]
+fn sim_root_pins_one_mock_pki() {
+    let dir = tempfile::tempdir().unwrap();
+    let quote = dir.path().join("quote.bin");
+    std::fs::write(&quote, sim_attester(false).evidence(&[7; 64]).unwrap()).unwrap();
+    let collateral = collateral_file(dir.path(), &CollateralOptions::default());
+    let own = dir.path().join("own-root.pem");
+    std::fs::write(&own, mse_attest::sim::to_pem(&pki().root_der)).unwrap();
+    let other = dir.path().join("other-root.der");
+    let other_pki = mse_attest::sim::SimPki::from_seed(&[0x99; 32]).unwrap();
+    std::fs::write(&other, &other_pki.root_der).unwrap();
+    let q = quote.display().to_string();
+    let base = [
+        "verify",
+        "--quote",
+        &q,
+        "--collateral",
+        &collateral,
+        "--allow-simulation",
+    ];
+    let ok = mse(&[&base[..], &["--sim-root", &own.display().to_string()]].concat());
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    assert!(
+        stdout(&ok).contains(
+            "Warning:      simulated TEE: no hardware protection, for local testing only\n"
+        )
+    );
+    let pinned_other = mse(&[&base[..], &["--sim-root", &other.display().to_string()]].concat());
+    assert_eq!(pinned_other.status.code(), Some(2));
+    assert!(
+        stdout(&pinned_other).contains("  [FAIL] certificate_chain: "),
+        "{}",
+        stdout(&pinned_other)
+    );
+    let without_allow = mse(&[
+        "verify",
+        "--quote",
+        &q,
+        "--collateral",
+        &collateral,
+        "--sim-root",
+        &own.display().to_string(),
+    ]);
+    assert_eq!(
+        without_allow.status.code(),
+        Some(2),
+        "clap: --sim-root requires --allow-simulation"
+    );
+}
