@@ -249,3 +249,28 @@ fn corrupted_certificates_never_panic_and_are_never_trusted() {
         }
     }
 }
+
+#[test]
+fn a_persisted_key_gets_a_fresh_certificate_with_the_same_binding() {
+    let first = identity("app.example.com", false);
+    let again = mse_attest::ratls::generate_with_key(
+        &sim_attester(false),
+        &params("app.example.com"),
+        &first.key_pkcs8_der,
+    )
+    .unwrap();
+    let (a, b) = (
+        RaTlsCert::parse(&first.cert_der).unwrap(),
+        RaTlsCert::parse(&again.cert_der).unwrap(),
+    );
+    assert_eq!(a.spki_der, b.spki_der);
+    assert_eq!(a.expected_report_data, b.expected_report_data);
+    let err =
+        mse_attest::ratls::generate_with_key(&sim_attester(false), &params("x"), b"not a key")
+            .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("building the certificate: loading the key (expected PKCS#8 P-256): "),
+        "{err}"
+    );
+}

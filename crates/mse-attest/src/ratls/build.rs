@@ -77,6 +77,26 @@ pub fn generate(
 ) -> Result<RaTlsIdentity, RaTlsError> {
     let key =
         KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(build_err("key generation"))?;
+    build(attester, params, key)
+}
+
+/// Same with an existing P-256 key (PKCS#8 DER), e.g. the one persisted across a restart.
+pub fn generate_with_key(
+    attester: &dyn Attester,
+    params: &RaTlsParams,
+    key_pkcs8_der: &[u8],
+) -> Result<RaTlsIdentity, RaTlsError> {
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from(key_pkcs8_der.to_vec());
+    let key = KeyPair::from_pkcs8_der_and_sign_algo(&der, &PKCS_ECDSA_P256_SHA256)
+        .map_err(build_err("loading the key (expected PKCS#8 P-256)"))?;
+    build(attester, params, key)
+}
+
+fn build(
+    attester: &dyn Attester,
+    params: &RaTlsParams,
+    key: KeyPair,
+) -> Result<RaTlsIdentity, RaTlsError> {
     let point = key.public_key_raw().to_vec();
     let report_data = report_data_for_key(&point, &params.x25519_public);
     let quote = attester.evidence(&report_data)?;

@@ -7,7 +7,7 @@ mod parse;
 mod tcg;
 mod tls;
 
-pub use build::{RaTlsIdentity, RaTlsParams, generate, report_data_for_key};
+pub use build::{RaTlsIdentity, RaTlsParams, generate, generate_with_key, report_data_for_key};
 pub use parse::{EvidenceForm, RaTlsCert};
 pub use tcg::{
     TCG_QUOTE_CBOR_TAG, TaggedEvidence, decode_tagged_evidence, encode_claims,
