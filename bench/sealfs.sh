@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Sealed $HOME (mse-sealfs over a backing directory on the host disk) vs tmpfs vs the host disk:
+# Sealed $HOME (mse-sealfs over a backing directory on the host disk) vs tmpfs vs the host disk,
+# plus "homemem": the same sealed filesystem with its backing directory in the tmpfs (isolates the
+# FUSE + encryption cost from the host disk's):
 #   1. sequential write of 1 GiB (dd bs=1M from /dev/zero, time until dd exits; no fsync),
 #   2. sequential read of it back (dd bs=1M to /dev/null),
 #   3. create+write(100 B)+close of 10 000 small files (one Python process).
@@ -23,11 +25,12 @@ fi
 BIN=$TARGET/release/mse-sealfs
 
 WORK=$(mktemp -d /var/tmp/sealfs-bench.XXXXXX)   # on the host disk
-mkdir -p "$WORK/disk" "$WORK/tmp" "$WORK/home"
+mkdir -p "$WORK/disk" "$WORK/tmp" "$WORK/home" "$WORK/homemem"
 head -c 32 /dev/urandom >"$WORK/key"
-mkfifo "$WORK/ctl"
+mkfifo "$WORK/ctl" "$WORK/ctl2"
 TMPFS_MOUNTED=0
 MOUNT_PID=
+MOUNT2_PID=
 
 cleanup() {
   set +e
@@ -35,23 +38,36 @@ cleanup() {
     exec 3>&-                      # EOF on the control fifo: unmount and wipe
     wait "$MOUNT_PID"
   fi
+  if [ -n "$MOUNT2_PID" ]; then
+    exec 4>&-
+    wait "$MOUNT2_PID"
+  fi
   [ "$TMPFS_MOUNTED" = 1 ] && umount "$WORK/tmp"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-mount -t tmpfs -o size=$((SIZE_MB * 2))m,mode=1777 tmpfs "$WORK/tmp"
+mount -t tmpfs -o size=$((SIZE_MB * 3))m,mode=1777 tmpfs "$WORK/tmp"
 TMPFS_MOUNTED=1
 
+wait_mounted() {
+  for _ in $(seq 1 100); do
+    grep -q "^mounted" "$1" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  cat "$1" >&2
+  exit 1
+}
 "$BIN" mount --backing "$WORK/backing" --mountpoint "$WORK/home" --key-file "$WORK/key" \
   --wipe <"$WORK/ctl" >"$WORK/mount.log" 2>&1 &
 MOUNT_PID=$!
 exec 3>"$WORK/ctl"
-for _ in $(seq 1 100); do
-  grep -q "^mounted" "$WORK/mount.log" 2>/dev/null && break
-  sleep 0.05
-done
-grep -q "^mounted" "$WORK/mount.log" || { cat "$WORK/mount.log" >&2; exit 1; }
+wait_mounted "$WORK/mount.log"
+"$BIN" mount --backing "$WORK/tmp/.backing" --mountpoint "$WORK/homemem" --key-file "$WORK/key" \
+  --wipe <"$WORK/ctl2" >"$WORK/mount2.log" 2>&1 3>&- &   # must not hold the first fifo open
+MOUNT2_PID=$!
+exec 4>"$WORK/ctl2"
+wait_mounted "$WORK/mount2.log"
 
 cat >"$WORK/small.py" <<'EOF'
 import os, sys, time
@@ -70,7 +86,7 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
 declare -A RES
 
 for r in $(seq 1 "$REPEAT"); do
-  for loc in tmp disk home; do
+  for loc in tmp disk home homemem; do
     d=$WORK/$loc
     s=$(now); dd if=/dev/zero of="$d/big" bs=1M count="$SIZE_MB" status=none; e=$(now)
     RES[$loc.write]+="$(elapsed "$s" "$e") "
@@ -83,14 +99,14 @@ for r in $(seq 1 "$REPEAT"); do
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-printf "%-5s %12s %12s %14s   (median of %s runs; %s MiB; %s files)\n" \
+printf "%-8s %12s %12s %14s   (median of %s runs; %s MiB; %s files)\n" \
   where "write s" "read s" "small files s" "$REPEAT" "$SIZE_MB" "$FILES"
-for loc in home tmp disk; do
+for loc in home homemem tmp disk; do
   for m in write read small; do
     declare "M_${loc}_${m}=$(median "${RES[$loc.$m]}")"
   done
   w=M_${loc}_write; rd=M_${loc}_read; sm=M_${loc}_small
-  printf "%-5s %12s %12s %14s   MiB/s w=%s r=%s\n" "$loc" "${!w}" "${!rd}" "${!sm}" \
+  printf "%-8s %12s %12s %14s   MiB/s w=%s r=%s\n" "$loc" "${!w}" "${!rd}" "${!sm}" \
     "$(awk -v s="$SIZE_MB" -v t="${!w}" 'BEGIN { printf "%.0f", s / t }')" \
     "$(awk -v s="$SIZE_MB" -v t="${!rd}" 'BEGIN { printf "%.0f", s / t }')"
 done
@@ -98,5 +114,6 @@ echo "loadavg during run: $(cut -d' ' -f1-3 /proc/loadavg), cores: $(nproc)"
 wr=$(awk -v a="$M_home_write" -v b="$M_tmp_write" 'BEGIN { printf "%.2f", a / b }')
 rr=$(awk -v a="$M_home_read" -v b="$M_tmp_read" 'BEGIN { printf "%.2f", a / b }')
 sr=$(awk -v a="$M_home_small" -v b="$M_disk_small" 'BEGIN { printf "%.2f", a / b }')
-echo "home/tmp read ratio: $rr"
+mr=$(awk -v a="$M_homemem_write" -v b="$M_tmp_write" 'BEGIN { printf "%.2f", a / b }')
+echo "home/tmp read ratio: $rr; homemem/tmp write ratio: $mr"
 echo "home/tmp write ratio: $wr, small files home/disk ratio: $sr"

@@ -93,10 +93,11 @@ impl Ciphers {
 
     /// Builds a fresh header for a new file with a random file id.
     pub fn new_header(&self) -> Result<([u8; FILE_ID_LEN], [u8; HEADER_LEN]), FormatError> {
-        let mut file_id = [0u8; FILE_ID_LEN];
-        let mut nonce = [0u8; NONCE_LEN];
-        random(&mut file_id)?;
-        random(&mut nonce)?;
+        let mut rnd = [0u8; FILE_ID_LEN + NONCE_LEN];
+        random(&mut rnd)?;
+        let (file_id, nonce) = rnd.split_at(FILE_ID_LEN);
+        let file_id: [u8; FILE_ID_LEN] = file_id.try_into().expect("split at FILE_ID_LEN");
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("NONCE_LEN bytes remain");
         let mut out = [0u8; HEADER_LEN];
         out[..2].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
         out[2..2 + FILE_ID_LEN].copy_from_slice(&file_id);

@@ -53,8 +53,8 @@ impl SealedFile {
     /// Writes a fresh header into an empty backing file.
     pub fn create(c: &Ciphers, file: File) -> Result<Self, FileError> {
         let (file_id, header) = c.new_header()?;
+        // The caller created the file empty (O_EXCL), so writing the header is enough.
         file.write_all_at(&header, 0)?;
-        file.set_len(HEADER_LEN as u64)?;
         Ok(Self {
             file,
             file_id,
