@@ -23,8 +23,16 @@ fn main() {
     let _ = std::fs::remove_dir_all(&work);
     let code = work.join("code");
     let files = make_tree(&code);
-    let total: u64 = files.iter().map(|f| std::fs::metadata(&f.abs).unwrap().len()).sum();
-    println!("data: {} files, {:.1} MB in {}", files.len(), total as f64 / MB, code.display());
+    let total: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(&f.abs).unwrap().len())
+        .sum();
+    println!(
+        "data: {} files, {:.1} MB in {}",
+        files.len(),
+        total as f64 / MB,
+        code.display()
+    );
 
     let raw = best_of(5, || raw_cipher_seconds(64 << 20));
     let raw_mbs = (64 << 20) as f64 / MB / raw;
@@ -71,7 +79,9 @@ fn make_tree(root: &Path) -> Vec<PackageFile> {
     let mut add = |rel: String, len: usize, seed: u8| {
         let abs = root.join(&rel);
         std::fs::create_dir_all(abs.parent().unwrap()).unwrap();
-        let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect();
+        let data: Vec<u8> = (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect();
         std::fs::write(&abs, data).unwrap();
         files.push(PackageFile { rel, abs });
     };
