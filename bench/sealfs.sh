@@ -84,12 +84,25 @@ EOF
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
 declare -A RES
+# CPU seconds: waited-for children of this shell (dd), plus the sealfs process serving `loc`.
+TCK=$(getconf CLK_TCK)
+children_cpu() { awk -v t="$TCK" '{ printf "%.4f", ($16 + $17) / t }' /proc/$$/stat; }
+server_cpu() {
+  case $1 in
+    home) awk -v t="$TCK" '{ printf "%.4f", ($14 + $15) / t }' "/proc/$MOUNT_PID/stat" ;;
+    homemem) awk -v t="$TCK" '{ printf "%.4f", ($14 + $15) / t }' "/proc/$MOUNT2_PID/stat" ;;
+    *) echo 0 ;;
+  esac
+}
 
 for r in $(seq 1 "$REPEAT"); do
   for loc in tmp disk home homemem; do
     d=$WORK/$loc
+    c0=$(children_cpu); k0=$(server_cpu "$loc")
     s=$(now); dd if=/dev/zero of="$d/big" bs=1M count="$SIZE_MB" status=none; e=$(now)
+    c1=$(children_cpu); k1=$(server_cpu "$loc")
     RES[$loc.write]+="$(elapsed "$s" "$e") "
+    RES[$loc.wcpu]+="$(awk -v a="$c0" -v b="$c1" -v c="$k0" -v d="$k1" 'BEGIN { printf "%.4f", b - a + d - c }') "
     s=$(now); dd if="$d/big" of=/dev/null bs=1M status=none; e=$(now)
     RES[$loc.read]+="$(elapsed "$s" "$e") "
     rm -f "$d/big"
@@ -99,14 +112,14 @@ for r in $(seq 1 "$REPEAT"); do
 done
 
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-printf "%-8s %12s %12s %14s   (median of %s runs; %s MiB; %s files)\n" \
-  where "write s" "read s" "small files s" "$REPEAT" "$SIZE_MB" "$FILES"
+printf "%-8s %12s %12s %12s %14s   (median of %s runs; %s MiB; %s files)\n" \
+  where "write s" "write cpu s" "read s" "small files s" "$REPEAT" "$SIZE_MB" "$FILES"
 for loc in home homemem tmp disk; do
-  for m in write read small; do
+  for m in write wcpu read small; do
     declare "M_${loc}_${m}=$(median "${RES[$loc.$m]}")"
   done
-  w=M_${loc}_write; rd=M_${loc}_read; sm=M_${loc}_small
-  printf "%-8s %12s %12s %14s   MiB/s w=%s r=%s\n" "$loc" "${!w}" "${!rd}" "${!sm}" \
+  w=M_${loc}_write; wc=M_${loc}_wcpu; rd=M_${loc}_read; sm=M_${loc}_small
+  printf "%-8s %12s %12s %12s %14s   MiB/s w=%s r=%s\n" "$loc" "${!w}" "${!wc}" "${!rd}" "${!sm}" \
     "$(awk -v s="$SIZE_MB" -v t="${!w}" 'BEGIN { printf "%.0f", s / t }')" \
     "$(awk -v s="$SIZE_MB" -v t="${!rd}" 'BEGIN { printf "%.0f", s / t }')"
 done
@@ -115,5 +128,6 @@ wr=$(awk -v a="$M_home_write" -v b="$M_tmp_write" 'BEGIN { printf "%.2f", a / b 
 rr=$(awk -v a="$M_home_read" -v b="$M_tmp_read" 'BEGIN { printf "%.2f", a / b }')
 sr=$(awk -v a="$M_home_small" -v b="$M_disk_small" 'BEGIN { printf "%.2f", a / b }')
 mr=$(awk -v a="$M_homemem_write" -v b="$M_tmp_write" 'BEGIN { printf "%.2f", a / b }')
-echo "home/tmp read ratio: $rr; homemem/tmp write ratio: $mr"
+cr=$(awk -v a="$M_home_wcpu" -v b="$M_tmp_wcpu" 'BEGIN { printf "%.2f", a / b }')
+echo "home/tmp read ratio: $rr; homemem/tmp write ratio: $mr; home/tmp write CPU-time ratio: $cr"
 echo "home/tmp write ratio: $wr, small files home/disk ratio: $sr"
