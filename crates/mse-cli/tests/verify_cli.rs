@@ -451,3 +451,46 @@ fn sim_root_pins_one_mock_pki() {
         "clap: --sim-root requires --allow-simulation"
     );
 }
+
+#[test]
+fn the_written_certificate_works_with_curl_cacert() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("curl not installed: skipping");
+        return;
+    }
+    let pccs = MockPccs::start(&pki(), &CollateralOptions::default()).unwrap();
+    let id = identity("127.0.0.1", false);
+    let server = TlsServer::start(id.cert_der.clone(), id.key_pkcs8_der.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("cert.pem").display().to_string();
+    let target = format!("127.0.0.1:{}", server.addr.port());
+    let o = mse(&[
+        "verify",
+        &target,
+        "--pccs-url",
+        &pccs.url(),
+        "--allow-simulation",
+        "-o",
+        &pem,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let curl = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--noproxy",
+            "*",
+            "--cacert",
+            &pem,
+        ])
+        .arg(format!("https://{target}/"))
+        .output()
+        .unwrap();
+    assert!(
+        curl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "ok");
+}
