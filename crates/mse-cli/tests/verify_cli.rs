@@ -494,3 +494,23 @@ fn the_written_certificate_works_with_curl_cacert() {
     );
     assert_eq!(String::from_utf8_lossy(&curl.stdout), "ok");
 }
+
+#[test]
+fn real_tdx_quote_inside_and_after_its_window() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mse-attest/tests/data/dcap");
+    let quote = data.join("tdx_quote").display().to_string();
+    let collateral = data.join("tdx_quote_collateral.json").display().to_string();
+    let base = ["verify", "--quote", &quote, "--collateral", &collateral];
+    let inside = mse(&[&base[..], &["--at", "2025-07-01T00:00:00Z", "--json"]].concat());
+    assert_eq!(inside.status.code(), Some(0), "{}", stdout(&inside));
+    let v: serde_json::Value = serde_json::from_slice(&inside.stdout).unwrap();
+    assert_eq!(v["report"]["tcb_status"], "UpToDate");
+    assert_eq!(v["certificate"], serde_json::Value::Null);
+    let after = mse(&[&base[..], &["--at", "2025-08-01T00:00:00Z"]].concat());
+    assert_eq!(after.status.code(), Some(2));
+    assert!(
+        stdout(&after).contains("TCBInfo expired"),
+        "{}",
+        stdout(&after)
+    );
+}
