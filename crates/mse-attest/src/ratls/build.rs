@@ -2,6 +2,11 @@
 //! SAN = the app domain, the raw quote in 1.2.840.113741.1337.6 (non-critical) and the same
 //! quote as TCG DICE tagged evidence in 2.23.133.5.4.9 (non-critical, so that OpenSSL-based
 //! clients such as `curl --cacert` still accept the certificate).
+//!
+//! DESIGN.md asks for the *same* evidence in both extensions, so the TCG copy carries the quote
+//! bound by the MSE rule (SHA-256 of the point ‖ X25519 key) plus claims naming the key's
+//! SubjectPublicKeyInfo hash. A strict Gramine-style TCG verifier, which expects
+//! report_data = SHA-256(claims), would need a second quote; we do not emit one.
 
 use std::net::IpAddr;
 

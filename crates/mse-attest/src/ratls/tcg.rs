@@ -113,7 +113,7 @@ pub fn decode_tagged_evidence(bytes: &[u8]) -> Result<TaggedEvidence, RaTlsError
     })
 }
 
-/// Whether `(alg, hash)` is SHA-256 of `spki_sha256`'s input.
+/// Whether a claims hash-alg-id names SHA-256 (the only one RA-TLS uses).
 pub(crate) fn is_sha256(alg: u64) -> bool {
     alg == SHA256_ALG_ID
 }
