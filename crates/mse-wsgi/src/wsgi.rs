@@ -397,6 +397,13 @@ fn bytes_of<'a>(item: &'a Bound<'_, PyAny>) -> PyResult<&'a [u8]> {
     })
 }
 
+fn declared_length(headers: &Headers) -> Option<u64> {
+    headers
+        .iter()
+        .find(|(k, _)| k == hyper::header::CONTENT_LENGTH)
+        .and_then(|(_, v)| v.to_str().ok()?.parse().ok())
+}
+
 fn consume(py: Python<'_>, state: &Shared, result: &Bound<'_, PyAny>) -> PyResult<()> {
     if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
         let mut body = Vec::new();
@@ -411,14 +418,29 @@ fn consume(py: Python<'_>, state: &Shared, result: &Bound<'_, PyAny>) -> PyResul
         }
         return Ok(());
     }
+    // Set once a chunk completed the declared Content-Length: the response went out whole.
+    let mut complete = false;
     for item in result.try_iter()? {
         let item = item?;
         let data = bytes_of(&item)?;
         if data.is_empty() {
             continue;
         }
+        if complete {
+            tracing::warn!(target: "mse_wsgi::app", "body longer than its Content-Length; extra bytes dropped");
+            continue;
+        }
         let chunk = Bytes::copy_from_slice(data);
         let mut st = lock(state);
+        // A first chunk that is the whole declared body (Flask's usual case) is sent as a complete
+        // response: no stream channel, one hand-over to the connection.
+        if !st.sink.head_sent() && declared_length(&st.headers) == Some(chunk.len() as u64) {
+            complete = true;
+            if !send_head_if_needed(&mut st, Some(chunk))? {
+                return Ok(());
+            }
+            continue;
+        }
         if !send_head_if_needed(&mut st, None)? || !st.sink.send_chunk(py, chunk) {
             // The client is gone: stop producing (close() still runs).
             return Ok(());
@@ -458,7 +480,11 @@ pub fn run(py: Python<'_>, app: &WsgiApp, req: &RequestInfo, body: BodyReader, s
         )?;
         let result = app.app.bind(py).call1((environ, start_response))?;
         let consumed = consume(py, &state, &result);
-        // PEP 3333: close() is called whatever happened during iteration.
+        // PEP 3333: close() is called whatever happened during iteration. (Plain lists and
+        // tuples have none; skipping the lookup avoids building an AttributeError per request.)
+        if result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>() {
+            return consumed;
+        }
         let closed = match result.getattr_opt(intern!(py, "close")) {
             Ok(Some(close)) => close.call0().map(|_| ()),
             Ok(None) => Ok(()),

@@ -131,6 +131,11 @@ fn start_response_write_lazy_exc_info_and_close() {
         r#"{"closed": 0, "produced": 0}"#
     );
     assert_eq!(curl_ok(&[&s.url("/close")]), "abc");
+    // More bytes than the declared Content-Length: the declared body is sent, the rest dropped.
+    let out = curl_ok(&["-i", &s.url("/overlong")]);
+    assert!(out.contains("content-length: 3\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\nabc"), "{out}");
+    assert!(s.wait_log("body longer than its Content-Length; extra bytes dropped"));
     // close() is called even when iteration fails before the head is sent (→ 500).
     let code = curl_ok(&[
         "-o",
@@ -142,7 +147,7 @@ fn start_response_write_lazy_exc_info_and_close() {
     assert_eq!(code, "500");
     assert_eq!(
         curl_ok(&[&s.url("/state")]),
-        r#"{"closed": 2, "produced": 0}"#
+        r#"{"closed": 3, "produced": 0}"#
     );
     // A failure after the head was sent truncates the response (curl reports an error).
     let out = curl(&[&s.url("/boom-late")]);

@@ -83,6 +83,9 @@ def app(environ, start_response):
     if path == "/close-fail":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Closing([b"a", b"b"], fail_after=0)
+    if path == "/overlong":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+        return Closing([b"abc", b"def"])
     if path == "/state":
         with LOCK:
             return _json(start_response, dict(STATE))
