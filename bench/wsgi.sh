@@ -51,10 +51,13 @@ if [ "$(nproc)" -ge 2 ]; then SRV_CPU=(taskset -c 1); WRK_CPU=(taskset -c 0); el
 start_server() {
 	local name=$1 module=$2 scheme=$3 tls=()
 	case $name in
-	mse-serve)
+	mse-serve | mse-t1)
+		# mse-serve runs with its defaults (4 Python threads); mse-t1 with one, like Granian here.
 		[ "$scheme" = https ] && tls=(--tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem")
+		local threads=()
+		[ "$name" = mse-t1 ] && threads=(--threads 1)
 		"${SRV_CPU[@]}" "$MSE" "$module:app" --bind "127.0.0.1:$PORT" --app-dir "$APPS" \
-			--venv "$VENV" --no-access-log "${tls[@]}" >"$TMP/server.log" 2>&1 &
+			--venv "$VENV" --no-access-log "${threads[@]}" "${tls[@]}" >"$TMP/server.log" 2>&1 &
 		;;
 	granian)
 		[ "$scheme" = https ] && tls=(--ssl-certificate "$TMP/cert.pem" --ssl-keyfile "$TMP/key.pem")
@@ -130,7 +133,7 @@ run_wrk() {
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-SERVERS=(mse-serve granian gunicorn hypercorn)
+SERVERS=(mse-serve mse-t1 granian gunicorn hypercorn)
 echo "# bench/wsgi.sh $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPU(s): wrk -t1 -c$CONNS, ${WARMUP}s warm-up, ${DURATION}s measured, median of $REPEAT"
 printf '%-6s %-6s %-10s %10s %10s %11s %9s\n' app proto server "req/s" p99 "CPU us/req" "mse/this"
 for module in hello_flask hello_raw; do
