@@ -135,35 +135,51 @@ impl SealFs {
             self.release_file(ino);
             res?;
         }
-        if mode.is_some() || uid.is_some() || gid.is_some() || atime.is_some() || mtime.is_some() {
-            let tree = lock(&self.tree);
-            let path = tree.path(ino).ok_or(Errno::ENOENT)?;
+        if mode.is_none() && uid.is_none() && gid.is_none() && atime.is_none() && mtime.is_none() {
+            return self.do_getattr(ino);
+        }
+        let mode = mode.map(|m| Mode::from_raw_mode(m & 0o7777));
+        let (uid, gid) = (
+            uid.map(rustix::fs::Uid::from_raw),
+            gid.map(rustix::fs::Gid::from_raw),
+        );
+        let times = (atime.is_some() || mtime.is_some()).then(|| Timestamps {
+            last_access: timespec(atime),
+            last_modification: timespec(mtime),
+        });
+        // Path operations run under the tree lock (no concurrent rename can move the path).
+        let tree = lock(&self.tree);
+        if let Some(path) = tree.path(ino) {
+            let nofollow = AtFlags::SYMLINK_NOFOLLOW;
             if let Some(mode) = mode {
-                rustix::fs::chmodat(
-                    &self.root,
-                    &path,
-                    Mode::from_raw_mode(mode & 0o7777),
-                    AtFlags::empty(),
-                )
-                .map_err(errno_of_rustix)?;
+                rustix::fs::chmodat(&self.root, &path, mode, AtFlags::empty())
+                    .map_err(errno_of_rustix)?;
             }
             if uid.is_some() || gid.is_some() {
-                rustix::fs::chownat(
-                    &self.root,
-                    &path,
-                    uid.map(rustix::fs::Uid::from_raw),
-                    gid.map(rustix::fs::Gid::from_raw),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(errno_of_rustix)?;
-            }
-            if atime.is_some() || mtime.is_some() {
-                let times = Timestamps {
-                    last_access: timespec(atime),
-                    last_modification: timespec(mtime),
-                };
-                rustix::fs::utimensat(&self.root, &path, &times, AtFlags::SYMLINK_NOFOLLOW)
+                rustix::fs::chownat(&self.root, &path, uid, gid, nofollow)
                     .map_err(errno_of_rustix)?;
+            }
+            if let Some(times) = times {
+                rustix::fs::utimensat(&self.root, &path, &times, nofollow)
+                    .map_err(errno_of_rustix)?;
+            }
+            drop(tree);
+        } else {
+            drop(tree);
+            // Unlinked but still open: change the backing file through its descriptor.
+            let file = lock(&self.open)
+                .get(&ino)
+                .map(|e| e.file.clone())
+                .ok_or(Errno::ENOENT)?;
+            let f = file.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(mode) = mode {
+                rustix::fs::fchmod(f.backing(), mode).map_err(errno_of_rustix)?;
+            }
+            if uid.is_some() || gid.is_some() {
+                rustix::fs::fchown(f.backing(), uid, gid).map_err(errno_of_rustix)?;
+            }
+            if let Some(times) = times {
+                rustix::fs::futimens(f.backing(), &times).map_err(errno_of_rustix)?;
             }
         }
         self.do_getattr(ino)

@@ -159,6 +159,12 @@ fn unlink_while_open_keeps_the_data() {
     f.read_to_string(&mut s).unwrap();
     assert_eq!(s, "still here, and more");
     assert_eq!(f.metadata().unwrap().len(), 20);
+    // Attributes still change through the open descriptor.
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .unwrap();
+    assert_eq!(f.metadata().unwrap().mode() & 0o777, 0o600);
+    f.set_len(5).unwrap();
+    assert_eq!(f.metadata().unwrap().len(), 5);
     // A new file may take the name meanwhile.
     fs::write(t.p("gone"), b"new").unwrap();
     assert_eq!(fs::read(t.p("gone")).unwrap(), b"new");
