@@ -2,12 +2,16 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use mse_sealfs::{MountedSealFs, SealFsOptions, SealKey, mount};
 
 pub struct TestMount {
     pub dir: tempfile::TempDir,
     fs: Option<MountedSealFs>,
+    done: Arc<AtomicBool>,
     key: [u8; 32],
     opts: SealFsOptions,
 }
@@ -33,6 +37,7 @@ impl TestMount {
         let mut t = Self {
             dir,
             fs: None,
+            done: Arc::new(AtomicBool::new(false)),
             key,
             opts,
         };
@@ -69,6 +74,27 @@ impl TestMount {
         )
         .expect("mount");
         self.fs = Some(fs);
+        self.watchdog();
+    }
+
+    /// A hung filesystem must fail the test run, not hang it: after WATCHDOG, detach the mount
+    /// and abort the process (its FUSE connection dies with it, so nothing is left behind).
+    fn watchdog(&self) {
+        const WATCHDOG: Duration = Duration::from_secs(120);
+        let mnt = self.mnt();
+        let done = self.done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < WATCHDOG {
+                if done.load(Ordering::Acquire) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            eprintln!("sealfs test watchdog: {} hung; aborting", mnt.display());
+            let _ = rustix::mount::unmount(&mnt, rustix::mount::UnmountFlags::DETACH);
+            std::process::abort();
+        });
     }
 
     pub fn remount(&mut self) {
@@ -78,6 +104,7 @@ impl TestMount {
 
 impl Drop for TestMount {
     fn drop(&mut self) {
+        self.done.store(true, Ordering::Release);
         if let Some(fs) = self.fs.take() {
             let _ = fs.unmount();
         }
