@@ -85,12 +85,7 @@ pub fn initialize(venv: Option<&Path>) -> Result<(), Error> {
     check_libpython()?;
     let executable = match &wanted {
         Some(v) => {
-            if !v.join("pyvenv.cfg").is_file() {
-                return Err(Error::Venv {
-                    path: v.clone(),
-                    reason: "no pyvenv.cfg in it".into(),
-                });
-            }
+            check_venv_version(v)?;
             v.join("bin").join("python")
         }
         None => PathBuf::from(BUILT_EXECUTABLE),
@@ -105,6 +100,40 @@ pub fn initialize(venv: Option<&Path>) -> Result<(), Error> {
     init_from_config(&executable)?;
     let _ = INITIALISED.set(wanted);
     Ok(())
+}
+
+/// `X.Y` of the libpython this process runs (readable before initialisation).
+fn runtime_version() -> String {
+    // SAFETY: Py_GetVersion returns a static NUL-terminated string; callable before init.
+    let full = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy();
+    let number = full.split_whitespace().next().unwrap_or_default();
+    number.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// A venv made by another Python X.Y has site-packages the embedded interpreter cannot use
+/// (wrong directory, incompatible C extensions): refuse it clearly.
+fn check_venv_version(venv: &Path) -> Result<(), Error> {
+    let cfg_path = venv.join("pyvenv.cfg");
+    let cfg = std::fs::read_to_string(&cfg_path).map_err(|e| Error::Venv {
+        path: venv.to_path_buf(),
+        reason: format!("cannot read pyvenv.cfg: {e}"),
+    })?;
+    let version = cfg.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        matches!(key.trim(), "version" | "version_info").then(|| value.trim().to_string())
+    });
+    let runtime = runtime_version();
+    match version {
+        Some(v) if v == runtime || v.starts_with(&format!("{runtime}.")) => Ok(()),
+        Some(v) => Err(Error::Venv {
+            path: venv.to_path_buf(),
+            reason: format!("created by Python {v}, but mse-wsgi embeds Python {runtime}"),
+        }),
+        None => Err(Error::Venv {
+            path: venv.to_path_buf(),
+            reason: "pyvenv.cfg has no version".into(),
+        }),
+    }
 }
 
 fn init_from_config(executable: &Path) -> Result<(), Error> {

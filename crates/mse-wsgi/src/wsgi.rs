@@ -322,7 +322,6 @@ impl StartResponse {
     #[pyo3(signature = (status, headers, exc_info=None))]
     fn __call__(
         &self,
-        py: Python<'_>,
         status: &str,
         headers: &Bound<'_, PyAny>,
         exc_info: Option<&Bound<'_, PyAny>>,
@@ -345,7 +344,6 @@ impl StartResponse {
         let parsed = parse_headers(headers)?;
         st.status = Some(code);
         st.headers = parsed;
-        let _ = py;
         Ok(Write {
             state: self.state.clone(),
         })
