@@ -96,8 +96,15 @@ fn graceful_shutdown_drains_in_flight_requests() {
     let mut s = Serve::start("environ_app:app", &[]);
     let url = s.url("/sleep?1");
     let pending = std::thread::spawn(move || curl_ok(&["-w", " %{http_code}", &url]));
-    // Let the request reach the app (the app sleeps 1 s; SIGTERM arrives during that sleep).
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait (bounded) until the request is inside the app (it sleeps 1 s; SIGTERM arrives then).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while curl_ok(&[&s.url("/sleeping")]) != "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "request never reached the app"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let status = s.terminate().expect("exits");
     assert!(status.success(), "{status:?}");
     assert_eq!(pending.join().unwrap(), "slept 200");
@@ -106,9 +113,18 @@ fn graceful_shutdown_drains_in_flight_requests() {
 #[test]
 fn connection_cap_makes_extra_clients_wait() {
     let s = Serve::start("hello_raw:app", &["--max-connections", "1"]);
-    let idle = std::net::TcpStream::connect(s.addr).unwrap();
-    // Give the server time to accept the idle connection (it holds the only slot).
-    std::thread::sleep(Duration::from_millis(200));
+    // A served keep-alive connection that stays open holds the only slot.
+    let mut idle = std::net::TcpStream::connect(s.addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(&mut idle, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"Hello, World!") {
+        let n = std::io::Read::read(&mut idle, &mut buf).unwrap();
+        assert!(n > 0, "connection closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
     let out = curl(&["--max-time", "1", &s.url("/")]);
     assert_eq!(out.status.code(), Some(28), "expected a curl timeout");
     drop(idle);

@@ -5,6 +5,7 @@ import threading
 import time
 
 STATE = {"produced": 0, "closed": 0}
+SLEEPING = [0]
 LOCK = threading.Lock()
 
 
@@ -124,7 +125,12 @@ def app(environ, start_response):
                     STATE["produced"] += 1
                 yield chunk
         return Closing(gen())
+    if path == "/sleeping":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(SLEEPING[0]).encode()]
     if path == "/sleep":
+        with LOCK:
+            SLEEPING[0] += 1
         time.sleep(float(environ["QUERY_STRING"] or "1"))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"slept"]
