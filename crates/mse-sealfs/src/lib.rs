@@ -44,6 +44,26 @@
 //! In this product `$HOME` lives "until stop" and the backing directory is wiped at stop
 //! ([`MountedSealFs::unmount_and_wipe`]), which bounds rollback to the life of one app instance.
 //!
+//! # Use from the runtime
+//!
+//! 1. First thing in `main`, before any thread exists: [`ns::isolate`] (a private mount
+//!    namespace, or the logged fallback to plain directories).
+//! 2. [`ns::prepare_memory_dir`] for `$TMP_PATH` (size [`ns::tmp_size_for_memory`]) and
+//!    `$MODULE_PATH`: tmpfs mounts inside the namespace.
+//! 3. [`mount`] the sealed `$HOME` (before any seccomp filter: without `CAP_SYS_ADMIN` the mount
+//!    runs the setuid `fusermount3`). [`check_key`] gives a clear error up front for a store
+//!    sealed under another key.
+//! 4. At stop: [`MountedSealFs::unmount_and_wipe`] and [`ns::release_memory_dir`].
+//!
+//! # Performance choices
+//!
+//! 1 MiB FUSE writes and (via the mount's BDI) 1 MiB readahead; a write seals all its blocks
+//! into one buffer (large requests on all cores) and issues one `pwrite`; full blocks are never
+//! read back (no read-modify-write), only a partial first/last block is. Metadata is cached
+//! per inode with no file descriptor held. Kernel write-back caching is available
+//! ([`SealFsOptions::writeback_cache`]) but off by default so that ENOSPC and EIO reach
+//! `write()` itself.
+//!
 //! # Quota
 //!
 //! The plaintext size of all files is accounted (default [`DEFAULT_QUOTA_BYTES`]); a write or

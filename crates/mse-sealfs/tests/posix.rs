@@ -266,3 +266,15 @@ fn many_threads_read_and_write() {
         );
     }
 }
+
+#[test]
+fn copy_within_the_mount_reseals() {
+    let t = TestMount::new();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    fs::write(t.p("src"), &data).unwrap();
+    // std::fs::copy tries copy_file_range first, then falls back.
+    assert_eq!(fs::copy(t.p("src"), t.p("dst")).unwrap(), 300_000);
+    assert_eq!(fs::read(t.p("dst")).unwrap(), data);
+    fs::remove_file(t.p("src")).unwrap();
+    assert_eq!(fs::read(t.p("dst")).unwrap(), data);
+}
