@@ -235,6 +235,12 @@ fn quota_gives_enospc_and_frees_on_unlink() {
     drop(f);
     fs::write(t.p("c"), vec![6u8; 1024 * 1024 - 1024]).unwrap();
     assert_eq!(fs::metadata(t.p("c")).unwrap().len(), 1024 * 1024 - 1024);
+    // The usage is recounted from the backing store at mount.
+    let mut t = t;
+    t.remount();
+    assert_eq!(errno(&fs::write(t.p("d"), b"x").unwrap_err()), libc::ENOSPC);
+    fs::remove_file(t.p("c")).unwrap();
+    fs::write(t.p("d"), vec![7u8; 4096]).unwrap();
 }
 
 #[test]
