@@ -47,6 +47,9 @@ pub struct SealedFile {
     file: File,
     file_id: [u8; FILE_ID_LEN],
     size: u64,
+    /// Error of a write acknowledged before it was sealed, reported at the next write, flush
+    /// (close) or fsync, like a page-cache write-back error.
+    deferred: Option<i32>,
 }
 
 impl SealedFile {
@@ -59,6 +62,7 @@ impl SealedFile {
             file,
             file_id,
             size: 0,
+            deferred: None,
         })
     }
 
@@ -76,7 +80,18 @@ impl SealedFile {
             file,
             file_id,
             size,
+            deferred: None,
         })
+    }
+
+    /// Records the errno of a write that was acknowledged before it ran.
+    pub fn defer_error(&mut self, errno: i32) {
+        self.deferred.get_or_insert(errno);
+    }
+
+    /// Takes (and clears) a recorded deferred error.
+    pub fn take_deferred(&mut self) -> Option<i32> {
+        self.deferred.take()
     }
 
     /// Plaintext size.

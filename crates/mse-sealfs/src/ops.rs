@@ -27,6 +27,8 @@ use crate::tree::Tree;
 
 /// Largest write the kernel may send in one request (fewer, larger sealed writes).
 const MAX_WRITE: u32 = 1 << 20;
+/// Writes at least this large are acknowledged before they are sealed (see `do_write`).
+const WRITE_BEHIND_MIN: usize = 128 * 1024;
 
 fn timespec(t: Option<TimeOrNow>) -> Timespec {
     match t {
@@ -390,23 +392,60 @@ impl SealFs {
         Ok(())
     }
 
-    fn do_write(&self, fh: u64, offset: u64, data: &[u8], append: bool) -> Result<u32, Errno> {
+    /// Writes and replies. A large write is acknowledged as soon as it is ordered (file lock
+    /// held) and accounted (quota reserved), then sealed while the kernel already copies the
+    /// next one in: sealing overlaps the application's next write. Failures after the
+    /// acknowledgement are reported at the next write, flush (close) or fsync.
+    fn do_write(&self, fh: u64, offset: u64, data: &[u8], append: bool, reply: ReplyWrite) {
+        let file = match lock(&self.handles).get(&fh) {
+            Some(Handle::File { file, .. }) => file.clone(),
+            _ => return reply.error(Errno::EBADF),
+        };
+        let mut f = file.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = f.take_deferred() {
+            return reply.error(Errno::from_i32(e));
+        }
+        let offset = if append { f.size() } else { offset };
+        let old = f.size();
+        let Some(end) = offset.checked_add(data.len() as u64) else {
+            return reply.error(Errno::EFBIG);
+        };
+        if let Err(e) = self.quota.reserve(end.saturating_sub(old)) {
+            return reply.error(e);
+        }
+        let early = data.len() >= WRITE_BEHIND_MIN;
+        let mut reply = Some(reply);
+        if early && let Some(r) = reply.take() {
+            r.written(data.len() as u32);
+        }
+        let res = f.write(&self.ciphers, offset, data);
+        if let Err(e) = &res {
+            // Whatever part was written stays accounted via the new size.
+            self.quota.release(end.max(old) - f.size().max(old));
+            let errno = file_errno(e, "write");
+            match reply.take() {
+                Some(r) => r.error(errno),
+                None => f.defer_error(errno.code()),
+            }
+        } else if let Some(r) = reply.take() {
+            r.written(data.len() as u32);
+        }
+    }
+
+    /// Reports (once) an error deferred by an early-acknowledged write.
+    fn deferred_error(&self, fh: u64) -> Result<crate::fs::SharedFile, Errno> {
         let file = match lock(&self.handles).get(&fh) {
             Some(Handle::File { file, .. }) => file.clone(),
             _ => return Err(Errno::EBADF),
         };
         let mut f = file.write().unwrap_or_else(|p| p.into_inner());
-        let offset = if append { f.size() } else { offset };
-        let old = f.size();
-        let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
-        let grow = end.saturating_sub(old);
-        self.quota.reserve(grow)?;
-        if let Err(e) = f.write(&self.ciphers, offset, data) {
-            // Whatever part was written stays accounted via the new size.
-            self.quota.release(end.max(old) - f.size().max(old));
-            return Err(file_errno(&e, "write"));
+        match f.take_deferred() {
+            Some(e) => Err(Errno::from_i32(e)),
+            None => {
+                drop(f);
+                Ok(file)
+            }
         }
-        Ok(data.len() as u32)
     }
 }
 
@@ -623,21 +662,21 @@ impl Filesystem for SealFs {
         tracing::trace!(offset, size = data.len(), "write");
         // With write-back caching the kernel already resolved O_APPEND into `offset`.
         let append = !self.writeback && flags.0 & libc::O_APPEND != 0;
-        match self.do_write(fh.0, offset, data, append) {
-            Ok(n) => reply.written(n),
-            Err(e) => reply.error(e),
-        }
+        self.do_write(fh.0, offset, data, append, reply);
     }
 
     fn flush(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        match self.deferred_error(fh.0) {
+            Ok(_) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
     }
 
     fn release(
@@ -664,9 +703,9 @@ impl Filesystem for SealFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let file = match lock(&self.handles).get(&fh.0) {
-            Some(Handle::File { file, .. }) => file.clone(),
-            _ => return reply.error(Errno::EBADF),
+        let file = match self.deferred_error(fh.0) {
+            Ok(file) => file,
+            Err(e) => return reply.error(e),
         };
         let f = file.read().unwrap_or_else(|p| p.into_inner());
         let res = if datasync {

@@ -277,3 +277,29 @@ fn unmount_and_wipe_removes_the_backing_directory() {
         )
     );
 }
+
+#[test]
+fn a_failure_after_an_early_acknowledged_write_surfaces_at_fsync() {
+    // Write-through mode (the default); with kernel write-back caching the kernel reports it.
+    let mut t = TestMount::with(common::KEY, SealFsOptions::default());
+    fs::write(t.p("w"), pattern(3 * 4096)).unwrap();
+    t.unmount();
+    let backing = only_backing_file(&t.backing());
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&backing)
+        .unwrap();
+    let last_block = (HEADER_LEN + 2 * mse_sealfs::CIPHER_BLOCK_SIZE + 40) as u64;
+    f.write_all_at(&[0u8; 8], last_block).unwrap();
+    drop(f);
+    t.remount();
+    let f = OpenOptions::new().write(true).open(t.p("w")).unwrap();
+    // Large, page-aligned, past the end (the kernel reads nothing first): acknowledged, then
+    // re-sealing the old last block (it stops being the last) fails authentication.
+    f.write_all_at(&vec![9u8; 256 * 1024], 3 * 4096).unwrap();
+    assert_eq!(errno(&f.sync_all().unwrap_err()), libc::EIO);
+    // Reported once, like a write-back error.
+    f.sync_all().unwrap();
+    assert_eq!(fs::metadata(t.p("w")).unwrap().len(), 3 * 4096);
+}
