@@ -59,7 +59,10 @@
 //!
 //! 1 MiB FUSE writes and (via the mount's BDI) 1 MiB readahead; a write seals all its blocks
 //! into one buffer (large requests on all cores) and issues one `pwrite`; full blocks are never
-//! read back (no read-modify-write), only a partial first/last block is. Metadata is cached
+//! read back (no read-modify-write), only a partial first/last block is. A write of 128 KiB or
+//! more is acknowledged once it is ordered and its quota reserved, then sealed while the kernel
+//! copies in the next one; a failure after that point is reported at the next write, flush
+//! (close) or fsync of the file, as for page-cache write-back. Metadata is cached
 //! per inode with no file descriptor held. Kernel write-back caching is available
 //! ([`SealFsOptions::writeback_cache`]) but off by default so that ENOSPC and EIO reach
 //! `write()` itself.
