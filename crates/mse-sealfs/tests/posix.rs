@@ -221,6 +221,12 @@ fn fsync_symlink_chmod_and_names() {
     fs::write(t.p(&long), b"ok").unwrap();
     let err = fs::write(t.p(&format!("{long}x")), b"no").unwrap_err();
     assert_eq!(errno(&err), libc::ENAMETOOLONG);
+    // No extended attributes: they would be stored in clear on the host.
+    let err = rustix::fs::setxattr(t.p("s"), "user.k", b"v", rustix::fs::XattrFlags::empty());
+    assert_eq!(err, Err(rustix::io::Errno::OPNOTSUPP));
+    let mut buf = [0u8; 16];
+    let err = rustix::fs::getxattr(t.p("s"), "user.k", &mut buf[..]);
+    assert_eq!(err, Err(rustix::io::Errno::OPNOTSUPP));
     // Hard links are refused.
     let err = fs::hard_link(t.p("s"), t.p("hl")).unwrap_err();
     assert_eq!(errno(&err), libc::EPERM);
