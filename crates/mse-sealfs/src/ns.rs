@@ -48,8 +48,9 @@ pub fn isolate() -> Isolation {
         Err(e) => {
             let reason = e.to_string();
             tracing::warn!(
-                "no mount-namespace privileges ({reason}): $HOME, $TMP_PATH and $MODULE_PATH \
-                 fall back to plain per-app directories (not in memory, not size-limited)"
+                "no mount-namespace privileges ({reason}): $TMP_PATH and $MODULE_PATH fall back \
+                 to plain per-app directories (not in memory, not size-limited) and mounts are \
+                 visible to the host"
             );
             Isolation::PlainDirectories { reason }
         }

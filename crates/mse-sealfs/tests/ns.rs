@@ -63,8 +63,9 @@ fn without_privileges_falls_back_to_plain_directories_and_says_so() {
     assert!(
         stderr.contains(
             "no mount-namespace privileges (cannot create a private mount namespace: \
-             Operation not permitted (os error 1)): $HOME, $TMP_PATH and $MODULE_PATH fall back \
-             to plain per-app directories (not in memory, not size-limited)"
+             Operation not permitted (os error 1)): $TMP_PATH and $MODULE_PATH fall back to \
+             plain per-app directories (not in memory, not size-limited) and mounts are visible \
+             to the host"
         ),
         "{stderr}"
     );
