@@ -212,6 +212,13 @@ fn mock_pki_is_deterministic_per_seed() {
         Some(a.root_der.clone())
     );
     assert_eq!(sim_root_from_quote(&[0u8; 10]), None);
+    // A real Intel quote names Intel's root, which is never taken for a mock root.
+    let real = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/dcap/sgx_quote"
+    ))
+    .unwrap();
+    assert_eq!(sim_root_from_quote(&real), None);
 }
 
 #[test]
