@@ -91,6 +91,12 @@ impl MountedSealFs {
     }
 }
 
+// The runtime keeps the mount in its state, possibly across threads.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<MountedSealFs>();
+};
+
 impl Drop for MountedSealFs {
     fn drop(&mut self) {
         if let Err(e) = self.unmount_inner() {
@@ -256,6 +262,10 @@ pub fn mount(
     let mut fs = SealFs::new(ciphers, root, Tree::new(root_id, root_ino), quota, root_ok);
     fs.writeback = options.writeback_cache;
 
+    fs::create_dir_all(mountpoint).map_err(|source| SealFsError::Mount {
+        path: mountpoint.to_path_buf(),
+        source,
+    })?;
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName("mse-sealfs".into()),

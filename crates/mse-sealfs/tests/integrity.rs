@@ -246,8 +246,8 @@ fn quota_gives_enospc_and_frees_on_unlink() {
 #[test]
 fn unmount_and_wipe_removes_the_backing_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let (backing, mnt) = (dir.path().join("backing"), dir.path().join("mnt"));
-    fs::create_dir(&mnt).unwrap();
+    // Neither the backing directory nor the mountpoint exists yet: both are created.
+    let (backing, mnt) = (dir.path().join("backing"), dir.path().join("home/root"));
     let m = mse_sealfs::mount(
         &backing,
         &mnt,
