@@ -76,6 +76,7 @@ mod crypto;
 mod error;
 mod file;
 mod fs;
+mod meta;
 mod mount;
 pub mod ns;
 mod ops;

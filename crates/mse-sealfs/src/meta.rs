@@ -1,0 +1,463 @@
+//! The operations behind the FUSE requests: metadata under the tree lock, data under the
+//! per-file lock. `ops.rs` adapts them to fuser's request/reply interface.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+use std::time::SystemTime;
+
+use fuser::{Errno, FileType, RenameFlags, ReplyWrite, TimeOrNow};
+use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
+
+use crate::file::SealedFile;
+use crate::fs::{
+    DIR_ID_FILE, Handle, SealFs, attr_of, errno_of, errno_of_rustix, file_errno, format_errno,
+    kind_of, lock,
+};
+use crate::tree::Tree;
+
+/// Largest write the kernel may send in one request (fewer, larger sealed writes).
+pub(crate) const MAX_WRITE: u32 = 1 << 20;
+/// Writes at least this large are acknowledged before they are sealed (see `do_write`).
+const WRITE_BEHIND_MIN: usize = 128 * 1024;
+
+fn timespec(t: Option<TimeOrNow>) -> Timespec {
+    match t {
+        None => Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        Some(TimeOrNow::Now) => Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_NOW,
+        },
+        Some(TimeOrNow::SpecificTime(t)) => {
+            let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+            Timespec {
+                tv_sec: d.as_secs() as i64,
+                tv_nsec: d.subsec_nanos().into(),
+            }
+        }
+    }
+}
+
+/// The attribute changes of a setattr request that this filesystem honours.
+#[derive(Default)]
+pub(crate) struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeOrNow>,
+    pub mtime: Option<TimeOrNow>,
+}
+
+impl SealFs {
+    /// Looks up `name` in `parent` and records a kernel reference to it.
+    pub(crate) fn do_lookup(
+        &self,
+        tree: &mut Tree,
+        parent: u64,
+        name: &OsStr,
+    ) -> Result<fuser::FileAttr, Errno> {
+        let (enc, _) = self.enc_name(tree, parent, name)?;
+        let path = tree.child_path(parent, &enc).ok_or(Errno::ENOENT)?;
+        let st = self.stat_path(&path)?;
+        let kind = kind_of(st.st_mode).ok_or(Errno::EIO)?;
+        let dir_id = if kind == FileType::Directory {
+            Some(self.read_dir_id(&path)?)
+        } else {
+            None
+        };
+        let ino = tree.remember(parent, enc.into(), dir_id, st.st_ino);
+        let size = if kind == FileType::RegularFile {
+            self.open_size(ino)
+        } else {
+            None
+        };
+        Ok(attr_of(ino, &st, size))
+    }
+
+    pub(crate) fn do_getattr(&self, ino: u64) -> Result<fuser::FileAttr, Errno> {
+        // An open file answers from its own descriptor: this also covers unlinked-but-open files.
+        let open = lock(&self.open).get(&ino).map(|e| e.file.clone());
+        if let Some(file) = open {
+            let f = file.read().unwrap_or_else(|p| p.into_inner());
+            let st = rustix::fs::fstat(f.backing()).map_err(errno_of_rustix)?;
+            return Ok(attr_of(ino, &st, Some(f.size())));
+        }
+        let tree = lock(&self.tree);
+        let path = tree.path(ino).ok_or(Errno::ENOENT)?;
+        let st = self.stat_path(&path)?;
+        Ok(attr_of(ino, &st, None))
+    }
+
+    pub(crate) fn do_setattr(&self, ino: u64, a: SetAttr) -> Result<fuser::FileAttr, Errno> {
+        let SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+        } = a;
+        if let Some(size) = size {
+            let path = lock(&self.tree).path(ino);
+            let file = self.acquire_file(ino, path.as_deref())?;
+            let res = (|| {
+                let mut f = file.write().unwrap_or_else(|p| p.into_inner());
+                let old = f.size();
+                if size > old {
+                    self.quota.reserve(size - old)?;
+                }
+                match f.truncate(&self.ciphers, size) {
+                    Ok(()) => {
+                        if size < old {
+                            self.quota.release(old - size);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => {
+                        if size > old {
+                            self.quota.release(size - old);
+                        }
+                        Err(file_errno(&e, "truncate"))
+                    }
+                }
+            })();
+            self.release_file(ino);
+            res?;
+        }
+        if mode.is_none() && uid.is_none() && gid.is_none() && atime.is_none() && mtime.is_none() {
+            return self.do_getattr(ino);
+        }
+        let mode = mode.map(|m| Mode::from_raw_mode(m & 0o7777));
+        let (uid, gid) = (
+            uid.map(rustix::fs::Uid::from_raw),
+            gid.map(rustix::fs::Gid::from_raw),
+        );
+        let times = (atime.is_some() || mtime.is_some()).then(|| Timestamps {
+            last_access: timespec(atime),
+            last_modification: timespec(mtime),
+        });
+        // Path operations run under the tree lock (no concurrent rename can move the path).
+        let tree = lock(&self.tree);
+        if let Some(path) = tree.path(ino) {
+            let nofollow = AtFlags::SYMLINK_NOFOLLOW;
+            if let Some(mode) = mode {
+                rustix::fs::chmodat(&self.root, &path, mode, AtFlags::empty())
+                    .map_err(errno_of_rustix)?;
+            }
+            if uid.is_some() || gid.is_some() {
+                rustix::fs::chownat(&self.root, &path, uid, gid, nofollow)
+                    .map_err(errno_of_rustix)?;
+            }
+            if let Some(times) = times {
+                rustix::fs::utimensat(&self.root, &path, &times, nofollow)
+                    .map_err(errno_of_rustix)?;
+            }
+            drop(tree);
+        } else {
+            drop(tree);
+            // Unlinked but still open: change the backing file through its descriptor.
+            let file = lock(&self.open)
+                .get(&ino)
+                .map(|e| e.file.clone())
+                .ok_or(Errno::ENOENT)?;
+            let f = file.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(mode) = mode {
+                rustix::fs::fchmod(f.backing(), mode).map_err(errno_of_rustix)?;
+            }
+            if uid.is_some() || gid.is_some() {
+                rustix::fs::fchown(f.backing(), uid, gid).map_err(errno_of_rustix)?;
+            }
+            if let Some(times) = times {
+                rustix::fs::futimens(f.backing(), &times).map_err(errno_of_rustix)?;
+            }
+        }
+        self.do_getattr(ino)
+    }
+
+    pub(crate) fn do_mkdir(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+    ) -> Result<fuser::FileAttr, Errno> {
+        let mut tree = lock(&self.tree);
+        let (enc, _) = self.enc_name(&tree, parent, name)?;
+        let path = tree.child_path(parent, &enc).ok_or(Errno::ENOENT)?;
+        rustix::fs::mkdirat(&self.root, &path, Mode::from_raw_mode(mode & 0o7777))
+            .map_err(errno_of_rustix)?;
+        let written = self
+            .ciphers
+            .new_dir_id()
+            .map_err(|e| format_errno(&e, "mkdir"))
+            .and_then(|(id, stored)| write_dir_id(self, &path, &stored).map(|()| id));
+        let dir_id = match written {
+            Ok(id) => id,
+            Err(e) => {
+                let _ = rustix::fs::unlinkat(&self.root, &path, AtFlags::REMOVEDIR);
+                return Err(e);
+            }
+        };
+        let st = self.stat_path(&path)?;
+        let ino = tree.remember(parent, enc.into(), Some(dir_id), st.st_ino);
+        Ok(attr_of(ino, &st, None))
+    }
+
+    pub(crate) fn do_create(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+    ) -> Result<(fuser::FileAttr, u64), Errno> {
+        let mut tree = lock(&self.tree);
+        let (enc, _) = self.enc_name(&tree, parent, name)?;
+        let path = tree.child_path(parent, &enc).ok_or(Errno::ENOENT)?;
+        let created = self.open_path(
+            &path,
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
+            mode & 0o7777,
+        );
+        let (ino, st) = match created {
+            Ok(backing) => {
+                let sealed = SealedFile::create(&self.ciphers, backing).map_err(|e| {
+                    let _ = rustix::fs::unlinkat(&self.root, &path, AtFlags::empty());
+                    file_errno(&e, "create")
+                })?;
+                let st = rustix::fs::fstat(sealed.backing()).map_err(errno_of_rustix)?;
+                let ino = tree.remember(parent, enc.into(), None, st.st_ino);
+                self.insert_open(ino, sealed);
+                (ino, st)
+            }
+            Err(e) if e == Errno::EEXIST && flags & libc::O_EXCL == 0 => {
+                let st = self.stat_path(&path)?;
+                if kind_of(st.st_mode) != Some(FileType::RegularFile) {
+                    return Err(Errno::EISDIR);
+                }
+                let ino = tree.remember(parent, enc.into(), None, st.st_ino);
+                self.acquire_file(ino, Some(&path))?;
+                (ino, st)
+            }
+            Err(e) => return Err(e),
+        };
+        drop(tree);
+        let file = lock(&self.open)
+            .get(&ino)
+            .map(|e| e.file.clone())
+            .ok_or(Errno::EIO)?;
+        let size = file.read().unwrap_or_else(|p| p.into_inner()).size();
+        let fh = self.new_fh(Handle::File { ino, file });
+        Ok((attr_of(ino, &st, Some(size)), fh))
+    }
+
+    pub(crate) fn do_unlink(&self, parent: u64, name: &OsStr) -> Result<(), Errno> {
+        let mut tree = lock(&self.tree);
+        let (enc, _) = self.enc_name(&tree, parent, name)?;
+        let path = tree.child_path(parent, &enc).ok_or(Errno::ENOENT)?;
+        let st = self.stat_path(&path)?;
+        if kind_of(st.st_mode) == Some(FileType::Directory) {
+            return Err(Errno::EISDIR);
+        }
+        rustix::fs::unlinkat(&self.root, &path, AtFlags::empty()).map_err(errno_of_rustix)?;
+        let ino = tree.detach_backing(st.st_ino);
+        if kind_of(st.st_mode) == Some(FileType::RegularFile) {
+            self.file_removed(ino, st.st_size as u64);
+        }
+        Ok(())
+    }
+
+    /// Removes the id file of an empty backing directory (ENOTEMPTY otherwise); returns its
+    /// stored form so that a failed removal can put it back.
+    fn empty_dir_for_removal(&self, path: &Path) -> Result<Vec<u8>, Errno> {
+        let fd = self.open_path(path, OFlags::RDONLY | OFlags::DIRECTORY, 0)?;
+        let dir = rustix::fs::Dir::read_from(&fd).map_err(errno_of_rustix)?;
+        for entry in dir {
+            let entry = entry.map_err(errno_of_rustix)?;
+            let n = entry.file_name().to_bytes();
+            if n != b"." && n != b".." && n != DIR_ID_FILE.as_bytes() {
+                return Err(Errno::ENOTEMPTY);
+            }
+        }
+        let mut id = Vec::new();
+        {
+            use std::io::Read as _;
+            self.open_path(&path.join(DIR_ID_FILE), OFlags::RDONLY, 0)?
+                .take(4096)
+                .read_to_end(&mut id)
+                .map_err(|e| errno_of(&e))?;
+        }
+        rustix::fs::unlinkat(&self.root, path.join(DIR_ID_FILE), AtFlags::empty())
+            .map_err(errno_of_rustix)?;
+        Ok(id)
+    }
+
+    pub(crate) fn do_rmdir(&self, parent: u64, name: &OsStr) -> Result<(), Errno> {
+        let mut tree = lock(&self.tree);
+        let (enc, _) = self.enc_name(&tree, parent, name)?;
+        let path = tree.child_path(parent, &enc).ok_or(Errno::ENOENT)?;
+        let st = self.stat_path(&path)?;
+        if kind_of(st.st_mode) != Some(FileType::Directory) {
+            return Err(Errno::ENOTDIR);
+        }
+        let id = self.empty_dir_for_removal(&path)?;
+        if let Err(e) = rustix::fs::unlinkat(&self.root, &path, AtFlags::REMOVEDIR) {
+            let _ = write_dir_id(self, &path, &id);
+            return Err(errno_of_rustix(e));
+        }
+        tree.detach_backing(st.st_ino);
+        Ok(())
+    }
+
+    pub(crate) fn do_rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        newparent: u64,
+        newname: &OsStr,
+        flags: RenameFlags,
+    ) -> Result<(), Errno> {
+        let mut tree = lock(&self.tree);
+        let (enc, _) = self.enc_name(&tree, parent, name)?;
+        let (new_enc, _) = self.enc_name(&tree, newparent, newname)?;
+        let from = tree.child_path(parent, &enc).ok_or(Errno::ENOENT)?;
+        let to = tree.child_path(newparent, &new_enc).ok_or(Errno::ENOENT)?;
+        let src = self.stat_path(&from)?;
+        let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
+        let target = match self.stat_path(&to) {
+            Ok(st) => Some(st),
+            Err(e) if e == Errno::ENOENT => None,
+            Err(e) => return Err(e),
+        };
+        if target.is_some() && flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            return Err(Errno::EEXIST);
+        }
+        if exchange && target.is_none() {
+            return Err(Errno::ENOENT);
+        }
+        // Replacing an empty directory: its id file must go first or the host rename fails.
+        let mut removed_id = None;
+        if let Some(t) = &target
+            && !exchange
+            && t.st_ino != src.st_ino
+        {
+            let t_dir = kind_of(t.st_mode) == Some(FileType::Directory);
+            let s_dir = kind_of(src.st_mode) == Some(FileType::Directory);
+            match (s_dir, t_dir) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                (true, true) => removed_id = Some(self.empty_dir_for_removal(&to)?),
+                _ => {}
+            }
+        }
+        let mut rflags = rustix::fs::RenameFlags::empty();
+        if exchange {
+            rflags |= rustix::fs::RenameFlags::EXCHANGE;
+        }
+        if let Err(e) = rustix::fs::renameat_with(&self.root, &from, &self.root, &to, rflags) {
+            if let Some(id) = removed_id {
+                let _ = write_dir_id(self, &to, &id);
+            }
+            return Err(errno_of_rustix(e));
+        }
+        match target {
+            Some(t) if exchange => {
+                if let Some(ino) = tree.ino_of_backing(t.st_ino)
+                    && let Some(node) = tree.get_mut(ino)
+                {
+                    node.parent = parent;
+                    node.name = enc.clone().into();
+                }
+            }
+            Some(t) if t.st_ino != src.st_ino => {
+                let ino = tree.detach_backing(t.st_ino);
+                if kind_of(t.st_mode) == Some(FileType::RegularFile) {
+                    self.file_removed(ino, t.st_size as u64);
+                }
+            }
+            _ => {}
+        }
+        if let Some(ino) = tree.ino_of_backing(src.st_ino)
+            && let Some(node) = tree.get_mut(ino)
+        {
+            node.parent = newparent;
+            node.name = new_enc.into();
+        }
+        Ok(())
+    }
+
+    /// Writes and replies. A large write is acknowledged as soon as it is ordered (file lock
+    /// held) and accounted (quota reserved), then sealed while the kernel already copies the
+    /// next one in: sealing overlaps the application's next write. Failures after the
+    /// acknowledgement are reported at the next write, flush (close) or fsync.
+    pub(crate) fn do_write(
+        &self,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        append: bool,
+        reply: ReplyWrite,
+    ) {
+        let file = match lock(&self.handles).get(&fh) {
+            Some(Handle::File { file, .. }) => file.clone(),
+            _ => return reply.error(Errno::EBADF),
+        };
+        let mut f = file.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = f.take_deferred() {
+            return reply.error(Errno::from_i32(e));
+        }
+        let offset = if append { f.size() } else { offset };
+        let old = f.size();
+        let Some(end) = offset.checked_add(data.len() as u64) else {
+            return reply.error(Errno::EFBIG);
+        };
+        if let Err(e) = self.quota.reserve(end.saturating_sub(old)) {
+            return reply.error(e);
+        }
+        let early = data.len() >= WRITE_BEHIND_MIN;
+        let mut reply = Some(reply);
+        if early && let Some(r) = reply.take() {
+            r.written(data.len() as u32);
+        }
+        let res = f.write(&self.ciphers, offset, data);
+        if let Err(e) = &res {
+            // Whatever part was written stays accounted via the new size.
+            self.quota.release(end.max(old) - f.size().max(old));
+            let errno = file_errno(e, "write");
+            match reply.take() {
+                Some(r) => r.error(errno),
+                None => f.defer_error(errno.code()),
+            }
+        } else if let Some(r) = reply.take() {
+            r.written(data.len() as u32);
+        }
+    }
+
+    /// Reports (once) an error deferred by an early-acknowledged write.
+    pub(crate) fn deferred_error(&self, fh: u64) -> Result<crate::fs::SharedFile, Errno> {
+        let file = match lock(&self.handles).get(&fh) {
+            Some(Handle::File { file, .. }) => file.clone(),
+            _ => return Err(Errno::EBADF),
+        };
+        let mut f = file.write().unwrap_or_else(|p| p.into_inner());
+        match f.take_deferred() {
+            Some(e) => Err(Errno::from_i32(e)),
+            None => {
+                drop(f);
+                Ok(file)
+            }
+        }
+    }
+}
+
+fn write_dir_id(fs: &SealFs, dir: &Path, id: &[u8]) -> Result<(), Errno> {
+    use std::io::Write;
+    let mut f = fs.open_path(
+        &dir.join(DIR_ID_FILE),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC,
+        0o400,
+    )?;
+    f.write_all(id).map_err(|e: io::Error| errno_of(&e))
+}
