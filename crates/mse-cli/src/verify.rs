@@ -1,8 +1,9 @@
 //! `mse verify` (also `mse cloud verify`): check that a server, an RA-TLS certificate file or a
 //! piece of evidence at rest comes from a genuine TEE running the expected code.
 //!
-//! Every check is printed even after a failure; exit code 0 only when trusted, 2 when the
-//! evidence was examined and is not trusted, 1 when it could not be examined at all.
+//! Every check is printed even after a failure; exit code 0 only when trusted, 3 when the
+//! evidence was examined and is not trusted, 1 when it could not be examined at all (2 stays
+//! clap's usage error).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,11 +20,13 @@ use serde::Serialize;
 /// Where collateral comes from when neither --pccs-url nor --collateral is given.
 const DEFAULT_PCCS_URL: &str = "https://api.trustedservices.intel.com";
 /// Exit code of a verification that ran and refused the evidence.
-const EXIT_NOT_TRUSTED: u8 = 2;
+const EXIT_NOT_TRUSTED: u8 = 3;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Args, Debug)]
-#[command(after_help = "Exit status: 0 trusted, 2 examined but NOT trusted, 1 could not verify.")]
+#[command(
+    after_help = "Exit status: 0 trusted, 3 examined but NOT trusted, 1 could not verify, 2 usage error."
+)]
 pub struct VerifyArgs {
     /// The app's DOMAIN[:PORT] (port 443 by default): fetch its certificate with SNI and verify it.
     #[arg(value_name = "DOMAIN[:PORT]", required_unless_present_any = ["quote", "cert"],
