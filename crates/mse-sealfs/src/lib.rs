@@ -15,10 +15,13 @@
 //!   random 12-byte nonce ‖ AES-256-GCM ciphertext ‖ 16-byte tag (4 124 bytes for a full block),
 //!   with associated data = file id ‖ block number (u64 BE) ‖ "is last block" flag.
 //!   The plaintext size follows from the backing size; holes are written as sealed zero blocks.
-//! * Names: base64url(AES-SIV(name)) with the directory's random 16-byte id as SIV nonce; the id
-//!   is stored, authenticated by a GCM tag, in `.mse-sealfs.dirid` in each backing directory. Names are limited to
-//!   [`MAX_NAME_LEN`] bytes (ENAMETOOLONG beyond) so that the stored name fits the host's 255.
-//! * Symbolic link targets: base64url(nonce ‖ AES-GCM(target)). Hard links are not supported.
+//! * Names: base64url(AES-SIV(name)) with the directory's random 16-byte id as SIV nonce; the
+//!   id is stored, authenticated by a GCM tag, in `.mse-sealfs.dirid` in each backing directory.
+//!   Names are limited to [`MAX_NAME_LEN`] bytes (ENAMETOOLONG beyond) so that the stored name
+//!   fits the host's 255.
+//! * Symbolic link targets: base64url(nonce ‖ AES-GCM(target)). Hard links (EPERM), extended
+//!   attributes (EOPNOTSUPP) and device/fifo/socket nodes (EPERM) are not supported: they would
+//!   have to be stored in clear or are meaningless here.
 //!
 //! # What is detected (the read or lookup fails with EIO, never returns forged plaintext)
 //!
@@ -36,8 +39,9 @@
 //!
 //! * Rollback of one block, or of a whole file, to an older version sealed with the same key
 //!   (no Merkle tree or version counter; that needs trusted monotonic state).
-//! * Two files of one directory swapping names, a whole directory swapped for an older copy, or a
-//!   file deleted by the host (it just disappears).
+//! * Two files swapping names, or a file's sealed content put under another file's (valid)
+//!   name, in the same or another directory (the content is not bound to its path); a whole
+//!   directory swapped for an older copy; a file deleted by the host (it just disappears).
 //! * Leaked to the host: file sizes (to the byte), name lengths, the directory structure, times,
 //!   modes and access patterns.
 //!
