@@ -174,3 +174,18 @@ fn wsgiref_validator_accepts_the_server() {
     assert!(!s.log_text().contains("AssertionError"), "{}", s.log_text());
     assert!(!s.log_text().contains("WSGIWarning"), "{}", s.log_text());
 }
+
+#[test]
+fn blocking_requests_run_concurrently_on_the_pool() {
+    // Two requests that each wait for the other inside the app: both pass only if two pool
+    // threads run them at once (a spare is woken while the first blocks with the GIL released).
+    let s = Serve::start("environ_app:app", &[]);
+    let urls = [s.url("/barrier"), s.url("/barrier")];
+    let handles: Vec<_> = urls
+        .into_iter()
+        .map(|u| std::thread::spawn(move || curl_ok(&["-w", " %{http_code}", &u])))
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), "passed 200");
+    }
+}

@@ -6,6 +6,7 @@ import time
 
 STATE = {"produced": 0, "closed": 0}
 SLEEPING = [0]
+BARRIER = threading.Barrier(2)
 LOCK = threading.Lock()
 
 
@@ -125,6 +126,11 @@ def app(environ, start_response):
                     STATE["produced"] += 1
                 yield chunk
         return Closing(gen())
+    if path == "/barrier":
+        # Passes only if two requests are inside the app at the same time.
+        BARRIER.wait(timeout=20)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"passed"]
     if path == "/sleeping":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(SLEEPING[0]).encode()]
