@@ -7,7 +7,7 @@ use mse_sealfs::{Ciphers, SealKey};
 
 fuzz_target!(|data: &[u8]| {
     let c = Ciphers::new(&SealKey::from_bytes([0x5a; 32]));
-    let _ = c.open_header(data);
+    let _ = c.open_header(data, b"binding: dir id and name");
     let _ = c.open_dir_id(data);
     let _ = c.open_link(data);
     let dir_id = [7u8; 16];

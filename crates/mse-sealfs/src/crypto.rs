@@ -27,7 +27,8 @@ pub const CIPHER_BLOCK_SIZE: usize = BLOCK_SIZE + BLOCK_OVERHEAD;
 pub const FILE_ID_LEN: usize = 16;
 /// Format version written in every header.
 pub const FORMAT_VERSION: u16 = 1;
-/// Header: version (2, big endian) ‖ file id (16) ‖ nonce (12) ‖ tag (16).
+/// Header: version (2, big endian) ‖ file id (16) ‖ nonce (12) ‖ tag (16); the tag also covers
+/// the file's binding (parent directory id ‖ name), which is not stored.
 pub const HEADER_LEN: usize = 2 + FILE_ID_LEN + NONCE_LEN + TAG_LEN;
 /// Longest plaintext name: the SIV tag (16) plus base64 must fit in a 255-byte host name.
 pub const MAX_NAME_LEN: usize = 175;
@@ -91,28 +92,46 @@ impl Ciphers {
         Self { content, names }
     }
 
-    /// Builds a fresh header for a new file with a random file id.
-    pub fn new_header(&self) -> Result<([u8; FILE_ID_LEN], [u8; HEADER_LEN]), FormatError> {
-        let mut rnd = [0u8; FILE_ID_LEN + NONCE_LEN];
-        random(&mut rnd)?;
-        let (file_id, nonce) = rnd.split_at(FILE_ID_LEN);
-        let file_id: [u8; FILE_ID_LEN] = file_id.try_into().expect("split at FILE_ID_LEN");
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("NONCE_LEN bytes remain");
+    /// Builds a fresh header for a new file with a random file id, bound to `binding` (the
+    /// parent directory id ‖ the plaintext name, see [`header_binding`]).
+    pub fn new_header(
+        &self,
+        binding: &[u8],
+    ) -> Result<([u8; FILE_ID_LEN], [u8; HEADER_LEN]), FormatError> {
+        let mut file_id = [0u8; FILE_ID_LEN];
+        random(&mut file_id)?;
+        Ok((file_id, self.seal_header(&file_id, binding)?))
+    }
+
+    /// Seals the header of file `file_id` for `binding` (a fresh nonce each time: renaming a
+    /// file re-seals its header for the new name).
+    pub fn seal_header(
+        &self,
+        file_id: &[u8; FILE_ID_LEN],
+        binding: &[u8],
+    ) -> Result<[u8; HEADER_LEN], FormatError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        random(&mut nonce)?;
         let mut out = [0u8; HEADER_LEN];
         out[..2].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
-        out[2..2 + FILE_ID_LEN].copy_from_slice(&file_id);
+        out[2..2 + FILE_ID_LEN].copy_from_slice(file_id);
         out[2 + FILE_ID_LEN..2 + FILE_ID_LEN + NONCE_LEN].copy_from_slice(&nonce);
-        let aad = header_aad(&out[..2 + FILE_ID_LEN]);
+        let aad = header_aad(&out[..2 + FILE_ID_LEN], binding);
         let tag = self
             .content
             .encrypt_inout_detached(&GcmNonce::from(nonce), &aad, (&mut [][..]).into())
             .map_err(|_| FormatError::Seal)?;
         out[2 + FILE_ID_LEN + NONCE_LEN..].copy_from_slice(&tag);
-        Ok((file_id, out))
+        Ok(out)
     }
 
-    /// Checks a header read from the backing store and returns the file id.
-    pub fn open_header(&self, bytes: &[u8]) -> Result<[u8; FILE_ID_LEN], FormatError> {
+    /// Checks a header read from the backing store against the file's current `binding` and
+    /// returns the file id.
+    pub fn open_header(
+        &self,
+        bytes: &[u8],
+        binding: &[u8],
+    ) -> Result<[u8; FILE_ID_LEN], FormatError> {
         if bytes.len() != HEADER_LEN {
             return Err(FormatError::HeaderLength {
                 got: bytes.len(),
@@ -127,7 +146,7 @@ impl Ciphers {
         nonce.copy_from_slice(&bytes[2 + FILE_ID_LEN..2 + FILE_ID_LEN + NONCE_LEN]);
         let tag = GcmTag::try_from(&bytes[2 + FILE_ID_LEN + NONCE_LEN..])
             .map_err(|_| FormatError::HeaderAuth)?;
-        let aad = header_aad(&bytes[..2 + FILE_ID_LEN]);
+        let aad = header_aad(&bytes[..2 + FILE_ID_LEN], binding);
         self.content
             .decrypt_inout_detached(&GcmNonce::from(nonce), &aad, (&mut [][..]).into(), &tag)
             .map_err(|_| FormatError::HeaderAuth)?;
@@ -339,10 +358,19 @@ pub fn random(buf: &mut [u8]) -> Result<(), FormatError> {
     getrandom::fill(buf).map_err(|e| FormatError::Random(e.to_string()))
 }
 
-fn header_aad(version_and_id: &[u8]) -> Vec<u8> {
+fn header_aad(version_and_id: &[u8], binding: &[u8]) -> Vec<u8> {
     let mut aad = HEADER_AAD_PREFIX.to_vec();
     aad.extend_from_slice(version_and_id);
+    aad.extend_from_slice(binding);
     aad
+}
+
+/// What a file header is bound to: its parent directory id ‖ its plaintext name. A sealed file
+/// put under another name, or in another directory, no longer opens.
+pub fn header_binding(dir_id: &[u8; DIR_ID_LEN], name: &[u8]) -> Vec<u8> {
+    let mut b = dir_id.to_vec();
+    b.extend_from_slice(name);
+    b
 }
 
 /// Link targets are not bound to a directory so that renaming a link keeps it valid.

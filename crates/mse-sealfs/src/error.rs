@@ -11,7 +11,9 @@ pub enum FormatError {
     HeaderLength { got: usize, want: usize },
     #[error("file header has unsupported version {got}")]
     HeaderVersion { got: u16 },
-    #[error("file header failed authentication (wrong key or tampered header)")]
+    #[error(
+        "file header failed authentication (wrong key, tampered header or file moved on the host)"
+    )]
     HeaderAuth,
     #[error("backing file length {got} is not a valid sealed-file length (truncated?)")]
     BackingLength { got: u64 },

@@ -53,9 +53,9 @@ pub struct SealedFile {
 }
 
 impl SealedFile {
-    /// Writes a fresh header into an empty backing file.
-    pub fn create(c: &Ciphers, file: File) -> Result<Self, FileError> {
-        let (file_id, header) = c.new_header()?;
+    /// Writes a fresh header, bound to `binding`, into an empty backing file.
+    pub fn create(c: &Ciphers, file: File, binding: &[u8]) -> Result<Self, FileError> {
+        let (file_id, header) = c.new_header(binding)?;
         // The caller created the file empty (O_EXCL), so writing the header is enough.
         file.write_all_at(&header, 0)?;
         Ok(Self {
@@ -66,15 +66,16 @@ impl SealedFile {
         })
     }
 
-    /// Opens an existing backing file: checks its header and derives the plaintext size.
-    pub fn open(c: &Ciphers, file: File) -> Result<Self, FileError> {
+    /// Opens an existing backing file: checks its header against `binding` and derives the
+    /// plaintext size.
+    pub fn open(c: &Ciphers, file: File, binding: &[u8]) -> Result<Self, FileError> {
         let len = file.metadata()?.len();
         let mut header = [0u8; HEADER_LEN];
         if len < HEADER_LEN as u64 {
             return Err(FormatError::BackingLength { got: len }.into());
         }
         file.read_exact_at(&mut header, 0)?;
-        let file_id = c.open_header(&header)?;
+        let file_id = c.open_header(&header, binding)?;
         let size = plain_size(len)?;
         Ok(Self {
             file,
@@ -82,6 +83,13 @@ impl SealedFile {
             size,
             deferred: None,
         })
+    }
+
+    /// Re-seals the header for a new binding (the file was renamed).
+    pub fn rebind(&self, c: &Ciphers, binding: &[u8]) -> Result<(), FileError> {
+        let header = c.seal_header(&self.file_id, binding)?;
+        self.file.write_all_at(&header, 0)?;
+        Ok(())
     }
 
     /// Records the errno of a write that was acknowledged before it ran.
@@ -341,7 +349,7 @@ mod tests {
             .open(dir.path().join("f"))
             .unwrap();
         let c = Ciphers::new(&SealKey::from_bytes([7; 32]));
-        let sf = SealedFile::create(&c, f).unwrap();
+        let sf = SealedFile::create(&c, f, b"binding").unwrap();
         (dir, c, sf)
     }
 
@@ -351,7 +359,7 @@ mod tests {
             .write(true)
             .open(dir.path().join("f"))
             .unwrap();
-        SealedFile::open(c, f)
+        SealedFile::open(c, f, b"binding")
     }
 
     /// A reference model: random writes/truncates must read back like a Vec<u8>.
@@ -441,8 +449,27 @@ mod tests {
         let err = reopen(&dir, &other).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "file header failed authentication (wrong key or tampered header)"
+            "file header failed authentication (wrong key, tampered header or file moved on the host)"
         );
+    }
+
+    #[test]
+    fn header_is_bound_to_the_name() {
+        let (dir, c, sf) = setup();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .open(dir.path().join("f"))
+            .unwrap();
+        assert_eq!(
+            SealedFile::open(&c, f, b"other name")
+                .unwrap_err()
+                .to_string(),
+            "file header failed authentication (wrong key, tampered header or file moved on the host)"
+        );
+        sf.rebind(&c, b"other name").unwrap();
+        let f = std::fs::File::open(dir.path().join("f")).unwrap();
+        SealedFile::open(&c, f, b"other name").unwrap();
+        assert!(reopen(&dir, &c).is_err());
     }
 
     #[test]

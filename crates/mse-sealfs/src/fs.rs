@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{Errno, FileAttr, FileType, INodeNo};
 use rustix::fs::{AtFlags, Mode, OFlags, Stat};
 
-use crate::crypto::{Ciphers, DIR_ID_FILE_LEN, DIR_ID_LEN, plain_size};
+use crate::crypto::{Ciphers, DIR_ID_FILE_LEN, DIR_ID_LEN, header_binding, plain_size};
 use crate::error::FormatError;
 use crate::file::{FileError, SealedFile};
 use crate::tree::Tree;
@@ -251,17 +251,34 @@ impl SealFs {
         fh
     }
 
-    /// Opens (or shares) the sealed state of regular file `ino`, whose backing path is `path`.
-    pub(crate) fn acquire_file(&self, ino: u64, path: Option<&Path>) -> Result<SharedFile, Errno> {
+    /// Backing path and header binding (parent directory id ‖ plaintext name) of `ino`.
+    pub(crate) fn locate(&self, tree: &Tree, ino: u64) -> Result<(PathBuf, Vec<u8>), Errno> {
+        let path = tree.path(ino).ok_or(Errno::ENOENT)?;
+        let node = tree.get(ino).ok_or(Errno::ENOENT)?;
+        let dir_id = tree.dir_id(node.parent).ok_or(Errno::ENOENT)?;
+        let name = self
+            .ciphers
+            .decrypt_name(&dir_id, node.name.as_bytes())
+            .map_err(|e| format_errno(&e, "name"))?;
+        Ok((path, header_binding(&dir_id, &name)))
+    }
+
+    /// Opens (or shares) the sealed state of regular file `ino`; `at` = its backing path and
+    /// header binding (needed unless it is already open).
+    pub(crate) fn acquire_file(
+        &self,
+        ino: u64,
+        at: Option<(&Path, &[u8])>,
+    ) -> Result<SharedFile, Errno> {
         let mut open = lock(&self.open);
         if let Some(e) = open.get_mut(&ino) {
             e.handles += 1;
             return Ok(e.file.clone());
         }
-        let path = path.ok_or(Errno::ENOENT)?;
+        let (path, binding) = at.ok_or(Errno::ENOENT)?;
         let backing = self.open_path(path, OFlags::RDWR, 0)?;
-        let sealed =
-            SealedFile::open(&self.ciphers, backing).map_err(|e| file_errno(&e, "open"))?;
+        let sealed = SealedFile::open(&self.ciphers, backing, binding)
+            .map_err(|e| file_errno(&e, "open"))?;
         let file = Arc::new(RwLock::new(sealed));
         open.insert(
             ino,

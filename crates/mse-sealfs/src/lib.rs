@@ -11,7 +11,8 @@
 //!   measurement)) is expanded with HKDF-SHA256 into an AES-256-GCM content key and an AES-256-SIV
 //!   name key.
 //! * File = header ‖ blocks. Header (46 bytes) = version (u16 BE) ‖ random 16-byte file id ‖
-//!   nonce ‖ GCM tag over the version and file id. Each 4 KiB plaintext block is stored as
+//!   nonce ‖ GCM tag over the version, the file id and the file's binding = parent directory id ‖
+//!   plaintext name (not stored; a rename re-seals the header for the new name). Each 4 KiB plaintext block is stored as
 //!   random 12-byte nonce ‖ AES-256-GCM ciphertext ‖ 16-byte tag (4 124 bytes for a full block),
 //!   with associated data = file id ‖ block number (u64 BE) ‖ "is last block" flag.
 //!   The plaintext size follows from the backing size; holes are written as sealed zero blocks.
@@ -34,14 +35,15 @@
 //!   was not sealed as "last"); appended garbage likewise.
 //! * A zeroed block (no sparse "hole" is ever trusted).
 //! * A name moved to another directory (the directory id differs).
+//! * Two files swapping names, or a file's sealed content put under another file's (valid)
+//!   name, in the same or another directory (the header is bound to directory id and name).
 //!
 //! # What is NOT detected (documented limits of a per-block design)
 //!
 //! * Rollback of one block, or of a whole file, to an older version sealed with the same key
 //!   (no Merkle tree or version counter; that needs trusted monotonic state).
-//! * Two files swapping names, or a file's sealed content put under another file's (valid)
-//!   name, in the same or another directory (the content is not bound to its path); a whole
-//!   directory swapped for an older copy; a file deleted by the host (it just disappears).
+//! * Two directories swapping names, or a whole directory swapped for an older copy (a
+//!   directory's id is not bound to its name); a file deleted by the host (it just disappears).
 //! * Leaked to the host: file sizes (to the byte), name lengths, the directory structure, times,
 //!   modes and access patterns.
 //!
@@ -88,7 +90,7 @@ mod tree;
 
 pub use crypto::{
     BLOCK_SIZE, CIPHER_BLOCK_SIZE, Ciphers, HEADER_LEN, MAX_NAME_LEN, SealKey, backing_size,
-    plain_size,
+    header_binding, plain_size,
 };
 pub use error::{FormatError, NsError, SealFsError};
 pub use file::{FileError, SealedFile};

@@ -3,12 +3,14 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::SystemTime;
 
 use fuser::{Errno, FileType, RenameFlags, ReplyWrite, TimeOrNow};
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
+use crate::crypto::header_binding;
 use crate::file::SealedFile;
 use crate::fs::{
     DIR_ID_FILE, Handle, SealFs, attr_of, errno_of, errno_of_rustix, file_errno, format_errno,
@@ -102,8 +104,15 @@ impl SealFs {
             mtime,
         } = a;
         if let Some(size) = size {
-            let path = lock(&self.tree).path(ino);
-            let file = self.acquire_file(ino, path.as_deref())?;
+            let at = {
+                let tree = lock(&self.tree);
+                self.locate(&tree, ino)
+            };
+            let file = match &at {
+                Ok((p, b)) => self.acquire_file(ino, Some((p, b))),
+                // Unlinked (or unnamed) files can only be reached while open.
+                Err(e) => self.acquire_file(ino, None).map_err(|_| *e),
+            }?;
             let res = (|| {
                 let mut f = file.write().unwrap_or_else(|p| p.into_inner());
                 let old = f.size();
@@ -214,8 +223,9 @@ impl SealFs {
         flags: i32,
     ) -> Result<(fuser::FileAttr, u64), Errno> {
         let mut tree = lock(&self.tree);
-        let (enc, _) = self.enc_name(&tree, parent, name)?;
+        let (enc, dir_id) = self.enc_name(&tree, parent, name)?;
         let path = tree.child_path(parent, &enc).ok_or(Errno::ENOENT)?;
+        let binding = header_binding(&dir_id, name.as_bytes());
         let created = self.open_path(
             &path,
             OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
@@ -223,7 +233,7 @@ impl SealFs {
         );
         let (ino, st) = match created {
             Ok(backing) => {
-                let sealed = SealedFile::create(&self.ciphers, backing).map_err(|e| {
+                let sealed = SealedFile::create(&self.ciphers, backing, &binding).map_err(|e| {
                     let _ = rustix::fs::unlinkat(&self.root, &path, AtFlags::empty());
                     file_errno(&e, "create")
                 })?;
@@ -238,7 +248,7 @@ impl SealFs {
                     return Err(Errno::EISDIR);
                 }
                 let ino = tree.remember(parent, enc.into(), None, st.st_ino);
-                self.acquire_file(ino, Some(&path))?;
+                self.acquire_file(ino, Some((&path, &binding)))?;
                 (ino, st)
             }
             Err(e) => return Err(e),
@@ -320,8 +330,8 @@ impl SealFs {
         flags: RenameFlags,
     ) -> Result<(), Errno> {
         let mut tree = lock(&self.tree);
-        let (enc, _) = self.enc_name(&tree, parent, name)?;
-        let (new_enc, _) = self.enc_name(&tree, newparent, newname)?;
+        let (enc, dir_id) = self.enc_name(&tree, parent, name)?;
+        let (new_enc, new_dir_id) = self.enc_name(&tree, newparent, newname)?;
         let from = tree.child_path(parent, &enc).ok_or(Errno::ENOENT)?;
         let to = tree.child_path(newparent, &new_enc).ok_or(Errno::ENOENT)?;
         let src = self.stat_path(&from)?;
@@ -352,6 +362,27 @@ impl SealFs {
                 _ => {}
             }
         }
+        // Regular files' headers are bound to their name: check them under the old name now,
+        // re-seal them for the new one after the host rename.
+        let old_binding = header_binding(&dir_id, name.as_bytes());
+        let new_binding = header_binding(&new_dir_id, newname.as_bytes());
+        let mut rebind = Vec::new();
+        if kind_of(src.st_mode) == Some(FileType::RegularFile)
+            && src.st_ino != target.map_or(0, |t| t.st_ino)
+        {
+            let ino = tree.ino_of_backing(src.st_ino);
+            rebind.push((
+                self.sealed_at(ino, &from, &old_binding)?,
+                new_binding.clone(),
+            ));
+        }
+        if let Some(t) = &target
+            && exchange
+            && kind_of(t.st_mode) == Some(FileType::RegularFile)
+        {
+            let ino = tree.ino_of_backing(t.st_ino);
+            rebind.push((self.sealed_at(ino, &to, &new_binding)?, old_binding.clone()));
+        }
         let mut rflags = rustix::fs::RenameFlags::empty();
         if exchange {
             rflags |= rustix::fs::RenameFlags::EXCHANGE;
@@ -361,6 +392,11 @@ impl SealFs {
                 let _ = write_dir_id(self, &to, &id);
             }
             return Err(errno_of_rustix(e));
+        }
+        for (file, binding) in rebind {
+            let f = file.read().unwrap_or_else(|p| p.into_inner());
+            f.rebind(&self.ciphers, &binding)
+                .map_err(|e| file_errno(&e, "rename"))?;
         }
         match target {
             Some(t) if exchange => {
@@ -386,6 +422,25 @@ impl SealFs {
             node.name = new_enc.into();
         }
         Ok(())
+    }
+
+    /// The sealed file at backing `path`: the open state if `ino` is open, else freshly opened
+    /// (which checks its header against `binding`).
+    fn sealed_at(
+        &self,
+        ino: Option<u64>,
+        path: &Path,
+        binding: &[u8],
+    ) -> Result<crate::fs::SharedFile, Errno> {
+        if let Some(ino) = ino
+            && let Some(e) = lock(&self.open).get(&ino)
+        {
+            return Ok(e.file.clone());
+        }
+        let backing = self.open_path(path, OFlags::RDWR, 0)?;
+        let sealed = SealedFile::open(&self.ciphers, backing, binding)
+            .map_err(|e| file_errno(&e, "rename"))?;
+        Ok(std::sync::Arc::new(std::sync::RwLock::new(sealed)))
     }
 
     /// Writes and replies. A large write is acknowledged as soon as it is ordered (file lock

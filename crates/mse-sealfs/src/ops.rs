@@ -179,8 +179,15 @@ impl Filesystem for SealFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let path = lock(&self.tree).path(ino.0);
-        match self.acquire_file(ino.0, path.as_deref()) {
+        let at = {
+            let tree = lock(&self.tree);
+            self.locate(&tree, ino.0)
+        };
+        let file = match &at {
+            Ok((p, b)) => self.acquire_file(ino.0, Some((p, b))),
+            Err(e) => self.acquire_file(ino.0, None).map_err(|_| *e),
+        };
+        match file {
             Ok(file) => {
                 let fh = self.new_fh(Handle::File { ino: ino.0, file });
                 reply.opened(FileHandle(fh), FopenFlags::empty());

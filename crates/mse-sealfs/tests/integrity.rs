@@ -303,3 +303,40 @@ fn a_failure_after_an_early_acknowledged_write_surfaces_at_fsync() {
     f.sync_all().unwrap();
     assert_eq!(fs::metadata(t.p("w")).unwrap().len(), 3 * 4096);
 }
+
+#[test]
+fn swapped_file_contents_are_detected() {
+    let mut t = TestMount::new();
+    fs::write(t.p("alice"), b"alice's data").unwrap();
+    fs::write(t.p("bob"), b"bob's data").unwrap();
+    fs::rename(t.p("alice"), t.p("carol")).unwrap();
+    t.unmount();
+    let files: Vec<_> = fs::read_dir(t.backing())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap() != mse_sealfs::DIR_ID_FILE)
+        .collect();
+    assert_eq!(files.len(), 2);
+    let tmp = t.backing().join("swap");
+    fs::rename(&files[0], &tmp).unwrap();
+    fs::rename(&files[1], &files[0]).unwrap();
+    fs::rename(&tmp, &files[1]).unwrap();
+    t.remount();
+    // Both names still list, but neither opens the other's content.
+    let mut names: Vec<_> = fs::read_dir(t.mnt())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["bob", "carol"]);
+    assert_eq!(errno(&fs::read(t.p("bob")).unwrap_err()), libc::EIO);
+    assert_eq!(errno(&fs::read(t.p("carol")).unwrap_err()), libc::EIO);
+    // Swapped back: both open again (the rename re-sealed carol's header for its new name).
+    t.unmount();
+    fs::rename(&files[0], &tmp).unwrap();
+    fs::rename(&files[1], &files[0]).unwrap();
+    fs::rename(&tmp, &files[1]).unwrap();
+    t.remount();
+    assert_eq!(fs::read(t.p("carol")).unwrap(), b"alice's data");
+    assert_eq!(fs::read(t.p("bob")).unwrap(), b"bob's data");
+}
