@@ -8,6 +8,25 @@
 //! sets an rpath for its own binaries and tests; a dependent binary adds the same rpath from its
 //! build script with `DEP_MSE_WSGI_PYTHON_LIBDIR`, and [`check_libpython`] (run by `Server::new`)
 //! refuses a mismatch with a clear error instead of running on the wrong library.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use mse_wsgi::{Bind, Server, ServerConfig, Tls};
+//!
+//! # fn demo(tls: Arc<rustls::ServerConfig>) -> Result<(), mse_wsgi::Error> {
+//! let listener = std::net::TcpListener::bind("0.0.0.0:443").expect("bind");
+//! let config = ServerConfig::new(Bind::Listener(listener), "app:app")
+//!     .app_dir("/mse-app")
+//!     .venv(Some("/mse-app/.venv".into()))
+//!     .tls(Tls::Config(tls));
+//! // Python is initialised (once per process) and the app imported here, before serving.
+//! let server = Server::new(config)?;
+//! let runtime = tokio::runtime::Runtime::new().expect("runtime");
+//! runtime.block_on(server.serve(async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! }))
+//! # }
+//! ```
 
 mod asgi;
 mod config;
