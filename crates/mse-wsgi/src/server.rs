@@ -55,7 +55,8 @@ pub struct Server {
 
 impl Server {
     /// Initialises Python (once per process), imports the app, detects its interface, runs ASGI
-    /// lifespan startup, and binds the listener.
+    /// lifespan startup, and binds the listener. This blocks (app import, lifespan startup): call
+    /// it before entering the runtime or from `spawn_blocking`.
     pub fn new(mut config: ServerConfig) -> Result<Self, Error> {
         if !(1..=256).contains(&config.threads) {
             return Err(Error::Threads(config.threads));
