@@ -220,17 +220,9 @@ fn load_v1(
                     return Err(t.err(dev.line, "cloud.dev_mode cannot be set in mse.toml (use `mse deploy --untrusted-ssl`)"));
                 }
             }
-            let ssl = match t.opt_table("ssl")? {
-                Some(s) => {
-                    let ssl = ssl_table(&s, base)?;
-                    s.warn_unknown(&mut warnings);
-                    Some(ssl)
-                }
-                None => None,
-            };
+            let ssl = opt_ssl(&t, base, &mut warnings)?;
             t.warn_unknown(&mut warnings);
-            Some(finish_cloud(
-                &t,
+            let raw = CloudRaw {
                 code,
                 tests,
                 docker,
@@ -239,9 +231,8 @@ fn load_v1(
                 expiration,
                 secrets,
                 ssl,
-                &python_application,
-                opts,
-            )?)
+            };
+            Some(finish_cloud(&t, raw, &python_application, opts)?)
         }
     };
     top.warn_unknown(&mut warnings);
@@ -285,27 +276,18 @@ fn load_legacy(
     let healthcheck_endpoint = health_field(&code)?;
     let secrets = opt_path_field(&code, "secrets", base)?;
     code.warn_unknown(&mut warnings);
-    let ssl = match top.opt_table("ssl")? {
-        Some(s) => {
-            let ssl = ssl_table(&s, base)?;
-            s.warn_unknown(&mut warnings);
-            Some(ssl)
-        }
-        None => None,
-    };
-    let cloud = finish_cloud(
-        top,
-        location,
-        None,
+    let ssl = opt_ssl(top, base, &mut warnings)?;
+    let raw = CloudRaw {
+        code: location,
+        tests: None,
         docker,
         project,
         hardware,
         expiration,
         secrets,
         ssl,
-        &python_application,
-        opts,
-    )?;
+    };
+    let cloud = finish_cloud(top, raw, &python_application, opts)?;
     top.warn_unknown(&mut warnings);
     Ok(AppConf {
         file: PathBuf::new(),
@@ -425,9 +407,8 @@ fn ssl_table(s: &TableReader<'_, '_>, base: &Path) -> Result<SslRaw, ConfError> 
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish_cloud(
-    t: &TableReader<'_, '_>,
+/// The `[cloud]` fields (or their 0.x places) as read, before the checks that need the disk.
+struct CloudRaw {
     code: Located<PathBuf>,
     tests: Option<Located<PathBuf>>,
     docker: String,
@@ -436,9 +417,38 @@ fn finish_cloud(
     expiration: Option<Located<DateTime<Utc>>>,
     secrets: Option<Located<PathBuf>>,
     ssl: Option<SslRaw>,
+}
+
+/// The optional `ssl` table below `t` (`[cloud.ssl]`, or `[ssl]` in 0.x files).
+fn opt_ssl(
+    t: &TableReader<'_, '_>,
+    base: &Path,
+    warnings: &mut Vec<ConfWarning>,
+) -> Result<Option<SslRaw>, ConfError> {
+    let Some(s) = t.opt_table("ssl")? else {
+        return Ok(None);
+    };
+    let ssl = ssl_table(&s, base)?;
+    s.warn_unknown(warnings);
+    Ok(Some(ssl))
+}
+
+fn finish_cloud(
+    t: &TableReader<'_, '_>,
+    raw: CloudRaw,
     app: &Located<PythonApp>,
     opts: &LoadOptions,
 ) -> Result<CloudConf, ConfError> {
+    let CloudRaw {
+        code,
+        tests,
+        docker,
+        project,
+        hardware,
+        expiration,
+        secrets,
+        ssl,
+    } = raw;
     if let Some(exp) = &expiration {
         if exp.value <= opts.now {
             return Err(located_err(
