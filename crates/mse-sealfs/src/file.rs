@@ -201,7 +201,7 @@ impl SealedFile {
     }
 
     /// Writes non-empty `data` at `offset <= size`: re-seals the touched blocks into one buffer
-    /// (in parallel for large writes) and writes it with one `pwrite`. Only the first and last
+    /// and writes it with one `pwrite`. Only the first and last
     /// touched blocks can need their old content (read-modify-write); the blocks in between are
     /// sealed straight from `data`.
     fn write_within(&mut self, c: &Ciphers, offset: u64, data: &[u8]) -> Result<(), FileError> {
@@ -244,9 +244,16 @@ impl SealedFile {
         let last_len = new_size.min((last + 1) * bs) - last * bs;
         let sealed_len =
             block_offset(last) - block_offset(first) + last_len + BLOCK_OVERHEAD as u64;
-        let mut out = vec![0u8; sealed_len as usize];
+        // Reuse this thread's buffer: no 1 MiB allocation and zeroing per request. Every byte
+        // of `out` is overwritten by sealing before it is written.
+        let mut scratch = SCRATCH.take();
+        let sealed_len = sealed_len as usize;
+        if scratch.len() < sealed_len {
+            scratch.resize(sealed_len, 0);
+        }
+        let out = &mut scratch[..sealed_len];
         let file_id = self.file_id;
-        for_each_block(&mut out, |i, chunk| {
+        for_each_block(out, |i, chunk| {
             let b = first + i as u64;
             let plain: &[u8] = match (&first_plain, &last_plain) {
                 (Some(p), _) if b == first => p,
@@ -274,7 +281,11 @@ impl SealedFile {
         } else {
             None
         };
-        self.file.write_all_at(&out, block_offset(first))?;
+        let written = self.file.write_all_at(out, block_offset(first));
+        if scratch.len() <= SCRATCH_KEEP_MAX {
+            SCRATCH.set(scratch);
+        }
+        written?;
         if let Some((b, sealed)) = relabel {
             self.file.write_all_at(&sealed, block_offset(b))?;
         }
@@ -283,55 +294,26 @@ impl SealedFile {
     }
 }
 
-/// Blocks per request below which sealing stays on the calling thread.
-const PARALLEL_MIN_BLOCKS: usize = 32;
+/// Largest sealed-output buffer a thread keeps between writes (a 1 MiB write seals to ~1.03 MiB).
+const SCRATCH_KEEP_MAX: usize = 2 << 20;
 
-/// Runs `f(index, sealed block)` over the consecutive sealed blocks of `buf`, split across the
-/// available cores for large buffers (a 1 MiB FUSE write is 256 independent blocks).
-fn for_each_block<F>(buf: &mut [u8], f: F) -> Result<(), FormatError>
+thread_local! {
+    /// The sealed-output buffer of the current thread, reused across writes.
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f(index, sealed block)` over the consecutive sealed blocks of `buf`, on the calling
+/// thread: with VAES AES-GCM a 1 MiB request seals in about 0.15 ms, less than handing half of
+/// it to another thread costs (measured: spawning per request raised the server's CPU time for a
+/// 1 GiB write by ~20% and slowed it down on 2 cores).
+fn for_each_block<F>(buf: &mut [u8], mut f: F) -> Result<(), FormatError>
 where
-    F: Fn(usize, &mut [u8]) -> Result<(), FormatError> + Sync,
+    F: FnMut(usize, &mut [u8]) -> Result<(), FormatError>,
 {
-    let nblocks = buf.len().div_ceil(CIPHER_BLOCK_SIZE);
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(4)
-        .min(nblocks / PARALLEL_MIN_BLOCKS)
-        .max(1);
-    let run = |base: usize, part: &mut [u8]| -> Result<(), FormatError> {
-        for (i, chunk) in part.chunks_mut(CIPHER_BLOCK_SIZE).enumerate() {
-            f(base + i, chunk)?;
-        }
-        Ok(())
-    };
-    if workers == 1 {
-        return run(0, buf);
+    for (i, chunk) in buf.chunks_mut(CIPHER_BLOCK_SIZE).enumerate() {
+        f(i, chunk)?;
     }
-    let per = nblocks.div_ceil(workers);
-    std::thread::scope(|s| {
-        let mut rest = buf;
-        let mut base = 0;
-        let mut spawned = Vec::new();
-        while rest.len() > per * CIPHER_BLOCK_SIZE {
-            let (part, tail) = rest.split_at_mut(per * CIPHER_BLOCK_SIZE);
-            let run = &run;
-            let b = base;
-            spawned.push(s.spawn(move || run(b, part)));
-            rest = tail;
-            base += per;
-        }
-        let own = run(base, rest);
-        // Report the earliest failing block.
-        let mut result = Ok(());
-        for h in spawned {
-            let r = h.join().unwrap_or(Err(FormatError::Seal));
-            if result.is_ok() {
-                result = r;
-            }
-        }
-        result.and(own)
-    })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -405,7 +387,7 @@ mod tests {
     }
 
     #[test]
-    fn large_writes_sealed_in_parallel_read_back() {
+    fn large_writes_read_back() {
         let (dir, c, mut sf) = setup();
         let mut model = vec![0u8; 1000];
         let big: Vec<u8> = (0..1_500_000u32).map(|i| (i % 253) as u8).collect();
