@@ -19,13 +19,11 @@ use serde::Serialize;
 
 /// Where collateral comes from when neither --pccs-url nor --collateral is given.
 const DEFAULT_PCCS_URL: &str = "https://api.trustedservices.intel.com";
-/// Exit code of a verification that ran and refused the evidence.
-const EXIT_NOT_TRUSTED: u8 = 3;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Exit status: 0 trusted, 3 examined but NOT trusted, 1 could not verify, 2 usage error."
+    after_help = "Exit status: 0 trusted; 1 not trusted or could not verify (the last line says why); 2 usage error."
 )]
 pub struct VerifyArgs {
     /// The app's DOMAIN[:PORT] (port 443 by default): fetch its certificate with SNI and verify it.
@@ -355,7 +353,22 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     }
 
     if !trusted {
-        return Ok(ExitCode::from(EXIT_NOT_TRUSTED));
+        // The report above shows every check; the error line names the first failure, and the
+        // exit code is 1 as for every other refusal of the CLI.
+        let reason = report
+            .error()
+            .map(|e| e.to_string())
+            .or_else(|| {
+                out.certificate
+                    .iter()
+                    .flat_map(|c| &c.checks)
+                    .find_map(|c| match &c.outcome {
+                        Outcome::Fail(why) => Some(format!("{}: {why}", c.name)),
+                        _ => None,
+                    })
+            })
+            .unwrap_or_else(|| "a check failed".into());
+        bail!("{} is NOT trusted: {reason}", out.source);
     }
     if let (Some(path), Some(cert)) = (&args.output, &cert) {
         std::fs::write(path, cert.pem())

@@ -111,7 +111,14 @@ fn refuses_a_sim_server_without_allow_simulation_and_still_prints_every_check() 
         &out_pem.display().to_string(),
     ]);
     let text = stdout(&o);
-    assert_eq!(o.status.code(), Some(3), "{text}{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{text}{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "Error: https://127.0.0.1:{} is NOT trusted: evidence chains to the simulation root, which this policy refuses (use --allow-simulation for a local sim node)\n",
+            server.addr.port()
+        )
+    );
     assert!(text.contains("  [FAIL] simulation: evidence chains to the simulation root, which this policy refuses (use --allow-simulation for a local sim node)\n"), "{text}");
     assert!(text.contains("  [FAIL] debug: SGX evidence is from a debug-mode TEE (use --allow-debug to accept it)\n"), "{text}");
     assert!(
@@ -190,7 +197,7 @@ fn certificate_whose_quote_does_not_bind_its_key_is_refused() {
         "--allow-simulation",
     ]);
     let text = stdout(&o);
-    assert_eq!(o.status.code(), Some(3), "{text}");
+    assert_eq!(o.status.code(), Some(1), "{text}");
     assert!(
         text.contains(
             "  [FAIL] report_data_binding: report_data does not bind the expected data: expected "
@@ -236,7 +243,7 @@ fn quote_at_rest_with_offline_collateral_and_an_injected_time() {
         stdout(&inside)
     );
     let after = mse(&[&base[..], &["--at", "2026-03-01T00:00:00Z"]].concat());
-    assert_eq!(after.status.code(), Some(3));
+    assert_eq!(after.status.code(), Some(1));
     assert!(
         stdout(&after).contains("TCBInfo expired"),
         "{}",
@@ -270,7 +277,7 @@ fn out_of_date_tcb_needs_accept_tcb() {
         "--allow-simulation",
     ];
     let refused = mse(&base);
-    assert_eq!(refused.status.code(), Some(3));
+    assert_eq!(refused.status.code(), Some(1));
     assert!(
         stdout(&refused).contains(
             "TCB status OutOfDate is not accepted (accepted: UpToDate, SWHardeningNeeded)"
@@ -330,7 +337,7 @@ fn real_sgx_quote_with_its_collateral_inside_its_window() {
         "2025-07-01T00:00:00Z",
     ];
     let refused = mse(&base);
-    assert_eq!(refused.status.code(), Some(3));
+    assert_eq!(refused.status.code(), Some(1));
     let text = stdout(&refused);
     assert!(
         text.contains("Advisories:   INTEL-SA-00289, INTEL-SA-00615\n"),
@@ -394,7 +401,7 @@ fn expired_certificate_fails_the_validity_check() {
         "--allow-simulation",
     ];
     let late = mse(&[&base[..], &["--at", "2026-01-01T00:00:00Z"]].concat());
-    assert_eq!(late.status.code(), Some(3));
+    assert_eq!(late.status.code(), Some(1));
     let text = stdout(&late);
     assert!(text.contains("  [FAIL] certificate_validity: the certificate is valid from 2024-01-01T00:00:00Z to 2025-01-01T00:00:00Z, not at 2026-01-01T00:00:00Z\n"), "{text}");
     assert!(text.ends_with("Verdict:      NOT TRUSTED\n"), "{text}");
@@ -430,7 +437,7 @@ fn sim_root_pins_one_mock_pki() {
         )
     );
     let pinned_other = mse(&[&base[..], &["--sim-root", &other.display().to_string()]].concat());
-    assert_eq!(pinned_other.status.code(), Some(3));
+    assert_eq!(pinned_other.status.code(), Some(1));
     assert!(
         stdout(&pinned_other).contains("  [FAIL] certificate_chain: "),
         "{}",
@@ -507,7 +514,7 @@ fn real_tdx_quote_inside_and_after_its_window() {
     assert_eq!(v["report"]["tcb_status"], "UpToDate");
     assert_eq!(v["certificate"], serde_json::Value::Null);
     let after = mse(&[&base[..], &["--at", "2025-08-01T00:00:00Z"]].concat());
-    assert_eq!(after.status.code(), Some(3));
+    assert_eq!(after.status.code(), Some(1));
     assert!(
         stdout(&after).contains("TCBInfo expired"),
         "{}",
