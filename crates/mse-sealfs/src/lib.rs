@@ -71,7 +71,8 @@
 //! more is acknowledged once it is ordered and its quota reserved, then sealed while the kernel
 //! copies in the next one; a failure after that point is reported at the next write, flush
 //! (close) or fsync of the file, as for page-cache write-back. Metadata is cached
-//! per inode with no file descriptor held. Kernel write-back caching is available
+//! per inode with no file descriptor held. Write-only opens bypass the FUSE page cache
+//! (FOPEN_DIRECT_IO, one kernel copy less per write). Kernel write-back caching is available
 //! ([`SealFsOptions::writeback_cache`]) but off by default so that ENOSPC and EIO reach
 //! `write()` itself.
 //!

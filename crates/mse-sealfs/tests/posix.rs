@@ -284,3 +284,30 @@ fn copy_within_the_mount_reseals() {
     fs::remove_file(t.p("src")).unwrap();
     assert_eq!(fs::read(t.p("dst")).unwrap(), data);
 }
+
+/// Write-only opens bypass the FUSE page cache; a reader holding the file open through the
+/// page cache (read(2) and a shared mapping) must still see their writes and the new size.
+#[test]
+fn write_only_writes_reach_cached_readers() {
+    let t = TestMount::new();
+    fs::write(t.p("c"), vec![b'A'; 10_000]).unwrap();
+    let reader = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(t.p("c"))
+        .unwrap();
+    let mut buf = vec![0u8; 10_000];
+    reader.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(buf, vec![b'A'; 10_000]);
+    let writer = OpenOptions::new().write(true).open(t.p("c")).unwrap();
+    writer.write_all_at(&[b'B'; 5000], 2000).unwrap();
+    reader.read_exact_at(&mut buf, 0).unwrap();
+    let mut want = vec![b'A'; 10_000];
+    want[2000..7000].fill(b'B');
+    assert_eq!(buf, want);
+    writer.write_all_at(&[b'C'; 3000], 9000).unwrap();
+    assert_eq!(reader.metadata().unwrap().len(), 12_000);
+    let mut tail = vec![0u8; 3000];
+    reader.read_exact_at(&mut tail, 9000).unwrap();
+    assert_eq!(tail, vec![b'C'; 3000]);
+}
