@@ -145,11 +145,75 @@ impl SealedFile {
 
     /// Writes `data` at `offset`, zero-filling any gap after the current end.
     pub fn write(&mut self, c: &Ciphers, offset: u64, data: &[u8]) -> Result<(), FileError> {
+        self.write_presealed(c, offset, data, None)
+    }
+
+    /// [`SealedFile::write`] reusing the blocks that [`SealedFile::preseal`] sealed for this
+    /// same `offset` and `data` (ignored if made for another request).
+    pub fn write_presealed(
+        &mut self,
+        c: &Ciphers,
+        offset: u64,
+        data: &[u8],
+        pre: Option<Presealed>,
+    ) -> Result<(), FileError> {
         self.fill_to(c, offset)?;
         if !data.is_empty() {
-            self.write_within(c, offset, data)?;
+            self.write_within(c, offset, data, pre)?;
         }
         Ok(())
+    }
+
+    /// The file's random id (fixed for the life of the file).
+    pub fn file_id(&self) -> [u8; FILE_ID_LEN] {
+        self.file_id
+    }
+
+    /// Seals, without the file's lock, the blocks of a future write of `data` at `offset` that
+    /// do not depend on the file's state: blocks fully covered by `data` other than its final
+    /// one. Their "last" flag is false whatever the file's size (a later block of the same
+    /// write follows them), so they only need the file id and the offset. Lets one FUSE thread
+    /// seal the next request while another writes the previous one. `None` if no block
+    /// qualifies.
+    pub fn preseal(
+        c: &Ciphers,
+        file_id: &[u8; FILE_ID_LEN],
+        offset: u64,
+        data: &[u8],
+    ) -> Result<Option<Presealed>, FileError> {
+        let bs = BLOCK_SIZE as u64;
+        let Some(end) = offset.checked_add(data.len() as u64) else {
+            return Ok(None);
+        };
+        if data.is_empty() {
+            return Ok(None);
+        }
+        let first = offset / bs;
+        let last = (end - 1) / bs;
+        // First fully covered block .. the final block (excluded).
+        let (from, to) = (offset.div_ceil(bs), last);
+        if from >= to {
+            return Ok(None);
+        }
+        let mut buf = Scratch::take((last - first + 1) as usize * CIPHER_BLOCK_SIZE);
+        let mut nonces = vec![0u8; NONCE_LEN * (to - from) as usize];
+        crate::crypto::random(&mut nonces)?;
+        let at = |b: u64| (b - first) as usize * CIPHER_BLOCK_SIZE;
+        for_each_block(&mut buf.0[at(from)..at(to)], |i, chunk| {
+            let b = from + i as u64;
+            let s = (b * bs - offset) as usize;
+            let nonce: &[u8; NONCE_LEN] = nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN]
+                .try_into()
+                .expect("nonce slice has NONCE_LEN bytes");
+            c.seal_block(file_id, b, false, nonce, &data[s..s + BLOCK_SIZE], chunk)
+        })?;
+        Ok(Some(Presealed {
+            offset,
+            len: data.len(),
+            from,
+            to,
+            buf,
+        }))
     }
 
     /// Changes the plaintext size (growing fills with sealed zeros).
@@ -182,7 +246,7 @@ impl SealedFile {
         static ZEROS: [u8; FILL_CHUNK as usize] = [0u8; FILL_CHUNK as usize];
         while self.size < target {
             let n = (target - self.size).min(FILL_CHUNK);
-            self.write_within(c, self.size, &ZEROS[..n as usize])?;
+            self.write_within(c, self.size, &ZEROS[..n as usize], None)?;
         }
         Ok(())
     }
@@ -204,7 +268,13 @@ impl SealedFile {
     /// and writes it with one `pwrite`. Only the first and last
     /// touched blocks can need their old content (read-modify-write); the blocks in between are
     /// sealed straight from `data`.
-    fn write_within(&mut self, c: &Ciphers, offset: u64, data: &[u8]) -> Result<(), FileError> {
+    fn write_within(
+        &mut self,
+        c: &Ciphers,
+        offset: u64,
+        data: &[u8],
+        pre: Option<Presealed>,
+    ) -> Result<(), FileError> {
         debug_assert!(offset <= self.size && !data.is_empty());
         let bs = BLOCK_SIZE as u64;
         let old_size = self.size;
@@ -244,17 +314,18 @@ impl SealedFile {
         let last_len = new_size.min((last + 1) * bs) - last * bs;
         let sealed_len =
             block_offset(last) - block_offset(first) + last_len + BLOCK_OVERHEAD as u64;
-        // Reuse this thread's buffer: no 1 MiB allocation and zeroing per request. Every byte
-        // of `out` is overwritten by sealing before it is written.
-        let mut scratch = SCRATCH.take();
         let sealed_len = sealed_len as usize;
-        if scratch.len() < sealed_len {
-            scratch.resize(sealed_len, 0);
-        }
-        let out = &mut scratch[..sealed_len];
+        let (mut buf, presealed) = match pre {
+            Some(p) if p.offset == offset && p.len == data.len() => (p.buf, p.from..p.to),
+            _ => (Scratch::take(sealed_len), 0..0),
+        };
+        let out = &mut buf.0[..sealed_len];
         let file_id = self.file_id;
         for_each_block(out, |i, chunk| {
             let b = first + i as u64;
+            if presealed.contains(&b) {
+                return Ok(());
+            }
             let plain: &[u8] = match (&first_plain, &last_plain) {
                 (Some(p), _) if b == first => p,
                 (_, Some(p)) if b == last => p,
@@ -281,11 +352,7 @@ impl SealedFile {
         } else {
             None
         };
-        let written = self.file.write_all_at(out, block_offset(first));
-        if scratch.len() <= SCRATCH_KEEP_MAX {
-            SCRATCH.set(scratch);
-        }
-        written?;
+        self.file.write_all_at(out, block_offset(first))?;
         if let Some((b, sealed)) = relabel {
             self.file.write_all_at(&sealed, block_offset(b))?;
         }
@@ -300,6 +367,40 @@ const SCRATCH_KEEP_MAX: usize = 2 << 20;
 thread_local! {
     /// The sealed-output buffer of the current thread, reused across writes.
     static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// This thread's sealed-output buffer while in use (no 1 MiB allocation and zeroing per
+/// request); given back on drop. Users overwrite every byte they write out.
+#[derive(Debug)]
+struct Scratch(Vec<u8>);
+
+impl Scratch {
+    fn take(len: usize) -> Self {
+        let mut v = SCRATCH.take();
+        if v.len() < len {
+            v.resize(len, 0);
+        }
+        Self(v)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.0.len() <= SCRATCH_KEEP_MAX {
+            SCRATCH.set(std::mem::take(&mut self.0));
+        }
+    }
+}
+
+/// Blocks of one write sealed by [`SealedFile::preseal`] before the write was ordered.
+#[derive(Debug)]
+pub struct Presealed {
+    offset: u64,
+    len: usize,
+    /// Block numbers already sealed, at their place in `buf`.
+    from: u64,
+    to: u64,
+    buf: Scratch,
 }
 
 /// Runs `f(index, sealed block)` over the consecutive sealed blocks of `buf`, on the calling
@@ -405,6 +506,45 @@ mod tests {
             again.read(&c, 0, 2_000_000).unwrap_err().to_string(),
             "sealed block 300 failed authentication (wrong key, tampered, moved or truncated)"
         );
+    }
+
+    /// Blocks sealed before the write is ordered read back like a plain write, whatever the
+    /// file's size when the write lands (growing, overwriting, past a gap, unaligned), and a
+    /// preseal made for another request is ignored.
+    #[test]
+    fn presealed_writes_match_plain_writes() {
+        let (dir, c, mut sf) = setup();
+        let id = sf.file_id();
+        let mut model: Vec<u8> = Vec::new();
+        let cases: [(u64, usize, u8); 6] = [
+            (0, 300_000, 1),
+            (300_000, 1 << 20, 2),
+            (8192, 40_960, 3),
+            (2_000_000, 150_001, 4),
+            (4097, 5, 5),
+            (12_288, 8192, 6),
+        ];
+        for (off, len, byte) in cases {
+            let data = vec![byte; len];
+            let pre = SealedFile::preseal(&c, &id, off, &data).unwrap();
+            // Some block is fully covered and not the final one.
+            let bs = BLOCK_SIZE as u64;
+            let expect = off.div_ceil(bs) < (off + len as u64 - 1) / bs;
+            assert_eq!(pre.is_some(), expect, "offset {off}");
+            sf.write_presealed(&c, off, &data, pre).unwrap();
+            let end = off as usize + len;
+            if model.len() < end {
+                model.resize(end, 0);
+            }
+            model[off as usize..end].copy_from_slice(&data);
+        }
+        // Made for another offset: not used.
+        let stale = SealedFile::preseal(&c, &id, 0, &vec![9u8; 65_536]).unwrap();
+        sf.write_presealed(&c, 4096, &vec![7u8; 65_536], stale)
+            .unwrap();
+        model[4096..4096 + 65_536].fill(7);
+        let again = reopen(&dir, &c).unwrap();
+        assert_eq!(again.read(&c, 0, model.len() + 1).unwrap(), model);
     }
 
     #[test]

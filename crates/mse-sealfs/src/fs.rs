@@ -15,7 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{Errno, FileAttr, FileType, INodeNo};
 use rustix::fs::{AtFlags, Mode, OFlags, Stat};
 
-use crate::crypto::{Ciphers, DIR_ID_FILE_LEN, DIR_ID_LEN, header_binding, plain_size};
+use crate::crypto::{
+    Ciphers, DIR_ID_FILE_LEN, DIR_ID_LEN, FILE_ID_LEN, header_binding, plain_size,
+};
 use crate::error::FormatError;
 use crate::file::{FileError, SealedFile};
 use crate::tree::Tree;
@@ -38,6 +40,8 @@ pub enum Handle {
     File {
         ino: u64,
         file: SharedFile,
+        /// The file's id, readable without the file lock (see `SealedFile::preseal`).
+        file_id: [u8; FILE_ID_LEN],
     },
     Dir {
         entries: Vec<(u64, FileType, OsString)>,

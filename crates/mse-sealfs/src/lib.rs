@@ -64,17 +64,20 @@
 //! # Performance choices
 //!
 //! 1 MiB FUSE writes and (via the mount's BDI) 1 MiB readahead. AES-256-GCM is `ring`'s (its
-//! VAES/VPCLMULQDQ code when the CPU has it: ~3.5x RustCrypto's AES-NI path on 4 KiB blocks). A
-//! write seals all its blocks on the request's own thread (handing parts to other threads cost
-//! more than it saved) into a reused per-thread buffer and issues one `pwrite`; full blocks are never
-//! read back (no read-modify-write), only a partial first/last block is. A write of 128 KiB or
-//! more is acknowledged once it is ordered and its quota reserved, then sealed while the kernel
-//! copies in the next one; a failure after that point is reported at the next write, flush
-//! (close) or fsync of the file, as for page-cache write-back. Metadata is cached
-//! per inode with no file descriptor held. Write-only opens bypass the FUSE page cache
-//! (FOPEN_DIRECT_IO, one kernel copy less per write). Kernel write-back caching is available
-//! ([`SealFsOptions::writeback_cache`]) but off by default so that ENOSPC and EIO reach
-//! `write()` itself.
+//! VAES/VPCLMULQDQ code when the CPU has it: ~3.5x RustCrypto's AES-NI path on 4 KiB blocks).
+//! A write seals all its blocks on the request's own thread (handing parts to other threads
+//! cost more than it saved) into a reused per-thread buffer and issues one `pwrite`; full
+//! blocks are never read back (no read-modify-write), only a partial first/last block is.
+//! A write of 128 KiB or more is acknowledged once it is ordered and its quota reserved, then
+//! sealed while the kernel copies in the next one. Its blocks that need neither old content
+//! nor the file's size are sealed before the file lock is taken, while the other FUSE thread
+//! still writes the previous request: all fully covered blocks except the write's final one
+//! (a later block of the same write follows them, so their "last" flag is false). A failure
+//! after the acknowledgement is reported at the next write, flush (close) or fsync of the
+//! file, as for page-cache write-back. Metadata is cached per inode with no file descriptor
+//! held. Write-only opens bypass the FUSE page cache (FOPEN_DIRECT_IO: one kernel copy less
+//! per write). Kernel write-back caching is available ([`SealFsOptions::writeback_cache`]) but
+//! off by default so that ENOSPC and EIO reach `write()` itself.
 //!
 //! # Quota
 //!

@@ -189,7 +189,12 @@ impl Filesystem for SealFs {
         };
         match file {
             Ok(file) => {
-                let fh = self.new_fh(Handle::File { ino: ino.0, file });
+                let file_id = file.read().unwrap_or_else(|p| p.into_inner()).file_id();
+                let fh = self.new_fh(Handle::File {
+                    ino: ino.0,
+                    file,
+                    file_id,
+                });
                 reply.opened(FileHandle(fh), open_flags(flags.0, self.writeback));
             }
             Err(e) => reply.error(e),
