@@ -473,7 +473,11 @@ impl SealFs {
         } else {
             None
         };
-        let mut f = file.write().unwrap_or_else(|p| p.into_inner());
+        let mut f = if data.len() >= WRITE_BEHIND_MIN {
+            spin_write(&file)
+        } else {
+            file.write().unwrap_or_else(|p| p.into_inner())
+        };
         if let Some(e) = f.take_deferred() {
             return reply.error(Errno::from_i32(e));
         }
@@ -529,4 +533,27 @@ fn write_dir_id(fs: &SealFs, dir: &Path, id: &[u8]) -> Result<(), Errno> {
         0o400,
     )?;
     f.write_all(id).map_err(|e: io::Error| errno_of(&e))
+}
+
+/// How long a large write spins for its file's lock before sleeping on it.
+const LOCK_SPIN: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// Takes the file's write lock, first spinning for up to [`LOCK_SPIN`]: the holder is the
+/// other FUSE thread finishing the previous large write of a stream (a few hundred
+/// microseconds) while the writer waits for this request's reply, so the core would idle
+/// anyway, and a futex sleep + wake-up costs tens of microseconds in a VM (measured: a 1 GiB
+/// write 0.56 s -> 0.52 s).
+fn spin_write(file: &crate::fs::SharedFile) -> std::sync::RwLockWriteGuard<'_, SealedFile> {
+    let start = std::time::Instant::now();
+    loop {
+        match file.try_write() {
+            Ok(g) => return g,
+            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if start.elapsed() < LOCK_SPIN => {
+                std::hint::spin_loop();
+            }
+            Err(std::sync::TryLockError::WouldBlock) => break,
+        }
+    }
+    file.write().unwrap_or_else(|p| p.into_inner())
 }
