@@ -427,3 +427,34 @@ pub fn block_count(size: u64) -> u64 {
 pub fn block_offset(block_no: u64) -> u64 {
     HEADER_LEN as u64 + block_no * CIPHER_BLOCK_SIZE as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The on-disk format is plain AES-256-GCM: McGrew–Viega GCM test cases 13 and 14
+    /// (all-zero key and nonce; empty and one all-zero block of plaintext).
+    #[test]
+    fn content_cipher_is_standard_aes_256_gcm() {
+        let c = Ciphers {
+            content: LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[0u8; 32]).unwrap()),
+            names: Aes256SivAead::new_from_slice(&[0u8; 64]).unwrap(),
+        };
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let tag = c.seal_in_place(&[0u8; NONCE_LEN], b"", &mut []).unwrap();
+        assert_eq!(hex(&tag), "530f8afbc74536b9a963b4f1c4cb738b");
+        let mut block = [0u8; 16];
+        let tag = c.seal_in_place(&[0u8; NONCE_LEN], b"", &mut block).unwrap();
+        assert_eq!(hex(&block), "cea7403d4d606b6e074ec5d3baf39d18");
+        assert_eq!(hex(&tag), "d0d1c8a799996bf0265b98b5d48ab919");
+        c.open_in_place(&[0u8; NONCE_LEN], b"", &mut block, &tag)
+            .unwrap();
+        assert_eq!(block, [0u8; 16]);
+        let mut bad = tag;
+        bad[0] ^= 1;
+        assert_eq!(
+            c.open_in_place(&[0u8; NONCE_LEN], b"", &mut block, &bad),
+            Err(())
+        );
+    }
+}

@@ -99,7 +99,7 @@ pub use crypto::{
     header_binding, plain_size,
 };
 pub use error::{FormatError, NsError, SealFsError};
-pub use file::{FileError, SealedFile};
+pub use file::{FileError, Presealed, SealedFile};
 pub use fs::DIR_ID_FILE;
 pub use mount::{
     DEFAULT_QUOTA_BYTES, MountedSealFs, SealFsOptions, check_key, mount, wipe_backing,
