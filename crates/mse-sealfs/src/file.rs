@@ -309,8 +309,6 @@ impl SealedFile {
         let first_plain = merged(first)?;
         let last_plain = if last != first { merged(last)? } else { None };
 
-        let mut nonces = vec![0u8; NONCE_LEN * (count + 1)];
-        crate::crypto::random(&mut nonces)?;
         let last_len = new_size.min((last + 1) * bs) - last * bs;
         let sealed_len =
             block_offset(last) - block_offset(first) + last_len + BLOCK_OVERHEAD as u64;
@@ -319,6 +317,15 @@ impl SealedFile {
             Some(p) if p.offset == offset && p.len == data.len() => (p.buf, p.from..p.to),
             _ => (Scratch::take(sealed_len), 0..0),
         };
+        // Nonces for the blocks sealed here (presealed ones, a contiguous range, have theirs)
+        // plus one for a relabelled old last block.
+        let skipped = (presealed.end - presealed.start) as usize;
+        let nonce_slot = |b: u64| {
+            let i = (b - first) as usize;
+            if b >= presealed.end { i - skipped } else { i }
+        };
+        let mut nonces = vec![0u8; NONCE_LEN * (count - skipped + 1)];
+        crate::crypto::random(&mut nonces)?;
         let out = &mut buf.0[..sealed_len];
         let file_id = self.file_id;
         for_each_block(out, |i, chunk| {
@@ -334,7 +341,8 @@ impl SealedFile {
                     &data[s..s + chunk.len() - BLOCK_OVERHEAD]
                 }
             };
-            let nonce: &[u8; NONCE_LEN] = nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN]
+            let j = nonce_slot(b);
+            let nonce: &[u8; NONCE_LEN] = nonces[j * NONCE_LEN..(j + 1) * NONCE_LEN]
                 .try_into()
                 .expect("nonce slice has NONCE_LEN bytes");
             c.seal_block(&file_id, b, b + 1 == new_blocks, nonce, plain, chunk)
@@ -343,7 +351,7 @@ impl SealedFile {
         let relabel = if new_blocks > old_blocks && old_blocks > 0 && old_blocks - 1 < first {
             let b = old_blocks - 1;
             let plain = self.read_block(c, b)?;
-            let nonce: &[u8; NONCE_LEN] = nonces[count * NONCE_LEN..]
+            let nonce: &[u8; NONCE_LEN] = nonces[(count - skipped) * NONCE_LEN..]
                 .try_into()
                 .expect("nonce slice has NONCE_LEN bytes");
             let mut sealed = vec![0u8; plain.len() + BLOCK_OVERHEAD];
@@ -516,7 +524,10 @@ mod tests {
         let (dir, c, mut sf) = setup();
         let id = sf.file_id();
         let mut model: Vec<u8> = Vec::new();
-        let cases: [(u64, usize, u8); 6] = [
+        let cases: [(u64, usize, u8); 8] = [
+            (0, 12_288, 7),
+            // Aligned append: the old last block is relabelled next to presealed blocks.
+            (12_288, 20_480, 8),
             (0, 300_000, 1),
             (300_000, 1 << 20, 2),
             (8192, 40_960, 3),
@@ -537,6 +548,7 @@ mod tests {
                 model.resize(end, 0);
             }
             model[off as usize..end].copy_from_slice(&data);
+            assert_eq!(sf.read(&c, 0, model.len()).unwrap(), model, "offset {off}");
         }
         // Made for another offset: not used.
         let stale = SealedFile::preseal(&c, &id, 0, &vec![9u8; 65_536]).unwrap();
