@@ -139,11 +139,24 @@ fn check_venv_version(venv: &Path) -> Result<(), Error> {
 fn init_from_config(executable: &Path) -> Result<(), Error> {
     let exe = CString::new(executable.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::PythonInit("venv path contains a NUL byte".into()))?;
+    let mut preconfig = std::mem::MaybeUninit::<ffi::PyPreConfig>::uninit();
     let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::uninit();
-    // SAFETY: PyConfig_InitIsolatedConfig fully initialises the struct; the string setters copy
-    // their argument; the config is cleared on every path; on success PyEval_SaveThread releases
-    // the GIL taken by initialisation so that pyo3's `Python::attach` works from any thread.
+    // SAFETY: PyPreConfig_InitIsolatedConfig and PyConfig_InitIsolatedConfig fully initialise
+    // their structs before any field is written; Py_PreInitialize runs once, before
+    // Py_InitializeFromConfig (the caller checked Py_IsInitialized); the string setters copy their
+    // argument; the config is cleared on every path; on success PyEval_SaveThread releases the GIL
+    // taken by initialisation so that pyo3's `Python::attach` works from any thread.
     unsafe {
+        // An isolated interpreter would take the C locale's ASCII for open(), print() and
+        // read_text(): an app reading a UTF-8 secrets.json would fail. UTF-8 mode (PEP 540), as
+        // `python -X utf8`, makes text I/O UTF-8 whatever the host's locale.
+        let pre = preconfig.as_mut_ptr();
+        ffi::PyPreConfig_InitIsolatedConfig(pre);
+        (*pre).utf8_mode = 1;
+        let status = ffi::Py_PreInitialize(pre);
+        if ffi::PyStatus_Exception(status) != 0 {
+            return Err(Error::PythonInit(status_message(&status)));
+        }
         let cfg = config.as_mut_ptr();
         ffi::PyConfig_InitIsolatedConfig(cfg);
         (*cfg).install_signal_handlers = 0;
@@ -157,18 +170,22 @@ fn init_from_config(executable: &Path) -> Result<(), Error> {
         }
         ffi::PyConfig_Clear(cfg);
         if ffi::PyStatus_Exception(status) != 0 {
-            let msg = if status.err_msg.is_null() {
-                "unknown error".to_string()
-            } else {
-                CStr::from_ptr(status.err_msg)
-                    .to_string_lossy()
-                    .into_owned()
-            };
-            return Err(Error::PythonInit(msg));
+            return Err(Error::PythonInit(status_message(&status)));
         }
         ffi::PyEval_SaveThread();
     }
     Ok(())
+}
+
+/// The message of a failed PyStatus.
+fn status_message(status: &ffi::PyStatus) -> String {
+    if status.err_msg.is_null() {
+        return "unknown error".to_string();
+    }
+    // SAFETY: a non-null err_msg of a PyStatus is a static NUL-terminated C string.
+    unsafe { CStr::from_ptr(status.err_msg) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Formats a Python exception with its traceback, for the log only (never for a response).

@@ -71,6 +71,21 @@ fn app_exception_is_500_with_traceback_only_in_log() {
 }
 
 #[test]
+fn text_io_is_utf8_whatever_the_locale() {
+    let s = Serve::start_env("environ_app:app", &[], &[("LC_ALL", "C"), ("LANG", "C")]);
+    let out = curl_ok(&[&s.url("/utf8")]);
+    assert_eq!(
+        out,
+        r#"{"errors": "utf-8", "preferred": "utf-8", "stdout": "utf-8", "text": "h\u00e9llo \u2713"}"#
+    );
+    assert!(
+        s.wait_log("stdout: h\u{e9}llo \u{2713}"),
+        "{}",
+        s.log_text()
+    );
+}
+
+#[test]
 fn body_over_limit_is_413() {
     let s = Serve::start("environ_app:app", &["--max-body", "1000"]);
     let big = "a".repeat(1001);

@@ -43,6 +43,24 @@ def app(environ, start_response):
         env["wsgi.input_terminated"] = environ.get("wsgi.input_terminated")
         env["wsgi.version"] = list(environ["wsgi.version"])
         return _json(start_response, env)
+    if path == "/utf8":
+        # Apps read and write text with the default encoding (the seeds' read_text() of
+        # secrets.json): it must be UTF-8 whatever the host's locale.
+        import locale
+        import sys
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            f.write("h\u00e9llo \u2713")
+        with open(f.name) as g:
+            text = g.read()
+        print("stdout: h\u00e9llo \u2713", flush=True)
+        return _json(start_response, {
+            "text": text,
+            "preferred": locale.getpreferredencoding(False),
+            "stdout": sys.stdout.encoding,
+            "errors": environ["wsgi.errors"].encoding,
+        })
     if path == "/input/read5":
         a = inp.read(5)
         b = inp.read()

@@ -59,10 +59,16 @@ impl Serve {
         let mut child = cmd.spawn().expect("spawn mse-serve");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let stdout_log = dir.path().join("stdout.log");
+        let stdout_sink = std::fs::File::create(&stdout_log).unwrap();
         std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
             let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = reader.read_line(&mut line);
             let _ = tx.send(line);
+            // Keep draining: an app that prints must not hit a closed pipe.
+            let mut sink = stdout_sink;
+            let _ = std::io::copy(&mut reader, &mut sink);
         });
         let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
         let addr = line
@@ -95,8 +101,13 @@ impl Serve {
         format!("https://localhost:{}{}", self.addr.port(), path)
     }
 
+    /// The server's standard error, then what it printed on standard output after its banner.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let mut text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.push_str(
+            &std::fs::read_to_string(self.log.with_file_name("stdout.log")).unwrap_or_default(),
+        );
+        text
     }
 
     /// Waits (bounded) until the log contains `needle`.
