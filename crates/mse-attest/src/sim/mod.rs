@@ -65,38 +65,14 @@ pub fn sealing_key(seed: &[u8; 32], measurement: &[u8]) -> [u8; 32] {
 /// gives no hardware guarantee anyway, so trusting the quote's own mock root under that
 /// explicit opt-in only ties the collateral and the quote to one consistent mock PKI.
 pub fn sim_root_from_quote(quote: &[u8]) -> Option<Vec<u8>> {
-    let chain = quote_cert_chain(quote)?;
-    let root = x509_parser::pem::Pem::iter_from_buffer(chain)
-        .filter_map(Result::ok)
-        .last()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&root.contents).ok()?;
-    let subject = cert.subject();
-    let is_sim = subject
+    // The evidence parser already reads the certification data; only SGX v3 quotes carry a
+    // PEM chain whose last certificate is the root.
+    let parsed = crate::evidence::SgxQuote::parse(quote).ok()?;
+    let root = parsed.qe.certification.pem_chain_der().pop()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&root).ok()?;
+    let is_sim = cert
+        .subject()
         .iter_common_name()
         .any(|cn| cn.as_str().ok() == Some(SIM_ROOT_CN));
-    (is_sim && cert.subject() == cert.issuer()).then(|| root.contents.clone())
-}
-
-/// The certification data of an SGX DCAP v3 quote when it is a PEM chain (type 5).
-fn quote_cert_chain(quote: &[u8]) -> Option<&[u8]> {
-    const QE_AUTH_LEN_AT: usize = 48 + 384 + 4 + 64 + 64 + 384 + 64;
-    let version = u16::from_le_bytes(quote.get(0..2)?.try_into().ok()?);
-    if version != 3 {
-        return None;
-    }
-    let qe_auth_len = u16::from_le_bytes(
-        quote
-            .get(QE_AUTH_LEN_AT..QE_AUTH_LEN_AT + 2)?
-            .try_into()
-            .ok()?,
-    );
-    let mut at = QE_AUTH_LEN_AT + 2 + usize::from(qe_auth_len);
-    let cert_type = u16::from_le_bytes(quote.get(at..at + 2)?.try_into().ok()?);
-    at += 2;
-    let len = u32::from_le_bytes(quote.get(at..at + 4)?.try_into().ok()?);
-    at += 4;
-    if cert_type != 5 {
-        return None;
-    }
-    quote.get(at..at.checked_add(usize::try_from(len).ok()?)?)
+    (is_sim && cert.subject() == cert.issuer()).then_some(root)
 }
