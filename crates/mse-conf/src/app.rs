@@ -317,8 +317,7 @@ fn nonempty(
     let trimmed = v.value.trim();
     let n = trimmed.chars().count();
     if n == 0 || n > max {
-        return Err(located_err(
-            t,
+        return Err(t.err(
             v.line,
             format!(
                 "{} must be 1 to {max} characters, got \"{}\"",
@@ -339,8 +338,7 @@ fn pyapp_field(t: &TableReader<'_, '_>) -> Result<Located<PythonApp>, ConfError>
             line: v.line,
             field: v.field,
         }),
-        None => Err(located_err(
-            t,
+        None => Err(t.err(
             v.line,
             format!(
                 "{} must be \"module:variable\", got \"{}\"",
@@ -355,8 +353,7 @@ fn health_field(t: &TableReader<'_, '_>) -> Result<String, ConfError> {
     let key = "healthcheck_endpoint";
     let v = t.req_str(key, HEALTH_EXPECTED)?;
     if !v.value.starts_with('/') {
-        return Err(located_err(
-            t,
+        return Err(t.err(
             v.line,
             format!(
                 "{} must start with \"/\", got \"{}\"",
@@ -451,8 +448,7 @@ fn finish_cloud(
     } = raw;
     if let Some(exp) = &expiration {
         if exp.value <= opts.now {
-            return Err(located_err(
-                t,
+            return Err(t.err(
                 exp.line,
                 format!(
                     "{} must be in the future, got {}",
@@ -464,8 +460,7 @@ fn finish_cloud(
     }
     let code_field = &code.field;
     if !code.value.is_dir() {
-        return Err(located_err(
-            t,
+        return Err(t.err(
             code.line,
             format!(
                 "{code_field}: code directory not found: {}",
@@ -485,16 +480,13 @@ fn finish_cloud(
         Some(s) => {
             let field = &s.field;
             if !s.value.is_file() {
-                return Err(located_err(
-                    t,
+                return Err(t.err(
                     s.line,
                     format!("{field}: file not found: {}", s.value.display()),
                 ));
             }
             if inside_code(&s.value) {
-                return Err(located_err(
-                    t,
-                    s.line,
+                return Err(t.err(s.line,
                     format!(
                         "{field}: {} is inside the code directory {}: move it out (the code directory is packaged and shared with your users)",
                         s.value.display(),
@@ -503,7 +495,7 @@ fn finish_cloud(
                 ));
             }
             if let Err(e) = load_secrets(&s.value) {
-                let mut err = located_err(t, s.line, format!("{field}: {e}"));
+                let mut err = t.err(s.line, format!("{field}: {e}"));
                 err.source = Some(Box::new(e));
                 return Err(err);
             }
@@ -518,8 +510,7 @@ fn finish_cloud(
             let key_field = &raw.private_key.field;
             let domain_field = &raw.domain.field;
             if !raw.certificate.value.is_file() {
-                return Err(located_err(
-                    t,
+                return Err(t.err(
                     raw.certificate.line,
                     format!(
                         "{cert_field}: file not found: {}",
@@ -528,8 +519,7 @@ fn finish_cloud(
                 ));
             }
             if !raw.private_key.value.is_file() {
-                return Err(located_err(
-                    t,
+                return Err(t.err(
                     raw.private_key.line,
                     format!(
                         "{key_field}: file not found: {}",
@@ -538,9 +528,7 @@ fn finish_cloud(
                 ));
             }
             if inside_code(&raw.private_key.value) {
-                return Err(located_err(
-                    t,
-                    raw.private_key.line,
+                return Err(t.err(raw.private_key.line,
                     format!(
                         "{key_field}: {} is inside the code directory {}: move it out (the code directory is packaged and shared with your users)",
                         raw.private_key.value.display(),
@@ -549,8 +537,7 @@ fn finish_cloud(
                 ));
             }
             let info = read_certificate(&raw.certificate.value).map_err(|e| {
-                located_err(
-                    t,
+                t.err(
                     raw.certificate.line,
                     format!("{cert_field}: {}: {e}", raw.certificate.value.display()),
                 )
@@ -561,9 +548,7 @@ fn finish_cloud(
                 } else {
                     info.dns_names.join(", ")
                 };
-                return Err(located_err(
-                    t,
-                    raw.domain.line,
+                return Err(t.err(raw.domain.line,
                     format!(
                         "{domain_field} \"{}\" is not covered by the certificate {} (its SAN DNS names: {names})",
                         raw.domain.value,
@@ -572,8 +557,7 @@ fn finish_cloud(
                 ));
             }
             if info.not_after <= opts.now {
-                return Err(located_err(
-                    t,
+                return Err(t.err(
                     raw.certificate.line,
                     format!(
                         "{cert_field}: the certificate {} expired on {}",
@@ -584,8 +568,7 @@ fn finish_cloud(
             }
             match &expiration {
                 Some(exp) if exp.value > info.not_after => {
-                    return Err(located_err(
-                        t,
+                    return Err(t.err(
                         exp.line,
                         format!(
                             "{} {} is after the certificate's notAfter {}",
@@ -638,10 +621,6 @@ fn check_module(
             code.display()
         ),
     ))
-}
-
-fn located_err(t: &TableReader<'_, '_>, line: usize, message: String) -> ConfError {
-    t.err(line, message)
 }
 
 fn rfc3339(dt: DateTime<Utc>) -> String {

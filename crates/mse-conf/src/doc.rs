@@ -180,12 +180,10 @@ impl<'d, 'i> TableReader<'d, 'i> {
     }
 
     pub fn opt_table(&self, key: &str) -> Result<Option<TableReader<'d, 'i>>, ConfError> {
-        let Some(spanned) = self.get(key) else {
-            self.used.borrow_mut().push(key.to_string());
+        let Some((value, line)) = self.lookup(key) else {
             return Ok(None);
         };
-        let (value, line) = self.lookup(key).expect("present");
-        let DeValue::Table(table) = spanned.get_ref() else {
+        let DeValue::Table(table) = value else {
             return Err(self.wrong_type(key, line, "a table", value));
         };
         Ok(Some(TableReader {

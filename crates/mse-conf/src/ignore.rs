@@ -30,6 +30,14 @@ __pycache__
 .env
 ";
 
+/// A file's identity whatever path (or symlink) reaches it.
+type FileId = (u64, u64);
+
+fn file_id(meta: &fs::Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
 /// Deepest directory nesting walked; also what stops a loop of directory symlinks.
 const MAX_DEPTH: usize = 64;
 
@@ -73,9 +81,10 @@ pub fn collect_code_files(
         source,
     })?;
     let matcher = load_matcher(&root)?;
-    let excluded: Vec<PathBuf> = always_exclude
+    let excluded: Vec<FileId> = always_exclude
         .iter()
-        .filter_map(|p| fs::canonicalize(p).ok())
+        .filter_map(|p| fs::metadata(p).ok())
+        .map(|m| file_id(&m))
         .collect();
     let mut out = Vec::new();
     walk(&root, &root, "", 0, &matcher, &excluded, &mut out)?;
@@ -106,7 +115,7 @@ fn walk(
     rel_dir: &str,
     depth: usize,
     matcher: &Gitignore,
-    excluded: &[PathBuf],
+    excluded: &[FileId],
     out: &mut Vec<CodeFile>,
 ) -> Result<(), IgnoreError> {
     let io = |path: &Path| {
@@ -152,8 +161,7 @@ fn walk(
             }
             walk(root, &path, &rel, depth + 1, matcher, excluded, out)?;
         } else if meta.is_file() {
-            let canonical = fs::canonicalize(&path).map_err(io(&path))?;
-            if !excluded.contains(&canonical) {
+            if !excluded.contains(&file_id(&meta)) {
                 out.push(CodeFile { rel, abs: path });
             }
         } else {
