@@ -1,25 +1,14 @@
 //! The real evidence of tests/data (see its README) gives exactly the expected outcomes,
 //! inside and outside its validity windows.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use mse_attest::report::Outcome;
 use mse_attest::{
     Collateral, Evidence, Policy, Report, TeeKind, TrustAnchors, VerifyError, verify,
 };
 use sha2::{Digest, Sha256};
 
-fn data(path: &str) -> Vec<u8> {
-    let full = format!("{}/tests/data/{path}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
-}
-
-fn at(unix: u64) -> Policy {
-    Policy {
-        now: Some(UNIX_EPOCH + Duration::from_secs(unix)),
-        ..Policy::default()
-    }
-}
+mod vectors;
+use vectors::{at, data};
 
 fn run(quote: &str, collateral: &str, policy: &Policy) -> Report {
     let evidence = Evidence::parse(&data(quote)).expect("parse evidence");

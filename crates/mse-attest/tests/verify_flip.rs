@@ -4,10 +4,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use mse_attest::{Collateral, Evidence, EvidenceError, Policy, TrustAnchors, VerifyError, verify};
 
-fn data(path: &str) -> Vec<u8> {
-    let full = format!("{}/tests/data/{path}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
-}
+mod vectors;
+use vectors::data;
 
 fn policy(unix: u64) -> Policy {
     let mut p = Policy {

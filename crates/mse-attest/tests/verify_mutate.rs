@@ -5,10 +5,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use mse_attest::{Collateral, Evidence, Policy, TrustAnchors, verify};
 
-fn data(path: &str) -> Vec<u8> {
-    let full = format!("{}/tests/data/{path}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
-}
+mod vectors;
+use vectors::data;
 
 /// xorshift64*: deterministic, so a failure reproduces.
 struct Rng(u64);

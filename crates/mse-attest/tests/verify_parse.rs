@@ -3,10 +3,8 @@
 use mse_attest::evidence::{MAX_EVIDENCE_LEN, SgxQuote, SnpReport, TdxQuote};
 use mse_attest::{Collateral, CollateralError, Evidence, EvidenceError};
 
-fn data(path: &str) -> Vec<u8> {
-    let full = format!("{}/tests/data/{path}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
-}
+mod vectors;
+use vectors::data;
 
 #[test]
 fn every_truncation_of_real_evidence_is_an_error() {

@@ -14,10 +14,8 @@ use mse_attest::{
 };
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-fn data(path: &str) -> Vec<u8> {
-    let full = format!("{}/tests/data/{path}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
-}
+mod vectors;
+use vectors::data;
 
 fn file_collateral() -> QuoteCollateralV3 {
     match Collateral::from_bytes(&data("dcap/sgx_quote_collateral.json")).unwrap() {

@@ -1,21 +1,10 @@
 //! The real SEV-SNP report (Milan) verifies against AMD's ARK with its VCEK.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use mse_attest::report::Outcome;
-use mse_attest::{Collateral, Evidence, Policy, TeeKind, TrustAnchors, VerifyError, verify};
+use mse_attest::{Collateral, Evidence, TeeKind, TrustAnchors, VerifyError, verify};
 
-fn data(path: &str) -> Vec<u8> {
-    let full = format!("{}/tests/data/{path}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
-}
-
-fn at(unix: u64) -> Policy {
-    Policy {
-        now: Some(UNIX_EPOCH + Duration::from_secs(unix)),
-        ..Policy::default()
-    }
-}
+mod vectors;
+use vectors::{at, data};
 
 const MARCH_2026: u64 = 1_772_323_200;
 
