@@ -240,6 +240,32 @@ fn fail(path: &Path, e: io::Error) -> String {
     format!("{}: {e}", path.display())
 }
 
+/// Removes the groups of runtimes that died without stopping (SIGKILL, OOM kill): a group named
+/// `mse-sandbox-<pid>` whose pid no longer exists is empty and can go. Best effort.
+fn sweep_stale_groups(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("mse-sandbox-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            match fs::remove_dir(entry.path()) {
+                Ok(()) => {
+                    tracing::info!("sandbox: removed stale cgroup {}", entry.path().display())
+                }
+                Err(e) => tracing::debug!("sandbox: stale cgroup {}: {e}", entry.path().display()),
+            }
+        }
+    }
+}
+
 /// mkdir that replaces a stale, empty group left by a crashed runtime with the same pid.
 fn make_group(dir: &Path) -> Result<(), String> {
     match fs::create_dir(dir) {
@@ -282,6 +308,7 @@ fn create_v1(
     pid: u32,
 ) -> Result<(MemoryLimit, PathBuf), String> {
     let parent = group_dir(mount, group);
+    sweep_stale_groups(&parent);
     let dir = parent.join(name);
     make_group(&dir)?;
     fill_group(
@@ -325,6 +352,7 @@ fn create_v2(
             write_file(&control, "+memory").map_err(|e| fail(&control, e))?;
         }
     }
+    sweep_stale_groups(&base);
     let dir = base.join(name);
     make_group(&dir)?;
     fill_group(

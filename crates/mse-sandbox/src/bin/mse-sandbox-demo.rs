@@ -161,13 +161,8 @@ fn main() {
         Ok(())
     })();
     if let Err(e) = result {
-        let mut line = format!("mse-sandbox-demo: error: {e}");
-        let mut source = e.source();
-        while let Some(s) = source {
-            line.push_str(&format!(": {s}"));
-            source = s.source();
-        }
-        eprintln!("{line}");
+        // Every error's message already includes its causes (as mse-serve prints them).
+        eprintln!("mse-sandbox-demo: error: {e}");
         std::process::exit(1);
     }
 }
