@@ -624,9 +624,37 @@ mod tests {
     }
 
     #[test]
+    fn procfs_parsers_survive_garbage() {
+        for text in [
+            "",
+            " - ",
+            "1 2 3 - cgroup",
+            "a b c d e f - cgroup2 x y\n0::",
+            "\\\\\\ - cgroup cgroup \\777",
+            "::::\n0::/a\n1:memory,cpu:/b",
+            "x x x /r /m - cgroup2 c o\n",
+        ] {
+            fuzzing::procfs(text);
+        }
+    }
+
+    #[test]
     fn startup_code_names_the_limitation() {
         let code = Sandbox::python_startup_code();
         assert!(code.contains("is not allowed inside the enclave: no fork, no subprocess"));
         assert!(code.contains("sys.addaudithook"));
+    }
+}
+
+/// Entry point for `fuzz/fuzz_targets/sandbox_procfs.rs`; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Runs the /proc/self/mountinfo and /proc/self/cgroup parsers on arbitrary text; must
+    /// never panic.
+    pub fn procfs(text: &str) {
+        for mount in crate::memory::cgroup_mounts(text) {
+            let _ = crate::memory::group_dir(&mount, text);
+        }
+        let _ = crate::memory::own_groups(text);
     }
 }

@@ -200,7 +200,7 @@ pub(crate) fn own_groups(proc_cgroup: &str) -> (Option<String>, Option<String>) 
 }
 
 /// The directory of `group` (a path from /proc/self/cgroup) under `mount`.
-fn group_dir(mount: &CgroupMount, group: &str) -> PathBuf {
+pub(crate) fn group_dir(mount: &CgroupMount, group: &str) -> PathBuf {
     let rel = group
         .strip_prefix(mount.root.as_str())
         .unwrap_or(group)

@@ -469,3 +469,24 @@ fn a_store_sealed_under_another_key_is_refused_with_one_clear_line() {
     assert!(status.success());
     assert_eq!(rest, "stopped\n");
 }
+
+#[test]
+fn entering_once_threads_exist_is_refused_before_anything_is_done() {
+    // The test harness runs each test on its own thread: this process has at least two.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("never-created");
+    let err = mse_sandbox::enter(&mse_sandbox::SandboxConfig {
+        size_mb: SIZE_MB,
+        home_key: [1; 32],
+        state_dir: state.clone(),
+    })
+    .expect_err("entered with threads");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with(
+            "the sandbox must be entered before any other thread exists, but this process has "
+        ) && msg.ends_with(" threads"),
+        "{msg}"
+    );
+    assert!(!state.exists());
+}
