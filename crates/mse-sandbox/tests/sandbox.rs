@@ -490,3 +490,38 @@ fn entering_once_threads_exist_is_refused_before_anything_is_done() {
     );
     assert!(!state.exists());
 }
+
+#[test]
+fn bad_arguments_fail_with_one_line_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let run = |size: &str, state: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mse-sandbox-demo"))
+            .args(["--size", size, "--state-dir"])
+            .arg(state)
+            .arg("--app-dir")
+            .arg(app_dir())
+            .args(["--application", "app:app"])
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let never = dir.path().join("never");
+    assert_eq!(
+        run("100", &never),
+        "mse-sandbox-demo: error: enclave size must be between 128 and 16777216 MB, got 100 MB\n"
+    );
+    assert!(!never.exists());
+    assert_eq!(
+        run("256", &file),
+        format!(
+            "mse-sandbox-demo: error: state directory {}: File exists (os error 17)\n",
+            file.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}
