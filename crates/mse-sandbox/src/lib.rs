@@ -518,13 +518,16 @@ impl Sandbox {
     }
 
     /// Installs the seccomp filter on every thread of the process (irreversible): fork, vfork,
-    /// execve, execveat and clone without CLONE_THREAD fail with EPERM, clone3 with ENOSYS.
-    /// Call it after provisioning and before Python is initialised.
+    /// execve, execveat and clone without CLONE_THREAD fail with EPERM, clone3 with ENOSYS; so
+    /// do new mounts, namespaces, chroot, ptrace, module loading, device nodes and the other
+    /// host-level calls of the hardening list. Call it after provisioning (and anything that
+    /// needs exec or mount) and before Python is initialised.
     pub fn lock_down(&self) -> Result<(), SandboxError> {
         seccomp::install()?;
         tracing::info!(
             "sandbox: seccomp filter on all threads: fork, vfork, execve, execveat and clone \
-             without CLONE_THREAD -> EPERM, clone3 -> ENOSYS"
+             without CLONE_THREAD -> EPERM, clone3 -> ENOSYS; mount, namespaces, chroot, \
+             ptrace, kernel modules, device nodes, clock and host name changes -> EPERM"
         );
         Ok(())
     }

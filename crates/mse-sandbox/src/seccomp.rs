@@ -7,6 +7,11 @@
 //!   back to clone, which the first filter can judge.
 //!
 //! The errno action (never a kill) means the app sees an OSError and the runtime keeps serving.
+//!
+//! The EPERM filter also refuses what no web app needs and what code running with the runtime's
+//! privileges could use to undo the sandbox or reach the host ([`HARDENING`]: new mounts,
+//! namespaces, chroot, ptrace, kernel modules, device nodes, clock and host name changes...).
+//! `umount2` stays allowed: [`crate::Sandbox::stop`] needs it after lock-down.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +26,48 @@ use crate::error::SandboxError;
 /// of the filter does not catch them).
 #[cfg(target_arch = "x86_64")]
 const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+
+/// Refused with EPERM on top of process creation (Docker's default profile denies these too).
+pub(crate) const HARDENING: &[i64] = &[
+    libc::SYS_mount,
+    libc::SYS_move_mount,
+    libc::SYS_open_tree,
+    libc::SYS_fsopen,
+    libc::SYS_fsconfig,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_mount_setattr,
+    libc::SYS_pivot_root,
+    libc::SYS_chroot,
+    libc::SYS_setns,
+    libc::SYS_unshare,
+    libc::SYS_ptrace,
+    libc::SYS_kexec_load,
+    libc::SYS_kexec_file_load,
+    libc::SYS_init_module,
+    libc::SYS_finit_module,
+    libc::SYS_delete_module,
+    libc::SYS_reboot,
+    libc::SYS_swapon,
+    libc::SYS_swapoff,
+    libc::SYS_bpf,
+    libc::SYS_open_by_handle_at,
+    libc::SYS_acct,
+    libc::SYS_settimeofday,
+    libc::SYS_clock_settime,
+    libc::SYS_sethostname,
+    libc::SYS_setdomainname,
+    libc::SYS_syslog,
+    libc::SYS_quotactl,
+    libc::SYS_perf_event_open,
+    libc::SYS_fanotify_init,
+    libc::SYS_userfaultfd,
+    libc::SYS_vhangup,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_iopl,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_ioperm,
+];
 
 fn build_err(e: impl std::fmt::Display) -> SandboxError {
     SandboxError::SeccompBuild(e.to_string())
@@ -43,23 +90,55 @@ fn eperm_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SandboxError> {
     rules.insert(libc::SYS_clone, vec![not_a_thread]);
     rules.insert(libc::SYS_execve, vec![]);
     rules.insert(libc::SYS_execveat, vec![]);
+    for nr in HARDENING {
+        rules.insert(*nr, vec![]);
+    }
+    // Device nodes (a FIFO or socket node stays allowed): mknodat(dirfd, path, mode, dev).
+    rules.insert(libc::SYS_mknodat, device_node_rules(2)?);
     #[cfg(target_arch = "x86_64")]
     {
         rules.insert(libc::SYS_fork, vec![]);
         rules.insert(libc::SYS_vfork, vec![]);
+        // mknod(path, mode, dev).
+        rules.insert(libc::SYS_mknod, device_node_rules(1)?);
         // Nothing legitimate here uses the x32 ABI: refuse its process calls outright.
         for nr in [
             libc::SYS_fork,
             libc::SYS_vfork,
             libc::SYS_clone,
             libc::SYS_clone3,
+            libc::SYS_mknod,
+            libc::SYS_mknodat,
             520, // x32 execve
+            521, // x32 ptrace
             545, // x32 execveat
-        ] {
+        ]
+        .into_iter()
+        .chain(HARDENING.iter().copied())
+        {
             rules.insert(nr | X32_SYSCALL_BIT, vec![]);
         }
     }
     Ok(rules)
+}
+
+/// Matches a character or block device type in the mode argument `arg`.
+fn device_node_rules(arg: u8) -> Result<Vec<SeccompRule>, SandboxError> {
+    [libc::S_IFCHR, libc::S_IFBLK]
+        .into_iter()
+        .map(|kind| {
+            SeccompRule::new(vec![
+                SeccompCondition::new(
+                    arg,
+                    SeccompCmpArgLen::Dword,
+                    SeccompCmpOp::MaskedEq(u64::from(libc::S_IFMT)),
+                    u64::from(kind),
+                )
+                .map_err(build_err)?,
+            ])
+            .map_err(build_err)
+        })
+        .collect()
 }
 
 fn target_arch() -> Result<TargetArch, SandboxError> {
@@ -118,5 +197,9 @@ mod tests {
         assert!(rules[&libc::SYS_execve].is_empty());
         assert!(rules[&libc::SYS_execveat].is_empty());
         assert!(!rules.contains_key(&libc::SYS_clone3));
+        assert_eq!(rules[&libc::SYS_mknodat].len(), 2);
+        assert!(rules[&libc::SYS_mount].is_empty());
+        // stop() unmounts after lock-down.
+        assert!(!rules.contains_key(&libc::SYS_umount2));
     }
 }

@@ -261,6 +261,11 @@ fn process_creation_is_refused_and_the_server_keeps_serving() {
         ("/ctypes-execve", r#"{"ret": -1, "errno": 1}"#.to_string()),
         // Threads are not processes: still allowed.
         ("/thread", "thread ran 1".to_string()),
+        // Host-level calls a root app could use to undo the sandbox; a FIFO is still fine.
+        (
+            "/host-calls",
+            r#"{"chroot": [-1, 1], "mkfifo": [0, 0], "mknod-char": [-1, 1], "mount": [-1, 1], "unshare": [-1, 1]}"#.to_string(),
+        ),
     ];
     for (path, want) in &cases {
         assert_eq!(demo.get(path), *want, "GET {path}");

@@ -148,3 +148,25 @@ def tmp_write(name):
 @app.route("/tmp-list")
 def tmp_list():
     return json.dumps(sorted(os.listdir(os.environ["TMP_PATH"])))
+
+
+@app.route("/host-calls")
+def host_calls():
+    """Calls the hardening list refuses, straight through libc (no audit event). Each is
+    harmless if it went through (own tmpfs, own namespace, chroot to /)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def call(fn, *args):
+        ctypes.set_errno(0)
+        ret = fn(*args)
+        return [ret, ctypes.get_errno()]
+
+    tmp = os.environ["TMP_PATH"].encode()
+    results = {
+        "mount": call(libc.mount, b"none", tmp, b"tmpfs", 0, None),
+        "unshare": call(libc.unshare, 0x00020000),  # CLONE_NEWNS
+        "chroot": call(libc.chroot, b"/"),
+        "mknod-char": call(libc.mknod, tmp + b"/null", 0o20600, 0x103),  # S_IFCHR, 1:3
+        "mkfifo": call(libc.mkfifo, tmp + b"/fifo", 0o600),
+    }
+    return json.dumps(results, sort_keys=True)
