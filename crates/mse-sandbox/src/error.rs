@@ -20,6 +20,8 @@ pub enum SandboxError {
     SealFs(#[from] mse_sealfs::SealFsError),
     #[error("in-memory directory: {0}")]
     Ns(#[from] mse_sealfs::NsError),
+    #[error("user namespace: {0}")]
+    UserNamespace(String),
     #[error("cannot create {path}: {source}")]
     CreateDir {
         path: PathBuf,

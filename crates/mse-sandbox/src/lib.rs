@@ -7,9 +7,11 @@
 //!    namespace ([`mse_sealfs::ns::isolate`]); the sealed `$HOME` (FUSE, [`mse_sealfs::mount`],
 //!    10 GiB quota) at `/root`; tmpfs mounts at `/tmp` (a quarter of the memory), `/mse-app` and
 //!    `/key`; the memory limit ([`MemoryLimit`]); and the app's variables exported into the
-//!    process environment (only sound before other threads exist). Without namespace privileges
-//!    the directories fall back to per-app directories under `state_dir` named after the
-//!    variables (`HOME`, `TMP_PATH`, `MODULE_PATH`, `KEY_PATH`), and the log says so.
+//!    process environment (only sound before other threads exist). Without the privilege for a
+//!    mount namespace the directories are per-app directories under `state_dir` named after the
+//!    variables (`HOME`, `TMP_PATH`, `MODULE_PATH`, `KEY_PATH`): in memory inside a user
+//!    namespace where the kernel allows one, else plain host directories ([`Isolation`]); the
+//!    log says which.
 //! 2. Provisioning (secrets into [`AppPaths::secrets_path`], code into [`AppPaths::module_path`]).
 //! 3. [`Sandbox::lock_down`]: the seccomp filter on all threads (anything that needs exec, such
 //!    as `fusermount3`, must be done by now).
@@ -27,6 +29,7 @@
 
 mod error;
 mod memory;
+mod ns;
 mod seccomp;
 
 use std::fs;
@@ -41,7 +44,7 @@ use rustix::mount::MountFlags;
 
 pub use error::SandboxError;
 pub use memory::MemoryLimit;
-pub use mse_sealfs::ns::Isolation;
+pub use ns::Isolation;
 
 /// Smallest `--size` accepted: below it the interpreter and server do not fit.
 pub const MIN_SIZE_MB: u64 = 128;
@@ -299,10 +302,17 @@ pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandb
     let size_bytes = cfg.size_mb * MIB;
     // Memory first: the tmpfs and FUSE set-up below is then charged to the app's group.
     let memory = memory::apply(size_bytes)?;
-    let isolation = mse_sealfs::ns::isolate();
+    let isolation = match ns::isolate() {
+        Ok(isolation) => isolation,
+        Err(e) => {
+            let mut memory = memory;
+            let _ = memory.release();
+            return Err(e);
+        }
+    };
     let paths = match isolation {
         Isolation::PrivateNamespace => AppPaths::real(),
-        Isolation::PlainDirectories { .. } => AppPaths::fallback(&state_dir),
+        _ => AppPaths::fallback(&state_dir),
     };
     let mut sandbox = Sandbox {
         paths,
@@ -323,7 +333,7 @@ pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandb
             wanted.extend(keep_visible.iter().cloned());
             open_kept(&wanted)
         }
-        Isolation::PlainDirectories { .. } => Vec::new(),
+        _ => Vec::new(),
     };
     if let Err(e) = sandbox.set_up(&state_dir, &cfg.home_key, &kept) {
         if let Err(undo) = sandbox.tear_down() {
@@ -332,10 +342,14 @@ pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandb
         return Err(e);
     }
     tracing::info!(
-        "sandbox: {}; HOME={} (sealed, quota {} GiB), TMP_PATH={} ({} MiB in memory), \
+        "sandbox: {}; HOME={} (sealed, quota {} GiB), TMP_PATH={} ({}), \
          MODULE_PATH={}, KEY_PATH={}; memory limit {} MiB via {}; effective memory {} MiB",
         match &sandbox.isolation {
             Isolation::PrivateNamespace => "private mount namespace".to_string(),
+            Isolation::UserNamespace { reason } => format!(
+                "user namespace ({reason}): per-app directories under {}, in memory",
+                state_dir.display()
+            ),
             Isolation::PlainDirectories { reason } => format!(
                 "FALLBACK to plain per-app directories under {} ({reason})",
                 state_dir.display()
@@ -344,7 +358,11 @@ pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandb
         sandbox.paths.home.display(),
         mse_sealfs::DEFAULT_QUOTA_BYTES / (1024 * MIB),
         sandbox.paths.tmp_path.display(),
-        sandbox.tmp_bytes / MIB,
+        if sandbox.isolation.in_memory() {
+            format!("{} MiB in memory", sandbox.tmp_bytes / MIB)
+        } else {
+            "plain directory, not size-limited".to_string()
+        },
         sandbox.paths.module_path.display(),
         sandbox.paths.key_path.display(),
         cfg.size_mb,
@@ -373,7 +391,7 @@ impl Sandbox {
         let backing = state_dir.join(SEALED_HOME_DIR);
         let key = SealKey::from_bytes(*home_key);
         mse_sealfs::check_key(&backing, &key)?;
-        if let Isolation::PlainDirectories { .. } = self.isolation {
+        if self.isolation != Isolation::PrivateNamespace {
             self.plain_dirs.push(self.paths.home.clone());
         }
         self.home = Some(mse_sealfs::mount(
@@ -396,18 +414,18 @@ impl Sandbox {
             (self.paths.key_path.clone(), KEY_DIR_BYTES, 0o700),
         ];
         for (path, bytes, mode) in dirs {
-            match self.isolation {
-                Isolation::PrivateNamespace => {
-                    mse_sealfs::ns::mount_tmpfs(&path, bytes, mode)?;
-                    self.mounts.push(path.clone());
-                    self.bind_kept(&path, kept)?;
-                }
-                Isolation::PlainDirectories { .. } => {
-                    // Leftovers of a crashed run (decrypted code, keys) must not survive.
-                    remove_all(&path)?;
-                    self.plain_dirs.push(path.clone());
-                    make_dir(&path, 0o700)?;
-                }
+            if self.isolation != Isolation::PrivateNamespace {
+                // Leftovers of a crashed run (decrypted code, keys) must not survive; the
+                // directory itself goes at stop.
+                remove_all(&path)?;
+                self.plain_dirs.push(path.clone());
+            }
+            if self.isolation.in_memory() {
+                mse_sealfs::ns::mount_tmpfs(&path, bytes, mode)?;
+                self.mounts.push(path.clone());
+                self.bind_kept(&path, kept)?;
+            } else {
+                make_dir(&path, 0o700)?;
             }
         }
         Ok(())

@@ -59,6 +59,9 @@ struct Opts {
     state: Option<PathBuf>,
     /// Make unshare(2) fail in the child, as on a machine without namespace privileges.
     no_namespaces: bool,
+    /// Make only a plain mount namespace fail (a user namespace still works), as for an
+    /// unprivileged user on a kernel that allows user namespaces.
+    only_user_namespaces: bool,
 }
 
 /// Spawns the demo; returns it once it serves, or `Err(stderr)` if it exited first.
@@ -89,8 +92,8 @@ fn try_start(opts: Opts) -> Result<Demo, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_log).unwrap());
-    if opts.no_namespaces {
-        let filter = unshare_eperm_filter();
+    if opts.no_namespaces || opts.only_user_namespaces {
+        let filter = unshare_eperm_filter(opts.only_user_namespaces);
         // SAFETY: runs in the forked child before exec; it only issues prctl and seccomp
         // system calls on a BPF program built (allocated) before the fork.
         unsafe {
@@ -131,9 +134,26 @@ fn start(opts: Opts) -> Demo {
     try_start(opts).unwrap_or_else(|stderr| panic!("demo did not start:\n{stderr}"))
 }
 
-fn unshare_eperm_filter() -> seccompiler::BpfProgram {
+/// unshare(2) fails with EPERM: always, or only for a bare CLONE_NEWNS.
+fn unshare_eperm_filter(only_bare_newns: bool) -> seccompiler::BpfProgram {
+    let rules = if only_bare_newns {
+        vec![
+            seccompiler::SeccompRule::new(vec![
+                seccompiler::SeccompCondition::new(
+                    0,
+                    seccompiler::SeccompCmpArgLen::Qword,
+                    seccompiler::SeccompCmpOp::Eq,
+                    libc::CLONE_NEWNS as u64,
+                )
+                .unwrap(),
+            ])
+            .unwrap(),
+        ]
+    } else {
+        vec![]
+    };
     let filter = seccompiler::SeccompFilter::new(
-        [(libc::SYS_unshare, vec![])].into_iter().collect(),
+        [(libc::SYS_unshare, rules)].into_iter().collect(),
         seccompiler::SeccompAction::Allow,
         seccompiler::SeccompAction::Errno(libc::EPERM as u32),
         std::env::consts::ARCH.try_into().unwrap(),
@@ -411,11 +431,69 @@ fn without_namespaces_the_directories_fall_back_under_the_state_dir() {
     let log = demo.log();
     assert!(
         log.contains(&format!(
-            "sandbox: FALLBACK to plain per-app directories under {s} (cannot create a private mount namespace: Operation not permitted (os error 1))"
+            "sandbox: FALLBACK to plain per-app directories under {s} (cannot create a private mount namespace: Operation not permitted (os error 1); cannot create a user namespace either: Operation not permitted (os error 1)); HOME={s}/HOME (sealed, quota 10 GiB), TMP_PATH={s}/TMP_PATH (plain directory, not size-limited)"
         )),
         "{log}"
     );
     let state = demo.state.clone();
+    let (status, rest, log, _dir) = demo.stop();
+    assert!(status.success(), "{status}\n{log}");
+    assert_eq!(rest, "stopped\n");
+    assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0, "{log}");
+}
+
+#[test]
+fn with_only_a_user_namespace_the_directories_are_in_memory_under_the_state_dir() {
+    require_root!();
+    let demo = start(Opts {
+        only_user_namespaces: true,
+        ..Opts::default()
+    });
+    let state = demo.state.canonicalize().unwrap();
+    let s = state.display();
+    assert_eq!(
+        demo.get("/env"),
+        format!(
+            r#"{{"HOME": "{s}/HOME", "SECRETS_PATH": "{s}/HOME/.cache/mse/secrets.json", "SEALED_SECRETS_PATH": "{s}/HOME/.cache/mse/sealed_secrets.json", "TMP_PATH": "{s}/TMP_PATH", "MODULE_PATH": "{s}/MODULE_PATH", "KEY_PATH": "{s}/KEY_PATH", "TMPDIR": "{s}/TMP_PATH"}}"#
+        )
+    );
+    assert_eq!(demo.get("/whoami"), "alice");
+    // In memory and size-limited, and what the app writes there never reaches the host.
+    assert_eq!(
+        demo.get("/statvfs/TMP_PATH"),
+        (SIZE_MB * 1024 * 1024 / 4).to_string()
+    );
+    let (status, _) = demo.request("POST", "/tmp-write/inside");
+    assert_eq!(status, 200);
+    assert_eq!(demo.get("/tmp-list"), r#"["inside"]"#);
+    assert_eq!(
+        std::fs::read_dir(state.join("TMP_PATH")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(state.join("MODULE_PATH"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let canary = "us3rns-c4nary-";
+    let (status, body) = demo.request("POST", &format!("/canary/{canary}"));
+    assert_eq!((status, body.as_str()), (200, canary));
+    assert!(!contains(
+        &all_bytes(&state.join("sealed-home")),
+        canary.as_bytes()
+    ));
+    assert_eq!(
+        demo.get("/fork"),
+        format!("PermissionError: os.fork {HOOK}")
+    );
+    let log = demo.log();
+    assert!(
+        log.contains(&format!(
+            "sandbox: user namespace (cannot create a private mount namespace: Operation not permitted (os error 1)): per-app directories under {s}, in memory; HOME={s}/HOME (sealed, quota 10 GiB), TMP_PATH={s}/TMP_PATH (64 MiB in memory)"
+        )),
+        "{log}"
+    );
     let (status, rest, log, _dir) = demo.stop();
     assert!(status.success(), "{status}\n{log}");
     assert_eq!(rest, "stopped\n");
