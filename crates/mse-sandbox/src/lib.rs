@@ -4,7 +4,7 @@
 //! The runtime (`mse-enclave`) uses it in this order:
 //!
 //! 1. [`enter`] first thing in `main`, while the process has one thread: a private mount
-//!    namespace ([`mse_sealfs::ns::isolate`]); the sealed `$HOME` (FUSE, [`mse_sealfs::mount`],
+//!    namespace; the sealed `$HOME` (FUSE, [`mse_sealfs::mount`],
 //!    10 GiB quota) at `/root`; tmpfs mounts at `/tmp` (a quarter of the memory), `/mse-app` and
 //!    `/key`; the memory limit ([`MemoryLimit`]); and the app's variables exported into the
 //!    process environment (only sound before other threads exist). Without the privilege for a
@@ -23,9 +23,16 @@
 //! directories are untouched. What the runtime itself needs from under those paths stays visible
 //! through read-only bind mounts at the same place: the Python installation the runtime links
 //! (found from the mapped libpython, e.g. a pyenv under `/root`) and whatever the caller lists in
-//! [`enter_with`] (e.g. the app's virtualenv). The only trace on the host is the empty mount-point directories
-//! `/mse-app` and `/key` (created if missing, never removed: another enclave's namespace may be
-//! using them as mount points, and removing those would detach its mounts).
+//! [`enter_with`] (e.g. the app's virtualenv or its code package). The only trace on the host is
+//! the empty mount-point directories `/mse-app` and `/key` (created if missing, never removed:
+//! another enclave's namespace may be using them as mount points, and removing those would
+//! detach its mounts).
+//!
+//! The app runs in this process, with its user and capabilities: the filter refuses new mounts
+//! and namespaces, but an app running as root could still unmount its directories, raise its
+//! rlimit or leave its cgroup. The sandbox enforces the product's rules on a well-behaved app;
+//! it is no boundary against a hostile one running as root (that needs a separate supervisor
+//! process or an unprivileged user).
 
 mod error;
 mod memory;
