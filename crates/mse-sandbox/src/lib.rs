@@ -217,6 +217,35 @@ fn remove_all(path: &Path) -> Result<(), SandboxError> {
     }
 }
 
+/// Closes this process's descriptors of files on device `dev` (the sealed `$HOME`) and returns
+/// how many. At stop the app is done, but files it kept open there (a global sqlite connection,
+/// say) would otherwise be flushed at process exit, after the FUSE threads that must answer the
+/// flush are gone: the exit would hang forever. Closed now, they are flushed while still served.
+fn close_descriptors_on(dev: u64) -> usize {
+    let Ok(entries) = fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    let fds: Vec<i32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    let mut closed = 0;
+    for fd in fds {
+        // SAFETY: the descriptor is only borrowed for this fstat; if it was closed since the
+        // listing (the listing's own descriptor is), fstat fails with EBADF and it is skipped.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        if rustix::fs::fstat(borrowed).is_ok_and(|st| st.st_dev == dev) {
+            // SAFETY: a descriptor of a file in the sealed $HOME, owned by the app's (stopped)
+            // code, which never uses it again: the runtime only stops and exits after this.
+            // The runtime's own descriptors (FUSE device, backing directory) are on other
+            // devices and are not touched.
+            unsafe { libc::close(fd) };
+            closed += 1;
+        }
+    }
+    closed
+}
+
 /// Where the app's directories are mounted inside the namespace, hiding what the host has there.
 const OVERMOUNTED: [&str; 4] = ["/root", "/tmp", "/mse-app", "/key"];
 
@@ -490,7 +519,32 @@ impl Sandbox {
             note(unmount(&path));
         }
         if let Some(home) = self.home.take() {
-            note(home.unmount().map_err(SandboxError::from));
+            let mountpoint = home.mountpoint().to_path_buf();
+            if let Ok(st) = rustix::fs::stat(&mountpoint) {
+                let closed = close_descriptors_on(st.st_dev);
+                if closed > 0 {
+                    tracing::info!("sandbox: closed {closed} file(s) the app left open in $HOME");
+                }
+            }
+            match home.unmount() {
+                Ok(()) => {}
+                Err(mse_sealfs::SealFsError::Unmount { source, .. })
+                    if source.raw_os_error() == Some(libc::EBUSY) =>
+                {
+                    // Still busy (a mapping or working directory of the app): abort the
+                    // connection (a forced FUSE unmount does) so that nothing waits on a
+                    // filesystem no longer served, then detach it. Its content is wiped next.
+                    let _ = rustix::mount::unmount(&mountpoint, rustix::mount::UnmountFlags::FORCE);
+                    match unmount(&mountpoint) {
+                        Ok(()) => tracing::warn!(
+                            "sandbox: $HOME was still in use by the app (a mapping or working \
+                             directory): connection aborted and detached"
+                        ),
+                        Err(e) => note(Err(e)),
+                    }
+                }
+                Err(e) => note(Err(e.into())),
+            }
             note(mse_sealfs::wipe_backing(&self.backing_by_fd()).map_err(SandboxError::from));
         }
         for path in self.mounts.drain(..).rev() {
@@ -567,6 +621,9 @@ impl Sandbox {
 
     /// Unmounts the sealed `$HOME` and wipes its backing, drops the tmpfs mounts (their content
     /// is gone with them) or deletes the fallback directories, and removes the cgroup.
+    ///
+    /// Call it once the app is done: files the app still holds open in `$HOME` are closed
+    /// under it (they must be, or the process could never exit).
     pub fn stop(mut self) -> Result<(), SandboxError> {
         let result = self.tear_down();
         if result.is_ok() {

@@ -189,15 +189,27 @@ impl Demo {
         std::fs::read_to_string(&self.stderr_log).unwrap()
     }
 
-    /// SIGTERM, then the exit status, the rest of stdout and the log (the temporary directory
-    /// lives on in the result).
+    /// SIGTERM, then the exit status (within a minute), the rest of stdout and the log (the
+    /// temporary directory lives on in the result).
     fn stop(mut self) -> (ExitStatus, String, String, tempfile::TempDir) {
         rustix::process::kill_process(
             rustix::process::Pid::from_child(&self.child),
             rustix::process::Signal::TERM,
         )
         .unwrap();
-        let status = self.child.wait().unwrap();
+        let mut waited = Duration::ZERO;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                waited < Duration::from_secs(60),
+                "the demo did not exit within 60 s of SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+            waited += Duration::from_millis(50);
+        };
         let mut rest = String::new();
         self.stdout.read_to_string(&mut rest).unwrap();
         let log = self.log();
@@ -398,6 +410,30 @@ fn seeds_paths_sealed_home_memory_tmp_and_stop_wipes() {
     }
     assert!(!Path::new("/tmp").join(&app_file).exists());
     assert!(Path::new("/tmp").join(&marker_name).exists());
+}
+
+#[test]
+fn stop_closes_files_and_mappings_the_app_keeps_in_home_and_exits() {
+    require_root!();
+    let demo = start(Opts::default());
+    let (status, body) = demo.request("POST", "/hold-open");
+    assert_eq!((status, body.as_str()), (200, "held"));
+    let (status, body) = demo.request("POST", "/hold-mmap");
+    assert_eq!((status, body.as_str()), (200, "mapped"));
+    let backing = demo.state.join("sealed-home");
+    let (status, rest, log, _dir) = demo.stop();
+    assert!(status.success(), "{status}\n{log}");
+    assert_eq!(rest, "stopped\n");
+    assert!(
+        log.contains("sandbox: closed 2 file(s) the app left open in $HOME"),
+        "{log}"
+    );
+    // The mapping kept it busy: aborted and detached rather than waited for.
+    assert!(
+        log.contains("sandbox: $HOME was still in use by the app (a mapping or working directory): connection aborted and detached"),
+        "{log}"
+    );
+    assert!(!backing.exists());
 }
 
 #[test]

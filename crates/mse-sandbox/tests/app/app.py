@@ -170,3 +170,31 @@ def host_calls():
         "mkfifo": call(libc.mkfifo, tmp + b"/fifo", 0o600),
     }
     return json.dumps(results, sort_keys=True)
+
+
+_held = []
+
+
+@app.route("/hold-open", methods=["POST"])
+def hold_open():
+    """Keeps a file in $HOME open for the rest of the process (as a global sqlite connection
+    would): stopping must not wait for it."""
+    f = open(Path(os.environ["HOME"], "held.txt"), "w")
+    f.write("held")
+    f.flush()
+    _held.append(f)
+    return "held"
+
+
+@app.route("/hold-mmap", methods=["POST"])
+def hold_mmap():
+    """Keeps a shared, dirty mapping of a $HOME file (and, through mmap, a descriptor)."""
+    import mmap
+
+    path = Path(os.environ["HOME"], "mapped.bin")
+    path.write_bytes(b"\0" * 8192)
+    with open(path, "r+b") as f:
+        m = mmap.mmap(f.fileno(), 8192)
+    m[:6] = b"mapped"
+    _held.append(m)
+    return "mapped"
