@@ -19,6 +19,31 @@
 //!    (`mse_wsgi::ServerConfig::startup_code`).
 //! 5. [`Sandbox::stop`]: unmount, wipe the sealed backing, drop the tmpfs mounts and the cgroup.
 //!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use mse_sandbox::{Sandbox, SandboxConfig};
+//!
+//! let cfg = SandboxConfig {
+//!     size_mb: 2048,
+//!     home_key: [0; 32], // HKDF(platform sealing key, measurement) in the runtime
+//!     state_dir: "/var/lib/mse/app-1".into(),
+//! };
+//! // First thing in main. Paths the runtime still reads later that may lie under /root or
+//! // /tmp (the app's virtualenv, the code package) are kept visible, read-only.
+//! let sandbox = mse_sandbox::enter_with(&cfg, &["/root/.cache/venv".into()])?;
+//! // ... configuration server; secrets and code written to sandbox.paths() ...
+//! sandbox.lock_down()?;
+//! let listener = std::net::TcpListener::bind("0.0.0.0:443")?;
+//! let config = mse_wsgi::ServerConfig::new(mse_wsgi::Bind::Listener(listener), "app:app")
+//!     .app_dir(&sandbox.paths().module_path)
+//!     .startup_code(Some(Sandbox::python_startup_code().to_string()));
+//! # let _ = config;
+//! // ... mse_wsgi::Server::new(config)?.serve(...) until SIGTERM ...
+//! sandbox.stop()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Mounting over `/root` and `/tmp` happens only inside the private namespace: the host's
 //! directories are untouched. What the runtime itself needs from under those paths stays visible
 //! through read-only bind mounts at the same place: the Python installation the runtime links
