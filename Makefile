@@ -74,6 +74,9 @@ demo: setup build
 	$(BIN)/mse scaffold demo-out/helloworld
 	$(BIN)/mse package --path demo-out/helloworld/mse.toml --output demo-out/package
 	@echo "demo: the encrypted package and its key are in demo-out/package"
+	# Issue 6: the scaffolded app in the enclave runtime (sim TEE), provisioned and tested. The
+	# pinned venv stands in for the app's cached venv (it holds Flask, pytest and requests).
+	cd demo-out/helloworld && MSE_LOCALTEST_VENV=$(VENV) $(BIN)/mse localtest
 
 clean:
 	$(CARGO) clean
