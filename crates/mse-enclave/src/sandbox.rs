@@ -41,6 +41,10 @@ pub struct AppPaths {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
+    #[error(
+        "--state-dir {0} is not empty and is not an mse-enclave state directory: refusing to use it"
+    )]
+    NotStateDir(PathBuf),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -64,8 +68,7 @@ pub struct Sandbox {
 /// Set the sandbox up. Call it before any thread starts (the real implementation unshares
 /// namespaces, which needs a single-threaded process).
 pub fn enter(cfg: &SandboxConfig) -> Result<Sandbox, SandboxError> {
-    fs::create_dir_all(&cfg.state_dir)
-        .map_err(io_err(format!("cannot create {}", cfg.state_dir.display())))?;
+    claim_state_dir(&cfg.state_dir)?;
     let root = fs::canonicalize(&cfg.state_dir).map_err(io_err(format!(
         "cannot resolve {}",
         cfg.state_dir.display()
@@ -100,6 +103,25 @@ pub fn enter(cfg: &SandboxConfig) -> Result<Sandbox, SandboxError> {
         size_mb: cfg.size_mb,
         root,
     })
+}
+
+/// Marks a directory as an mse-enclave state directory (its app directories get wiped).
+pub const STATE_MARKER: &str = ".mse-enclave-state";
+
+/// Create the state directory, or accept an existing one only if it is empty or ours: wiping
+/// the app directories of, say, a home directory given by mistake must never happen.
+fn claim_state_dir(dir: &Path) -> Result<(), SandboxError> {
+    fs::create_dir_all(dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+    let marker = dir.join(STATE_MARKER);
+    if !marker.exists() {
+        let mut entries =
+            fs::read_dir(dir).map_err(io_err(format!("cannot read {}", dir.display())))?;
+        if entries.next().is_some() {
+            return Err(SandboxError::NotStateDir(dir.to_path_buf()));
+        }
+        fs::write(&marker, b"").map_err(io_err(format!("cannot create {}", marker.display())))?;
+    }
+    Ok(())
 }
 
 fn wipe(dir: &Path) -> Result<(), SandboxError> {
@@ -158,5 +180,41 @@ impl Sandbox {
         }
         tracing::debug!("sandbox {} cleared", self.root.display());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_foreign_non_empty_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("precious"), b"x").unwrap();
+        fs::create_dir(dir.path().join("tmp")).unwrap();
+        let cfg = SandboxConfig {
+            size_mb: 1,
+            home_key: [0; 32],
+            state_dir: dir.path().to_path_buf(),
+        };
+        assert_eq!(
+            enter(&cfg).unwrap_err().to_string(),
+            format!(
+                "--state-dir {} is not empty and is not an mse-enclave state directory: refusing to use it",
+                dir.path().display()
+            )
+        );
+        assert!(dir.path().join("tmp").exists());
+        let fresh = dir.path().join("state");
+        let cfg = SandboxConfig {
+            state_dir: fresh.clone(),
+            ..cfg
+        };
+        let sandbox = enter(&cfg).unwrap();
+        fs::write(sandbox.paths().home.join("f"), b"x").unwrap();
+        sandbox.stop().unwrap();
+        // A second start reuses its own directory.
+        let sandbox = enter(&cfg).unwrap();
+        assert_eq!(fs::read_dir(&sandbox.paths().home).unwrap().count(), 0);
     }
 }

@@ -231,6 +231,12 @@ fn tampered_package_is_refused_and_nothing_written() {
         .as_bytes(),
         "the code key does not decrypt the package: member \"app.py.enc\": integrity check failed: the file was modified or the key is wrong",
     );
+    // Over the body limit, and a method the configuration server does not serve.
+    let big = vec![b' '; (8 << 20) + 1];
+    assert_refused(&enclave, &big, "payload is over the 8 MiB limit");
+    let put = common::request(enclave.port, "PUT", "/", b"{}").unwrap();
+    assert_eq!(put.status, 405);
+    assert_eq!(put.header("allow"), Some("GET, HEAD, POST"));
 }
 
 #[test]
