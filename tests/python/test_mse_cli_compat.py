@@ -62,7 +62,9 @@ def test_original_client_provisions_the_enclave(tmp_path, mse, mse_bin, mse_cli_
             capture_output=True, text=True, timeout=180, check=False)
         assert client.returncode == 0, client.stderr + (tmp_path / "enclave.log").read_text()
         assert client.stdout == "compat-user\n"
-        sealed = tmp_path / "state" / "root" / ".cache" / "mse" / "sealed_secrets.json"
+        # The app's files as the enclave sees them (through its private mount namespace).
+        env = re.search(r"SEALED_SECRETS_PATH=(\S+)", (tmp_path / "enclave.log").read_text())
+        sealed = Path(f"/proc/{enclave.pid}/root{env.group(1)}")
         assert sealed.read_text() == '{"api_token":"s3cr3t"}'
     finally:
         enclave.terminate()
