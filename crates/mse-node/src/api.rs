@@ -44,7 +44,10 @@ impl ApiError {
     }
     fn internal(e: impl std::fmt::Display) -> ApiError {
         tracing::error!("internal error: {e}");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the node's log")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the node's log",
+        )
     }
 }
 
@@ -52,10 +55,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = (self.status, Json(json!({ "error": self.message }))).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer"),
-            );
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -76,8 +77,7 @@ impl FromRequestParts<Arc<Node>> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> ApiResult<Auth> {
-        let unauthorized =
-            |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m.to_owned());
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m.to_owned());
         let value = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -88,7 +88,9 @@ impl FromRequestParts<Arc<Node>> for Auth {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| unauthorized("malformed Authorization header: expected \"Bearer <token>\""))?;
+            .ok_or_else(|| {
+                unauthorized("malformed Authorization header: expected \"Bearer <token>\"")
+            })?;
         match node.store.project_for_token(token)? {
             Some(p) => Ok(Auth(p)),
             None => Err(unauthorized("invalid bearer token")),
@@ -126,7 +128,8 @@ pub fn router(node: Arc<Node>, pccs: Router) -> Router {
 fn rfc3339(ms: i64) -> Value {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000);
     match t.ok().and_then(|t| {
-        t.format(&time::format_description::well_known::Rfc3339).ok()
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
     }) {
         Some(s) => Value::String(s),
         None => Value::Null,
@@ -246,7 +249,9 @@ async fn app_logs(
     let app = owned_app(&node, &project, &id)?;
     let bytes = match node.live(&app.id) {
         Some(live) => live.log.tail(),
-        None => read_tail(&node.app_dir(&app.id).join("enclave.log")).map_err(ApiError::internal)?,
+        None => {
+            read_tail(&node.app_dir(&app.id).join("enclave.log")).map_err(ApiError::internal)?
+        }
     };
     Ok(Json(json!({ "stdout": String::from_utf8_lossy(&bytes) })))
 }
@@ -303,7 +308,12 @@ async fn hardware(
 }
 
 async fn environments(State(node): State<Arc<Node>>, _auth: Auth) -> Json<Value> {
-    let names: Vec<&str> = node.cfg.environments.iter().map(|e| e.name.as_str()).collect();
+    let names: Vec<&str> = node
+        .cfg
+        .environments
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
     Json(json!(names))
 }
 
@@ -359,14 +369,19 @@ async fn write_package(
     path: &Path,
     limit: u64,
 ) -> ApiResult<u64> {
-    let mut file = tokio::fs::File::create(path).await.map_err(ApiError::internal)?;
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(ApiError::internal)?;
     let mut written = 0u64;
     while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
         written += chunk.len() as u64;
         if written > limit {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("code package exceeds this node's limit of {} MiB", limit >> 20),
+                format!(
+                    "code package exceeds this node's limit of {} MiB",
+                    limit >> 20
+                ),
             ));
         }
         file.write_all(&chunk).await.map_err(ApiError::internal)?;
@@ -393,12 +408,17 @@ async fn create_app(
     if node.live_count() >= node.cfg.max_apps {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("this node runs its maximum of {} apps; try again later", node.cfg.max_apps),
+            format!(
+                "this node runs its maximum of {} apps; try again later",
+                node.cfg.max_apps
+            ),
         ));
     }
     let id = uuid::Uuid::new_v4().to_string();
     let dir = node.app_dir(&id);
-    tokio::fs::create_dir(&dir).await.map_err(ApiError::internal)?;
+    tokio::fs::create_dir(&dir)
+        .await
+        .map_err(ApiError::internal)?;
     let mut cleanup = Cleanup(Some(dir.clone()));
     let package = dir.join("app.tar");
     let mut conf_bytes: Option<Vec<u8>> = None;
@@ -439,8 +459,8 @@ async fn create_app(
         Some(0) => return Err(ApiError::bad("part \"code\" is empty")),
         Some(_) => {}
     }
-    let conf: DeployConf = serde_json::from_slice(&conf_bytes)
-        .map_err(|e| ApiError::bad(format!("conf: {e}")))?;
+    let conf: DeployConf =
+        serde_json::from_slice(&conf_bytes).map_err(|e| ApiError::bad(format!("conf: {e}")))?;
     let name = conf.name.trim();
     if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
         return Err(ApiError::bad("conf.name must be 1..255 characters"));
@@ -489,17 +509,24 @@ async fn create_app(
     {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("an app named {name:?} is already alive in this project ({}); stop it first", other.id),
+            format!(
+                "an app named {name:?} is already alive in this project ({}); stop it first",
+                other.id
+            ),
         ));
     }
     let now = now_ms();
     let mut expires_at = match &conf.expires_at {
         Some(s) => {
             let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| ApiError::bad(format!("conf.expires_at {s:?} is not an RFC 3339 date")))?;
+                .map_err(|_| {
+                    ApiError::bad(format!("conf.expires_at {s:?} is not an RFC 3339 date"))
+                })?;
             let ms = (t.unix_timestamp_nanos() / 1_000_000) as i64;
             if ms <= now {
-                return Err(ApiError::bad(format!("conf.expires_at {s:?} is in the past")));
+                return Err(ApiError::bad(format!(
+                    "conf.expires_at {s:?} is in the past"
+                )));
             }
             Some(ms)
         }
@@ -510,9 +537,13 @@ async fn create_app(
         (Some(domain), Some(pem)) => {
             let domain = domain.trim_end_matches('.').to_ascii_lowercase();
             if !valid_dns_name(&domain) {
-                return Err(ApiError::bad(format!("conf.domain_name {domain:?} is not a DNS name")));
+                return Err(ApiError::bad(format!(
+                    "conf.domain_name {domain:?} is not a DNS name"
+                )));
             }
-            if domain == node.cfg.base_domain || domain.ends_with(&format!(".{}", node.cfg.base_domain)) {
+            if domain == node.cfg.base_domain
+                || domain.ends_with(&format!(".{}", node.cfg.base_domain))
+            {
                 return Err(ApiError::bad(format!(
                     "conf.domain_name {domain:?} is inside this node's own domain {}",
                     node.cfg.base_domain
@@ -554,8 +585,7 @@ async fn create_app(
             ));
         }
     };
-    let expires_at =
-        expires_at.unwrap_or(now + node.cfg.default_lifetime_hours as i64 * 3_600_000);
+    let expires_at = expires_at.unwrap_or(now + node.cfg.default_lifetime_hours as i64 * 3_600_000);
     let runtime_digest = node
         .digests
         .runtime(&node.cfg.enclave_bin)

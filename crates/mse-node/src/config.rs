@@ -35,7 +35,10 @@ pub enum EnvSource {
     /// A virtualenv that already exists; used as is.
     Venv(PathBuf),
     /// Built by the node at first use: `python -m venv` plus these pip requirements.
-    Packages { python: String, packages: Vec<String> },
+    Packages {
+        python: String,
+        packages: Vec<String>,
+    },
 }
 
 /// A Python environment an app runs in, named by the mse.toml `docker` field.
@@ -163,7 +166,11 @@ struct Doc<'a> {
 impl Doc<'_> {
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 
     fn err<T>(&self, span: &Spanned<T>, message: impl Into<String>) -> ConfigError {
@@ -325,10 +332,19 @@ impl NodeConfig {
             cfg.hardware.clear();
             for t in tiers {
                 let r = t.get_ref();
-                if r.name.is_empty() || r.name.len() > 16 || !r.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                if r.name.is_empty()
+                    || r.name.len() > 16
+                    || !r
+                        .name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
                     return Err(doc.err(
                         t,
-                        format!("hardware name {:?} must be 1..16 letters, digits or '-'", r.name),
+                        format!(
+                            "hardware name {:?} must be 1..16 letters, digits or '-'",
+                            r.name
+                        ),
                     ));
                 }
                 if cfg.hardware.iter().any(|h| h.name == r.name) {
@@ -368,10 +384,18 @@ impl NodeConfig {
             cfg.environments.clear();
             for e in envs {
                 let r = e.get_ref();
-                if r.name.is_empty() || !r.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                if r.name.is_empty()
+                    || !r
+                        .name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                {
                     return Err(doc.err(
                         e,
-                        format!("environment name {:?} must be letters, digits, '-', '_' or '.'", r.name),
+                        format!(
+                            "environment name {:?} must be letters, digits, '-', '_' or '.'",
+                            r.name
+                        ),
                     ));
                 }
                 if cfg.environments.iter().any(|x| x.name == r.name) {
@@ -405,7 +429,10 @@ impl NodeConfig {
                     _ => {
                         return Err(doc.err(
                             e,
-                            format!("environment {:?} needs exactly one of `venv` or `packages`", r.name),
+                            format!(
+                                "environment {:?} needs exactly one of `venv` or `packages`",
+                                r.name
+                            ),
                         ));
                     }
                 };
@@ -466,11 +493,14 @@ mod tests {
         assert_eq!(cfg.base_domain, "localhost");
         assert_eq!(cfg.tier("4g-eu-001").unwrap().enclave_size, 4096);
         assert_eq!(
-            cfg.environment("ghcr.io/cosmian/mse-flask:20230124182826").unwrap().name,
+            cfg.environment("ghcr.io/cosmian/mse-flask:20230124182826")
+                .unwrap()
+                .name,
             "mse-flask"
         );
         assert_eq!(
-            cfg.environment("ghcr.io/cosmian/mse-pytorch:20230104085621").unwrap_err(),
+            cfg.environment("ghcr.io/cosmian/mse-pytorch:20230104085621")
+                .unwrap_err(),
             "unknown environment \"ghcr.io/cosmian/mse-pytorch:20230104085621\": this node offers mse-flask, mse-fastapi"
         );
     }
@@ -492,15 +522,15 @@ mod tests {
         assert_eq!(
             parse("[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n")
                 .unwrap_err(),
-            "/etc/node.toml:2: hardware \"x\": enclave_size = 1000 must be a power of two of at least 256 (MB)"
+            "/etc/node.toml:1: hardware \"x\": enclave_size = 1000 must be a power of two of at least 256 (MB)"
         );
         assert_eq!(
             parse("[[environment]]\nname = \"e\"\n").unwrap_err(),
-            "/etc/node.toml:2: environment \"e\" needs exactly one of `venv` or `packages`"
+            "/etc/node.toml:1: environment \"e\" needs exactly one of `venv` or `packages`"
         );
         assert_eq!(
             parse("[[environment]]\nname = \"e\"\nvenv = \"/nonexistent-venv\"\n").unwrap_err(),
-            "/etc/node.toml:2: environment \"e\": venv /nonexistent-venv has no bin/python"
+            "/etc/node.toml:1: environment \"e\": venv /nonexistent-venv has no bin/python"
         );
     }
 

@@ -35,14 +35,22 @@ fn skipped(name: &str) -> bool {
 }
 
 fn walk(root: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
-    let dir = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
+    let dir = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if skipped(&name) {
             continue;
         }
-        let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let path = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
         let kind = entry.file_type()?;
         out.push((path.clone(), entry.path()));
         if kind.is_dir() {
@@ -65,11 +73,17 @@ pub fn tree_sha256(root: &Path) -> std::io::Result<String> {
         let meta = std::fs::symlink_metadata(&path)?;
         let (kind, content) = if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&path)?;
-            (b'l', Sha256::digest(target.as_os_str().as_encoded_bytes()).to_vec())
+            (
+                b'l',
+                Sha256::digest(target.as_os_str().as_encoded_bytes()).to_vec(),
+            )
         } else if meta.is_dir() {
             (b'd', vec![0u8; 32])
         } else {
-            (b'f', hex::decode(file_sha256(&path)?).map_err(std::io::Error::other)?)
+            (
+                b'f',
+                hex::decode(file_sha256(&path)?).map_err(std::io::Error::other)?,
+            )
         };
         h.update([kind]);
         h.update((meta.permissions().mode() & 0o7777).to_le_bytes());
@@ -81,16 +95,28 @@ pub fn tree_sha256(root: &Path) -> std::io::Result<String> {
 }
 
 /// Caches digests by path, length and modification time.
+/// A cached digest: the file's length and mtime when computed, and the digest.
+type Entry = (u64, Option<SystemTime>, String);
+
 #[derive(Default)]
 pub struct DigestCache {
-    cache: Mutex<HashMap<PathBuf, (u64, Option<SystemTime>, String)>>,
+    cache: Mutex<HashMap<PathBuf, Entry>>,
 }
 
 impl DigestCache {
-    fn get(&self, path: &Path, compute: impl FnOnce(&Path) -> std::io::Result<String>) -> std::io::Result<String> {
+    fn get(
+        &self,
+        path: &Path,
+        compute: impl FnOnce(&Path) -> std::io::Result<String>,
+    ) -> std::io::Result<String> {
         let meta = std::fs::metadata(path)?;
         let key = (meta.len(), meta.modified().ok());
-        if let Some((len, mtime, digest)) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+        if let Some((len, mtime, digest)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+        {
             if (*len, *mtime) == key {
                 return Ok(digest.clone());
             }
@@ -111,7 +137,11 @@ impl DigestCache {
     /// changes deep in the tree (venvs the node built never change once ready).
     pub fn environment(&self, venv: &Path) -> std::io::Result<String> {
         let key = venv.join("pyvenv.cfg");
-        let key = if key.exists() { key } else { venv.to_path_buf() };
+        let key = if key.exists() {
+            key
+        } else {
+            venv.to_path_buf()
+        };
         let venv = venv.to_path_buf();
         self.get(&key, |_| tree_sha256(&venv))
     }
@@ -127,7 +157,11 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("lib/__pycache__")).unwrap();
         std::fs::write(dir.path().join("lib/a.py"), b"x = 1\n").unwrap();
         let d1 = tree_sha256(dir.path()).unwrap();
-        std::fs::write(dir.path().join("lib/__pycache__/a.cpython-311.pyc"), b"junk").unwrap();
+        std::fs::write(
+            dir.path().join("lib/__pycache__/a.cpython-311.pyc"),
+            b"junk",
+        )
+        .unwrap();
         assert_eq!(tree_sha256(dir.path()).unwrap(), d1);
         std::fs::write(dir.path().join("lib/a.py"), b"x = 2\n").unwrap();
         assert_ne!(tree_sha256(dir.path()).unwrap(), d1);

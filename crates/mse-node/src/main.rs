@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use mse_node::NodeConfig;
 
 #[derive(Parser)]
-#[command(name = "mse-node", version, about = "Host daemon running MSE apps in enclaves")]
+#[command(
+    name = "mse-node",
+    version,
+    about = "Host daemon running MSE apps in enclaves"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -69,8 +73,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 },
                 async {
-                    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("SIGTERM handler");
+                    let mut term =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                            .expect("SIGTERM handler");
                     tokio::select! {
                         _ = tokio::signal::ctrl_c() => {}
                         _ = term.recv() => {}

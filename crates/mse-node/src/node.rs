@@ -157,10 +157,7 @@ fn free_port() -> std::io::Result<u16> {
 /// some other process is never touched).
 fn is_our_enclave(pid: u32, app_id: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| {
-            c.split(|&b| b == 0)
-                .any(|arg| arg == app_id.as_bytes())
-        })
+        .map(|c| c.split(|&b| b == 0).any(|arg| arg == app_id.as_bytes()))
         .unwrap_or(false)
 }
 
@@ -267,7 +264,8 @@ impl Node {
             let id = launch.app.id.clone();
             let (status, reason) = node.supervise(&launch, &live, stop_rx).await;
             node.set_routes(&launch.app, None);
-            live.log.note(&format!("status {}: {reason}", status.as_str()));
+            live.log
+                .note(&format!("status {}: {reason}", status.as_str()));
             if let Err(e) = node.store.set_status(&id, status, Some(&reason)) {
                 tracing::error!(app = %id, "cannot record the end of the app: {e}");
             }
@@ -339,7 +337,9 @@ impl Node {
             .arg(&launch.python_application);
         match &launch.certificate {
             Some(cert) => cmd.arg("--certificate").arg(cert),
-            None => cmd.arg("--expiration").arg((app.expires_at / 1000).to_string()),
+            None => cmd
+                .arg("--expiration")
+                .arg((app.expires_at / 1000).to_string()),
         };
         cmd.arg("--package")
             .arg(dir.join("app.tar"))
@@ -354,7 +354,8 @@ impl Node {
             .arg("--state-dir")
             .arg(dir.join("state"));
         if self.cfg.tee == "sim" {
-            cmd.arg("--sim-seed").arg(self.cfg.data_dir.join("sim-seed"));
+            cmd.arg("--sim-seed")
+                .arg(self.cfg.data_dir.join("sim-seed"));
         }
         // The enclave gets none of the node's environment.
         cmd.env_clear()
@@ -402,10 +403,18 @@ impl Node {
         match digest {
             Ok(d) => {
                 if let Err(e) = self.store.set_environment_digest(&app.id, &d) {
-                    return (Status::OnError, format!("cannot record the environment digest: {e}"));
+                    return (
+                        Status::OnError,
+                        format!("cannot record the environment digest: {e}"),
+                    );
                 }
             }
-            Err(e) => return (Status::OnError, format!("environment digest of {}: {e}", venv.display())),
+            Err(e) => {
+                return (
+                    Status::OnError,
+                    format!("environment digest of {}: {e}", venv.display()),
+                );
+            }
         }
         if let Some(reason) = *stop_rx.borrow() {
             return stopped(reason);
@@ -422,10 +431,7 @@ impl Node {
             Err(e) => {
                 return (
                     Status::OnError,
-                    format!(
-                        "cannot start {}: {e}",
-                        self.cfg.enclave_bin.display()
-                    ),
+                    format!("cannot start {}: {e}", self.cfg.enclave_bin.display()),
                 );
             }
         };
@@ -530,7 +536,10 @@ impl Node {
         };
         if let Some(live) = self.live(&app.id) {
             let s = &live.stats;
-            put("amount_of_connection", s.active.load(Ordering::Relaxed).into());
+            put(
+                "amount_of_connection",
+                s.active.load(Ordering::Relaxed).into(),
+            );
             put("total_connections", s.total.load(Ordering::Relaxed).into());
             put("throughput_in", s.bytes_in.load(Ordering::Relaxed).into());
             put("throughput_out", s.bytes_out.load(Ordering::Relaxed).into());

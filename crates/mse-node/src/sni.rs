@@ -91,8 +91,8 @@ pub fn parse(buf: &[u8]) -> Result<Hello, SniError> {
         handshake.extend_from_slice(&rest[5..5 + len]);
         rest = &rest[5 + len..];
         if handshake.len() >= 4 {
-            let need = 4 + (u32::from_be_bytes([0, handshake[1], handshake[2], handshake[3]])
-                as usize);
+            let need =
+                4 + (u32::from_be_bytes([0, handshake[1], handshake[2], handshake[3]]) as usize);
             if handshake.len() >= need {
                 break;
             }

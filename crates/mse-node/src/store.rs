@@ -443,7 +443,10 @@ mod tests {
             .list_apps(&p.id, None, Some(&[Status::Running]))
             .unwrap();
         assert_eq!(live.len(), 1);
-        assert_eq!(store.list_apps(&p.id, Some("two"), None).unwrap()[0].id, "a2");
+        assert_eq!(
+            store.list_apps(&p.id, Some("two"), None).unwrap()[0].id,
+            "a2"
+        );
         assert_eq!(store.live_apps().unwrap().len(), 1);
         // Reopening keeps everything and does not re-run migrations.
         drop(store);

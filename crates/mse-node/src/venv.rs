@@ -24,7 +24,9 @@ pub enum VenvError {
     Tar(std::io::Error),
     #[error("requirements.txt is larger than {MAX_REQUIREMENTS} bytes")]
     RequirementsTooLarge,
-    #[error("requirements.txt line {0}: only plain requirement specifiers are allowed (no pip options, URLs or paths)")]
+    #[error(
+        "requirements.txt line {0}: only plain requirement specifiers are allowed (no pip options, URLs or paths)"
+    )]
     BadRequirement(usize),
     #[error("{0}")]
     Io(String),
@@ -68,9 +70,9 @@ pub fn requirement_lines(text: &str) -> Result<Vec<String>, VenvError> {
             && !line.contains('@')
             && !line.contains('/')
             && !line.contains('\\')
-            && line.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b" ._-[],<>=!~*;'\"()".contains(&b)
-            });
+            && line
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b" ._-[],<>=!~*;'\"()".contains(&b));
         if !plain {
             return Err(VenvError::BadRequirement(i + 1));
         }
@@ -87,7 +89,7 @@ pub struct Venvs {
 }
 
 fn run(cmd: &mut Command, what: &str, log: &AppLog) -> Result<(), VenvError> {
-    log.note(&format!("{what}"));
+    log.note(what);
     let out = cmd
         .stdin(std::process::Stdio::null())
         .output()
@@ -185,7 +187,9 @@ impl Venvs {
         self.clean(&dir)?;
         let base_python = base.join("bin").join("python");
         run(
-            Command::new(&base_python).args(["-m", "venv", "--without-pip"]).arg(&dir),
+            Command::new(&base_python)
+                .args(["-m", "venv", "--without-pip"])
+                .arg(&dir),
             "creating the app's virtualenv",
             log,
         )?;
@@ -194,14 +198,21 @@ impl Venvs {
         let base_sp = site_packages(&base);
         let app_sp = site_packages(&dir);
         if let (Some(from), Some(to)) = (base_sp.first(), app_sp.first()) {
-            link_tree(from, to).map_err(|e| VenvError::Io(format!("linking {}: {e}", from.display())))?;
+            link_tree(from, to)
+                .map_err(|e| VenvError::Io(format!("linking {}: {e}", from.display())))?;
         }
         let req = dir.join("requirements.txt");
         std::fs::write(&req, joined.as_bytes())
             .map_err(|e| VenvError::Io(format!("{}: {e}", req.display())))?;
         run(
             Command::new(&base_python)
-                .args(["-m", "pip", "--disable-pip-version-check", "--no-input", "--python"])
+                .args([
+                    "-m",
+                    "pip",
+                    "--disable-pip-version-check",
+                    "--no-input",
+                    "--python",
+                ])
                 .arg(dir.join("bin").join("python"))
                 .args(["install", "--only-binary", ":all:", "-r"])
                 .arg(&req),
@@ -250,7 +261,13 @@ impl Venvs {
         if !packages.is_empty() {
             run(
                 Command::new(dir.join("bin").join("python"))
-                    .args(["-m", "pip", "--disable-pip-version-check", "--no-input", "install"])
+                    .args([
+                        "-m",
+                        "pip",
+                        "--disable-pip-version-check",
+                        "--no-input",
+                        "install",
+                    ])
                     .args(packages),
                 &format!("pip install {}", packages.join(" ")),
                 log,
@@ -268,8 +285,15 @@ mod tests {
     #[test]
     fn requirement_lines_are_plain_specifiers_only() {
         assert_eq!(
-            requirement_lines("# c\n\nrequests==2.31.0\nnumpy>=1.2,<2 ; python_version>'3'\nfoo[bar] # x\n").unwrap(),
-            vec!["requests==2.31.0", "numpy>=1.2,<2 ; python_version>'3'", "foo[bar]"]
+            requirement_lines(
+                "# c\n\nrequests==2.31.0\nnumpy>=1.2,<2 ; python_version>'3'\nfoo[bar] # x\n"
+            )
+            .unwrap(),
+            vec![
+                "requests==2.31.0",
+                "numpy>=1.2,<2 ; python_version>'3'",
+                "foo[bar]"
+            ]
         );
         for bad in [
             "-r /etc/passwd",
@@ -305,7 +329,10 @@ mod tests {
         add("requirements.txt", b"flask\n");
         b.finish().unwrap();
         drop(b);
-        assert_eq!(requirements_of(&tar_path).unwrap().as_deref(), Some("flask\n"));
+        assert_eq!(
+            requirements_of(&tar_path).unwrap().as_deref(),
+            Some("flask\n")
+        );
         std::fs::write(&tar_path, b"not a tar at all, just some bytes").unwrap();
         assert!(requirements_of(&tar_path).is_err());
     }
