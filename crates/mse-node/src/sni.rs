@@ -251,4 +251,36 @@ mod tests {
             Err(SniError::TooLong)
         );
     }
+
+    /// Mutated ClientHellos (bit flips, truncations, length bytes forced to extremes): the
+    /// parser answers with a value or an error, and a name it returns is always valid.
+    #[test]
+    fn mutations_never_panic() {
+        let base = hello(Some("app.localhost"));
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let mut m = base.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let i = (next() as usize) % m.len();
+                match next() % 4 {
+                    0 => m[i] ^= 1 << (next() % 8),
+                    1 => m[i] = 0xff,
+                    2 => m[i] = 0,
+                    _ => m.truncate(i),
+                }
+                if m.is_empty() {
+                    break;
+                }
+            }
+            if let Ok(Hello::Sni(name)) = parse(&m) {
+                assert!(crate::config::valid_dns_name(&name), "{name:?}");
+            }
+        }
+    }
 }
