@@ -379,3 +379,116 @@ fn the_node_only_ever_holds_ciphertext() {
     assert!(checked >= 3, "checked {checked} files");
     assert!(node.data().join("apps").join(&id).join("app.tar").exists());
 }
+
+#[test]
+fn slow_or_nameless_client_hellos_are_dropped() {
+    let node = TestNode::start("");
+    // Half a record header, then silence: closed after client_hello_timeout_ms (1 s here).
+    let mut s = std::net::TcpStream::connect(node.router).unwrap();
+    std::io::Write::write_all(&mut s, &[22, 3, 1]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = std::io::Read::read(&mut s, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(started.elapsed() < Duration::from_secs(9));
+    // An IP address as server name is not sent as SNI by rustls: no name, closed.
+    assert!(https(node.router, "127.0.0.1", "GET", "/").is_err());
+}
+
+#[test]
+fn owner_mode_routes_the_owners_domain() {
+    let node = TestNode::start("");
+    let token = node.project("alpha");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["*.example.com".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let mut c = conf("owned");
+    c["domain_name"] = json!("shop.example.com");
+    c["ssl_certificate"] = json!(cert.pem());
+    let (code, app) = node.deploy(&token, &package(), &c);
+    assert_eq!(code, 201, "{app}");
+    assert_eq!(app["ssl_certificate_origin"], "owner");
+    assert_eq!(app["domain_name"], "shop.example.com");
+    let id = app["id"].as_str().unwrap().to_owned();
+    node.wait_status(&token, &id, "initializing", 20);
+    let (code, head, _) = https(node.router, "shop.example.com", "GET", "/").unwrap();
+    assert_eq!(code, 200);
+    assert!(head.contains("mse-status: waiting"));
+    // The fake enclave was given the chain instead of an expiration.
+    let fullchain = node.data().join("apps").join(&id).join("fullchain.pem");
+    assert_eq!(std::fs::read_to_string(&fullchain).unwrap(), cert.pem());
+    let pid = pid_with_arg(&id).unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let at = args.iter().position(|a| *a == b"--certificate").unwrap();
+    assert_eq!(args[at + 1], fullchain.as_os_str().as_encoded_bytes());
+    assert!(!args.contains(&&b"--expiration"[..]));
+
+    // A second app cannot take the domain; a certificate that does not cover it is refused.
+    let mut c2 = c.clone();
+    c2["name"] = json!("thief");
+    assert_eq!(
+        node.deploy(&token, &package(), &c2),
+        (
+            409,
+            json!({"error": "domain \"shop.example.com\" is already used by another app"})
+        )
+    );
+    c2["domain_name"] = json!("shop.other.org");
+    assert_eq!(
+        node.deploy(&token, &package(), &c2),
+        (
+            400,
+            json!({"error": "conf.ssl_certificate does not cover shop.other.org (nor its wildcard)"})
+        )
+    );
+    c2["domain_name"] = json!("evil.localhost");
+    assert_eq!(
+        node.deploy(&token, &package(), &c2),
+        (
+            400,
+            json!({"error": "conf.domain_name \"evil.localhost\" is inside this node's own domain localhost"})
+        )
+    );
+}
+
+#[test]
+fn cli_errors_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("node.toml");
+    std::fs::write(&cfg, "data_dir = \"d\"\nmax_apps = 0\n").unwrap();
+    let out = std::process::Command::new(node_bin())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("Error: {}:2: max_apps must be at least 1\n", cfg.display())
+    );
+    std::fs::write(&cfg, "data_dir = \"d\"\n").unwrap();
+    let create = || {
+        std::process::Command::new(node_bin())
+            .args(["project", "create", "alpha", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    let first = create();
+    assert!(first.status.success());
+    assert_eq!(first.stdout.len(), 69); // "mse_" + 64 hex + newline
+    let again = create();
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        "Error: project \"alpha\" already exists\n"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let seed = std::fs::metadata(dir.path().join("d/sim-seed")).unwrap();
+    assert_eq!(seed.len(), 32);
+    assert_eq!(seed.permissions().mode() & 0o777, 0o600);
+}
