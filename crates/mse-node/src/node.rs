@@ -264,13 +264,14 @@ impl Node {
             let id = launch.app.id.clone();
             let (status, reason) = node.supervise(&launch, &live, stop_rx).await;
             node.set_routes(&launch.app, None);
+            // Wiped before the status says stopped, so `stopped` means the storage is gone.
+            if status == Status::Stopped {
+                node.wipe(&id);
+            }
             live.log
                 .note(&format!("status {}: {reason}", status.as_str()));
             if let Err(e) = node.store.set_status(&id, status, Some(&reason)) {
                 tracing::error!(app = %id, "cannot record the end of the app: {e}");
-            }
-            if status == Status::Stopped {
-                node.wipe(&id);
             }
             node.live
                 .lock()
