@@ -206,7 +206,8 @@ impl NodeConfig {
     /// The embedded defaults, with the data directory at `./mse-node-data`.
     pub fn defaults() -> NodeConfig {
         NodeConfig {
-            data_dir: PathBuf::from("mse-node-data"),
+            data_dir: std::path::absolute("mse-node-data")
+                .unwrap_or_else(|_| PathBuf::from("mse-node-data")),
             api_bind: DEFAULT_API_BIND.parse().expect("constant address"),
             router_bind: DEFAULT_ROUTER_BIND.parse().expect("constant address"),
             base_domain: "localhost".to_owned(),
@@ -241,7 +242,12 @@ impl NodeConfig {
             line: e.span().map(|s| doc.line(s.start)),
             message: e.message().trim().to_owned(),
         })?;
-        let base_dir = file.parent().unwrap_or(Path::new("."));
+        // Relative paths are anchored to the file's directory, made absolute: the enclave runs
+        // in its app dir, so a relative path handed to it would point elsewhere.
+        let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
+        let base_dir = std::path::absolute(parent.unwrap_or(Path::new(".")))
+            .unwrap_or_else(|_| PathBuf::from("."));
+        let base_dir = base_dir.as_path();
         let rel = |p: &str| {
             let p = PathBuf::from(p);
             if p.is_absolute() { p } else { base_dir.join(p) }
@@ -503,6 +509,18 @@ mod tests {
                 .unwrap_err(),
             "unknown environment \"ghcr.io/cosmian/mse-pytorch:20230104085621\": this node offers mse-flask, mse-fastapi"
         );
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_next_to_the_file() {
+        let cfg = NodeConfig::parse(
+            Path::new("node.toml"),
+            "data_dir = \"d\"\nenclave_bin = \"bin/mse-enclave\"\n",
+        )
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(cfg.data_dir, cwd.join("d"));
+        assert_eq!(cfg.enclave_bin, cwd.join("bin/mse-enclave"));
     }
 
     #[test]

@@ -36,6 +36,11 @@ pub async fn serve(
     on_ready: impl FnOnce(&Running),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        cfg.enclave_bin.is_file(),
+        "enclave runtime not found at {} (set enclave_bin in node.toml)",
+        cfg.enclave_bin.display()
+    );
     let (store, seed) = node::open_data_dir(&cfg)?;
     let pki = mse_attest::sim::SimPki::from_seed(&seed).context("sim PKI from the node's seed")?;
     let pccs = mse_attest::sim::pccs_router(&pki, &mse_attest::sim::CollateralOptions::default())
