@@ -73,6 +73,8 @@ pub struct Node {
     /// The router's actual address (port 0 in the config resolves at bind time).
     pub router_addr: Mutex<Option<SocketAddr>>,
     pub api_addr: Mutex<Option<SocketAddr>>,
+    /// Round-robin start for CPU pinning, so apps spread over the node's CPUs.
+    next_cpu: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +182,7 @@ impl Node {
             routes: RwLock::new(HashMap::new()),
             router_addr: Mutex::new(None),
             api_addr: Mutex::new(None),
+            next_cpu: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -370,18 +373,42 @@ impl Node {
         if let Ok(filter) = std::env::var("RUST_LOG") {
             cmd.env("RUST_LOG", filter);
         }
+        let cpus = self.cpu_set(launch.tier.cores);
         // SAFETY: the closure runs in the child between fork and exec and only makes the
-        // async-signal-safe prctl syscall; it allocates nothing and touches no shared state.
+        // async-signal-safe prctl and sched_setaffinity syscalls on values computed before the
+        // fork; it allocates nothing and touches no shared state.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 // The enclave dies with the node, so none outlives the process that owns its pipes.
                 rustix::process::set_parent_process_death_signal(Some(
                     rustix::process::Signal::KILL,
-                ))
-                .map_err(std::io::Error::from)
+                ))?;
+                if let Some(set) = &cpus {
+                    rustix::thread::sched_setaffinity(None, set)?;
+                }
+                Ok(())
             });
         }
         cmd
+    }
+
+    /// The tier's number of CPUs out of those the node may use, taken round-robin; `None`
+    /// when the tier has at least as many cores as the node (no pinning).
+    fn cpu_set(&self, cores: u32) -> Option<rustix::thread::CpuSet> {
+        let mine = rustix::thread::sched_getaffinity(None).ok()?;
+        let allowed: Vec<usize> = (0..rustix::thread::CpuSet::MAX_CPU)
+            .filter(|&c| mine.is_set(c))
+            .collect();
+        let cores = cores as usize;
+        if cores == 0 || cores >= allowed.len() {
+            return None;
+        }
+        let start = self.next_cpu.fetch_add(cores, Ordering::Relaxed);
+        let mut set = rustix::thread::CpuSet::new();
+        for i in 0..cores {
+            set.set(allowed[(start + i) % allowed.len()]);
+        }
+        Some(set)
     }
 
     async fn supervise(

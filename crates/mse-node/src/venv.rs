@@ -5,6 +5,7 @@
 //! (`--only-binary :all:`: no setup.py of theirs runs here) and to plain requirement lines
 //! (no pip options, URLs or paths).
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -84,8 +85,9 @@ pub fn requirement_lines(text: &str) -> Result<Vec<String>, VenvError> {
 /// Builds and caches virtualenvs under the node's data dir.
 pub struct Venvs {
     root: PathBuf,
-    /// Serialises builds, so two deploys needing the same venv build it once.
-    building: Mutex<()>,
+    /// One lock per venv directory: two deploys needing the same venv build it once, and a
+    /// long pip run does not hold up deploys that need another one.
+    building: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
 }
 
 fn run(cmd: &mut Command, what: &str, log: &AppLog) -> Result<(), VenvError> {
@@ -155,7 +157,7 @@ impl Venvs {
     pub fn new(root: PathBuf) -> Venvs {
         Venvs {
             root,
-            building: Mutex::new(()),
+            building: Mutex::new(HashMap::new()),
         }
     }
 
@@ -170,7 +172,6 @@ impl Venvs {
             Some(text) => requirement_lines(text)?,
             None => Vec::new(),
         };
-        let _guard = self.building.lock().unwrap_or_else(|p| p.into_inner());
         let base = self.base(env, log)?;
         if lines.is_empty() {
             return Ok(base);
@@ -180,6 +181,8 @@ impl Venvs {
             "app-{}",
             short_hash(&[base.as_os_str().as_encoded_bytes(), joined.as_bytes()])
         ));
+        let lock = self.lock_for(&dir);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         if dir.join(READY).exists() {
             log.note(&format!("reusing cached virtualenv {}", dir.display()));
             return Ok(dir);
@@ -223,6 +226,15 @@ impl Venvs {
         Ok(dir)
     }
 
+    fn lock_for(&self, dir: &Path) -> Arc<Mutex<()>> {
+        self.building
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(dir.to_path_buf())
+            .or_default()
+            .clone()
+    }
+
     fn clean(&self, dir: &Path) -> Result<(), VenvError> {
         if dir.exists() {
             std::fs::remove_dir_all(dir)
@@ -247,6 +259,8 @@ impl Venvs {
             env.name,
             short_hash(&[python.as_bytes(), joined.as_bytes()])
         ));
+        let lock = self.lock_for(&dir);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
         if dir.join(READY).exists() {
             return Ok(dir);
         }

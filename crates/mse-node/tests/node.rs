@@ -492,3 +492,56 @@ fn cli_errors_are_one_line() {
     assert_eq!(seed.len(), 32);
     assert_eq!(seed.permissions().mode() & 0o777, 0o600);
 }
+
+#[test]
+fn twenty_concurrent_deploys_all_run() {
+    let node = TestNode::start("");
+    let token = node.project("alpha");
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|i| {
+                let node = &node;
+                let token = &token;
+                s.spawn(move || {
+                    let (code, app) = node.deploy(token, &package(), &conf(&format!("app{i}")));
+                    assert_eq!(code, 201, "{app}");
+                    app["id"].as_str().unwrap().to_owned()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for id in &ids {
+        node.wait_status(&token, id, "initializing", 60);
+        let domain = format!("{id}.localhost");
+        assert_eq!(https(node.router, &domain, "POST", "/").unwrap().0, 200);
+    }
+    for id in &ids {
+        node.wait_status(&token, id, "running", 30);
+        let (_, _, body) = https(node.router, &format!("{id}.localhost"), "GET", "/").unwrap();
+        assert_eq!(body, format!("app {id} /"));
+    }
+    // Tier 4g-eu-001 has 1 core: each enclave is pinned to one CPU when the node has more.
+    let node_cpus = std::fs::read_to_string("/proc/self/status").unwrap();
+    let allowed = |status: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with("Cpus_allowed_list:"))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    };
+    let pid = pid_with_arg(&ids[0]).unwrap();
+    let enclave = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    if allowed(&node_cpus).contains(['-', ',']) {
+        assert!(
+            allowed(&enclave).parse::<u32>().is_ok(),
+            "{}",
+            allowed(&enclave)
+        );
+    }
+    let (_, list) = node.get("/apps?status=running", Some(&token));
+    assert_eq!(list.as_array().unwrap().len(), 20);
+}
