@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -119,6 +121,12 @@ pub fn router(node: Arc<Node>, pccs: Router) -> Router {
         .route("/users/me", get(me))
         .layer(DefaultBodyLimit::max(64 << 10))
         .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this route",
+            )
+        })
         .with_state(node)
         // Collateral is public, signed data that any verifier of the node's sim evidence
         // needs (end users included): no token.
@@ -190,8 +198,9 @@ struct ListQuery {
 async fn list_apps(
     State(node): State<Arc<Node>>,
     Auth(project): Auth,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<Value>>> {
+    let Query(q) = q.map_err(query_error)?;
     if let Some(p) = &q.project
         && p != &project.id
         && p != &project.name
@@ -274,13 +283,21 @@ fn project_json(p: &Project) -> Value {
     json!({ "id": p.id, "name": p.name, "created_at": rfc3339(p.created_at) })
 }
 
-async fn projects(Auth(project): Auth, Query(q): Query<NameQuery>) -> Json<Vec<Value>> {
+async fn projects(
+    Auth(project): Auth,
+    q: Result<Query<NameQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let Query(q) = q.map_err(query_error)?;
     let visible = q.name.as_deref().is_none_or(|n| n == project.name);
-    Json(if visible {
+    Ok(Json(if visible {
         vec![project_json(&project)]
     } else {
         Vec::new()
-    })
+    }))
+}
+
+fn query_error(e: QueryRejection) -> ApiError {
+    ApiError::bad(format!("bad query string: {}", e.body_text()))
 }
 
 async fn me(Auth(project): Auth) -> Json<Value> {
@@ -403,8 +420,14 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 async fn create_app(
     State(node): State<Arc<Node>>,
     Auth(project): Auth,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            format!("POST /apps takes multipart/form-data: {}", e.body_text()),
+        )
+    })?;
     if node.live_count() >= node.cfg.max_apps {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -545,3 +545,40 @@ fn twenty_concurrent_deploys_all_run() {
     let (_, list) = node.get("/apps?status=running", Some(&token));
     assert_eq!(list.as_array().unwrap().len(), 20);
 }
+
+#[test]
+fn malformed_requests_get_json_errors() {
+    let node = TestNode::start("");
+    let token = node.project("alpha");
+    let (code, body) = http(
+        node.api,
+        "POST",
+        "/apps",
+        Some(&token),
+        Some("application/json"),
+        b"{}",
+    );
+    assert_eq!(code, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("POST /apps takes multipart/form-data: "),
+        "{body}"
+    );
+    assert_eq!(
+        node.get("/apps?status=sleeping", Some(&token)),
+        (
+            400,
+            json!({"error": "unknown status \"sleeping\": expected spawning, initializing, running, stopped or on_error"})
+        )
+    );
+    assert_eq!(
+        node.get("/nowhere", Some(&token)),
+        (404, json!({"error": "route not found"}))
+    );
+    assert_eq!(
+        http(node.api, "DELETE", "/apps", Some(&token), None, b""),
+        (405, json!({"error": "method not allowed on this route"}))
+    );
+}
