@@ -609,10 +609,10 @@ async fn create_app(
         }
     };
     let expires_at = expires_at.unwrap_or(now + node.cfg.default_lifetime_hours as i64 * 3_600_000);
-    let runtime_digest = node
-        .digests
-        .runtime(&node.cfg.enclave_bin)
-        .map_err(|e| ApiError::internal(format!("{}: {e}", node.cfg.enclave_bin.display())))?;
+    // Hashing the runtime (cached after the first deploy) must not stall the executor.
+    let runtime_digest =
+        tokio::task::block_in_place(|| node.digests.runtime(&node.cfg.enclave_bin))
+            .map_err(|e| ApiError::internal(format!("{}: {e}", node.cfg.enclave_bin.display())))?;
     let stored_conf = json!({
         "name": name,
         "python_application": conf.python_application,
