@@ -499,8 +499,10 @@ impl Node {
         let mut status = Status::Spawning;
         let started = tokio::time::Instant::now();
         let spawn_deadline = started + Duration::from_secs(self.cfg.spawn_timeout_secs);
-        let until_expiry = Duration::from_millis((app.expires_at - now_ms()).max(0) as u64);
-        let expiry = tokio::time::sleep(until_expiry);
+        // Timers are re-armed at most a day ahead: an owner certificate may be valid for years.
+        let until_expiry =
+            || Duration::from_millis((app.expires_at - now_ms()).clamp(0, 86_400_000) as u64);
+        let expiry = tokio::time::sleep(until_expiry());
         tokio::pin!(expiry);
         loop {
             let interval = match status {
@@ -520,6 +522,10 @@ impl Node {
                     return stopped(reason);
                 }
                 _ = &mut expiry => {
+                    if now_ms() < app.expires_at {
+                        expiry.as_mut().reset(tokio::time::Instant::now() + until_expiry());
+                        continue;
+                    }
                     terminate(child, &live.log).await;
                     return stopped(StopReason::Expired);
                 }
