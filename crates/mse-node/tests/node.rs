@@ -175,6 +175,14 @@ fn lifecycle_through_the_router() {
     let id = app["id"].as_str().unwrap().to_owned();
     let domain = format!("{id}.localhost");
     assert_eq!(app["config_domain_name"], domain);
+    assert_eq!(app["owner_certificate_sha256"], serde_json::Value::Null);
+    let expiration = app["expiration"].as_i64().unwrap();
+    let expires_at = time::OffsetDateTime::parse(
+        app["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(expiration, expires_at.unix_timestamp());
     let app = node.wait_status(&token, &id, "initializing", 20);
     assert_eq!(
         app["runtime_digest"].as_str().unwrap(),
@@ -412,6 +420,12 @@ fn owner_mode_routes_the_owners_domain() {
     assert_eq!(code, 201, "{app}");
     assert_eq!(app["ssl_certificate_origin"], "owner");
     assert_eq!(app["domain_name"], "shop.example.com");
+    assert_eq!(app["expiration"], serde_json::Value::Null);
+    use sha2::Digest;
+    assert_eq!(
+        app["owner_certificate_sha256"],
+        hex::encode(sha2::Sha256::digest(cert.pem().as_bytes()))
+    );
     let id = app["id"].as_str().unwrap().to_owned();
     node.wait_status(&token, &id, "initializing", 20);
     let (code, head, _) = https(node.router, "shop.example.com", "GET", "/").unwrap();
