@@ -153,6 +153,10 @@ fn app_json(node: &Node, app: &AppRecord) -> Value {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .map(|a| a.to_string());
+    let pccs_url = match *node.api_addr.lock().unwrap_or_else(|p| p.into_inner()) {
+        Some(api) if node.cfg.tee == "sim" => Some(format!("http://{api}/pccs")),
+        _ => None,
+    };
     json!({
         "id": app.id,
         "name": app.name,
@@ -180,6 +184,8 @@ fn app_json(node: &Node, app: &AppRecord) -> Value {
         "runtime_digest": conf["runtime_digest"],
         "environment_digest": conf["environment_digest"],
         "router_address": router,
+        // The node's mock PCCS, for verifying sim evidence (null for real TEEs).
+        "pccs_url": pccs_url,
     })
 }
 

@@ -172,6 +172,7 @@ fn lifecycle_through_the_router() {
     assert_eq!(app["tee"], "sim");
     assert_eq!(app["ssl_certificate_origin"], "self");
     assert_eq!(app["router_address"], node.router.to_string());
+    assert_eq!(app["pccs_url"], format!("http://{}/pccs", node.api));
     let id = app["id"].as_str().unwrap().to_owned();
     let domain = format!("{id}.localhost");
     assert_eq!(app["config_domain_name"], domain);
