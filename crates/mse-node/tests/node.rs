@@ -59,6 +59,25 @@ fn every_route_needs_a_valid_token() {
         b"",
     );
     assert_eq!(code, 200);
+    // ... and derives from this node's seed.
+    let seed: [u8; 32] = std::fs::read(node.data().join("sim-seed"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let pki = mse_attest::sim::SimPki::from_seed(&seed).unwrap();
+    let (code, crl) = http_raw(
+        node.api,
+        "GET",
+        "/pccs/sgx/certification/v4/rootcacrl",
+        None,
+        None,
+        b"",
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        String::from_utf8(crl).unwrap(),
+        hex::encode(&pki.root_crl_der)
+    );
 }
 
 #[test]
