@@ -32,6 +32,24 @@ fn every_route_needs_a_valid_token() {
         assert_eq!(body, json!({"error": "invalid bearer token"}));
     }
     let token = node.project("alpha");
+    let (code, body) = http_raw_headers(
+        node.api,
+        "/users/me",
+        &format!("Authorization: bearer {token}"),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        http_raw_headers(
+            node.api,
+            "/users/me",
+            &format!("Authorization: Basic {token}")
+        ),
+        (
+            401,
+            "{\"error\":\"malformed Authorization header: expected \\\"Bearer <token>\\\"\"}"
+                .to_owned()
+        )
+    );
     let (code, me) = node.get("/users/me", Some(&token));
     assert_eq!(code, 200);
     assert_eq!(me["project"]["name"], "alpha");
