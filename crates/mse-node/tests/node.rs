@@ -634,3 +634,19 @@ fn malformed_requests_get_json_errors() {
         (405, json!({"error": "method not allowed on this route"}))
     );
 }
+
+#[test]
+fn enclaves_outlive_the_runtime_threads_that_started_them() {
+    // tokio retires idle blocking threads after 10 s; an enclave's parent-death signal must not
+    // follow the thread it was forked from.
+    let node = TestNode::start("");
+    let token = node.project("alpha");
+    let (_, app) = node.deploy(&token, &package(), &conf("patient"));
+    let id = app["id"].as_str().unwrap().to_owned();
+    node.wait_status(&token, &id, "initializing", 20);
+    let pid = pid_with_arg(&id).unwrap();
+    std::thread::sleep(Duration::from_secs(13));
+    assert_eq!(pid_with_arg(&id), Some(pid));
+    let (_, app) = node.get(&format!("/apps/{id}"), Some(&token));
+    assert_eq!(app["status"], "initializing", "{app}");
+}
