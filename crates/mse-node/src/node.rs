@@ -252,6 +252,31 @@ impl Node {
         Ok(apps.len())
     }
 
+    /// On a clean node shutdown: every live app's enclave gets SIGTERM and the app is recorded
+    /// `on_error` ("node stopped"), its storage kept.
+    pub fn shutdown(&self) {
+        let live: Vec<(String, Arc<Live>)> = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, l)| (id.clone(), l.clone()))
+            .collect();
+        for (id, l) in live {
+            let pid = l.pid.load(Ordering::Relaxed) as u32;
+            if pid != 0 && is_our_enclave(pid, &id) {
+                signal(pid, rustix::process::Signal::TERM);
+            }
+            l.log.note("node stopped: app marked on_error");
+            if let Err(e) = self
+                .store
+                .set_status(&id, Status::OnError, Some("node stopped"))
+            {
+                tracing::error!(app = %id, "cannot record the node's stop: {e}");
+            }
+        }
+    }
+
     /// Starts the supervising task of a freshly inserted app.
     pub fn start(self: &Arc<Self>, launch: Launch) -> Result<(), std::io::Error> {
         let dir = self.app_dir(&launch.app.id);

@@ -650,3 +650,23 @@ fn enclaves_outlive_the_runtime_threads_that_started_them() {
     let (_, app) = node.get(&format!("/apps/{id}"), Some(&token));
     assert_eq!(app["status"], "initializing", "{app}");
 }
+
+#[test]
+fn a_clean_node_stop_records_its_apps() {
+    let mut node = TestNode::start("");
+    let token = node.project("alpha");
+    let (_, app) = node.deploy(&token, &package(), &conf("graceful"));
+    let id = app["id"].as_str().unwrap().to_owned();
+    node.wait_status(&token, &id, "initializing", 20);
+    let mut child = node.child.take().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(pid_with_arg(&id).is_none());
+    node.spawn();
+    let (_, app) = node.get(&format!("/apps/{id}"), Some(&token));
+    assert_eq!(app["status"], "on_error");
+    assert_eq!(app["exit_reason"], "node stopped");
+}
