@@ -197,6 +197,23 @@ fn bad_deploys_are_refused_and_leave_nothing() {
     );
     assert_eq!(std::fs::read_dir(&apps_dir).unwrap().count(), 0);
     assert_eq!(node.get("/apps", Some(&token)), (200, json!([])));
+    // Under the limit (and far over the 64 KiB of ordinary routes): accepted, stored whole.
+    let mut b = tar::Builder::new(Vec::new());
+    let data = vec![0x5a; 900 * 1024];
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "big.bin.enc", &data[..]).unwrap();
+    let pkg = b.into_inner().unwrap();
+    let (code, app) = node.deploy(&token, &pkg, &conf("fits"));
+    assert_eq!(code, 201, "{app}");
+    let stored = node
+        .data()
+        .join("apps")
+        .join(app["id"].as_str().unwrap())
+        .join("app.tar");
+    assert_eq!(std::fs::read(stored).unwrap(), pkg);
 }
 
 #[test]
