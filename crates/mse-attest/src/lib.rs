@@ -1,5 +1,6 @@
 //! Evidence, attesters, verifiers, policy, RA-TLS certificates and the simulated TEE.
 pub mod attester;
+pub mod measurement;
 pub mod ratls;
 pub mod sim;
 // attest-verify: evidence parsers, verifiers, collateral, policy, report

@@ -4,6 +4,7 @@
 //! Every error ends the process with exit code 1 and one line carrying the cause chain;
 //! `MSE_BACKTRACE=full` prints the full debug report instead.
 
+mod localtest;
 mod package;
 mod scaffold;
 mod seal;
@@ -38,6 +39,8 @@ enum Command {
     Unseal(seal::UnsealArgs),
     /// Verify that an app (or a certificate / evidence file) runs the expected code in a genuine TEE.
     Verify(verify::VerifyArgs),
+    /// Run the app locally in the enclave runtime (simulated TEE), provision it and run its tests.
+    Localtest(localtest::LocaltestArgs),
 }
 
 /// `mse cloud <cmd>` is the same as `mse <cmd>`: drop the word before clap sees it.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Seal(args) => seal::run_seal(&args),
         Command::Unseal(args) => seal::run_unseal(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Localtest(args) => localtest::run(&args),
     };
     match result {
         Ok(code) => code,
