@@ -349,7 +349,10 @@ mod tests {
 
     #[test]
     fn error_messages() {
-        assert_eq!(error_message(br#"{"error":"app not found"}"#), "app not found");
+        assert_eq!(
+            error_message(br#"{"error":"app not found"}"#),
+            "app not found"
+        );
         assert_eq!(error_message(b"  plain\ntext "), "plain text");
         assert_eq!(error_message(b""), "(empty answer)");
         assert_eq!(error_message(&[b'x'; 400]).len(), 303);

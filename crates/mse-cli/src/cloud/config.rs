@@ -121,19 +121,23 @@ impl Login {
 /// Checks a node URL given to `mse login`: http(s), a host, no query; returns it without a
 /// trailing slash.
 pub fn normalize_url(url: &str) -> anyhow::Result<String> {
-    let trimmed = url.trim().trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("http://")
-        .or_else(|| trimmed.strip_prefix("https://"))
-        .with_context(|| format!("--url {url:?} must start with http:// or https://"))?;
+    let trimmed = url.trim();
+    let (scheme, rest) = if let Some(r) = trimmed.strip_prefix("http://") {
+        ("http://", r)
+    } else if let Some(r) = trimmed.strip_prefix("https://") {
+        ("https://", r)
+    } else {
+        bail!("--url {url:?} must start with http:// or https://");
+    };
+    let rest = rest.trim_end_matches('/');
     let host = rest.split('/').next().unwrap_or_default();
     if host.is_empty() || host.starts_with(':') {
         bail!("--url {url:?} has no host");
     }
-    if trimmed.contains(['?', '#', ' ']) {
+    if rest.contains(['?', '#', ' ']) {
         bail!("--url {url:?} must be a base URL (no query, fragment or space)");
     }
-    Ok(trimmed.to_owned())
+    Ok(format!("{scheme}{rest}"))
 }
 
 /// Checks a bearer token's shape (the node judges it): printable ASCII without spaces.
@@ -214,7 +218,11 @@ mod tests {
     #[test]
     fn a_corrupt_login_file_does_not_echo_the_token() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(Login::path(dir.path()), "url = \"x\"\ntoken = secret-token\n").unwrap();
+        fs::write(
+            Login::path(dir.path()),
+            "url = \"x\"\ntoken = secret-token\n",
+        )
+        .unwrap();
         let err = Login::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("not a valid login file"), "{err}");
         assert!(!err.contains("secret-token"), "{err}");

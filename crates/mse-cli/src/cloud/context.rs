@@ -66,11 +66,11 @@ pub struct ContextStore {
 
 /// An app id usable as a directory name: letters, digits and dashes only.
 pub fn check_id(id: &str) -> anyhow::Result<()> {
-    if id.is_empty()
-        || id.len() > 64
-        || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
-        bail!("{id:?} is not an app id (expected a UUID such as 123e4567-e89b-12d3-a456-426614174000)");
+        bail!(
+            "{id:?} is not an app id (expected a UUID such as 123e4567-e89b-12d3-a456-426614174000)"
+        );
     }
     Ok(())
 }
@@ -92,11 +92,20 @@ impl ContextStore {
     }
 
     /// Creates the context of a new deployment (fails if it exists).
-    pub fn create(&self, info: &ContextInfo, key_hex: &str, nonces_json: &str) -> anyhow::Result<PathBuf> {
+    pub fn create(
+        &self,
+        info: &ContextInfo,
+        key_hex: &str,
+        nonces_json: &str,
+    ) -> anyhow::Result<PathBuf> {
         let dir = self.dir(&info.id)?;
         ensure_private_dir(&self.root)?;
         if dir.exists() {
-            bail!("a context for app {} already exists in {}", info.id, dir.display());
+            bail!(
+                "a context for app {} already exists in {}",
+                info.id,
+                dir.display()
+            );
         }
         // Built next to its final place and renamed: never a context without its key.
         let staging = tempfile::Builder::new()
@@ -162,7 +171,9 @@ impl ContextStore {
         let entries = match fs::read_dir(&self.root) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((out, problems)),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", self.root.display())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", self.root.display()));
+            }
         };
         for entry in entries {
             let entry = entry.with_context(|| format!("cannot read {}", self.root.display()))?;
@@ -282,7 +293,11 @@ mod tests {
         let store = ContextStore::new(dir.path());
         assert!(store.list().unwrap().0.is_empty());
         let path = store
-            .create(&info(B, "2026-01-02T00:00:00Z"), &"ab".repeat(32), r#"{"app.py.enc":"00"}"#)
+            .create(
+                &info(B, "2026-01-02T00:00:00Z"),
+                &"ab".repeat(32),
+                r#"{"app.py.enc":"00"}"#,
+            )
             .unwrap();
         store
             .create(&info(A, "2026-01-03T00:00:00Z"), &"cd".repeat(32), "{}")

@@ -207,7 +207,8 @@ fn build_package(
     )?;
     bar.finish_and_clear();
     println!(
-        "Encrypted {} files ({} in clear) from {}: package {} bytes, digest {}",
+        "Packaged {} files ({} encrypted, {} in clear) from {}: {} bytes, digest {}",
+        summary.encrypted_files + summary.clear_files,
         summary.encrypted_files,
         summary.clear_files,
         cloud.code.display(),
@@ -255,18 +256,31 @@ fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
         .router
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
-        .with_context(|| format!("the node's router address {:?} is not host:port", inp.router))?;
+        .with_context(|| {
+            format!(
+                "the node's router address {:?} is not host:port",
+                inp.router
+            )
+        })?;
     let rt = tls::runtime()?;
     let der = rt
-        .block_on(fetch_server_certificate(host, port, inp.sni, CERT_FETCH_TIMEOUT))
+        .block_on(fetch_server_certificate(
+            host,
+            port,
+            inp.sni,
+            CERT_FETCH_TIMEOUT,
+        ))
         .context("cannot fetch the enclave's certificate through the node's router")?;
-    let cert = RaTlsCert::parse(&der).context("the enclave's certificate is not an RA-TLS certificate")?;
+    let cert =
+        RaTlsCert::parse(&der).context("the enclave's certificate is not an RA-TLS certificate")?;
     let evidence = Evidence::parse(&cert.quote).context("the enclave's evidence")?;
     let tee = inp.app.tee.as_deref().unwrap_or("unknown");
     let simulated_evidence = mse_attest::sim::sim_root_from_quote(evidence.raw()).is_some();
     let (anchors, collateral) = if tee == "sim" {
         println!();
-        println!("WARNING: this node declares a SIMULATED TEE: the enclave has NO hardware protection;");
+        println!(
+            "WARNING: this node declares a SIMULATED TEE: the enclave has NO hardware protection;"
+        );
         println!("WARNING: the node's operator can read its memory, its code and its secrets.");
         println!("WARNING: use it only for local testing, never with real secrets.");
         println!();
@@ -461,7 +475,11 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         tests_requirements: conf.tests_requirements.clone(),
     };
     let key_hex = Zeroizing::new(key.to_hex());
-    let ctx_dir = store.create(&info, &key_hex, &mse_crypto::nonces_to_json(&summary.nonces))?;
+    let ctx_dir = store.create(
+        &info,
+        &key_hex,
+        &mse_crypto::nonces_to_json(&summary.nonces),
+    )?;
 
     println!("Waiting for the enclave to start...");
     let app = wait_until(&client, &app.id, deadline, |s| s != "spawning")?;
@@ -496,7 +514,9 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let tls = match &material.owner {
-            Some(o) => TlsMode::OwnerCertificateSha256(Sha256::digest(o.chain_pem.as_bytes()).into()),
+            Some(o) => {
+                TlsMode::OwnerCertificateSha256(Sha256::digest(o.chain_pem.as_bytes()).into())
+            }
             None => {
                 let node_exp = unix_seconds(
                     "the node's expires_at",
@@ -535,7 +555,11 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
             hex::encode(manifest.runtime_digest),
             hex::encode(manifest.environment_digest)
         );
-        store.write_file(&app.id, MANIFEST_FILE, manifest.to_context_json().as_bytes())?;
+        store.write_file(
+            &app.id,
+            MANIFEST_FILE,
+            manifest.to_context_json().as_bytes(),
+        )?;
         Some(manifest.measurement())
     };
 
@@ -553,7 +577,11 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
     let cert_path = store.write_file(&app.id, CERT_FILE, attested.cert.pem().as_bytes())?;
     println!(
         "Enclave verified: {}measurement {}{}",
-        if attested.simulated { "SIMULATED TEE, " } else { "" },
+        if attested.simulated {
+            "SIMULATED TEE, "
+        } else {
+            ""
+        },
         hex::encode(&attested.measurement),
         if args.no_verify {
             " (NOT recomputed locally: --no-verify)"
@@ -580,7 +608,10 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(o) = &material.owner {
-        payload.insert("ssl_private_key".into(), Value::String(o.key_pem.to_string()));
+        payload.insert(
+            "ssl_private_key".into(),
+            Value::String(o.key_pem.to_string()),
+        );
     }
     let body = Zeroizing::new(serde_json::to_vec(&Value::Object(payload)).context("payload")?);
     let der = attested.cert.der.clone();
@@ -640,7 +671,11 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
     }
     let url = app_url(&info);
     println!();
-    println!("App {} is running ({:.1} s)", app.name, started.elapsed().as_secs_f64());
+    println!(
+        "App {} is running ({:.1} s)",
+        app.name,
+        started.elapsed().as_secs_f64()
+    );
     println!("  id:          {}", app.id);
     println!("  url:         {url}");
     println!("  certificate: {}", cert_path.display());
@@ -675,7 +710,9 @@ mod tests {
     fn digests_and_dates() {
         assert_eq!(parse_digest("x", &"ab".repeat(32)).unwrap(), [0xab; 32]);
         assert_eq!(
-            parse_digest("the node's runtime_digest", "").unwrap_err().to_string(),
+            parse_digest("the node's runtime_digest", "")
+                .unwrap_err()
+                .to_string(),
             "the node's runtime_digest \"\" is not 64 hexadecimal characters"
         );
         assert_eq!(
@@ -683,7 +720,9 @@ mod tests {
             1_893_456_000
         );
         assert_eq!(
-            unix_seconds("the node's expires_at", "soon").unwrap_err().to_string(),
+            unix_seconds("the node's expires_at", "soon")
+                .unwrap_err()
+                .to_string(),
             "the node's expires_at \"soon\" is not an RFC 3339 date"
         );
     }

@@ -131,8 +131,11 @@ mod tests {
             "127.0.0.1:8443"
         );
         assert_eq!(
-            router_address(&app(Some("0.0.0.0:8443")), "https://node.example.com:9443/api")
-                .unwrap(),
+            router_address(
+                &app(Some("0.0.0.0:8443")),
+                "https://node.example.com:9443/api"
+            )
+            .unwrap(),
             "node.example.com:8443"
         );
         assert_eq!(
@@ -140,7 +143,9 @@ mod tests {
             "[::1]:443"
         );
         assert_eq!(
-            router_address(&app(None), "http://n").unwrap_err().to_string(),
+            router_address(&app(None), "http://n")
+                .unwrap_err()
+                .to_string(),
             "the node did not say where its router listens (router_address)"
         );
     }

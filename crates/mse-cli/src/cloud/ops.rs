@@ -160,7 +160,14 @@ pub fn status(args: &IdArgs) -> anyhow::Result<ExitCode> {
         println!("Stopped:      {}", show(&app.stopped_at));
     }
     if let Ok(info) = ContextStore::new(&config_dir()?).load(&app.id) {
-        println!("Measurement:  {}", if info.measurement.is_empty() { "-" } else { &info.measurement });
+        println!(
+            "Measurement:  {}",
+            if info.measurement.is_empty() {
+                "-"
+            } else {
+                &info.measurement
+            }
+        );
         println!("URL:          {}", app_url(&info));
     }
     Ok(ExitCode::SUCCESS)
@@ -210,16 +217,13 @@ fn unseen<'a>(old: &str, new: &'a str) -> &'a str {
     if let Some(rest) = new.strip_prefix(old) {
         return rest;
     }
-    // The ring dropped its head: find where the old snapshot's tail sits in the new one.
-    let mut tail_len = old.len().min(4096);
-    while !old.is_char_boundary(old.len() - tail_len) {
-        tail_len -= 1;
+    // The ring dropped its head: new = old[k..] + appended for the smallest such k.
+    for (k, _) in old.char_indices().skip(1) {
+        if let Some(rest) = new.strip_prefix(&old[k..]) {
+            return rest;
+        }
     }
-    let tail = &old[old.len() - tail_len..];
-    match new.rfind(tail) {
-        Some(i) => &new[i + tail.len()..],
-        None => new,
-    }
+    new
 }
 
 pub fn logs(args: &LogsArgs) -> anyhow::Result<ExitCode> {
@@ -299,7 +303,10 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let (Some(tests_dir), Some(cmd)) = (&info.tests_dir, &info.tests_cmd) else {
-        bail!("the mse.toml of app {} gives no tests directory or tests_cmd", args.id);
+        bail!(
+            "the mse.toml of app {} gives no tests directory or tests_cmd",
+            args.id
+        );
     };
     let app = client()?.app(&args.id)?;
     if app.status != "running" {
@@ -336,7 +343,10 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
             path.push(old);
         }
         command.env("PYTHONPATH", path);
-        println!("({domain} does not resolve here: the tests reach it at {})", router.ip());
+        println!(
+            "({domain} does not resolve here: the tests reach it at {})",
+            router.ip()
+        );
     }
     println!("Running `{cmd}` in {} against {url}", tests_dir.display());
     let status = command
@@ -401,7 +411,8 @@ mod tests {
         assert_eq!(unseen("abc", "abcdef"), "def");
         assert_eq!(unseen("abc", "abc"), "");
         // Nothing in common: all of it is new.
-        assert_eq!(unseen("abc", "cde"), "cde");
+        assert_eq!(unseen("abc", "xyz"), "xyz");
+        assert_eq!(unseen("abc", "cde"), "de");
         // The ring dropped "xx": the old tail is found, only "de" is new.
         assert_eq!(unseen("xxabc", "abcde"), "de");
     }
@@ -409,7 +420,10 @@ mod tests {
     #[test]
     fn resolver_shim_quotes_its_values() {
         let shim = resolver_shim("a.localhost", "127.0.0.1");
-        assert!(shim.contains("_HOST, _ADDR = \"a.localhost\", \"127.0.0.1\"\n"), "{shim}");
+        assert!(
+            shim.contains("_HOST, _ADDR = \"a.localhost\", \"127.0.0.1\"\n"),
+            "{shim}"
+        );
         assert!(shim.contains("    name = host.decode()"), "{shim}");
     }
 }

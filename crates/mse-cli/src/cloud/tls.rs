@@ -92,7 +92,10 @@ async fn request(
         None => Full::new(Bytes::new()),
     };
     let req = builder.body(body).context("building the request")?;
-    let resp = sender.send_request(req).await.context("sending the request")?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .context("sending the request")?;
     let status = resp.status().as_u16();
     let bytes = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
         .collect()
