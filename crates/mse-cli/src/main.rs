@@ -5,6 +5,7 @@
 //! `MSE_BACKTRACE=full` prints the full debug report instead.
 
 mod cloud;
+mod localtest;
 mod package;
 mod scaffold;
 mod seal;
@@ -57,6 +58,8 @@ enum Command {
     Test(cloud::ops::TestArgs),
     /// Manage the saved deployment contexts.
     Context(cloud::ops::ContextArgs),
+    /// Run the app locally in the enclave runtime (simulated TEE), provision it and run its tests.
+    Localtest(localtest::LocaltestArgs),
 }
 
 /// `mse cloud <cmd>` is the same as `mse <cmd>`: drop the word before clap sees it.
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Stop(args) => cloud::ops::stop(&args),
         Command::Test(args) => cloud::ops::test(&args),
         Command::Context(args) => cloud::ops::context(&args),
+        Command::Localtest(args) => localtest::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -40,8 +40,10 @@ pub enum ProvisionError {
     SealedNotBase64,
     #[error("app_sealed_secrets cannot be opened with this enclave's key")]
     SealedNotOpened,
-    #[error("app_sealed_secrets does not hold a JSON object: {0}")]
-    SealedNotObject(String),
+    #[error("app_sealed_secrets does not hold a JSON object")]
+    SealedNotObject,
+    #[error("app_sealed_secrets is not valid JSON at line {line} column {column}")]
+    SealedNotJson { line: usize, column: usize },
     #[error("no code_secret_key (neither in the payload nor in app_sealed_secrets)")]
     NoCodeKey,
     #[error("ssl_private_key is required: this enclave serves the owner's certificate")]
@@ -185,11 +187,14 @@ impl Provisioner {
                 let mut object: serde_json::Map<String, serde_json::Value> =
                     serde_json::from_slice(&plain).map_err(|e| {
                         // serde's message may quote the plaintext: keep only its position.
-                        ProvisionError::SealedNotObject(format!(
-                            "line {} column {}",
-                            e.line(),
-                            e.column()
-                        ))
+                        if e.is_data() {
+                            ProvisionError::SealedNotObject
+                        } else {
+                            ProvisionError::SealedNotJson {
+                                line: e.line(),
+                                column: e.column(),
+                            }
+                        }
                     })?;
                 // The code key is for this runtime, not for the app: it is not written out.
                 if let Some(value) = object.remove("code_secret_key") {
