@@ -40,6 +40,12 @@ pub struct App {
     pub stopped_at: Option<String>,
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// Self mode: the enclave's `--expiration` (Unix seconds).
+    #[serde(default)]
+    pub expiration: Option<i64>,
+    /// Owner mode: SHA-256 (hex) of the certificate chain the node gave the enclave.
+    #[serde(default)]
+    pub owner_certificate_sha256: Option<String>,
     #[serde(default)]
     pub exit_reason: Option<String>,
     #[serde(default)]

@@ -515,18 +515,29 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         }
         let tls = match &material.owner {
             Some(o) => {
-                TlsMode::OwnerCertificateSha256(Sha256::digest(o.chain_pem.as_bytes()).into())
+                let ours: [u8; 32] = Sha256::digest(o.chain_pem.as_bytes()).into();
+                if let Some(theirs) = app.owner_certificate_sha256.as_deref()
+                    && theirs != hex::encode(ours)
+                {
+                    bail!(
+                        "the node gave the enclave another certificate chain (SHA-256 {theirs}) than the one sent: refusing (nothing was sent)"
+                    );
+                }
+                TlsMode::OwnerCertificateSha256(ours)
             }
             None => {
-                let node_exp = unix_seconds(
-                    "the node's expires_at",
-                    app.expires_at.as_deref().unwrap_or(""),
-                )?;
+                let node_exp = match app.expiration {
+                    Some(e) => e,
+                    None => unix_seconds(
+                        "the node's expires_at",
+                        app.expires_at.as_deref().unwrap_or(""),
+                    )?,
+                };
                 if let Some(asked) = cloud.expiration_date
                     && asked.timestamp() != node_exp
                 {
                     bail!(
-                        "the node set the expiration to {} instead of {} asked in {}: refusing",
+                        "the node set the expiration to {} instead of {} asked in {}: refusing (nothing was sent)",
                         app.expires_at.as_deref().unwrap_or(""),
                         asked.to_rfc3339(),
                         conf.file.display()
@@ -687,8 +698,13 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         } else {
             String::new()
         };
+        let connect = if super::resolve_hint(&info).is_empty() {
+            String::new()
+        } else {
+            format!(" --connect {router}")
+        };
         println!(
-            "  mse verify {}{sim} --fingerprint {}",
+            "  mse verify {}{connect}{sim} --fingerprint {}",
             url.trim_start_matches("https://"),
             hex::encode(&attested.measurement)
         );

@@ -1,0 +1,229 @@
+//! `mse` against a real `mse-node` running real `mse-enclave`s (sim TEE) on loopback: login,
+//! deploy of the scaffolded app, the app through the router with only the verified certificate
+//! trusted (`mse test` runs its pytest suite), status, list, logs, redeploy, stop.
+//!
+//! Needs the workspace binaries next to `mse` (`cargo build --workspace --bins`, as `make test`
+//! does) and the pinned test virtualenv in `MSE_TEST_VENV` (Flask, pytest, requests).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+fn bin(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_mse")).with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} missing: build the workspace binaries first (cargo build --workspace --bins)",
+        p.display()
+    );
+    p
+}
+
+fn venv() -> PathBuf {
+    let v = std::env::var_os("MSE_TEST_VENV")
+        .map(PathBuf::from)
+        .expect("MSE_TEST_VENV must name the pinned test virtualenv (the Makefile sets it)");
+    assert!(
+        v.join("bin/python").exists(),
+        "{}: no bin/python",
+        v.display()
+    );
+    v
+}
+
+struct Node {
+    child: Child,
+    api: String,
+    router: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_node(dir: &Path, venv: &Path) -> (Node, String) {
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nenclave_bin = {:?}\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
+            bin("mse-enclave").display().to_string(),
+            venv.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin("mse-node"))
+        .args(["project", "create", "default", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut child = Command::new(bin("mse-node"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // "mse-node: API on http://A , router on R , data in D"
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        words.get(..3),
+        Some(&["mse-node:", "API", "on"][..]),
+        "{line}"
+    );
+    let node = Node {
+        child,
+        api: words[3].to_owned(),
+        router: words[7].to_owned(),
+    };
+    (node, token)
+}
+
+struct Cli {
+    dir: PathBuf,
+    path: std::ffi::OsString,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_mse"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env("MSE_CONFIG_DIR", self.dir.join("config"))
+            .env("PATH", &self.path)
+            .env("NO_PROXY", "127.0.0.1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "mse {args:?}:\n{text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        text
+    }
+}
+
+fn field<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in:\n{text}"))
+        .trim()
+}
+
+#[test]
+fn deploy_the_scaffolded_app_on_a_real_node() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, token) = start_node(dir.path(), &venv);
+    let mut path = std::ffi::OsString::from(venv.join("bin"));
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    let cli = Cli {
+        dir: dir.path().to_path_buf(),
+        path,
+    };
+
+    cli.ok(&["scaffold", "helloworld"]);
+    assert_eq!(
+        cli.ok(&["cloud", "login", "--url", &node.api, "--token", &token]),
+        format!("Logged in to {} (project default)\n", node.api)
+    );
+    let text = cli.ok(&["deploy", "--path", "helloworld/mse.toml"]);
+    assert!(
+        text.contains("WARNING: this node declares a SIMULATED TEE"),
+        "{text}"
+    );
+    assert!(text.contains(" (recomputed locally: match)\n"), "{text}");
+    assert!(text.contains("App helloworld is running ("), "{text}");
+    let id = field(&text, "  id:").to_owned();
+    let port = node.router.rsplit_once(':').unwrap().1;
+    assert_eq!(
+        field(&text, "  url:"),
+        format!("https://{id}.localhost:{port}")
+    );
+    let measurement = field(&text, "Enclave verified: SIMULATED TEE, measurement ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // The seeds' routes (/, /health, /whoami with the secret, /date) through the router,
+    // trusting only the verified certificate.
+    let text = cli.ok(&["test", &id]);
+    assert!(text.contains("4 passed"), "{text}");
+    assert!(
+        text.contains(&format!("Tests of app {id} passed\n")),
+        "{text}"
+    );
+
+    // An end user's check of the same app, by its domain through the router.
+    let text = cli.ok(&[
+        "verify",
+        &format!("{id}.localhost:{port}"),
+        "--connect",
+        &node.router,
+        "--allow-simulation",
+        "--pccs-url",
+        &format!("{}/pccs", node.api),
+        "--fingerprint",
+        &measurement,
+    ]);
+    assert!(text.ends_with("Verdict:      TRUSTED\n"), "{text}");
+
+    let text = cli.ok(&["status", &id]);
+    assert!(text.contains("Status:       running\n"), "{text}");
+    assert!(
+        text.contains(&format!("Measurement:  {measurement}\n")),
+        "{text}"
+    );
+    let text = cli.ok(&["list"]);
+    assert!(text.contains(&format!("{id}  running ")), "{text}");
+    let text = cli.ok(&["logs", &id]);
+    assert!(text.contains("\"GET /whoami HTTP/1.1\" 200"), "{text}");
+
+    // Redeploying the same name: refused without -y (no terminal), replaced with -y.
+    let o = cli.run(&["deploy", "--path", "helloworld/mse.toml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!(
+            "Error: an app named \"helloworld\" is already deployed ({id}); use -y to replace it\n"
+        )
+    );
+    let text = cli.ok(&["deploy", "--path", "helloworld/mse.toml", "-y"]);
+    assert!(text.contains(&format!("Stopped app {id}\n")), "{text}");
+    let new_id = field(&text, "  id:").to_owned();
+    assert_ne!(new_id, id);
+
+    assert_eq!(
+        cli.ok(&["stop", &new_id]),
+        format!("App {new_id} is stopped\n")
+    );
+    let text = cli.ok(&["list", "--all"]);
+    assert!(text.contains(&format!("{id}  stopped ")), "{text}");
+    assert!(text.contains(&format!("{new_id}  stopped ")), "{text}");
+    assert_eq!(cli.ok(&["list"]), format!("No live app on {}\n", node.api));
+    let contexts = cli.ok(&["context", "--list"]);
+    assert_eq!(contexts.lines().count(), 2, "{contexts}");
+}
