@@ -594,3 +594,28 @@ fn deploy_errors_before_anything_is_uploaded() {
     assert!(node.state.recorded.lock().unwrap().uploads.is_empty());
     assert!(!env.config().join("context").exists());
 }
+
+#[test]
+fn a_changed_simulation_root_is_refused() {
+    let node = FakeNode::start(Tamper::None);
+    let env = Env::new();
+    let toml = env.scaffold();
+    env.login(&node);
+    let login = env.config().join("login.toml");
+    let text = std::fs::read_to_string(&login).unwrap();
+    std::fs::write(
+        &login,
+        format!("{text}sim_root_sha256 = \"{}\"\n", "00".repeat(32)),
+    )
+    .unwrap();
+    let o = deploy(&env, &toml, &[]);
+    assert_refused_with(
+        &node,
+        &o,
+        &format!(
+            "the node's simulation root changed (was {}, now ",
+            "00".repeat(32)
+        ),
+        false,
+    );
+}

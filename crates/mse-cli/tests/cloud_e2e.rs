@@ -5,6 +5,8 @@
 //! Needs the workspace binaries next to `mse` (`cargo build --workspace --bins`, as `make test`
 //! does) and the pinned test virtualenv in `MSE_TEST_VENV` (Flask, pytest, requests).
 
+mod cloud_support;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -44,13 +46,13 @@ impl Drop for Node {
     }
 }
 
-fn start_node(dir: &Path, venv: &Path) -> (Node, String) {
+fn start_node(dir: &Path, venv: &Path, enclave_bin: &Path) -> (Node, String) {
     let config = dir.join("node.toml");
     std::fs::write(
         &config,
         format!(
             "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nenclave_bin = {:?}\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
-            bin("mse-enclave").display().to_string(),
+            enclave_bin.display().to_string(),
             venv.display().to_string()
         ),
     )
@@ -99,6 +101,17 @@ struct Cli {
 }
 
 impl Cli {
+    /// A CLI in `dir` whose PATH starts with the test venv's bin (pytest for `mse test`).
+    fn new(dir: &Path, venv: &Path) -> Cli {
+        let mut path = std::ffi::OsString::from(venv.join("bin"));
+        path.push(":");
+        path.push(std::env::var_os("PATH").unwrap_or_default());
+        Cli {
+            dir: dir.to_path_buf(),
+            path,
+        }
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_mse"))
             .args(args)
@@ -135,14 +148,8 @@ fn field<'a>(text: &'a str, prefix: &str) -> &'a str {
 fn deploy_the_scaffolded_app_on_a_real_node() {
     let venv = venv();
     let dir = tempfile::tempdir().unwrap();
-    let (node, token) = start_node(dir.path(), &venv);
-    let mut path = std::ffi::OsString::from(venv.join("bin"));
-    path.push(":");
-    path.push(std::env::var_os("PATH").unwrap_or_default());
-    let cli = Cli {
-        dir: dir.path().to_path_buf(),
-        path,
-    };
+    let (node, token) = start_node(dir.path(), &venv, &bin("mse-enclave"));
+    let cli = Cli::new(dir.path(), &venv);
 
     cli.ok(&["scaffold", "helloworld"]);
     assert_eq!(
@@ -226,4 +233,61 @@ fn deploy_the_scaffolded_app_on_a_real_node() {
     assert_eq!(cli.ok(&["list"]), format!("No live app on {}\n", node.api));
     let contexts = cli.ok(&["context", "--list"]);
     assert_eq!(contexts.lines().count(), 2, "{contexts}");
+}
+
+/// The node declares the digest of one runtime but runs another (here: a wrapper script in
+/// front of the real mse-enclave, which measures itself): the measurement the CLI recomputes
+/// does not match the evidence, so it sends nothing and the enclave keeps waiting.
+#[test]
+fn a_measurement_mismatch_on_a_real_node_sends_nothing() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("enclave-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {:?} \"$@\"\n",
+            bin("mse-enclave").display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (node, token) = start_node(dir.path(), &venv, &wrapper);
+    let cli = Cli::new(dir.path(), &venv);
+    cli.ok(&["scaffold", "helloworld"]);
+    cli.ok(&["login", "--url", &node.api, "--token", &token]);
+    let o = cli.run(&["deploy", "--path", "helloworld/mse.toml"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{text}{err}");
+    let id = field(&text, "Uploaded; the node created app ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let expected = field(&text, "Expected measurement ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        err.starts_with(&format!(
+            "Error: nothing was sent to the enclave: the enclave of app {id} is NOT trusted: measurement mismatch: expected {expected}, evidence has "
+        )),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!text.contains("Sent the code key"), "{text}");
+    let status = cli.ok(&["status", &id]);
+    assert!(status.contains("Status:       initializing\n"), "{status}");
+    let router: std::net::SocketAddr = node.router.parse().unwrap();
+    assert_eq!(
+        cloud_support::mse_status(router, &format!("{id}.localhost")).as_deref(),
+        Some("Waiting")
+    );
+    cli.ok(&["stop", &id]);
 }

@@ -596,38 +596,47 @@ impl FakeNode {
         *self.state.enclave_addr.lock().unwrap()
     }
 
-    /// What the enclave answers a GET now (through a capture-only TLS client): `Mse-Status`.
+    /// What the enclave answers a GET now: its `Mse-Status` header.
     pub fn enclave_mse_status(&self) -> Option<String> {
-        let addr = self.enclave_addr()?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let verifier = Arc::new(mse_attest::ratls::CaptureVerifier::default());
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
-            let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
-            let name =
-                rustls::pki_types::ServerName::try_from(format!("{APP_ID}.localhost")).ok()?;
-            let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-                .connect(name, tcp)
-                .await
-                .ok()?;
-            tls.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .await
-                .ok()?;
-            let mut out = Vec::new();
-            let _ = tls.read_to_end(&mut out).await;
-            let text = String::from_utf8_lossy(&out).into_owned();
-            text.lines()
-                .find_map(|l| l.strip_prefix("Mse-Status: ").map(str::to_owned))
-        })
+        mse_status(self.enclave_addr()?, &format!("{APP_ID}.localhost"))
     }
+}
+
+/// `GET /` over TLS to `addr` with SNI `sni`, judging no certificate: the `Mse-Status` header of
+/// the answer (a configuration server says `Waiting`), if any.
+pub fn mse_status(addr: SocketAddr, sni: &str) -> Option<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let verifier = Arc::new(mse_attest::ratls::CaptureVerifier::default());
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).ok()?;
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .ok()?;
+        tls.write_all(
+            format!("GET / HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .ok()?;
+        let mut out = Vec::new();
+        let _ = tls.read_to_end(&mut out).await;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("mse-status")
+                .then(|| v.trim().to_owned())
+        })
+    })
 }
