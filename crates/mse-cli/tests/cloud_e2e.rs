@@ -291,3 +291,66 @@ fn a_measurement_mismatch_on_a_real_node_sends_nothing() {
     );
     cli.ok(&["stop", &id]);
 }
+
+/// Owner mode: the node gets the certificate chain, the enclave alone gets its private key
+/// (over the attested channel, with sealed secrets), and then serves the owner's certificate
+/// for the owner's domain through the router.
+#[test]
+fn owner_certificate_and_sealed_secrets_on_a_real_node() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, token) = start_node(dir.path(), &venv, &bin("mse-enclave"));
+    let cli = Cli::new(dir.path(), &venv);
+    cli.ok(&["scaffold", "helloworld"]);
+    let app = dir.path().join("helloworld");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["app.example.com".to_owned()]).unwrap();
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(app.join("fullchain.pem"), cert.pem()).unwrap();
+    std::fs::write(app.join("privkey.pem"), key.serialize_pem()).unwrap();
+    let mut toml = std::fs::read_to_string(app.join("mse.toml")).unwrap();
+    toml.push_str(
+        "\n[cloud.ssl]\ndomain_name = \"app.example.com\"\ncertificate = \"fullchain.pem\"\nprivate_key = \"privkey.pem\"\n",
+    );
+    std::fs::write(app.join("mse.toml"), toml).unwrap();
+    std::fs::write(app.join("to_seal.json"), "{\"api_key\": \"sealed-canary\"}").unwrap();
+
+    cli.ok(&["login", "--url", &node.api, "--token", &token]);
+    let text = cli.ok(&[
+        "deploy",
+        "--path",
+        "helloworld/mse.toml",
+        "--sealed-secrets",
+        "helloworld/to_seal.json",
+    ]);
+    assert!(
+        text.contains(
+            "Sent the code key, the secrets, the sealed secrets, the TLS private key to the attested enclave\n"
+        ),
+        "{text}"
+    );
+    let port = node.router.rsplit_once(':').unwrap().1;
+    assert_eq!(
+        field(&text, "  url:"),
+        format!("https://app.example.com:{port}")
+    );
+    let id = field(&text, "  id:").to_owned();
+
+    let router: std::net::SocketAddr = node.router.parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let served = rt
+        .block_on(mse_attest::ratls::fetch_server_certificate(
+            &router.ip().to_string(),
+            router.port(),
+            "app.example.com",
+            std::time::Duration::from_secs(10),
+        ))
+        .unwrap();
+    assert_eq!(served, cert.der().to_vec());
+    cli.ok(&["stop", &id]);
+}
