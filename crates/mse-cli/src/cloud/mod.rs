@@ -21,7 +21,7 @@ use context::ContextInfo;
 pub const LIVE: &[&str] = &["spawning", "initializing", "running"];
 
 /// How often a waiting command asks the node for the app's status.
-const POLL: Duration = Duration::from_millis(200);
+const POLL: Duration = Duration::from_millis(100);
 
 /// Polls app `id` until `done(status)` holds; errors when `deadline` passes.
 pub fn wait_until(
