@@ -354,3 +354,29 @@ fn owner_certificate_and_sealed_secrets_on_a_real_node() {
     assert_eq!(served, cert.der().to_vec());
     cli.ok(&["stop", &id]);
 }
+
+/// An enclave that dies at start: the deploy stops with the node's reason and sends nothing.
+#[test]
+fn an_enclave_that_dies_at_start_fails_the_deploy_with_the_reason() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, token) = start_node(dir.path(), &venv, Path::new("/bin/false"));
+    let cli = Cli::new(dir.path(), &venv);
+    cli.ok(&["scaffold", "helloworld"]);
+    cli.ok(&["login", "--url", &node.api, "--token", &token]);
+    let o = cli.run(&["deploy", "--path", "helloworld/mse.toml"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let id = field(&text, "Uploaded; the node created app ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!(
+            "Error: app {id} is on_error instead of waiting for its configuration (enclave exited with code 1); `mse logs {id}` may tell why\n"
+        )
+    );
+    assert!(!text.contains("Sent the code key"), "{text}");
+}

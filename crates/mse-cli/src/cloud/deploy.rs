@@ -485,9 +485,13 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
     let app = wait_until(&client, &app.id, deadline, |s| s != "spawning")?;
     if app.status != "initializing" {
         bail!(
-            "app {} is {} instead of waiting for its configuration; `mse logs {}` may tell why",
+            "app {} is {} instead of waiting for its configuration{}; `mse logs {}` may tell why",
             app.id,
             app.status,
+            app.exit_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
             app.id
         );
     }
