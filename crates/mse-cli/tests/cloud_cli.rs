@@ -393,6 +393,13 @@ fn assert_refused_with(node: &FakeNode, o: &Output, reason: &str, exact: bool) {
     assert!(node.state.recorded.lock().unwrap().config_posts.is_empty());
     assert_eq!(node.enclave_mse_status().as_deref(), Some("Waiting"));
     assert!(!out(o).contains("is running"));
+    assert!(
+        out(o).contains(&format!(
+            "App {APP_ID} got nothing and is left waiting on the node: `mse stop {APP_ID}` removes it.\n"
+        )),
+        "{}",
+        out(o)
+    );
 }
 
 #[test]

@@ -588,6 +588,12 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         router: &router,
         expected,
     })
+    .inspect_err(|_| {
+        println!(
+            "App {} got nothing and is left waiting on the node: `mse stop {}` removes it.",
+            app.id, app.id
+        );
+    })
     .context("nothing was sent to the enclave")?;
     let cert_path = store.write_file(&app.id, CERT_FILE, attested.cert.pem().as_bytes())?;
     println!(
