@@ -406,20 +406,22 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .filter(|a| a.name == conf.name)
         .collect();
+    let hardware = client.hardware(&cloud.hardware)?;
     if !existing.is_empty() {
         confirm_replace(&conf.name, &existing, args.yes)?;
-        for app in &existing {
-            client.stop(&app.id)?;
-            wait_until(&client, &app.id, deadline, |s| !LIVE.contains(&s))
-                .with_context(|| format!("stopping app {}", app.id))?;
-            println!("Stopped app {}", app.id);
-        }
     }
-    let hardware = client.hardware(&cloud.hardware)?;
 
     let work = tempfile::tempdir().context("cannot create a temporary directory")?;
     let key = CodeKey::generate();
     let (package, summary) = build_package(&conf, &key, work.path())?;
+
+    // Only now that everything local succeeded: the node allows one live app per name.
+    for app in &existing {
+        client.stop(&app.id)?;
+        wait_until(&client, &app.id, deadline, |s| !LIVE.contains(&s))
+            .with_context(|| format!("stopping app {}", app.id))?;
+        println!("Stopped app {}", app.id);
+    }
 
     let conf_json = json!({
         "name": conf.name,
