@@ -41,8 +41,8 @@ pub enum ConfServerError {
 
 struct State {
     provisioner: Provisioner,
-    /// Serialises POSTs; holds the result once provisioned.
-    result: tokio::sync::Mutex<Option<()>>,
+    /// Serialises POSTs; true once provisioned.
+    configured: tokio::sync::Mutex<bool>,
     done: watch::Sender<bool>,
     provisioned: Mutex<Option<Provisioned>>,
 }
@@ -65,7 +65,7 @@ pub async fn serve(
     let (done_tx, mut done_rx) = watch::channel(false);
     let state = Arc::new(State {
         provisioner,
-        result: tokio::sync::Mutex::new(None),
+        configured: tokio::sync::Mutex::new(false),
         done: done_tx,
         provisioned: Mutex::new(None),
     });
@@ -95,6 +95,7 @@ pub async fn serve(
                 };
                 let acceptor = acceptor.clone();
                 let state = state.clone();
+                let mut done = state.done.subscribe();
                 tokio::spawn(async move {
                     let work = async {
                         let tls = match acceptor.accept(tcp).await {
@@ -108,10 +109,19 @@ pub async fn serve(
                             let state = state.clone();
                             async move { Ok::<_, Infallible>(handle(req, &state).await) }
                         });
-                        if let Err(e) = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(tls), service)
-                            .await
-                        {
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(tls), service);
+                        tokio::pin!(conn);
+                        // Once configured, kept-alive connections finish their request and
+                        // close: the next request reaches the app, never a stale "Waiting".
+                        let result = tokio::select! {
+                            r = conn.as_mut() => r,
+                            () = async { drop(done.wait_for(|d| *d).await) } => {
+                                conn.as_mut().graceful_shutdown();
+                                conn.as_mut().await
+                            }
+                        };
+                        if let Err(e) = result {
                             tracing::debug!("configuration server: connection from {peer}: {e}");
                         }
                     };
@@ -187,15 +197,15 @@ async fn post(req: Request<Incoming>, state: &Arc<State>) -> Response<Full<Bytes
             };
         }
     };
-    let mut guard = state.result.lock().await;
-    if guard.is_some() {
+    let mut configured = state.configured.lock().await;
+    if *configured {
         return refuse(&ProvisionError::AlreadyConfigured.to_string());
     }
     let state2 = state.clone();
     let outcome = tokio::task::spawn_blocking(move || state2.provisioner.provision(&body)).await;
     match outcome {
         Ok(Ok(provisioned)) => {
-            *guard = Some(());
+            *configured = true;
             if let Ok(mut slot) = state.provisioned.lock() {
                 *slot = Some(provisioned);
             }

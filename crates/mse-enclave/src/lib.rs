@@ -10,7 +10,6 @@ pub mod conf_server;
 pub mod identity;
 pub mod provision;
 pub mod run;
-pub mod sandbox;
 pub mod tee;
 
 /// Entry points for `fuzz/fuzz_targets/conf_payload.rs`; not a stable API.

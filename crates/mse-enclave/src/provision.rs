@@ -6,6 +6,10 @@
 //! (base64url, padding optional: a sealed box to the enclave's X25519 key whose plaintext is a
 //! JSON object, possibly holding `code_secret_key`), `ssl_private_key` (PEM; required in owner
 //! mode, refused in self mode). Unknown fields are refused.
+//!
+//! Stored: `app_secrets` as JSON in $SECRETS_PATH, the opened sealed object in
+//! $SEALED_SECRETS_PATH without its `code_secret_key` (the app never needs its own code key), the
+//! decrypted code in $MODULE_PATH. The owner's TLS key stays in memory only.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Write};

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use crate::args::Args;
 use crate::identity::{Identity, OWNER_MODE_CONF_CERT_LIFETIME, server_config};
 use crate::provision::{Mode, Provisioner, read_owner_chain};
-use crate::sandbox::{self, SandboxConfig};
 use crate::{conf_server, tee};
+use mse_sandbox::{Sandbox, SandboxConfig};
 
 /// Measure what this enclave runs, exactly as `mse` recomputes it.
 pub fn manifest(args: &Args) -> anyhow::Result<Manifest> {
@@ -51,9 +51,14 @@ async fn signalled() -> &'static str {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(mut args: Args) -> anyhow::Result<()> {
     let now = OffsetDateTime::now_utc();
     args.validate(now.unix_timestamp())?;
+    // Absolute paths: the sandbox keeps them visible under its mounts, and the cwd may change.
+    args.env = std::fs::canonicalize(&args.env)
+        .with_context(|| format!("--env {}", args.env.display()))?;
+    args.package = std::fs::canonicalize(&args.package)
+        .with_context(|| format!("--package {}", args.package.display()))?;
     let owner_chain = args
         .certificate
         .as_deref()
@@ -78,20 +83,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let home_key = tee::home_key(attester.as_ref(), &measurement)?;
-    let sandbox = sandbox::enter(&SandboxConfig {
-        size_mb: args.size,
-        home_key,
-        state_dir: args.state_dir.clone(),
-    })?;
-    for (name, value) in sandbox.env() {
-        // SAFETY: still single-threaded (no runtime, no thread spawned yet), so no other thread
-        // can read or write the environment concurrently; Python copies it at initialisation.
-        unsafe { std::env::set_var(name, value) };
-    }
-    tracing::info!(
-        "effective memory for the app: {} MB",
-        sandbox.effective_memory_mb()
-    );
+    // The sandbox exports the app's variables into this process's environment itself.
+    let sandbox = mse_sandbox::enter_with(
+        &SandboxConfig {
+            size_mb: args.size,
+            home_key,
+            state_dir: args.state_dir.clone(),
+        },
+        &[args.env.clone(), args.package.clone()],
+    )
+    .context("cannot set up the sandbox")?;
+    let env: Vec<String> = sandbox
+        .paths()
+        .env()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    tracing::info!("app environment: {}", env.join(" "));
 
     let result = serve(&args, attester.as_ref(), &sandbox, owner_chain, now);
     if let Err(e) = sandbox.stop() {
@@ -103,7 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn serve(
     args: &Args,
     attester: &dyn mse_attest::attester::Attester,
-    sandbox: &sandbox::Sandbox,
+    sandbox: &Sandbox,
     owner_chain: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
     now: OffsetDateTime,
 ) -> anyhow::Result<()> {
@@ -163,7 +171,8 @@ fn serve(
     let config = ServerConfig::new(Bind::Listener(listener), args.application.clone())
         .app_dir(&paths.module_path)
         .venv(Some(args.env.clone()))
-        .tls(Tls::Config(tls));
+        .tls(Tls::Config(tls))
+        .startup_code(Some(Sandbox::python_startup_code().to_owned()));
     let server = Server::new(config).context("cannot start the app")?;
     tracing::info!(
         "app {} serving on https://{} ({:?})",

@@ -191,13 +191,14 @@ fn seed_app_refusals_then_provisioning() {
         (404, "You should write before read".to_owned())
     );
     // The sealed secrets are stored without the code key.
-    let stored =
-        std::fs::read_to_string(enclave.state.join("root/.cache/mse/sealed_secrets.json")).unwrap();
+    let env = enclave.app_env();
+    let stored = std::fs::read_to_string(enclave.inside(&env["SEALED_SECRETS_PATH"])).unwrap();
     assert_eq!(stored, r#"{"token":"t0k"}"#);
-    let secrets =
-        std::fs::read_to_string(enclave.state.join("root/.cache/mse/secrets.json")).unwrap();
+    let secrets = std::fs::read_to_string(enclave.inside(&env["SECRETS_PATH"])).unwrap();
     assert_eq!(secrets, r#"{"login":"alice","password":"p"}"#);
     assert!(!enclave.log().contains(&good_key), "the key was logged");
+    // The emptiness checks above can fail: now the code and the secrets are there.
+    assert!(enclave.written().len() >= 3, "{:?}", enclave.written());
 }
 
 #[test]
@@ -231,6 +232,12 @@ fn tampered_package_is_refused_and_nothing_written() {
         .as_bytes(),
         "the code key does not decrypt the package: member \"app.py.enc\": integrity check failed: the file was modified or the key is wrong",
     );
+    // Over the body limit, and a method the configuration server does not serve.
+    let big = vec![b' '; (8 << 20) + 1];
+    assert_refused(&enclave, &big, "payload is over the 8 MiB limit");
+    let put = common::request(enclave.port, "PUT", "/", b"{}").unwrap();
+    assert_eq!(put.status, 405);
+    assert_eq!(put.header("allow"), Some("GET, HEAD, POST"));
 }
 
 #[test]
@@ -292,19 +299,39 @@ fn fastapi_app_with_sealed_secrets_only() {
             .body,
     )
     .unwrap();
-    let state = std::fs::canonicalize(&enclave.state).unwrap();
-    let home = state.join("root");
-    assert_eq!(paths["HOME"], home.display().to_string());
+    // The app sees the variables the runtime announced (the seeds' paths in a private mount
+    // namespace, per-app directories otherwise).
+    let env = enclave.app_env();
+    for var in [
+        "HOME",
+        "SECRETS_PATH",
+        "SEALED_SECRETS_PATH",
+        "TMP_PATH",
+        "MODULE_PATH",
+        "KEY_PATH",
+    ] {
+        assert_eq!(paths[var], env[var], "{var}");
+    }
     assert_eq!(
-        paths["SECRETS_PATH"],
-        home.join(".cache/mse/secrets.json").display().to_string()
+        env["SECRETS_PATH"],
+        format!("{}/.cache/mse/secrets.json", env["HOME"])
+    );
+    // No subprocess inside the enclave: a clean PermissionError, and the app keeps serving.
+    let spawn = common::request(enclave.port, "GET", "/spawn", b"").unwrap();
+    let error = serde_json::from_slice::<serde_json::Value>(&spawn.body).unwrap()["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.ends_with("is not allowed inside the enclave: no fork, no subprocess"),
+        "{error}"
     );
     assert_eq!(
-        paths["MODULE_PATH"],
-        state.join("mse-app").display().to_string()
+        common::request(enclave.port, "GET", "/health", b"")
+            .unwrap()
+            .status,
+        200
     );
-    assert_eq!(paths["KEY_PATH"], state.join("key").display().to_string());
-    assert_eq!(paths["TMP_PATH"], state.join("tmp").display().to_string());
 }
 
 #[test]

@@ -156,26 +156,61 @@ impl Enclave {
         request(self.port, "POST", "/", body).unwrap()
     }
 
-    /// Entries under the state directory's app directories (must stay empty on refusal).
+    /// The app's variables, from the enclave's `app environment:` log line.
+    pub fn app_env(&self) -> std::collections::BTreeMap<String, String> {
+        let log = self.log();
+        let line = log
+            .lines()
+            .find_map(|l| {
+                l.split_once("app environment: ")
+                    .map(|(_, rest)| rest.to_owned())
+            })
+            .unwrap_or_else(|| panic!("no app environment line:\n{log}"));
+        line.split(' ')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    /// `path` as the enclave sees it (through its mount namespace, if it has one).
+    pub fn inside(&self, path: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{path}", self.child.id()))
+    }
+
+    /// Everything under the app's directories (must stay empty on refusal).
     pub fn written(&self) -> Vec<String> {
+        let env = self.app_env();
         let mut out = Vec::new();
-        for dir in ["root", "mse-app", "key", "tmp"] {
-            let d = self.state.join(dir);
-            for e in walk(&d) {
-                out.push(e.strip_prefix(&self.state).unwrap().display().to_string());
+        for var in ["HOME", "MODULE_PATH", "KEY_PATH", "TMP_PATH"] {
+            let d = self.inside(&env[var]);
+            assert!(d.is_dir(), "{} is not a directory", d.display());
+            let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&d).unwrap());
+            for e in walk(&d, dev) {
+                out.push(e.display().to_string());
             }
         }
         out
     }
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
+/// Files (not directories: the sandbox pre-creates some) on device `dev` under `dir`; what the
+/// sandbox bind-mounts read-only from the host (the Python installation, the package) lies on
+/// another device and is skipped.
+fn walk(dir: &Path, dev: u64) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
-            out.push(e.path());
-            if e.file_type().unwrap().is_dir() {
-                out.extend(walk(&e.path()));
+            let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if meta.dev() != dev {
+                continue;
+            }
+            if meta.is_dir() {
+                out.extend(walk(&e.path(), dev));
+            } else {
+                out.push(e.path());
             }
         }
     }

@@ -22,3 +22,14 @@ async def sealed():
 async def paths():
     names = ["HOME", "SECRETS_PATH", "SEALED_SECRETS_PATH", "TMP_PATH", "MODULE_PATH", "KEY_PATH"]
     return {n: os.environ[n] for n in names}
+
+
+@app.get("/spawn")
+async def spawn():
+    """The enclave allows no subprocess: the app gets a clean error and keeps serving."""
+    import subprocess
+    try:
+        subprocess.run(["true"], check=False)
+    except PermissionError as e:
+        return {"error": str(e)}
+    return {"error": None}
