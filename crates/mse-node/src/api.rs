@@ -87,7 +87,10 @@ impl FromRequestParts<Arc<Node>> for Auth {
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| v.split_once(' '))
+            // The scheme is case-insensitive (RFC 9110 §11.1).
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
@@ -153,6 +156,10 @@ fn app_json(node: &Node, app: &AppRecord) -> Value {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .map(|a| a.to_string());
+    let pccs_url = match *node.api_addr.lock().unwrap_or_else(|p| p.into_inner()) {
+        Some(api) if node.cfg.tee == "sim" => Some(format!("http://{api}/pccs")),
+        _ => None,
+    };
     json!({
         "id": app.id,
         "name": app.name,
@@ -174,9 +181,14 @@ fn app_json(node: &Node, app: &AppRecord) -> Value {
         "python_application": conf["python_application"],
         "healthcheck_endpoint": conf["healthcheck_endpoint"],
         "tee": node.cfg.tee,
+        // Launch inputs of the measurement, exactly as handed to mse-enclave.
+        "expiration": if app.custom_domain.is_some() { Value::Null } else { json!(app.expires_at / 1000) },
+        "owner_certificate_sha256": conf["owner_certificate_sha256"],
         "runtime_digest": conf["runtime_digest"],
         "environment_digest": conf["environment_digest"],
         "router_address": router,
+        // The node's mock PCCS, for verifying sim evidence (null for real TEEs).
+        "pccs_url": pccs_url,
     })
 }
 
@@ -609,6 +621,10 @@ async fn create_app(
         }
     };
     let expires_at = expires_at.unwrap_or(now + node.cfg.default_lifetime_hours as i64 * 3_600_000);
+    let owner_cert_sha256 = match &certificate {
+        Some(path) => Some(crate::digest::file_sha256(path).map_err(ApiError::internal)?),
+        None => None,
+    };
     // Hashing the runtime (cached after the first deploy) must not stall the executor.
     let runtime_digest =
         tokio::task::block_in_place(|| node.digests.runtime(&node.cfg.enclave_bin))
@@ -622,6 +638,7 @@ async fn create_app(
         "domain_name": custom_domain,
         "runtime_digest": runtime_digest,
         "environment_digest": Value::Null,
+        "owner_certificate_sha256": owner_cert_sha256,
     });
     let app = AppRecord {
         id: id.clone(),

@@ -71,5 +71,6 @@ pub async fn serve(
         .await
         .context("API server")?;
     router_task.abort();
+    node.shutdown();
     Ok(())
 }

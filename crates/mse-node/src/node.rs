@@ -73,6 +73,8 @@ pub struct Node {
     /// The router's actual address (port 0 in the config resolves at bind time).
     pub router_addr: Mutex<Option<SocketAddr>>,
     pub api_addr: Mutex<Option<SocketAddr>>,
+    /// Requests to the spawner thread (see [`spawner_thread`]).
+    spawn_tx: Mutex<std::sync::mpsc::Sender<SpawnRequest>>,
     /// Round-robin start for CPU pinning, so apps spread over the node's CPUs.
     next_cpu: std::sync::atomic::AtomicUsize,
 }
@@ -170,9 +172,12 @@ fn signal(pid: u32, sig: rustix::process::Signal) {
 }
 
 impl Node {
+    /// Must be called inside the tokio runtime the node runs on.
     pub fn new(cfg: NodeConfig, store: Store, seed: [u8; 32]) -> Arc<Node> {
         let venvs = Arc::new(Venvs::new(cfg.data_dir.join("venvs")));
+        let spawn_tx = spawner_thread(tokio::runtime::Handle::current());
         Arc::new(Node {
+            spawn_tx: Mutex::new(spawn_tx),
             cfg,
             store,
             seed,
@@ -245,6 +250,31 @@ impl Node {
             }
         }
         Ok(apps.len())
+    }
+
+    /// On a clean node shutdown: every live app's enclave gets SIGTERM and the app is recorded
+    /// `on_error` ("node stopped"), its storage kept.
+    pub fn shutdown(&self) {
+        let live: Vec<(String, Arc<Live>)> = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, l)| (id.clone(), l.clone()))
+            .collect();
+        for (id, l) in live {
+            let pid = l.pid.load(Ordering::Relaxed) as u32;
+            if pid != 0 && is_our_enclave(pid, &id) {
+                signal(pid, rustix::process::Signal::TERM);
+            }
+            l.log.note("node stopped: app marked on_error");
+            if let Err(e) = self
+                .store
+                .set_status(&id, Status::OnError, Some("node stopped"))
+            {
+                tracing::error!(app = %id, "cannot record the node's stop: {e}");
+            }
+        }
     }
 
     /// Starts the supervising task of a freshly inserted app.
@@ -392,6 +422,18 @@ impl Node {
         cmd
     }
 
+    /// Starts `cmd` on the spawner thread.
+    async fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.spawn_tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send((cmd, tx))
+            .map_err(|_| std::io::Error::other("spawner thread is gone"))?;
+        rx.await
+            .map_err(|_| std::io::Error::other("spawner thread is gone"))?
+    }
+
     /// The tier's number of CPUs out of those the node may use, taken round-robin; `None`
     /// when the tier has at least as many cores as the node (no pinning).
     fn cpu_set(&self, cores: u32) -> Option<rustix::thread::CpuSet> {
@@ -454,7 +496,7 @@ impl Node {
         if let Err(e) = std::fs::create_dir_all(self.app_dir(&app.id).join("state")) {
             return (Status::OnError, format!("cannot create the state dir: {e}"));
         }
-        let mut child = match self.command(launch, &venv, port).spawn() {
+        let mut child = match self.spawn(self.command(launch, &venv, port)).await {
             Ok(c) => c,
             Err(e) => {
                 return (
@@ -593,6 +635,30 @@ impl Node {
         );
         serde_json::Value::Object(m)
     }
+}
+
+type SpawnRequest = (
+    Command,
+    tokio::sync::oneshot::Sender<std::io::Result<Child>>,
+);
+
+/// A thread that lives as long as the node and forks every enclave. The parent-death signal an
+/// enclave gets fires when the *thread* that forked it exits, and tokio retires and replaces
+/// its threads (`block_in_place`, idle blocking threads); forking from this thread only means
+/// enclaves die with the node process and never earlier.
+fn spawner_thread(runtime: tokio::runtime::Handle) -> std::sync::mpsc::Sender<SpawnRequest> {
+    let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+    std::thread::Builder::new()
+        .name("mse-node-spawner".into())
+        .spawn(move || {
+            // tokio's child handling (its SIGCHLD reaper) needs the runtime's context.
+            let _guard = runtime.enter();
+            while let Ok((mut cmd, reply)) = rx.recv() {
+                let _ = reply.send(cmd.spawn());
+            }
+        })
+        .expect("cannot start the spawner thread");
+    tx
 }
 
 fn stopped(reason: StopReason) -> (Status, String) {

@@ -32,6 +32,24 @@ fn every_route_needs_a_valid_token() {
         assert_eq!(body, json!({"error": "invalid bearer token"}));
     }
     let token = node.project("alpha");
+    let (code, body) = http_raw_headers(
+        node.api,
+        "/users/me",
+        &format!("Authorization: bearer {token}"),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        http_raw_headers(
+            node.api,
+            "/users/me",
+            &format!("Authorization: Basic {token}")
+        ),
+        (
+            401,
+            "{\"error\":\"malformed Authorization header: expected \\\"Bearer <token>\\\"\"}"
+                .to_owned()
+        )
+    );
     let (code, me) = node.get("/users/me", Some(&token));
     assert_eq!(code, 200);
     assert_eq!(me["project"]["name"], "alpha");
@@ -59,6 +77,25 @@ fn every_route_needs_a_valid_token() {
         b"",
     );
     assert_eq!(code, 200);
+    // ... and derives from this node's seed.
+    let seed: [u8; 32] = std::fs::read(node.data().join("sim-seed"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let pki = mse_attest::sim::SimPki::from_seed(&seed).unwrap();
+    let (code, crl) = http_raw(
+        node.api,
+        "GET",
+        "/pccs/sgx/certification/v4/rootcacrl",
+        None,
+        None,
+        b"",
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        String::from_utf8(crl).unwrap(),
+        hex::encode(&pki.root_crl_der)
+    );
 }
 
 #[test]
@@ -160,6 +197,23 @@ fn bad_deploys_are_refused_and_leave_nothing() {
     );
     assert_eq!(std::fs::read_dir(&apps_dir).unwrap().count(), 0);
     assert_eq!(node.get("/apps", Some(&token)), (200, json!([])));
+    // Under the limit (and far over the 64 KiB of ordinary routes): accepted, stored whole.
+    let mut b = tar::Builder::new(Vec::new());
+    let data = vec![0x5a; 900 * 1024];
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "big.bin.enc", &data[..]).unwrap();
+    let pkg = b.into_inner().unwrap();
+    let (code, app) = node.deploy(&token, &pkg, &conf("fits"));
+    assert_eq!(code, 201, "{app}");
+    let stored = node
+        .data()
+        .join("apps")
+        .join(app["id"].as_str().unwrap())
+        .join("app.tar");
+    assert_eq!(std::fs::read(stored).unwrap(), pkg);
 }
 
 #[test]
@@ -172,9 +226,18 @@ fn lifecycle_through_the_router() {
     assert_eq!(app["tee"], "sim");
     assert_eq!(app["ssl_certificate_origin"], "self");
     assert_eq!(app["router_address"], node.router.to_string());
+    assert_eq!(app["pccs_url"], format!("http://{}/pccs", node.api));
     let id = app["id"].as_str().unwrap().to_owned();
     let domain = format!("{id}.localhost");
     assert_eq!(app["config_domain_name"], domain);
+    assert_eq!(app["owner_certificate_sha256"], serde_json::Value::Null);
+    let expiration = app["expiration"].as_i64().unwrap();
+    let expires_at = time::OffsetDateTime::parse(
+        app["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(expiration, expires_at.unix_timestamp());
     let app = node.wait_status(&token, &id, "initializing", 20);
     assert_eq!(
         app["runtime_digest"].as_str().unwrap(),
@@ -412,6 +475,12 @@ fn owner_mode_routes_the_owners_domain() {
     assert_eq!(code, 201, "{app}");
     assert_eq!(app["ssl_certificate_origin"], "owner");
     assert_eq!(app["domain_name"], "shop.example.com");
+    assert_eq!(app["expiration"], serde_json::Value::Null);
+    use sha2::Digest;
+    assert_eq!(
+        app["owner_certificate_sha256"],
+        hex::encode(sha2::Sha256::digest(cert.pem().as_bytes()))
+    );
     let id = app["id"].as_str().unwrap().to_owned();
     node.wait_status(&token, &id, "initializing", 20);
     let (code, head, _) = https(node.router, "shop.example.com", "GET", "/").unwrap();
@@ -581,4 +650,40 @@ fn malformed_requests_get_json_errors() {
         http(node.api, "DELETE", "/apps", Some(&token), None, b""),
         (405, json!({"error": "method not allowed on this route"}))
     );
+}
+
+#[test]
+fn enclaves_outlive_the_runtime_threads_that_started_them() {
+    // tokio retires idle blocking threads after 10 s; an enclave's parent-death signal must not
+    // follow the thread it was forked from.
+    let node = TestNode::start("");
+    let token = node.project("alpha");
+    let (_, app) = node.deploy(&token, &package(), &conf("patient"));
+    let id = app["id"].as_str().unwrap().to_owned();
+    node.wait_status(&token, &id, "initializing", 20);
+    let pid = pid_with_arg(&id).unwrap();
+    std::thread::sleep(Duration::from_secs(13));
+    assert_eq!(pid_with_arg(&id), Some(pid));
+    let (_, app) = node.get(&format!("/apps/{id}"), Some(&token));
+    assert_eq!(app["status"], "initializing", "{app}");
+}
+
+#[test]
+fn a_clean_node_stop_records_its_apps() {
+    let mut node = TestNode::start("");
+    let token = node.project("alpha");
+    let (_, app) = node.deploy(&token, &package(), &conf("graceful"));
+    let id = app["id"].as_str().unwrap().to_owned();
+    node.wait_status(&token, &id, "initializing", 20);
+    let mut child = node.child.take().unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(pid_with_arg(&id).is_none());
+    node.spawn();
+    let (_, app) = node.get(&format!("/apps/{id}"), Some(&token));
+    assert_eq!(app["status"], "on_error");
+    assert_eq!(app["exit_reason"], "node stopped");
 }

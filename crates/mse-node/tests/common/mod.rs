@@ -384,3 +384,18 @@ pub fn pid_with_arg(arg: &str) -> Option<u32> {
     }
     None
 }
+
+/// `GET path` with one raw header line; returns the status and the body text.
+pub fn http_raw_headers(addr: SocketAddr, path: &str, header: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{header}\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = resp.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
