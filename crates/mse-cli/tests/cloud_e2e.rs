@@ -152,6 +152,19 @@ fn deploy_the_scaffolded_app_on_a_real_node() {
     let cli = Cli::new(dir.path(), &venv);
 
     cli.ok(&["scaffold", "helloworld"]);
+    let code_canary = "canary-code-5d1e9b";
+    let secret_canary = "canary-secret-83c4aa";
+    let app_py = dir.path().join("helloworld/mse_src/app.py");
+    let mut code = std::fs::read_to_string(&app_py).unwrap();
+    code.push_str(&format!("# {code_canary}\n"));
+    std::fs::write(&app_py, code).unwrap();
+    let secrets = dir.path().join("helloworld/secrets.json");
+    let text = std::fs::read_to_string(&secrets).unwrap();
+    std::fs::write(
+        &secrets,
+        text.replacen('{', &format!("{{\"canary\": \"{secret_canary}\","), 1),
+    )
+    .unwrap();
     assert_eq!(
         cli.ok(&["cloud", "login", "--url", &node.api, "--token", &token]),
         format!("Logged in to {} (project default)\n", node.api)
@@ -208,6 +221,33 @@ fn deploy_the_scaffolded_app_on_a_real_node() {
     assert!(text.contains(&format!("{id}  running ")), "{text}");
     let text = cli.ok(&["logs", &id]);
     assert!(text.contains("\"GET /whoami HTTP/1.1\" 200"), "{text}");
+
+    // The node's data dir (store, packages, sealed state, logs) holds neither the code in clear,
+    // nor the secrets, nor the code key.
+    let key = std::fs::read_to_string(dir.path().join("config/context").join(&id).join("code.key"))
+        .unwrap();
+    let mut files = 0;
+    let mut stack = vec![dir.path().join("data")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let ft = entry.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(entry.path());
+            } else if ft.is_file() {
+                files += 1;
+                let bytes = std::fs::read(entry.path()).unwrap();
+                for canary in [code_canary, secret_canary, key.trim()] {
+                    assert!(
+                        !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+                        "{} holds {canary}",
+                        entry.path().display()
+                    );
+                }
+            }
+        }
+    }
+    assert!(files >= 3, "only {files} files in the node's data dir");
 
     // Redeploying the same name: refused without -y (no terminal), replaced with -y.
     let o = cli.run(&["deploy", "--path", "helloworld/mse.toml"]);
