@@ -626,3 +626,58 @@ fn a_changed_simulation_root_is_refused() {
         false,
     );
 }
+
+/// On a terminal, `mse deploy` asks before replacing an app (util-linux `script` gives it one).
+#[test]
+fn redeploying_on_a_terminal_asks_and_honours_the_answer() {
+    let node = FakeNode::start(Tamper::None);
+    node.state.add_app(OTHER_ID, "helloworld", "running");
+    let env = Env::new();
+    let toml = env.scaffold();
+    env.login(&node);
+    let on_terminal = |answer: &str| {
+        let cmd = format!(
+            "{} deploy --path {}",
+            env!("CARGO_BIN_EXE_mse"),
+            toml.display()
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .current_dir(env.dir.path())
+            .env("MSE_CONFIG_DIR", env.config())
+            .env("NO_PROXY", "127.0.0.1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("util-linux script");
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(answer.as_bytes()).unwrap();
+        // Keep the terminal open until mse is done with it.
+        let o = child.wait_with_output().unwrap();
+        drop(stdin);
+        o
+    };
+    let o = on_terminal("n\n");
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "An app named \"helloworld\" is already deployed ({OTHER_ID}). Replace it? [y/N] "
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("Error: deployment cancelled: app \"helloworld\" is left as it was"),
+        "{text}"
+    );
+    assert!(node.state.recorded.lock().unwrap().uploads.is_empty());
+    assert_eq!(node.state.status_of(OTHER_ID).unwrap(), "running");
+
+    let o = on_terminal("y\n");
+    let text = out(&o);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("Stopped app {OTHER_ID}")), "{text}");
+    assert_eq!(node.state.status_of(APP_ID).unwrap(), "running");
+}
