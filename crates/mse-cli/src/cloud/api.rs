@@ -72,6 +72,49 @@ pub struct App {
     pub router_address: Option<String>,
 }
 
+impl App {
+    /// Replaces control characters in every text the node sent, so that printing an app
+    /// cannot drive the terminal (escape sequences) or fake extra lines.
+    fn sanitized(mut self) -> App {
+        let clean = |s: &mut String| {
+            if s.chars().any(char::is_control) {
+                *s = s
+                    .chars()
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect();
+            }
+        };
+        for s in [&mut self.id, &mut self.name, &mut self.status] {
+            clean(s);
+        }
+        for s in [
+            &mut self.domain_name,
+            &mut self.config_domain_name,
+            &mut self.docker,
+            &mut self.created_at,
+            &mut self.ready_at,
+            &mut self.stopped_at,
+            &mut self.expires_at,
+            &mut self.owner_certificate_sha256,
+            &mut self.exit_reason,
+            &mut self.hardware_name,
+            &mut self.ssl_certificate_origin,
+            &mut self.python_application,
+            &mut self.healthcheck_endpoint,
+            &mut self.tee,
+            &mut self.runtime_digest,
+            &mut self.environment_digest,
+            &mut self.router_address,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            clean(s);
+        }
+        self
+    }
+}
+
 /// `GET /hardwares/{name}`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Hardware {
@@ -200,7 +243,9 @@ impl NodeClient {
     }
 
     pub fn app(&self, id: &str) -> anyhow::Result<App> {
-        self.get(&format!("/apps/{}", encode(id)))
+        Ok(self
+            .get::<App>(&format!("/apps/{}", encode(id)))?
+            .sanitized())
     }
 
     /// `GET /apps` filtered by name and statuses (all when empty).
@@ -217,11 +262,14 @@ impl NodeClient {
         } else {
             format!("/apps?{}", query.join("&"))
         };
-        self.get(&path)
+        let apps: Vec<App> = self.get(&path)?;
+        Ok(apps.into_iter().map(App::sanitized).collect())
     }
 
     pub fn stop(&self, id: &str) -> anyhow::Result<App> {
-        self.post_empty(&format!("/apps/{}/stop", encode(id)))
+        Ok(self
+            .post_empty::<App>(&format!("/apps/{}/stop", encode(id)))?
+            .sanitized())
     }
 
     /// The last 64 kB of the app's output.
@@ -279,7 +327,9 @@ impl NodeClient {
                 &format!("multipart/form-data; boundary={boundary}"),
             )
             .send(ureq::SendBody::from_owned_reader(body));
-        Self::finish("POST", &url, result).context("uploading the app")
+        Self::finish::<App>("POST", &url, result)
+            .map(App::sanitized)
+            .context("uploading the app")
     }
 }
 
@@ -366,6 +416,18 @@ mod tests {
             status_text(ureq::http::StatusCode::NOT_FOUND),
             "HTTP 404 Not Found"
         );
+    }
+
+    #[test]
+    fn app_texts_lose_their_control_characters() {
+        let app: App = serde_json::from_value(serde_json::json!({
+            "id": "a", "name": "x\u{1b}[2Jy", "status": "running\nFAKE", "exit_reason": "ok\r"
+        }))
+        .unwrap();
+        let app = app.sanitized();
+        assert_eq!(app.name, "x?[2Jy");
+        assert_eq!(app.status, "running?FAKE");
+        assert_eq!(app.exit_reason.as_deref(), Some("ok?"));
     }
 
     #[test]
