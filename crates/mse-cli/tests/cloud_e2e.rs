@@ -57,9 +57,15 @@ fn start_node(dir: &Path, venv: &Path, enclave_bin: &Path) -> (Node, String) {
         ),
     )
     .unwrap();
+    let token = create_project(&config, "default");
+    (serve(&config), token)
+}
+
+/// `mse-node project create NAME`: the project's token.
+fn create_project(config: &Path, name: &str) -> String {
     let out = Command::new(bin("mse-node"))
-        .args(["project", "create", "default", "--config"])
-        .arg(&config)
+        .args(["project", "create", name, "--config"])
+        .arg(config)
         .output()
         .unwrap();
     assert!(
@@ -67,10 +73,14 @@ fn start_node(dir: &Path, venv: &Path, enclave_bin: &Path) -> (Node, String) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `mse-node serve`, its addresses read from its first line of output.
+fn serve(config: &Path) -> Node {
     let mut child = Command::new(bin("mse-node"))
         .args(["serve", "--config"])
-        .arg(&config)
+        .arg(config)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -87,12 +97,11 @@ fn start_node(dir: &Path, venv: &Path, enclave_bin: &Path) -> (Node, String) {
         Some(&["mse-node:", "API", "on"][..]),
         "{line}"
     );
-    let node = Node {
+    Node {
         child,
         api: words[3].to_owned(),
         router: words[7].to_owned(),
-    };
-    (node, token)
+    }
 }
 
 struct Cli {
@@ -419,4 +428,48 @@ fn an_enclave_that_dies_at_start_fails_the_deploy_with_the_reason() {
         )
     );
     assert!(!text.contains("Sent the code key"), "{text}");
+}
+
+/// Another project's token sees none of the app; after the node is killed and restarted,
+/// `mse list --all` still shows the app (marked on_error by the restart).
+#[test]
+fn other_projects_and_a_node_restart() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, token) = start_node(dir.path(), &venv, &bin("mse-enclave"));
+    let config = dir.path().join("node.toml");
+    let cli = Cli::new(dir.path(), &venv);
+    cli.ok(&["scaffold", "helloworld"]);
+    cli.ok(&["login", "--url", &node.api, "--token", &token]);
+    let text = cli.ok(&["deploy", "--path", "helloworld/mse.toml"]);
+    let id = field(&text, "  id:").to_owned();
+
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other = Cli::new(&other_dir, &venv);
+    let other_token = create_project(&config, "other");
+    other.ok(&["login", "--url", &node.api, "--token", &other_token]);
+    assert_eq!(
+        other.ok(&["list", "--all"]),
+        format!("No app on {}\n", node.api)
+    );
+    for cmd in [&["status", id.as_str()][..], &["logs", &id], &["stop", &id]] {
+        let o = other.run(cmd);
+        assert_eq!(o.status.code(), Some(1), "{cmd:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("HTTP 404 Not Found: app not found"),
+            "{cmd:?}: {err}"
+        );
+    }
+    let status = cli.ok(&["status", &id]);
+    assert!(status.contains("Status:       running\n"), "{status}");
+
+    drop(node);
+    let node = serve(&config);
+    cli.ok(&["login", "--url", &node.api, "--token", &token]);
+    let text = cli.ok(&["list", "--all"]);
+    assert!(text.contains(&format!("{id}  on_error ")), "{text}");
+    let status = cli.ok(&["status", &id]);
+    assert!(status.contains("Exit reason:  node restarted"), "{status}");
 }
