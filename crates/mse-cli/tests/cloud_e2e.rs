@@ -267,10 +267,19 @@ fn deploy_the_scaffolded_app_on_a_real_node() {
             "Error: an app named \"helloworld\" is already deployed ({id}); use -y to replace it\n"
         )
     );
-    let text = cli.ok(&["deploy", "--path", "helloworld/mse.toml", "-y"]);
-    assert!(text.contains(&format!("Stopped app {id}\n")), "{text}");
-    let new_id = field(&text, "  id:").to_owned();
+    // --json: one object on stdout (the progress went to stderr).
+    let text = cli.ok(&["deploy", "--path", "helloworld/mse.toml", "-y", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let new_id = v["id"].as_str().unwrap().to_owned();
     assert_ne!(new_id, id);
+    assert_eq!(v["status"], "running");
+    assert_eq!(v["simulated"], true);
+    assert_eq!(v["measurement_recomputed"], true);
+    assert_eq!(v["url"], format!("https://{new_id}.localhost:{port}"));
+    assert!(
+        Path::new(v["certificate"].as_str().unwrap()).is_file(),
+        "{v}"
+    );
 
     assert_eq!(
         cli.ok(&["stop", &new_id]),

@@ -14,6 +14,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
@@ -33,6 +34,20 @@ use super::api::{App, FilePart, NodeClient};
 use super::config::{Login, config_dir};
 use super::context::{CERT_FILE, CONTEXT_VERSION, ContextInfo, ContextStore, MANIFEST_FILE};
 use super::{LIVE, app_url, router_address, tls, wait_until};
+
+/// `--json`: the progress goes to stderr and stdout gets one JSON object at the end.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// A progress line: stdout, or stderr under `--json`.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if JSON.load(Ordering::Relaxed) {
+            eprintln!($($arg)*)
+        } else {
+            println!($($arg)*)
+        }
+    };
+}
 
 /// Where DCAP collateral of hardware evidence comes from unless `MSE_PCCS_URL` says otherwise.
 const DEFAULT_PCCS_URL: &str = "https://api.trustedservices.intel.com";
@@ -68,6 +83,9 @@ pub struct DeployArgs {
     /// is taken (and printed).
     #[arg(long, value_name = "HEX")]
     pub runtime_digest: Option<String>,
+    /// Print the result as one JSON object on stdout (the progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What the owner mode adds: the certificate chain sent to the node, the key sent only to
@@ -138,7 +156,7 @@ fn unix_seconds(what: &str, rfc3339: &str) -> anyhow::Result<i64> {
 fn confirm_replace(name: &str, apps: &[App], yes: bool) -> anyhow::Result<()> {
     let ids: Vec<&str> = apps.iter().map(|a| a.id.as_str()).collect();
     if yes {
-        println!("Replacing app {name:?} ({})", ids.join(", "));
+        say!("Replacing app {name:?} ({})", ids.join(", "));
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
@@ -147,10 +165,17 @@ fn confirm_replace(name: &str, apps: &[App], yes: bool) -> anyhow::Result<()> {
             ids.join(", ")
         );
     }
-    print!(
-        "An app named {name:?} is already deployed ({}). Replace it? [y/N] ",
-        ids.join(", ")
-    );
+    if JSON.load(Ordering::Relaxed) {
+        eprint!(
+            "An app named {name:?} is already deployed ({}). Replace it? [y/N] ",
+            ids.join(", ")
+        );
+    } else {
+        print!(
+            "An app named {name:?} is already deployed ({}). Replace it? [y/N] ",
+            ids.join(", ")
+        );
+    }
     std::io::stdout().flush().ok();
     let mut answer = String::new();
     std::io::stdin()
@@ -206,7 +231,7 @@ fn build_package(
         &|done| bar.set_position(done),
     )?;
     bar.finish_and_clear();
-    println!(
+    say!(
         "Packaged {} files ({} encrypted, {} in clear) from {}: {} bytes, digest {}",
         summary.encrypted_files + summary.clear_files,
         summary.encrypted_files,
@@ -277,13 +302,13 @@ fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
     let tee = inp.app.tee.as_deref().unwrap_or("unknown");
     let simulated_evidence = mse_attest::sim::sim_root_from_quote(evidence.raw()).is_some();
     let (anchors, collateral) = if tee == "sim" {
-        println!();
-        println!(
+        say!();
+        say!(
             "WARNING: this node declares a SIMULATED TEE: the enclave has NO hardware protection;"
         );
-        println!("WARNING: the node's operator can read its memory, its code and its secrets.");
-        println!("WARNING: use it only for local testing, never with real secrets.");
-        println!();
+        say!("WARNING: the node's operator can read its memory, its code and its secrets.");
+        say!("WARNING: use it only for local testing, never with real secrets.");
+        say!();
         let pccs = format!("{}/pccs", inp.client.base());
         let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
             .with_context(|| format!("collateral from the node's PCCS {pccs}"))?;
@@ -298,7 +323,7 @@ fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
             None => {
                 inp.login.sim_root_sha256 = Some(fingerprint.clone());
                 inp.login.save(inp.config_dir)?;
-                println!("Pinned this node's simulation root (SHA-256 {fingerprint}).");
+                say!("Pinned this node's simulation root (SHA-256 {fingerprint}).");
             }
         }
         (TrustAnchors::intel().with_simulation_root(root), collateral)
@@ -354,6 +379,7 @@ fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
 }
 
 pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
+    JSON.store(args.json, Ordering::Relaxed);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.timeout * 60);
     let config_dir = config_dir()?;
@@ -420,7 +446,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         client.stop(&app.id)?;
         wait_until(&client, &app.id, deadline, |s| !LIVE.contains(&s))
             .with_context(|| format!("stopping app {}", app.id))?;
-        println!("Stopped app {}", app.id);
+        say!("Stopped app {}", app.id);
     }
 
     let conf_json = json!({
@@ -452,7 +478,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
     )?;
     bar.finish_and_clear();
     super::context::check_id(&app.id).context("the node answered with a bad app id")?;
-    println!("Uploaded; the node created app {} ({})", app.id, app.name);
+    say!("Uploaded; the node created app {} ({})", app.id, app.name);
 
     let info = ContextInfo {
         version: CONTEXT_VERSION,
@@ -483,7 +509,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         &mse_crypto::nonces_to_json(&summary.nonces),
     )?;
 
-    println!("Waiting for the enclave to start...");
+    say!("Waiting for the enclave to start...");
     let app = wait_until(&client, &app.id, deadline, |s| s != "spawning")?;
     if app.status != "initializing" {
         bail!(
@@ -566,7 +592,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
             size_mb: hardware.enclave_size,
             tls,
         };
-        println!(
+        say!(
             "Expected measurement {} (runtime {} and environment {} as declared by the node)",
             hex::encode(manifest.measurement()),
             hex::encode(manifest.runtime_digest),
@@ -580,7 +606,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         Some(manifest.measurement())
     };
 
-    println!("Verifying the enclave of {sni} through the router at {router}...");
+    say!("Verifying the enclave of {sni} through the router at {router}...");
     let attested = attest(AttestInputs {
         client: &client,
         login: &mut login,
@@ -591,14 +617,15 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         expected,
     })
     .inspect_err(|_| {
-        println!(
+        say!(
             "App {} got nothing and is left waiting on the node: `mse stop {}` removes it.",
-            app.id, app.id
+            app.id,
+            app.id
         );
     })
     .context("nothing was sent to the enclave")?;
     let cert_path = store.write_file(&app.id, CERT_FILE, attested.cert.pem().as_bytes())?;
-    println!(
+    say!(
         "Enclave verified: {}measurement {}{}",
         if attested.simulated {
             "SIMULATED TEE, "
@@ -655,7 +682,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
             answer.body
         );
     }
-    println!("Sent the code key{} to the attested enclave", {
+    say!("Sent the code key{} to the attested enclave", {
         let mut what = String::new();
         if material.secrets.is_some() {
             what.push_str(", the secrets");
@@ -678,7 +705,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
     info.measurement_recomputed = !args.no_verify;
     store.save(&info)?;
 
-    println!("Waiting for the app to be ready...");
+    say!("Waiting for the app to be ready...");
     let app = wait_until(&client, &app.id, deadline, |s| s != "initializing")?;
     if app.status != "running" {
         bail!(
@@ -693,18 +720,18 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let url = app_url(&info);
-    println!();
-    println!(
+    say!();
+    say!(
         "App {} is running ({:.1} s)",
         app.name,
         started.elapsed().as_secs_f64()
     );
-    println!("  id:          {}", app.id);
-    println!("  url:         {url}");
-    println!("  certificate: {}", cert_path.display());
-    println!("  context:     {}", ctx_dir.display());
+    say!("  id:          {}", app.id);
+    say!("  url:         {url}");
+    say!("  certificate: {}", cert_path.display());
+    say!("  context:     {}", ctx_dir.display());
     if material.owner.is_none() {
-        println!("Check it and call it with:");
+        say!("Check it and call it with:");
         let sim = if attested.simulated {
             format!(" --allow-simulation --pccs-url {}/pccs", client.base())
         } else {
@@ -715,17 +742,35 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         } else {
             format!(" --connect {router}")
         };
-        println!(
+        say!(
             "  mse verify {}{connect}{sim} --fingerprint {}",
             url.trim_start_matches("https://"),
             hex::encode(&attested.measurement)
         );
-        println!(
+        say!(
             "  curl --cacert {}{} {url}{}",
             cert_path.display(),
             super::resolve_hint(&info),
             info.healthcheck_endpoint
         );
+    }
+    if args.json {
+        let result = json!({
+            "id": app.id,
+            "name": app.name,
+            "status": app.status,
+            "url": url,
+            "domain_name": info.domain_name,
+            "config_domain_name": info.config_domain_name,
+            "router_address": info.router_address,
+            "certificate": cert_path,
+            "context": ctx_dir,
+            "measurement": info.measurement,
+            "measurement_recomputed": info.measurement_recomputed,
+            "simulated": attested.simulated,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{result}");
     }
     Ok(ExitCode::SUCCESS)
 }
