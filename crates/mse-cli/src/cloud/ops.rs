@@ -96,18 +96,14 @@ pub fn login(args: &LoginArgs) -> anyhow::Result<ExitCode> {
     check_token(&args.token)?;
     let client = NodeClient::new(&url, &args.token);
     let me = client.me().context("cannot log in")?;
-    let dir = config_dir()?;
-    // Keep the node's pinned simulation root only when logging in to the same node again.
-    let sim_root_sha256 = Login::load(&dir)
-        .ok()
-        .filter(|old| old.url == url)
-        .and_then(|old| old.sim_root_sha256);
+    // A login is an explicit trust decision: it also forgets any simulation root pinned for
+    // the previous node (a re-created node has a new one).
     Login {
         url: url.clone(),
         token: args.token.clone(),
-        sim_root_sha256,
+        sim_root_sha256: None,
     }
-    .save(&dir)?;
+    .save(&config_dir()?)?;
     let project = me.project.map(|p| p.name).unwrap_or_else(|| "?".into());
     println!("Logged in to {url} (project {project})");
     Ok(ExitCode::SUCCESS)
