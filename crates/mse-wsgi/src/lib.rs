@@ -65,6 +65,7 @@ pub mod fuzzing {
             remote: ([127, 0, 0, 1], 1).into(),
             local: ([127, 0, 0, 1], 2).into(),
             tls: false,
+            conn: Default::default(),
         };
         let _ = info.server_name_port();
         let _ = info.protocol();
