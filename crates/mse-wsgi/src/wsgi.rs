@@ -470,13 +470,20 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Headers> {
         let tuple = item.cast::<PyTuple>().map_err(|_| {
             PyTypeError::new_err("each response header must be a (name, value) tuple")
         })?;
-        let (name, value): (String, String) = tuple.extract()?;
+        // Borrowed, not copied: for the usual ASCII strings CPython hands out its own buffer.
+        let (name, value): (Bound<'_, PyString>, Bound<'_, PyString>) = tuple.extract()?;
+        let name = name.to_str()?;
         let hname = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
-        let raw: Option<Vec<u8>> = value.chars().map(|c| u8::try_from(c as u32).ok()).collect();
-        let hvalue = raw
-            .and_then(|r| HeaderValue::from_bytes(&r).ok())
-            .ok_or_else(|| PyValueError::new_err(format!("invalid value for header {name:?}")))?;
+        let value = value.to_str()?;
+        let hvalue = if value.is_ascii() {
+            HeaderValue::from_str(value).ok()
+        } else {
+            // Native strings are latin-1: one byte per character, none above U+00FF.
+            let raw: Option<Vec<u8>> = value.chars().map(|c| u8::try_from(c as u32).ok()).collect();
+            raw.and_then(|r| HeaderValue::from_bytes(&r).ok())
+        }
+        .ok_or_else(|| PyValueError::new_err(format!("invalid value for header {name:?}")))?;
         if is_hop_by_hop(&hname) {
             continue;
         }
