@@ -6,8 +6,6 @@
 //! wakes an idle thread only when jobs wait and no pool thread has started or finished a job for
 //! `SPARE_DELAY` (the running ones are then blocked in I/O with the GIL released, or slow). With
 //! a CPU-bound app this avoids threads fighting for the GIL; with an I/O-bound one spares overlap.
-//! A spare that then has to wait for the GIL (the others were running Python after all, e.g. only
-//! preempted by another process) runs one job and goes back to idle.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -20,16 +18,11 @@ use crate::error::Error;
 pub type Job = Box<dyn for<'py> FnOnce(Python<'py>) + Send>;
 
 const SPARE_DELAY: Duration = Duration::from_millis(1);
-/// Getting the GIL back after a wait takes microseconds when it is free; this long means
-/// another pool thread was running Python.
-const GIL_CONTENDED: Duration = Duration::from_micros(500);
 
 struct Queue {
     jobs: VecDeque<Job>,
     closed: bool,
-    /// Idle threads, the most recently idle last: that one is woken first (its stack and
-    /// Python frames are still in cache; a FIFO wake-up would rotate through every thread).
-    idle: Vec<usize>,
+    idle: usize,
     busy: usize,
     /// Idle threads notified but not yet running: counted so that a burst of submissions wakes
     /// one thread, not one per job.
@@ -45,7 +38,7 @@ impl Default for Queue {
         Self {
             jobs: VecDeque::new(),
             closed: false,
-            idle: Vec::new(),
+            idle: 0,
             busy: 0,
             woken: 0,
             monitor_parked: false,
@@ -57,8 +50,8 @@ impl Default for Queue {
 #[derive(Default)]
 struct Inner {
     queue: Mutex<Queue>,
-    /// Each pool thread waits on its own condition variable while idle.
-    work: Vec<Condvar>,
+    /// Idle pool threads wait here.
+    work: Condvar,
     /// The monitor waits here.
     monitor: Condvar,
 }
@@ -67,14 +60,6 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
-
-    /// Wakes the most recently idle thread, if any.
-    fn wake_one(&self, q: &mut Queue) {
-        if let Some(i) = q.idle.pop() {
-            q.woken += 1;
-            self.work[i].notify_one();
-        }
-    }
 }
 
 pub struct PythonPool {
@@ -82,16 +67,10 @@ pub struct PythonPool {
     handles: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
-fn worker(py: Python<'_>, inner: &Inner, me: usize) {
-    // Set when this thread, woken as a spare, then had to wait for the GIL: the threads it was
-    // meant to cover for were running Python, not blocked. It runs its job and goes back to
-    // idle, so that a CPU-bound load stays on one thread (hot caches, no GIL hand-offs).
-    let mut surplus = false;
+fn worker(py: Python<'_>, inner: &Inner) {
     loop {
         // Take queued work without giving up the GIL.
-        let job = if surplus {
-            None
-        } else {
+        let job = {
             let mut q = inner.lock();
             let job = q.jobs.pop_front();
             if job.is_some() {
@@ -102,12 +81,9 @@ fn worker(py: Python<'_>, inner: &Inner, me: usize) {
         };
         let job = match job {
             Some(job) => job,
-            // Nothing queued (or surplus): wait with the GIL released.
-            None => match py.detach(|| wait_for_job(inner, me, surplus)) {
-                Some((job, got_job)) => {
-                    surplus = got_job.elapsed() >= GIL_CONTENDED;
-                    job
-                }
+            // Nothing queued: wait with the GIL released.
+            None => match py.detach(|| wait_for_job(inner)) {
+                Some(job) => job,
                 None => return,
             },
         };
@@ -115,34 +91,25 @@ fn worker(py: Python<'_>, inner: &Inner, me: usize) {
         let mut q = inner.lock();
         q.busy -= 1;
         q.last_progress = Instant::now();
-        surplus &= q.busy > 0;
     }
 }
 
-/// Waits for a job (with the GIL released); returns it and when it was taken. A `surplus`
-/// thread first waits to be woken instead of taking queued work.
-fn wait_for_job(inner: &Inner, me: usize, surplus: bool) -> Option<(Job, Instant)> {
+fn wait_for_job(inner: &Inner) -> Option<Job> {
     let mut q = inner.lock();
-    let mut must_wait = surplus;
+    q.idle += 1;
     loop {
-        if !must_wait && let Some(job) = q.jobs.pop_front() {
+        if let Some(job) = q.jobs.pop_front() {
+            q.idle -= 1;
             q.busy += 1;
             q.last_progress = Instant::now();
-            return Some((job, Instant::now()));
+            return Some(job);
         }
         if q.closed {
+            q.idle -= 1;
             return None;
         }
-        q.idle.push(me);
-        q = inner.work[me].wait(q).unwrap_or_else(|p| p.into_inner());
-        match q.idle.iter().position(|&i| i == me) {
-            // A spurious wake-up: still listed as idle.
-            Some(pos) => {
-                q.idle.remove(pos);
-            }
-            None => q.woken = q.woken.saturating_sub(1),
-        }
-        must_wait = false;
+        q = inner.work.wait(q).unwrap_or_else(|p| p.into_inner());
+        q.woken = q.woken.saturating_sub(1);
     }
 }
 
@@ -156,8 +123,9 @@ fn monitor(inner: &Inner) {
         }
         // Jobs are waiting and no pool thread has made progress for a while: the running ones
         // are blocked (I/O with the GIL released, or a slow request), so let a spare help.
-        if !q.idle.is_empty() && !q.jobs.is_empty() && q.last_progress.elapsed() >= SPARE_DELAY {
-            inner.wake_one(&mut q);
+        if q.idle > q.woken && !q.jobs.is_empty() && q.last_progress.elapsed() >= SPARE_DELAY {
+            q.woken += 1;
+            inner.work.notify_one();
         }
         q = if q.busy > 0 || !q.jobs.is_empty() {
             inner
@@ -179,16 +147,13 @@ impl PythonPool {
         if !(1..=256).contains(&threads) {
             return Err(Error::Threads(threads));
         }
-        let inner = Arc::new(Inner {
-            work: (0..threads).map(|_| Condvar::new()).collect(),
-            ..Inner::default()
-        });
+        let inner = Arc::new(Inner::default());
         let mut handles = Vec::with_capacity(threads + 1);
         for i in 0..threads {
             let inner = inner.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("mse-python-{i}"))
-                .spawn(move || Python::attach(|py| worker(py, &inner, i)))
+                .spawn(move || Python::attach(|py| worker(py, &inner)))
                 .map_err(Error::Thread)?;
             handles.push(handle);
         }
@@ -217,8 +182,9 @@ impl PythonPool {
             return false;
         }
         q.jobs.push_back(job);
-        if q.busy + q.woken == 0 {
-            self.inner.wake_one(&mut q);
+        if q.idle > 0 && q.busy + q.woken == 0 {
+            q.woken += 1;
+            self.inner.work.notify_one();
         }
         if q.monitor_parked {
             q.monitor_parked = false;
@@ -233,9 +199,7 @@ impl PythonPool {
             let mut q = self.inner.lock();
             q.closed = true;
         }
-        for c in &self.inner.work {
-            c.notify_all();
-        }
+        self.inner.work.notify_all();
         self.inner.monitor.notify_all();
         let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|p| p.into_inner()));
         for h in handles {
