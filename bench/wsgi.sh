@@ -148,7 +148,7 @@ run_wrk() {
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-read -r -a SERVERS <<<"${SERVERS:-mse-serve mse-t1 granian gunicorn hypercorn}"
+read -r -a SERVERS <<<"${SERVERS:-mse-serve mse-t1 mse-batch granian gunicorn hypercorn}"
 echo "# bench/wsgi.sh $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPU(s): wrk -t1 -c$CONNS, ${WARMUP}s warm-up, ${DURATION}s measured, median of $REPEAT"
 printf '%-6s %-6s %-11s %10s %10s %11s %7s %9s\n' app proto server "req/s" p99 "CPU us/req" cs/req "mse/this"
 for module in hello_flask hello_raw; do
