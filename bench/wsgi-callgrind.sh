@@ -19,7 +19,10 @@ PORT=${PORT:-18190}
 VENV=$ROOT/bench/.venv-wsgi
 APPS=$ROOT/crates/mse-wsgi/tests/apps
 MSE=${CARGO_TARGET_DIR:-$ROOT/target}/release/mse-serve
-command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
+command -v valgrind >/dev/null || {
+	echo "installing valgrind (Debian package)" >&2
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+}
 [ -x "$VENV/bin/python" ] || { echo "run bench/wsgi.sh once first (it builds $VENV)" >&2; exit 1; }
 
 TMP=$(mktemp -d)
