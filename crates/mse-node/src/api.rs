@@ -669,7 +669,15 @@ async fn create_app(
         healthcheck: conf.healthcheck_endpoint,
         certificate,
     })
-    .map_err(ApiError::internal)?;
+    .map_err(|e| {
+        // Recorded, so the app does not sit in `spawning` with nothing behind it.
+        let _ = node.store.set_status(
+            &id,
+            Status::OnError,
+            Some("cannot start the app's supervisor"),
+        );
+        ApiError::internal(e)
+    })?;
     tracing::info!(app = %id, project = %project.name, "deployed");
     Ok((StatusCode::CREATED, Json(body)))
 }
