@@ -454,7 +454,7 @@ impl Node {
     }
 
     async fn supervise(
-        &self,
+        self: &Arc<Self>,
         launch: &Launch,
         live: &Arc<Live>,
         mut stop_rx: watch::Receiver<Option<StopReason>>,
@@ -466,9 +466,10 @@ impl Node {
             Err(e) => return (Status::OnError, e),
         };
         let digest = {
-            let venv = venv.clone();
-            let node_digests = &self.digests;
-            tokio::task::block_in_place(|| node_digests.environment(&venv))
+            let (node, venv) = (self.clone(), venv.clone());
+            tokio::task::spawn_blocking(move || node.digests.environment(&venv))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
         };
         match digest {
             Ok(d) => {
