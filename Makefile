@@ -6,6 +6,7 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 VENV_SGXRA := $(CURDIR)/.venv-sgxra
+VENV_MSE_CLI := $(CURDIR)/.venv-mse-cli
 BIN := $(CURDIR)/target/debug
 # Debian packages that the build, the tests or the demo need (installed only when missing).
 APT_PACKAGES := curl ca-certificates fuse3 pkg-config
@@ -13,6 +14,7 @@ APT_PACKAGES := curl ca-certificates fuse3 pkg-config
 # Tests find the pinned virtualenv and the freshly built binaries through these.
 export MSE_TEST_VENV := $(VENV)
 export MSE_SGXRA_VENV := $(VENV_SGXRA)
+export MSE_CLI_VENV := $(VENV_MSE_CLI)
 export MSE_BIN_DIR := $(BIN)
 # pyo3 builds against this interpreter; its libpython is found at run time via the rpath that
 # crates/mse-wsgi's build script sets.
@@ -40,7 +42,14 @@ $(VENV_SGXRA)/.stamp: tests/requirements-sgx-ra.txt
 	$(VENV_SGXRA)/bin/pip install -q --disable-pip-version-check -r tests/requirements-sgx-ra.txt
 	touch $@
 
-venv: $(VENV)/.stamp $(VENV_SGXRA)/.stamp
+# PyPI mse-cli 1.3 (the original client, for the configuration-protocol compatibility test) pins
+# urllib3<1.27, pydantic<2 and cryptography<43: its own venv too.
+$(VENV_MSE_CLI)/.stamp: tests/requirements-mse-cli.txt
+	$(PYTHON) -m venv $(VENV_MSE_CLI)
+	$(VENV_MSE_CLI)/bin/pip install -q --disable-pip-version-check -r tests/requirements-mse-cli.txt
+	touch $@
+
+venv: $(VENV)/.stamp $(VENV_SGXRA)/.stamp $(VENV_MSE_CLI)/.stamp
 
 setup: apt venv
 
@@ -65,7 +74,10 @@ demo: setup build
 	$(BIN)/mse scaffold demo-out/helloworld
 	$(BIN)/mse package --path demo-out/helloworld/mse.toml --output demo-out/package
 	@echo "demo: the encrypted package and its key are in demo-out/package"
+	# Issue 6: the scaffolded app in the enclave runtime (sim TEE), provisioned and tested. The
+	# pinned venv stands in for the app's cached venv (it holds Flask, pytest and requests).
+	cd demo-out/helloworld && MSE_LOCALTEST_VENV=$(VENV) $(BIN)/mse localtest
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(VENV_SGXRA) demo-out
+	rm -rf $(VENV) $(VENV_SGXRA) $(VENV_MSE_CLI) demo-out

@@ -384,7 +384,11 @@ mod tests {
         std::os::unix::fs::symlink("lib", root.join("lib64")).unwrap();
         let d0 = environment_digest(root).unwrap();
         fs::create_dir_all(root.join("lib/site/pkg/__pycache__")).unwrap();
-        fs::write(root.join("lib/site/pkg/__pycache__/m.cpython-311.pyc"), b"c").unwrap();
+        fs::write(
+            root.join("lib/site/pkg/__pycache__/m.cpython-311.pyc"),
+            b"c",
+        )
+        .unwrap();
         fs::write(root.join("lib/site/pkg/stray.pyc"), b"c").unwrap();
         assert_eq!(environment_digest(root).unwrap(), d0);
         fs::write(root.join("lib/site/pkg/__init__.py"), b"x = 2\n").unwrap();

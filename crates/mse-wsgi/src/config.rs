@@ -82,6 +82,9 @@ pub struct ServerConfig {
     pub interface: Interface,
     /// How long graceful shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// Python source run once after the interpreter starts and before the app is imported
+    /// (the enclave's audit hook), in its own namespace.
+    pub startup_code: Option<String>,
 }
 
 impl ServerConfig {
@@ -97,6 +100,7 @@ impl ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             interface: Interface::Auto,
             shutdown_timeout: Duration::from_secs(10),
+            startup_code: None,
         }
     }
     pub fn app_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -129,6 +133,10 @@ impl ServerConfig {
     }
     pub fn shutdown_timeout(mut self, t: Duration) -> Self {
         self.shutdown_timeout = t;
+        self
+    }
+    pub fn startup_code(mut self, code: Option<String>) -> Self {
+        self.startup_code = code;
         self
     }
 }

@@ -21,6 +21,8 @@ pub enum Error {
     },
     #[error("Python initialisation failed: {0}")]
     PythonInit(String),
+    #[error("startup code failed: {0}")]
+    StartupCode(String),
     #[error("invalid application spec {0:?}: expected module:variable")]
     AppSpec(String),
     #[error("application directory {path}: {reason}")]

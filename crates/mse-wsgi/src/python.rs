@@ -206,6 +206,19 @@ pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
     formatted.unwrap_or_else(|_| err.to_string())
 }
 
+/// Runs the caller's startup code (e.g. the enclave's audit hook) in a fresh namespace.
+pub fn run_startup_code(py: Python<'_>, code: &str) -> Result<(), Error> {
+    let source = CString::new(code)
+        .map_err(|_| Error::StartupCode("the source contains a NUL byte".into()))?;
+    let run = || -> PyResult<()> {
+        let globals = pyo3::types::PyDict::new(py);
+        globals.set_item("__builtins__", py.import("builtins")?)?;
+        globals.set_item("__name__", "__mse_startup__")?;
+        py.run(&source, Some(&globals), None)
+    };
+    run().map_err(|e| Error::StartupCode(format_exception(py, &e)))
+}
+
 /// Imports `module:variable` (dotted attribute path allowed after the colon) with `app_dir` first
 /// on `sys.path`.
 pub fn load_app(py: Python<'_>, spec: &str, app_dir: &Path) -> Result<Py<PyAny>, Error> {

@@ -63,6 +63,9 @@ impl Server {
         }
         python::initialize(config.venv.as_deref())?;
         let (app, interface) = Python::attach(|py| -> Result<(App, Interface), Error> {
+            if let Some(code) = &config.startup_code {
+                python::run_startup_code(py, code)?;
+            }
             let obj = python::load_app(py, &config.app, &config.app_dir)?;
             let asgi = match config.interface {
                 Interface::Auto => asgi::is_asgi(py, &obj)?,

@@ -1,0 +1,590 @@
+//! `mse localtest` (also `mse cloud localtest`): run the app in the same runtime as a node
+//! (`mse-enclave`, simulated TEE, same sandbox, paths and rules), go through the whole
+//! attestation and provisioning protocol, then run the app's tests against it.
+//!
+//! Steps: the app's venv (cached by the hash of its requirements) → package with a fresh key →
+//! a random sim seed and an in-process mock PCCS from it → `mse-enclave --tee sim` → fetch its
+//! RA-TLS certificate, verify the evidence (simulation explicitly allowed here, and said so) and
+//! the measurement recomputed locally → send the code key and secrets pinned to that
+//! certificate → wait for the healthcheck → tests venv → `tests_cmd` with TEST_REMOTE_URL and
+//! REQUESTS_CA_BUNDLE. The enclave is always stopped, also on Ctrl-C.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use mse_attest::measurement::{Manifest, MeasurementInputs, TlsInput};
+use mse_attest::ratls::{CaptureVerifier, PinnedCertVerifier, RaTlsCert, anchors_for};
+use mse_attest::sim::{CollateralOptions, MockPccs, SimPki};
+use mse_attest::{Evidence, Policy};
+use mse_conf::AppConf;
+use mse_crypto::{CodeKey, PackageFile};
+use sha2::{Digest, Sha256};
+
+/// Packages the default environment (the `docker` of a scaffolded app) provides.
+const BASE_PACKAGES: &[&str] = &["flask"];
+/// Cache layout version (bump when the venv recipe changes).
+const CACHE_VERSION: &str = "mse-localtest-venv-v1";
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+const SAN: &str = "localhost";
+
+#[derive(Args, Debug)]
+pub struct LocaltestArgs {
+    /// Path to the app's mse.toml.
+    #[arg(long, default_value = "mse.toml")]
+    pub path: PathBuf,
+    /// Do not run the tests: keep the app running and stream its log until Ctrl-C.
+    #[arg(long)]
+    pub no_tests: bool,
+    /// Local port of the app.
+    #[arg(long, default_value_t = 5000)]
+    pub port: u16,
+}
+
+/// Stops the enclave (SIGTERM, then SIGKILL) when dropped.
+struct EnclaveProcess {
+    child: Child,
+}
+
+impl EnclaveProcess {
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+}
+
+impl Drop for EnclaveProcess {
+    fn drop(&mut self) {
+        if self.exited().is_some() {
+            return;
+        }
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.exited().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("mse");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache/mse"),
+        None => std::env::temp_dir().join("mse-cache"),
+    }
+}
+
+fn python() -> String {
+    std::env::var("MSE_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// A venv with `packages` and the requirement files installed, cached under the hash of all
+/// of them; built in a `.partial` directory and renamed when complete.
+fn cached_venv(
+    what: &str,
+    packages: &[String],
+    requirements: &[PathBuf],
+) -> anyhow::Result<PathBuf> {
+    let mut hasher = Sha256::new();
+    hasher.update(CACHE_VERSION);
+    let version = Command::new(python())
+        .arg("--version")
+        .output()
+        .with_context(|| format!("cannot run {}", python()))?;
+    hasher.update(&version.stdout);
+    for p in packages {
+        hasher.update((p.len() as u64).to_be_bytes());
+        hasher.update(p);
+    }
+    for r in requirements {
+        let text = fs::read(r).with_context(|| format!("cannot read {}", r.display()))?;
+        hasher.update((text.len() as u64).to_be_bytes());
+        hasher.update(&text);
+    }
+    let hash = hex::encode(&hasher.finalize()[..12]);
+    let root = cache_dir().join("venvs");
+    let dir = root.join(&hash);
+    if dir.join("pyvenv.cfg").exists() {
+        println!("Using the cached {what} environment {}", dir.display());
+        return Ok(dir);
+    }
+    fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let partial = root.join(format!("{hash}.partial"));
+    let _ = fs::remove_dir_all(&partial);
+    println!("Building the {what} environment in {} ...", dir.display());
+    run_quiet(
+        Command::new(python()).args(["-m", "venv"]).arg(&partial),
+        "python3 -m venv",
+    )?;
+    let mut pip = Command::new(partial.join("bin/python"));
+    pip.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"]);
+    pip.args(packages);
+    for r in requirements {
+        pip.arg("-r").arg(r);
+    }
+    if !packages.is_empty() || !requirements.is_empty() {
+        if let Err(e) = run_quiet(&mut pip, "pip install") {
+            let _ = fs::remove_dir_all(&partial);
+            return Err(e);
+        }
+    }
+    fs::rename(&partial, &dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn run_quiet(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {what}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        bail!("{what} failed ({}): {last}", out.status);
+    }
+    Ok(())
+}
+
+/// The enclave size for a hardware name such as `4g-eu-001` (MB); 2048 when unknown.
+fn size_mb(hardware: &str) -> u64 {
+    let digits: String = hardware.chars().take_while(char::is_ascii_digit).collect();
+    match (
+        digits.parse::<u64>(),
+        hardware[digits.len()..].chars().next(),
+    ) {
+        (Ok(n), Some('g' | 'G')) if n > 0 => n * 1024,
+        _ => 2048,
+    }
+}
+
+fn random_uuid() -> String {
+    let mut b = *CodeKey::generate().as_bytes();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(&b[..16]);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A minimal HTTP/1.1 exchange over TLS (`Connection: close`) with 127.0.0.1:`port`.
+struct Reply {
+    status: u16,
+    mse_status: bool,
+    body: String,
+}
+
+fn https(
+    port: u16,
+    verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> anyhow::Result<Reply> {
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .dangerous()
+    .with_custom_certificate_verifier(verifier)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from(SAN)?;
+    let conn = rustls::ClientConnection::new(Arc::new(config), name)?;
+    let tcp = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    write!(
+        tls,
+        "{method} {path} HTTP/1.1\r\nHost: {SAN}:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    tls.write_all(body)?;
+    tls.flush()?;
+    let mut raw = Vec::new();
+    if let Err(e) = tls.read_to_end(&mut raw)
+        && (e.kind() != std::io::ErrorKind::UnexpectedEof || raw.is_empty())
+    {
+        return Err(e.into());
+    }
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").context("no HTTP response")?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .context("bad HTTP status line")?;
+    let mse_status = lines.any(|l| {
+        l.split_once(':')
+            .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("mse-status"))
+    });
+    Ok(Reply {
+        status,
+        mse_status,
+        body: body.to_owned(),
+    })
+}
+
+pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
+    let conf = AppConf::load(&args.path)?;
+    for w in &conf.warnings {
+        eprintln!("{w}");
+    }
+    let cloud = conf.cloud()?;
+    let enclave_bin = std::env::current_exe()
+        .context("cannot locate the mse executable")?
+        .with_file_name("mse-enclave");
+    if !enclave_bin.is_file() {
+        bail!(
+            "{} not found: mse-enclave is installed next to mse",
+            enclave_bin.display()
+        );
+    }
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        std::thread::Builder::new()
+            .name("ctrl-c".into())
+            .spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    let _ = rt.block_on(tokio::signal::ctrl_c());
+                    flag.store(true, Ordering::SeqCst);
+                }
+            })
+            .context("cannot watch for Ctrl-C")?;
+    }
+
+    // 1. The app's environment.
+    let requirements: Vec<PathBuf> = [cloud.code.join("requirements.txt")]
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
+    let venv = match std::env::var_os("MSE_LOCALTEST_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => cached_venv(
+            "app",
+            &BASE_PACKAGES
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            &requirements,
+        )?,
+    };
+
+    // 2. The package, with a fresh key.
+    let work = tempfile::Builder::new()
+        .prefix("mse-localtest-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let files: Vec<PackageFile> =
+        mse_conf::collect_code_files(&cloud.code, &conf.never_packaged())?
+            .into_iter()
+            .map(|f| PackageFile {
+                rel: f.rel,
+                abs: f.abs,
+            })
+            .collect();
+    if files.is_empty() {
+        bail!(
+            "{}: no file to package in {}",
+            conf.file.display(),
+            cloud.code.display()
+        );
+    }
+    let key = CodeKey::generate();
+    let package = work.path().join("app.tar");
+    let out = fs::File::create(&package)
+        .with_context(|| format!("cannot create {}", package.display()))?;
+    mse_crypto::build_package(&files, &key, None, std::io::BufWriter::new(out), &|_| {})?;
+    let secrets = match &cloud.secrets {
+        Some(path) => Some(mse_conf::load_secrets(path)?),
+        None => None,
+    };
+
+    // 3. The simulated platform: a random node secret, its mock PKI and PCCS.
+    let seed = *CodeKey::generate().as_bytes();
+    let seed_path = work.path().join("sim-seed");
+    write_private(&seed_path, hex::encode(seed).as_bytes())?;
+    let pki = SimPki::from_seed(&seed).context("cannot build the simulated PKI")?;
+    let pccs = MockPccs::start(&pki, &CollateralOptions::default())
+        .context("cannot start the mock PCCS")?;
+
+    // 4. The enclave.
+    let id = random_uuid();
+    let size = size_mb(&cloud.hardware);
+    let expiration = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
+    let log_path = work.path().join("enclave.log");
+    let application = conf.python_application.to_string();
+    println!("Warning: SIMULATED TEE: the app runs without hardware protection (local test only)");
+    let mut cmd = Command::new(&enclave_bin);
+    cmd.args(["--size", &size.to_string(), "--san", SAN, "--id", &id])
+        .args(["--application", &application])
+        .args(["--expiration", &expiration.to_string()])
+        .arg("--package")
+        .arg(&package)
+        .arg("--env")
+        .arg(&venv)
+        .args(["--host", "127.0.0.1", "--port", &args.port.to_string()])
+        .args(["--tee", "sim", "--sim-seed"])
+        .arg(&seed_path)
+        .arg("--state-dir")
+        .arg(work.path().join("state"))
+        .args(["--timeout", "300"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if args.no_tests {
+        cmd.stderr(Stdio::inherit());
+    } else {
+        let log = fs::File::create(&log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
+        cmd.stderr(log);
+    }
+    let mut enclave = EnclaveProcess {
+        child: cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", enclave_bin.display()))?,
+    };
+    let app_log = || fs::read_to_string(&log_path).unwrap_or_default();
+    let fail = |what: String| -> anyhow::Error {
+        let log = app_log();
+        if !log.is_empty() {
+            eprintln!("--- enclave log ---\n{log}--- end of enclave log ---");
+        }
+        anyhow::anyhow!(what)
+    };
+
+    // 5. Attest it: certificate, evidence, collateral from the mock PCCS, measurement.
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let cert_der = loop {
+        let capture = Arc::new(CaptureVerifier::default());
+        if let Ok(r) = https(args.port, capture.clone(), "GET", "/", b"")
+            && r.mse_status
+            && let Some(der) = capture.captured()
+        {
+            break der;
+        }
+        if let Some(status) = enclave.exited() {
+            return Err(fail(format!(
+                "mse-enclave stopped ({status}) before its configuration server was up"
+            )));
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        if Instant::now() > deadline {
+            return Err(fail(format!(
+                "the configuration server did not answer on port {} within {} s",
+                args.port,
+                READY_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let cert = RaTlsCert::parse(&cert_der).context("the enclave's certificate")?;
+    let evidence = Evidence::parse(&cert.quote).context("the enclave's evidence")?;
+    let collateral = mse_attest::fetch_collateral_blocking(&pccs.url(), evidence.raw())
+        .context("collateral from the mock PCCS")?;
+    let expected = Manifest::compute(&MeasurementInputs {
+        runtime: &enclave_bin,
+        environment: &venv,
+        package: &package,
+        app_id: &id,
+        san: SAN,
+        application: &application,
+        size_mb: size,
+        tls: TlsInput::Expiration(expiration),
+    })?
+    .measurement();
+    let policy = Policy {
+        allow_simulation: true,
+        expected_measurement: Some(expected.to_vec()),
+        ..Policy::default()
+    };
+    let report = mse_attest::verify(
+        &evidence,
+        &collateral,
+        &anchors_for(&evidence),
+        &policy,
+        Some(&cert.expected_report_data),
+    );
+    if !report.trusted() {
+        let why = report.error().map(|e| e.to_string()).unwrap_or_default();
+        return Err(fail(format!("the enclave is NOT trusted: {why}")));
+    }
+    println!(
+        "Verified the enclave (SIMULATED TEE): measurement {} matches the local build",
+        hex::encode(expected)
+    );
+    let cert_path = work.path().join("cert.pem");
+    fs::write(&cert_path, cert.pem())
+        .with_context(|| format!("cannot write {}", cert_path.display()))?;
+
+    // 6. Provision it over the attested channel.
+    let pinned: Arc<dyn rustls::client::danger::ServerCertVerifier> =
+        Arc::new(PinnedCertVerifier::new(cert_der.clone()));
+    let mut payload = serde_json::json!({"uuid": id, "code_secret_key": key.to_hex()});
+    if let Some(secrets) = secrets {
+        payload["app_secrets"] = serde_json::Value::Object(secrets);
+    }
+    let body = zeroize::Zeroizing::new(payload.to_string());
+    drop(payload);
+    let reply = https(args.port, pinned.clone(), "POST", "/", body.as_bytes())
+        .map_err(|e| fail(format!("sending the configuration: {e}")))?;
+    if reply.status != 200 {
+        return Err(fail(format!(
+            "the enclave refused the configuration ({}): {}",
+            reply.status,
+            reply.body.trim()
+        )));
+    }
+
+    // 7. Wait for the app.
+    let url = format!("https://{SAN}:{}", args.port);
+    loop {
+        if let Ok(r) = https(
+            args.port,
+            pinned.clone(),
+            "GET",
+            &conf.healthcheck_endpoint,
+            b"",
+        ) && r.status != 503
+            && !r.mse_status
+        {
+            break;
+        }
+        if let Some(status) = enclave.exited() {
+            return Err(fail(format!(
+                "mse-enclave stopped ({status}) while the app was starting"
+            )));
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        if Instant::now() > deadline {
+            return Err(fail(format!(
+                "the app's healthcheck {} did not answer within {} s",
+                conf.healthcheck_endpoint,
+                READY_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "The app is running at {url} (certificate: {})",
+        cert_path.display()
+    );
+
+    if args.no_tests {
+        println!("Streaming its log; Ctrl-C stops it.");
+        while enclave.exited().is_none() && !interrupted.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // 8. The tests.
+    let Some(tests_cmd) = conf.tests_cmd.as_deref() else {
+        println!("No tests_cmd in {}: nothing to test.", conf.file.display());
+        return Ok(ExitCode::SUCCESS);
+    };
+    let tests_dir = cloud.tests.clone().unwrap_or_else(|| {
+        conf.file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    });
+    let tests_venv = match std::env::var_os("MSE_LOCALTEST_TESTS_VENV")
+        .or_else(|| std::env::var_os("MSE_LOCALTEST_VENV"))
+    {
+        Some(v) => PathBuf::from(v),
+        None => cached_venv("tests", &conf.tests_requirements, &[])?,
+    };
+    let path_var = match std::env::var_os("PATH") {
+        Some(p) => {
+            let mut dirs = vec![tests_venv.join("bin")];
+            dirs.extend(std::env::split_paths(&p));
+            std::env::join_paths(dirs).context("PATH")?
+        }
+        None => tests_venv.join("bin").into_os_string(),
+    };
+    println!("Running `{tests_cmd}` in {}", tests_dir.display());
+    let mut tests = Command::new("sh");
+    tests
+        .args(["-c", tests_cmd])
+        .current_dir(&tests_dir)
+        .env("PATH", path_var)
+        .env("VIRTUAL_ENV", &tests_venv)
+        .env("TEST_REMOTE_URL", &url)
+        .env("REQUESTS_CA_BUNDLE", &cert_path)
+        .env("SSL_CERT_FILE", &cert_path);
+    if let Some(secrets) = &cloud.secrets {
+        tests.env("TEST_SECRET_JSON", std::path::absolute(secrets)?);
+    }
+    let status = tests
+        .status()
+        .with_context(|| format!("cannot run `{tests_cmd}`"))?;
+    if !status.success() {
+        return Err(fail(format!("the tests failed ({status})")));
+    }
+    println!("Tests passed.");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_uuids() {
+        assert_eq!(size_mb("4g-eu-001"), 4096);
+        assert_eq!(size_mb("8G"), 8192);
+        assert_eq!(size_mb("tiny"), 2048);
+        let id = random_uuid();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+    }
+}

@@ -1,0 +1,78 @@
+//! `mse localtest` end to end on a scaffolded app: the real mse-enclave (built next to mse by
+//! `cargo build --workspace --bins`), sim TEE, the pinned test venv instead of PyPI.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn venv() -> PathBuf {
+    PathBuf::from(std::env::var("MSE_TEST_VENV").unwrap_or_else(|_| "/work/main/.venv".into()))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn mse(dir: &Path, args: &[&str]) -> Output {
+    let bin = Path::new(env!("CARGO_BIN_EXE_mse"));
+    assert!(
+        bin.with_file_name("mse-enclave").is_file(),
+        "build mse-enclave first: cargo build -p mse-enclave"
+    );
+    Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .env("MSE_LOCALTEST_VENV", venv())
+        .output()
+        .unwrap()
+}
+
+fn scaffold(dir: &Path) -> PathBuf {
+    let out = mse(dir, &["scaffold", "demo"]);
+    assert!(out.status.success(), "{out:?}");
+    dir.join("demo")
+}
+
+#[test]
+fn scaffolded_app_passes_its_tests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = scaffold(tmp.path());
+    let port = free_port().to_string();
+    let out = mse(&app, &["cloud", "localtest", "--port", &port]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Warning: SIMULATED TEE"), "{stdout}");
+    assert!(stdout.contains("matches the local build"), "{stdout}");
+    assert!(stdout.contains("4 passed"), "{stdout}");
+    assert!(stdout.ends_with("Tests passed.\n"), "{stdout}");
+}
+
+#[test]
+fn failing_tests_print_the_enclave_log_and_exit_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = scaffold(tmp.path());
+    std::fs::write(
+        app.join("tests/test_fail.py"),
+        "def test_fails():\n    assert False\n",
+    )
+    .unwrap();
+    let port = free_port().to_string();
+    let out = mse(&app, &["localtest", "--port", &port]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--- enclave log ---"), "{stderr}");
+    assert!(stderr.contains("configuration received"), "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some("Error: the tests failed (exit status: 1)")
+    );
+    // The enclave was stopped: nothing listens on the port any more.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err());
+}

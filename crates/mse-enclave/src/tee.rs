@@ -1,0 +1,114 @@
+//! The attester chosen by `--tee`, and the sealing key of the app's storage.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use mse_attest::attester::{Attester, GramineAttester, HostProbe, SimAttester, TsmAttester};
+use mse_attest::sim::SimEnclave;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::args::TeeArg;
+
+/// Salt of the $HOME key derivation (HKDF-SHA256, info = the measurement).
+const HOME_KEY_SALT: &[u8] = b"mse-enclave-home-key-v1";
+
+/// Read the node's sim seed: exactly 32 raw bytes, or 64 hex characters (surrounding
+/// whitespace allowed).
+pub fn read_sim_seed(path: &Path) -> anyhow::Result<Zeroizing<[u8; 32]>> {
+    let bytes = Zeroizing::new(
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+    );
+    let mut seed = Zeroizing::new([0u8; 32]);
+    if bytes.len() == 32 {
+        seed.copy_from_slice(&bytes);
+        return Ok(seed);
+    }
+    let text = bytes.trim_ascii();
+    if text.len() == 64 && hex::decode_to_slice(text, seed.as_mut_slice()).is_ok() {
+        return Ok(seed);
+    }
+    bail!(
+        "{}: a sim seed is 32 raw bytes or 64 hex characters ({} bytes found)",
+        path.display(),
+        bytes.len()
+    )
+}
+
+/// The sim enclave's MRSIGNER: a fixed, documented value (the sim TEE has no signing key).
+pub fn sim_mr_signer() -> [u8; 32] {
+    Sha256::digest(b"mse-enclave sim signer v1").into()
+}
+
+/// The attester for `tee`; the sim one reports `measurement` as MRENCLAVE.
+pub fn attester(
+    tee: TeeArg,
+    sim_seed: Option<&Path>,
+    measurement: [u8; 32],
+) -> anyhow::Result<Box<dyn Attester>> {
+    let probe = HostProbe::system();
+    Ok(match tee {
+        TeeArg::Sim => {
+            let path = sim_seed.context("--tee sim needs --sim-seed")?;
+            let seed = read_sim_seed(path)?;
+            let enclave = SimEnclave {
+                mr_enclave: measurement,
+                mr_signer: sim_mr_signer(),
+                isv_prod_id: 1,
+                isv_svn: 1,
+                debug: false,
+            };
+            Box::new(SimAttester::with_probe(&probe, &seed, enclave)?)
+        }
+        TeeArg::Gramine => {
+            if !probe.has_gramine() {
+                bail!("--tee gramine: Gramine's /dev/attestation is not available here");
+            }
+            Box::new(GramineAttester::new(probe.gramine_dir()))
+        }
+        TeeArg::Tsm => {
+            let tee = probe
+                .tsm_tee()
+                .context("--tee tsm: no configfs-tsm TDX or SEV-SNP guest interface here")?;
+            Box::new(TsmAttester::new(probe.tsm_dir(), tee))
+        }
+    })
+}
+
+/// The key of the app's sealed $HOME: HKDF(platform sealing key, measurement), so that another
+/// code version (another measurement) derives an unrelated key.
+pub fn home_key(attester: &dyn Attester, measurement: &[u8; 32]) -> anyhow::Result<[u8; 32]> {
+    let platform = attester
+        .sealing_key()
+        .context("cannot get the platform sealing key")?;
+    Ok(mse_crypto::derive_key(
+        &platform,
+        HOME_KEY_SALT,
+        measurement,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("raw");
+        std::fs::write(&raw, [7u8; 32]).unwrap();
+        assert_eq!(*read_sim_seed(&raw).unwrap(), [7u8; 32]);
+        let hexf = dir.path().join("hex");
+        std::fs::write(&hexf, format!("{}\n", "07".repeat(32))).unwrap();
+        assert_eq!(*read_sim_seed(&hexf).unwrap(), [7u8; 32]);
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, "xyz").unwrap();
+        assert_eq!(
+            read_sim_seed(&bad).unwrap_err().to_string(),
+            format!(
+                "{}: a sim seed is 32 raw bytes or 64 hex characters (3 bytes found)",
+                bad.display()
+            )
+        );
+    }
+}

@@ -1,0 +1,331 @@
+//! Test harness: packages an app, spawns the real `mse-enclave` binary on loopback with the sim
+//! TEE, and talks HTTP/1.1 over TLS to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mse_attest::ratls::{CaptureVerifier, RaTlsCert};
+use mse_crypto::{CodeKey, PackageFile};
+
+pub const ID: &str = "123e4567-e89b-12d3-a456-426614174000";
+
+pub fn venv() -> PathBuf {
+    PathBuf::from(std::env::var("MSE_TEST_VENV").unwrap_or_else(|_| "/work/main/.venv".into()))
+}
+
+pub fn app_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/apps")
+        .join(name)
+}
+
+/// Encrypt every file of `tests/apps/<name>` into `<dir>/app.tar`; returns its path and key.
+pub fn package(name: &str, dir: &Path) -> (PathBuf, CodeKey) {
+    let src = app_dir(name);
+    let mut files: Vec<PackageFile> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| PackageFile {
+            rel: e.file_name().to_string_lossy().into_owned(),
+            abs: e.path(),
+        })
+        .collect();
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let key = CodeKey::generate();
+    let out = dir.join("app.tar");
+    let f = std::fs::File::create(&out).unwrap();
+    mse_crypto::build_package(&files, &key, None, f, &|_| {}).unwrap();
+    (out, key)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running enclave; killed on drop. Its stderr is collected.
+pub struct Enclave {
+    pub child: Child,
+    pub port: u16,
+    pub state: PathBuf,
+    pub log: Arc<Mutex<String>>,
+}
+
+pub struct Launch<'a> {
+    pub package: &'a Path,
+    pub application: &'a str,
+    pub dir: &'a Path,
+    pub extra: Vec<String>,
+    pub expiration: bool,
+}
+
+pub const SEED_HEX: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+
+impl Enclave {
+    pub fn start(l: Launch<'_>) -> Enclave {
+        let port = free_port();
+        let seed = l.dir.join("seed");
+        std::fs::write(&seed, SEED_HEX).unwrap();
+        let state = l.dir.join("state");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mse-enclave"));
+        cmd.args(["--size", "1024", "--san", "localhost", "--id", ID])
+            .args(["--application", l.application])
+            .arg("--package")
+            .arg(l.package)
+            .arg("--env")
+            .arg(venv())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--tee", "sim", "--sim-seed"])
+            .arg(&seed)
+            .arg("--state-dir")
+            .arg(&state);
+        if l.expiration {
+            cmd.args(["--expiration", "4000000000"]);
+        }
+        cmd.args(&l.extra);
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        Enclave {
+            child,
+            port,
+            state,
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Wait until the configuration server answers GET with `Mse-Status: Waiting`.
+    pub fn wait_conf_server(&mut self) -> Response {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = request(self.port, "GET", "/", b"") {
+                return r;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("enclave exited with {status}:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "no conf server:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait until `path` answers without `Mse-Status` and with a status other than 503.
+    pub fn wait_app(&mut self, path: &str) -> Response {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = request(self.port, "GET", path, b"")
+                && r.header("mse-status").is_none()
+                && r.status != 503
+            {
+                return r;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("enclave exited with {status}:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "app not ready:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn post(&self, body: &[u8]) -> Response {
+        request(self.port, "POST", "/", body).unwrap()
+    }
+
+    /// The app's variables, from the enclave's `app environment:` log line.
+    pub fn app_env(&self) -> std::collections::BTreeMap<String, String> {
+        let log = self.log();
+        let line = log
+            .lines()
+            .find_map(|l| {
+                l.split_once("app environment: ")
+                    .map(|(_, rest)| rest.to_owned())
+            })
+            .unwrap_or_else(|| panic!("no app environment line:\n{log}"));
+        line.split(' ')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    /// `path` as the enclave sees it (through its mount namespace, if it has one).
+    pub fn inside(&self, path: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root{path}", self.child.id()))
+    }
+
+    /// Everything under the app's directories (must stay empty on refusal).
+    pub fn written(&self) -> Vec<String> {
+        let env = self.app_env();
+        let mut out = Vec::new();
+        for var in ["HOME", "MODULE_PATH", "KEY_PATH", "TMP_PATH"] {
+            let d = self.inside(&env[var]);
+            assert!(d.is_dir(), "{} is not a directory", d.display());
+            let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&d).unwrap());
+            for e in walk(&d, dev) {
+                out.push(e.display().to_string());
+            }
+        }
+        out
+    }
+}
+
+/// Files (not directories: the sandbox pre-creates some) on device `dev` under `dir`; what the
+/// sandbox bind-mounts read-only from the host (the Python installation, the package) lies on
+/// another device and is skipped.
+fn walk(dir: &Path, dev: u64) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if meta.dev() != dev {
+                continue;
+            }
+            if meta.is_dir() {
+                out.extend(walk(&e.path(), dev));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+impl Drop for Enclave {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The certificate the server presented (DER).
+    pub cert: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn ratls(&self) -> RaTlsCert {
+        RaTlsCert::parse(&self.cert).unwrap()
+    }
+}
+
+/// One HTTP/1.1 request over TLS (`Connection: close`), the certificate captured.
+pub fn request(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<Response> {
+    let capture = Arc::new(CaptureVerifier::default());
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(capture.clone())
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+    let tcp = TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes())?;
+    tls.write_all(body)?;
+    tls.flush()?;
+    let mut raw = Vec::new();
+    match tls.read_to_end(&mut raw) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no response head"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Ok(Response {
+        status,
+        headers,
+        body,
+        cert: capture.captured().unwrap_or_default(),
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&data[..pos])
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[pos + 2..pos + 2 + size]);
+        data = &data[pos + 2 + size + 2..];
+    }
+    out
+}
