@@ -12,6 +12,9 @@
 # wrk takes the TLS server name from the URL, and `<id>.localhost` does not resolve through
 # glibc here: the script adds a line for the app's domain to /etc/hosts and removes it on exit.
 set -euo pipefail
+for tool in wrk bc curl python3; do
+    command -v "$tool" > /dev/null || { echo "bench/node.sh needs $tool (apt-get install -y $tool)" >&2; exit 1; }
+done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NODE=${MSE_NODE_BIN:-$ROOT/target/release/mse-node}
 ENCLAVE=$(realpath "${1:-$ROOT/target/release/examples/fake_enclave}")

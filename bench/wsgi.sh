@@ -8,7 +8,10 @@
 # Usage: bench/wsgi.sh            (DURATION=10 WARMUP=3 CONNS=64 REPEAT=1 by default)
 # With REPEAT=n every configuration runs n times, servers interleaved, and the median is shown
 # (use it on a busy machine). "CPU us/req" is the server's CPU time (all its processes and
-# threads) per completed request, a figure less sensitive to other load than req/s.
+# threads) per completed request, a figure less sensitive to other load than req/s; "cs/req" its
+# context switches per request. SERVERS="mse-serve granian ..." picks the servers (first = the
+# reference for the ratios); mse-batch is mse-serve with --batch-io (I/O threads under
+# SCHED_BATCH; only meaningful on an otherwise idle machine).
 # Not part of CI: figures go to bench/RESULTS.md by hand, with the date and this command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,11 +54,12 @@ if [ "$(nproc)" -ge 2 ]; then SRV_CPU=(taskset -c 1); WRK_CPU=(taskset -c 0); el
 start_server() {
 	local name=$1 module=$2 scheme=$3 tls=()
 	case $name in
-	mse-serve | mse-t1)
+	mse-serve | mse-t1 | mse-batch)
 		# mse-serve runs with its defaults (4 Python threads); mse-t1 with one, like Granian here.
 		[ "$scheme" = https ] && tls=(--tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem")
 		local threads=()
 		[ "$name" = mse-t1 ] && threads=(--threads 1)
+		[ "$name" = mse-batch ] && threads=(--batch-io)
 		"${SRV_CPU[@]}" "$MSE" "$module:app" --bind "127.0.0.1:$PORT" --app-dir "$APPS" \
 			--venv "$VENV" --no-access-log "${threads[@]}" "${tls[@]}" >"$TMP/server.log" 2>&1 &
 		;;
@@ -110,14 +114,25 @@ cpu_ticks() {
 	done
 	echo "$t"
 }
+# Context switches (voluntary + involuntary) of every thread of the server tree.
+ctx_switches() {
+	local t=0 p
+	for p in $(tree_pids "$1"); do
+		# (A thread may exit between the glob and the read.)
+		t=$((t + $({ cat /proc/"$p"/task/*/status 2>/dev/null || true; } | awk '/ctxt_switches:/ { s += $2 } END { print s + 0 }')))
+	done
+	echo "$t"
+}
 
-# run_wrk URL → "req/s p99 cpu_us_per_request"
+# run_wrk URL → "req/s p99 cpu_us_per_request context_switches_per_request"
 run_wrk() {
 	"${WRK_CPU[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$1" >/dev/null
-	local before after
+	local before after cs_before cs_after
 	before=$(cpu_ticks "$SERVER_PID")
+	cs_before=$(ctx_switches "$SERVER_PID")
 	"${WRK_CPU[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$1" >"$TMP/wrk.txt"
 	after=$(cpu_ticks "$SERVER_PID")
+	cs_after=$(ctx_switches "$SERVER_PID")
 	local rps p99 reqs errors
 	rps=$(awk '/^Requests\/sec:/ {print $2}' "$TMP/wrk.txt")
 	# p99 in ms whatever unit wrk chose.
@@ -128,14 +143,14 @@ run_wrk() {
 	errors=$(grep -E "Non-2xx|Socket errors" "$TMP/wrk.txt" | tr '\n' ' ' || true)
 	[ -n "$errors" ] && echo "  ($1: $errors)" >&2
 	awk -v r="$rps" -v p="$p99" -v t=$((after - before)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" \
-		'BEGIN { printf "%s %s %.1f\n", r, p, t * 1e6 / hz / n }'
+		-v cs=$((cs_after - cs_before)) 'BEGIN { printf "%s %s %.1f %.2f\n", r, p, t * 1e6 / hz / n, cs / n }'
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-SERVERS=(mse-serve mse-t1 granian gunicorn hypercorn)
+read -r -a SERVERS <<<"${SERVERS:-mse-serve mse-t1 mse-batch granian gunicorn hypercorn}"
 echo "# bench/wsgi.sh $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPU(s): wrk -t1 -c$CONNS, ${WARMUP}s warm-up, ${DURATION}s measured, median of $REPEAT"
-printf '%-6s %-6s %-10s %10s %10s %11s %9s\n' app proto server "req/s" p99 "CPU us/req" "mse/this"
+printf '%-6s %-6s %-11s %10s %10s %11s %7s %9s\n' app proto server "req/s" p99 "CPU us/req" cs/req "mse/this"
 for module in hello_flask hello_raw; do
 	for scheme in http https; do
 		rm -f "$TMP"/res.*
@@ -151,9 +166,10 @@ for module in hello_flask hello_raw; do
 			rps=$(awk '{print $1}' "$TMP/res.$name" | median)
 			p99=$(awk '{print $2}' "$TMP/res.$name" | median)ms
 			cpu=$(awk '{print $3}' "$TMP/res.$name" | median)
+			cs=$(awk '{print $4}' "$TMP/res.$name" | median)
 			[ -z "$ours" ] && ours=$rps
 			ratio=$(awk -v a="$ours" -v b="$rps" 'BEGIN { printf "%.2fx", a / b }')
-			printf '%-6s %-6s %-10s %10s %10s %11s %9s\n' "${module#hello_}" "$scheme" "$name" "$rps" "$p99" "$cpu" "$ratio"
+			printf '%-6s %-6s %-11s %10s %10s %11s %7s %9s\n' "${module#hello_}" "$scheme" "$name" "$rps" "$p99" "$cpu" "$cs" "$ratio"
 		done
 	done
 done

@@ -626,9 +626,13 @@ async fn create_app(
         None => None,
     };
     // Hashing the runtime (cached after the first deploy) must not stall the executor.
-    let runtime_digest =
-        tokio::task::block_in_place(|| node.digests.runtime(&node.cfg.enclave_bin))
-            .map_err(|e| ApiError::internal(format!("{}: {e}", node.cfg.enclave_bin.display())))?;
+    let runtime_digest = {
+        let node = node.clone();
+        tokio::task::spawn_blocking(move || node.digests.runtime(&node.cfg.enclave_bin))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+    .map_err(|e| ApiError::internal(format!("{}: {e}", node.cfg.enclave_bin.display())))?;
     let stored_conf = json!({
         "name": name,
         "python_application": conf.python_application,
@@ -669,7 +673,15 @@ async fn create_app(
         healthcheck: conf.healthcheck_endpoint,
         certificate,
     })
-    .map_err(ApiError::internal)?;
+    .map_err(|e| {
+        // Recorded, so the app does not sit in `spawning` with nothing behind it.
+        let _ = node.store.set_status(
+            &id,
+            Status::OnError,
+            Some("cannot start the app's supervisor"),
+        );
+        ApiError::internal(e)
+    })?;
     tracing::info!(app = %id, project = %project.name, "deployed");
     Ok((StatusCode::CREATED, Json(body)))
 }

@@ -64,6 +64,17 @@ pub async fn serve(
     *node.api_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(running.api);
     *node.router_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(running.router);
     on_ready(&running);
+    // Warm the digest cache (the runtime and the ready-made venvs) so the first deploy does
+    // not pay for hashing them.
+    let warm = node.clone();
+    tokio::task::spawn_blocking(move || {
+        let _ = warm.digests.runtime(&warm.cfg.enclave_bin);
+        for env in &warm.cfg.environments {
+            if let config::EnvSource::Venv(path) = &env.source {
+                let _ = warm.digests.environment(path);
+            }
+        }
+    });
     let router_task = tokio::spawn(router::serve(node.clone(), router_listener));
     let app = api::router(node.clone(), pccs);
     axum::serve(api_listener, app)

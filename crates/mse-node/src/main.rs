@@ -40,6 +40,17 @@ enum ProjectCmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print a new bearer token for an existing project (its other tokens stay valid).
+    Token {
+        name: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List the projects.
+    List {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn load(config: Option<&PathBuf>) -> anyhow::Result<NodeConfig> {
@@ -92,6 +103,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (project, token) = store.create_project(&name)?;
             eprintln!("project {} created (id {})", project.name, project.id);
             println!("{token}");
+            Ok(())
+        }
+        Cmd::Project {
+            command: ProjectCmd::Token { name, config },
+        } => {
+            let cfg = load(config.as_ref())?;
+            let (store, _) = mse_node::node::open_data_dir(&cfg)?;
+            println!("{}", store.new_token(&name)?);
+            Ok(())
+        }
+        Cmd::Project {
+            command: ProjectCmd::List { config },
+        } => {
+            let cfg = load(config.as_ref())?;
+            let (store, _) = mse_node::node::open_data_dir(&cfg)?;
+            for (p, tokens) in store.projects()? {
+                println!("{}\t{}\t{} token(s)", p.name, p.id, tokens);
+            }
             Ok(())
         }
     }

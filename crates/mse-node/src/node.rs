@@ -49,6 +49,8 @@ pub struct Live {
     pub stats: Arc<Stats>,
     stop: watch::Sender<Option<StopReason>>,
     pub pid: AtomicU64,
+    /// The enclave's port once handed out (0 before).
+    port: std::sync::atomic::AtomicU16,
 }
 
 /// What a deploy asks the spawner to run.
@@ -73,6 +75,8 @@ pub struct Node {
     /// The router's actual address (port 0 in the config resolves at bind time).
     pub router_addr: Mutex<Option<SocketAddr>>,
     pub api_addr: Mutex<Option<SocketAddr>>,
+    /// Ports handed to live enclaves.
+    ports: Mutex<std::collections::HashSet<u16>>,
     /// Requests to the spawner thread (see [`spawner_thread`]).
     spawn_tx: Mutex<std::sync::mpsc::Sender<SpawnRequest>>,
     /// Round-robin start for CPU pinning, so apps spread over the node's CPUs.
@@ -178,6 +182,7 @@ impl Node {
         let spawn_tx = spawner_thread(tokio::runtime::Handle::current());
         Arc::new(Node {
             spawn_tx: Mutex::new(spawn_tx),
+            ports: Mutex::new(std::collections::HashSet::new()),
             cfg,
             store,
             seed,
@@ -287,6 +292,7 @@ impl Node {
             stats: Arc::new(Stats::default()),
             stop,
             pid: AtomicU64::new(0),
+            port: std::sync::atomic::AtomicU16::new(0),
         });
         self.live
             .lock()
@@ -297,6 +303,13 @@ impl Node {
             let id = launch.app.id.clone();
             let (status, reason) = node.supervise(&launch, &live, stop_rx).await;
             node.set_routes(&launch.app, None);
+            let port = live.port.load(Ordering::Relaxed);
+            if port != 0 {
+                node.ports
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&port);
+            }
             // Wiped before the status says stopped, so `stopped` means the storage is gone.
             if status == Status::Stopped {
                 node.wipe(&id);
@@ -422,6 +435,21 @@ impl Node {
         cmd
     }
 
+    /// A port free now and not handed to another live enclave (which may not have bound it
+    /// yet: the kernel can offer the same free port twice).
+    fn free_port(&self) -> std::io::Result<u16> {
+        let mut handed = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..32 {
+            let port = free_port()?;
+            if handed.insert(port) {
+                return Ok(port);
+            }
+        }
+        Err(std::io::Error::other(
+            "every port offered was already handed out",
+        ))
+    }
+
     /// Starts `cmd` on the spawner thread.
     async fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -454,7 +482,7 @@ impl Node {
     }
 
     async fn supervise(
-        &self,
+        self: &Arc<Self>,
         launch: &Launch,
         live: &Arc<Live>,
         mut stop_rx: watch::Receiver<Option<StopReason>>,
@@ -466,9 +494,10 @@ impl Node {
             Err(e) => return (Status::OnError, e),
         };
         let digest = {
-            let venv = venv.clone();
-            let node_digests = &self.digests;
-            tokio::task::block_in_place(|| node_digests.environment(&venv))
+            let (node, venv) = (self.clone(), venv.clone());
+            tokio::task::spawn_blocking(move || node.digests.environment(&venv))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
         };
         match digest {
             Ok(d) => {
@@ -489,10 +518,11 @@ impl Node {
         if let Some(reason) = *stop_rx.borrow() {
             return stopped(reason);
         }
-        let port = match free_port() {
+        let port = match self.free_port() {
             Ok(p) => p,
             Err(e) => return (Status::OnError, format!("no free port: {e}")),
         };
+        live.port.store(port, Ordering::Relaxed);
         if let Err(e) = std::fs::create_dir_all(self.app_dir(&app.id).join("state")) {
             return (Status::OnError, format!("cannot create the state dir: {e}"));
         }

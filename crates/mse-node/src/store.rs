@@ -22,6 +22,8 @@ pub enum StoreError {
     TooNew(i64, i64),
     #[error("project {0:?} already exists")]
     ProjectExists(String),
+    #[error("no project named {0:?}")]
+    NoProject(String),
     #[error("project name {0:?} must be 1..255 characters without control characters")]
     BadProjectName(String),
 }
@@ -137,6 +139,13 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A bearer token: 32 random bytes, hex, with a recognisable prefix.
+fn random_token() -> String {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    format!("mse_{}", hex::encode(raw))
+}
+
 /// SHA-256 of a bearer token: tokens are 32 random bytes, so a plain hash resists guessing.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -224,9 +233,7 @@ impl Store {
         if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
             return Err(StoreError::BadProjectName(name.to_owned()));
         }
-        let mut raw = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
-        let token = format!("mse_{}", hex::encode(raw));
+        let token = random_token();
         let project = Project {
             id: uuid::Uuid::new_v4().to_string(),
             name: name.to_owned(),
@@ -252,6 +259,44 @@ impl Store {
         )?;
         tx.commit()?;
         Ok((project, token))
+    }
+
+    /// A new bearer token for an existing project (the older ones stay valid).
+    pub fn new_token(&self, name: &str) -> Result<String, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let id: String = tx
+            .query_row("SELECT id FROM projects WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::NoProject(name.to_owned()))?;
+        let token = random_token();
+        tx.execute(
+            "INSERT INTO tokens (hash, project_id, created_at) VALUES (?1, ?2, ?3)",
+            params![token_hash(&token), id, now_ms()],
+        )?;
+        tx.commit()?;
+        Ok(token)
+    }
+
+    /// Every project with its number of tokens, by name.
+    pub fn projects(&self) -> Result<Vec<(Project, u64)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT p.id, p.name, p.created_at, (SELECT COUNT(*) FROM tokens t WHERE t.project_id = p.id) FROM projects p ORDER BY p.name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                Project {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                },
+                r.get::<_, i64>(3)? as u64,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The project a bearer token belongs to.
@@ -428,6 +473,14 @@ mod tests {
             store.create_project("alpha").unwrap_err().to_string(),
             "project \"alpha\" already exists"
         );
+        let second = store.new_token("alpha").unwrap();
+        assert_ne!(second, token);
+        assert_eq!(store.project_for_token(&second).unwrap(), Some(p.clone()));
+        assert_eq!(
+            store.new_token("nope").unwrap_err().to_string(),
+            "no project named \"nope\""
+        );
+        assert_eq!(store.projects().unwrap(), vec![(p.clone(), 2)]);
         store
             .insert_app(&app("a1", &p.id, "one", Status::Spawning))
             .unwrap();

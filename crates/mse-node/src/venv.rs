@@ -71,6 +71,8 @@ pub fn requirement_lines(text: &str) -> Result<Vec<String>, VenvError> {
             && !line.contains('@')
             && !line.contains('/')
             && !line.contains('\\')
+            // Per-requirement pip options (`pkg --config-settings=…`, `-C …`) too.
+            && !line.split_whitespace().any(|w| w.starts_with('-'))
             && line
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b" ._-[],<>=!~*;'\"()".contains(&b));
@@ -316,6 +318,8 @@ mod tests {
             "./local",
             "/abs/path",
             "git+https://x",
+            "flask --config-settings=x=y",
+            "flask -C x",
         ] {
             let text = format!("ok\n{bad}\n");
             assert_eq!(

@@ -556,6 +556,29 @@ fn cli_errors_are_one_line() {
         String::from_utf8_lossy(&again.stderr),
         "Error: project \"alpha\" already exists\n"
     );
+    let run = |args: &[&str]| {
+        std::process::Command::new(node_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    let token = run(&["project", "token", "alpha"]);
+    assert!(token.status.success());
+    assert_eq!(token.stdout.len(), 69);
+    assert_ne!(token.stdout, first.stdout);
+    let missing = run(&["project", "token", "beta"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        "Error: no project named \"beta\"\n"
+    );
+    let list = String::from_utf8(run(&["project", "list"]).stdout).unwrap();
+    assert!(
+        list.starts_with("alpha\t") && list.ends_with("\t2 token(s)\n"),
+        "{list:?}"
+    );
     use std::os::unix::fs::PermissionsExt;
     let seed = std::fs::metadata(dir.path().join("d/sim-seed")).unwrap();
     assert_eq!(seed.len(), 32);

@@ -21,7 +21,7 @@
 //!     .tls(Tls::Config(tls));
 //! // Python is initialised (once per process) and the app imported here, before serving.
 //! let server = Server::new(config)?;
-//! let runtime = tokio::runtime::Runtime::new().expect("runtime");
+//! let runtime = mse_wsgi::runtime(false).expect("runtime");
 //! runtime.block_on(server.serve(async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! }))
@@ -35,6 +35,7 @@ mod pool;
 mod python;
 mod request;
 mod response;
+mod sched;
 mod server;
 mod tls;
 mod wsgi;
@@ -44,6 +45,7 @@ pub use config::{
 };
 pub use error::Error;
 pub use python::{check_libpython, initialize as initialize_python};
+pub use sched::{batch_current_thread, runtime};
 pub use server::{Server, serve};
 
 /// Entry points for `fuzz/fuzz_targets/wsgi_request.rs`; not a stable API.
@@ -65,6 +67,7 @@ pub mod fuzzing {
             remote: ([127, 0, 0, 1], 1).into(),
             local: ([127, 0, 0, 1], 2).into(),
             tls: false,
+            conn: Default::default(),
         };
         let _ = info.server_name_port();
         let _ = info.protocol();

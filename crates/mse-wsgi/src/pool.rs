@@ -161,7 +161,11 @@ impl PythonPool {
             let inner = inner.clone();
             let handle = std::thread::Builder::new()
                 .name("mse-python-monitor".into())
-                .spawn(move || monitor(&inner))
+                .spawn(move || {
+                    // Its periodic check must not preempt a busy Python thread (see sched.rs).
+                    crate::sched::batch_current_thread();
+                    monitor(&inner)
+                })
                 .map_err(Error::Thread)?;
             handles.push(handle);
         }

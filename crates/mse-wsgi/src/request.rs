@@ -23,6 +23,8 @@ pub struct RequestInfo {
     pub remote: SocketAddr,
     pub local: SocketAddr,
     pub tls: bool,
+    /// Per-connection cache of environ strings.
+    pub conn: Arc<crate::wsgi::ConnStrings>,
 }
 
 impl RequestInfo {

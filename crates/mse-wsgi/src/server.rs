@@ -25,7 +25,7 @@ use crate::python;
 use crate::request::{BodyReader, RequestInfo};
 use crate::response::{AccessLog, BodyFlags, First, RespBody, Sink};
 use crate::tls;
-use crate::wsgi::{self, WsgiApp};
+use crate::wsgi::{self, ConnStrings, WsgiApp};
 
 /// Largest request head (request line + headers) hyper buffers; beyond it the request is refused.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -170,7 +170,10 @@ impl Server {
             conns.spawn(async move {
                 let _permit = permit;
                 let tls = acceptor.is_some();
-                let svc = service_fn(move |req| handle(shared.clone(), remote, local, tls, req));
+                let conn = Arc::new(ConnStrings::default());
+                let svc = service_fn(move |req| {
+                    handle(shared.clone(), remote, local, tls, conn.clone(), req)
+                });
                 let result = match acceptor {
                     None => {
                         let conn = builder.serve_connection(TokioIo::new(stream), svc);
@@ -258,6 +261,7 @@ async fn handle(
     remote: SocketAddr,
     local: SocketAddr,
     tls: bool,
+    conn: Arc<ConnStrings>,
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Infallible> {
     let (parts, body) = req.into_parts();
@@ -289,6 +293,7 @@ async fn handle(
         remote,
         local,
         tls,
+        conn,
     };
     let flags = Arc::new(BodyFlags::default());
     let reader = BodyReader::new(body, shared.max_body, flags.clone(), shared.handle.clone());

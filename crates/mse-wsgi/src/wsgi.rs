@@ -9,6 +9,7 @@ use hyper::header::{HeaderName, HeaderValue};
 use pyo3::exceptions::{PyAssertionError, PyOSError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::python::format_exception;
@@ -18,8 +19,27 @@ use crate::response::{Headers, Sink, is_hop_by_hop};
 /// A loaded WSGI app and the constant part of every environ.
 pub struct WsgiApp {
     app: Py<PyAny>,
+    /// The constant entries plus a `None` placeholder for every key each request sets, so that
+    /// a copy of it has room for them: setting them replaces a value instead of growing the dict.
     base: Py<PyDict>,
+    /// `wsgi.input` of every request without a body.
+    empty_input: Py<EmptyInput>,
 }
+
+/// Keys every environ gets per request (placeholders in the template).
+const PER_REQUEST_KEYS: [&str; 11] = [
+    "REQUEST_METHOD",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "RAW_URI",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SERVER_PROTOCOL",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "wsgi.url_scheme",
+    "wsgi.input",
+];
 
 impl WsgiApp {
     pub fn new(py: Python<'_>, app: Py<PyAny>, threads: usize) -> PyResult<Self> {
@@ -36,10 +56,34 @@ impl WsgiApp {
             "SERVER_SOFTWARE",
             concat!("mse-wsgi/", env!("CARGO_PKG_VERSION")),
         )?;
+        for key in PER_REQUEST_KEYS {
+            base.set_item(PyString::intern(py, key), py.None())?;
+        }
         Ok(Self {
             app,
             base: base.unbind(),
+            empty_input: Py::new(py, EmptyInput)?,
         })
+    }
+}
+
+/// Python strings of one connection, made on its first request and reused by the next ones.
+pub struct ConnStrings {
+    /// REMOTE_ADDR and REMOTE_PORT.
+    remote: PyOnceLock<[Py<PyString>; 2]>,
+    /// The Host header (or HTTP/2 authority) last seen and its SERVER_NAME and SERVER_PORT.
+    server: Mutex<Option<ServerStrings>>,
+}
+
+/// The Host header (or HTTP/2 authority) they were made from, SERVER_NAME, SERVER_PORT.
+type ServerStrings = (Option<Vec<u8>>, Py<PyString>, Py<PyString>);
+
+impl Default for ConnStrings {
+    fn default() -> Self {
+        Self {
+            remote: PyOnceLock::new(),
+            server: Mutex::new(None),
+        }
     }
 }
 
@@ -81,49 +125,146 @@ pub(crate) fn cgi_header_name(name: &HeaderName) -> Option<String> {
     }
 }
 
+/// The environ key of a header: interned for the common ones (no string built per request).
+fn cgi_key<'py>(py: Python<'py>, name: &HeaderName) -> Option<Bound<'py, PyString>> {
+    let key = match name.as_str() {
+        "host" => intern!(py, "HTTP_HOST"),
+        "user-agent" => intern!(py, "HTTP_USER_AGENT"),
+        "accept" => intern!(py, "HTTP_ACCEPT"),
+        "accept-encoding" => intern!(py, "HTTP_ACCEPT_ENCODING"),
+        "accept-language" => intern!(py, "HTTP_ACCEPT_LANGUAGE"),
+        "connection" => intern!(py, "HTTP_CONNECTION"),
+        "cookie" => intern!(py, "HTTP_COOKIE"),
+        "content-type" => intern!(py, "CONTENT_TYPE"),
+        "content-length" => intern!(py, "CONTENT_LENGTH"),
+        "authorization" => intern!(py, "HTTP_AUTHORIZATION"),
+        "origin" => intern!(py, "HTTP_ORIGIN"),
+        "referer" => intern!(py, "HTTP_REFERER"),
+        "cache-control" => intern!(py, "HTTP_CACHE_CONTROL"),
+        _ => return cgi_header_name(name).map(|k| PyString::new(py, &k)),
+    };
+    Some(key.clone())
+}
+
+fn method_str<'py>(py: Python<'py>, m: &hyper::Method) -> Bound<'py, PyString> {
+    use hyper::Method;
+    let s = match *m {
+        Method::GET => intern!(py, "GET"),
+        Method::POST => intern!(py, "POST"),
+        Method::HEAD => intern!(py, "HEAD"),
+        Method::PUT => intern!(py, "PUT"),
+        Method::DELETE => intern!(py, "DELETE"),
+        Method::PATCH => intern!(py, "PATCH"),
+        Method::OPTIONS => intern!(py, "OPTIONS"),
+        _ => return PyString::new(py, m.as_str()),
+    };
+    s.clone()
+}
+
+fn protocol_str<'py>(py: Python<'py>, req: &RequestInfo) -> Bound<'py, PyString> {
+    match req.version {
+        hyper::Version::HTTP_11 => intern!(py, "HTTP/1.1"),
+        hyper::Version::HTTP_10 => intern!(py, "HTTP/1.0"),
+        hyper::Version::HTTP_2 => intern!(py, "HTTP/2"),
+        _ => return PyString::new(py, req.protocol()),
+    }
+    .clone()
+}
+
+/// SERVER_NAME and SERVER_PORT, cached per connection while the Host header stays the same.
+fn server_strings<'py>(
+    py: Python<'py>,
+    req: &RequestInfo,
+) -> (Bound<'py, PyString>, Bound<'py, PyString>) {
+    let source = req
+        .headers
+        .get(hyper::header::HOST)
+        .map(|h| h.as_bytes())
+        .or_else(|| req.uri.authority().map(|a| a.as_str().as_bytes()));
+    let mut cached = req.conn.server.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((key, name, port)) = cached.as_ref()
+        && key.as_deref() == source
+    {
+        return (name.bind(py).clone(), port.bind(py).clone());
+    }
+    let (name, port) = req.server_name_port();
+    let name = PyString::new(py, &name);
+    let port = PyString::new(py, &port.to_string());
+    *cached = Some((
+        source.map(<[u8]>::to_vec),
+        name.clone().unbind(),
+        port.clone().unbind(),
+    ));
+    (name, port)
+}
+
 fn build_environ<'py>(
     py: Python<'py>,
     app: &WsgiApp,
     req: &RequestInfo,
-    input: Bound<'py, Input>,
+    input: Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = app.base.bind(py).copy()?;
-    env.set_item(intern!(py, "REQUEST_METHOD"), req.method.as_str())?;
+    env.set_item(intern!(py, "REQUEST_METHOD"), method_str(py, &req.method))?;
     let raw_path = req.uri.path();
-    let decoded: Vec<u8> = percent_encoding::percent_decode(raw_path.as_bytes()).collect();
-    env.set_item(intern!(py, "PATH_INFO"), latin1(py, &decoded))?;
-    env.set_item(
-        intern!(py, "QUERY_STRING"),
-        req.uri.query().unwrap_or_default(),
-    )?;
-    env.set_item(
-        intern!(py, "RAW_URI"),
-        req.uri.path_and_query().map_or(raw_path, |p| p.as_str()),
-    )?;
-    let (name, port) = req.server_name_port();
-    env.set_item(intern!(py, "SERVER_NAME"), name)?;
-    env.set_item(intern!(py, "SERVER_PORT"), port.to_string())?;
-    env.set_item(intern!(py, "SERVER_PROTOCOL"), req.protocol())?;
-    env.set_item(intern!(py, "REMOTE_ADDR"), req.remote.ip().to_string())?;
-    env.set_item(intern!(py, "REMOTE_PORT"), req.remote.port().to_string())?;
-    env.set_item(intern!(py, "wsgi.url_scheme"), req.scheme())?;
-    env.set_item(intern!(py, "wsgi.input"), input)?;
-    let sep_for = |name: &HeaderName| {
-        if name == hyper::header::COOKIE {
-            &b"; "[..]
-        } else {
-            &b", "[..]
-        }
+    let query = req.uri.query().unwrap_or_default();
+    // The usual path has no escapes: PATH_INFO is the raw path, and without a query string also
+    // RAW_URI (one string for both).
+    let path_info = if raw_path.contains('%') {
+        let decoded: Vec<u8> = percent_encoding::percent_decode(raw_path.as_bytes()).collect();
+        latin1(py, &decoded)
+    } else {
+        PyString::new(py, raw_path)
     };
+    let raw_uri = match req.uri.path_and_query() {
+        Some(pq) if pq.as_str() != raw_path => PyString::new(py, pq.as_str()),
+        _ if !raw_path.contains('%') => path_info.clone(),
+        _ => PyString::new(py, raw_path),
+    };
+    env.set_item(intern!(py, "PATH_INFO"), path_info)?;
+    if query.is_empty() {
+        env.set_item(intern!(py, "QUERY_STRING"), intern!(py, ""))?;
+    } else {
+        env.set_item(intern!(py, "QUERY_STRING"), query)?;
+    }
+    env.set_item(intern!(py, "RAW_URI"), raw_uri)?;
+    let (name, port) = server_strings(py, req);
+    env.set_item(intern!(py, "SERVER_NAME"), name)?;
+    env.set_item(intern!(py, "SERVER_PORT"), port)?;
+    env.set_item(intern!(py, "SERVER_PROTOCOL"), protocol_str(py, req))?;
+    let [addr, port] = req.conn.remote.get_or_init(py, || {
+        [
+            PyString::new(py, &req.remote.ip().to_string()).unbind(),
+            PyString::new(py, &req.remote.port().to_string()).unbind(),
+        ]
+    });
+    env.set_item(intern!(py, "REMOTE_ADDR"), addr.bind(py))?;
+    env.set_item(intern!(py, "REMOTE_PORT"), port.bind(py))?;
+    let scheme = if req.tls {
+        intern!(py, "https")
+    } else {
+        intern!(py, "http")
+    };
+    env.set_item(intern!(py, "wsgi.url_scheme"), scheme)?;
+    env.set_item(intern!(py, "wsgi.input"), input)?;
     for name in req.headers.keys() {
-        let Some(key) = cgi_header_name(name) else {
+        let Some(key) = cgi_key(py, name) else {
             continue;
         };
         let mut values = req.headers.get_all(name).iter();
         let Some(first) = values.next() else { continue };
+        let Some(second) = values.next() else {
+            env.set_item(key, latin1(py, first.as_bytes()))?;
+            continue;
+        };
+        let sep: &[u8] = if name == hyper::header::COOKIE {
+            b"; "
+        } else {
+            b", "
+        };
         let mut joined = first.as_bytes().to_vec();
-        for v in values {
-            joined.extend_from_slice(sep_for(name));
+        for v in std::iter::once(second).chain(values) {
+            joined.extend_from_slice(sep);
             joined.extend_from_slice(v.as_bytes());
         }
         env.set_item(key, latin1(py, &joined))?;
@@ -263,6 +404,39 @@ impl Input {
     }
 }
 
+/// `wsgi.input` of a request without a body (one shared object): every read is empty.
+#[pyclass(module = "mse_wsgi", frozen)]
+pub struct EmptyInput;
+
+#[pymethods]
+impl EmptyInput {
+    #[pyo3(signature = (size=None))]
+    fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> Bound<'py, PyBytes> {
+        let _ = size;
+        PyBytes::new(py, b"")
+    }
+
+    #[pyo3(signature = (size=None))]
+    fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> Bound<'py, PyBytes> {
+        let _ = size;
+        PyBytes::new(py, b"")
+    }
+
+    #[pyo3(signature = (hint=None))]
+    fn readlines<'py>(&self, py: Python<'py>, hint: Option<isize>) -> Bound<'py, PyList> {
+        let _ = hint;
+        PyList::empty(py)
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self) -> Option<Py<PyAny>> {
+        None
+    }
+}
+
 struct RespState {
     sink: Sink,
     status: Option<u16>,
@@ -296,13 +470,20 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Headers> {
         let tuple = item.cast::<PyTuple>().map_err(|_| {
             PyTypeError::new_err("each response header must be a (name, value) tuple")
         })?;
-        let (name, value): (String, String) = tuple.extract()?;
+        // Borrowed, not copied: for the usual ASCII strings CPython hands out its own buffer.
+        let (name, value): (Bound<'_, PyString>, Bound<'_, PyString>) = tuple.extract()?;
+        let name = name.to_str()?;
         let hname = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
-        let raw: Option<Vec<u8>> = value.chars().map(|c| u8::try_from(c as u32).ok()).collect();
-        let hvalue = raw
-            .and_then(|r| HeaderValue::from_bytes(&r).ok())
-            .ok_or_else(|| PyValueError::new_err(format!("invalid value for header {name:?}")))?;
+        let value = value.to_str()?;
+        let hvalue = if value.is_ascii() {
+            HeaderValue::from_str(value).ok()
+        } else {
+            // Native strings are latin-1: one byte per character, none above U+00FF.
+            let raw: Option<Vec<u8>> = value.chars().map(|c| u8::try_from(c as u32).ok()).collect();
+            raw.and_then(|r| HeaderValue::from_bytes(&r).ok())
+        }
+        .ok_or_else(|| PyValueError::new_err(format!("invalid value for header {name:?}")))?;
         if is_hop_by_hop(&hname) {
             continue;
         }
@@ -459,16 +640,21 @@ pub fn run(py: Python<'_>, app: &WsgiApp, req: &RequestInfo, body: BodyReader, s
         headers: Vec::new(),
     }));
     let outcome = (|| -> PyResult<()> {
-        let input = Bound::new(
-            py,
-            Input {
-                state: Mutex::new(InputState {
-                    reader: body,
-                    buf: Vec::new(),
-                    pos: 0,
-                }),
-            },
-        )?;
+        let input = if body.at_end() {
+            app.empty_input.bind(py).clone().into_any()
+        } else {
+            Bound::new(
+                py,
+                Input {
+                    state: Mutex::new(InputState {
+                        reader: body,
+                        buf: Vec::new(),
+                        pos: 0,
+                    }),
+                },
+            )?
+            .into_any()
+        };
         let environ = build_environ(py, app, req, input)?;
         let start_response = Bound::new(
             py,

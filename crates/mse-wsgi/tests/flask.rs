@@ -27,7 +27,8 @@ fn flask_hello_via_curl_and_requests() {
 
 #[test]
 fn chunked_upload_reaches_flask() {
-    let s = Serve::start("hello_flask:app", &[]);
+    // Also covers --batch-io (the I/O threads' scheduling policy changes nothing visible).
+    let s = Serve::start("hello_flask:app", &["--batch-io"]);
     let body = curl_ok(&[
         "-X",
         "POST",

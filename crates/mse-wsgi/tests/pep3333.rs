@@ -107,6 +107,13 @@ fn wsgi_input_semantics() {
         );
         assert_eq!(post("/input/readlines", "a\nb\n"), r#"["a\n", "b\n"]"#);
     }
+    // Without a body (GET, or POST with Content-Length: 0) every read is empty.
+    for method in ["GET", "POST"] {
+        let read = |path: &str| curl_ok(&["-X", method, "-H", "Content-Length: 0", &s.url(path)]);
+        assert_eq!(read("/input/read5"), r#"["", ""]"#);
+        assert_eq!(read("/input/lines"), r#"["", "", []]"#);
+        assert_eq!(read("/input/readlines"), "[]");
+    }
 }
 
 #[test]

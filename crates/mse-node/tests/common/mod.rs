@@ -50,6 +50,11 @@ fn tiny_venv(dir: &Path) -> PathBuf {
 
 impl TestNode {
     pub fn start(extra: &str) -> TestNode {
+        Self::start_with(extra, &fake_enclave())
+    }
+
+    /// A node running `enclave` as its enclave runtime.
+    pub fn start_with(extra: &str, enclave: &Path) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let venv = tiny_venv(dir.path());
         let config = dir.path().join("node.toml");
@@ -57,7 +62,7 @@ impl TestNode {
             &config,
             format!(
                 "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nenclave_bin = {:?}\nclient_hello_timeout_ms = 1000\n{extra}\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
-                fake_enclave().display().to_string(),
+                enclave.display().to_string(),
                 venv.display().to_string()
             ),
         )
@@ -93,6 +98,7 @@ impl TestNode {
             .unwrap();
         // "mse-node: API on http://A , router on R , data in D"
         let words: Vec<&str> = line.split_whitespace().collect();
+        assert!(words.len() >= 8, "the node did not start: {line:?}");
         assert_eq!(words[..3], ["mse-node:", "API", "on"], "{line}");
         self.api = words[3].trim_start_matches("http://").parse().unwrap();
         self.router = words[7].parse().unwrap();
@@ -335,6 +341,25 @@ pub fn https(
     method: &str,
     path: &str,
 ) -> Result<(u16, String, String), String> {
+    https_body(router, host, method, path, None)
+}
+
+/// `POST /` with a JSON body through the router (what provisioning looks like).
+pub fn https_post_json(
+    router: SocketAddr,
+    host: &str,
+    json: &str,
+) -> Result<(u16, String, String), String> {
+    https_body(router, host, "POST", "/", Some(json))
+}
+
+fn https_body(
+    router: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String, String), String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -347,8 +372,14 @@ pub fn https(
     let mut tcp = TcpStream::connect(router).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+    let body = if method == "POST" {
+        body.unwrap_or("{}")
+    } else {
+        ""
+    };
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{{}}"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     );
     tls.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut resp = Vec::new();

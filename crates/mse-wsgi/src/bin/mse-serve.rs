@@ -44,6 +44,11 @@ struct Args {
     /// Do not write the access log line per request.
     #[arg(long)]
     no_access_log: bool,
+    /// Run the I/O threads under SCHED_BATCH: a busy Python thread finishes its time slice before
+    /// they handle finished responses (fewer context switches when the server has its CPUs to
+    /// itself; slower when other processes compete for them).
+    #[arg(long)]
+    batch_io: bool,
 }
 
 fn main() {
@@ -94,10 +99,7 @@ fn run(args: Args) -> Result<(), mse_wsgi::Error> {
         server.local_addr(),
         server.interface()
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(mse_wsgi::Error::Listener)?;
+    let runtime = mse_wsgi::runtime(args.batch_io).map_err(mse_wsgi::Error::Listener)?;
     runtime.block_on(server.serve(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {

@@ -1,0 +1,80 @@
+//! Scheduling of the I/O threads relative to the Python threads.
+//!
+//! Every response a Python thread finishes wakes a tokio worker. On a CPU the two share (one
+//! vCPU, or the benchmark's pinning), the kernel lets the woken worker preempt the Python thread
+//! at once, so a saturated server pays about two context switches per request. An I/O thread
+//! under `SCHED_BATCH` (same CPU share, unprivileged) does not preempt on wake-up: it runs when
+//! the Python thread blocks or its time slice ends, and then handles every ready connection in
+//! one go. The added delay is bounded by the kernel's slice (a few ms) and only happens while the
+//! CPU is busy; on an idle CPU the thread runs immediately. Opt-in ([`runtime`], `--batch-io`):
+//! when other processes compete for the CPU, a woken batch thread waits behind them too.
+//! The pool's monitor thread always runs as batch: its periodic check can wait.
+
+use std::io;
+
+/// Marks the calling thread as a batch (non-preempting) thread. Linux only; elsewhere, or where
+/// the kernel refuses (a sandbox), the thread keeps its policy and the reason is logged.
+pub fn batch_current_thread() {
+    if let Err(e) = set_batch() {
+        tracing::debug!("SCHED_BATCH not set for this thread: {e}");
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn set_batch() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `sched_setscheduler` with pid 0 changes only the calling thread's policy; `param`
+    // is a valid, initialised struct that outlives the call.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_batch() -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// The tokio runtime for [`crate::Server::serve`]: multi-threaded (one worker per CPU), I/O and
+/// timers enabled; with `batch_io` every runtime thread runs under `SCHED_BATCH` (see the module
+/// doc). Callers building their own runtime get the same with
+/// `.on_thread_start(mse_wsgi::batch_current_thread)`.
+///
+/// Batch I/O threads pay off when the server has its CPUs to itself (an enclave): fewer context
+/// switches per request. When other processes compete for the same CPU they lose throughput,
+/// because a woken I/O thread then also waits behind those processes (bench/RESULTS.md).
+pub fn runtime(batch_io: bool) -> io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if batch_io {
+        builder.on_thread_start(batch_current_thread);
+    }
+    builder.build()
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    fn policy() -> i32 {
+        // SAFETY: querying the calling thread's policy has no preconditions.
+        unsafe { libc::sched_getscheduler(0) }
+    }
+
+    #[test]
+    fn runtime_threads_run_as_batch_only_when_asked() {
+        let rt = super::runtime(true).expect("runtime");
+        let on_worker =
+            rt.block_on(async { tokio::spawn(async { policy() }).await.expect("task") });
+        assert_eq!(on_worker, libc::SCHED_BATCH);
+        let on_blocking =
+            rt.block_on(async { tokio::task::spawn_blocking(policy).await.expect("task") });
+        assert_eq!(on_blocking, libc::SCHED_BATCH);
+        assert_eq!(
+            policy(),
+            libc::SCHED_OTHER,
+            "the calling thread is left alone"
+        );
+    }
+}
