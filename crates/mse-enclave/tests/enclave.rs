@@ -241,6 +241,34 @@ fn tampered_package_is_refused_and_nothing_written() {
 }
 
 #[test]
+fn package_swapped_after_measurement_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (package, key) = common::package("seed_app", dir.path());
+    let mut enclave = Enclave::start(Launch {
+        package: &package,
+        application: "app:app",
+        dir: dir.path(),
+        extra: vec![],
+        expiration: true,
+    });
+    enclave.wait_conf_server();
+    // Same key, fresh nonces: a package that decrypts fine but is not the measured one.
+    // Rewritten in place (the sandbox keeps the measured file's inode visible).
+    let files = vec![mse_crypto::PackageFile {
+        rel: "app.py".into(),
+        abs: common::app_dir("seed_app").join("app.py"),
+    }];
+    let mut swapped = Vec::new();
+    mse_crypto::build_package(&files, &key, None, &mut swapped, &|_| {}).unwrap();
+    std::fs::write(&package, &swapped).unwrap();
+    assert_refused(
+        &enclave,
+        format!(r#"{{"uuid":"{ID}","code_secret_key":"{}"}}"#, key.to_hex()).as_bytes(),
+        "the package file changed after it was measured",
+    );
+}
+
+#[test]
 fn timeout_without_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let (package, _key) = common::package("seed_app", dir.path());
