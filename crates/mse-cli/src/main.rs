@@ -4,6 +4,7 @@
 //! Every error ends the process with exit code 1 and one line carrying the cause chain;
 //! `MSE_BACKTRACE=full` prints the full debug report instead.
 
+mod cloud;
 mod localtest;
 mod package;
 mod scaffold;
@@ -39,6 +40,24 @@ enum Command {
     Unseal(seal::UnsealArgs),
     /// Verify that an app (or a certificate / evidence file) runs the expected code in a genuine TEE.
     Verify(verify::VerifyArgs),
+    /// Store the node URL and project token used by the commands below.
+    Login(cloud::ops::LoginArgs),
+    /// Forget the stored node URL and token.
+    Logout,
+    /// Encrypt, upload and attest the app, then send its key and secrets to the enclave.
+    Deploy(cloud::deploy::DeployArgs),
+    /// Show an app's status.
+    Status(cloud::ops::IdArgs),
+    /// List the project's apps (live ones unless --all).
+    List(cloud::ops::ListArgs),
+    /// Print an app's output (the last 64 kB).
+    Logs(cloud::ops::LogsArgs),
+    /// Stop apps (their sealed storage is erased).
+    Stop(cloud::ops::StopArgs),
+    /// Run the app's tests (tests_cmd) against the deployed app, trusting only its verified certificate.
+    Test(cloud::ops::TestArgs),
+    /// Manage the saved deployment contexts.
+    Context(cloud::ops::ContextArgs),
     /// Run the app locally in the enclave runtime (simulated TEE), provision it and run its tests.
     Localtest(localtest::LocaltestArgs),
 }
@@ -61,6 +80,15 @@ fn main() -> ExitCode {
         Command::Seal(args) => seal::run_seal(&args),
         Command::Unseal(args) => seal::run_unseal(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Login(args) => cloud::ops::login(&args),
+        Command::Logout => cloud::ops::logout(),
+        Command::Deploy(args) => cloud::deploy::run(&args),
+        Command::Status(args) => cloud::ops::status(&args),
+        Command::List(args) => cloud::ops::list(&args),
+        Command::Logs(args) => cloud::ops::logs(&args),
+        Command::Stop(args) => cloud::ops::stop(&args),
+        Command::Test(args) => cloud::ops::test(&args),
+        Command::Context(args) => cloud::ops::context(&args),
         Command::Localtest(args) => localtest::run(&args),
     };
     match result {

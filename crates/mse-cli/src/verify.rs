@@ -30,6 +30,10 @@ pub struct VerifyArgs {
     #[arg(value_name = "DOMAIN[:PORT]", required_unless_present_any = ["quote", "cert"],
           conflicts_with_all = ["quote", "cert"])]
     pub target: Option<String>,
+    /// Connect to this address (e.g. a node's router) instead of resolving DOMAIN; the SNI and
+    /// the certificate's name check still use DOMAIN.
+    #[arg(long, value_name = "HOST:PORT", requires = "target")]
+    pub connect: Option<String>,
     /// Verify evidence at rest: an SGX/TDX quote (binary or hex) or a SEV-SNP report.
     #[arg(long, value_name = "FILE", conflicts_with = "cert")]
     pub quote: Option<PathBuf>,
@@ -300,13 +304,17 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             (Some(path), _) => (path.display().to_string(), read(path)?, None),
             (None, Some(target)) => {
                 let (host, port) = parse_target(target)?;
+                let (to_host, to_port) = match &args.connect {
+                    Some(addr) => parse_target(addr)?,
+                    None => (host.clone(), port),
+                };
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .context("cannot start the async runtime")?;
                 let der = runtime.block_on(fetch_server_certificate(
-                    &host,
-                    port,
+                    &to_host,
+                    to_port,
                     &host,
                     CONNECT_TIMEOUT,
                 ))?;

@@ -1,0 +1,802 @@
+//! `mse deploy`: package and encrypt the code, upload it, attest the enclave the node started
+//! for it, and only then send it the code key and the secrets, over TLS pinned to the attested
+//! certificate.
+//!
+//! What the measurement check trusts: the CLI recomputes the measurement manifest from what it
+//! knows itself (the SHA-256 of the package it built and uploaded, the app id and domain the
+//! node assigned and the certificate names, the `python_application` of mse.toml, the enclave
+//! size of the hardware tier, the expiration or the owner certificate it sent) plus two digests
+//! it takes from the node's API: the `mse-enclave` runtime digest (`--runtime-digest` pins it)
+//! and the digest of the app's Python environment (built by the node from the named base
+//! environment and the package's requirements.txt). Those two are printed so that they can be
+//! compared with a reproducible build of the runtime and of the environment.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mse_attest::measurement::{MANIFEST_VERSION, Manifest, TlsMode};
+use mse_attest::ratls::{RaTlsCert, fetch_server_certificate};
+use mse_attest::{Collateral, Evidence, Policy, TrustAnchors};
+use mse_conf::AppConf;
+use mse_crypto::{CodeKey, PackageFile};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::api::{App, FilePart, NodeClient};
+use super::config::{Login, config_dir};
+use super::context::{CERT_FILE, CONTEXT_VERSION, ContextInfo, ContextStore, MANIFEST_FILE};
+use super::{LIVE, app_url, router_address, tls, wait_until};
+
+/// `--json`: the progress goes to stderr and stdout gets one JSON object at the end.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// A progress line: stdout, or stderr under `--json`.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if JSON.load(Ordering::Relaxed) {
+            eprintln!($($arg)*)
+        } else {
+            println!($($arg)*)
+        }
+    };
+}
+
+/// Where DCAP collateral of hardware evidence comes from unless `MSE_PCCS_URL` says otherwise.
+const DEFAULT_PCCS_URL: &str = "https://api.trustedservices.intel.com";
+const CERT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// The configuration POST (the enclave decrypts the code before answering).
+const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// Path to the app's mse.toml.
+    #[arg(long, default_value = "mse.toml")]
+    pub path: PathBuf,
+    /// Replace a running app of the same name without asking.
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
+    /// Do not recompute the measurement locally (the evidence is still verified in full:
+    /// genuine TEE, certificate key binding, TCB, debug mode).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Ignore [cloud.ssl]: serve the app with its RA-TLS certificate (not trusted by browsers)
+    /// instead of the owner's certificate.
+    #[arg(long)]
+    pub untrusted_ssl: bool,
+    /// Give up if the app is not running after this many minutes.
+    #[arg(long, value_name = "MIN", default_value_t = 1440,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub timeout: u64,
+    /// A JSON file sealed to the enclave's attested X25519 key and sent as its sealed secrets
+    /// ($SEALED_SECRETS_PATH); it may hold "code_secret_key".
+    #[arg(long, value_name = "FILE")]
+    pub sealed_secrets: Option<PathBuf>,
+    /// Expected SHA-256 of the node's mse-enclave runtime (hex); without it the node's word
+    /// is taken (and printed).
+    #[arg(long, value_name = "HEX")]
+    pub runtime_digest: Option<String>,
+    /// Print the result as one JSON object on stdout (the progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What the owner mode adds: the certificate chain sent to the node, the key sent only to
+/// the attested enclave.
+struct OwnerTls {
+    domain: String,
+    chain_pem: String,
+    key_pem: Zeroizing<String>,
+}
+
+/// The configuration material, read before anything is uploaded.
+struct Material {
+    secrets: Option<serde_json::Map<String, Value>>,
+    sealed: Option<Zeroizing<Vec<u8>>>,
+    owner: Option<OwnerTls>,
+}
+
+fn read_material(conf: &AppConf, args: &DeployArgs) -> anyhow::Result<Material> {
+    let cloud = conf.cloud()?;
+    let secrets = cloud
+        .secrets
+        .as_deref()
+        .map(mse_conf::load_secrets)
+        .transpose()?;
+    let sealed = match &args.sealed_secrets {
+        Some(path) => {
+            // Checked to be one JSON object, like secrets.json; the content is never shown.
+            mse_conf::load_secrets(path)?;
+            Some(Zeroizing::new(std::fs::read(path).with_context(|| {
+                format!("cannot read {}", path.display())
+            })?))
+        }
+        None => None,
+    };
+    let owner = match (&cloud.ssl, args.untrusted_ssl) {
+        (Some(ssl), false) => Some(OwnerTls {
+            domain: ssl.domain_name.clone(),
+            chain_pem: std::fs::read_to_string(&ssl.certificate)
+                .with_context(|| format!("cannot read {}", ssl.certificate.display()))?,
+            key_pem: Zeroizing::new(
+                std::fs::read_to_string(&ssl.private_key)
+                    .with_context(|| format!("cannot read {}", ssl.private_key.display()))?,
+            ),
+        }),
+        _ => None,
+    };
+    Ok(Material {
+        secrets,
+        sealed,
+        owner,
+    })
+}
+
+fn parse_digest(what: &str, text: &str) -> anyhow::Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut out)
+        .map_err(|_| anyhow::anyhow!("{what} {text:?} is not 64 hexadecimal characters"))?;
+    Ok(out)
+}
+
+fn unix_seconds(what: &str, rfc3339: &str) -> anyhow::Result<i64> {
+    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("{what} {rfc3339:?} is not an RFC 3339 date"))?;
+    Ok(t.unix_timestamp())
+}
+
+/// Asks before replacing `apps`; refuses without a terminal unless `yes`.
+fn confirm_replace(name: &str, apps: &[App], yes: bool) -> anyhow::Result<()> {
+    let ids: Vec<&str> = apps.iter().map(|a| a.id.as_str()).collect();
+    if yes {
+        say!("Replacing app {name:?} ({})", ids.join(", "));
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "an app named {name:?} is already deployed ({}); use -y to replace it",
+            ids.join(", ")
+        );
+    }
+    if JSON.load(Ordering::Relaxed) {
+        eprint!(
+            "An app named {name:?} is already deployed ({}). Replace it? [y/N] ",
+            ids.join(", ")
+        );
+    } else {
+        print!(
+            "An app named {name:?} is already deployed ({}). Replace it? [y/N] ",
+            ids.join(", ")
+        );
+    }
+    std::io::stdout().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("cannot read the answer")?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        bail!("deployment cancelled: app {name:?} is left as it was")
+    }
+}
+
+/// The package, built into `dir`: its path, nonces and digest.
+fn build_package(
+    conf: &AppConf,
+    key: &CodeKey,
+    dir: &std::path::Path,
+) -> anyhow::Result<(PathBuf, mse_crypto::PackageSummary)> {
+    let cloud = conf.cloud()?;
+    let files: Vec<PackageFile> =
+        mse_conf::collect_code_files(&cloud.code, &conf.never_packaged())?
+            .into_iter()
+            .map(|f| PackageFile {
+                rel: f.rel,
+                abs: f.abs,
+            })
+            .collect();
+    if files.is_empty() {
+        bail!(
+            "{}: no file to package in {}",
+            conf.file.display(),
+            cloud.code.display()
+        );
+    }
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(&f.abs).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("encrypting {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("static template"),
+    );
+    let path = dir.join("app.tar");
+    let out = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let summary = mse_crypto::build_package(
+        &files,
+        key,
+        None,
+        std::io::BufWriter::with_capacity(1 << 20, out),
+        &|done| bar.set_position(done),
+    )?;
+    bar.finish_and_clear();
+    say!(
+        "Packaged {} files ({} encrypted, {} in clear) from {}: {} bytes, digest {}",
+        summary.encrypted_files + summary.clear_files,
+        summary.encrypted_files,
+        summary.clear_files,
+        cloud.code.display(),
+        summary.package_bytes,
+        hex::encode(summary.fingerprint)
+    );
+    Ok((path, summary))
+}
+
+/// The root certificate the node's mock PCCS signs its collateral with (sim TEE).
+fn sim_root_of(collateral: &Collateral) -> anyhow::Result<Vec<u8>> {
+    let Collateral::Dcap(c) = collateral else {
+        bail!("the node's PCCS answered with non-DCAP collateral");
+    };
+    let mut last = None;
+    for pem in x509_parser::pem::Pem::iter_from_buffer(c.tcb_info_issuer_chain.as_bytes()) {
+        let pem = pem.context("the node's TCB issuer chain is not valid PEM")?;
+        last = Some(pem.contents);
+    }
+    last.context("the node's TCB issuer chain holds no certificate")
+}
+
+/// What attestation established about the enclave.
+struct Attested {
+    cert: RaTlsCert,
+    measurement: Vec<u8>,
+    simulated: bool,
+}
+
+/// Everything [`attest`] needs.
+struct AttestInputs<'a> {
+    client: &'a NodeClient,
+    login: &'a mut Login,
+    config_dir: &'a std::path::Path,
+    app: &'a App,
+    sni: &'a str,
+    router: &'a str,
+    expected: Option<[u8; 32]>,
+}
+
+/// Fetches the enclave's certificate through the router and verifies its evidence (and the
+/// measurement when `expected` is given). Any failure refuses the deployment.
+fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
+    let (host, port) = inp
+        .router
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+        .with_context(|| {
+            format!(
+                "the node's router address {:?} is not host:port",
+                inp.router
+            )
+        })?;
+    let rt = tls::runtime()?;
+    let der = rt
+        .block_on(fetch_server_certificate(
+            host,
+            port,
+            inp.sni,
+            CERT_FETCH_TIMEOUT,
+        ))
+        .context("cannot fetch the enclave's certificate through the node's router")?;
+    let cert =
+        RaTlsCert::parse(&der).context("the enclave's certificate is not an RA-TLS certificate")?;
+    let evidence = Evidence::parse(&cert.quote).context("the enclave's evidence")?;
+    let tee = inp.app.tee.as_deref().unwrap_or("unknown");
+    let simulated_evidence = mse_attest::sim::sim_root_from_quote(evidence.raw()).is_some();
+    let (anchors, collateral) = if tee == "sim" {
+        say!();
+        say!(
+            "WARNING: this node declares a SIMULATED TEE: the enclave has NO hardware protection;"
+        );
+        say!("WARNING: the node's operator can read its memory, its code and its secrets.");
+        say!("WARNING: use it only for local testing, never with real secrets.");
+        say!();
+        let pccs = format!("{}/pccs", inp.client.base());
+        let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
+            .with_context(|| format!("collateral from the node's PCCS {pccs}"))?;
+        let root = sim_root_of(&collateral)?;
+        let fingerprint = hex::encode(Sha256::digest(&root));
+        match &inp.login.sim_root_sha256 {
+            Some(pinned) if *pinned != fingerprint => bail!(
+                "the node's simulation root changed (was {pinned}, now {fingerprint}): refusing; \
+                 `mse login` again if the node was re-created"
+            ),
+            Some(_) => {}
+            None => {
+                inp.login.sim_root_sha256 = Some(fingerprint.clone());
+                inp.login.save(inp.config_dir)?;
+                say!("Pinned this node's simulation root (SHA-256 {fingerprint}).");
+            }
+        }
+        (TrustAnchors::intel().with_simulation_root(root), collateral)
+    } else {
+        if simulated_evidence {
+            bail!(
+                "the enclave presents simulated evidence, but the node declares the TEE {tee:?}: \
+                 refusing (nothing was sent)"
+            );
+        }
+        let pccs = std::env::var("MSE_PCCS_URL").unwrap_or_else(|_| DEFAULT_PCCS_URL.to_owned());
+        let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
+            .with_context(|| format!("collateral from {pccs}"))?;
+        (TrustAnchors::intel(), collateral)
+    };
+    let policy = Policy {
+        allow_simulation: tee == "sim",
+        expected_measurement: inp.expected.map(|m| m.to_vec()),
+        ..Policy::default()
+    };
+    let report = mse_attest::verify(
+        &evidence,
+        &collateral,
+        &anchors,
+        &policy,
+        Some(&cert.expected_report_data),
+    );
+    if !report.trusted() {
+        let reason = report
+            .error()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "a check failed".into());
+        bail!("the enclave of app {} is NOT trusted: {reason}", inp.app.id);
+    }
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    cert.check_validity(now)
+        .with_context(|| format!("the enclave of app {} is NOT trusted", inp.app.id))?;
+    if !cert.san.iter().any(|n| n.eq_ignore_ascii_case(inp.sni)) {
+        bail!(
+            "the enclave of app {} is NOT trusted: its certificate names {:?}, not {:?}",
+            inp.app.id,
+            cert.san,
+            inp.sni
+        );
+    }
+    Ok(Attested {
+        measurement: report.measurement.clone(),
+        simulated: report.simulated,
+        cert,
+    })
+}
+
+pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
+    JSON.store(args.json, Ordering::Relaxed);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.timeout * 60);
+    let config_dir = config_dir()?;
+    let mut login = Login::load(&config_dir)?;
+    let client = NodeClient::new(&login.url, &login.token);
+    let store = ContextStore::new(&config_dir);
+
+    let conf = AppConf::load(&args.path)?;
+    for w in &conf.warnings {
+        eprintln!("{w}");
+    }
+    let cloud = conf.cloud()?.clone();
+    let module_files = conf.python_application.module_files();
+    if !module_files.iter().any(|f| cloud.code.join(f).is_file()) {
+        bail!(
+            "{}: python_application {:?}: neither {} nor {} exists in {}",
+            conf.file.display(),
+            conf.python_application.to_string(),
+            module_files[0].display(),
+            module_files[1].display(),
+            cloud.code.display()
+        );
+    }
+    let runtime_pin = args
+        .runtime_digest
+        .as_deref()
+        .map(|d| parse_digest("--runtime-digest", d))
+        .transpose()?;
+    let material = read_material(&conf, args)?;
+
+    let project = match client.project(&cloud.project)? {
+        Some(p) => p,
+        None => {
+            let mine = client
+                .me()
+                .ok()
+                .and_then(|m| m.project)
+                .map(|p| format!(" (this token belongs to project {:?})", p.name))
+                .unwrap_or_default();
+            bail!(
+                "project {:?} of {} is not on {}{mine}",
+                cloud.project,
+                conf.file.display(),
+                client.base()
+            );
+        }
+    };
+    let existing: Vec<App> = client
+        .apps(Some(&conf.name), LIVE)?
+        .into_iter()
+        .filter(|a| a.name == conf.name)
+        .collect();
+    let hardware = client.hardware(&cloud.hardware)?;
+    if !existing.is_empty() {
+        confirm_replace(&conf.name, &existing, args.yes)?;
+    }
+
+    let work = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let key = CodeKey::generate();
+    let (package, summary) = build_package(&conf, &key, work.path())?;
+
+    // Only now that everything local succeeded: the node allows one live app per name.
+    for app in &existing {
+        client.stop(&app.id)?;
+        wait_until(&client, &app.id, deadline, |s| !LIVE.contains(&s))
+            .with_context(|| format!("stopping app {}", app.id))?;
+        say!("Stopped app {}", app.id);
+    }
+
+    let conf_json = json!({
+        "name": conf.name,
+        "project": project.name,
+        "dev_mode": false,
+        "healthcheck_endpoint": conf.healthcheck_endpoint,
+        "python_application": conf.python_application.to_string(),
+        "expires_at": cloud.expiration_date.map(|d| d.to_rfc3339()),
+        "ssl_certificate": material.owner.as_ref().map(|o| o.chain_pem.clone()),
+        "domain_name": material.owner.as_ref().map(|o| o.domain.clone()),
+        "hardware": hardware.name,
+        "docker": cloud.docker,
+    });
+    let bar = ProgressBar::new(summary.package_bytes).with_style(
+        ProgressStyle::with_template("uploading  {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("static template"),
+    );
+    let bar2 = bar.clone();
+    let app = client.create_app(
+        &conf_json,
+        &FilePart {
+            name: "code",
+            file_name: "app.tar",
+            content_type: "application/tar",
+            path: &package,
+        },
+        move |done| bar2.set_position(done),
+    )?;
+    bar.finish_and_clear();
+    super::context::check_id(&app.id).context("the node answered with a bad app id")?;
+    say!("Uploaded; the node created app {} ({})", app.id, app.name);
+
+    let info = ContextInfo {
+        version: CONTEXT_VERSION,
+        id: app.id.clone(),
+        name: conf.name.clone(),
+        project: project.name.clone(),
+        node_url: client.base().to_owned(),
+        config_domain_name: app.config_domain_name.clone().unwrap_or_default(),
+        domain_name: app.domain_name.clone().unwrap_or_default(),
+        router_address: String::new(),
+        created_at: app.created_at.clone().unwrap_or_default(),
+        python_application: conf.python_application.to_string(),
+        healthcheck_endpoint: conf.healthcheck_endpoint.clone(),
+        tee: app.tee.clone().unwrap_or_default(),
+        measurement: String::new(),
+        measurement_recomputed: false,
+        tests_dir: cloud
+            .tests
+            .as_ref()
+            .map(|t| std::path::absolute(t).unwrap_or_else(|_| t.clone())),
+        tests_cmd: conf.tests_cmd.clone(),
+        tests_requirements: conf.tests_requirements.clone(),
+    };
+    let key_hex = Zeroizing::new(key.to_hex());
+    let ctx_dir = store.create(
+        &info,
+        &key_hex,
+        &mse_crypto::nonces_to_json(&summary.nonces),
+    )?;
+
+    say!("Waiting for the enclave to start...");
+    let app = wait_until(&client, &app.id, deadline, |s| s != "spawning")?;
+    if app.status != "initializing" {
+        bail!(
+            "app {} is {} instead of waiting for its configuration{}; `mse logs {}` may tell why",
+            app.id,
+            app.status,
+            app.exit_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            app.id
+        );
+    }
+    let sni = app
+        .config_domain_name
+        .clone()
+        .context("the node did not say the app's config_domain_name")?;
+    let router = router_address(&app, client.base())?;
+
+    let expected = if args.no_verify {
+        None
+    } else {
+        let node_runtime = parse_digest(
+            "the node's runtime_digest",
+            app.runtime_digest.as_deref().unwrap_or(""),
+        )?;
+        if let Some(pin) = runtime_pin
+            && pin != node_runtime
+        {
+            bail!(
+                "the node runs mse-enclave {} but --runtime-digest expects {}: refusing (nothing was sent)",
+                hex::encode(node_runtime),
+                hex::encode(pin)
+            );
+        }
+        let tls = match &material.owner {
+            Some(o) => {
+                let ours: [u8; 32] = Sha256::digest(o.chain_pem.as_bytes()).into();
+                if let Some(theirs) = app.owner_certificate_sha256.as_deref()
+                    && theirs != hex::encode(ours)
+                {
+                    bail!(
+                        "the node gave the enclave another certificate chain (SHA-256 {theirs}) than the one sent: refusing (nothing was sent)"
+                    );
+                }
+                TlsMode::OwnerCertificateSha256(ours)
+            }
+            None => {
+                let node_exp = match app.expiration {
+                    Some(e) => e,
+                    None => unix_seconds(
+                        "the node's expires_at",
+                        app.expires_at.as_deref().unwrap_or(""),
+                    )?,
+                };
+                if let Some(asked) = cloud.expiration_date
+                    && asked.timestamp() != node_exp
+                {
+                    bail!(
+                        "the node set the expiration to {} instead of {} asked in {}: refusing (nothing was sent)",
+                        app.expires_at.as_deref().unwrap_or(""),
+                        asked.to_rfc3339(),
+                        conf.file.display()
+                    );
+                }
+                TlsMode::Expiration(node_exp)
+            }
+        };
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            runtime_digest: node_runtime,
+            environment_digest: parse_digest(
+                "the node's environment_digest",
+                app.environment_digest.as_deref().unwrap_or(""),
+            )?,
+            package_digest: summary.fingerprint,
+            app_id: app.id.clone(),
+            san: sni.clone(),
+            application: conf.python_application.to_string(),
+            size_mb: hardware.enclave_size,
+            tls,
+        };
+        say!(
+            "Expected measurement {} (runtime {} and environment {} as declared by the node)",
+            hex::encode(manifest.measurement()),
+            hex::encode(manifest.runtime_digest),
+            hex::encode(manifest.environment_digest)
+        );
+        store.write_file(
+            &app.id,
+            MANIFEST_FILE,
+            manifest.to_context_json().as_bytes(),
+        )?;
+        Some(manifest.measurement())
+    };
+
+    say!("Verifying the enclave of {sni} through the router at {router}...");
+    let attested = attest(AttestInputs {
+        client: &client,
+        login: &mut login,
+        config_dir: &config_dir,
+        app: &app,
+        sni: &sni,
+        router: &router,
+        expected,
+    })
+    .inspect_err(|_| {
+        say!(
+            "App {} got nothing and is left waiting on the node: `mse stop {}` removes it.",
+            app.id,
+            app.id
+        );
+    })
+    .context("nothing was sent to the enclave")?;
+    let cert_path = store.write_file(&app.id, CERT_FILE, attested.cert.pem().as_bytes())?;
+    say!(
+        "Enclave verified: {}measurement {}{}",
+        if attested.simulated {
+            "SIMULATED TEE, "
+        } else {
+            ""
+        },
+        hex::encode(&attested.measurement),
+        if args.no_verify {
+            " (NOT recomputed locally: --no-verify)"
+        } else {
+            " (recomputed locally: match)"
+        }
+    );
+
+    let mut payload = serde_json::Map::new();
+    payload.insert("uuid".into(), Value::String(app.id.clone()));
+    payload.insert("code_secret_key".into(), Value::String(key_hex.to_string()));
+    if let Some(s) = &material.secrets {
+        payload.insert("app_secrets".into(), Value::Object(s.clone()));
+    }
+    if let Some(sealed) = &material.sealed {
+        let pk = attested
+            .cert
+            .x25519_public()
+            .context("the enclave's certificate carries no X25519 key to seal secrets to")?;
+        let boxed = mse_crypto::seal(&pk, sealed).context("sealing the sealed secrets")?;
+        payload.insert(
+            "app_sealed_secrets".into(),
+            Value::String(base64::engine::general_purpose::URL_SAFE.encode(boxed)),
+        );
+    }
+    if let Some(o) = &material.owner {
+        payload.insert(
+            "ssl_private_key".into(),
+            Value::String(o.key_pem.to_string()),
+        );
+    }
+    let body = Zeroizing::new(serde_json::to_vec(&Value::Object(payload)).context("payload")?);
+    let der = attested.cert.der.clone();
+    let answer = tls::pinned_request(
+        &router,
+        &sni,
+        &der,
+        hyper::Method::POST,
+        "/",
+        Some(body.to_vec()),
+        CONFIGURE_TIMEOUT,
+    )
+    .context("sending the configuration to the enclave")?;
+    if answer.status != 200 {
+        bail!(
+            "the enclave refused the configuration: HTTP {}: {}",
+            answer.status,
+            answer.body
+        );
+    }
+    say!("Sent the code key{} to the attested enclave", {
+        let mut what = String::new();
+        if material.secrets.is_some() {
+            what.push_str(", the secrets");
+        }
+        if material.sealed.is_some() {
+            what.push_str(", the sealed secrets");
+        }
+        if material.owner.is_some() {
+            what.push_str(", the TLS private key");
+        }
+        what
+    });
+
+    let mut info = store.load(&app.id)?;
+    info.router_address = router.clone();
+    info.config_domain_name = sni.clone();
+    info.domain_name = app.domain_name.clone().unwrap_or_else(|| sni.clone());
+    info.tee = app.tee.clone().unwrap_or_default();
+    info.measurement = hex::encode(&attested.measurement);
+    info.measurement_recomputed = !args.no_verify;
+    store.save(&info)?;
+
+    say!("Waiting for the app to be ready...");
+    let app = wait_until(&client, &app.id, deadline, |s| s != "initializing")?;
+    if app.status != "running" {
+        bail!(
+            "app {} is {} instead of running{}; `mse logs {}` may tell why",
+            app.id,
+            app.status,
+            app.exit_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            app.id
+        );
+    }
+    let url = app_url(&info);
+    say!();
+    say!(
+        "App {} is running ({:.1} s)",
+        app.name,
+        started.elapsed().as_secs_f64()
+    );
+    say!("  id:          {}", app.id);
+    say!("  url:         {url}");
+    say!("  certificate: {}", cert_path.display());
+    say!("  context:     {}", ctx_dir.display());
+    if material.owner.is_none() {
+        say!("Check it and call it with:");
+        let sim = if attested.simulated {
+            format!(" --allow-simulation --pccs-url {}/pccs", client.base())
+        } else {
+            String::new()
+        };
+        let connect = if super::resolve_hint(&info).is_empty() {
+            String::new()
+        } else {
+            format!(" --connect {router}")
+        };
+        say!(
+            "  mse verify {}{connect}{sim} --fingerprint {}",
+            url.trim_start_matches("https://"),
+            hex::encode(&attested.measurement)
+        );
+        say!(
+            "  curl --cacert {}{} {url}{}",
+            cert_path.display(),
+            super::resolve_hint(&info),
+            info.healthcheck_endpoint
+        );
+    }
+    if args.json {
+        let result = json!({
+            "id": app.id,
+            "name": app.name,
+            "status": app.status,
+            "url": url,
+            "domain_name": info.domain_name,
+            "config_domain_name": info.config_domain_name,
+            "router_address": info.router_address,
+            "certificate": cert_path,
+            "context": ctx_dir,
+            "measurement": info.measurement,
+            "measurement_recomputed": info.measurement_recomputed,
+            "simulated": attested.simulated,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{result}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_and_dates() {
+        assert_eq!(parse_digest("x", &"ab".repeat(32)).unwrap(), [0xab; 32]);
+        assert_eq!(
+            parse_digest("the node's runtime_digest", "")
+                .unwrap_err()
+                .to_string(),
+            "the node's runtime_digest \"\" is not 64 hexadecimal characters"
+        );
+        assert_eq!(
+            unix_seconds("e", "2030-01-01T00:00:00.999Z").unwrap(),
+            1_893_456_000
+        );
+        assert_eq!(
+            unix_seconds("the node's expires_at", "soon")
+                .unwrap_err()
+                .to_string(),
+            "the node's expires_at \"soon\" is not an RFC 3339 date"
+        );
+    }
+}

@@ -1,0 +1,484 @@
+//! `mse` against a real `mse-node` running real `mse-enclave`s (sim TEE) on loopback: login,
+//! deploy of the scaffolded app, the app through the router with only the verified certificate
+//! trusted (`mse test` runs its pytest suite), status, list, logs, redeploy, stop.
+//!
+//! Needs the workspace binaries next to `mse` (`cargo build --workspace --bins`, as `make test`
+//! does) and the pinned test virtualenv in `MSE_TEST_VENV` (Flask, pytest, requests).
+
+mod cloud_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+fn bin(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_mse")).with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} missing: build the workspace binaries first (cargo build --workspace --bins)",
+        p.display()
+    );
+    p
+}
+
+fn venv() -> PathBuf {
+    let v = std::env::var_os("MSE_TEST_VENV")
+        .map(PathBuf::from)
+        .expect("MSE_TEST_VENV must name the pinned test virtualenv (the Makefile sets it)");
+    assert!(
+        v.join("bin/python").exists(),
+        "{}: no bin/python",
+        v.display()
+    );
+    v
+}
+
+struct Node {
+    child: Child,
+    api: String,
+    router: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_node(dir: &Path, venv: &Path, enclave_bin: &Path) -> (Node, String) {
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nenclave_bin = {:?}\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
+            enclave_bin.display().to_string(),
+            venv.display().to_string()
+        ),
+    )
+    .unwrap();
+    let token = create_project(&config, "default");
+    (serve(&config), token)
+}
+
+/// `mse-node project create NAME`: the project's token.
+fn create_project(config: &Path, name: &str) -> String {
+    let out = Command::new(bin("mse-node"))
+        .args(["project", "create", name, "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `mse-node serve`, its addresses read from its first line of output.
+fn serve(config: &Path) -> Node {
+    let mut child = Command::new(bin("mse-node"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // "mse-node: API on http://A , router on R , data in D"
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        words.get(..3),
+        Some(&["mse-node:", "API", "on"][..]),
+        "{line}"
+    );
+    Node {
+        child,
+        api: words[3].to_owned(),
+        router: words[7].to_owned(),
+    }
+}
+
+struct Cli {
+    dir: PathBuf,
+    path: std::ffi::OsString,
+}
+
+impl Cli {
+    /// A CLI in `dir` whose PATH starts with the test venv's bin (pytest for `mse test`).
+    fn new(dir: &Path, venv: &Path) -> Cli {
+        let mut path = std::ffi::OsString::from(venv.join("bin"));
+        path.push(":");
+        path.push(std::env::var_os("PATH").unwrap_or_default());
+        Cli {
+            dir: dir.to_path_buf(),
+            path,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_mse"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env("MSE_CONFIG_DIR", self.dir.join("config"))
+            .env("PATH", &self.path)
+            .env("NO_PROXY", "127.0.0.1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "mse {args:?}:\n{text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        text
+    }
+}
+
+fn field<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in:\n{text}"))
+        .trim()
+}
+
+#[test]
+fn deploy_the_scaffolded_app_on_a_real_node() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, token) = start_node(dir.path(), &venv, &bin("mse-enclave"));
+    let cli = Cli::new(dir.path(), &venv);
+
+    cli.ok(&["scaffold", "helloworld"]);
+    let code_canary = "canary-code-5d1e9b";
+    let secret_canary = "canary-secret-83c4aa";
+    let app_py = dir.path().join("helloworld/mse_src/app.py");
+    let mut code = std::fs::read_to_string(&app_py).unwrap();
+    code.push_str(&format!("# {code_canary}\n"));
+    std::fs::write(&app_py, code).unwrap();
+    let secrets = dir.path().join("helloworld/secrets.json");
+    let text = std::fs::read_to_string(&secrets).unwrap();
+    std::fs::write(
+        &secrets,
+        text.replacen('{', &format!("{{\"canary\": \"{secret_canary}\","), 1),
+    )
+    .unwrap();
+    assert_eq!(
+        cli.ok(&["cloud", "login", "--url", &node.api, "--token", &token]),
+        format!("Logged in to {} (project default)\n", node.api)
+    );
+    let text = cli.ok(&["deploy", "--path", "helloworld/mse.toml"]);
+    assert!(
+        text.contains("WARNING: this node declares a SIMULATED TEE"),
+        "{text}"
+    );
+    assert!(text.contains(" (recomputed locally: match)\n"), "{text}");
+    assert!(text.contains("App helloworld is running ("), "{text}");
+    let id = field(&text, "  id:").to_owned();
+    let port = node.router.rsplit_once(':').unwrap().1;
+    assert_eq!(
+        field(&text, "  url:"),
+        format!("https://{id}.localhost:{port}")
+    );
+    let measurement = field(&text, "Enclave verified: SIMULATED TEE, measurement ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    // The seeds' routes (/, /health, /whoami with the secret, /date) through the router,
+    // trusting only the verified certificate.
+    let text = cli.ok(&["test", &id]);
+    assert!(text.contains("4 passed"), "{text}");
+    assert!(
+        text.contains(&format!("Tests of app {id} passed\n")),
+        "{text}"
+    );
+
+    // An end user's check of the same app, by its domain through the router.
+    let text = cli.ok(&[
+        "verify",
+        &format!("{id}.localhost:{port}"),
+        "--connect",
+        &node.router,
+        "--allow-simulation",
+        "--pccs-url",
+        &format!("{}/pccs", node.api),
+        "--fingerprint",
+        &measurement,
+    ]);
+    assert!(text.ends_with("Verdict:      TRUSTED\n"), "{text}");
+
+    let text = cli.ok(&["status", &id]);
+    assert!(text.contains("Status:       running\n"), "{text}");
+    assert!(
+        text.contains(&format!("Measurement:  {measurement}\n")),
+        "{text}"
+    );
+    let text = cli.ok(&["list"]);
+    assert!(text.contains(&format!("{id}  running ")), "{text}");
+    let text = cli.ok(&["logs", &id]);
+    assert!(text.contains("\"GET /whoami HTTP/1.1\" 200"), "{text}");
+
+    // The node's data dir (store, packages, sealed state, logs) holds neither the code in clear,
+    // nor the secrets, nor the code key.
+    let key = std::fs::read_to_string(dir.path().join("config/context").join(&id).join("code.key"))
+        .unwrap();
+    let mut files = 0;
+    let mut stack = vec![dir.path().join("data")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let ft = entry.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(entry.path());
+            } else if ft.is_file() {
+                files += 1;
+                let bytes = std::fs::read(entry.path()).unwrap();
+                for canary in [code_canary, secret_canary, key.trim()] {
+                    assert!(
+                        !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+                        "{} holds {canary}",
+                        entry.path().display()
+                    );
+                }
+            }
+        }
+    }
+    assert!(files >= 3, "only {files} files in the node's data dir");
+
+    // Redeploying the same name: refused without -y (no terminal), replaced with -y.
+    let o = cli.run(&["deploy", "--path", "helloworld/mse.toml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!(
+            "Error: an app named \"helloworld\" is already deployed ({id}); use -y to replace it\n"
+        )
+    );
+    // --json: one object on stdout (the progress went to stderr).
+    let text = cli.ok(&["deploy", "--path", "helloworld/mse.toml", "-y", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let new_id = v["id"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, id);
+    assert_eq!(v["status"], "running");
+    assert_eq!(v["simulated"], true);
+    assert_eq!(v["measurement_recomputed"], true);
+    assert_eq!(v["url"], format!("https://{new_id}.localhost:{port}"));
+    assert!(
+        Path::new(v["certificate"].as_str().unwrap()).is_file(),
+        "{v}"
+    );
+
+    assert_eq!(
+        cli.ok(&["stop", &new_id]),
+        format!("App {new_id} is stopped\n")
+    );
+    let text = cli.ok(&["list", "--all"]);
+    assert!(text.contains(&format!("{id}  stopped ")), "{text}");
+    assert!(text.contains(&format!("{new_id}  stopped ")), "{text}");
+    assert_eq!(cli.ok(&["list"]), format!("No live app on {}\n", node.api));
+    let contexts = cli.ok(&["context", "--list"]);
+    assert_eq!(contexts.lines().count(), 2, "{contexts}");
+}
+
+/// The node declares the digest of one runtime but runs another (here: a wrapper script in
+/// front of the real mse-enclave, which measures itself): the measurement the CLI recomputes
+/// does not match the evidence, so it sends nothing and the enclave keeps waiting.
+#[test]
+fn a_measurement_mismatch_on_a_real_node_sends_nothing() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("enclave-wrapper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {:?} \"$@\"\n",
+            bin("mse-enclave").display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (node, token) = start_node(dir.path(), &venv, &wrapper);
+    let cli = Cli::new(dir.path(), &venv);
+    cli.ok(&["scaffold", "helloworld"]);
+    cli.ok(&["login", "--url", &node.api, "--token", &token]);
+    let o = cli.run(&["deploy", "--path", "helloworld/mse.toml"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{text}{err}");
+    let id = field(&text, "Uploaded; the node created app ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let expected = field(&text, "Expected measurement ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        err.starts_with(&format!(
+            "Error: nothing was sent to the enclave: the enclave of app {id} is NOT trusted: measurement mismatch: expected {expected}, evidence has "
+        )),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!text.contains("Sent the code key"), "{text}");
+    let status = cli.ok(&["status", &id]);
+    assert!(status.contains("Status:       initializing\n"), "{status}");
+    let router: std::net::SocketAddr = node.router.parse().unwrap();
+    assert_eq!(
+        cloud_support::mse_status(router, &format!("{id}.localhost")).as_deref(),
+        Some("Waiting")
+    );
+    cli.ok(&["stop", &id]);
+}
+
+/// Owner mode: the node gets the certificate chain, the enclave alone gets its private key
+/// (over the attested channel, with sealed secrets), and then serves the owner's certificate
+/// for the owner's domain through the router.
+#[test]
+fn owner_certificate_and_sealed_secrets_on_a_real_node() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, token) = start_node(dir.path(), &venv, &bin("mse-enclave"));
+    let cli = Cli::new(dir.path(), &venv);
+    cli.ok(&["scaffold", "helloworld"]);
+    let app = dir.path().join("helloworld");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["app.example.com".to_owned()]).unwrap();
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(app.join("fullchain.pem"), cert.pem()).unwrap();
+    std::fs::write(app.join("privkey.pem"), key.serialize_pem()).unwrap();
+    let mut toml = std::fs::read_to_string(app.join("mse.toml")).unwrap();
+    toml.push_str(
+        "\n[cloud.ssl]\ndomain_name = \"app.example.com\"\ncertificate = \"fullchain.pem\"\nprivate_key = \"privkey.pem\"\n",
+    );
+    std::fs::write(app.join("mse.toml"), toml).unwrap();
+    std::fs::write(app.join("to_seal.json"), "{\"api_key\": \"sealed-canary\"}").unwrap();
+
+    cli.ok(&["login", "--url", &node.api, "--token", &token]);
+    let text = cli.ok(&[
+        "deploy",
+        "--path",
+        "helloworld/mse.toml",
+        "--sealed-secrets",
+        "helloworld/to_seal.json",
+    ]);
+    assert!(
+        text.contains(
+            "Sent the code key, the secrets, the sealed secrets, the TLS private key to the attested enclave\n"
+        ),
+        "{text}"
+    );
+    let port = node.router.rsplit_once(':').unwrap().1;
+    assert_eq!(
+        field(&text, "  url:"),
+        format!("https://app.example.com:{port}")
+    );
+    let id = field(&text, "  id:").to_owned();
+
+    let router: std::net::SocketAddr = node.router.parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let served = rt
+        .block_on(mse_attest::ratls::fetch_server_certificate(
+            &router.ip().to_string(),
+            router.port(),
+            "app.example.com",
+            std::time::Duration::from_secs(10),
+        ))
+        .unwrap();
+    assert_eq!(served, cert.der().to_vec());
+    cli.ok(&["stop", &id]);
+}
+
+/// An enclave that dies at start: the deploy stops with the node's reason and sends nothing.
+#[test]
+fn an_enclave_that_dies_at_start_fails_the_deploy_with_the_reason() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, token) = start_node(dir.path(), &venv, Path::new("/bin/false"));
+    let cli = Cli::new(dir.path(), &venv);
+    cli.ok(&["scaffold", "helloworld"]);
+    cli.ok(&["login", "--url", &node.api, "--token", &token]);
+    let o = cli.run(&["deploy", "--path", "helloworld/mse.toml"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let id = field(&text, "Uploaded; the node created app ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!(
+            "Error: app {id} is on_error instead of waiting for its configuration (enclave exited with code 1); `mse logs {id}` may tell why\n"
+        )
+    );
+    assert!(!text.contains("Sent the code key"), "{text}");
+}
+
+/// Another project's token sees none of the app; after the node is killed and restarted,
+/// `mse list --all` still shows the app (marked on_error by the restart).
+#[test]
+fn other_projects_and_a_node_restart() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    let (node, token) = start_node(dir.path(), &venv, &bin("mse-enclave"));
+    let config = dir.path().join("node.toml");
+    let cli = Cli::new(dir.path(), &venv);
+    cli.ok(&["scaffold", "helloworld"]);
+    cli.ok(&["login", "--url", &node.api, "--token", &token]);
+    let text = cli.ok(&["deploy", "--path", "helloworld/mse.toml"]);
+    let id = field(&text, "  id:").to_owned();
+
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other = Cli::new(&other_dir, &venv);
+    let other_token = create_project(&config, "other");
+    other.ok(&["login", "--url", &node.api, "--token", &other_token]);
+    assert_eq!(
+        other.ok(&["list", "--all"]),
+        format!("No app on {}\n", node.api)
+    );
+    for cmd in [&["status", id.as_str()][..], &["logs", &id], &["stop", &id]] {
+        let o = other.run(cmd);
+        assert_eq!(o.status.code(), Some(1), "{cmd:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("HTTP 404 Not Found: app not found"),
+            "{cmd:?}: {err}"
+        );
+    }
+    let status = cli.ok(&["status", &id]);
+    assert!(status.contains("Status:       running\n"), "{status}");
+
+    drop(node);
+    let node = serve(&config);
+    cli.ok(&["login", "--url", &node.api, "--token", &token]);
+    let text = cli.ok(&["list", "--all"]);
+    assert!(text.contains(&format!("{id}  on_error ")), "{text}");
+    let status = cli.ok(&["status", &id]);
+    assert!(status.contains("Exit reason:  node restarted"), "{status}");
+}

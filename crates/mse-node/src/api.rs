@@ -1,0 +1,675 @@
+//! The node's HTTP API (shape of the original MSE SaaS API; documented in API.md). JSON in and
+//! out, a bearer token on every route but the public PCCS, and a project only ever sees its
+//! own apps: anything else is answered as if it did not exist (404).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Multipart, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use crate::config::valid_dns_name;
+use crate::logs::read_tail;
+use crate::node::{Launch, Node, StopReason};
+use crate::store::{AppRecord, Project, Status, now_ms};
+
+/// Largest `conf` part (JSON plus an owner certificate chain).
+const MAX_CONF_BYTES: usize = 1 << 20;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+    fn not_found(what: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, format!("{what} not found"))
+    }
+    fn internal(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!("internal error: {e}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the node's log",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        ApiError::internal(e)
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The project a request's bearer token belongs to.
+pub struct Auth(pub Project);
+
+impl FromRequestParts<Arc<Node>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> ApiResult<Auth> {
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m.to_owned());
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("missing bearer token (Authorization: Bearer <token>)"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            // The scheme is case-insensitive (RFC 9110 §11.1).
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                unauthorized("malformed Authorization header: expected \"Bearer <token>\"")
+            })?;
+        match node.store.project_for_token(token)? {
+            Some(p) => Ok(Auth(p)),
+            None => Err(unauthorized("invalid bearer token")),
+        }
+    }
+}
+
+pub fn router(node: Arc<Node>, pccs: Router) -> Router {
+    let upload_limit = node.cfg.max_package_bytes as usize + MAX_CONF_BYTES + (64 << 10);
+    Router::new()
+        .route(
+            "/apps",
+            post(create_app)
+                .layer(DefaultBodyLimit::max(upload_limit))
+                .get(list_apps),
+        )
+        .route("/apps/default", get(app_defaults))
+        .route("/apps/{id}", get(get_app))
+        .route("/apps/{id}/stop", post(stop_app))
+        .route("/apps/{id}/logs", get(app_logs))
+        .route("/apps/{id}/metrics", get(app_metrics))
+        .route("/projects", get(projects))
+        .route("/hardwares", get(hardwares))
+        .route("/hardwares/{name}", get(hardware))
+        .route("/environments", get(environments))
+        .route("/users/me", get(me))
+        .layer(DefaultBodyLimit::max(64 << 10))
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this route",
+            )
+        })
+        .with_state(node)
+        // Collateral is public, signed data that any verifier of the node's sim evidence
+        // needs (end users included): no token.
+        .nest("/pccs", pccs)
+}
+
+fn rfc3339(ms: i64) -> Value {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000);
+    match t.ok().and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    }) {
+        Some(s) => Value::String(s),
+        None => Value::Null,
+    }
+}
+
+/// The app as the API shows it.
+fn app_json(node: &Node, app: &AppRecord) -> Value {
+    let conf: Value = serde_json::from_str(&app.config).unwrap_or(Value::Null);
+    let tier = node.cfg.tier(&app.hardware);
+    let router = node
+        .router_addr
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .map(|a| a.to_string());
+    let pccs_url = match *node.api_addr.lock().unwrap_or_else(|p| p.into_inner()) {
+        Some(api) if node.cfg.tee == "sim" => Some(format!("http://{api}/pccs")),
+        _ => None,
+    };
+    json!({
+        "id": app.id,
+        "name": app.name,
+        "project_id": app.project_id,
+        "owner_id": app.project_id,
+        "domain_name": app.custom_domain.as_ref().unwrap_or(&app.domain),
+        "config_domain_name": app.domain,
+        "docker": conf["docker"],
+        "environment": app.env,
+        "created_at": rfc3339(app.created_at),
+        "ready_at": app.ready_at.map(rfc3339),
+        "stopped_at": app.stopped_at.map(rfc3339),
+        "expires_at": rfc3339(app.expires_at),
+        "status": app.status,
+        "exit_reason": app.exit_reason,
+        "hardware_name": app.hardware,
+        "enclave_size": tier.map(|t| t.enclave_size),
+        "ssl_certificate_origin": if app.custom_domain.is_some() { "owner" } else { "self" },
+        "python_application": conf["python_application"],
+        "healthcheck_endpoint": conf["healthcheck_endpoint"],
+        "tee": node.cfg.tee,
+        // Launch inputs of the measurement, exactly as handed to mse-enclave.
+        "expiration": if app.custom_domain.is_some() { Value::Null } else { json!(app.expires_at / 1000) },
+        "owner_certificate_sha256": conf["owner_certificate_sha256"],
+        "runtime_digest": conf["runtime_digest"],
+        "environment_digest": conf["environment_digest"],
+        "router_address": router,
+        // The node's mock PCCS, for verifying sim evidence (null for real TEEs).
+        "pccs_url": pccs_url,
+    })
+}
+
+/// An app of the caller's project, or 404 (also for other projects' apps).
+fn owned_app(node: &Node, project: &Project, id: &str) -> ApiResult<AppRecord> {
+    match node.store.app(id)? {
+        Some(app) if app.project_id == project.id => Ok(app),
+        _ => Err(ApiError::not_found("app")),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    name: Option<String>,
+    status: Option<String>,
+    project: Option<String>,
+}
+
+async fn list_apps(
+    State(node): State<Arc<Node>>,
+    Auth(project): Auth,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let Query(q) = q.map_err(query_error)?;
+    if let Some(p) = &q.project
+        && p != &project.id
+        && p != &project.name
+    {
+        return Ok(Json(Vec::new()));
+    }
+    let statuses = match &q.status {
+        Some(s) => Some(
+            s.split(',')
+                .map(|x| {
+                    Status::parse(x.trim()).ok_or_else(|| {
+                        ApiError::bad(format!(
+                            "unknown status {x:?}: expected spawning, initializing, running, stopped or on_error"
+                        ))
+                    })
+                })
+                .collect::<ApiResult<Vec<_>>>()?,
+        ),
+        None => None,
+    };
+    let apps = node
+        .store
+        .list_apps(&project.id, q.name.as_deref(), statuses.as_deref())?;
+    Ok(Json(apps.iter().map(|a| app_json(&node, a)).collect()))
+}
+
+async fn get_app(
+    State(node): State<Arc<Node>>,
+    Auth(project): Auth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<Json<Value>> {
+    let app = owned_app(&node, &project, &id)?;
+    Ok(Json(app_json(&node, &app)))
+}
+
+async fn stop_app(
+    State(node): State<Arc<Node>>,
+    Auth(project): Auth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<Json<Value>> {
+    let app = owned_app(&node, &project, &id)?;
+    if !node.request_stop(&app.id, StopReason::User) {
+        // Not alive here (already ended, or the node restarted): just erase its storage.
+        node.wipe(&app.id);
+    }
+    let app = owned_app(&node, &project, &id)?;
+    Ok(Json(app_json(&node, &app)))
+}
+
+async fn app_logs(
+    State(node): State<Arc<Node>>,
+    Auth(project): Auth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<Json<Value>> {
+    let app = owned_app(&node, &project, &id)?;
+    let bytes = match node.live(&app.id) {
+        Some(live) => live.log.tail(),
+        None => {
+            read_tail(&node.app_dir(&app.id).join("enclave.log")).map_err(ApiError::internal)?
+        }
+    };
+    Ok(Json(json!({ "stdout": String::from_utf8_lossy(&bytes) })))
+}
+
+async fn app_metrics(
+    State(node): State<Arc<Node>>,
+    Auth(project): Auth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<Json<Value>> {
+    let app = owned_app(&node, &project, &id)?;
+    Ok(Json(node.metrics(&app)))
+}
+
+#[derive(Deserialize)]
+struct NameQuery {
+    name: Option<String>,
+}
+
+fn project_json(p: &Project) -> Value {
+    json!({ "id": p.id, "name": p.name, "created_at": rfc3339(p.created_at) })
+}
+
+async fn projects(
+    Auth(project): Auth,
+    q: Result<Query<NameQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let Query(q) = q.map_err(query_error)?;
+    let visible = q.name.as_deref().is_none_or(|n| n == project.name);
+    Ok(Json(if visible {
+        vec![project_json(&project)]
+    } else {
+        Vec::new()
+    }))
+}
+
+fn query_error(e: QueryRejection) -> ApiError {
+    ApiError::bad(format!("bad query string: {}", e.body_text()))
+}
+
+async fn me(Auth(project): Auth) -> Json<Value> {
+    json!({
+        "id": project.id,
+        "email": format!("{}@mse-node", project.name),
+        "project": project_json(&project),
+    })
+    .into()
+}
+
+async fn hardwares(State(node): State<Arc<Node>>, _auth: Auth) -> Json<Value> {
+    Json(json!(node.cfg.hardware))
+}
+
+async fn hardware(
+    State(node): State<Arc<Node>>,
+    _auth: Auth,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> ApiResult<Json<Value>> {
+    node.cfg
+        .tier(&name)
+        .map(|t| Json(json!(t)))
+        .ok_or_else(|| ApiError::not_found("hardware"))
+}
+
+async fn environments(State(node): State<Arc<Node>>, _auth: Auth) -> Json<Value> {
+    let names: Vec<&str> = node
+        .cfg
+        .environments
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    Json(json!(names))
+}
+
+async fn app_defaults(State(node): State<Arc<Node>>, Auth(project): Auth) -> Json<Value> {
+    Json(json!({
+        "project": project.name,
+        "docker": node.cfg.environments.first().map(|e| e.name.clone()),
+        "hardware": node.cfg.hardware.first().map(|t| t.name.clone()),
+    }))
+}
+
+/// The `conf` part of `POST /apps` (the original client's payload; unknown fields ignored).
+#[derive(Deserialize)]
+struct DeployConf {
+    name: String,
+    project: Option<String>,
+    #[serde(default)]
+    dev_mode: bool,
+    healthcheck_endpoint: String,
+    python_application: String,
+    expires_at: Option<String>,
+    ssl_certificate: Option<String>,
+    domain_name: Option<String>,
+    hardware: String,
+    docker: String,
+}
+
+fn valid_python_application(s: &str) -> bool {
+    let ident = |p: &str| {
+        !p.is_empty()
+            && !p.as_bytes()[0].is_ascii_digit()
+            && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    match s.split_once(':') {
+        Some((module, var)) => module.split('.').all(ident) && ident(var),
+        None => false,
+    }
+}
+
+/// Removes a half-made app dir unless disarmed.
+struct Cleanup(Option<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+async fn write_package(
+    field: &mut axum::extract::multipart::Field<'_>,
+    path: &Path,
+    limit: u64,
+) -> ApiResult<u64> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut written = 0u64;
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        written += chunk.len() as u64;
+        if written > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "code package exceeds this node's limit of {} MiB",
+                    limit >> 20
+                ),
+            ));
+        }
+        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+    }
+    file.sync_all().await.map_err(ApiError::internal)?;
+    Ok(written)
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    let status = e.status();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "request body exceeds this node's upload limit".to_owned()
+    } else {
+        format!("malformed multipart body: {}", e.body_text())
+    };
+    ApiError::new(status, message)
+}
+
+async fn create_app(
+    State(node): State<Arc<Node>>,
+    Auth(project): Auth,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            format!("POST /apps takes multipart/form-data: {}", e.body_text()),
+        )
+    })?;
+    if node.live_count() >= node.cfg.max_apps {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "this node runs its maximum of {} apps; try again later",
+                node.cfg.max_apps
+            ),
+        ));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let dir = node.app_dir(&id);
+    tokio::fs::create_dir(&dir)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut cleanup = Cleanup(Some(dir.clone()));
+    let package = dir.join("app.tar");
+    let mut conf_bytes: Option<Vec<u8>> = None;
+    let mut code_size: Option<u64> = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name() {
+            Some("code") if code_size.is_none() => {
+                code_size =
+                    Some(write_package(&mut field, &package, node.cfg.max_package_bytes).await?);
+            }
+            Some("conf") if conf_bytes.is_none() => {
+                let mut buf = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    if buf.len() + chunk.len() > MAX_CONF_BYTES {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!("conf part exceeds {} KiB", MAX_CONF_BYTES >> 10),
+                        ));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                conf_bytes = Some(buf);
+            }
+            Some(name @ ("code" | "conf")) => {
+                return Err(ApiError::bad(format!("part {name:?} given twice")));
+            }
+            other => {
+                return Err(ApiError::bad(format!(
+                    "unexpected multipart part {:?}: expected \"code\" and \"conf\"",
+                    other.unwrap_or("")
+                )));
+            }
+        }
+    }
+    let conf_bytes = conf_bytes.ok_or_else(|| ApiError::bad("missing multipart part \"conf\""))?;
+    match code_size {
+        None => return Err(ApiError::bad("missing multipart part \"code\"")),
+        Some(0) => return Err(ApiError::bad("part \"code\" is empty")),
+        Some(_) => {}
+    }
+    let conf: DeployConf =
+        serde_json::from_slice(&conf_bytes).map_err(|e| ApiError::bad(format!("conf: {e}")))?;
+    let name = conf.name.trim();
+    if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+        return Err(ApiError::bad("conf.name must be 1..255 characters"));
+    }
+    if let Some(p) = &conf.project
+        && p != &project.name
+        && p != &project.id
+    {
+        return Err(ApiError::not_found("project"));
+    }
+    if conf.dev_mode {
+        return Err(ApiError::bad(
+            "conf.dev_mode (TLS ended by the operator) is not offered: TLS always ends inside the enclave",
+        ));
+    }
+    if !valid_python_application(&conf.python_application) {
+        return Err(ApiError::bad(format!(
+            "conf.python_application {:?} must be \"module:variable\"",
+            conf.python_application
+        )));
+    }
+    let hc = &conf.healthcheck_endpoint;
+    if !hc.starts_with('/') || hc.len() > 255 || hc.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(ApiError::bad(format!(
+            "conf.healthcheck_endpoint {hc:?} must be a path starting with '/'"
+        )));
+    }
+    let tier = node.cfg.tier(&conf.hardware).cloned().ok_or_else(|| {
+        let names: Vec<&str> = node.cfg.hardware.iter().map(|t| t.name.as_str()).collect();
+        ApiError::bad(format!(
+            "unknown hardware {:?}: this node offers {}",
+            conf.hardware,
+            names.join(", ")
+        ))
+    })?;
+    let env = node
+        .cfg
+        .environment(&conf.docker)
+        .cloned()
+        .map_err(ApiError::bad)?;
+    let live = [Status::Spawning, Status::Initializing, Status::Running];
+    if let Some(other) = node
+        .store
+        .list_apps(&project.id, Some(name), Some(&live))?
+        .first()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "an app named {name:?} is already alive in this project ({}); stop it first",
+                other.id
+            ),
+        ));
+    }
+    let now = now_ms();
+    let mut expires_at = match &conf.expires_at {
+        Some(s) => {
+            let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| {
+                    ApiError::bad(format!("conf.expires_at {s:?} is not an RFC 3339 date"))
+                })?;
+            let ms = (t.unix_timestamp_nanos() / 1_000_000) as i64;
+            if ms <= now {
+                return Err(ApiError::bad(format!(
+                    "conf.expires_at {s:?} is in the past"
+                )));
+            }
+            Some(ms)
+        }
+        None => None,
+    };
+    let (custom_domain, certificate) = match (&conf.domain_name, &conf.ssl_certificate) {
+        (None, None) => (None, None),
+        (Some(domain), Some(pem)) => {
+            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+            if !valid_dns_name(&domain) {
+                return Err(ApiError::bad(format!(
+                    "conf.domain_name {domain:?} is not a DNS name"
+                )));
+            }
+            if domain == node.cfg.base_domain
+                || domain.ends_with(&format!(".{}", node.cfg.base_domain))
+            {
+                return Err(ApiError::bad(format!(
+                    "conf.domain_name {domain:?} is inside this node's own domain {}",
+                    node.cfg.base_domain
+                )));
+            }
+            if node.store.custom_domain_taken(&domain)? {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!("domain {domain:?} is already used by another app"),
+                ));
+            }
+            let path = dir.join("fullchain.pem");
+            std::fs::write(&path, pem.as_bytes()).map_err(ApiError::internal)?;
+            let cert = mse_conf::read_certificate(&path)
+                .map_err(|e| ApiError::bad(format!("conf.ssl_certificate: {e}")))?;
+            if !cert.covers(&domain) {
+                return Err(ApiError::bad(format!(
+                    "conf.ssl_certificate does not cover {domain} (nor its wildcard)"
+                )));
+            }
+            let not_after = cert.not_after.timestamp_millis();
+            if not_after <= now {
+                return Err(ApiError::bad("conf.ssl_certificate has expired"));
+            }
+            match expires_at {
+                Some(e) if e > not_after => {
+                    return Err(ApiError::bad(
+                        "conf.expires_at is after the certificate's notAfter",
+                    ));
+                }
+                None => expires_at = Some(not_after),
+                _ => {}
+            }
+            (Some(domain), Some(path))
+        }
+        _ => {
+            return Err(ApiError::bad(
+                "conf.domain_name and conf.ssl_certificate go together",
+            ));
+        }
+    };
+    let expires_at = expires_at.unwrap_or(now + node.cfg.default_lifetime_hours as i64 * 3_600_000);
+    let owner_cert_sha256 = match &certificate {
+        Some(path) => Some(crate::digest::file_sha256(path).map_err(ApiError::internal)?),
+        None => None,
+    };
+    // Hashing the runtime (cached after the first deploy) must not stall the executor.
+    let runtime_digest =
+        tokio::task::block_in_place(|| node.digests.runtime(&node.cfg.enclave_bin))
+            .map_err(|e| ApiError::internal(format!("{}: {e}", node.cfg.enclave_bin.display())))?;
+    let stored_conf = json!({
+        "name": name,
+        "python_application": conf.python_application,
+        "healthcheck_endpoint": conf.healthcheck_endpoint,
+        "docker": conf.docker,
+        "hardware": conf.hardware,
+        "domain_name": custom_domain,
+        "runtime_digest": runtime_digest,
+        "environment_digest": Value::Null,
+        "owner_certificate_sha256": owner_cert_sha256,
+    });
+    let app = AppRecord {
+        id: id.clone(),
+        name: name.to_owned(),
+        project_id: project.id.clone(),
+        status: Status::Spawning,
+        domain: node.cfg.app_domain(&id),
+        custom_domain,
+        port: None,
+        pid: None,
+        hardware: tier.name.clone(),
+        env: env.name.clone(),
+        created_at: now,
+        ready_at: None,
+        stopped_at: None,
+        exit_reason: None,
+        expires_at,
+        config: stored_conf.to_string(),
+    };
+    node.store.insert_app(&app)?;
+    cleanup.0 = None;
+    let body = app_json(&node, &app);
+    node.start(Launch {
+        app,
+        env,
+        tier,
+        python_application: conf.python_application,
+        healthcheck: conf.healthcheck_endpoint,
+        certificate,
+    })
+    .map_err(ApiError::internal)?;
+    tracing::info!(app = %id, project = %project.name, "deployed");
+    Ok((StatusCode::CREATED, Json(body)))
+}

@@ -1,0 +1,567 @@
+//! `node.toml`: where the node keeps its data, what it listens on, the hardware tiers it offers
+//! and the Python environments an app's `docker` field can name. Every field has an embedded
+//! default, so `mse-node serve` needs no file at all.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A node.toml error: file, line when known, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// A hardware tier (`GET /hardwares/{name}`): what an app deployed on it gets.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Tier {
+    pub name: String,
+    /// Memory of the tier in MB (informational, as in the original API).
+    pub memory: u64,
+    /// CPU cores the enclave process is pinned to.
+    pub cores: u32,
+    /// Enclave size in MB, passed to `mse-enclave --size`.
+    pub enclave_size: u64,
+}
+
+/// Where an environment's base virtualenv comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvSource {
+    /// A virtualenv that already exists; used as is.
+    Venv(PathBuf),
+    /// Built by the node at first use: `python -m venv` plus these pip requirements.
+    Packages {
+        python: String,
+        packages: Vec<String>,
+    },
+}
+
+/// A Python environment an app runs in, named by the mse.toml `docker` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Environment {
+    pub name: String,
+    pub source: EnvSource,
+}
+
+impl Environment {
+    /// Whether an mse.toml `docker` value names this environment: the name itself, or an image
+    /// reference whose last path component without its tag is the name
+    /// (`ghcr.io/cosmian/mse-flask:20230124182826` names `mse-flask`).
+    pub fn matches(&self, docker: &str) -> bool {
+        if docker == self.name {
+            return true;
+        }
+        let last = docker.rsplit('/').next().unwrap_or(docker);
+        let last = last.split('@').next().unwrap_or(last);
+        let base = last.split(':').next().unwrap_or(last);
+        base == self.name
+    }
+}
+
+/// The node's configuration, after defaults and validation.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub api_bind: SocketAddr,
+    pub router_bind: SocketAddr,
+    pub base_domain: String,
+    /// TEE kind passed to `mse-enclave --tee` (`sim` on the embedded default).
+    pub tee: String,
+    /// The `mse-enclave` executable; default: next to the `mse-node` executable.
+    pub enclave_bin: PathBuf,
+    /// Largest code package accepted by `POST /apps`, in bytes.
+    pub max_package_bytes: u64,
+    /// Most apps alive (spawning, initializing or running) at once.
+    pub max_apps: usize,
+    /// Most connections the SNI router carries at once.
+    pub router_max_connections: usize,
+    /// How long a client may take to send its ClientHello, in milliseconds.
+    pub client_hello_timeout_ms: u64,
+    /// Lifetime of an app whose conf gives no expiration, in hours.
+    pub default_lifetime_hours: u64,
+    /// How long the enclave may take to reach `initializing`, in seconds.
+    pub spawn_timeout_secs: u64,
+    pub hardware: Vec<Tier>,
+    pub environments: Vec<Environment>,
+}
+
+pub const DEFAULT_API_BIND: &str = "127.0.0.1:9443";
+pub const DEFAULT_ROUTER_BIND: &str = "127.0.0.1:8443";
+
+fn default_tiers() -> Vec<Tier> {
+    let tier = |name: &str, memory, cores, enclave_size| Tier {
+        name: name.to_owned(),
+        memory,
+        cores,
+        enclave_size,
+    };
+    vec![
+        tier("2g-eu-001", 2048, 1, 2048),
+        tier("4g-eu-001", 4096, 1, 4096),
+        tier("8g-eu-001", 8192, 2, 8192),
+    ]
+}
+
+fn default_environments() -> Vec<Environment> {
+    let env = |name: &str, packages: &[&str]| Environment {
+        name: name.to_owned(),
+        source: EnvSource::Packages {
+            python: "python3".to_owned(),
+            packages: packages.iter().map(|p| (*p).to_owned()).collect(),
+        },
+    };
+    vec![
+        env("mse-flask", &["flask>=3,<4"]),
+        env("mse-fastapi", &["fastapi"]),
+    ]
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: Option<Spanned<String>>,
+    api_bind: Option<Spanned<String>>,
+    router_bind: Option<Spanned<String>>,
+    base_domain: Option<Spanned<String>>,
+    tee: Option<Spanned<String>>,
+    enclave_bin: Option<Spanned<String>>,
+    max_package_mb: Option<Spanned<u64>>,
+    max_apps: Option<Spanned<u64>>,
+    router_max_connections: Option<Spanned<u64>>,
+    client_hello_timeout_ms: Option<Spanned<u64>>,
+    default_lifetime_hours: Option<Spanned<u64>>,
+    spawn_timeout_secs: Option<Spanned<u64>>,
+    hardware: Option<Vec<Spanned<RawTier>>>,
+    environment: Option<Vec<Spanned<RawEnv>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    name: String,
+    memory: u64,
+    cores: u32,
+    enclave_size: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnv {
+    name: String,
+    venv: Option<String>,
+    python: Option<String>,
+    packages: Option<Vec<String>>,
+}
+
+struct Doc<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Doc<'_> {
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err<T>(&self, span: &Spanned<T>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line: Some(self.line(span.span().start)),
+            message: message.into(),
+        }
+    }
+}
+
+fn default_enclave_bin() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("mse-enclave")))
+        .unwrap_or_else(|| PathBuf::from("mse-enclave"))
+}
+
+/// Whether `name` is a valid DNS name made of LDH labels.
+pub fn valid_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+impl NodeConfig {
+    /// The embedded defaults, with the data directory at `./mse-node-data`.
+    pub fn defaults() -> NodeConfig {
+        NodeConfig {
+            data_dir: std::path::absolute("mse-node-data")
+                .unwrap_or_else(|_| PathBuf::from("mse-node-data")),
+            api_bind: DEFAULT_API_BIND.parse().expect("constant address"),
+            router_bind: DEFAULT_ROUTER_BIND.parse().expect("constant address"),
+            base_domain: "localhost".to_owned(),
+            tee: "sim".to_owned(),
+            enclave_bin: default_enclave_bin(),
+            max_package_bytes: 256 << 20,
+            max_apps: 64,
+            router_max_connections: 4096,
+            client_hello_timeout_ms: 5000,
+            default_lifetime_hours: 24,
+            spawn_timeout_secs: 120,
+            hardware: default_tiers(),
+            environments: default_environments(),
+        }
+    }
+
+    /// Reads `path`; relative paths inside it are relative to its directory.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses node.toml text; `file` names it in errors and anchors its relative paths.
+    pub fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
+        let doc = Doc { file, text };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: file.to_path_buf(),
+            line: e.span().map(|s| doc.line(s.start)),
+            message: e.message().trim().to_owned(),
+        })?;
+        // Relative paths are anchored to the file's directory, made absolute: the enclave runs
+        // in its app dir, so a relative path handed to it would point elsewhere.
+        let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
+        let base_dir = std::path::absolute(parent.unwrap_or(Path::new(".")))
+            .unwrap_or_else(|_| PathBuf::from("."));
+        let base_dir = base_dir.as_path();
+        let rel = |p: &str| {
+            let p = PathBuf::from(p);
+            if p.is_absolute() { p } else { base_dir.join(p) }
+        };
+        let mut cfg = NodeConfig::defaults();
+        if let Some(d) = &raw.data_dir {
+            if d.get_ref().is_empty() {
+                return Err(doc.err(d, "data_dir must not be empty"));
+            }
+            cfg.data_dir = rel(d.get_ref());
+        } else {
+            cfg.data_dir = base_dir.join("mse-node-data");
+        }
+        let addr = |s: &Spanned<String>, field: &str| -> Result<SocketAddr, ConfigError> {
+            s.get_ref().parse::<SocketAddr>().map_err(|_| {
+                doc.err(
+                    s,
+                    format!(
+                        "{field} = {:?} is not an IP:port address (e.g. \"127.0.0.1:9443\")",
+                        s.get_ref()
+                    ),
+                )
+            })
+        };
+        if let Some(a) = &raw.api_bind {
+            cfg.api_bind = addr(a, "api_bind")?;
+            // The API carries bearer tokens over plain HTTP: loopback only.
+            if !cfg.api_bind.ip().is_loopback() {
+                return Err(doc.err(
+                    a,
+                    "api_bind must be a loopback address: the API is plain HTTP and carries bearer tokens",
+                ));
+            }
+        }
+        if let Some(a) = &raw.router_bind {
+            cfg.router_bind = addr(a, "router_bind")?;
+        }
+        if let Some(d) = &raw.base_domain {
+            let name = d.get_ref().trim_end_matches('.').to_ascii_lowercase();
+            if !valid_dns_name(&name) {
+                return Err(doc.err(
+                    d,
+                    format!("base_domain = {:?} is not a DNS name", d.get_ref()),
+                ));
+            }
+            cfg.base_domain = name;
+        }
+        if let Some(t) = &raw.tee {
+            match t.get_ref().as_str() {
+                "sim" | "gramine" | "tsm" => cfg.tee = t.get_ref().clone(),
+                other => {
+                    return Err(doc.err(
+                        t,
+                        format!("tee = {other:?} is not one of \"sim\", \"gramine\", \"tsm\""),
+                    ));
+                }
+            }
+        }
+        if let Some(b) = &raw.enclave_bin {
+            cfg.enclave_bin = rel(b.get_ref());
+        }
+        let positive = |v: &Spanned<u64>, field: &str| -> Result<u64, ConfigError> {
+            if *v.get_ref() == 0 {
+                Err(doc.err(v, format!("{field} must be at least 1")))
+            } else {
+                Ok(*v.get_ref())
+            }
+        };
+        if let Some(v) = &raw.max_package_mb {
+            cfg.max_package_bytes = positive(v, "max_package_mb")?.saturating_mul(1 << 20);
+        }
+        if let Some(v) = &raw.max_apps {
+            cfg.max_apps = positive(v, "max_apps")? as usize;
+        }
+        if let Some(v) = &raw.router_max_connections {
+            cfg.router_max_connections = positive(v, "router_max_connections")? as usize;
+        }
+        if let Some(v) = &raw.client_hello_timeout_ms {
+            cfg.client_hello_timeout_ms = positive(v, "client_hello_timeout_ms")?;
+        }
+        if let Some(v) = &raw.default_lifetime_hours {
+            cfg.default_lifetime_hours = positive(v, "default_lifetime_hours")?;
+        }
+        if let Some(v) = &raw.spawn_timeout_secs {
+            cfg.spawn_timeout_secs = positive(v, "spawn_timeout_secs")?;
+        }
+        if let Some(tiers) = &raw.hardware {
+            cfg.hardware.clear();
+            for t in tiers {
+                let r = t.get_ref();
+                if r.name.is_empty()
+                    || r.name.len() > 16
+                    || !r
+                        .name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
+                    return Err(doc.err(
+                        t,
+                        format!(
+                            "hardware name {:?} must be 1..16 letters, digits or '-'",
+                            r.name
+                        ),
+                    ));
+                }
+                if cfg.hardware.iter().any(|h| h.name == r.name) {
+                    return Err(doc.err(t, format!("hardware {:?} is defined twice", r.name)));
+                }
+                if r.enclave_size < 256 || !r.enclave_size.is_power_of_two() {
+                    return Err(doc.err(
+                        t,
+                        format!(
+                            "hardware {:?}: enclave_size = {} must be a power of two of at least 256 (MB)",
+                            r.name, r.enclave_size
+                        ),
+                    ));
+                }
+                if r.cores == 0 || r.memory == 0 {
+                    return Err(doc.err(
+                        t,
+                        format!("hardware {:?}: memory and cores must be at least 1", r.name),
+                    ));
+                }
+                cfg.hardware.push(Tier {
+                    name: r.name.clone(),
+                    memory: r.memory,
+                    cores: r.cores,
+                    enclave_size: r.enclave_size,
+                });
+            }
+            if cfg.hardware.is_empty() {
+                return Err(ConfigError {
+                    file: file.to_path_buf(),
+                    line: None,
+                    message: "at least one [[hardware]] tier is needed".to_owned(),
+                });
+            }
+        }
+        if let Some(envs) = &raw.environment {
+            cfg.environments.clear();
+            for e in envs {
+                let r = e.get_ref();
+                if r.name.is_empty()
+                    || !r
+                        .name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                {
+                    return Err(doc.err(
+                        e,
+                        format!(
+                            "environment name {:?} must be letters, digits, '-', '_' or '.'",
+                            r.name
+                        ),
+                    ));
+                }
+                if cfg.environments.iter().any(|x| x.name == r.name) {
+                    return Err(doc.err(e, format!("environment {:?} is defined twice", r.name)));
+                }
+                let source = match (&r.venv, &r.packages) {
+                    (Some(v), None) => {
+                        if r.python.is_some() {
+                            return Err(doc.err(
+                                e,
+                                format!("environment {:?}: `python` only goes with `packages`, not with `venv`", r.name),
+                            ));
+                        }
+                        let v = rel(v);
+                        if !v.join("bin").join("python").exists() {
+                            return Err(doc.err(
+                                e,
+                                format!(
+                                    "environment {:?}: venv {} has no bin/python",
+                                    r.name,
+                                    v.display()
+                                ),
+                            ));
+                        }
+                        EnvSource::Venv(v)
+                    }
+                    (None, Some(p)) => EnvSource::Packages {
+                        python: r.python.clone().unwrap_or_else(|| "python3".to_owned()),
+                        packages: p.clone(),
+                    },
+                    _ => {
+                        return Err(doc.err(
+                            e,
+                            format!(
+                                "environment {:?} needs exactly one of `venv` or `packages`",
+                                r.name
+                            ),
+                        ));
+                    }
+                };
+                cfg.environments.push(Environment {
+                    name: r.name.clone(),
+                    source,
+                });
+            }
+            if cfg.environments.is_empty() {
+                return Err(ConfigError {
+                    file: file.to_path_buf(),
+                    line: None,
+                    message: "at least one [[environment]] is needed".to_owned(),
+                });
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn tier(&self, name: &str) -> Option<&Tier> {
+        self.hardware.iter().find(|t| t.name == name)
+    }
+
+    /// The environment a `docker` value names, or an error listing the available ones.
+    pub fn environment(&self, docker: &str) -> Result<&Environment, String> {
+        self.environments
+            .iter()
+            .find(|e| e.matches(docker))
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.environments.iter().map(|e| e.name.as_str()).collect();
+                format!(
+                    "unknown environment {docker:?}: this node offers {}",
+                    names.join(", ")
+                )
+            })
+    }
+
+    /// The app domain for an app id: `<id>.<base_domain>`.
+    pub fn app_domain(&self, id: &str) -> String {
+        format!("{id}.{}", self.base_domain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeConfig, String> {
+        NodeConfig::parse(Path::new("/etc/node.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        let cfg = parse("").unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/etc/mse-node-data"));
+        assert_eq!(cfg.api_bind.to_string(), "127.0.0.1:9443");
+        assert_eq!(cfg.router_bind.to_string(), "127.0.0.1:8443");
+        assert_eq!(cfg.base_domain, "localhost");
+        assert_eq!(cfg.tier("4g-eu-001").unwrap().enclave_size, 4096);
+        assert_eq!(
+            cfg.environment("ghcr.io/cosmian/mse-flask:20230124182826")
+                .unwrap()
+                .name,
+            "mse-flask"
+        );
+        assert_eq!(
+            cfg.environment("ghcr.io/cosmian/mse-pytorch:20230104085621")
+                .unwrap_err(),
+            "unknown environment \"ghcr.io/cosmian/mse-pytorch:20230104085621\": this node offers mse-flask, mse-fastapi"
+        );
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_next_to_the_file() {
+        let cfg = NodeConfig::parse(
+            Path::new("node.toml"),
+            "data_dir = \"d\"\nenclave_bin = \"bin/mse-enclave\"\n",
+        )
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(cfg.data_dir, cwd.join("d"));
+        assert_eq!(cfg.enclave_bin, cwd.join("bin/mse-enclave"));
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        assert_eq!(
+            parse("data_dir = \"d\"\n\napi_bind = \"0.0.0.0:1\"\n").unwrap_err(),
+            "/etc/node.toml:3: api_bind must be a loopback address: the API is plain HTTP and carries bearer tokens"
+        );
+        assert_eq!(
+            parse("router_bind = \"nope\"\n").unwrap_err(),
+            "/etc/node.toml:1: router_bind = \"nope\" is not an IP:port address (e.g. \"127.0.0.1:9443\")"
+        );
+        assert_eq!(
+            parse("tee = \"sim\"\nfoo = 1\n").unwrap_err(),
+            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `router_max_connections`, `client_hello_timeout_ms`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`"
+        );
+        assert_eq!(
+            parse("[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n")
+                .unwrap_err(),
+            "/etc/node.toml:1: hardware \"x\": enclave_size = 1000 must be a power of two of at least 256 (MB)"
+        );
+        assert_eq!(
+            parse("[[environment]]\nname = \"e\"\n").unwrap_err(),
+            "/etc/node.toml:1: environment \"e\" needs exactly one of `venv` or `packages`"
+        );
+        assert_eq!(
+            parse("[[environment]]\nname = \"e\"\nvenv = \"/nonexistent-venv\"\n").unwrap_err(),
+            "/etc/node.toml:1: environment \"e\": venv /nonexistent-venv has no bin/python"
+        );
+    }
+
+    #[test]
+    fn environment_names_match_image_references() {
+        let e = Environment {
+            name: "mse-flask".into(),
+            source: EnvSource::Venv("/v".into()),
+        };
+        assert!(e.matches("mse-flask"));
+        assert!(e.matches("ghcr.io/cosmian/mse-flask:20230124182826"));
+        assert!(e.matches("mse-flask@sha256:abc"));
+        assert!(!e.matches("mse-flask2"));
+        assert!(!e.matches("ghcr.io/mse-flask/other"));
+    }
+}

@@ -1,0 +1,102 @@
+//! The digests the node declares for an app (`GET /apps/{id}`), which `mse` needs to recompute
+//! the enclave's measurement: the runtime (the `mse-enclave` executable) and the environment
+//! (the virtualenv handed to it with `--env`). Computed by `mse_attest::measurement`, the same
+//! code the enclave measures itself with, so the two cannot disagree; cached here because a
+//! venv tree takes a while to hash.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use mse_attest::measurement::{environment_digest, file_digest};
+
+/// SHA-256 of a file, hex.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    file_digest(path)
+        .map(hex::encode)
+        .map_err(std::io::Error::other)
+}
+
+/// A cached digest: the key file's length and mtime when computed, and the digest.
+type Entry = (u64, Option<SystemTime>, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Runtime,
+    Environment,
+}
+
+#[derive(Default)]
+pub struct DigestCache {
+    /// Keyed by kind (runtime or environment) and key file.
+    cache: Mutex<HashMap<(Kind, PathBuf), Entry>>,
+}
+
+impl DigestCache {
+    fn get(
+        &self,
+        kind: Kind,
+        key: &Path,
+        compute: impl FnOnce() -> std::io::Result<String>,
+    ) -> std::io::Result<String> {
+        let meta = std::fs::metadata(key)?;
+        let stamp = (meta.len(), meta.modified().ok());
+        if let Some((len, mtime, digest)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(kind, key.to_path_buf()))
+            && (*len, *mtime) == stamp
+        {
+            return Ok(digest.clone());
+        }
+        let digest = compute()?;
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            (kind, key.to_path_buf()),
+            (stamp.0, stamp.1, digest.clone()),
+        );
+        Ok(digest)
+    }
+
+    pub fn runtime(&self, bin: &Path) -> std::io::Result<String> {
+        self.get(Kind::Runtime, bin, || file_sha256(bin))
+    }
+
+    /// A venv's digest, keyed on its `pyvenv.cfg`: the venvs the node builds never change once
+    /// ready, and a configured one is expected to stay put while the node runs.
+    pub fn environment(&self, venv: &Path) -> std::io::Result<String> {
+        let cfg = venv.join("pyvenv.cfg");
+        let key = if cfg.exists() {
+            cfg
+        } else {
+            venv.to_path_buf()
+        };
+        self.get(Kind::Environment, &key, || {
+            environment_digest(venv)
+                .map(hex::encode)
+                .map_err(std::io::Error::other)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_digests_are_the_measurements() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("pyvenv.cfg");
+        std::fs::write(&cfg, b"home = /usr/bin\n").unwrap();
+        let cache = DigestCache::default();
+        assert_eq!(
+            cache.environment(dir.path()).unwrap(),
+            hex::encode(environment_digest(dir.path()).unwrap())
+        );
+        assert_eq!(
+            cache.runtime(&cfg).unwrap(),
+            "bb62b0cac199b86f650dec142feabcaee4e4087655bf27bc5c56ad3e40fff6a7"
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! mse-node: the host daemon that runs MSE apps. It stores projects and apps in SQLite, serves
+//! the API developers deploy through (`api`), spawns one `mse-enclave` per app and follows its
+//! status (`node`), and routes end users' TLS connections to the right enclave by SNI without
+//! terminating them (`router`).
+
+pub mod api;
+pub mod config;
+pub mod digest;
+pub mod logs;
+pub mod node;
+pub mod probe;
+pub mod router;
+pub mod sni;
+pub mod store;
+pub mod venv;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+pub use config::NodeConfig;
+pub use node::Node;
+
+/// A started node: its bound addresses and the node state.
+pub struct Running {
+    pub node: Arc<Node>,
+    pub api: SocketAddr,
+    pub router: SocketAddr,
+}
+
+/// Opens the data dir, recovers apps of a previous run, binds the API and the router and serves
+/// both until `shutdown` resolves.
+pub async fn serve(
+    cfg: NodeConfig,
+    on_ready: impl FnOnce(&Running),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        cfg.enclave_bin.is_file(),
+        "enclave runtime not found at {} (set enclave_bin in node.toml)",
+        cfg.enclave_bin.display()
+    );
+    let (store, seed) = node::open_data_dir(&cfg)?;
+    let pki = mse_attest::sim::SimPki::from_seed(&seed).context("sim PKI from the node's seed")?;
+    let pccs = mse_attest::sim::pccs_router(&pki, &mse_attest::sim::CollateralOptions::default())
+        .context("mock PCCS")?;
+    let api_listener = tokio::net::TcpListener::bind(cfg.api_bind)
+        .await
+        .with_context(|| format!("API bind {}", cfg.api_bind))?;
+    let router_listener = tokio::net::TcpListener::bind(cfg.router_bind)
+        .await
+        .with_context(|| format!("router bind {}", cfg.router_bind))?;
+    let node = Node::new(cfg, store, seed);
+    let recovered = node.recover()?;
+    if recovered > 0 {
+        tracing::warn!("{recovered} app(s) of the previous run marked on_error (node restarted)");
+    }
+    let running = Running {
+        node: node.clone(),
+        api: api_listener.local_addr()?,
+        router: router_listener.local_addr()?,
+    };
+    *node.api_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(running.api);
+    *node.router_addr.lock().unwrap_or_else(|p| p.into_inner()) = Some(running.router);
+    on_ready(&running);
+    let router_task = tokio::spawn(router::serve(node.clone(), router_listener));
+    let app = api::router(node.clone(), pccs);
+    axum::serve(api_listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("API server")?;
+    router_task.abort();
+    node.shutdown();
+    Ok(())
+}

@@ -1,0 +1,463 @@
+//! The node's state in SQLite (bundled): projects, their hashed bearer tokens and apps.
+//! One connection behind a mutex; every statement is short, so callers hold it briefly.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rand::RngCore;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database schema version {0} is newer than this mse-node knows ({1})")]
+    TooNew(i64, i64),
+    #[error("project {0:?} already exists")]
+    ProjectExists(String),
+    #[error("project name {0:?} must be 1..255 characters without control characters")]
+    BadProjectName(String),
+}
+
+/// Schema migrations; entry `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE projects (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE tokens (
+    hash TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE apps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    status TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    custom_domain TEXT,
+    port INTEGER,
+    pid INTEGER,
+    hardware TEXT NOT NULL,
+    env TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    ready_at INTEGER,
+    stopped_at INTEGER,
+    exit_reason TEXT,
+    expires_at INTEGER NOT NULL,
+    config TEXT NOT NULL
+);
+CREATE INDEX apps_by_project ON apps(project_id, status);
+"#];
+
+/// App status, as in the original API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Spawning,
+    Initializing,
+    Running,
+    Stopped,
+    OnError,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Spawning => "spawning",
+            Status::Initializing => "initializing",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+            Status::OnError => "on_error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "spawning" => Status::Spawning,
+            "initializing" => Status::Initializing,
+            "running" => Status::Running,
+            "stopped" => Status::Stopped,
+            "on_error" => Status::OnError,
+            _ => return None,
+        })
+    }
+
+    /// Whether the app's process is (meant to be) alive.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            Status::Spawning | Status::Initializing | Status::Running
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// An app row. Times are Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRecord {
+    pub id: String,
+    pub name: String,
+    pub project_id: String,
+    pub status: Status,
+    pub domain: String,
+    pub custom_domain: Option<String>,
+    pub port: Option<u16>,
+    pub pid: Option<u32>,
+    pub hardware: String,
+    pub env: String,
+    pub created_at: i64,
+    pub ready_at: Option<i64>,
+    pub stopped_at: Option<i64>,
+    pub exit_reason: Option<String>,
+    pub expires_at: i64,
+    /// The deploy conf as the node accepted it (JSON).
+    pub config: String,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// SHA-256 of a bearer token: tokens are 32 random bytes, so a plain hash resists guessing.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+const APP_COLUMNS: &str = "id, name, project_id, status, domain, custom_domain, port, pid, hardware, env, created_at, ready_at, stopped_at, exit_reason, expires_at, config";
+
+fn app_from_row(r: &Row<'_>) -> rusqlite::Result<AppRecord> {
+    let status: String = r.get(3)?;
+    Ok(AppRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        project_id: r.get(2)?,
+        status: Status::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Text,
+                format!("unknown status {status:?}").into(),
+            )
+        })?,
+        domain: r.get(4)?,
+        custom_domain: r.get(5)?,
+        port: r.get::<_, Option<i64>>(6)?.map(|p| p as u16),
+        pid: r.get::<_, Option<i64>>(7)?.map(|p| p as u32),
+        hardware: r.get(8)?,
+        env: r.get(9)?,
+        created_at: r.get(10)?,
+        ready_at: r.get(11)?,
+        stopped_at: r.get(12)?,
+        exit_reason: r.get(13)?,
+        expires_at: r.get(14)?,
+        config: r.get(15)?,
+    })
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        let store = Store {
+            conn: Mutex::new(conn),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let latest = MIGRATIONS.len() as i64;
+        if version > latest {
+            return Err(StoreError::TooNew(version, latest));
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Creates a project and its first bearer token; returns both (the token only exists here).
+    pub fn create_project(&self, name: &str) -> Result<(Project, String), StoreError> {
+        if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+            return Err(StoreError::BadProjectName(name.to_owned()));
+        }
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let token = format!("mse_{}", hex::encode(raw));
+        let project = Project {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            created_at: now_ms(),
+        };
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let exists: Option<String> = tx
+            .query_row("SELECT id FROM projects WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if exists.is_some() {
+            return Err(StoreError::ProjectExists(name.to_owned()));
+        }
+        tx.execute(
+            "INSERT INTO projects (id, name, created_at) VALUES (?1, ?2, ?3)",
+            params![project.id, project.name, project.created_at],
+        )?;
+        tx.execute(
+            "INSERT INTO tokens (hash, project_id, created_at) VALUES (?1, ?2, ?3)",
+            params![token_hash(&token), project.id, project.created_at],
+        )?;
+        tx.commit()?;
+        Ok((project, token))
+    }
+
+    /// The project a bearer token belongs to.
+    pub fn project_for_token(&self, token: &str) -> Result<Option<Project>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT p.id, p.name, p.created_at FROM tokens t JOIN projects p ON p.id = t.project_id WHERE t.hash = ?1",
+                [token_hash(token)],
+                |r| {
+                    Ok(Project {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn insert_app(&self, app: &AppRecord) -> Result<(), StoreError> {
+        self.lock().execute(
+            &format!("INSERT INTO apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
+            params![
+                app.id,
+                app.name,
+                app.project_id,
+                app.status.as_str(),
+                app.domain,
+                app.custom_domain,
+                app.port.map(i64::from),
+                app.pid.map(i64::from),
+                app.hardware,
+                app.env,
+                app.created_at,
+                app.ready_at,
+                app.stopped_at,
+                app.exit_reason,
+                app.expires_at,
+                app.config,
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn app(&self, id: &str) -> Result<Option<AppRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                &format!("SELECT {APP_COLUMNS} FROM apps WHERE id = ?1"),
+                [id],
+                app_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Apps of `project_id`, newest first, optionally filtered by name and statuses.
+    pub fn list_apps(
+        &self,
+        project_id: &str,
+        name: Option<&str>,
+        statuses: Option<&[Status]>,
+    ) -> Result<Vec<AppRecord>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {APP_COLUMNS} FROM apps WHERE project_id = ?1 AND (?2 IS NULL OR name = ?2) ORDER BY created_at DESC, id"
+        ))?;
+        let rows = stmt.query_map(params![project_id, name], app_from_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let app = row?;
+            if statuses.is_none_or(|s| s.contains(&app.status)) {
+                out.push(app);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every app whose status says its process should be alive.
+    pub fn live_apps(&self) -> Result<Vec<AppRecord>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {APP_COLUMNS} FROM apps WHERE status IN ('spawning', 'initializing', 'running')"
+        ))?;
+        let rows = stmt.query_map([], app_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether `domain` is already some live app's custom domain.
+    pub fn custom_domain_taken(&self, domain: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT 1 FROM apps WHERE custom_domain = ?1 AND status IN ('spawning', 'initializing', 'running')",
+                [domain],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Records the digest of the virtualenv the app runs in (known once the venv is built).
+    pub fn set_environment_digest(&self, id: &str, digest: &str) -> Result<(), StoreError> {
+        self.lock().execute(
+            "UPDATE apps SET config = json_set(config, '$.environment_digest', ?2) WHERE id = ?1",
+            params![id, digest],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_process(&self, id: &str, port: u16, pid: u32) -> Result<(), StoreError> {
+        self.lock().execute(
+            "UPDATE apps SET port = ?2, pid = ?3 WHERE id = ?1",
+            params![id, i64::from(port), i64::from(pid)],
+        )?;
+        Ok(())
+    }
+
+    /// Moves a live app to `status`; returns false if it was no longer live (a terminal status
+    /// is never overwritten).
+    pub fn set_status(
+        &self,
+        id: &str,
+        status: Status,
+        exit_reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let n = self.lock().execute(
+            "UPDATE apps SET status = ?2,
+                ready_at = CASE WHEN ?2 = 'running' THEN ?3 ELSE ready_at END,
+                stopped_at = CASE WHEN ?2 IN ('stopped', 'on_error') THEN ?3 ELSE stopped_at END,
+                exit_reason = COALESCE(?4, exit_reason)
+             WHERE id = ?1 AND status IN ('spawning', 'initializing', 'running')",
+            params![id, status.as_str(), now, exit_reason],
+        )?;
+        Ok(n == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(id: &str, project: &str, name: &str, status: Status) -> AppRecord {
+        AppRecord {
+            id: id.into(),
+            name: name.into(),
+            project_id: project.into(),
+            status,
+            domain: format!("{id}.localhost"),
+            custom_domain: None,
+            port: None,
+            pid: None,
+            hardware: "4g-eu-001".into(),
+            env: "mse-flask".into(),
+            created_at: 1,
+            ready_at: None,
+            stopped_at: None,
+            exit_reason: None,
+            expires_at: 2,
+            config: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn projects_tokens_and_apps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("node.db")).unwrap();
+        let (p, token) = store.create_project("alpha").unwrap();
+        assert!(token.starts_with("mse_") && token.len() == 68);
+        assert_eq!(store.project_for_token(&token).unwrap(), Some(p.clone()));
+        assert_eq!(store.project_for_token("mse_wrong").unwrap(), None);
+        assert_eq!(
+            store.create_project("alpha").unwrap_err().to_string(),
+            "project \"alpha\" already exists"
+        );
+        store
+            .insert_app(&app("a1", &p.id, "one", Status::Spawning))
+            .unwrap();
+        store
+            .insert_app(&app("a2", &p.id, "two", Status::Stopped))
+            .unwrap();
+        assert!(store.set_status("a1", Status::Running, None).unwrap());
+        assert!(!store.set_status("a2", Status::Running, None).unwrap());
+        let a1 = store.app("a1").unwrap().unwrap();
+        assert_eq!(a1.status, Status::Running);
+        assert!(a1.ready_at.is_some());
+        let live = store
+            .list_apps(&p.id, None, Some(&[Status::Running]))
+            .unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(
+            store.list_apps(&p.id, Some("two"), None).unwrap()[0].id,
+            "a2"
+        );
+        assert_eq!(store.live_apps().unwrap().len(), 1);
+        // Reopening keeps everything and does not re-run migrations.
+        drop(store);
+        let store = Store::open(&dir.path().join("node.db")).unwrap();
+        assert_eq!(store.app("a2").unwrap().unwrap().status, Status::Stopped);
+        // The token itself is never stored.
+        drop(store);
+        let bytes = std::fs::read(dir.path().join("node.db")).unwrap();
+        let wal = std::fs::read(dir.path().join("node.db-wal")).unwrap_or_default();
+        let needle = token.as_bytes();
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+        assert!(!wal.windows(needle.len()).any(|w| w == needle));
+    }
+}
