@@ -97,7 +97,7 @@ fn python() -> String {
 }
 
 /// A venv with `packages` and the requirement files installed, cached under the hash of all
-/// of them; built in a `.partial` directory and renamed when complete.
+/// of them; built in place, with a completion marker written last.
 fn cached_venv(
     what: &str,
     packages: &[String],
@@ -122,31 +122,36 @@ fn cached_venv(
     let hash = hex::encode(&hasher.finalize()[..12]);
     let root = cache_dir().join("venvs");
     let dir = root.join(&hash);
-    if dir.join("pyvenv.cfg").exists() {
+    // Built in place (a venv's scripts name its absolute path, so it cannot be moved); the
+    // marker is written last, so an interrupted build is redone.
+    let complete = dir.join(".mse-complete");
+    if complete.exists() {
         println!("Using the cached {what} environment {}", dir.display());
         return Ok(dir);
     }
     fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let partial = root.join(format!("{hash}.partial"));
-    let _ = fs::remove_dir_all(&partial);
+    let _ = fs::remove_dir_all(&dir);
     println!("Building the {what} environment in {} ...", dir.display());
-    run_quiet(
-        Command::new(python()).args(["-m", "venv"]).arg(&partial),
-        "python3 -m venv",
-    )?;
-    let mut pip = Command::new(partial.join("bin/python"));
-    pip.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"]);
-    pip.args(packages);
-    for r in requirements {
-        pip.arg("-r").arg(r);
-    }
-    if !packages.is_empty() || !requirements.is_empty() {
-        if let Err(e) = run_quiet(&mut pip, "pip install") {
-            let _ = fs::remove_dir_all(&partial);
-            return Err(e);
+    let built = (|| {
+        run_quiet(
+            Command::new(python()).args(["-m", "venv"]).arg(&dir),
+            "python3 -m venv",
+        )?;
+        if !packages.is_empty() || !requirements.is_empty() {
+            let mut pip = Command::new(dir.join("bin/python"));
+            pip.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"]);
+            pip.args(packages);
+            for r in requirements {
+                pip.arg("-r").arg(r);
+            }
+            run_quiet(&mut pip, "pip install")?;
         }
+        fs::write(&complete, b"").with_context(|| format!("cannot write {}", complete.display()))
+    })();
+    if let Err(e) = built {
+        let _ = fs::remove_dir_all(&dir);
+        return Err(e);
     }
-    fs::rename(&partial, &dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)
 }
 
