@@ -92,6 +92,7 @@ mod meta;
 mod mount;
 pub mod ns;
 mod ops;
+mod pipe;
 mod tree;
 
 pub use crypto::{
