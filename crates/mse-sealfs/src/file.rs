@@ -700,6 +700,77 @@ mod tests {
         assert_eq!(again.read(&c, 0, model.len() + 1).unwrap(), model);
     }
 
+    /// Lands an append planned under the lock and sealed outside it, as the pipeline does.
+    fn pipelined_append(c: &Ciphers, sf: &mut SealedFile, data: &[u8]) {
+        let plan = sf.plan_append(data).expect("last block known");
+        let mut buf = vec![0xAA; 7];
+        let (at, len) = seal_append(c, &plan, data, &mut buf).unwrap();
+        sf.backing().write_all_at(&buf[..len], at).unwrap();
+    }
+
+    /// Pipelined appends (whatever the old last block's fill) read back like plain writes,
+    /// mixed with plain writes and truncates, also after reopening (every block authenticates,
+    /// with the right "last" flags).
+    #[test]
+    fn pipelined_appends_match_plain_writes() {
+        let (dir, c, mut sf) = setup();
+        let mut model: Vec<u8> = Vec::new();
+        let mut byte = 0u8;
+        let mut next = |len: usize| {
+            byte = byte.wrapping_add(1);
+            (0..len)
+                .map(|i| byte ^ (i % 251) as u8)
+                .collect::<Vec<u8>>()
+        };
+        for len in [
+            200_000,
+            1 << 20,
+            4096,
+            1,
+            4095,
+            131_072,
+            5000,
+            3,
+            8192,
+            4093,
+            150_001,
+        ] {
+            let data = next(len);
+            pipelined_append(&c, &mut sf, &data);
+            model.extend_from_slice(&data);
+            assert_eq!(sf.size(), model.len() as u64, "append of {len}");
+            assert_eq!(
+                sf.tail().unwrap(),
+                &model[(model.len() - 1) / BLOCK_SIZE * BLOCK_SIZE..]
+            );
+        }
+        // A plain write into the last block, then a truncate into the middle of a block:
+        // both keep the cached last block right for the next append.
+        let data = next(10);
+        let at = model.len() - 5;
+        sf.write(&c, at as u64, &data).unwrap();
+        model.truncate(at);
+        model.extend_from_slice(&data);
+        sf.truncate(&c, 1_000_000).unwrap();
+        model.truncate(1_000_000);
+        let data = next(300_000);
+        pipelined_append(&c, &mut sf, &data);
+        model.extend_from_slice(&data);
+        assert_eq!(sf.read(&c, 0, model.len() + 1).unwrap(), model);
+        let mut again = reopen(&dir, &c).unwrap();
+        assert_eq!(again.size(), model.len() as u64);
+        assert_eq!(again.read(&c, 0, model.len() + 1).unwrap(), model);
+        // Reopened, the last block is unknown until a write touches it.
+        assert!(again.plan_append(b"x").is_none());
+        assert_eq!(again.size(), model.len() as u64);
+        again.write(&c, model.len() as u64, b"yz").unwrap();
+        model.extend_from_slice(b"yz");
+        pipelined_append(&c, &mut again, &vec![5u8; 9000]);
+        model.extend_from_slice(&[5u8; 9000]);
+        let third = reopen(&dir, &c).unwrap();
+        assert_eq!(third.read(&c, 0, model.len() + 1).unwrap(), model);
+    }
+
     #[test]
     fn cutting_whole_blocks_is_detected() {
         let (dir, c, mut sf) = setup();

@@ -244,3 +244,116 @@ impl FileState {
         res.is_ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SealKey;
+    use crate::file::seal_append;
+
+    struct T {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        c: Ciphers,
+        quota: Arc<Quota>,
+        fs: FileState,
+    }
+
+    fn setup() -> T {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        let c = Ciphers::new(&SealKey::from_bytes([3; 32]));
+        let sealed = SealedFile::create(&c, f, b"b").unwrap();
+        let quota = Arc::new(Quota::new(1 << 30, 0));
+        let fs = FileState::new(sealed, quota.clone()).unwrap();
+        T {
+            _dir: dir,
+            path,
+            c,
+            quota,
+            fs,
+        }
+    }
+
+    /// Orders and seals an append as `do_write` does; returns its ticket and chunk.
+    fn order(t: &T, data: &[u8]) -> (u64, Chunk) {
+        let mut g = t.fs.write_for_append().expect("no failure pending");
+        t.quota.reserve(data.len() as u64).unwrap();
+        let plan = g.plan_append(data).unwrap();
+        let (ticket, mut buf) = t.fs.issue(&g, (plan.offset, &plan.head));
+        drop(g);
+        let (at, len) = seal_append(&t.c, &plan, data, &mut buf).unwrap();
+        let chunk = Chunk {
+            at,
+            buf,
+            len,
+            size: plan.offset + data.len() as u64,
+            tail: plan.tail,
+            failed: None,
+        };
+        (ticket, chunk)
+    }
+
+    fn on_disk(t: &T) -> Vec<u8> {
+        let f = std::fs::File::open(&t.path).unwrap();
+        let sf = SealedFile::open(&t.c, f, b"b").unwrap();
+        sf.read(&t.c, 0, usize::MAX).unwrap()
+    }
+
+    #[test]
+    fn appends_land_in_ticket_order_whatever_the_submission_order() {
+        let t = setup();
+        let (a, b, c) = (vec![1u8; 200_001], vec![2u8; 1 << 20], vec![3u8; 131_072]);
+        let (ta, ca) = order(&t, &a);
+        let (tb, cb) = order(&t, &b);
+        let (tc, cc) = order(&t, &c);
+        t.fs.submit(&t.c, tc, cc);
+        t.fs.submit(&t.c, tb, cb);
+        assert_eq!(t.fs.pipe().landed, 0);
+        t.fs.submit(&t.c, ta, ca);
+        assert_eq!(t.fs.pipe().landed, 3);
+        let want = [a, b, c].concat();
+        assert_eq!(t.fs.read().size(), want.len() as u64);
+        assert_eq!(on_disk(&t), want);
+        assert_eq!(t.quota.used(), want.len() as u64);
+    }
+
+    /// A landing failure cuts the file back to the last append that landed (readable, last
+    /// block flagged), drops the later ones, frees their quota and is reported once.
+    #[test]
+    fn a_landing_failure_cuts_back_and_is_reported_once() {
+        let t = setup();
+        let (a, b, c) = (vec![1u8; 300_000], vec![2u8; 200_000], vec![3u8; 150_000]);
+        let (ta, ca) = order(&t, &a);
+        let (tb, mut cb) = order(&t, &b);
+        let (tc, cc) = order(&t, &c);
+        t.fs.submit(&t.c, ta, ca);
+        // `b` re-seals `a`'s last block as "not last" and lands partly before failing.
+        t.fs.backing.write_all_at(&cb.buf[..5000], cb.at).unwrap();
+        cb.failed = Some(libc::ENOSPC);
+        t.fs.submit(&t.c, tb, cb);
+        assert!(t.fs.write_for_append().is_none());
+        t.fs.submit(&t.c, tc, cc);
+        assert_eq!(on_disk(&t), a);
+        {
+            let r = t.fs.read();
+            assert_eq!(r.size(), a.len() as u64);
+        }
+        let mut g = t.fs.write();
+        assert_eq!(g.take_deferred(), Some(libc::ENOSPC));
+        assert_eq!(g.take_deferred(), None);
+        assert_eq!(t.quota.used(), a.len() as u64);
+        drop(g);
+        // Appending works again, from the cut-back end.
+        let d = vec![4u8; 140_000];
+        let (td, cd) = order(&t, &d);
+        t.fs.submit(&t.c, td, cd);
+        assert_eq!(on_disk(&t), [a, d].concat());
+    }
+}
