@@ -55,6 +55,8 @@ struct Pipe {
     /// First landing failure (errno) not yet folded back into the file state.
     failed: Option<i32>,
     pool: Vec<Vec<u8>>,
+    /// Threads waiting on `changed` (a wake-up is a system call even with none).
+    waiters: usize,
 }
 
 /// An open sealed file: its state behind a lock, and the append pipeline.
@@ -86,6 +88,7 @@ impl FileState {
                 landed_tail: None,
                 failed: None,
                 pool: Vec::new(),
+                waiters: 0,
             }),
             changed: Condvar::new(),
         })
@@ -95,6 +98,19 @@ impl FileState {
         self.pipe.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn wait<'a>(&self, mut p: MutexGuard<'a, Pipe>) -> MutexGuard<'a, Pipe> {
+        p.waiters += 1;
+        let mut p = self.changed.wait(p).unwrap_or_else(|e| e.into_inner());
+        p.waiters -= 1;
+        p
+    }
+
+    fn notify(&self, p: &Pipe) {
+        if p.waiters > 0 {
+            self.changed.notify_all();
+        }
+    }
+
     /// Exclusive access once every ordered append has landed (a landing failure is folded back
     /// into the state: size, quota, and the errno deferred to the next write/flush/fsync).
     pub fn write(&self) -> RwLockWriteGuard<'_, SealedFile> {
@@ -102,7 +118,7 @@ impl FileState {
         // New appends need this lock to be ordered, so the pipe only drains from here on.
         let mut p = self.pipe();
         while p.landed != p.issued {
-            p = self.changed.wait(p).unwrap_or_else(|e| e.into_inner());
+            p = self.wait(p);
         }
         if let Some(errno) = p.failed.take() {
             let size = p.landed_size;
@@ -119,7 +135,7 @@ impl FileState {
             let g = self.sealed.read().unwrap_or_else(|p| p.into_inner());
             let mut p = self.pipe();
             while p.landed != p.issued {
-                p = self.changed.wait(p).unwrap_or_else(|e| e.into_inner());
+                p = self.wait(p);
             }
             if p.failed.is_none() {
                 return g;
@@ -170,7 +186,7 @@ impl FileState {
             if p.queue.len() <= MAX_QUEUED || !p.queue.contains_key(&ticket) {
                 return;
             }
-            p = self.changed.wait(p).unwrap_or_else(|e| e.into_inner());
+            p = self.wait(p);
         }
         p.draining = true;
         loop {
@@ -214,10 +230,10 @@ impl FileState {
                 p.pool.push(chunk.buf);
             }
             p.landed += 1;
-            self.changed.notify_all();
+            self.notify(&p);
         }
         p.draining = false;
-        self.changed.notify_all();
+        self.notify(&p);
     }
 
     /// Restores the backing file to `size` plaintext bytes whose last block is `tail` after a
