@@ -97,6 +97,8 @@ pub struct SealFs {
     pub(crate) handles: Mutex<HashMap<u64, Handle>>,
     pub(crate) next_fh: AtomicU64,
     pub(crate) quota: Arc<Quota>,
+    /// Sealing buffers of pipelined appends, shared by all files.
+    pub(crate) bufs: Arc<crate::pipe::BufPool>,
     pub(crate) ttl: Duration,
     /// False when the root directory id failed authentication (wrong key): every access is EIO.
     pub(crate) root_ok: bool,
@@ -196,6 +198,7 @@ impl SealFs {
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             quota: Arc::new(quota),
+            bufs: Arc::default(),
             ttl: Duration::from_secs(1),
             root_ok,
             writeback: false,
@@ -309,7 +312,7 @@ impl SealFs {
 
     /// Wraps a sealed file for sharing between handles.
     pub(crate) fn shared(&self, sealed: SealedFile) -> Result<SharedFile, Errno> {
-        crate::pipe::FileState::new(sealed, self.quota.clone())
+        crate::pipe::FileState::new(sealed, self.quota.clone(), self.bufs.clone())
             .map(Arc::new)
             .map_err(|e| errno_of(&e))
     }

@@ -28,8 +28,30 @@ use crate::fs::Quota;
 /// Sealed appends that may wait in the queue before their senders are held back (bounds
 /// memory: about 1 MiB each).
 const MAX_QUEUED: usize = 4;
-/// Sealing buffers kept for reuse (no allocation and zero-fill per request).
-const MAX_POOLED: usize = MAX_QUEUED + 4;
+/// Sealing buffers the whole mount keeps for reuse (no allocation and zero-fill per request;
+/// about 1 MiB each).
+const MAX_POOLED: usize = 8;
+
+/// Sealing buffers shared by every file of a mount (so that idle open files hold none).
+#[derive(Default)]
+pub struct BufPool(Mutex<Vec<Vec<u8>>>);
+
+impl BufPool {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        let mut bufs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if bufs.len() < MAX_POOLED {
+            bufs.push(buf);
+        }
+    }
+}
 
 /// An append sealed and waiting to land.
 pub struct Chunk {
@@ -54,7 +76,6 @@ struct Pipe {
     landed_tail: Option<Vec<u8>>,
     /// First landing failure (errno) not yet folded back into the file state.
     failed: Option<i32>,
-    pool: Vec<Vec<u8>>,
     /// Threads waiting on `changed` (a wake-up is a system call even with none).
     waiters: usize,
 }
@@ -66,12 +87,13 @@ pub struct FileState {
     backing: File,
     file_id: [u8; FILE_ID_LEN],
     quota: Arc<Quota>,
+    bufs: Arc<BufPool>,
     pipe: Mutex<Pipe>,
     changed: Condvar,
 }
 
 impl FileState {
-    pub fn new(sealed: SealedFile, quota: Arc<Quota>) -> std::io::Result<Self> {
+    pub fn new(sealed: SealedFile, quota: Arc<Quota>, bufs: Arc<BufPool>) -> std::io::Result<Self> {
         let backing = sealed.backing().try_clone()?;
         let file_id = sealed.file_id();
         Ok(Self {
@@ -79,6 +101,7 @@ impl FileState {
             backing,
             file_id,
             quota,
+            bufs,
             pipe: Mutex::new(Pipe {
                 issued: 0,
                 landed: 0,
@@ -87,7 +110,6 @@ impl FileState {
                 landed_size: 0,
                 landed_tail: None,
                 failed: None,
-                pool: Vec::new(),
                 waiters: 0,
             }),
             changed: Condvar::new(),
@@ -170,8 +192,8 @@ impl FileState {
         }
         let ticket = p.issued;
         p.issued += 1;
-        let buf = p.pool.pop().unwrap_or_default();
-        (ticket, buf)
+        drop(p);
+        (ticket, self.bufs.take())
     }
 
     /// Queues the sealed append `ticket` and lands queued appends in order unless another
@@ -226,9 +248,7 @@ impl FileState {
                     }
                 }
             }
-            if p.pool.len() < MAX_POOLED {
-                p.pool.push(chunk.buf);
-            }
+            self.bufs.give(chunk.buf);
             p.landed += 1;
             self.notify(&p);
         }
@@ -287,7 +307,7 @@ mod tests {
         let c = Ciphers::new(&SealKey::from_bytes([3; 32]));
         let sealed = SealedFile::create(&c, f, b"b").unwrap();
         let quota = Arc::new(Quota::new(1 << 30, 0));
-        let fs = FileState::new(sealed, quota.clone()).unwrap();
+        let fs = FileState::new(sealed, quota.clone(), Arc::default()).unwrap();
         T {
             _dir: dir,
             path,
