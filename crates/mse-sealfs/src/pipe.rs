@@ -186,7 +186,9 @@ impl FileState {
         before: (u64, &[u8]),
     ) -> (u64, Vec<u8>) {
         let mut p = self.pipe();
-        if p.landed == p.issued {
+        // (A failure that struck since `write_for_append` keeps its cut-back point: this
+        // append is then dropped with the others.)
+        if p.landed == p.issued && p.failed.is_none() {
             p.landed_size = before.0;
             p.landed_tail = (before.0 > 0).then(|| before.1.to_vec());
         }
@@ -391,5 +393,42 @@ mod tests {
         let (td, cd) = order(&t, &d);
         t.fs.submit(&t.c, td, cd);
         assert_eq!(on_disk(&t), [a, d].concat());
+    }
+
+    /// An append ordered just as an earlier one fails (it passed `write_for_append` before the
+    /// failure) is dropped too, and the cut-back point stays where the failure put it.
+    #[test]
+    fn an_append_ordered_during_a_failure_is_dropped_with_it() {
+        let t = setup();
+        let a = vec![1u8; 200_000];
+        let (ta, ca) = order(&t, &a);
+        t.fs.submit(&t.c, ta, ca);
+        let (tb, mut cb) = order(&t, &[2u8; 150_000]);
+        cb.failed = Some(libc::EIO);
+        // `c` was ordered before `b` failed; it is sealed and submitted after.
+        let c = vec![3u8; 140_000];
+        let mut g = t.fs.sealed.write().unwrap();
+        t.quota.reserve(c.len() as u64).unwrap();
+        let plan = g.plan_append(&c).unwrap();
+        t.fs.submit(&t.c, tb, cb);
+        let (tc, mut buf) = t.fs.issue(&g, (plan.offset, &plan.head));
+        drop(g);
+        let (at, len) = seal_append(&t.c, &plan, &c, &mut buf).unwrap();
+        let size = plan.offset + c.len() as u64;
+        let chunk = Chunk {
+            at,
+            buf,
+            len,
+            size,
+            tail: plan.tail,
+            failed: None,
+        };
+        t.fs.submit(&t.c, tc, chunk);
+        let mut g = t.fs.write();
+        assert_eq!(g.size(), a.len() as u64);
+        assert_eq!(g.take_deferred(), Some(libc::EIO));
+        assert_eq!(t.quota.used(), a.len() as u64);
+        drop(g);
+        assert_eq!(on_disk(&t), a);
     }
 }
