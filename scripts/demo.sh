@@ -122,7 +122,7 @@ API=$(awk '{print $4}' node.out)
 ROUTER=$(awk '{print $8}' node.out)
 [ -n "$API" ] && [ -n "$ROUTER" ] || fail "the node did not print its addresses"
 PORT=${ROUTER##*:}
-ok "node API on $API, TLS router on $ROUTER"
+ok "node (pid $node_pid): API on $API, TLS router on $ROUTER"
 
 # ---------------------------------------------------------------------------------------------
 step "create a project and log in" \
