@@ -97,7 +97,9 @@ fn python() -> String {
 }
 
 /// A venv with `packages` and the requirement files installed, cached under the hash of all
-/// of them; built in a `.partial` directory and renamed when complete.
+/// of them. Built in place, because pip writes the venv's absolute path into its console
+/// scripts (a renamed venv has a `pytest` whose interpreter does not exist); a marker file,
+/// written last, tells a complete venv from one a crash left half built.
 fn cached_venv(
     what: &str,
     packages: &[String],
@@ -122,19 +124,19 @@ fn cached_venv(
     let hash = hex::encode(&hasher.finalize()[..12]);
     let root = cache_dir().join("venvs");
     let dir = root.join(&hash);
-    if dir.join("pyvenv.cfg").exists() {
+    let ready = dir.join(".mse-ready");
+    if ready.exists() {
         println!("Using the cached {what} environment {}", dir.display());
         return Ok(dir);
     }
     fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let partial = root.join(format!("{hash}.partial"));
-    let _ = fs::remove_dir_all(&partial);
+    let _ = fs::remove_dir_all(&dir);
     println!("Building the {what} environment in {} ...", dir.display());
     run_quiet(
-        Command::new(python()).args(["-m", "venv"]).arg(&partial),
+        Command::new(python()).args(["-m", "venv"]).arg(&dir),
         "python3 -m venv",
     )?;
-    let mut pip = Command::new(partial.join("bin/python"));
+    let mut pip = Command::new(dir.join("bin/python"));
     pip.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"]);
     pip.args(packages);
     for r in requirements {
@@ -142,11 +144,11 @@ fn cached_venv(
     }
     if !packages.is_empty() || !requirements.is_empty() {
         if let Err(e) = run_quiet(&mut pip, "pip install") {
-            let _ = fs::remove_dir_all(&partial);
+            let _ = fs::remove_dir_all(&dir);
             return Err(e);
         }
     }
-    fs::rename(&partial, &dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::write(&ready, b"").with_context(|| format!("cannot create {}", ready.display()))?;
     Ok(dir)
 }
 
