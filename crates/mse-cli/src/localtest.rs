@@ -105,6 +105,15 @@ fn cached_venv(
     packages: &[String],
     requirements: &[PathBuf],
 ) -> anyhow::Result<PathBuf> {
+    cached_venv_in(&cache_dir().join("venvs"), what, packages, requirements)
+}
+
+fn cached_venv_in(
+    root: &Path,
+    what: &str,
+    packages: &[String],
+    requirements: &[PathBuf],
+) -> anyhow::Result<PathBuf> {
     let mut hasher = Sha256::new();
     hasher.update(CACHE_VERSION);
     let version = Command::new(python())
@@ -122,14 +131,13 @@ fn cached_venv(
         hasher.update(&text);
     }
     let hash = hex::encode(&hasher.finalize()[..12]);
-    let root = cache_dir().join("venvs");
     let dir = root.join(&hash);
     let ready = dir.join(".mse-ready");
     if ready.exists() {
         println!("Using the cached {what} environment {}", dir.display());
         return Ok(dir);
     }
-    fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
     let _ = fs::remove_dir_all(&dir);
     println!("Building the {what} environment in {} ...", dir.display());
     run_quiet(
@@ -588,5 +596,30 @@ mod tests {
         let id = random_uuid();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
+    }
+
+    /// The venv's own console scripts (here pip's, which `python3 -m venv` installs) run from
+    /// the cache: their interpreter line names the cached directory itself.
+    #[test]
+    fn cached_venvs_have_working_console_scripts() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = cached_venv_in(root.path(), "test", &[], &[]).unwrap();
+        assert!(dir.join(".mse-ready").is_file());
+        let script = fs::read_to_string(dir.join("bin/pip3")).unwrap();
+        assert_eq!(
+            script.lines().next().unwrap(),
+            format!("#!{}", dir.join("bin/python").display())
+        );
+        let out = Command::new(dir.join("bin/pip3"))
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        // A second call finds it; a directory without the marker (a crash mid-build) is rebuilt.
+        assert_eq!(cached_venv_in(root.path(), "test", &[], &[]).unwrap(), dir);
+        fs::remove_file(dir.join(".mse-ready")).unwrap();
+        fs::write(dir.join("half-built"), b"").unwrap();
+        assert_eq!(cached_venv_in(root.path(), "test", &[], &[]).unwrap(), dir);
+        assert!(!dir.join("half-built").exists());
     }
 }
