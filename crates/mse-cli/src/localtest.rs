@@ -606,9 +606,10 @@ mod tests {
         let dir = cached_venv_in(root.path(), "test", &[], &[]).unwrap();
         assert!(dir.join(".mse-ready").is_file());
         let script = fs::read_to_string(dir.join("bin/pip3")).unwrap();
-        assert_eq!(
-            script.lines().next().unwrap(),
-            format!("#!{}", dir.join("bin/python").display())
+        let shebang = script.lines().next().unwrap();
+        assert!(
+            shebang.starts_with(&format!("#!{}/bin/python", dir.display())),
+            "{shebang}"
         );
         let out = Command::new(dir.join("bin/pip3"))
             .arg("--version")
