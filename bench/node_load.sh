@@ -119,7 +119,10 @@ errors = (sum(map(int, sock.groups())) if sock else 0) + (int(non2xx.group(1)) i
 print(f"summary: {total} requests, {rps} req/s, p99 {p99}, errors {errors}")
 EOF
 echo "after: $(uptime | sed 's/.*load/load/')"
-"$BIN_DIR/mse" list --json | python3 -c 'import json,sys; a=json.load(sys.stdin); print(f"{sum(x[\"status\"] == \"running\" for x in a)} of {len(a)} apps still running after the load")'
+"$BIN_DIR/mse" list --json | python3 -c '
+import json, sys
+apps = json.load(sys.stdin)
+print(sum(a["status"] == "running" for a in apps), "of", len(apps), "apps still running after the load")'
 
 kill "$node_pid" && wait "$node_pid" || true
 node_pid=""
