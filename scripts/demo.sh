@@ -26,6 +26,11 @@ DEMO_VENV=${DEMO_VENV:-}
 for b in mse mse-node mse-enclave; do
     [ -x "$BIN_DIR/$b" ] || { echo "demo: $BIN_DIR/$b missing (run: cargo build --workspace --bins)" >&2; exit 1; }
 done
+# The demo wipes its directory: never one it did not make (but for the repository's demo-out/).
+if [ "$OUT" != "$ROOT/demo-out" ] && [ -d "$OUT" ] && [ -n "$(ls -A "$OUT")" ] && [ ! -f "$OUT/.mse-demo" ]; then
+    echo "demo: $OUT is not empty and was not made by the demo: refusing to wipe it (set DEMO_OUT to another directory)" >&2
+    exit 1
+fi
 if [ -n "$DEMO_VENV" ] && [ ! -x "$DEMO_VENV/bin/python" ]; then
     echo "demo: DEMO_VENV=$DEMO_VENV has no bin/python" >&2
     exit 1
@@ -83,7 +88,8 @@ step "a clean working directory" \
     "Everything the demo makes goes to $OUT; your own MSE configuration is left alone because" \
     "the CLI keeps its login and deployment contexts in MSE_CONFIG_DIR, set here to $OUT/config."
 mkdir -p "$OUT"
-find "$OUT" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} +
+find "$OUT" -mindepth 1 -maxdepth 1 ! -name cache ! -name .mse-demo -exec rm -rf {} +
+touch "$OUT/.mse-demo"
 mkdir -p "$OUT/cache/node-venvs" "$OUT/node-data"
 export MSE_CONFIG_DIR="$OUT/config"
 cd "$OUT"

@@ -139,3 +139,14 @@ def test_a_bad_demo_venv_is_refused_before_anything(tmp_path):
     assert r.stdout == ""
     assert r.stderr == f"demo: DEMO_VENV={tmp_path} has no bin/python\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_directory_the_demo_did_not_make_is_not_wiped(tmp_path):
+    (tmp_path / "precious").write_text("keep me")
+    env = dict(os.environ, MSE_BIN_DIR=str(bin_dir()), DEMO_OUT=str(tmp_path))
+    r = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert r.stderr == (f"demo: {tmp_path} is not empty and was not made by the demo: refusing to wipe it "
+                        "(set DEMO_OUT to another directory)\n")
+    assert (tmp_path / "precious").read_text() == "keep me"
