@@ -11,6 +11,7 @@
 #   DEMO_OUT         working directory, wiped first except DEMO_OUT/cache (default: demo-out)
 #   DEMO_API_BIND    the node's API address (default 127.0.0.1:9443; 127.0.0.1:0 = any free port)
 #   DEMO_ROUTER_BIND the node's TLS router address (default 127.0.0.1:8443)
+#   DEMO_LOCALTEST_PORT  the port of `mse localtest`'s enclave (default: its own, 5000)
 #   DEMO_VENV        an existing virtualenv with Flask, pytest and requests, used as the app's
 #                    environment by both `mse localtest` and the node instead of building one
 #                    with pip (tests use the pinned test venv: offline and fast)
@@ -168,8 +169,10 @@ if [ -n "$DEMO_VENV" ]; then
 else
     echo "   (the first run builds the app's virtualenv with pip, cached in ~/.cache/mse)"
 fi
-show "mse localtest"
-mse localtest 2>&1 | tee ../localtest.out || fail "mse localtest failed"
+localtest=(localtest)
+[ -z "${DEMO_LOCALTEST_PORT:-}" ] || localtest+=(--port "$DEMO_LOCALTEST_PORT")
+show "mse ${localtest[*]}"
+mse "${localtest[@]}" 2>&1 | tee ../localtest.out || fail "mse localtest failed"
 expect_contains ../localtest.out "Tests passed." "mse localtest"
 ok "the app passes its tests inside a local enclave"
 

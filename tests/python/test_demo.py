@@ -4,6 +4,7 @@ a step giving a wrong result stops the demo with a clear message and the node st
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,12 @@ def bin_dir() -> Path:
     return path
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run_demo(out: Path, bins: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.update(
@@ -27,6 +34,7 @@ def run_demo(out: Path, bins: Path) -> subprocess.CompletedProcess:
         DEMO_API_BIND="127.0.0.1:0",
         DEMO_ROUTER_BIND="127.0.0.1:0",
         DEMO_VENV=os.environ.get("MSE_TEST_VENV", sys.prefix),
+        DEMO_LOCALTEST_PORT=str(free_port()),
         NO_PROXY="127.0.0.1,localhost",
     )
     return subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -66,6 +74,7 @@ def test_the_demo_story(tmp_path):
     assert f"Logged in to {api} (project default)\n" in text
 
     # localtest: the app's 4 tests passed in a local enclave.
+    assert re.search(r"^\$ mse localtest --port \d+$", text, re.M)
     assert "4 passed" in text
     assert "Tests passed.\n" in text
 
