@@ -68,15 +68,13 @@ py-test: setup build
 
 test: setup build lint rust-test py-test
 
-# The main job on embedded defaults: scaffold an app, then package (encrypt) it.
+# The whole story on a local node (sim TEE), each step explained and checked: node, project,
+# login, scaffold, localtest, deploy, verify, curl, logs, stop (scripts/demo.sh; its outputs in
+# demo-out/). The app's virtualenvs are built with pip at the first run and cached
+# (~/.cache/mse for localtest, demo-out/cache for the node). tests/python/test_demo.py runs the
+# same script on any free ports with the pinned venv.
 demo: setup build
-	rm -rf demo-out && mkdir -p demo-out
-	$(BIN)/mse scaffold demo-out/helloworld
-	$(BIN)/mse package --path demo-out/helloworld/mse.toml --output demo-out/package
-	@echo "demo: the encrypted package and its key are in demo-out/package"
-	# Issue 6: the scaffolded app in the enclave runtime (sim TEE), provisioned and tested. The
-	# pinned venv stands in for the app's cached venv (it holds Flask, pytest and requests).
-	cd demo-out/helloworld && MSE_LOCALTEST_VENV=$(VENV) $(BIN)/mse localtest
+	MSE_BIN_DIR=$(BIN) scripts/demo.sh
 
 clean:
 	$(CARGO) clean

@@ -97,8 +97,17 @@ fn python() -> String {
 }
 
 /// A venv with `packages` and the requirement files installed, cached under the hash of all
-/// of them; built in a `.partial` directory and renamed when complete.
+/// of them; built in place, with a completion marker written last.
 fn cached_venv(
+    what: &str,
+    packages: &[String],
+    requirements: &[PathBuf],
+) -> anyhow::Result<PathBuf> {
+    cached_venv_in(&cache_dir().join("venvs"), what, packages, requirements)
+}
+
+fn cached_venv_in(
+    root: &Path,
     what: &str,
     packages: &[String],
     requirements: &[PathBuf],
@@ -120,33 +129,40 @@ fn cached_venv(
         hasher.update(&text);
     }
     let hash = hex::encode(&hasher.finalize()[..12]);
-    let root = cache_dir().join("venvs");
     let dir = root.join(&hash);
-    if dir.join("pyvenv.cfg").exists() {
+    // Built in place (a venv's scripts name its absolute path, so it cannot be moved); the
+    // marker is written last, so an interrupted build is redone.
+    let complete = dir.join(".mse-complete");
+    if complete.exists() {
         println!("Using the cached {what} environment {}", dir.display());
         return Ok(dir);
     }
-    fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
-    let partial = root.join(format!("{hash}.partial"));
-    let _ = fs::remove_dir_all(&partial);
+    fs::create_dir_all(root).with_context(|| format!("cannot create {}", root.display()))?;
+    let _ = fs::remove_dir_all(&dir);
     println!("Building the {what} environment in {} ...", dir.display());
-    run_quiet(
-        Command::new(python()).args(["-m", "venv"]).arg(&partial),
-        "python3 -m venv",
-    )?;
-    let mut pip = Command::new(partial.join("bin/python"));
-    pip.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"]);
-    pip.args(packages);
-    for r in requirements {
-        pip.arg("-r").arg(r);
-    }
-    if !packages.is_empty() || !requirements.is_empty() {
-        if let Err(e) = run_quiet(&mut pip, "pip install") {
-            let _ = fs::remove_dir_all(&partial);
-            return Err(e);
+    let built = (|| {
+        let install = !packages.is_empty() || !requirements.is_empty();
+        let mut venv = Command::new(python());
+        venv.args(["-m", "venv"]);
+        if !install {
+            venv.arg("--without-pip");
         }
+        run_quiet(venv.arg(&dir), "python3 -m venv")?;
+        if install {
+            let mut pip = Command::new(dir.join("bin/python"));
+            pip.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"]);
+            pip.args(packages);
+            for r in requirements {
+                pip.arg("-r").arg(r);
+            }
+            run_quiet(&mut pip, "pip install")?;
+        }
+        fs::write(&complete, b"").with_context(|| format!("cannot write {}", complete.display()))
+    })();
+    if let Err(e) = built {
+        let _ = fs::remove_dir_all(&dir);
+        return Err(e);
     }
-    fs::rename(&partial, &dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir)
 }
 
@@ -586,5 +602,21 @@ mod tests {
         let id = random_uuid();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
+    }
+
+    #[test]
+    fn venv_cache_reuses_complete_builds_and_redoes_interrupted_ones() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Nothing to install: no pip, no network.
+        let dir = cached_venv_in(tmp.path(), "t", &[], &[]).unwrap();
+        assert!(dir.join("bin/python").exists());
+        assert!(dir.join(".mse-complete").exists());
+        fs::write(dir.join("canary"), b"").unwrap();
+        assert_eq!(cached_venv_in(tmp.path(), "t", &[], &[]).unwrap(), dir);
+        assert!(dir.join("canary").exists(), "a complete venv was rebuilt");
+        // An interrupted build (no marker) is thrown away and redone.
+        fs::remove_file(dir.join(".mse-complete")).unwrap();
+        assert_eq!(cached_venv_in(tmp.path(), "t", &[], &[]).unwrap(), dir);
+        assert!(!dir.join("canary").exists());
     }
 }

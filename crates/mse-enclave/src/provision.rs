@@ -23,6 +23,7 @@ use mse_crypto::{CodeKey, UnpackLimits, X25519KeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 /// Largest configuration payload accepted.
@@ -60,6 +61,8 @@ pub enum ProvisionError {
     SslKeyMismatch,
     #[error("the code key does not decrypt the package: {0}")]
     Package(#[source] mse_crypto::UnpackError),
+    #[error("the package file changed after it was measured")]
+    PackageChanged,
     #[error("this enclave is already configured")]
     AlreadyConfigured,
     #[error("cannot store the configuration: {0}")]
@@ -126,6 +129,8 @@ impl std::fmt::Debug for Provisioned {
 pub struct Provisioner {
     pub id: String,
     pub package: PathBuf,
+    /// SHA-256 of the package as measured at start: the bytes decrypted must be those.
+    pub package_digest: [u8; 32],
     pub x25519: Arc<X25519KeyPair>,
     pub mode: Mode,
     pub secrets_path: PathBuf,
@@ -244,13 +249,19 @@ impl Provisioner {
         let code = staging.join("code");
         let file = File::open(&self.package)
             .map_err(|e| store(&self.package.display().to_string(), &e))?;
-        mse_crypto::unpack_package(
-            BufReader::with_capacity(1 << 20, file),
-            &checked.code_key,
-            &code,
-            &self.limits,
-        )
-        .map_err(ProvisionError::Package)?;
+        let mut reader = HashingReader {
+            inner: BufReader::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+        };
+        let unpacked =
+            mse_crypto::unpack_package(&mut reader, &checked.code_key, &code, &self.limits);
+        // The host could swap the package between measurement and now: hash what was read
+        // (and the tar's trailer) and compare with the measured digest before using any of it.
+        let _ = io::copy(&mut reader, &mut io::sink());
+        if <[u8; 32]>::from(reader.hasher.finalize()) != self.package_digest {
+            return Err(ProvisionError::PackageChanged);
+        }
+        unpacked.map_err(ProvisionError::Package)?;
         if let Some(bytes) = &checked.app_secrets {
             write_private(&self.secrets_path, bytes)
                 .map_err(|e| store(&self.secrets_path.display().to_string(), &e))?;
@@ -282,6 +293,20 @@ impl Provisioner {
                 };
             }
         }
+    }
+}
+
+/// Hashes everything read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: io::Read> io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 

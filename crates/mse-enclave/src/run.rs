@@ -101,7 +101,14 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         .collect();
     tracing::info!("app environment: {}", env.join(" "));
 
-    let result = serve(&args, attester.as_ref(), &sandbox, owner_chain, now);
+    let result = serve(
+        &args,
+        attester.as_ref(),
+        &sandbox,
+        owner_chain,
+        manifest.package_digest,
+        now,
+    );
     if let Err(e) = sandbox.stop() {
         tracing::warn!("sandbox cleanup: {e}");
     }
@@ -113,6 +120,7 @@ fn serve(
     attester: &dyn mse_attest::attester::Attester,
     sandbox: &Sandbox,
     owner_chain: Option<Vec<rustls_pki_types::CertificateDer<'static>>>,
+    package_digest: [u8; 32],
     now: OffsetDateTime,
 ) -> anyhow::Result<()> {
     let addr = (args.host.as_str(), args.port)
@@ -132,6 +140,7 @@ fn serve(
     let provisioner = Provisioner {
         id: args.id.clone(),
         package: args.package.clone(),
+        package_digest,
         x25519: identity.x25519.clone(),
         mode: match &owner_chain {
             Some(chain) => Mode::Owner(chain.clone()),

@@ -241,6 +241,34 @@ fn tampered_package_is_refused_and_nothing_written() {
 }
 
 #[test]
+fn package_swapped_after_measurement_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (package, key) = common::package("seed_app", dir.path());
+    let mut enclave = Enclave::start(Launch {
+        package: &package,
+        application: "app:app",
+        dir: dir.path(),
+        extra: vec![],
+        expiration: true,
+    });
+    enclave.wait_conf_server();
+    // Same key, fresh nonces: a package that decrypts fine but is not the measured one.
+    // Rewritten in place (the sandbox keeps the measured file's inode visible).
+    let files = vec![mse_crypto::PackageFile {
+        rel: "app.py".into(),
+        abs: common::app_dir("seed_app").join("app.py"),
+    }];
+    let mut swapped = Vec::new();
+    mse_crypto::build_package(&files, &key, None, &mut swapped, &|_| {}).unwrap();
+    std::fs::write(&package, &swapped).unwrap();
+    assert_refused(
+        &enclave,
+        format!(r#"{{"uuid":"{ID}","code_secret_key":"{}"}}"#, key.to_hex()).as_bytes(),
+        "the package file changed after it was measured",
+    );
+}
+
+#[test]
 fn timeout_without_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let (package, _key) = common::package("seed_app", dir.path());
@@ -380,4 +408,68 @@ fn owner_mode_needs_the_matching_key_then_serves_the_owner_certificate() {
     let whoami = enclave.wait_app("/whoami");
     assert_eq!(whoami.text(), "owner");
     assert_eq!(whoami.cert, owner.cert.der().to_vec());
+}
+
+/// Bad launch arguments: one line naming what is wrong, exit code 1, nothing served.
+#[test]
+fn bad_launch_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let (package, _key) = common::package("seed_app", dir.path());
+    let seed = dir.path().join("short-seed");
+    std::fs::write(&seed, b"abc").unwrap();
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mse-enclave"))
+            .args([
+                "--size",
+                "1024",
+                "--san",
+                "localhost",
+                "--application",
+                "app:app",
+            ])
+            .args(["--expiration", "4000000000", "--env"])
+            .arg(common::venv())
+            .arg("--package")
+            .arg(&package)
+            .args(["--host", "127.0.0.1", "--port", "0", "--state-dir"])
+            .arg(dir.path().join("state"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        run(&["--id", "not-a-uuid", "--tee", "gramine"]),
+        "mse-enclave: error: --id \"not-a-uuid\" is not a UUID"
+    );
+    assert_eq!(
+        run(&[
+            "--id",
+            ID,
+            "--tee",
+            "sim",
+            "--sim-seed",
+            seed.to_str().unwrap()
+        ]),
+        format!(
+            "mse-enclave: error: {}: a sim seed is 32 raw bytes or 64 hex characters (3 bytes found)",
+            seed.display()
+        )
+    );
+    if !std::path::Path::new("/dev/attestation").exists() {
+        assert_eq!(
+            run(&["--id", ID, "--tee", "gramine"]),
+            "mse-enclave: error: --tee gramine: Gramine's /dev/attestation is not available here"
+        );
+    }
+    assert!(
+        !dir.path().join("state").exists(),
+        "the sandbox was entered"
+    );
 }

@@ -50,6 +50,23 @@ pub struct SealedFile {
     /// Error of a write acknowledged before it was sealed, reported at the next write, flush
     /// (close) or fsync, like a page-cache write-back error.
     deferred: Option<i32>,
+    /// Plaintext of the current last block when known (we wrote it): lets an append re-seal
+    /// that block without reading it back, and be sealed outside the lock ([`Self::plan_append`]).
+    tail: Option<Vec<u8>>,
+}
+
+/// An append ordered by [`SealedFile::plan_append`], to be sealed outside the file's lock by
+/// [`seal_append`].
+#[derive(Debug)]
+pub struct AppendPlan {
+    file_id: [u8; FILE_ID_LEN],
+    /// The plaintext size before the append (where it starts).
+    pub offset: u64,
+    /// Plaintext of the old last block (empty if the file was empty): that block is re-sealed
+    /// as part of the append (no longer last, or completed with the appended bytes).
+    pub head: Vec<u8>,
+    /// Plaintext of the new last block, once the append has landed.
+    pub tail: Vec<u8>,
 }
 
 impl SealedFile {
@@ -63,6 +80,7 @@ impl SealedFile {
             file_id,
             size: 0,
             deferred: None,
+            tail: None,
         })
     }
 
@@ -82,6 +100,7 @@ impl SealedFile {
             file_id,
             size,
             deferred: None,
+            tail: None,
         })
     }
 
@@ -216,12 +235,59 @@ impl SealedFile {
         }))
     }
 
+    /// Orders an append of `data` at the current end, to be sealed without the file's lock by
+    /// [`seal_append`]: possible when the file is empty or its last block's plaintext is known
+    /// (the append re-seals that block). Updates the size and the cached last block at once,
+    /// as if the append had landed; `None` (nothing changed) if not possible or `data` is empty.
+    pub fn plan_append(&mut self, data: &[u8]) -> Option<AppendPlan> {
+        let bs = BLOCK_SIZE as u64;
+        let offset = self.size;
+        let end = offset.checked_add(data.len() as u64)?;
+        if data.is_empty() || backing_size(end) > i64::MAX as u64 {
+            return None;
+        }
+        let head = match (&self.tail, offset) {
+            (_, 0) => Vec::new(),
+            (Some(t), _) => t.clone(),
+            (None, _) => return None,
+        };
+        let new_last = (end - 1) / bs;
+        let tail = if offset > 0 && new_last == (offset - 1) / bs {
+            let mut t = head.clone();
+            t.extend_from_slice(data);
+            t
+        } else {
+            data[(new_last * bs - offset) as usize..].to_vec()
+        };
+        self.size = end;
+        self.tail = Some(tail.clone());
+        Some(AppendPlan {
+            file_id: self.file_id,
+            offset,
+            head,
+            tail,
+        })
+    }
+
+    /// After appends ordered by [`Self::plan_append`] failed to land: the file is back to
+    /// `size` plaintext bytes whose last block is `tail` (`None`: unknown).
+    pub fn rewind(&mut self, size: u64, tail: Option<Vec<u8>>) {
+        self.size = size;
+        self.tail = tail;
+    }
+
+    /// The cached plaintext of the last block, if known.
+    pub fn tail(&self) -> Option<&[u8]> {
+        self.tail.as_deref()
+    }
+
     /// Changes the plaintext size (growing fills with sealed zeros).
     pub fn truncate(&mut self, c: &Ciphers, new_size: u64) -> Result<(), FileError> {
         if new_size >= self.size {
             return self.fill_to(c, new_size);
         }
         if new_size == 0 {
+            self.tail = None;
             self.file.set_len(HEADER_LEN as u64)?;
             self.size = 0;
             return Ok(());
@@ -235,9 +301,11 @@ impl SealedFile {
         crate::crypto::random(&mut nonce)?;
         let mut sealed = vec![0u8; keep + BLOCK_OVERHEAD];
         c.seal_block(&self.file_id, lb, true, &nonce, &plain, &mut sealed)?;
+        self.tail = None;
         self.file.write_all_at(&sealed, block_offset(lb))?;
         self.file.set_len(backing_size(new_size))?;
         self.size = new_size;
+        self.tail = Some(plain);
         Ok(())
     }
 
@@ -251,9 +319,14 @@ impl SealedFile {
         Ok(())
     }
 
-    /// Decrypts block `b` of the current file.
+    /// Decrypts block `b` of the current file (the last one from [`Self::tail`] if known).
     fn read_block(&self, c: &Ciphers, b: u64) -> Result<Vec<u8>, FileError> {
         let nblocks = block_count(self.size);
+        if b + 1 == nblocks
+            && let Some(t) = &self.tail
+        {
+            return Ok(t.clone());
+        }
         let start = block_offset(b);
         let end = backing_size(self.size).min(block_offset(b + 1));
         let mut sealed = vec![0u8; (end - start) as usize];
@@ -360,13 +433,81 @@ impl SealedFile {
         } else {
             None
         };
+        // The new last block's plaintext, if this write produced it.
+        let tail = (last + 1 == new_blocks).then(|| match (&first_plain, &last_plain) {
+            (_, Some(p)) => p.clone(),
+            (Some(p), None) if first == last => p.clone(),
+            _ => {
+                let s = (last * bs).max(offset) - offset;
+                data[s as usize..].to_vec()
+            }
+        });
+        if tail.is_some() {
+            // Unknown until the write has fully landed.
+            self.tail = None;
+        }
         self.file.write_all_at(out, block_offset(first))?;
         if let Some((b, sealed)) = relabel {
             self.file.write_all_at(&sealed, block_offset(b))?;
         }
         self.size = new_size;
+        if tail.is_some() {
+            self.tail = tail;
+        }
         Ok(())
     }
+}
+
+/// Seals the append `plan` of `data` into `buf` (grown as needed, never shrunk); returns the
+/// backing offset and length of the sealed bytes: the re-sealed old last block (if any) and
+/// every appended block, the final one flagged "last".
+pub fn seal_append(
+    c: &Ciphers,
+    plan: &AppendPlan,
+    data: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<(u64, usize), FileError> {
+    let bs = BLOCK_SIZE as u64;
+    let (offset, head) = (plan.offset, &plan.head);
+    let end = offset + data.len() as u64;
+    let first = if head.is_empty() {
+        offset / bs
+    } else {
+        (offset - 1) / bs
+    };
+    let new_last = (end - 1) / bs;
+    let sealed_len = (block_offset(new_last) - block_offset(first)) as usize
+        + (end - new_last * bs) as usize
+        + BLOCK_OVERHEAD;
+    if buf.len() < sealed_len {
+        buf.resize(sealed_len, 0);
+    }
+    let count = (new_last - first + 1) as usize;
+    let mut nonces = vec![0u8; NONCE_LEN * count];
+    crate::crypto::random(&mut nonces)?;
+    // The old last block completed with the start of `data` (or just re-flagged).
+    let mut merged = [0u8; BLOCK_SIZE];
+    let head_take = if head.is_empty() {
+        0
+    } else {
+        (BLOCK_SIZE - head.len()).min(data.len())
+    };
+    merged[..head.len()].copy_from_slice(head);
+    merged[head.len()..head.len() + head_take].copy_from_slice(&data[..head_take]);
+    for_each_block(&mut buf[..sealed_len], |i, chunk| {
+        let b = first + i as u64;
+        let plain: &[u8] = if i == 0 && !head.is_empty() {
+            &merged[..head.len() + head_take]
+        } else {
+            let s = (b * bs - offset) as usize;
+            &data[s..s + chunk.len() - BLOCK_OVERHEAD]
+        };
+        let nonce: &[u8; NONCE_LEN] = nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN]
+            .try_into()
+            .expect("nonce slice has NONCE_LEN bytes");
+        c.seal_block(&plan.file_id, b, b == new_last, nonce, plain, chunk)
+    })?;
+    Ok((block_offset(first), sealed_len))
 }
 
 /// Largest sealed-output buffer a thread keeps between writes (a 1 MiB write seals to ~1.03 MiB).
@@ -557,6 +698,77 @@ mod tests {
         model[4096..4096 + 65_536].fill(7);
         let again = reopen(&dir, &c).unwrap();
         assert_eq!(again.read(&c, 0, model.len() + 1).unwrap(), model);
+    }
+
+    /// Lands an append planned under the lock and sealed outside it, as the pipeline does.
+    fn pipelined_append(c: &Ciphers, sf: &mut SealedFile, data: &[u8]) {
+        let plan = sf.plan_append(data).expect("last block known");
+        let mut buf = vec![0xAA; 7];
+        let (at, len) = seal_append(c, &plan, data, &mut buf).unwrap();
+        sf.backing().write_all_at(&buf[..len], at).unwrap();
+    }
+
+    /// Pipelined appends (whatever the old last block's fill) read back like plain writes,
+    /// mixed with plain writes and truncates, also after reopening (every block authenticates,
+    /// with the right "last" flags).
+    #[test]
+    fn pipelined_appends_match_plain_writes() {
+        let (dir, c, mut sf) = setup();
+        let mut model: Vec<u8> = Vec::new();
+        let mut byte = 0u8;
+        let mut next = |len: usize| {
+            byte = byte.wrapping_add(1);
+            (0..len)
+                .map(|i| byte ^ (i % 251) as u8)
+                .collect::<Vec<u8>>()
+        };
+        for len in [
+            200_000,
+            1 << 20,
+            4096,
+            1,
+            4095,
+            131_072,
+            5000,
+            3,
+            8192,
+            4093,
+            150_001,
+        ] {
+            let data = next(len);
+            pipelined_append(&c, &mut sf, &data);
+            model.extend_from_slice(&data);
+            assert_eq!(sf.size(), model.len() as u64, "append of {len}");
+            assert_eq!(
+                sf.tail().unwrap(),
+                &model[(model.len() - 1) / BLOCK_SIZE * BLOCK_SIZE..]
+            );
+        }
+        // A plain write into the last block, then a truncate into the middle of a block:
+        // both keep the cached last block right for the next append.
+        let data = next(10);
+        let at = model.len() - 5;
+        sf.write(&c, at as u64, &data).unwrap();
+        model.truncate(at);
+        model.extend_from_slice(&data);
+        sf.truncate(&c, 1_000_000).unwrap();
+        model.truncate(1_000_000);
+        let data = next(300_000);
+        pipelined_append(&c, &mut sf, &data);
+        model.extend_from_slice(&data);
+        assert_eq!(sf.read(&c, 0, model.len() + 1).unwrap(), model);
+        let mut again = reopen(&dir, &c).unwrap();
+        assert_eq!(again.size(), model.len() as u64);
+        assert_eq!(again.read(&c, 0, model.len() + 1).unwrap(), model);
+        // Reopened, the last block is unknown until a write touches it.
+        assert!(again.plan_append(b"x").is_none());
+        assert_eq!(again.size(), model.len() as u64);
+        again.write(&c, model.len() as u64, b"yz").unwrap();
+        model.extend_from_slice(b"yz");
+        pipelined_append(&c, &mut again, &vec![5u8; 9000]);
+        model.extend_from_slice(&[5u8; 9000]);
+        let third = reopen(&dir, &c).unwrap();
+        assert_eq!(third.read(&c, 0, model.len() + 1).unwrap(), model);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{Errno, FileAttr, FileType, INodeNo};
@@ -27,7 +27,7 @@ use crate::tree::Tree;
 pub const DIR_ID_FILE: &str = ".mse-sealfs.dirid";
 
 /// A sealed file shared by every open handle of the same inode.
-pub type SharedFile = Arc<RwLock<SealedFile>>;
+pub type SharedFile = Arc<crate::pipe::FileState>;
 
 pub struct OpenEntry {
     pub file: SharedFile,
@@ -96,7 +96,9 @@ pub struct SealFs {
     pub(crate) open: Mutex<HashMap<u64, OpenEntry>>,
     pub(crate) handles: Mutex<HashMap<u64, Handle>>,
     pub(crate) next_fh: AtomicU64,
-    pub(crate) quota: Quota,
+    pub(crate) quota: Arc<Quota>,
+    /// Sealing buffers of pipelined appends, shared by all files.
+    pub(crate) bufs: Arc<crate::pipe::BufPool>,
     pub(crate) ttl: Duration,
     /// False when the root directory id failed authentication (wrong key): every access is EIO.
     pub(crate) root_ok: bool,
@@ -195,7 +197,8 @@ impl SealFs {
             open: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-            quota,
+            quota: Arc::new(quota),
+            bufs: Arc::default(),
             ttl: Duration::from_secs(1),
             root_ok,
             writeback: false,
@@ -245,7 +248,7 @@ impl SealFs {
     pub(crate) fn open_size(&self, ino: u64) -> Option<u64> {
         let open = lock(&self.open);
         let entry = open.get(&ino)?;
-        let f = entry.file.read().unwrap_or_else(|p| p.into_inner());
+        let f = entry.file.read();
         Some(f.size())
     }
 
@@ -283,7 +286,7 @@ impl SealFs {
         let backing = self.open_path(path, OFlags::RDWR, 0)?;
         let sealed = SealedFile::open(&self.ciphers, backing, binding)
             .map_err(|e| file_errno(&e, "open"))?;
-        let file = Arc::new(RwLock::new(sealed));
+        let file = self.shared(sealed)?;
         open.insert(
             ino,
             OpenEntry {
@@ -296,17 +299,22 @@ impl SealFs {
     }
 
     /// Registers a freshly created sealed file as open.
-    pub(crate) fn insert_open(&self, ino: u64, sealed: SealedFile) -> SharedFile {
-        let file = Arc::new(RwLock::new(sealed));
+    pub(crate) fn insert_open(&self, ino: u64, file: SharedFile) {
         lock(&self.open).insert(
             ino,
             OpenEntry {
-                file: file.clone(),
+                file,
                 handles: 1,
                 unlinked: false,
             },
         );
-        file
+    }
+
+    /// Wraps a sealed file for sharing between handles.
+    pub(crate) fn shared(&self, sealed: SealedFile) -> Result<SharedFile, Errno> {
+        crate::pipe::FileState::new(sealed, self.quota.clone(), self.bufs.clone())
+            .map(Arc::new)
+            .map_err(|e| errno_of(&e))
     }
 
     /// Drops one open reference; at the last one, frees the quota of an unlinked file.
@@ -319,7 +327,7 @@ impl SealFs {
         if e.handles == 0 {
             let e = open.remove(&ino).expect("entry present");
             if e.unlinked {
-                let size = e.file.read().unwrap_or_else(|p| p.into_inner()).size();
+                let size = e.file.read().size();
                 self.quota.release(size);
             }
         }

@@ -66,16 +66,22 @@
 //! 1 MiB FUSE writes and (via the mount's BDI) 1 MiB readahead. AES-256-GCM is `ring`'s (its
 //! VAES/VPCLMULQDQ code when the CPU has it: ~3.5x RustCrypto's AES-NI path on 4 KiB blocks).
 //! A write seals all its blocks on the request's own thread (handing parts to other threads
-//! cost more than it saved) into a reused per-thread buffer and issues one `pwrite`; full
+//! cost more than it saved) into a reused buffer and issues one `pwrite`; full
 //! blocks are never read back (no read-modify-write), only a partial first/last block is.
-//! A write of 128 KiB or more is acknowledged once it is ordered and its quota reserved, then
-//! sealed while the kernel copies in the next one. Its blocks that need neither old content
-//! nor the file's size are sealed before the file lock is taken, while the other FUSE thread
-//! still writes the previous request: all fully covered blocks except the write's final one
-//! (a later block of the same write follows them, so their "last" flag is false). A failure
-//! after the acknowledgement is reported at the next write, flush (close) or fsync of the
-//! file, as for page-cache write-back. Metadata is cached per inode with no file descriptor
-//! held. Write-only opens bypass the FUSE page cache (FOPEN_DIRECT_IO: one kernel copy less
+//! A write of 128 KiB or more is acknowledged once it is ordered and its quota reserved; a
+//! failure after the acknowledgement is reported at the next write, flush (close) or fsync of
+//! the file, as for page-cache write-back. Such a write at the end of the file (a stream, or
+//! O_APPEND) is pipelined (`pipe.rs`): ordered under the file lock in microseconds (size,
+//! quota, a ticket), acknowledged, sealed without any lock, and written to the backing file
+//! in ticket order by whichever FUSE thread is free, so the application's next write does not
+//! wait for the previous `pwrite`: one thread receives and seals while the other copies into
+//! the backing file's page cache (the dominant cost, as for tmpfs itself). Every other access
+//! to the file (read, stat, truncate, fsync, close, other writes) first waits for the appends
+//! in flight to land, so it sees exactly what was acknowledged. The plaintext of each file's
+//! last block is cached, so appends never read it back to re-seal it as "not last". Other
+//! large writes seal their state-independent blocks before taking the file lock. Metadata is
+//! cached per inode with no file descriptor held (an open file holds two: one for the
+//! pipeline). Write-only opens bypass the FUSE page cache (FOPEN_DIRECT_IO: one kernel copy less
 //! per write). Kernel write-back caching is available ([`SealFsOptions::writeback_cache`]) but
 //! off by default so that ENOSPC and EIO reach `write()` itself.
 //!
@@ -92,6 +98,7 @@ mod meta;
 mod mount;
 pub mod ns;
 mod ops;
+mod pipe;
 mod tree;
 
 pub use crypto::{

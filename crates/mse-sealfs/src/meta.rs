@@ -84,7 +84,7 @@ impl SealFs {
         // An open file answers from its own descriptor: this also covers unlinked-but-open files.
         let open = lock(&self.open).get(&ino).map(|e| e.file.clone());
         if let Some(file) = open {
-            let f = file.read().unwrap_or_else(|p| p.into_inner());
+            let f = file.read();
             let st = rustix::fs::fstat(f.backing()).map_err(errno_of_rustix)?;
             return Ok(attr_of(ino, &st, Some(f.size())));
         }
@@ -114,7 +114,7 @@ impl SealFs {
                 Err(e) => self.acquire_file(ino, None).map_err(|_| *e),
             }?;
             let res = (|| {
-                let mut f = file.write().unwrap_or_else(|p| p.into_inner());
+                let mut f = file.write();
                 let old = f.size();
                 if size > old {
                     self.quota.reserve(size - old)?;
@@ -173,7 +173,7 @@ impl SealFs {
                 .get(&ino)
                 .map(|e| e.file.clone())
                 .ok_or(Errno::ENOENT)?;
-            let f = file.read().unwrap_or_else(|p| p.into_inner());
+            let f = file.read();
             if let Some(mode) = mode {
                 rustix::fs::fchmod(f.backing(), mode).map_err(errno_of_rustix)?;
             }
@@ -238,8 +238,11 @@ impl SealFs {
                     file_errno(&e, "create")
                 })?;
                 let st = rustix::fs::fstat(sealed.backing()).map_err(errno_of_rustix)?;
+                let file = self.shared(sealed).inspect_err(|_| {
+                    let _ = rustix::fs::unlinkat(&self.root, &path, AtFlags::empty());
+                })?;
                 let ino = tree.remember(parent, enc.into(), None, st.st_ino);
-                self.insert_open(ino, sealed);
+                self.insert_open(ino, file);
                 (ino, st)
             }
             Err(e) if e == Errno::EEXIST && flags & libc::O_EXCL == 0 => {
@@ -259,7 +262,7 @@ impl SealFs {
             .map(|e| e.file.clone())
             .ok_or(Errno::EIO)?;
         let (size, file_id) = {
-            let f = file.read().unwrap_or_else(|p| p.into_inner());
+            let f = file.read();
             (f.size(), f.file_id())
         };
         let fh = self.new_fh(Handle::File { ino, file, file_id });
@@ -397,7 +400,7 @@ impl SealFs {
             return Err(errno_of_rustix(e));
         }
         for (file, binding) in rebind {
-            let f = file.read().unwrap_or_else(|p| p.into_inner());
+            let f = file.read();
             f.rebind(&self.ciphers, &binding)
                 .map_err(|e| file_errno(&e, "rename"))?;
         }
@@ -443,16 +446,17 @@ impl SealFs {
         let backing = self.open_path(path, OFlags::RDWR, 0)?;
         let sealed = SealedFile::open(&self.ciphers, backing, binding)
             .map_err(|e| file_errno(&e, "rename"))?;
-        Ok(std::sync::Arc::new(std::sync::RwLock::new(sealed)))
+        self.shared(sealed)
     }
 
-    /// Writes and replies. A large write is acknowledged as soon as it is ordered (file lock
-    /// held) and accounted (quota reserved), then sealed while the kernel already copies the
-    /// next one in: sealing overlaps the application's next write. The blocks that do not
-    /// depend on the file's state are sealed before the lock is taken (`SealedFile::preseal`),
-    /// overlapping the previous write's sealing and `pwrite` on the other FUSE thread
-    /// (measured: a 256 MiB write 0.22 s -> 0.15 s). Failures after the
-    /// acknowledgement are reported at the next write, flush (close) or fsync.
+    /// Writes and replies. A large write (at least [`WRITE_BEHIND_MIN`]) is acknowledged as
+    /// soon as it is ordered (under the file lock) and accounted (quota reserved); failures
+    /// after the acknowledgement are reported at the next write, flush (close) or fsync.
+    /// A large append at the end of the file takes the pipeline (`pipe.rs`): ordered in a
+    /// few microseconds, sealed without the lock, landed in order by whichever thread is free,
+    /// so it does not wait for the previous write's `pwrite`. Any other large write waits for
+    /// the file to settle, then seals and writes under the lock; the blocks that do not depend
+    /// on the file's state are sealed before the lock is taken (`SealedFile::preseal`).
     pub(crate) fn do_write(
         &self,
         fh: u64,
@@ -465,19 +469,23 @@ impl SealFs {
             Some(Handle::File { file, file_id, .. }) => (file.clone(), *file_id),
             _ => return reply.error(Errno::EBADF),
         };
-        // Seal what does not depend on the file's state before taking its lock, so that this
-        // request is sealed while another thread still writes the previous one. A failure
+        let early = data.len() >= WRITE_BEHIND_MIN;
+        let reply = if early {
+            match self.try_append(&file, offset, data, append, reply) {
+                Some(r) => r,
+                None => return,
+            }
+        } else {
+            reply
+        };
+        // Seal what does not depend on the file's state before taking its lock. A failure
         // here just leaves the work to the locked path, which reports it.
-        let pre = if !append && data.len() >= WRITE_BEHIND_MIN {
+        let pre = if !append && early {
             SealedFile::preseal(&self.ciphers, &file_id, offset, data).unwrap_or(None)
         } else {
             None
         };
-        let mut f = if data.len() >= WRITE_BEHIND_MIN {
-            spin_write(&file)
-        } else {
-            file.write().unwrap_or_else(|p| p.into_inner())
-        };
+        let mut f = file.write();
         if let Some(e) = f.take_deferred() {
             return reply.error(Errno::from_i32(e));
         }
@@ -489,7 +497,6 @@ impl SealFs {
         if let Err(e) = self.quota.reserve(end.saturating_sub(old)) {
             return reply.error(e);
         }
-        let early = data.len() >= WRITE_BEHIND_MIN;
         let mut reply = Some(reply);
         if early && let Some(r) = reply.take() {
             r.written(data.len() as u32);
@@ -508,13 +515,63 @@ impl SealFs {
         }
     }
 
+    /// The pipelined path of a large append (see `pipe.rs`): `Some(reply)` back if this write
+    /// does not qualify (not at the end, last block unknown, a failure pending), else it is
+    /// answered here.
+    fn try_append(
+        &self,
+        file: &crate::fs::SharedFile,
+        offset: u64,
+        data: &[u8],
+        append: bool,
+        reply: ReplyWrite,
+    ) -> Option<ReplyWrite> {
+        let Some(mut f) = file.write_for_append() else {
+            return Some(reply);
+        };
+        if let Some(e) = f.take_deferred() {
+            reply.error(Errno::from_i32(e));
+            return None;
+        }
+        let size = f.size();
+        if (!append && offset != size) || (size > 0 && f.tail().is_none()) {
+            return Some(reply);
+        }
+        if let Err(e) = self.quota.reserve(data.len() as u64) {
+            reply.error(e);
+            return None;
+        }
+        let Some(plan) = f.plan_append(data) else {
+            self.quota.release(data.len() as u64);
+            return Some(reply);
+        };
+        let (ticket, mut buf) = file.issue(&f, (plan.offset, &plan.head));
+        drop(f);
+        reply.written(data.len() as u32);
+        let sealed = crate::file::seal_append(&self.ciphers, &plan, data, &mut buf);
+        let (at, len, failed) = match sealed {
+            Ok((at, len)) => (at, len, None),
+            Err(e) => (0, 0, Some(file_errno(&e, "write").code())),
+        };
+        let chunk = crate::pipe::Chunk {
+            at,
+            buf,
+            len,
+            size: plan.offset + data.len() as u64,
+            tail: plan.tail,
+            failed,
+        };
+        file.submit(&self.ciphers, ticket, chunk);
+        None
+    }
+
     /// Reports (once) an error deferred by an early-acknowledged write.
     pub(crate) fn deferred_error(&self, fh: u64) -> Result<crate::fs::SharedFile, Errno> {
         let file = match lock(&self.handles).get(&fh) {
             Some(Handle::File { file, .. }) => file.clone(),
             _ => return Err(Errno::EBADF),
         };
-        let mut f = file.write().unwrap_or_else(|p| p.into_inner());
+        let mut f = file.write();
         match f.take_deferred() {
             Some(e) => Err(Errno::from_i32(e)),
             None => {
@@ -533,27 +590,4 @@ fn write_dir_id(fs: &SealFs, dir: &Path, id: &[u8]) -> Result<(), Errno> {
         0o400,
     )?;
     f.write_all(id).map_err(|e: io::Error| errno_of(&e))
-}
-
-/// How long a large write spins for its file's lock before sleeping on it.
-const LOCK_SPIN: std::time::Duration = std::time::Duration::from_micros(500);
-
-/// Takes the file's write lock, first spinning for up to [`LOCK_SPIN`]: the holder is the
-/// other FUSE thread finishing the previous large write of a stream (a few hundred
-/// microseconds) while the writer waits for this request's reply, so the core would idle
-/// anyway, and a futex sleep + wake-up costs tens of microseconds in a VM (measured: a 1 GiB
-/// write 0.56 s -> 0.52 s).
-fn spin_write(file: &crate::fs::SharedFile) -> std::sync::RwLockWriteGuard<'_, SealedFile> {
-    let start = std::time::Instant::now();
-    loop {
-        match file.try_write() {
-            Ok(g) => return g,
-            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) if start.elapsed() < LOCK_SPIN => {
-                std::hint::spin_loop();
-            }
-            Err(std::sync::TryLockError::WouldBlock) => break,
-        }
-    }
-    file.write().unwrap_or_else(|p| p.into_inner())
 }

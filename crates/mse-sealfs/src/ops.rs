@@ -189,7 +189,7 @@ impl Filesystem for SealFs {
         };
         match file {
             Ok(file) => {
-                let file_id = file.read().unwrap_or_else(|p| p.into_inner()).file_id();
+                let file_id = file.read().file_id();
                 let fh = self.new_fh(Handle::File {
                     ino: ino.0,
                     file,
@@ -217,7 +217,7 @@ impl Filesystem for SealFs {
             _ => return reply.error(Errno::EBADF),
         };
         tracing::trace!(offset, size, "read");
-        let f = file.read().unwrap_or_else(|p| p.into_inner());
+        let f = file.read();
         match f.read(&self.ciphers, offset, size as usize) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(file_errno(&e, "read")),
@@ -284,7 +284,7 @@ impl Filesystem for SealFs {
             Ok(file) => file,
             Err(e) => return reply.error(e),
         };
-        let f = file.read().unwrap_or_else(|p| p.into_inner());
+        let f = file.read();
         let res = if datasync {
             f.backing().sync_data()
         } else {

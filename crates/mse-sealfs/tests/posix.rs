@@ -311,3 +311,44 @@ fn write_only_writes_reach_cached_readers() {
     reader.read_exact_at(&mut tail, 9000).unwrap();
     assert_eq!(tail, vec![b'C'; 3000]);
 }
+
+/// Large appends are acknowledged before they reach the backing file (pipelined); a reader on
+/// another descriptor, stat, O_APPEND, an overwrite and a truncate must all see every
+/// acknowledged byte, in order.
+#[test]
+fn streamed_large_appends_are_seen_at_once() {
+    let t = TestMount::new();
+    let chunk =
+        |i: usize, len: usize| -> Vec<u8> { (0..len).map(|j| (i * 31 + j % 253) as u8).collect() };
+    let mut w = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(t.p("s"))
+        .unwrap();
+    let r = OpenOptions::new().read(true).open(t.p("s")).unwrap();
+    let mut want = Vec::new();
+    for i in 0..12 {
+        // Whole MiBs, and sizes that leave the last block partly filled.
+        let data = chunk(i, if i % 3 == 2 { 200_003 } else { 1 << 20 });
+        w.write_all(&data).unwrap();
+        want.extend_from_slice(&data);
+        let mut got = vec![0u8; want.len()];
+        r.read_exact_at(&mut got, 0).unwrap();
+        assert!(got == want, "after write {i}");
+        assert_eq!(fs::metadata(t.p("s")).unwrap().len(), want.len() as u64);
+    }
+    let mut a = OpenOptions::new().append(true).open(t.p("s")).unwrap();
+    let data = chunk(99, 300_000);
+    a.write_all(&data).unwrap();
+    want.extend_from_slice(&data);
+    w.write_all_at(&[7u8; 150_000], 1_000_000).unwrap();
+    want[1_000_000..1_150_000].fill(7);
+    w.set_len(5_000_001).unwrap();
+    want.truncate(5_000_001);
+    let data = chunk(100, 400_000);
+    a.write_all(&data).unwrap();
+    want.extend_from_slice(&data);
+    w.sync_all().unwrap();
+    drop((w, a, r));
+    assert!(fs::read(t.p("s")).unwrap() == want);
+}
