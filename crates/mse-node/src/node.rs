@@ -81,6 +81,9 @@ pub struct Node {
     spawn_tx: Mutex<std::sync::mpsc::Sender<SpawnRequest>>,
     /// Round-robin start for CPU pinning, so apps spread over the node's CPUs.
     next_cpu: std::sync::atomic::AtomicUsize,
+    /// Set by [`Node::shutdown`] before it signals the enclaves, so that their supervisors record
+    /// "node stopped" rather than the SIGTERM the node itself sent.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +196,7 @@ impl Node {
             router_addr: Mutex::new(None),
             api_addr: Mutex::new(None),
             next_cpu: std::sync::atomic::AtomicUsize::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -260,6 +264,7 @@ impl Node {
     /// On a clean node shutdown: every live app's enclave gets SIGTERM and the app is recorded
     /// `on_error` ("node stopped"), its storage kept.
     pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
         let live: Vec<(String, Arc<Live>)> = self
             .live
             .lock()
@@ -413,8 +418,9 @@ impl Node {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Ok(filter) = std::env::var("RUST_LOG") {
-            cmd.env("RUST_LOG", filter);
+        // The runtime's log filter (`MSE_LOG`), so an operator can raise enclave logging.
+        if let Ok(filter) = std::env::var("MSE_LOG") {
+            cmd.env("MSE_LOG", filter);
         }
         let cpus = self.cpu_set(launch.tier.cores);
         // SAFETY: the closure runs in the child between fork and exec and only makes the
@@ -583,6 +589,9 @@ impl Node {
             };
             tokio::select! {
                 exit = child.wait() => {
+                    if self.stopping.load(Ordering::SeqCst) {
+                        return (Status::OnError, "node stopped".to_owned());
+                    }
                     return match exit {
                         Ok(s) => (Status::OnError, exit_reason(s)),
                         Err(e) => (Status::OnError, format!("cannot wait for the enclave: {e}")),
