@@ -25,7 +25,7 @@ use mse_attest::ratls::{CaptureVerifier, PinnedCertVerifier, RaTlsCert, anchors_
 use mse_attest::sim::{CollateralOptions, MockPccs, SimPki};
 use mse_attest::{Evidence, Policy};
 use mse_conf::AppConf;
-use mse_crypto::{CodeKey, PackageFile};
+use mse_crypto::CodeKey;
 use sha2::{Digest, Sha256};
 
 /// Packages the default environment (the `docker` of a scaffolded app) provides.
@@ -336,26 +336,12 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         .prefix("mse-localtest-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let files: Vec<PackageFile> =
-        mse_conf::collect_code_files(&cloud.code, &conf.never_packaged())?
-            .into_iter()
-            .map(|f| PackageFile {
-                rel: f.rel,
-                abs: f.abs,
-            })
-            .collect();
-    if files.is_empty() {
-        bail!(
-            "{}: no file to package in {}",
-            conf.file.display(),
-            cloud.code.display()
-        );
-    }
+    let files = crate::package::code_files(&conf)?;
     let key = CodeKey::generate();
     let package = work.path().join("app.tar");
-    let out = fs::File::create(&package)
+    let mut out = fs::File::create(&package)
         .with_context(|| format!("cannot create {}", package.display()))?;
-    mse_crypto::build_package(&files, &key, None, std::io::BufWriter::new(out), &|_| {})?;
+    crate::package::encrypt_files(&files, &key, None, &mut out)?;
     let secrets = match &cloud.secrets {
         Some(path) => Some(mse_conf::load_secrets(path)?),
         None => None,
