@@ -248,6 +248,7 @@ fn https(
     let conn = rustls::ClientConnection::new(Arc::new(config), name)?;
     let tcp = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5))?;
     tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
+    tcp.set_write_timeout(Some(Duration::from_secs(60)))?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     write!(
         tls,
