@@ -195,21 +195,6 @@ fn size_mb(hardware: &str) -> u64 {
     }
 }
 
-fn random_uuid() -> String {
-    let mut b = *CodeKey::generate().as_bytes();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(&b[..16]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = fs::OpenOptions::new()
@@ -357,7 +342,7 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the mock PCCS")?;
 
     // 4. The enclave.
-    let id = random_uuid();
+    let id = uuid::Uuid::new_v4().to_string();
     let size = size_mb(&cloud.hardware);
     let expiration = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
     let log_path = work.path().join("enclave.log");
@@ -582,13 +567,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_uuids() {
+    fn sizes() {
         assert_eq!(size_mb("4g-eu-001"), 4096);
         assert_eq!(size_mb("8G"), 8192);
         assert_eq!(size_mb("tiny"), 2048);
-        let id = random_uuid();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
     }
 
     #[test]
