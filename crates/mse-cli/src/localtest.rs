@@ -25,7 +25,7 @@ use mse_attest::ratls::{CaptureVerifier, PinnedCertVerifier, RaTlsCert, anchors_
 use mse_attest::sim::{CollateralOptions, MockPccs, SimPki};
 use mse_attest::{Evidence, Policy};
 use mse_conf::AppConf;
-use mse_crypto::{CodeKey, PackageFile};
+use mse_crypto::CodeKey;
 use sha2::{Digest, Sha256};
 
 /// Packages the default environment (the `docker` of a scaffolded app) provides.
@@ -195,21 +195,6 @@ fn size_mb(hardware: &str) -> u64 {
     }
 }
 
-fn random_uuid() -> String {
-    let mut b = *CodeKey::generate().as_bytes();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(&b[..16]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = fs::OpenOptions::new()
@@ -248,6 +233,7 @@ fn https(
     let conn = rustls::ClientConnection::new(Arc::new(config), name)?;
     let tcp = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5))?;
     tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
+    tcp.set_write_timeout(Some(Duration::from_secs(60)))?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     write!(
         tls,
@@ -336,26 +322,12 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         .prefix("mse-localtest-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let files: Vec<PackageFile> =
-        mse_conf::collect_code_files(&cloud.code, &conf.never_packaged())?
-            .into_iter()
-            .map(|f| PackageFile {
-                rel: f.rel,
-                abs: f.abs,
-            })
-            .collect();
-    if files.is_empty() {
-        bail!(
-            "{}: no file to package in {}",
-            conf.file.display(),
-            cloud.code.display()
-        );
-    }
+    let files = crate::package::code_files(&conf)?;
     let key = CodeKey::generate();
     let package = work.path().join("app.tar");
-    let out = fs::File::create(&package)
+    let mut out = fs::File::create(&package)
         .with_context(|| format!("cannot create {}", package.display()))?;
-    mse_crypto::build_package(&files, &key, None, std::io::BufWriter::new(out), &|_| {})?;
+    crate::package::encrypt_files(&files, &key, None, &mut out)?;
     let secrets = match &cloud.secrets {
         Some(path) => Some(mse_conf::load_secrets(path)?),
         None => None,
@@ -370,7 +342,7 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the mock PCCS")?;
 
     // 4. The enclave.
-    let id = random_uuid();
+    let id = uuid::Uuid::new_v4().to_string();
     let size = size_mb(&cloud.hardware);
     let expiration = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
     let log_path = work.path().join("enclave.log");
@@ -595,13 +567,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_uuids() {
+    fn sizes() {
         assert_eq!(size_mb("4g-eu-001"), 4096);
         assert_eq!(size_mb("8G"), 8192);
         assert_eq!(size_mb("tiny"), 2048);
-        let id = random_uuid();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
     }
 
     #[test]

@@ -46,21 +46,7 @@ pub fn run_package(args: &PackageArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{w}");
     }
     let cloud = conf.cloud()?;
-    let files: Vec<PackageFile> =
-        mse_conf::collect_code_files(&cloud.code, &conf.never_packaged())?
-            .into_iter()
-            .map(|f| PackageFile {
-                rel: f.rel,
-                abs: f.abs,
-            })
-            .collect();
-    if files.is_empty() {
-        bail!(
-            "{}: no file to package in {}",
-            conf.file.display(),
-            cloud.code.display()
-        );
-    }
+    let files = code_files(&conf)?;
     let key = match &args.key {
         Some(path) => CodeKey::read_file(path)?,
         None => CodeKey::generate(),
@@ -86,25 +72,9 @@ pub fn run_package(args: &PackageArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let total: u64 = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(&f.abs).ok())
-        .map(|m| m.len())
-        .sum();
-    let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("encrypting {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
-            .expect("static template"),
-    );
     let summary = write_atomically(&tar_path, |out| {
-        Ok(mse_crypto::build_package(
-            &files,
-            &key,
-            nonces.as_ref(),
-            BufWriter::with_capacity(1 << 20, out),
-            &|done| bar.set_position(done),
-        )?)
+        encrypt_files(&files, &key, nonces.as_ref(), out)
     })?;
-    bar.finish_and_clear();
     write_atomically(&key_path, |out| {
         out.write_all(key.as_bytes())?;
         Ok(())
@@ -130,6 +100,57 @@ pub fn run_package(args: &PackageArgs) -> anyhow::Result<ExitCode> {
     println!("  nonces:      {}", nonces_path.display());
     println!("  fingerprint: {}", hex::encode(summary.fingerprint));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The files of the app's code directory that go into its package (never-packaged paths left
+/// out); an error naming the mse.toml if there is none. Shared by `package`, `deploy` and
+/// `localtest` so all three package exactly the same files.
+pub(crate) fn code_files(conf: &AppConf) -> anyhow::Result<Vec<PackageFile>> {
+    let cloud = conf.cloud()?;
+    let files: Vec<PackageFile> =
+        mse_conf::collect_code_files(&cloud.code, &conf.never_packaged())?
+            .into_iter()
+            .map(|f| PackageFile {
+                rel: f.rel,
+                abs: f.abs,
+            })
+            .collect();
+    if files.is_empty() {
+        bail!(
+            "{}: no file to package in {}",
+            conf.file.display(),
+            cloud.code.display()
+        );
+    }
+    Ok(files)
+}
+
+/// Encrypts `files` into a package written to `out`, with a progress bar on stderr (drawn only
+/// when stderr is a terminal).
+pub(crate) fn encrypt_files(
+    files: &[PackageFile],
+    key: &CodeKey,
+    nonces: Option<&mse_crypto::Nonces>,
+    out: &mut File,
+) -> anyhow::Result<mse_crypto::PackageSummary> {
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(&f.abs).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("encrypting {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
+            .expect("static template"),
+    );
+    let summary = mse_crypto::build_package(
+        files,
+        key,
+        nonces,
+        BufWriter::with_capacity(1 << 20, out),
+        &|done| bar.set_position(done),
+    )?;
+    bar.finish_and_clear();
+    Ok(summary)
 }
 
 pub fn run_decrypt(args: &DecryptArgs) -> anyhow::Result<ExitCode> {

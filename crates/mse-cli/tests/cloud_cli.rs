@@ -42,6 +42,14 @@ impl Env {
         assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     }
 
+    /// A fresh directory logged in to `node` with a scaffolded app: the env and the app's mse.toml.
+    fn ready(node: &FakeNode) -> (Env, PathBuf) {
+        let env = Env::new();
+        let toml = env.scaffold();
+        env.login(node);
+        (env, toml)
+    }
+
     /// A scaffolded app; returns its mse.toml.
     fn scaffold(&self) -> PathBuf {
         let app = self.dir.path().join("helloworld");
@@ -196,9 +204,7 @@ fn deploy(env: &Env, toml: &Path, extra: &[&str]) -> Output {
 #[test]
 fn deploy_attests_then_sends_key_and_secrets_and_saves_the_context() {
     let node = FakeNode::start(Tamper::None);
-    let env = Env::new();
-    let toml = env.scaffold();
-    env.login(&node);
+    let (env, toml) = Env::ready(&node);
     let o = deploy(&env, &toml, &[]);
     let text = out(&o);
     assert_eq!(o.status.code(), Some(0), "{text}{}", err(&o));
@@ -405,9 +411,7 @@ fn assert_refused_with(node: &FakeNode, o: &Output, reason: &str, exact: bool) {
 #[test]
 fn a_measurement_mismatch_sends_nothing() {
     let node = FakeNode::start(Tamper::OtherCode);
-    let env = Env::new();
-    let toml = env.scaffold();
-    env.login(&node);
+    let (env, toml) = Env::ready(&node);
     let o = deploy(&env, &toml, &[]);
     let text = out(&o);
     let expected = text
@@ -449,9 +453,7 @@ fn a_measurement_mismatch_sends_nothing() {
 #[test]
 fn no_verify_skips_only_the_measurement_recomputation() {
     let node = FakeNode::start(Tamper::OtherCode);
-    let env = Env::new();
-    let toml = env.scaffold();
-    env.login(&node);
+    let (env, toml) = Env::ready(&node);
     let o = deploy(&env, &toml, &["--no-verify"]);
     let text = out(&o);
     assert_eq!(o.status.code(), Some(0), "{text}{}", err(&o));
@@ -463,9 +465,7 @@ fn no_verify_skips_only_the_measurement_recomputation() {
 
     // The evidence itself is still checked.
     let node = FakeNode::start(Tamper::ForgedCertificate);
-    let env = Env::new();
-    let toml = env.scaffold();
-    env.login(&node);
+    let (env, toml) = Env::ready(&node);
     let o = deploy(&env, &toml, &["--no-verify"]);
     assert_refused_with(
         &node,
@@ -480,9 +480,7 @@ const FORGED_REASON: &str = "report_data does not bind the expected data: expect
 #[test]
 fn a_tampered_certificate_sends_nothing() {
     let node = FakeNode::start(Tamper::ForgedCertificate);
-    let env = Env::new();
-    let toml = env.scaffold();
-    env.login(&node);
+    let (env, toml) = Env::ready(&node);
     let o = deploy(&env, &toml, &[]);
     assert_refused_with(
         &node,
@@ -495,9 +493,7 @@ fn a_tampered_certificate_sends_nothing() {
 #[test]
 fn a_certificate_for_another_domain_sends_nothing() {
     let node = FakeNode::start(Tamper::WrongSan);
-    let env = Env::new();
-    let toml = env.scaffold();
-    env.login(&node);
+    let (env, toml) = Env::ready(&node);
     let o = deploy(&env, &toml, &[]);
     assert_refused(
         &node,
@@ -511,9 +507,7 @@ fn a_certificate_for_another_domain_sends_nothing() {
 #[test]
 fn simulated_evidence_needs_the_node_to_declare_the_sim_tee() {
     let node = FakeNode::start(Tamper::NodeClaimsHardware);
-    let env = Env::new();
-    let toml = env.scaffold();
-    env.login(&node);
+    let (env, toml) = Env::ready(&node);
     let o = deploy(&env, &toml, &[]);
     assert_refused(
         &node,
@@ -527,9 +521,7 @@ fn simulated_evidence_needs_the_node_to_declare_the_sim_tee() {
 fn redeploying_a_name_asks_first() {
     let node = FakeNode::start(Tamper::None);
     node.state.add_app(OTHER_ID, "helloworld", "running");
-    let env = Env::new();
-    let toml = env.scaffold();
-    env.login(&node);
+    let (env, toml) = Env::ready(&node);
     let o = deploy(&env, &toml, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
@@ -555,9 +547,7 @@ fn redeploying_a_name_asks_first() {
 #[test]
 fn deploy_errors_before_anything_is_uploaded() {
     let node = FakeNode::start(Tamper::None);
-    let env = Env::new();
-    let toml = env.scaffold();
-    env.login(&node);
+    let (env, toml) = Env::ready(&node);
     // Unknown hardware: the node's message, nothing uploaded.
     let text = std::fs::read_to_string(&toml).unwrap();
     std::fs::write(&toml, text.replace("4g-eu-001", "64g-eu-001")).unwrap();
@@ -605,9 +595,7 @@ fn deploy_errors_before_anything_is_uploaded() {
 #[test]
 fn a_changed_simulation_root_is_refused() {
     let node = FakeNode::start(Tamper::None);
-    let env = Env::new();
-    let toml = env.scaffold();
-    env.login(&node);
+    let (env, toml) = Env::ready(&node);
     let login = env.config().join("login.toml");
     let text = std::fs::read_to_string(&login).unwrap();
     std::fs::write(
@@ -632,9 +620,7 @@ fn a_changed_simulation_root_is_refused() {
 fn redeploying_on_a_terminal_asks_and_honours_the_answer() {
     let node = FakeNode::start(Tamper::None);
     node.state.add_app(OTHER_ID, "helloworld", "running");
-    let env = Env::new();
-    let toml = env.scaffold();
-    env.login(&node);
+    let (env, toml) = Env::ready(&node);
     let on_terminal = |answer: &str| {
         let cmd = format!(
             "{} deploy --path {}",

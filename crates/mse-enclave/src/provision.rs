@@ -95,8 +95,24 @@ impl std::fmt::Debug for Payload {
 impl Payload {
     /// Parse untrusted bytes (no size check here: the server limits the body).
     pub fn parse(body: &[u8]) -> Result<Payload, ProvisionError> {
-        serde_json::from_slice(body).map_err(|e| ProvisionError::Json(e.to_string()))
+        serde_json::from_slice(body).map_err(json_error)
     }
+}
+
+/// serde quotes the offending value in type and value errors ("invalid type: integer `1…`"):
+/// a mistyped secret must not reach the log (which the node's operator reads), so only where.
+fn json_error(e: serde_json::Error) -> ProvisionError {
+    let msg = e.to_string();
+    if e.classify() == serde_json::error::Category::Data
+        && (msg.starts_with("invalid type") || msg.starts_with("invalid value"))
+    {
+        return ProvisionError::Json(format!(
+            "a field has the wrong type or value at line {} column {}",
+            e.line(),
+            e.column()
+        ));
+    }
+    ProvisionError::Json(msg)
 }
 
 fn parse_key(field: &'static str, text: &str) -> Result<CodeKey, ProvisionError> {
@@ -394,6 +410,14 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .starts_with("payload is not valid JSON: missing field `uuid`")
+        );
+        // A secret sent with the wrong JSON type is not echoed.
+        let err = Payload::parse(br#"{"uuid":"x","code_secret_key":424242424242}"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "payload is not valid JSON: a field has the wrong type or value at line 1 column 42"
         );
     }
 }

@@ -31,13 +31,7 @@ fn assert_refused(enclave: &Enclave, body: &[u8], reason: &str) {
 fn seed_app_refusals_then_provisioning() {
     let dir = tempfile::tempdir().unwrap();
     let (package, key) = common::package("seed_app", dir.path());
-    let mut enclave = Enclave::start(Launch {
-        package: &package,
-        application: "app:app",
-        dir: dir.path(),
-        extra: vec![],
-        expiration: true,
-    });
+    let mut enclave = Enclave::start(Launch::new(&package, "app:app", dir.path()));
     let waiting = enclave.wait_conf_server();
     assert_eq!(waiting.status, 200);
     assert_eq!(waiting.header("mse-status"), Some("Waiting"));
@@ -215,13 +209,7 @@ fn tampered_package_is_refused_and_nothing_written() {
         + 60;
     bytes[pos] ^= 0x01;
     std::fs::write(&package, &bytes).unwrap();
-    let mut enclave = Enclave::start(Launch {
-        package: &package,
-        application: "app:app",
-        dir: dir.path(),
-        extra: vec![],
-        expiration: true,
-    });
+    let mut enclave = Enclave::start(Launch::new(&package, "app:app", dir.path()));
     enclave.wait_conf_server();
     assert_refused(
         &enclave,
@@ -244,13 +232,7 @@ fn tampered_package_is_refused_and_nothing_written() {
 fn package_swapped_after_measurement_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (package, key) = common::package("seed_app", dir.path());
-    let mut enclave = Enclave::start(Launch {
-        package: &package,
-        application: "app:app",
-        dir: dir.path(),
-        extra: vec![],
-        expiration: true,
-    });
+    let mut enclave = Enclave::start(Launch::new(&package, "app:app", dir.path()));
     enclave.wait_conf_server();
     // Same key, fresh nonces: a package that decrypts fine but is not the measured one.
     // Rewritten in place (the sandbox keeps the measured file's inode visible).
@@ -273,11 +255,8 @@ fn timeout_without_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let (package, _key) = common::package("seed_app", dir.path());
     let mut enclave = Enclave::start(Launch {
-        package: &package,
-        application: "app:app",
-        dir: dir.path(),
         extra: vec!["--timeout".into(), "1".into()],
-        expiration: true,
+        ..Launch::new(&package, "app:app", dir.path())
     });
     let status = enclave.child.wait().unwrap();
     assert_eq!(status.code(), Some(1));
@@ -296,13 +275,7 @@ fn timeout_without_configuration() {
 fn fastapi_app_with_sealed_secrets_only() {
     let dir = tempfile::tempdir().unwrap();
     let (package, key) = common::package("fastapi_app", dir.path());
-    let mut enclave = Enclave::start(Launch {
-        package: &package,
-        application: "main:app",
-        dir: dir.path(),
-        extra: vec![],
-        expiration: true,
-    });
+    let mut enclave = Enclave::start(Launch::new(&package, "main:app", dir.path()));
     let x25519 = enclave.wait_conf_server().ratls().x25519_public().unwrap();
     let sealed = mse_crypto::seal(
         &x25519,
@@ -371,11 +344,9 @@ fn owner_mode_needs_the_matching_key_then_serves_the_owner_certificate() {
     let cert_path = dir.path().join("fullchain.pem");
     std::fs::write(&cert_path, owner.cert.pem()).unwrap();
     let mut enclave = Enclave::start(Launch {
-        package: &package,
-        application: "app:app",
-        dir: dir.path(),
         extra: vec!["--certificate".into(), cert_path.display().to_string()],
         expiration: false,
+        ..Launch::new(&package, "app:app", dir.path())
     });
     let waiting = enclave.wait_conf_server();
     // The configuration server still proves itself with RA-TLS.

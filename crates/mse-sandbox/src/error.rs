@@ -11,6 +11,10 @@ pub enum SandboxError {
         "the sandbox must be entered before any other thread exists, but this process has {threads} threads"
     )]
     NotSingleThreaded { threads: u64 },
+    #[error(
+        "cannot tell how many threads this process has (no Threads: line in /proc/self/status): the sandbox needs /proc"
+    )]
+    ThreadCountUnknown,
     #[error("state directory {path}: {source}")]
     StateDir {
         path: PathBuf,

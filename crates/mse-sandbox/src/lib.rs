@@ -339,9 +339,11 @@ pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandb
             max: MAX_SIZE_MB,
         });
     }
+    // Not knowing counts as a refusal: the environment writes below are only sound single-threaded.
     match thread_count() {
-        Some(n) if n > 1 => return Err(SandboxError::NotSingleThreaded { threads: n }),
-        _ => {}
+        Some(1) => {}
+        Some(n) => return Err(SandboxError::NotSingleThreaded { threads: n }),
+        None => return Err(SandboxError::ThreadCountUnknown),
     }
     let state_err = |source| SandboxError::StateDir {
         path: cfg.state_dir.clone(),

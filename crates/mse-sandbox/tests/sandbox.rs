@@ -215,6 +215,35 @@ impl Demo {
         let log = self.log();
         (status, rest, log, self.dir.take().unwrap())
     }
+
+    /// Stops the demo and asserts it exited cleanly; its log and its temporary directory
+    /// (kept so the caller can still look at the state directory).
+    fn stop_cleanly(self) -> (String, tempfile::TempDir) {
+        let (status, rest, log, dir) = self.stop();
+        assert!(status.success(), "{status}\n{log}");
+        assert_eq!(rest, "stopped\n");
+        (log, dir)
+    }
+
+    /// The app sees its directories as plain paths under the state directory `s`.
+    fn assert_env_under(&self, s: &str) {
+        assert_eq!(
+            self.get("/env"),
+            format!(
+                r#"{{"HOME": "{s}/HOME", "SECRETS_PATH": "{s}/HOME/.cache/mse/secrets.json", "SEALED_SECRETS_PATH": "{s}/HOME/.cache/mse/sealed_secrets.json", "TMP_PATH": "{s}/TMP_PATH", "MODULE_PATH": "{s}/MODULE_PATH", "KEY_PATH": "{s}/KEY_PATH", "TMPDIR": "{s}/TMP_PATH"}}"#
+            )
+        );
+    }
+
+    /// The app writes `canary` to $HOME and reads it back; it is never in clear under `state`.
+    fn assert_canary_sealed(&self, state: &Path, canary: &str) {
+        let (status, body) = self.request("POST", &format!("/canary/{canary}"));
+        assert_eq!((status, body.as_str()), (200, canary));
+        assert!(!contains(
+            &all_bytes(&state.join("sealed-home")),
+            canary.as_bytes()
+        ));
+    }
 }
 
 impl Drop for Demo {
@@ -303,9 +332,7 @@ fn process_creation_is_refused_and_the_server_keeps_serving() {
         assert_eq!(demo.get(path), *want, "GET {path}");
         assert_eq!(demo.get("/health"), "ok", "after GET {path}");
     }
-    let (status, rest, log, _dir) = demo.stop();
-    assert!(status.success(), "{status}\n{log}");
-    assert_eq!(rest, "stopped\n");
+    let (log, _dir) = demo.stop_cleanly();
     assert!(
         log.contains("seccomp filter on all threads: fork, vfork, execve, execveat and clone without CLONE_THREAD -> EPERM, clone3 -> ENOSYS"),
         "{log}"
@@ -329,9 +356,7 @@ fn allocation_beyond_size_is_a_memory_error_for_the_app_only() {
             || log.contains(&format!("memory limit {SIZE_MB} MiB via RLIMIT_DATA only")),
         "{log}"
     );
-    let (status, rest, log, _dir) = demo.stop();
-    assert!(status.success(), "{status}\n{log}");
-    assert_eq!(rest, "stopped\n");
+    let _dir = demo.stop_cleanly();
 }
 
 #[test]
@@ -396,9 +421,7 @@ fn seeds_paths_sealed_home_memory_tmp_and_stop_wipes() {
     }
 
     let state = demo.state.clone();
-    let (status, rest, log, _dir) = demo.stop();
-    assert!(status.success(), "{status}\n{log}");
-    assert_eq!(rest, "stopped\n");
+    let (log, _dir) = demo.stop_cleanly();
     assert!(
         log.contains("sandbox: stopped, sealed $HOME wiped"),
         "{log}"
@@ -421,9 +444,7 @@ fn stop_closes_files_and_mappings_the_app_keeps_in_home_and_exits() {
     let (status, body) = demo.request("POST", "/hold-mmap");
     assert_eq!((status, body.as_str()), (200, "mapped"));
     let backing = demo.state.join("sealed-home");
-    let (status, rest, log, _dir) = demo.stop();
-    assert!(status.success(), "{status}\n{log}");
-    assert_eq!(rest, "stopped\n");
+    let (log, _dir) = demo.stop_cleanly();
     assert!(
         log.contains("sandbox: closed 2 file(s) the app left open in $HOME"),
         "{log}"
@@ -445,20 +466,10 @@ fn without_namespaces_the_directories_fall_back_under_the_state_dir() {
     });
     let s = demo.state.canonicalize().unwrap();
     let s = s.display();
-    assert_eq!(
-        demo.get("/env"),
-        format!(
-            r#"{{"HOME": "{s}/HOME", "SECRETS_PATH": "{s}/HOME/.cache/mse/secrets.json", "SEALED_SECRETS_PATH": "{s}/HOME/.cache/mse/sealed_secrets.json", "TMP_PATH": "{s}/TMP_PATH", "MODULE_PATH": "{s}/MODULE_PATH", "KEY_PATH": "{s}/KEY_PATH", "TMPDIR": "{s}/TMP_PATH"}}"#
-        )
-    );
+    demo.assert_env_under(&s.to_string());
     assert_eq!(demo.get("/whoami"), "alice");
     let canary = "f4llback-c4nary-";
-    let (status, body) = demo.request("POST", &format!("/canary/{canary}"));
-    assert_eq!((status, body.as_str()), (200, canary));
-    assert!(!contains(
-        &all_bytes(&demo.state.join("sealed-home")),
-        canary.as_bytes()
-    ));
+    demo.assert_canary_sealed(&demo.state, canary);
     // Still no process creation.
     assert_eq!(
         demo.get("/fork"),
@@ -472,9 +483,7 @@ fn without_namespaces_the_directories_fall_back_under_the_state_dir() {
         "{log}"
     );
     let state = demo.state.clone();
-    let (status, rest, log, _dir) = demo.stop();
-    assert!(status.success(), "{status}\n{log}");
-    assert_eq!(rest, "stopped\n");
+    let (log, _dir) = demo.stop_cleanly();
     assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0, "{log}");
 }
 
@@ -487,12 +496,7 @@ fn with_only_a_user_namespace_the_directories_are_in_memory_under_the_state_dir(
     });
     let state = demo.state.canonicalize().unwrap();
     let s = state.display();
-    assert_eq!(
-        demo.get("/env"),
-        format!(
-            r#"{{"HOME": "{s}/HOME", "SECRETS_PATH": "{s}/HOME/.cache/mse/secrets.json", "SEALED_SECRETS_PATH": "{s}/HOME/.cache/mse/sealed_secrets.json", "TMP_PATH": "{s}/TMP_PATH", "MODULE_PATH": "{s}/MODULE_PATH", "KEY_PATH": "{s}/KEY_PATH", "TMPDIR": "{s}/TMP_PATH"}}"#
-        )
-    );
+    demo.assert_env_under(&s.to_string());
     assert_eq!(demo.get("/whoami"), "alice");
     // In memory and size-limited, and what the app writes there never reaches the host.
     assert_eq!(
@@ -513,12 +517,7 @@ fn with_only_a_user_namespace_the_directories_are_in_memory_under_the_state_dir(
         0
     );
     let canary = "us3rns-c4nary-";
-    let (status, body) = demo.request("POST", &format!("/canary/{canary}"));
-    assert_eq!((status, body.as_str()), (200, canary));
-    assert!(!contains(
-        &all_bytes(&state.join("sealed-home")),
-        canary.as_bytes()
-    ));
+    demo.assert_canary_sealed(&state, canary);
     assert_eq!(
         demo.get("/fork"),
         format!("PermissionError: os.fork {HOOK}")
@@ -530,9 +529,7 @@ fn with_only_a_user_namespace_the_directories_are_in_memory_under_the_state_dir(
         )),
         "{log}"
     );
-    let (status, rest, log, _dir) = demo.stop();
-    assert!(status.success(), "{status}\n{log}");
-    assert_eq!(rest, "stopped\n");
+    let (log, _dir) = demo.stop_cleanly();
     assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0, "{log}");
 }
 
@@ -584,9 +581,7 @@ fn a_store_sealed_under_another_key_is_refused_with_one_clear_line() {
         ..Opts::default()
     });
     assert_eq!(again.get("/health"), "ok");
-    let (status, rest, _, _dir) = again.stop();
-    assert!(status.success());
-    assert_eq!(rest, "stopped\n");
+    let _dir = again.stop_cleanly();
 }
 
 #[test]

@@ -16,6 +16,10 @@ use serde_json::Value;
 const MAX_RESPONSE_BYTES: u64 = 8 << 20;
 /// Time for one ordinary API call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest an upload may stall (one write to the node not accepted).
+const UPLOAD_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for the node's answer once the whole request is sent.
+const UPLOAD_ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// An app as the node describes it. Only `id`, `name` and `status` are required: the rest is
 /// read when present so that small API changes do not break the client.
@@ -158,6 +162,10 @@ impl NodeClient {
             let config = ureq::Agent::config_builder()
                 .timeout_global(timeout)
                 .timeout_connect(Some(Duration::from_secs(10)))
+                // Uploads have no total budget, but a node that stops reading or never
+                // answers must not hang the CLI forever.
+                .timeout_per_write(Some(UPLOAD_STALL_TIMEOUT))
+                .timeout_recv_response(Some(UPLOAD_ANSWER_TIMEOUT))
                 .http_status_as_error(false)
                 .user_agent(concat!("mse-cli/", env!("CARGO_PKG_VERSION")))
                 .build();

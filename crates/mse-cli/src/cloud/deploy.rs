@@ -25,7 +25,7 @@ use mse_attest::measurement::{MANIFEST_VERSION, Manifest, TlsMode};
 use mse_attest::ratls::{RaTlsCert, fetch_server_certificate};
 use mse_attest::{Collateral, Evidence, Policy, TrustAnchors};
 use mse_conf::AppConf;
-use mse_crypto::{CodeKey, PackageFile};
+use mse_crypto::CodeKey;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -196,41 +196,11 @@ fn build_package(
     dir: &std::path::Path,
 ) -> anyhow::Result<(PathBuf, mse_crypto::PackageSummary)> {
     let cloud = conf.cloud()?;
-    let files: Vec<PackageFile> =
-        mse_conf::collect_code_files(&cloud.code, &conf.never_packaged())?
-            .into_iter()
-            .map(|f| PackageFile {
-                rel: f.rel,
-                abs: f.abs,
-            })
-            .collect();
-    if files.is_empty() {
-        bail!(
-            "{}: no file to package in {}",
-            conf.file.display(),
-            cloud.code.display()
-        );
-    }
-    let total: u64 = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(&f.abs).ok())
-        .map(|m| m.len())
-        .sum();
-    let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("encrypting {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
-            .expect("static template"),
-    );
+    let files = crate::package::code_files(conf)?;
     let path = dir.join("app.tar");
-    let out = std::fs::File::create(&path)
+    let mut out = std::fs::File::create(&path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    let summary = mse_crypto::build_package(
-        &files,
-        key,
-        None,
-        std::io::BufWriter::with_capacity(1 << 20, out),
-        &|done| bar.set_position(done),
-    )?;
-    bar.finish_and_clear();
+    let summary = crate::package::encrypt_files(&files, key, None, &mut out)?;
     say!(
         "Packaged {} files ({} encrypted, {} in clear) from {}: {} bytes, digest {}",
         summary.encrypted_files + summary.clear_files,
@@ -241,6 +211,23 @@ fn build_package(
         hex::encode(summary.fingerprint)
     );
     Ok((path, summary))
+}
+
+/// An error unless the node reports `app` in status `want` (`what` describes that status).
+fn expect_status(app: &App, want: &str, what: &str) -> anyhow::Result<()> {
+    if app.status != want {
+        bail!(
+            "app {} is {} instead of {what}{}; `mse logs {}` may tell why",
+            app.id,
+            app.status,
+            app.exit_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default(),
+            app.id
+        );
+    }
+    Ok(())
 }
 
 /// The root certificate the node's mock PCCS signs its collateral with (sim TEE).
@@ -511,18 +498,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
 
     say!("Waiting for the enclave to start...");
     let app = wait_until(&client, &app.id, deadline, |s| s != "spawning")?;
-    if app.status != "initializing" {
-        bail!(
-            "app {} is {} instead of waiting for its configuration{}; `mse logs {}` may tell why",
-            app.id,
-            app.status,
-            app.exit_reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default(),
-            app.id
-        );
-    }
+    expect_status(&app, "initializing", "waiting for its configuration")?;
     let sni = app
         .config_domain_name
         .clone()
@@ -707,18 +683,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
 
     say!("Waiting for the app to be ready...");
     let app = wait_until(&client, &app.id, deadline, |s| s != "initializing")?;
-    if app.status != "running" {
-        bail!(
-            "app {} is {} instead of running{}; `mse logs {}` may tell why",
-            app.id,
-            app.status,
-            app.exit_reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default(),
-            app.id
-        );
-    }
+    expect_status(&app, "running", "running")?;
     let url = app_url(&info);
     say!();
     say!(

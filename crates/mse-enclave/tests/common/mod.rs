@@ -68,6 +68,19 @@ pub struct Launch<'a> {
     pub expiration: bool,
 }
 
+impl<'a> Launch<'a> {
+    /// The usual launch: no extra flag, expiration-based TLS.
+    pub fn new(package: &'a Path, application: &'a str, dir: &'a Path) -> Launch<'a> {
+        Launch {
+            package,
+            application,
+            dir,
+            extra: vec![],
+            expiration: true,
+        }
+    }
+}
+
 pub const SEED_HEX: &str = "0101010101010101010101010101010101010101010101010101010101010101";
 
 impl Enclave {
