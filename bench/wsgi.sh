@@ -5,7 +5,8 @@
 # is pinned to one CPU and wrk to another, so figures are per-core. Also prints the RSS of
 # mse-serve with Flask loaded versus `python -c "import flask"`.
 #
-# Usage: bench/wsgi.sh            (DURATION=10 WARMUP=3 CONNS=64 REPEAT=1 by default)
+# Usage: bench/wsgi.sh            (DURATION=10 WARMUP=3 CONNS=64 REPEAT=1 by default;
+#                                   MODULES="hello_flask hello_raw" picks the apps)
 # With REPEAT=n every configuration runs n times, servers interleaved, and the median is shown
 # (use it on a busy machine). "CPU us/req" is the server's CPU time (all its processes and
 # threads) per completed request, a figure less sensitive to other load than req/s; "cs/req" its
@@ -151,7 +152,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 read -r -a SERVERS <<<"${SERVERS:-mse-serve mse-t1 mse-batch granian gunicorn hypercorn}"
 echo "# bench/wsgi.sh $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPU(s): wrk -t1 -c$CONNS, ${WARMUP}s warm-up, ${DURATION}s measured, median of $REPEAT"
 printf '%-6s %-6s %-11s %10s %10s %11s %7s %9s\n' app proto server "req/s" p99 "CPU us/req" cs/req "mse/this"
-for module in hello_flask hello_raw; do
+for module in ${MODULES:-hello_flask hello_raw}; do
 	for scheme in http https; do
 		rm -f "$TMP"/res.*
 		for _ in $(seq 1 "$REPEAT"); do
