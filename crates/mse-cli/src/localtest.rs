@@ -98,6 +98,29 @@ fn python() -> String {
 
 /// A venv with `packages` and the requirement files installed, cached under the hash of all
 /// of them; built in place, with a completion marker written last.
+/// The virtualenv the app's tests run in (`mse localtest` and `mse test`): `tests_requirements`
+/// installed, cached; `MSE_LOCALTEST_TESTS_VENV` (or `MSE_LOCALTEST_VENV`) names a ready one.
+pub(crate) fn tests_venv(requirements: &[String]) -> anyhow::Result<PathBuf> {
+    match std::env::var_os("MSE_LOCALTEST_TESTS_VENV")
+        .or_else(|| std::env::var_os("MSE_LOCALTEST_VENV"))
+    {
+        Some(v) => Ok(PathBuf::from(v)),
+        None => cached_venv("tests", requirements, &[]),
+    }
+}
+
+/// `PATH` with the venv's `bin` first, so `tests_cmd` finds its tools.
+pub(crate) fn path_with_venv(venv: &Path) -> anyhow::Result<std::ffi::OsString> {
+    Ok(match std::env::var_os("PATH") {
+        Some(p) => {
+            let mut dirs = vec![venv.join("bin")];
+            dirs.extend(std::env::split_paths(&p));
+            std::env::join_paths(dirs).context("PATH")?
+        }
+        None => venv.join("bin").into_os_string(),
+    })
+}
+
 fn cached_venv(
     what: &str,
     packages: &[String],
@@ -525,20 +548,8 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
             .map(Path::to_path_buf)
             .unwrap_or_default()
     });
-    let tests_venv = match std::env::var_os("MSE_LOCALTEST_TESTS_VENV")
-        .or_else(|| std::env::var_os("MSE_LOCALTEST_VENV"))
-    {
-        Some(v) => PathBuf::from(v),
-        None => cached_venv("tests", &conf.tests_requirements, &[])?,
-    };
-    let path_var = match std::env::var_os("PATH") {
-        Some(p) => {
-            let mut dirs = vec![tests_venv.join("bin")];
-            dirs.extend(std::env::split_paths(&p));
-            std::env::join_paths(dirs).context("PATH")?
-        }
-        None => tests_venv.join("bin").into_os_string(),
-    };
+    let tests_venv = tests_venv(&conf.tests_requirements)?;
+    let path_var = path_with_venv(&tests_venv)?;
     println!("Running `{tests_cmd}` in {}", tests_dir.display());
     let mut tests = Command::new("sh");
     tests

@@ -107,6 +107,7 @@ fn serve(config: &Path) -> Node {
 struct Cli {
     dir: PathBuf,
     path: std::ffi::OsString,
+    venv: PathBuf,
 }
 
 impl Cli {
@@ -118,6 +119,7 @@ impl Cli {
         Cli {
             dir: dir.to_path_buf(),
             path,
+            venv: venv.to_path_buf(),
         }
     }
 
@@ -127,6 +129,8 @@ impl Cli {
             .current_dir(&self.dir)
             .env("MSE_CONFIG_DIR", self.dir.join("config"))
             .env("PATH", &self.path)
+            // `mse test`'s tests venv: the pinned one (pytest, requests), not a pip install.
+            .env("MSE_LOCALTEST_TESTS_VENV", &self.venv)
             .env("NO_PROXY", "127.0.0.1")
             .stdin(Stdio::null())
             .output()

@@ -309,11 +309,15 @@ pub fn test(args: &TestArgs) -> anyhow::Result<ExitCode> {
         bail!("app {} is {}, not running", args.id, app.status);
     }
     let url = app_url(&info);
+    // As `mse localtest`: the tests run in a venv with the app's tests_requirements installed.
+    let venv = crate::localtest::tests_venv(&info.tests_requirements)?;
     let mut command = std::process::Command::new("sh");
     command
         .arg("-c")
         .arg(cmd)
         .current_dir(tests_dir)
+        .env("PATH", crate::localtest::path_with_venv(&venv)?)
+        .env("VIRTUAL_ENV", &venv)
         .env("TEST_REMOTE_URL", &url)
         .env("REQUESTS_CA_BUNDLE", &cert)
         .env("SSL_CERT_FILE", &cert);
