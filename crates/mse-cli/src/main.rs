@@ -72,6 +72,17 @@ fn normalized_args() -> Vec<std::ffi::OsString> {
 }
 
 fn main() -> ExitCode {
+    // `mse list | head`: a closed stdout ends the process quietly, as for any Unix filter,
+    // instead of println! panicking on EPIPE (Rust ignores SIGPIPE by default).
+    // SAFETY: first thing in main, before any thread exists; SIG_DFL installs no Rust handler.
+    // Sockets are unaffected (std and tokio send with MSG_NOSIGNAL), and mse writes to no
+    // child's pipe.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
     let cli = Cli::parse_from(normalized_args());
     let result = match cli.command {
         Command::Scaffold(args) => scaffold::run(&args),
