@@ -1,4 +1,5 @@
-//! Reading and writing one sealed file through its backing file.
+//! Reading and writing one sealed file through its backing file (the streaming-append pipeline,
+//! which seals a planned append outside the file lock, is in `pipe.rs`).
 //!
 //! Invariant kept by every operation: a file of `size` plaintext bytes is the header followed by
 //! exactly `block_count(size)` sealed blocks, all full except possibly the last, and only the last
@@ -53,20 +54,6 @@ pub struct SealedFile {
     /// Plaintext of the current last block when known (we wrote it): lets an append re-seal
     /// that block without reading it back, and be sealed outside the lock ([`Self::plan_append`]).
     tail: Option<Vec<u8>>,
-}
-
-/// An append ordered by [`SealedFile::plan_append`], to be sealed outside the file's lock by
-/// [`seal_append`].
-#[derive(Debug)]
-pub struct AppendPlan {
-    file_id: [u8; FILE_ID_LEN],
-    /// The plaintext size before the append (where it starts).
-    pub offset: u64,
-    /// Plaintext of the old last block (empty if the file was empty): that block is re-sealed
-    /// as part of the append (no longer last, or completed with the appended bytes).
-    pub head: Vec<u8>,
-    /// Plaintext of the new last block, once the append has landed.
-    pub tail: Vec<u8>,
 }
 
 impl SealedFile {
@@ -236,10 +223,10 @@ impl SealedFile {
     }
 
     /// Orders an append of `data` at the current end, to be sealed without the file's lock by
-    /// [`seal_append`]: possible when the file is empty or its last block's plaintext is known
+    /// [`crate::pipe::seal_append`]: possible when the file is empty or its last block's plaintext is known
     /// (the append re-seals that block). Updates the size and the cached last block at once,
     /// as if the append had landed; `None` (nothing changed) if not possible or `data` is empty.
-    pub fn plan_append(&mut self, data: &[u8]) -> Option<AppendPlan> {
+    pub fn plan_append(&mut self, data: &[u8]) -> Option<crate::pipe::AppendPlan> {
         let bs = BLOCK_SIZE as u64;
         let offset = self.size;
         let end = offset.checked_add(data.len() as u64)?;
@@ -261,7 +248,7 @@ impl SealedFile {
         };
         self.size = end;
         self.tail = Some(tail.clone());
-        Some(AppendPlan {
+        Some(crate::pipe::AppendPlan {
             file_id: self.file_id,
             offset,
             head,
@@ -458,58 +445,6 @@ impl SealedFile {
     }
 }
 
-/// Seals the append `plan` of `data` into `buf` (grown as needed, never shrunk); returns the
-/// backing offset and length of the sealed bytes: the re-sealed old last block (if any) and
-/// every appended block, the final one flagged "last".
-pub fn seal_append(
-    c: &Ciphers,
-    plan: &AppendPlan,
-    data: &[u8],
-    buf: &mut Vec<u8>,
-) -> Result<(u64, usize), FileError> {
-    let bs = BLOCK_SIZE as u64;
-    let (offset, head) = (plan.offset, &plan.head);
-    let end = offset + data.len() as u64;
-    let first = if head.is_empty() {
-        offset / bs
-    } else {
-        (offset - 1) / bs
-    };
-    let new_last = (end - 1) / bs;
-    let sealed_len = (block_offset(new_last) - block_offset(first)) as usize
-        + (end - new_last * bs) as usize
-        + BLOCK_OVERHEAD;
-    if buf.len() < sealed_len {
-        buf.resize(sealed_len, 0);
-    }
-    let count = (new_last - first + 1) as usize;
-    let mut nonces = vec![0u8; NONCE_LEN * count];
-    crate::crypto::random(&mut nonces)?;
-    // The old last block completed with the start of `data` (or just re-flagged).
-    let mut merged = [0u8; BLOCK_SIZE];
-    let head_take = if head.is_empty() {
-        0
-    } else {
-        (BLOCK_SIZE - head.len()).min(data.len())
-    };
-    merged[..head.len()].copy_from_slice(head);
-    merged[head.len()..head.len() + head_take].copy_from_slice(&data[..head_take]);
-    for_each_block(&mut buf[..sealed_len], |i, chunk| {
-        let b = first + i as u64;
-        let plain: &[u8] = if i == 0 && !head.is_empty() {
-            &merged[..head.len() + head_take]
-        } else {
-            let s = (b * bs - offset) as usize;
-            &data[s..s + chunk.len() - BLOCK_OVERHEAD]
-        };
-        let nonce: &[u8; NONCE_LEN] = nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN]
-            .try_into()
-            .expect("nonce slice has NONCE_LEN bytes");
-        c.seal_block(&plan.file_id, b, b == new_last, nonce, plain, chunk)
-    })?;
-    Ok((block_offset(first), sealed_len))
-}
-
 /// Largest sealed-output buffer a thread keeps between writes (a 1 MiB write seals to ~1.03 MiB).
 const SCRATCH_KEEP_MAX: usize = 2 << 20;
 
@@ -556,7 +491,7 @@ pub struct Presealed {
 /// thread: with VAES AES-GCM a 1 MiB request seals in about 0.15 ms, less than handing half of
 /// it to another thread costs (measured: spawning per request raised the server's CPU time for a
 /// 1 GiB write by ~20% and slowed it down on 2 cores).
-fn for_each_block<F>(buf: &mut [u8], mut f: F) -> Result<(), FormatError>
+pub(crate) fn for_each_block<F>(buf: &mut [u8], mut f: F) -> Result<(), FormatError>
 where
     F: FnMut(usize, &mut [u8]) -> Result<(), FormatError>,
 {
@@ -704,7 +639,7 @@ mod tests {
     fn pipelined_append(c: &Ciphers, sf: &mut SealedFile, data: &[u8]) {
         let plan = sf.plan_append(data).expect("last block known");
         let mut buf = vec![0xAA; 7];
-        let (at, len) = seal_append(c, &plan, data, &mut buf).unwrap();
+        let (at, len) = crate::pipe::seal_append(c, &plan, data, &mut buf).unwrap();
         sf.backing().write_all_at(&buf[..len], at).unwrap();
     }
 

@@ -548,7 +548,7 @@ impl SealFs {
         let (ticket, mut buf) = file.issue(&f, (plan.offset, &plan.head));
         drop(f);
         reply.written(data.len() as u32);
-        let sealed = crate::file::seal_append(&self.ciphers, &plan, data, &mut buf);
+        let sealed = crate::pipe::seal_append(&self.ciphers, &plan, data, &mut buf);
         let (at, len, failed) = match sealed {
             Ok((at, len)) => (at, len, None),
             Err(e) => (0, 0, Some(file_errno(&e, "write").code())),

@@ -22,7 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLock
 
 use crate::crypto::{BLOCK_OVERHEAD, BLOCK_SIZE, Ciphers, FILE_ID_LEN, NONCE_LEN, backing_size};
 use crate::crypto::{block_count, block_offset};
-use crate::file::SealedFile;
+use crate::file::{FileError, SealedFile, for_each_block};
 use crate::fs::Quota;
 
 /// Sealed appends that may wait in the queue before their senders are held back (bounds
@@ -31,6 +31,72 @@ const MAX_QUEUED: usize = 4;
 /// Sealing buffers the whole mount keeps for reuse (no allocation and zero-fill per request;
 /// about 1 MiB each).
 const MAX_POOLED: usize = 8;
+
+/// An append ordered by [`SealedFile::plan_append`], to be sealed outside the file's lock by
+/// [`seal_append`].
+#[derive(Debug)]
+pub struct AppendPlan {
+    pub(crate) file_id: [u8; FILE_ID_LEN],
+    /// The plaintext size before the append (where it starts).
+    pub offset: u64,
+    /// Plaintext of the old last block (empty if the file was empty): that block is re-sealed
+    /// as part of the append (no longer last, or completed with the appended bytes).
+    pub head: Vec<u8>,
+    /// Plaintext of the new last block, once the append has landed.
+    pub tail: Vec<u8>,
+}
+
+/// Seals the append `plan` of `data` into `buf` (grown as needed, never shrunk); returns the
+/// backing offset and length of the sealed bytes: the re-sealed old last block (if any) and
+/// every appended block, the final one flagged "last".
+pub fn seal_append(
+    c: &Ciphers,
+    plan: &AppendPlan,
+    data: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<(u64, usize), FileError> {
+    let bs = BLOCK_SIZE as u64;
+    let (offset, head) = (plan.offset, &plan.head);
+    let end = offset + data.len() as u64;
+    let first = if head.is_empty() {
+        offset / bs
+    } else {
+        (offset - 1) / bs
+    };
+    let new_last = (end - 1) / bs;
+    let sealed_len = (block_offset(new_last) - block_offset(first)) as usize
+        + (end - new_last * bs) as usize
+        + BLOCK_OVERHEAD;
+    if buf.len() < sealed_len {
+        buf.resize(sealed_len, 0);
+    }
+    let count = (new_last - first + 1) as usize;
+    let mut nonces = vec![0u8; NONCE_LEN * count];
+    crate::crypto::random(&mut nonces)?;
+    // The old last block completed with the start of `data` (or just re-flagged).
+    let mut merged = [0u8; BLOCK_SIZE];
+    let head_take = if head.is_empty() {
+        0
+    } else {
+        (BLOCK_SIZE - head.len()).min(data.len())
+    };
+    merged[..head.len()].copy_from_slice(head);
+    merged[head.len()..head.len() + head_take].copy_from_slice(&data[..head_take]);
+    for_each_block(&mut buf[..sealed_len], |i, chunk| {
+        let b = first + i as u64;
+        let plain: &[u8] = if i == 0 && !head.is_empty() {
+            &merged[..head.len() + head_take]
+        } else {
+            let s = (b * bs - offset) as usize;
+            &data[s..s + chunk.len() - BLOCK_OVERHEAD]
+        };
+        let nonce: &[u8; NONCE_LEN] = nonces[i * NONCE_LEN..(i + 1) * NONCE_LEN]
+            .try_into()
+            .expect("nonce slice has NONCE_LEN bytes");
+        c.seal_block(&plan.file_id, b, b == new_last, nonce, plain, chunk)
+    })?;
+    Ok((block_offset(first), sealed_len))
+}
 
 /// Sealing buffers shared by every file of a mount (so that idle open files hold none).
 #[derive(Default)]
@@ -287,7 +353,6 @@ impl FileState {
 mod tests {
     use super::*;
     use crate::crypto::SealKey;
-    use crate::file::seal_append;
 
     struct T {
         _dir: tempfile::TempDir,
