@@ -39,20 +39,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat > "$work/node.toml" <<EOF
-data_dir = "data"
-api_bind = "127.0.0.1:$API_PORT"
-router_bind = "127.0.0.1:$ROUTER_PORT"
-enclave_bin = "$ENCLAVE"
-
-[[environment]]
-name = "mse-flask"
-venv = "$VENV"
-EOF
-"$NODE" serve --config "$work/node.toml" > "$work/node.out" 2> "$work/node.err" &
-node_pid=$!
-for _ in $(seq 50); do grep -q "API on" "$work/node.out" 2>/dev/null && break; sleep 0.1; done
-token=$("$NODE" project create bench --config "$work/node.toml" 2>/dev/null)
+. "$ROOT/bench/node-lib.sh"
+start_node "$work" "$ENCLAVE" "$VENV" "127.0.0.1:$API_PORT" "127.0.0.1:$ROUTER_PORT" bench "$NODE"
 
 "$MSE" scaffold "$work/app" > /dev/null
 "$MSE" package --path "$work/app/mse.toml" --output "$work/pkg" > /dev/null

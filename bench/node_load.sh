@@ -49,22 +49,8 @@ trap cleanup EXIT
 echo "machine: $(nproc) cores, $(uptime)"
 echo "binaries: $BIN_DIR"
 
-cat > "$work/node.toml" <<EOF
-data_dir = "data"
-api_bind = "127.0.0.1:0"
-router_bind = "127.0.0.1:0"
-enclave_bin = "$BIN_DIR/mse-enclave"
-
-[[environment]]
-name = "mse-flask"
-venv = "$VENV"
-EOF
-token=$("$BIN_DIR/mse-node" project create default --config "$work/node.toml" 2>/dev/null)
-RUST_LOG=warn "$BIN_DIR/mse-node" serve --config "$work/node.toml" > "$work/node.out" 2> "$work/node.err" &
-node_pid=$!
-for _ in $(seq 100); do [ -s "$work/node.out" ] && break; sleep 0.1; done
-api=$(awk '{print $4}' "$work/node.out")
-router=$(awk '{print $8}' "$work/node.out")
+. "$ROOT/bench/node-lib.sh"
+start_node "$work" "$BIN_DIR/mse-enclave" "$VENV" 127.0.0.1:0 127.0.0.1:0 default
 port=${router##*:}
 
 export MSE_CONFIG_DIR="$work/config" NO_PROXY=127.0.0.1,localhost
