@@ -3,6 +3,7 @@ pub mod attester;
 pub mod measurement;
 pub mod ratls;
 pub mod sim;
+pub mod snp_measure;
 // attest-verify: evidence parsers, verifiers, collateral, policy, report
 pub mod collateral;
 pub mod evidence;
