@@ -129,6 +129,20 @@ impl std::str::FromStr for VcpuType {
     }
 }
 
+/// Serialized as QEMU's name (`"EPYC-Milan"`), as in a node's tier configuration.
+impl serde::Serialize for VcpuType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for VcpuType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// The VMM that launches the guest: it decides the VMSA's initial segment flags and registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum VmmType {
@@ -174,6 +188,20 @@ mod tests {
             "unknown vCPU type 'epyc-milan' (one of: EPYC, EPYC-v1, EPYC-v2, EPYC-IBPB, EPYC-v3, \
              EPYC-v4, EPYC-Rome, EPYC-Rome-v1, EPYC-Rome-v2, EPYC-Rome-v3, EPYC-Milan, \
              EPYC-Milan-v1, EPYC-Milan-v2, EPYC-Genoa, EPYC-Genoa-v1, EPYC-Turin)"
+        );
+        assert_eq!(
+            serde_json::to_string(&VcpuType::EpycRomeV2).unwrap(),
+            "\"EPYC-Rome-v2\""
+        );
+        assert_eq!(
+            serde_json::from_str::<VcpuType>("\"EPYC-Genoa-v1\"").unwrap(),
+            VcpuType::EpycGenoaV1
+        );
+        assert!(
+            serde_json::from_str::<VcpuType>("\"EPYC-Zen\"")
+                .unwrap_err()
+                .to_string()
+                .starts_with("unknown vCPU type 'EPYC-Zen' (one of: EPYC,")
         );
         assert_eq!(
             "ec2".parse::<VmmType>().unwrap_err().to_string(),
