@@ -9,7 +9,7 @@ VENV_SGXRA := $(CURDIR)/.venv-sgxra
 VENV_MSE_CLI := $(CURDIR)/.venv-mse-cli
 BIN := $(CURDIR)/target/debug
 # Debian packages that the build, the tests or the demo need (installed only when missing).
-APT_PACKAGES := curl ca-certificates fuse3 pkg-config
+APT_PACKAGES := curl ca-certificates fuse3 pkg-config ovmf
 
 # Tests find the pinned virtualenv and the freshly built binaries through these.
 export MSE_TEST_VENV := $(VENV)

@@ -6,6 +6,7 @@
 
 mod cloud;
 mod localtest;
+mod measure;
 mod package;
 mod scaffold;
 mod seal;
@@ -60,6 +61,8 @@ enum Command {
     Context(cloud::ops::ContextArgs),
     /// Run the app locally in the enclave runtime (simulated TEE), provision it and run its tests.
     Localtest(localtest::LocaltestArgs),
+    /// Compute a TEE's expected launch measurement offline (`mse measure snp`).
+    Measure(measure::MeasureArgs),
 }
 
 /// `mse cloud <cmd>` is the same as `mse <cmd>`: drop the word before clap sees it.
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
         Command::Test(args) => cloud::ops::test(&args),
         Command::Context(args) => cloud::ops::context(&args),
         Command::Localtest(args) => localtest::run(&args),
+        Command::Measure(args) => measure::run(&args),
     };
     match result {
         Ok(code) => code,
