@@ -30,12 +30,15 @@
 //! };
 //! // First thing in main. Paths the runtime still reads later that may lie under /root or
 //! // /tmp (the app's virtualenv, the code package) are kept visible, read-only.
-//! let sandbox = mse_sandbox::enter_with(&cfg, &["/root/.cache/venv".into()])?;
+//! let venv = std::path::PathBuf::from("/root/.cache/venv");
+//! let sandbox = mse_sandbox::enter_with(&cfg, &[venv.clone()])?;
+//! let venv = sandbox.runtime_path(&venv); // /mse-runtime/root/.cache/venv
 //! // ... configuration server; secrets and code written to sandbox.paths() ...
 //! sandbox.lock_down()?;
 //! let listener = std::net::TcpListener::bind("0.0.0.0:443")?;
 //! let config = mse_wsgi::ServerConfig::new(mse_wsgi::Bind::Listener(listener), "app:app")
 //!     .app_dir(&sandbox.paths().module_path)
+//!     .venv(Some(venv))
 //!     .startup_code(Some(Sandbox::python_startup_code().to_string()));
 //! # let _ = config;
 //! // ... mse_wsgi::Server::new(config)?.serve(...) until SIGTERM ...
@@ -46,12 +49,14 @@
 //!
 //! Mounting over `/root` and `/tmp` happens only inside the private namespace: the host's
 //! directories are untouched. What the runtime itself needs from under those paths stays visible
-//! through read-only bind mounts at the same place: the Python installation the runtime links
-//! (found from the mapped libpython, e.g. a pyenv under `/root`) and whatever the caller lists in
-//! [`enter_with`] (e.g. the app's virtualenv or its code package). The only trace on the host is
-//! the empty mount-point directories `/mse-app` and `/key` (created if missing, never removed:
-//! another enclave's namespace may be using them as mount points, and removing those would
-//! detach its mounts).
+//! through read-only bind mounts: whatever the caller lists in [`enter_with`] (e.g. the app's
+//! virtualenv or its code package) under [`RUNTIME_DIR`] at its host path (reach it through
+//! [`Sandbox::runtime_path`]), so that the app's `/tmp` starts empty wherever the project lives;
+//! the Python installation the runtime links (found from the mapped libpython, e.g. a pyenv under
+//! `/root`) at its own path, since virtualenvs name it there. The only trace on the host is the
+//! empty mount-point directories `/mse-app`, `/key` and `/mse-runtime` (created if missing, never
+//! removed: another enclave's namespace may be using them as mount points, and removing those
+//! would detach its mounts).
 //!
 //! The app runs in this process, with its user and capabilities: the filter refuses new mounts
 //! and namespaces, but an app running as root could still unmount its directories, raise its
@@ -191,6 +196,8 @@ pub struct Sandbox {
     plain_dirs: Vec<PathBuf>,
     /// Read-only bind mounts keeping runtime paths visible (unmounted first at stop).
     binds: Vec<PathBuf>,
+    /// The kept paths: as given, canonical, and where they are reachable in the namespace.
+    kept: Vec<(PathBuf, PathBuf, PathBuf)>,
     torn_down: bool,
 }
 
@@ -274,12 +281,43 @@ fn close_descriptors_on(dev: u64) -> usize {
 /// Where the app's directories are mounted inside the namespace, hiding what the host has there.
 const OVERMOUNTED: [&str; 4] = ["/root", "/tmp", "/mse-app", "/key"];
 
+/// Where the paths the caller keeps visible are bind-mounted inside the namespace: under this
+/// directory, at their host path (`/tmp/x/.venv` is reachable at `/mse-runtime/tmp/x/.venv`),
+/// so that the app's `/tmp` and `/root` stay its own, empty at start, wherever the project or
+/// its virtualenvs live. [`Sandbox::runtime_path`] maps a kept path to where it is reachable.
+pub const RUNTIME_DIR: &str = "/mse-runtime";
+
+/// Size of the tmpfs at [`RUNTIME_DIR`] (it holds only mount-point directories).
+const RUNTIME_DIR_BYTES: u64 = 1024 * 1024;
+
 /// A host path under an overmounted directory that must stay visible.
 struct Kept {
+    /// The path as the caller gave it.
+    given: PathBuf,
+    /// Its canonical form.
     path: PathBuf,
     /// O_PATH descriptor opened before the mounts hide the path.
     fd: OwnedFd,
     is_dir: bool,
+    /// Bind-mounted under [`RUNTIME_DIR`] (the caller's paths); else in place (the Python
+    /// installation, which virtualenvs name by path in their `pyvenv.cfg`).
+    relocated: bool,
+}
+
+impl Kept {
+    /// Where the runtime reaches it inside the namespace.
+    fn target(&self) -> PathBuf {
+        if self.relocated {
+            relocated(&self.path)
+        } else {
+            self.path.clone()
+        }
+    }
+}
+
+/// `path` (absolute) under [`RUNTIME_DIR`].
+fn relocated(path: &Path) -> PathBuf {
+    Path::new(RUNTIME_DIR).join(path.strip_prefix("/").unwrap_or(path))
 }
 
 /// The installation prefix of the libpython mapped into this process (`<prefix>/lib/libpython…`).
@@ -295,10 +333,12 @@ fn python_prefix() -> Option<PathBuf> {
         .and_then(|p| Some(p.parent()?.parent()?.to_path_buf()))
 }
 
-/// Opens the paths (that exist and lie strictly under an overmounted directory) to keep.
-fn open_kept(paths: &[PathBuf]) -> Vec<Kept> {
+/// Opens the paths (that exist and lie strictly under an overmounted directory) to keep: each
+/// with whether it is relocated under [`RUNTIME_DIR`]. A path inside one kept before is
+/// reachable through it and skipped.
+fn open_kept(paths: &[(PathBuf, bool)]) -> Vec<Kept> {
     let mut kept: Vec<Kept> = Vec::new();
-    for p in paths {
+    for (p, relocate) in paths {
         let Ok(path) = p.canonicalize() else {
             tracing::warn!("sandbox: {} does not exist, not kept visible", p.display());
             continue;
@@ -314,9 +354,11 @@ fn open_kept(paths: &[PathBuf]) -> Vec<Kept> {
         };
         match rustix::fs::open(&path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()) {
             Ok(fd) => kept.push(Kept {
+                given: p.clone(),
                 path,
                 fd,
                 is_dir: md.is_dir(),
+                relocated: *relocate,
             }),
             Err(e) => tracing::warn!("sandbox: cannot open {}: {e}", path.display()),
         }
@@ -329,8 +371,10 @@ pub fn enter(cfg: &SandboxConfig) -> Result<Sandbox, SandboxError> {
     enter_with(cfg, &[])
 }
 
-/// [`enter`], keeping `keep_visible` (read-only) where the app's mounts would hide it: e.g. an
-/// app virtualenv under `/tmp` or `/root`. The Python installation is always kept.
+/// [`enter`], keeping `keep_visible` (read-only) reachable where the app's mounts would hide it:
+/// e.g. an app virtualenv under `/tmp` or `/root`, then at [`Sandbox::runtime_path`] (under
+/// [`RUNTIME_DIR`]), never inside the app's directories. The Python installation is always
+/// kept, at its own path.
 pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandbox, SandboxError> {
     if !(MIN_SIZE_MB..=MAX_SIZE_MB).contains(&cfg.size_mb) {
         return Err(SandboxError::Size {
@@ -388,12 +432,14 @@ pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandb
         mounts: Vec::new(),
         plain_dirs: Vec::new(),
         binds: Vec::new(),
+        kept: Vec::new(),
         torn_down: false,
     };
     let kept = match sandbox.isolation {
         Isolation::PrivateNamespace => {
-            let mut wanted: Vec<PathBuf> = python_prefix().into_iter().collect();
-            wanted.extend(keep_visible.iter().cloned());
+            let mut wanted: Vec<(PathBuf, bool)> =
+                python_prefix().into_iter().map(|p| (p, false)).collect();
+            wanted.extend(keep_visible.iter().map(|p| (p.clone(), true)));
             open_kept(&wanted)
         }
         _ => Vec::new(),
@@ -467,7 +513,7 @@ impl Sandbox {
         make_dir(cache, 0o700)?;
         if self.isolation == Isolation::PrivateNamespace {
             let home = self.paths.home.clone();
-            self.bind_kept(&home, kept)?;
+            self.bind_kept(&home, kept, false)?;
         }
 
         let size = self.size_bytes;
@@ -486,40 +532,78 @@ impl Sandbox {
             if self.isolation.in_memory() {
                 mse_sealfs::ns::mount_tmpfs(&path, bytes, mode)?;
                 self.mounts.push(path.clone());
-                self.bind_kept(&path, kept)?;
+                self.bind_kept(&path, kept, false)?;
             } else {
                 make_dir(&path, 0o700)?;
             }
         }
+        if kept.iter().any(|k| k.relocated) {
+            // Mount points only: the tmpfs is made read-only once they exist.
+            let runtime = PathBuf::from(RUNTIME_DIR);
+            mse_sealfs::ns::mount_tmpfs(&runtime, RUNTIME_DIR_BYTES, 0o755)?;
+            self.mounts.push(runtime.clone());
+            self.bind_kept(&runtime, kept, true)?;
+            rustix::mount::mount_remount(
+                &runtime,
+                MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
+                "",
+            )
+            .map_err(|e| SandboxError::Keep {
+                path: runtime.clone(),
+                source: e.into(),
+            })?;
+        }
+        self.kept = kept
+            .iter()
+            .map(|k| (k.given.clone(), k.path.clone(), k.target()))
+            .collect();
         Ok(())
     }
 
-    /// Bind-mounts (read-only) each kept path under `root`, just mounted, back in its place.
-    fn bind_kept(&mut self, root: &Path, kept: &[Kept]) -> Result<(), SandboxError> {
-        for k in kept.iter().filter(|k| k.path.starts_with(root)) {
+    /// Bind-mounts (read-only) each kept path whose place is under `root` (just mounted): in
+    /// its place, or under [`RUNTIME_DIR`] if `relocated`.
+    fn bind_kept(
+        &mut self,
+        root: &Path,
+        kept: &[Kept],
+        relocated: bool,
+    ) -> Result<(), SandboxError> {
+        for k in kept
+            .iter()
+            .filter(|k| k.relocated == relocated && k.target().starts_with(root))
+        {
+            let target = k.target();
             let err = |source: io::Error| SandboxError::Keep {
                 path: k.path.clone(),
                 source,
             };
             if k.is_dir {
-                make_dir(&k.path, 0o755)?;
+                make_dir(&target, 0o755)?;
             } else {
-                if let Some(parent) = k.path.parent() {
+                if let Some(parent) = target.parent() {
                     make_dir(parent, 0o755)?;
                 }
-                fs::File::create(&k.path).map_err(err)?;
+                fs::File::create(&target).map_err(err)?;
             }
             let source = format!("/proc/self/fd/{}", k.fd.as_raw_fd());
-            rustix::mount::mount_bind_recursive(source.as_str(), &k.path)
+            rustix::mount::mount_bind_recursive(source.as_str(), &target)
                 .map_err(|e| err(e.into()))?;
-            self.binds.push(k.path.clone());
+            self.binds.push(target.clone());
             rustix::mount::mount_remount(
-                &k.path,
+                &target,
                 MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
                 "",
             )
             .map_err(|e| err(e.into()))?;
-            tracing::info!("sandbox: {} kept visible, read-only", k.path.display());
+            if relocated {
+                tracing::info!(
+                    "sandbox: {} kept visible, read-only, at {}",
+                    k.path.display(),
+                    target.display()
+                );
+            } else {
+                tracing::info!("sandbox: {} kept visible, read-only", k.path.display());
+            }
         }
         Ok(())
     }
@@ -584,6 +668,23 @@ impl Sandbox {
             note(memory.release());
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// Where `path`, or a path inside it, given to [`enter_with`] is reachable now: under
+    /// [`RUNTIME_DIR`] if the app's mounts hide its host path, else `path` itself.
+    pub fn runtime_path(&self, path: &Path) -> PathBuf {
+        for (given, canonical, target) in &self.kept {
+            for base in [given, canonical] {
+                if let Ok(rest) = path.strip_prefix(base) {
+                    return if rest.as_os_str().is_empty() {
+                        target.clone()
+                    } else {
+                        target.join(rest)
+                    };
+                }
+            }
+        }
+        path.to_path_buf()
     }
 
     /// The app's directories.
