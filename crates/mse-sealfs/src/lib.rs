@@ -18,9 +18,19 @@
 //!   The plaintext size follows from the backing size; holes are written as sealed zero blocks.
 //! * Names: base64url(AES-SIV(name)) with the directory's random 16-byte id as SIV nonce; the
 //!   id is stored, authenticated by a GCM tag, in `.mse-sealfs.dirid` in each backing directory.
-//!   Names are limited to [`MAX_NAME_LEN`] bytes (ENAMETOOLONG beyond) so that the stored name
-//!   fits the host's 255.
-//! * Symbolic link targets: base64url(nonce ‖ AES-GCM(target)). Hard links (EPERM), extended
+//!   Names are limited to [`MAX_NAME_LEN`] (255) bytes, as on ext4 (ENAMETOOLONG beyond). An
+//!   encrypted name longer than the host's 255 bytes (a plaintext name over 175 bytes) is stored
+//!   under the alias `.mse-sealfs.long.` ‖ base64url(SHA-256(encrypted name)), and the encrypted
+//!   name in the side file `<alias>.name` next to it (written before the object is created,
+//!   removed after it is removed; an orphan side file is ignored and goes with its directory).
+//!   A listing checks that the side file hashes to its alias and decrypts it like a short name.
+//! * Paths: the plaintext path of an object may be as long as the kernel allows (PATH_MAX), and
+//!   its backing path longer still (encrypted names are about 4/3 of the plaintext's): backing
+//!   objects are reached relative to the backing root's descriptor when the path is short, else
+//!   through descriptors of the directories on the way, a few KiB of path at a time.
+//! * Symbolic link targets: base64url(nonce ‖ AES-GCM(target)), stored as the host link's
+//!   target, so a target is limited to 3 043 bytes (the host's 4 095 after sealing and
+//!   encoding; ENAMETOOLONG beyond). Hard links (EPERM), extended
 //!   attributes (EOPNOTSUPP) and device/fifo/socket nodes (EPERM) are not supported: they would
 //!   have to be stored in clear or are meaningless here.
 //!

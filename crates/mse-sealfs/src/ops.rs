@@ -93,9 +93,9 @@ impl Filesystem for SealFs {
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         let res = (|| {
-            let path = lock(&self.tree).path(ino.0).ok_or(Errno::ENOENT)?;
+            let at = self.at(&lock(&self.tree), ino.0)?;
             let stored =
-                rustix::fs::readlinkat(&self.root, &path, Vec::new()).map_err(errno_of_rustix)?;
+                rustix::fs::readlinkat(at.fd(), &at.rel, Vec::new()).map_err(errno_of_rustix)?;
             self.ciphers
                 .open_link(stored.as_bytes())
                 .map_err(|e| format_errno(&e, "readlink"))
@@ -146,14 +146,22 @@ impl Filesystem for SealFs {
         let res = (|| {
             let mut tree = lock(&self.tree);
             let (enc, _) = self.enc_name(&tree, parent.0, link_name)?;
-            let path = tree.child_path(parent.0, &enc).ok_or(Errno::ENOENT)?;
+            let dir = self.at(&tree, parent.0)?;
+            let at = dir.join(&enc.0);
             let sealed = self
                 .ciphers
                 .seal_link(target.as_os_str().as_bytes())
                 .map_err(|e| format_errno(&e, "symlink"))?;
-            rustix::fs::symlinkat(sealed.as_str(), &self.root, &path).map_err(errno_of_rustix)?;
-            let st = self.stat_path(&path)?;
-            let ino = tree.remember(parent.0, enc.into(), None, st.st_ino);
+            self.put_long_name(&dir, &enc)?;
+            if let Err(e) = rustix::fs::symlinkat(sealed.as_str(), at.fd(), &at.rel) {
+                if e != rustix::io::Errno::EXIST {
+                    self.drop_long_name(&dir, &enc);
+                }
+                return Err(errno_of_rustix(e));
+            }
+            let st = self.stat_at(&at)?;
+            drop((at, dir));
+            let ino = tree.remember(parent.0, enc, None, st.st_ino);
             Ok(attr_of(ino, &st, None))
         })();
         match res {
@@ -349,8 +357,8 @@ impl Filesystem for SealFs {
         reply: ReplyEmpty,
     ) {
         let res = (|| {
-            let path = lock(&self.tree).path(ino.0).ok_or(Errno::ENOENT)?;
-            let f = self.open_path(&path, OFlags::RDONLY | OFlags::DIRECTORY, 0)?;
+            let at = self.at(&lock(&self.tree), ino.0)?;
+            let f = self.open_at(&at, OFlags::RDONLY | OFlags::DIRECTORY, 0)?;
             f.sync_all().map_err(|e| errno_of(&e))
         })();
         match res {

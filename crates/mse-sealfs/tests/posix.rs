@@ -352,3 +352,267 @@ fn streamed_large_appends_are_seen_at_once() {
     drop((w, a, r));
     assert!(fs::read(t.p("s")).unwrap() == want);
 }
+
+/// Names and paths as long as ext4 allows: NAME_MAX (255 bytes) and PATH_MAX (4096 with the NUL).
+mod long_paths {
+    use std::os::fd::OwnedFd;
+
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    use rustix::io::Errno;
+
+    use super::common::TestMount;
+
+    fn dir_flags() -> OFlags {
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
+    }
+
+    fn open_dir<Fd: rustix::fd::AsFd>(at: Fd, name: &str) -> OwnedFd {
+        rustix::fs::openat(at, name, dir_flags(), Mode::empty())
+            .unwrap_or_else(|e| panic!("open {} bytes: {e}", name.len()))
+    }
+
+    fn write_file<Fd: rustix::fd::AsFd>(at: Fd, name: &str, data: &[u8]) -> Result<(), Errno> {
+        let fd = rustix::fs::openat(
+            at,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        assert_eq!(rustix::io::write(&fd, data)?, data.len());
+        Ok(())
+    }
+
+    fn read_file<Fd: rustix::fd::AsFd>(at: Fd, name: &str) -> Vec<u8> {
+        let fd = rustix::fs::openat(at, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .unwrap_or_else(|e| panic!("open {} bytes: {e}", name.len()));
+        let mut buf = vec![0u8; 4096];
+        let n = rustix::io::read(&fd, &mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    fn names<Fd: rustix::fd::AsFd>(dir: Fd) -> Vec<String> {
+        let fd = rustix::fs::openat(dir, ".", dir_flags(), Mode::empty()).unwrap();
+        let mut out: Vec<String> = rustix::fs::Dir::read_from(&fd)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "." && n != "..")
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Host names in the backing directory tree (recursively), through descriptors.
+    fn backing_names(dir: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![rustix::fs::open(dir, dir_flags(), Mode::empty()).unwrap()];
+        while let Some(d) = stack.pop() {
+            for e in rustix::fs::Dir::read_from(&d).unwrap() {
+                let e = e.unwrap();
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n == "." || n == ".." {
+                    continue;
+                }
+                if e.file_type() == rustix::fs::FileType::Directory {
+                    stack.push(open_dir(&d, &n));
+                }
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    fn level_name(i: usize, len: usize) -> String {
+        let head = format!("{i:03}-");
+        format!("{head}{}", "d".repeat(len - head.len()))
+    }
+
+    #[test]
+    fn a_tree_40_deep_with_100_byte_names_works_and_survives_a_remount() {
+        let mut t = TestMount::new();
+        let depth = 40;
+        let mut fds = vec![open_dir(rustix::fs::CWD, t.mnt().to_str().unwrap())];
+        for i in 0..depth {
+            let name = level_name(i, 100);
+            rustix::fs::mkdirat(
+                fds.last().unwrap(),
+                name.as_str(),
+                Mode::from_raw_mode(0o755),
+            )
+            .unwrap_or_else(|e| panic!("mkdir at depth {}: {e}", i + 1));
+            let next = open_dir(fds.last().unwrap(), &name);
+            fds.push(next);
+        }
+        let bottom = fds.last().unwrap();
+        write_file(bottom, "leaf.txt", b"deep").unwrap();
+        assert_eq!(read_file(bottom, "leaf.txt"), b"deep");
+        rustix::fs::renameat(bottom, "leaf.txt", &fds[depth - 1], "moved.txt").unwrap();
+        assert_eq!(
+            names(&fds[depth - 1]),
+            [level_name(depth - 1, 100), "moved.txt".into()]
+        );
+        drop(fds);
+
+        // After a remount (the quota walk and every lookup go 40 levels down again).
+        t.unmount();
+        t.mount_with(super::common::KEY);
+        let mut fds = vec![open_dir(rustix::fs::CWD, t.mnt().to_str().unwrap())];
+        for i in 0..depth - 1 {
+            let next = open_dir(fds.last().unwrap(), &level_name(i, 100));
+            fds.push(next);
+        }
+        assert_eq!(read_file(fds.last().unwrap(), "moved.txt"), b"deep");
+        // And everything can be removed again, leaving only the root's directory id.
+        rustix::fs::unlinkat(fds.last().unwrap(), "moved.txt", AtFlags::empty()).unwrap();
+        rustix::fs::unlinkat(
+            fds.last().unwrap(),
+            level_name(depth - 1, 100).as_str(),
+            AtFlags::REMOVEDIR,
+        )
+        .unwrap();
+        for i in (0..depth - 1).rev() {
+            fds.pop();
+            rustix::fs::unlinkat(
+                fds.last().unwrap(),
+                level_name(i, 100).as_str(),
+                AtFlags::REMOVEDIR,
+            )
+            .unwrap_or_else(|e| panic!("rmdir at depth {}: {e}", i + 1));
+        }
+        assert_eq!(backing_names(&t.backing()), [mse_sealfs::DIR_ID_FILE]);
+    }
+
+    #[test]
+    fn names_of_255_bytes_work_and_256_bytes_is_enametoolong() {
+        let mut t = TestMount::new();
+        let root = open_dir(rustix::fs::CWD, t.mnt().to_str().unwrap());
+        let a = "a".repeat(255);
+        let b = format!("{}é", "b".repeat(253));
+        assert_eq!(b.len(), 255);
+        let too_long = "c".repeat(256);
+
+        write_file(&root, &a, b"file a").unwrap();
+        assert_eq!(read_file(&root, &a), b"file a");
+        rustix::fs::mkdirat(&root, b.as_str(), Mode::from_raw_mode(0o755)).unwrap();
+        write_file(open_dir(&root, &b), &a, b"inside").unwrap();
+        rustix::fs::symlinkat(a.as_str(), &root, format!("l{}", &a[1..]).as_str()).unwrap();
+        assert_eq!(
+            rustix::fs::readlinkat(&root, format!("l{}", &a[1..]).as_str(), Vec::new())
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            a
+        );
+        assert_eq!(
+            names(&root),
+            [a.clone(), b.clone(), format!("l{}", &a[1..])]
+        );
+
+        // 256 bytes: ENAMETOOLONG for every way of making a name, and for lookups.
+        let e = |r: Result<(), Errno>| r.unwrap_err();
+        assert_eq!(e(write_file(&root, &too_long, b"x")), Errno::NAMETOOLONG);
+        assert_eq!(
+            e(rustix::fs::mkdirat(
+                &root,
+                too_long.as_str(),
+                Mode::from_raw_mode(0o755)
+            )),
+            Errno::NAMETOOLONG
+        );
+        assert_eq!(
+            e(rustix::fs::symlinkat("t", &root, too_long.as_str())),
+            Errno::NAMETOOLONG
+        );
+        assert_eq!(
+            e(rustix::fs::renameat(
+                &root,
+                a.as_str(),
+                &root,
+                too_long.as_str()
+            )),
+            Errno::NAMETOOLONG
+        );
+        assert_eq!(
+            rustix::fs::statat(&root, too_long.as_str(), AtFlags::empty()).unwrap_err(),
+            Errno::NAMETOOLONG
+        );
+
+        // Renames between long and short names, within and across directories.
+        rustix::fs::renameat(&root, a.as_str(), &root, "short").unwrap();
+        rustix::fs::renameat(&root, "short", open_dir(&root, &b), b.as_str()).unwrap();
+        assert_eq!(names(open_dir(&root, &b)), [a.clone(), b.clone()]);
+        rustix::fs::renameat(open_dir(&root, &b), b.as_str(), &root, a.as_str()).unwrap();
+        assert_eq!(read_file(&root, &a), b"file a");
+        drop(root);
+
+        // After a remount, then removal of everything: no side file is left behind.
+        t.unmount();
+        t.mount_with(super::common::KEY);
+        let root = open_dir(rustix::fs::CWD, t.mnt().to_str().unwrap());
+        assert_eq!(
+            names(&root),
+            [a.clone(), b.clone(), format!("l{}", &a[1..])]
+        );
+        assert_eq!(read_file(open_dir(&root, &b), &a), b"inside");
+        rustix::fs::unlinkat(open_dir(&root, &b), a.as_str(), AtFlags::empty()).unwrap();
+        rustix::fs::unlinkat(&root, b.as_str(), AtFlags::REMOVEDIR).unwrap();
+        rustix::fs::unlinkat(&root, a.as_str(), AtFlags::empty()).unwrap();
+        rustix::fs::unlinkat(&root, format!("l{}", &a[1..]).as_str(), AtFlags::empty()).unwrap();
+        assert_eq!(names(&root), Vec::<String>::new());
+        assert_eq!(backing_names(&t.backing()), [mse_sealfs::DIR_ID_FILE]);
+    }
+
+    #[test]
+    fn a_path_of_4095_bytes_works_in_one_system_call() {
+        let t = TestMount::new();
+        let root = open_dir(rustix::fs::CWD, t.mnt().to_str().unwrap());
+        // 23 directories of 175 bytes (each stored under a 255-byte encrypted name, so the
+        // backing path is ~5.9 KB) and a 47-byte file name: 23 * 176 + 47 = 4095 bytes.
+        let dirs: Vec<String> = (0..23).map(|i| level_name(i, 175)).collect();
+        let file = "f".repeat(47);
+        let path = format!("{}/{file}", dirs.join("/"));
+        assert_eq!(path.len(), 4095);
+        let mut fds = vec![open_dir(&root, ".")];
+        for d in &dirs {
+            rustix::fs::mkdirat(fds.last().unwrap(), d.as_str(), Mode::from_raw_mode(0o700))
+                .unwrap_or_else(|e| panic!("mkdir at depth {}: {e}", fds.len()));
+            let next = open_dir(fds.last().unwrap(), d);
+            fds.push(next);
+        }
+        write_file(&root, &path, b"at PATH_MAX - 1").unwrap();
+        assert_eq!(read_file(&root, &path), b"at PATH_MAX - 1");
+        let st = rustix::fs::statat(&root, path.as_str(), AtFlags::empty()).unwrap();
+        assert_eq!(st.st_size, 15);
+        rustix::fs::chmodat(
+            &root,
+            path.as_str(),
+            Mode::from_raw_mode(0o640),
+            AtFlags::empty(),
+        )
+        .unwrap();
+        let st = rustix::fs::statat(&root, path.as_str(), AtFlags::empty()).unwrap();
+        assert_eq!(st.st_mode & 0o777, 0o640);
+        // A symbolic link target is stored sealed as the host link's target: up to 3 043
+        // bytes (the host's 4 095 once sealed and encoded), ENAMETOOLONG beyond.
+        let target = "t".repeat(3043);
+        rustix::fs::symlinkat(target.as_str(), &root, "link").unwrap();
+        assert_eq!(
+            rustix::fs::readlinkat(&root, "link", Vec::new())
+                .unwrap()
+                .as_bytes(),
+            target.as_bytes()
+        );
+        assert_eq!(
+            rustix::fs::symlinkat(format!("{target}t").as_str(), &root, "link2").unwrap_err(),
+            Errno::NAMETOOLONG
+        );
+        // One byte more is the kernel's PATH_MAX, as on any filesystem.
+        let longer = format!("{path}g");
+        assert_eq!(
+            write_file(&root, &longer, b"x").unwrap_err(),
+            Errno::NAMETOOLONG
+        );
+        rustix::fs::unlinkat(&root, path.as_str(), AtFlags::empty()).unwrap();
+        assert_eq!(names(fds.last().unwrap()), Vec::<String>::new());
+    }
+}

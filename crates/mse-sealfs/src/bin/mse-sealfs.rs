@@ -39,6 +39,10 @@ enum Cmd {
         /// Enable kernel write-back caching.
         #[arg(long)]
         writeback_cache: bool,
+        /// Let users other than the mounting one use the mount (FUSE `allow_other`; needs
+        /// root): for multi-user POSIX suites such as pjdfstest.
+        #[arg(long)]
+        allow_other: bool,
     },
     /// Enter a private mount namespace, mount DIR as a tmpfs of memory/4, fill it until it is
     /// full, report, and remove it. Must run as a fresh process (no other threads).
@@ -112,13 +116,14 @@ fn run() -> Result<(), String> {
             threads,
             wipe,
             writeback_cache,
+            allow_other,
         } => {
             let key = read_key(&key_file)?;
             let opts = SealFsOptions {
                 quota_bytes: quota,
                 threads,
                 writeback_cache,
-                ..Default::default()
+                allow_other,
             };
             let mounted = mount(&backing, &mountpoint, &key, &opts).map_err(|e| e.to_string())?;
             println!("mounted {}", mountpoint.display());
