@@ -4,8 +4,8 @@
 //! The runtime (`mse-enclave`) uses it in this order:
 //!
 //! 1. [`enter`] first thing in `main`, while the process has one thread: a private mount
-//!    namespace; the sealed `$HOME` (FUSE, [`mse_sealfs::mount`],
-//!    10 GiB quota) at `/root`; tmpfs mounts at `/tmp` (a quarter of the memory), `/mse-app` and
+//!    namespace; the sealed `$HOME` at `/root` (a [`HomeStorage`]: [`SealFsHome`], FUSE with a
+//!    10 GiB quota, unless [`enter_with_storage`] names another); tmpfs mounts at `/tmp` (a quarter of the memory), `/mse-app` and
 //!    `/key`; the memory limit ([`MemoryLimit`]); and the app's variables exported into the
 //!    process environment (only sound before other threads exist). Without the privilege for a
 //!    mount namespace the directories are per-app directories under `state_dir` named after the
@@ -17,7 +17,11 @@
 //!    as `fusermount3`, must be done by now).
 //! 4. Python: run [`Sandbox::python_startup_code`] (the audit hook) before importing the app
 //!    (`mse_wsgi::ServerConfig::startup_code`).
-//! 5. [`Sandbox::stop`]: unmount, wipe the sealed backing, drop the tmpfs mounts and the cgroup.
+//! 5. [`Sandbox::stop`]: unmount, wipe the sealed backing ([`MountedHome::tear_down`]), drop the
+//!    tmpfs mounts and the cgroup.
+//!
+//! The namespace and tmpfs helpers ([`isolate`], [`mount_tmpfs`], [`tmp_size_for_memory`]) and
+//! the one [`Isolation`] enum live here; mse-sealfs is only the filesystem.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -64,7 +68,10 @@
 //! it is no boundary against a hostile one running as root (that needs a separate supervisor
 //! process or an unprivileged user).
 
+#![warn(missing_docs)]
+
 mod error;
+mod home;
 mod memory;
 mod ns;
 mod seccomp;
@@ -75,13 +82,15 @@ use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
-use mse_sealfs::{MountedSealFs, SealFsOptions, SealKey};
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::MountFlags;
 
 pub use error::SandboxError;
+pub use home::{HomeError, HomeStorage, KeySource, MountedHome, SealFsHome};
 pub use memory::MemoryLimit;
-pub use ns::Isolation;
+pub use ns::{
+    Isolation, NsError, enter_private_mount_namespace, isolate, mount_tmpfs, tmp_size_for_memory,
+};
 
 /// Smallest `--size` accepted: below it the interpreter and server do not fit.
 pub const MIN_SIZE_MB: u64 = 128;
@@ -186,9 +195,7 @@ pub struct Sandbox {
     isolation: Isolation,
     size_bytes: u64,
     tmp_bytes: u64,
-    /// O_PATH descriptor of `state_dir`: reaches the backing even when a mount hides the path.
-    state_fd: OwnedFd,
-    home: Option<MountedSealFs>,
+    home: Option<Box<dyn MountedHome>>,
     memory: Option<memory::MemoryGuard>,
     /// tmpfs mounts made in the namespace (unmounted at stop, mount points kept).
     mounts: Vec<PathBuf>,
@@ -371,11 +378,20 @@ pub fn enter(cfg: &SandboxConfig) -> Result<Sandbox, SandboxError> {
     enter_with(cfg, &[])
 }
 
-/// [`enter`], keeping `keep_visible` (read-only) reachable where the app's mounts would hide it:
+/// [`enter_with_storage`] with the sealed `$HOME` of today ([`SealFsHome`], default options).
+pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandbox, SandboxError> {
+    enter_with_storage(cfg, keep_visible, &SealFsHome::default())
+}
+
+/// [`enter`], with `$HOME` from `storage`, keeping `keep_visible` (read-only) reachable where the app's mounts would hide it:
 /// e.g. an app virtualenv under `/tmp` or `/root`, then at [`Sandbox::runtime_path`] (under
 /// [`RUNTIME_DIR`]), never inside the app's directories. The Python installation is always
 /// kept, at its own path.
-pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandbox, SandboxError> {
+pub fn enter_with_storage(
+    cfg: &SandboxConfig,
+    keep_visible: &[PathBuf],
+    storage: &dyn HomeStorage,
+) -> Result<Sandbox, SandboxError> {
     if !(MIN_SIZE_MB..=MAX_SIZE_MB).contains(&cfg.size_mb) {
         return Err(SandboxError::Size {
             got: cfg.size_mb,
@@ -399,12 +415,6 @@ pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandb
         .create(&cfg.state_dir)
         .map_err(state_err)?;
     let state_dir = cfg.state_dir.canonicalize().map_err(state_err)?;
-    let state_fd = rustix::fs::open(
-        &state_dir,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| state_err(e.into()))?;
 
     let size_bytes = cfg.size_mb * MIB;
     // Memory first: the tmpfs and FUSE set-up below is then charged to the app's group.
@@ -425,8 +435,7 @@ pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandb
         paths,
         isolation,
         size_bytes,
-        tmp_bytes: mse_sealfs::ns::tmp_size_for_memory(size_bytes),
-        state_fd,
+        tmp_bytes: ns::tmp_size_for_memory(size_bytes),
         home: None,
         memory: Some(memory),
         mounts: Vec::new(),
@@ -444,14 +453,14 @@ pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandb
         }
         _ => Vec::new(),
     };
-    if let Err(e) = sandbox.set_up(&state_dir, &cfg.home_key, &kept) {
+    if let Err(e) = sandbox.set_up(&state_dir, &cfg.home_key, storage, &kept) {
         if let Err(undo) = sandbox.tear_down() {
             tracing::warn!("sandbox: undoing a failed set-up: {undo}");
         }
         return Err(e);
     }
     tracing::info!(
-        "sandbox: {}; HOME={} (sealed, quota {} GiB), TMP_PATH={} ({}), \
+        "sandbox: {}; HOME={} ({}), TMP_PATH={} ({}), \
          MODULE_PATH={}, KEY_PATH={}; memory limit {} MiB via {}; effective memory {} MiB",
         match &sandbox.isolation {
             Isolation::PrivateNamespace => "private mount namespace".to_string(),
@@ -465,7 +474,7 @@ pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandb
             ),
         },
         sandbox.paths.home.display(),
-        mse_sealfs::DEFAULT_QUOTA_BYTES / (1024 * MIB),
+        storage.describe(),
         sandbox.paths.tmp_path.display(),
         if sandbox.isolation.in_memory() {
             format!("{} MiB in memory", sandbox.tmp_bytes / MIB)
@@ -485,7 +494,8 @@ impl Sandbox {
     fn set_up(
         &mut self,
         state_dir: &Path,
-        home_key: &[u8; 32],
+        home_key: &dyn KeySource,
+        storage: &dyn HomeStorage,
         kept: &[Kept],
     ) -> Result<(), SandboxError> {
         // SAFETY: `enter` checked that this process has a single thread and nothing here has
@@ -498,17 +508,10 @@ impl Sandbox {
         // The sealed $HOME, mounted before /tmp so that a state_dir under /tmp is still
         // reachable by path (the mount keeps a descriptor of its backing afterwards).
         let backing = state_dir.join(SEALED_HOME_DIR);
-        let key = SealKey::from_bytes(*home_key);
-        mse_sealfs::check_key(&backing, &key)?;
         if self.isolation != Isolation::PrivateNamespace {
             self.plain_dirs.push(self.paths.home.clone());
         }
-        self.home = Some(mse_sealfs::mount(
-            &backing,
-            &self.paths.home,
-            &key,
-            &SealFsOptions::default(),
-        )?);
+        self.home = Some(storage.mount(&backing, home_key, &self.paths.home)?);
         let cache = self.paths.secrets_path.parent().unwrap_or(&self.paths.home);
         make_dir(cache, 0o700)?;
         if self.isolation == Isolation::PrivateNamespace {
@@ -530,7 +533,7 @@ impl Sandbox {
                 self.plain_dirs.push(path.clone());
             }
             if self.isolation.in_memory() {
-                mse_sealfs::ns::mount_tmpfs(&path, bytes, mode)?;
+                ns::mount_tmpfs(&path, bytes, mode)?;
                 self.mounts.push(path.clone());
                 self.bind_kept(&path, kept, false)?;
             } else {
@@ -540,7 +543,7 @@ impl Sandbox {
         if kept.iter().any(|k| k.relocated) {
             // Mount points only: the tmpfs is made read-only once they exist.
             let runtime = PathBuf::from(RUNTIME_DIR);
-            mse_sealfs::ns::mount_tmpfs(&runtime, RUNTIME_DIR_BYTES, 0o755)?;
+            ns::mount_tmpfs(&runtime, RUNTIME_DIR_BYTES, 0o755)?;
             self.mounts.push(runtime.clone());
             self.bind_kept(&runtime, kept, true)?;
             rustix::mount::mount_remount(
@@ -608,11 +611,6 @@ impl Sandbox {
         Ok(())
     }
 
-    /// The backing directory reached through the state directory's descriptor.
-    fn backing_by_fd(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/self/fd/{}", self.state_fd.as_raw_fd())).join(SEALED_HOME_DIR)
-    }
-
     /// Undoes everything done so far; keeps going after an error and reports the first one.
     fn tear_down(&mut self) -> Result<(), SandboxError> {
         if self.torn_down {
@@ -630,33 +628,13 @@ impl Sandbox {
             note(unmount(&path));
         }
         if let Some(home) = self.home.take() {
-            let mountpoint = home.mountpoint().to_path_buf();
-            if let Ok(st) = rustix::fs::stat(&mountpoint) {
+            if let Ok(st) = rustix::fs::stat(home.mountpoint()) {
                 let closed = close_descriptors_on(st.st_dev);
                 if closed > 0 {
                     tracing::info!("sandbox: closed {closed} file(s) the app left open in $HOME");
                 }
             }
-            match home.unmount() {
-                Ok(()) => {}
-                Err(mse_sealfs::SealFsError::Unmount { source, .. })
-                    if source.raw_os_error() == Some(libc::EBUSY) =>
-                {
-                    // Still busy (a mapping or working directory of the app): abort the
-                    // connection (a forced FUSE unmount does) so that nothing waits on a
-                    // filesystem no longer served, then detach it. Its content is wiped next.
-                    let _ = rustix::mount::unmount(&mountpoint, rustix::mount::UnmountFlags::FORCE);
-                    match unmount(&mountpoint) {
-                        Ok(()) => tracing::warn!(
-                            "sandbox: $HOME was still in use by the app (a mapping or working \
-                             directory): connection aborted and detached"
-                        ),
-                        Err(e) => note(Err(e)),
-                    }
-                }
-                Err(e) => note(Err(e.into())),
-            }
-            note(mse_sealfs::wipe_backing(&self.backing_by_fd()).map_err(SandboxError::from));
+            note(home.tear_down().map_err(SandboxError::from));
         }
         for path in self.mounts.drain(..).rev() {
             note(unmount(&path));

@@ -32,7 +32,7 @@ pub const FORMAT_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 2 + FILE_ID_LEN + NONCE_LEN + TAG_LEN;
 /// Longest plaintext name, as on ext4 (NAME_MAX). Names whose encrypted form does not fit a
 /// 255-byte host name (plaintext names over 175 bytes) are stored under a long-name alias
-/// ([`stored_name`]).
+/// (see `docs/sealfs-format.md`).
 pub const MAX_NAME_LEN: usize = 255;
 /// Longest encrypted name stored as is (the host's NAME_MAX).
 pub const MAX_STORED_NAME_LEN: usize = 255;

@@ -1,5 +1,6 @@
-//! Encrypted, integrity-protected FUSE filesystem for the app's `$HOME`, and the helpers that put
-//! `$TMP_PATH` and `$MODULE_PATH` in memory inside a private mount namespace.
+//! Encrypted, integrity-protected FUSE filesystem for the app's `$HOME`. (The namespace and
+//! tmpfs helpers for the other directories are in mse-sandbox, which mounts this filesystem
+//! through its `HomeStorage` trait.)
 //!
 //! The app is unmodified Python (plus C extensions such as sqlite3), so sealing happens below the
 //! VFS: [`mount`] serves a FUSE filesystem from threads of the calling process, storing every file
@@ -62,14 +63,13 @@
 //!
 //! # Use from the runtime
 //!
-//! 1. First thing in `main`, before any thread exists: [`ns::isolate`] (a private mount
-//!    namespace, or the logged fallback to plain directories).
-//! 2. [`ns::prepare_memory_dir`] for `$TMP_PATH` (size [`ns::tmp_size_for_memory`]) and
-//!    `$MODULE_PATH`: tmpfs mounts inside the namespace.
-//! 3. [`mount`] the sealed `$HOME` (before any seccomp filter: without `CAP_SYS_ADMIN` the mount
+//! 1. [`mount`] the sealed `$HOME` (before any seccomp filter: without `CAP_SYS_ADMIN` the mount
 //!    runs the setuid `fusermount3`). [`check_key`] gives a clear error up front for a store
 //!    sealed under another key.
-//! 4. At stop: [`MountedSealFs::unmount_and_wipe`] and [`ns::release_memory_dir`].
+//! 2. At stop: [`MountedSealFs::unmount_and_wipe`] (or [`MountedSealFs::unmount`] then
+//!    [`wipe_backing`]).
+//!
+//! mse-sandbox does this (its `SealFsHome`), inside the private mount namespace it enters.
 //!
 //! # Performance choices
 //!
@@ -100,13 +100,14 @@
 //! The plaintext size of all files is accounted (default [`DEFAULT_QUOTA_BYTES`]); a write or
 //! truncate that would exceed it fails with ENOSPC.
 
+#![warn(missing_docs)]
+
 mod crypto;
 mod error;
 mod file;
 mod fs;
 mod meta;
 mod mount;
-pub mod ns;
 mod ops;
 mod pipe;
 mod tree;
@@ -115,7 +116,7 @@ pub use crypto::{
     BLOCK_SIZE, CIPHER_BLOCK_SIZE, Ciphers, HEADER_LEN, MAX_NAME_LEN, SealKey, backing_size,
     header_binding, plain_size,
 };
-pub use error::{FormatError, NsError, SealFsError};
+pub use error::{FormatError, SealFsError};
 pub use file::{FileError, Presealed, SealedFile};
 pub use fs::DIR_ID_FILE;
 pub use mount::{

@@ -61,10 +61,12 @@ impl std::fmt::Debug for MountedSealFs {
 }
 
 impl MountedSealFs {
+    /// Where it is mounted.
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint
     }
 
+    /// Its backing directory.
     pub fn backing(&self) -> &Path {
         &self.backing
     }
