@@ -141,6 +141,19 @@ pub struct SealFs {
     pub(crate) root_ok: bool,
     /// Kernel write-back caching requested (the kernel then owns O_APPEND offsets).
     pub(crate) writeback: bool,
+    /// This process's umask, which the host applies to every backing object it creates.
+    pub(crate) umask: u32,
+    /// This process's effective uid and gid: the owner the host gives new backing objects.
+    pub(crate) euid: u32,
+    pub(crate) egid: u32,
+}
+
+/// Who asked for a new object (its owner), and the mode asked for (umask already applied).
+#[derive(Clone, Copy)]
+pub(crate) struct Creator {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
 }
 
 /// Locks a mutex, recovering from poisoning (a panicking operation must not wedge the mount).
@@ -239,7 +252,54 @@ impl SealFs {
             ttl: Duration::from_secs(1),
             root_ok,
             writeback: false,
+            umask: process_umask(),
+            euid: rustix::process::geteuid().as_raw(),
+            egid: rustix::process::getegid().as_raw(),
         }
+    }
+
+    /// Gives a backing object just created in `dir` (a directory of `parent_mode`) the owner
+    /// and mode its creator asked for, where the host did not: objects are created by this
+    /// process, under its own umask and credentials. Nothing to do in the product (the app is
+    /// this process); a multi-user mount (`allow_other`) needs it.
+    pub(crate) fn settle_new(
+        &self,
+        at: &At<'_>,
+        dir: &At<'_>,
+        c: Creator,
+        kind: FileType,
+    ) -> Result<(), Errno> {
+        let chown = c.uid != self.euid || c.gid != self.egid;
+        let mut mode = c.mode & 0o7777;
+        if chown {
+            // In a set-group-ID directory the host already gave the directory's group (and,
+            // to a directory, the set-group-ID bit): keep them, as ext4 does.
+            let parent = self.stat_at(dir)?;
+            let sgid = parent.st_mode & libc::S_ISGID != 0;
+            let gid = (!sgid).then(|| rustix::fs::Gid::from_raw(c.gid));
+            if sgid && kind == FileType::Directory {
+                mode |= libc::S_ISGID;
+            }
+            rustix::fs::chownat(
+                at.fd(),
+                &at.rel,
+                Some(rustix::fs::Uid::from_raw(c.uid)),
+                gid,
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(errno_of_rustix)?;
+        }
+        // A chown may clear set-user/group-ID bits; a umask may have cleared others.
+        if kind != FileType::Symlink && (chown || mode & self.umask != 0) {
+            rustix::fs::chmodat(
+                at.fd(),
+                &at.rel,
+                Mode::from_raw_mode(mode),
+                AtFlags::empty(),
+            )
+            .map_err(errno_of_rustix)?;
+        }
+        Ok(())
     }
 
     /// Where the backing object of `ino` is (ENOENT if it left the namespace).
@@ -551,6 +611,18 @@ impl SealFs {
         }
         Ok(out)
     }
+}
+
+/// This process's umask, from /proc/self/status (reading it with umask(2) would change it, for
+/// a moment, for every thread). 022 if unknown: then modes it clears are restored explicitly.
+fn process_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("Umask:"))?;
+            u32::from_str_radix(line.split_whitespace().nth(1)?, 8).ok()
+        })
+        .unwrap_or(0o022)
 }
 
 /// Reads and checks a directory id file.

@@ -12,8 +12,8 @@ use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 use crate::crypto::{BackingName, LONG_NAME_PREFIX, classify, header_binding};
 use crate::file::SealedFile;
 use crate::fs::{
-    At, DIR_ID_FILE, Handle, SealFs, attr_of, errno_of, errno_of_rustix, file_errno, format_errno,
-    kind_of, lock,
+    At, Creator, DIR_ID_FILE, Handle, SealFs, attr_of, errno_of, errno_of_rustix, file_errno,
+    format_errno, kind_of, lock,
 };
 use crate::tree::Tree;
 
@@ -191,14 +191,15 @@ impl SealFs {
         &self,
         parent: u64,
         name: &OsStr,
-        mode: u32,
+        creator: Creator,
     ) -> Result<fuser::FileAttr, Errno> {
         let mut tree = lock(&self.tree);
         let (enc, _) = self.enc_name(&tree, parent, name)?;
         let dir = self.at(&tree, parent)?;
         let at = dir.join(&enc.0);
         self.put_long_name(&dir, &enc)?;
-        if let Err(e) = rustix::fs::mkdirat(at.fd(), &at.rel, Mode::from_raw_mode(mode & 0o7777)) {
+        let mode = Mode::from_raw_mode(creator.mode & 0o7777);
+        if let Err(e) = rustix::fs::mkdirat(at.fd(), &at.rel, mode) {
             if e != rustix::io::Errno::EXIST {
                 self.drop_long_name(&dir, &enc);
             }
@@ -208,7 +209,11 @@ impl SealFs {
             .ciphers
             .new_dir_id()
             .map_err(|e| format_errno(&e, "mkdir"))
-            .and_then(|(id, stored)| write_dir_id(self, &at, &stored).map(|()| id));
+            .and_then(|(id, stored)| write_dir_id(self, &at, &stored).map(|()| id))
+            .and_then(|id| {
+                self.settle_new(&at, &dir, creator, FileType::Directory)
+                    .map(|()| id)
+            });
         let dir_id = match written {
             Ok(id) => id,
             Err(e) => {
@@ -227,7 +232,7 @@ impl SealFs {
         &self,
         parent: u64,
         name: &OsStr,
-        mode: u32,
+        creator: Creator,
         flags: i32,
     ) -> Result<(fuser::FileAttr, u64), Errno> {
         let mut tree = lock(&self.tree);
@@ -239,7 +244,7 @@ impl SealFs {
         let created = self.open_at(
             &at,
             OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
-            mode & 0o7777,
+            creator.mode & 0o7777,
         );
         let undo = || {
             let _ = rustix::fs::unlinkat(at.fd(), &at.rel, AtFlags::empty());
@@ -247,6 +252,8 @@ impl SealFs {
         };
         let (ino, st) = match created {
             Ok(backing) => {
+                self.settle_new(&at, &dir, creator, FileType::RegularFile)
+                    .inspect_err(|_| undo())?;
                 let sealed = SealedFile::create(&self.ciphers, backing, &binding).map_err(|e| {
                     undo();
                     file_errno(&e, "create")

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use fuser::{
-    AccessFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    AccessFlags, Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
@@ -19,7 +19,7 @@ use rustix::fs::OFlags;
 
 use crate::crypto::BLOCK_SIZE;
 use crate::fs::{
-    Handle, SealFs, attr_of, errno_of, errno_of_rustix, file_errno, format_errno, lock,
+    Creator, Handle, SealFs, attr_of, errno_of, errno_of_rustix, file_errno, format_errno, lock,
 };
 
 use crate::meta::{MAX_WRITE, SetAttr};
@@ -108,14 +108,14 @@ impl Filesystem for SealFs {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
         umask: u32,
         reply: ReplyEntry,
     ) {
-        match self.do_mkdir(parent.0, name, mode & !umask) {
+        match self.do_mkdir(parent.0, name, creator(req, mode & !umask)) {
             Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
             Err(e) => reply.error(e),
         }
@@ -137,7 +137,7 @@ impl Filesystem for SealFs {
 
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         link_name: &OsStr,
         target: &Path,
@@ -158,6 +158,11 @@ impl Filesystem for SealFs {
                     self.drop_long_name(&dir, &enc);
                 }
                 return Err(errno_of_rustix(e));
+            }
+            if let Err(e) = self.settle_new(&at, &dir, creator(req, 0o777), FileType::Symlink) {
+                let _ = rustix::fs::unlinkat(at.fd(), &at.rel, rustix::fs::AtFlags::empty());
+                self.drop_long_name(&dir, &enc);
+                return Err(e);
             }
             let st = self.stat_at(&at)?;
             drop((at, dir));
@@ -390,7 +395,7 @@ impl Filesystem for SealFs {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -398,7 +403,7 @@ impl Filesystem for SealFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.do_create(parent.0, name, mode & !umask, flags) {
+        match self.do_create(parent.0, name, creator(req, mode & !umask), flags) {
             Ok((attr, fh)) => reply.created(
                 &self.ttl,
                 &attr,
@@ -412,7 +417,7 @@ impl Filesystem for SealFs {
 
     fn mknod(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -424,7 +429,7 @@ impl Filesystem for SealFs {
         if mode & libc::S_IFMT != libc::S_IFREG {
             return reply.error(Errno::EPERM);
         }
-        match self.do_create(parent.0, name, mode & !umask, libc::O_EXCL) {
+        match self.do_create(parent.0, name, creator(req, mode & !umask), libc::O_EXCL) {
             Ok((attr, fh)) => {
                 if let Some(Handle::File { ino, .. }) = lock(&self.handles).remove(&fh) {
                     self.release_file(ino);
@@ -549,6 +554,15 @@ impl Filesystem for SealFs {
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
         reply.error(Errno::ENOSYS);
+    }
+}
+
+/// The owner and mode of an object `req` creates.
+fn creator(req: &Request, mode: u32) -> Creator {
+    Creator {
+        uid: req.uid(),
+        gid: req.gid(),
+        mode,
     }
 }
 

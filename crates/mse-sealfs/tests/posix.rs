@@ -616,3 +616,132 @@ mod long_paths {
         assert_eq!(names(fds.last().unwrap()), Vec::<String>::new());
     }
 }
+
+/// Ownership, modes and permission checks with several users, as pjdfstest checks them (the
+/// mount with `allow_other`; the kernel does the permission checks, `default_permissions`).
+mod users {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    use std::os::unix::process::CommandExt as _;
+    use std::process::Command;
+
+    use mse_sealfs::SealFsOptions;
+
+    use super::common::{KEY, TestMount};
+
+    const NOBODY: u32 = 65534;
+
+    fn mount() -> TestMount {
+        let t = TestMount::with(
+            KEY,
+            SealFsOptions {
+                allow_other: true,
+                ..SealFsOptions::default()
+            },
+        );
+        std::fs::set_permissions(t.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(t.mnt(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        t
+    }
+
+    /// Runs `script` with `sh` in the mount as `uid`:`gid` with umask 0: whether it succeeded,
+    /// and the error (strerror) ending each line of its stderr.
+    fn sh(t: &TestMount, uid: u32, gid: u32, script: &str) -> (bool, String) {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask 0; {script}"))
+            .current_dir(t.mnt())
+            .uid(uid)
+            .gid(gid)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(|l| l.rsplit(": ").next().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        (out.status.success(), err)
+    }
+
+    fn owner_mode(t: &TestMount, rel: &str) -> (u32, u32, u32) {
+        let md = std::fs::symlink_metadata(t.p(rel)).unwrap();
+        (md.uid(), md.gid(), md.mode() & 0o7777)
+    }
+
+    #[test]
+    fn new_objects_get_their_creators_owner_and_exactly_the_mode_asked_for() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("\n!!! SKIPPED: needs root (allow_other, other users) !!!\n");
+            return;
+        }
+        let t = mount();
+        // umask 0: the mode asked for, not narrowed by the filesystem process's own umask.
+        assert_eq!(
+            sh(&t, 0, 0, "mkdir d && : > f && chmod 4755 f"),
+            (true, String::new())
+        );
+        assert_eq!(owner_mode(&t, "d"), (0, 0, 0o777));
+        assert_eq!(owner_mode(&t, "f"), (0, 0, 0o4755));
+        // Another user's objects are that user's.
+        let script = ": > n && mkdir nd && ln -s target nl";
+        assert_eq!(sh(&t, NOBODY, NOBODY, script), (true, String::new()));
+        assert_eq!(owner_mode(&t, "n"), (NOBODY, NOBODY, 0o666));
+        assert_eq!(owner_mode(&t, "nd"), (NOBODY, NOBODY, 0o777));
+        let l = std::fs::symlink_metadata(t.p("nl")).unwrap();
+        assert_eq!((l.uid(), l.gid()), (NOBODY, NOBODY));
+        // In a set-group-ID directory: the directory's group, and subdirectories inherit the bit.
+        assert_eq!(
+            sh(&t, 0, 0, "mkdir sg && chown 0:1234 sg && chmod 2777 sg"),
+            (true, String::new())
+        );
+        assert_eq!(
+            sh(&t, NOBODY, NOBODY, ": > sg/f && mkdir sg/d"),
+            (true, String::new())
+        );
+        assert_eq!(owner_mode(&t, "sg/f"), (NOBODY, 1234, 0o666));
+        assert_eq!(owner_mode(&t, "sg/d"), (NOBODY, 1234, 0o2777));
+        // All of it survives a remount (it is the backing objects' own metadata).
+        drop(t);
+    }
+
+    #[test]
+    fn chmod_chown_truncate_utimes_unlink_and_rename_are_checked_per_user() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("\n!!! SKIPPED: needs root (allow_other, other users) !!!\n");
+            return;
+        }
+        let t = mount();
+        let setup = ": > rw && chmod 666 rw && : > ro && chmod 644 ro && mkdir sticky && \
+                     chmod 1777 sticky && : > sticky/roots && chmod 666 sticky/roots";
+        assert_eq!(sh(&t, 0, 0, setup), (true, String::new()));
+        let denied = |script: &str, want: &str| {
+            assert_eq!(
+                sh(&t, NOBODY, NOBODY, script),
+                (false, want.to_string()),
+                "{script}"
+            );
+        };
+        denied("chmod 600 rw", "Operation not permitted");
+        denied("chown 65534 ro", "Operation not permitted");
+        denied("truncate -s 10 ro", "Permission denied");
+        denied("touch -d @1000 rw", "Operation not permitted");
+        denied("rm -f sticky/roots", "Operation not permitted");
+        denied("mv sticky/roots sticky/mine", "Operation not permitted");
+        // What the user may do: write to a world-writable file, set its times to now.
+        assert_eq!(
+            sh(&t, NOBODY, NOBODY, "truncate -s 10 rw && touch rw"),
+            (true, String::new())
+        );
+        assert_eq!(std::fs::metadata(t.p("rw")).unwrap().len(), 10);
+        // Its own files: any mode, times, rename and unlink, even in the sticky directory.
+        let own = ": > sticky/mine && chmod 4700 sticky/mine && touch -d @1000 sticky/mine && \
+                   mv sticky/mine sticky/moved && rm sticky/moved";
+        assert_eq!(sh(&t, NOBODY, NOBODY, own), (true, String::new()));
+        assert!(!t.p("sticky/moved").exists());
+        // Root may change owners; a chown by root clears set-user-ID.
+        assert_eq!(
+            sh(&t, 0, 0, "chmod 4755 ro && chown 65534:65534 ro"),
+            (true, String::new())
+        );
+        assert_eq!(owner_mode(&t, "ro"), (NOBODY, NOBODY, 0o755));
+    }
+}
