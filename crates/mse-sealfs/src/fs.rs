@@ -79,6 +79,10 @@ pub enum Handle {
         file: SharedFile,
         /// The file's id, readable without the file lock (see `SealedFile::preseal`).
         file_id: [u8; FILE_ID_LEN],
+        /// The first write must clear the set-user-ID (and group-executable set-group-ID)
+        /// bits: a write-only open bypasses the page cache, and with it the kernel's own
+        /// clearing of them, and the writer is not root.
+        kill_privs: bool,
     },
     Dir {
         entries: Vec<(u64, FileType, OsString)>,
@@ -529,6 +533,15 @@ impl SealFs {
                 unlinked: false,
             },
         );
+    }
+
+    /// Whether a handle opened with `flags` by `uid` on a file of `mode` must clear the file's
+    /// set-ID bits at its first write (see `Handle::File::kill_privs`).
+    pub(crate) fn kill_privs(&self, uid: u32, flags: i32, mode: u32) -> bool {
+        let direct = !self.writeback && flags & libc::O_ACCMODE == libc::O_WRONLY;
+        let privs = mode & libc::S_ISUID != 0
+            || mode & (libc::S_ISGID | libc::S_IXGRP) == libc::S_ISGID | libc::S_IXGRP;
+        direct && uid != 0 && privs
     }
 
     /// Wraps a sealed file for sharing between handles.

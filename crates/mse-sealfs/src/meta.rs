@@ -289,7 +289,13 @@ impl SealFs {
             let f = file.read();
             (f.size(), f.file_id())
         };
-        let fh = self.new_fh(Handle::File { ino, file, file_id });
+        let kill_privs = self.kill_privs(creator.uid, flags, st.st_mode);
+        let fh = self.new_fh(Handle::File {
+            ino,
+            file,
+            file_id,
+            kill_privs,
+        });
         Ok((attr_of(ino, &st, Some(size)), fh))
     }
 
@@ -519,10 +525,28 @@ impl SealFs {
         append: bool,
         reply: ReplyWrite,
     ) {
-        let (file, file_id) = match lock(&self.handles).get(&fh) {
-            Some(Handle::File { file, file_id, .. }) => (file.clone(), *file_id),
+        let (file, file_id, kill_privs) = match lock(&self.handles).get_mut(&fh) {
+            Some(Handle::File {
+                file,
+                file_id,
+                kill_privs,
+                ..
+            }) => (file.clone(), *file_id, std::mem::take(kill_privs)),
             _ => return reply.error(Errno::EBADF),
         };
+        if kill_privs {
+            let f = file.read();
+            let cleared = rustix::fs::fstat(f.backing()).and_then(|st| {
+                let mut mode = st.st_mode & 0o7777 & !libc::S_ISUID;
+                if mode & libc::S_IXGRP != 0 {
+                    mode &= !libc::S_ISGID;
+                }
+                rustix::fs::fchmod(f.backing(), Mode::from_raw_mode(mode))
+            });
+            if let Err(e) = cleared {
+                return reply.error(errno_of_rustix(e));
+            }
+        }
         let early = data.len() >= WRITE_BEHIND_MIN;
         let reply = if early {
             match self.try_append(&file, offset, data, append, reply) {

@@ -191,7 +191,7 @@ impl Filesystem for SealFs {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let at = {
             let tree = lock(&self.tree);
             self.locate(&tree, ino.0)
@@ -202,11 +202,19 @@ impl Filesystem for SealFs {
         };
         match file {
             Ok(file) => {
-                let file_id = file.read().file_id();
+                let (file_id, kill_privs) = {
+                    let f = file.read();
+                    // Only a non-root write-only open pays this fstat.
+                    let kill = self.kill_privs(req.uid(), flags.0, libc::S_ISUID)
+                        && rustix::fs::fstat(f.backing())
+                            .is_ok_and(|st| self.kill_privs(req.uid(), flags.0, st.st_mode));
+                    (f.file_id(), kill)
+                };
                 let fh = self.new_fh(Handle::File {
                     ino: ino.0,
                     file,
                     file_id,
+                    kill_privs,
                 });
                 reply.opened(FileHandle(fh), open_flags(flags.0, self.writeback));
             }

@@ -737,6 +737,21 @@ mod users {
                    mv sticky/mine sticky/moved && rm sticky/moved";
         assert_eq!(sh(&t, NOBODY, NOBODY, own), (true, String::new()));
         assert!(!t.p("sticky/moved").exists());
+        // Another user's write clears set-user-ID and set-group-ID (with group execute), also
+        // through a write-only descriptor (which bypasses the page cache); root's does not.
+        let setid = "for f in wo rw2 g; do : > $f; done && chmod 6777 wo rw2 && chmod 2767 g && \
+                     chmod 4777 byroot";
+        assert_eq!(
+            sh(&t, 0, 0, &format!(": > byroot && {setid}")),
+            (true, String::new())
+        );
+        let writes = "printf x >> wo && printf x 1<> rw2 && printf x >> g";
+        assert_eq!(sh(&t, NOBODY, NOBODY, writes), (true, String::new()));
+        assert_eq!(sh(&t, 0, 0, "printf x > byroot"), (true, String::new()));
+        assert_eq!(owner_mode(&t, "wo").2, 0o777);
+        assert_eq!(owner_mode(&t, "rw2").2, 0o777);
+        assert_eq!(owner_mode(&t, "g").2, 0o2767);
+        assert_eq!(owner_mode(&t, "byroot").2, 0o4777);
         // Root may change owners; a chown by root clears set-user-ID.
         assert_eq!(
             sh(&t, 0, 0, "chmod 4755 ro && chown 65534:65534 ro"),
