@@ -46,6 +46,14 @@ pub const LONG_NAME_PREFIX: &str = ".mse-sealfs.long.";
 /// The encrypted name of a long-named object is stored in a side file next to it: its backing
 /// name followed by this suffix.
 pub const LONG_NAME_SUFFIX: &str = ".name";
+/// Directory (in the backing root) of the sealed targets of symbolic links too long for a host
+/// link target once sealed.
+pub const LINKS_DIR: &str = ".mse-sealfs.links";
+/// Host target of such a link: this prefix and the name of its file in [`LINKS_DIR`] (a sealed
+/// target is base64url, which never starts with a dot).
+pub const LONG_LINK_PREFIX: &str = ".mse-sealfs.link.";
+/// Longest host link target (PATH_MAX without the NUL).
+pub const MAX_HOST_LINK_LEN: usize = 4095;
 /// Length of a directory identifier (also the SIV nonce of the names it contains).
 pub const DIR_ID_LEN: usize = 16;
 
@@ -410,7 +418,11 @@ pub enum BackingName<'a> {
 
 /// Classifies a host name found in a backing directory.
 pub fn classify(name: &[u8]) -> BackingName<'_> {
-    if name == b"." || name == b".." || name == crate::fs::DIR_ID_FILE.as_bytes() {
+    if name == b"."
+        || name == b".."
+        || name == crate::fs::DIR_ID_FILE.as_bytes()
+        || name == LINKS_DIR.as_bytes()
+    {
         BackingName::Internal
     } else if name.starts_with(LONG_NAME_PREFIX.as_bytes()) {
         if name.ends_with(LONG_NAME_SUFFIX.as_bytes()) {

@@ -16,8 +16,9 @@ use fuser::{Errno, FileAttr, FileType, INodeNo};
 use rustix::fs::{AtFlags, Mode, OFlags, Stat};
 
 use crate::crypto::{
-    BackingName, Ciphers, DIR_ID_FILE_LEN, DIR_ID_LEN, FILE_ID_LEN, LONG_NAME_SUFFIX,
-    MAX_ENC_NAME_LEN, StoredName, classify, header_binding, long_name, plain_size, stored_name,
+    BackingName, Ciphers, DIR_ID_FILE_LEN, DIR_ID_LEN, FILE_ID_LEN, LINKS_DIR, LONG_LINK_PREFIX,
+    LONG_NAME_SUFFIX, MAX_ENC_NAME_LEN, MAX_HOST_LINK_LEN, StoredName, classify, header_binding,
+    long_name, plain_size, stored_name,
 };
 use crate::error::FormatError;
 use crate::file::{FileError, SealedFile};
@@ -435,6 +436,90 @@ impl SealFs {
         if long.is_some() {
             let side = dir.join(&format!("{stored}{LONG_NAME_SUFFIX}"));
             let _ = rustix::fs::unlinkat(side.fd(), &side.rel, AtFlags::empty());
+        }
+    }
+
+    /// Seals link target `target` into the host link target to store: the sealed form itself,
+    /// or, when that would exceed [`MAX_HOST_LINK_LEN`], a reference to a file in
+    /// [`LINKS_DIR`] holding it.
+    pub(crate) fn store_link(&self, target: &[u8]) -> Result<String, Errno> {
+        use std::io::Write as _;
+        let sealed = self
+            .ciphers
+            .seal_link(target)
+            .map_err(|e| format_errno(&e, "symlink"))?;
+        if sealed.len() <= MAX_HOST_LINK_LEN {
+            return Ok(sealed);
+        }
+        let mut raw = [0u8; 16];
+        crate::crypto::random(&mut raw).map_err(|e| format_errno(&e, "symlink"))?;
+        let id = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, raw);
+        match rustix::fs::mkdirat(&self.root, LINKS_DIR, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(errno_of_rustix(e)),
+        }
+        let mut f = File::from(
+            rustix::fs::openat(
+                &self.root,
+                format!("{LINKS_DIR}/{id}"),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o400),
+            )
+            .map_err(errno_of_rustix)?,
+        );
+        f.write_all(sealed.as_bytes()).map_err(|e| errno_of(&e))?;
+        Ok(format!("{LONG_LINK_PREFIX}{id}"))
+    }
+
+    /// The link target behind host link target `stored` (see [`SealFs::store_link`]).
+    pub(crate) fn load_link(&self, stored: &[u8]) -> Result<Vec<u8>, Errno> {
+        let sealed = match stored.strip_prefix(LONG_LINK_PREFIX.as_bytes()) {
+            None => stored.to_vec(),
+            Some(id) => {
+                use std::io::Read as _;
+                let id = std::str::from_utf8(id).map_err(|_| Errno::EIO)?;
+                if id.contains('/') {
+                    return Err(format_errno(&FormatError::LinkAuth, "readlink"));
+                }
+                let f = rustix::fs::openat(
+                    &self.root,
+                    format!("{LINKS_DIR}/{id}"),
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| {
+                    tracing::warn!("sealfs: long link target missing: {e}");
+                    Errno::EIO
+                })?;
+                let mut sealed = Vec::new();
+                File::from(f)
+                    .take(2 * PATH_CHUNK as u64 + 1024)
+                    .read_to_end(&mut sealed)
+                    .map_err(|e| errno_of(&e))?;
+                sealed
+            }
+        };
+        self.ciphers
+            .open_link(&sealed)
+            .map_err(|e| format_errno(&e, "readlink"))
+    }
+
+    /// If the host link at `at` refers to a file in [`LINKS_DIR`], that file's name.
+    pub(crate) fn long_link_of(&self, at: &At<'_>) -> Option<String> {
+        let stored = rustix::fs::readlinkat(at.fd(), &at.rel, Vec::new()).ok()?;
+        let id = stored
+            .to_bytes()
+            .strip_prefix(LONG_LINK_PREFIX.as_bytes())?;
+        std::str::from_utf8(id)
+            .ok()
+            .filter(|id| !id.contains('/'))
+            .map(str::to_owned)
+    }
+
+    /// Removes a long link's target file (best effort), once the link is gone.
+    pub(crate) fn drop_long_link(&self, id: Option<String>) {
+        if let Some(id) = id {
+            let _ = rustix::fs::unlinkat(&self.root, format!("{LINKS_DIR}/{id}"), AtFlags::empty());
         }
     }
 

@@ -29,9 +29,10 @@
 //!   its backing path longer still (encrypted names are about 4/3 of the plaintext's): backing
 //!   objects are reached relative to the backing root's descriptor when the path is short, else
 //!   through descriptors of the directories on the way, a few KiB of path at a time.
-//! * Symbolic link targets: base64url(nonce ‖ AES-GCM(target)), stored as the host link's
-//!   target, so a target is limited to 3 043 bytes (the host's 4 095 after sealing and
-//!   encoding; ENAMETOOLONG beyond). Hard links (EPERM), extended
+//! * Symbolic link targets (up to PATH_MAX, as on ext4): base64url(nonce ‖ AES-GCM(target)),
+//!   stored as the host link's target when that fits the host's 4 095 bytes (targets of up to
+//!   3 043 bytes), else in a file of `.mse-sealfs.links/` in the backing root that the host
+//!   link names (`.mse-sealfs.link.<random id>`), removed with the link. Hard links (EPERM), extended
 //!   attributes (EOPNOTSUPP) and device/fifo/socket nodes (EPERM) are not supported: they would
 //!   have to be stored in clear or are meaningless here.
 //!

@@ -308,8 +308,12 @@ impl SealFs {
         if kind_of(st.st_mode) == Some(FileType::Directory) {
             return Err(Errno::EISDIR);
         }
+        let long_link = (kind_of(st.st_mode) == Some(FileType::Symlink))
+            .then(|| self.long_link_of(&at))
+            .flatten();
         rustix::fs::unlinkat(at.fd(), &at.rel, AtFlags::empty()).map_err(errno_of_rustix)?;
         self.drop_long_name(&dir, &enc);
+        self.drop_long_link(long_link);
         drop((at, dir));
         let ino = tree.detach_backing(st.st_ino);
         if kind_of(st.st_mode) == Some(FileType::RegularFile) {
@@ -440,6 +444,17 @@ impl SealFs {
         if exchange {
             rflags |= rustix::fs::RenameFlags::EXCHANGE;
         }
+        // A replaced link's long target goes with it.
+        let replaced_link = match &target {
+            Some(t)
+                if !exchange
+                    && t.st_ino != src.st_ino
+                    && kind_of(t.st_mode) == Some(FileType::Symlink) =>
+            {
+                self.long_link_of(&to)
+            }
+            _ => None,
+        };
         // A long new name's side file goes first, the old one's last (a crash in between
         // leaves an orphan side file, never an object without one).
         self.put_long_name(&to_dir, &new_enc)?;
@@ -452,6 +467,7 @@ impl SealFs {
             }
             return Err(errno_of_rustix(e));
         }
+        self.drop_long_link(replaced_link);
         let same_name = parent == newparent && enc == new_enc;
         if !exchange && !same_name && src.st_ino != target.map_or(0, |t| t.st_ino) {
             self.drop_long_name(&from_dir, &enc);

@@ -18,9 +18,7 @@ use fuser::{
 use rustix::fs::OFlags;
 
 use crate::crypto::BLOCK_SIZE;
-use crate::fs::{
-    Creator, Handle, SealFs, attr_of, errno_of, errno_of_rustix, file_errno, format_errno, lock,
-};
+use crate::fs::{Creator, Handle, SealFs, attr_of, errno_of, errno_of_rustix, file_errno, lock};
 
 use crate::meta::{MAX_WRITE, SetAttr};
 
@@ -96,9 +94,7 @@ impl Filesystem for SealFs {
             let at = self.at(&lock(&self.tree), ino.0)?;
             let stored =
                 rustix::fs::readlinkat(at.fd(), &at.rel, Vec::new()).map_err(errno_of_rustix)?;
-            self.ciphers
-                .open_link(stored.as_bytes())
-                .map_err(|e| format_errno(&e, "readlink"))
+            self.load_link(stored.as_bytes())
         })();
         match res {
             Ok(target) => reply.data(&target),
@@ -148,15 +144,16 @@ impl Filesystem for SealFs {
             let (enc, _) = self.enc_name(&tree, parent.0, link_name)?;
             let dir = self.at(&tree, parent.0)?;
             let at = dir.join(&enc.0);
-            let sealed = self
-                .ciphers
-                .seal_link(target.as_os_str().as_bytes())
-                .map_err(|e| format_errno(&e, "symlink"))?;
+            let sealed = self.store_link(target.as_os_str().as_bytes())?;
+            let long_link = sealed
+                .strip_prefix(crate::crypto::LONG_LINK_PREFIX)
+                .map(str::to_owned);
             self.put_long_name(&dir, &enc)?;
             if let Err(e) = rustix::fs::symlinkat(sealed.as_str(), at.fd(), &at.rel) {
                 if e != rustix::io::Errno::EXIST {
                     self.drop_long_name(&dir, &enc);
                 }
+                self.drop_long_link(long_link);
                 return Err(errno_of_rustix(e));
             }
             if let Err(e) = self.settle_new(&at, &dir, creator(req, 0o777), FileType::Symlink) {
