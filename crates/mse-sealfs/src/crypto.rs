@@ -54,6 +54,9 @@ pub const LINKS_DIR: &str = ".mse-sealfs.links";
 pub const LONG_LINK_PREFIX: &str = ".mse-sealfs.link.";
 /// Longest host link target (PATH_MAX without the NUL).
 pub const MAX_HOST_LINK_LEN: usize = 4095;
+/// Largest plaintext file (8 TiB): its backing file stays below ext4's 16 TiB. A truncate,
+/// allocation or write beyond fails with EFBIG (within it, beyond the quota, with ENOSPC).
+pub const MAX_FILE_SIZE: u64 = 1 << 43;
 /// Length of a directory identifier (also the SIV nonce of the names it contains).
 pub const DIR_ID_LEN: usize = 16;
 

@@ -99,7 +99,7 @@
 //! # Quota
 //!
 //! The plaintext size of all files is accounted (default [`DEFAULT_QUOTA_BYTES`]); a write or
-//! truncate that would exceed it fails with ENOSPC.
+//! truncate that would exceed it fails with ENOSPC; one beyond [`MAX_FILE_SIZE`] with EFBIG.
 
 #![warn(missing_docs)]
 
@@ -114,8 +114,8 @@ mod pipe;
 mod tree;
 
 pub use crypto::{
-    BLOCK_SIZE, CIPHER_BLOCK_SIZE, Ciphers, HEADER_LEN, MAX_NAME_LEN, SealKey, backing_size,
-    header_binding, plain_size,
+    BLOCK_SIZE, CIPHER_BLOCK_SIZE, Ciphers, HEADER_LEN, MAX_FILE_SIZE, MAX_NAME_LEN, SealKey,
+    backing_size, header_binding, plain_size,
 };
 pub use error::{FormatError, SealFsError};
 pub use file::{FileError, Presealed, SealedFile};

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use fuser::{Errno, FileType, RenameFlags, ReplyWrite, TimeOrNow};
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
-use crate::crypto::{BackingName, LONG_NAME_PREFIX, classify, header_binding};
+use crate::crypto::{BackingName, LONG_NAME_PREFIX, MAX_FILE_SIZE, classify, header_binding};
 use crate::file::SealedFile;
 use crate::fs::{
     At, Creator, DIR_ID_FILE, Handle, SealFs, attr_of, errno_of, errno_of_rustix, file_errno,
@@ -103,6 +103,9 @@ impl SealFs {
             mtime,
         } = a;
         if let Some(size) = size {
+            if size > MAX_FILE_SIZE {
+                return Err(Errno::EFBIG);
+            }
             let at = {
                 let tree = lock(&self.tree);
                 self.locate(&tree, ino)
@@ -585,7 +588,10 @@ impl SealFs {
         }
         let offset = if append { f.size() } else { offset };
         let old = f.size();
-        let Some(end) = offset.checked_add(data.len() as u64) else {
+        let Some(end) = offset
+            .checked_add(data.len() as u64)
+            .filter(|&end| end <= MAX_FILE_SIZE)
+        else {
             return reply.error(Errno::EFBIG);
         };
         if let Err(e) = self.quota.reserve(end.saturating_sub(old)) {
@@ -628,7 +634,8 @@ impl SealFs {
             return None;
         }
         let size = f.size();
-        if (!append && offset != size) || (size > 0 && f.tail().is_none()) {
+        let too_big = size + data.len() as u64 > MAX_FILE_SIZE;
+        if (!append && offset != size) || (size > 0 && f.tail().is_none()) || too_big {
             return Some(reply);
         }
         if let Err(e) = self.quota.reserve(data.len() as u64) {

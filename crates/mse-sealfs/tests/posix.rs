@@ -809,3 +809,24 @@ mod users {
         assert_eq!(owner_mode(&t, "ro"), (NOBODY, NOBODY, 0o755));
     }
 }
+
+#[test]
+fn sizes_beyond_the_largest_file_are_efbig_not_enospc() {
+    let t = TestMount::new();
+    let f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(t.p("big"))
+        .unwrap();
+    let max = mse_sealfs::MAX_FILE_SIZE;
+    for size in [max + 1, 999_999_999_999_999] {
+        assert_eq!(errno(&f.set_len(size).unwrap_err()), libc::EFBIG, "{size}");
+    }
+    assert_eq!(errno(&f.write_all_at(b"x", max).unwrap_err()), libc::EFBIG);
+    let err = rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), max, 1);
+    assert_eq!(err, Err(rustix::io::Errno::FBIG));
+    // Within the largest size, beyond the quota: ENOSPC.
+    assert_eq!(errno(&f.set_len(max).unwrap_err()), libc::ENOSPC);
+    assert_eq!(f.metadata().unwrap().len(), 0);
+}
