@@ -17,6 +17,7 @@ pub const RELEASE: &str = "bookworm";
 pub struct Apt {
     root: PathBuf,
     conf: PathBuf,
+    configured: bool,
     updated: bool,
 }
 
@@ -34,9 +35,24 @@ pub struct PackageUri {
 }
 
 impl Apt {
-    /// Sets up the private apt configuration under `cache/apt` (idempotent).
-    pub fn new(cache: &Path) -> Result<Apt, ImageError> {
+    /// The private apt of `cache/apt`. Nothing is written or run until apt is needed (a build
+    /// whose every .deb is cached never runs apt).
+    pub fn new(cache: &Path) -> Apt {
         let root = cache.join("apt");
+        Apt {
+            conf: root.join("apt.conf"),
+            root,
+            configured: false,
+            updated: false,
+        }
+    }
+
+    /// Writes the private configuration (idempotent).
+    fn configure(&mut self) -> Result<(), ImageError> {
+        if self.configured {
+            return Ok(());
+        }
+        let root = &self.root;
         for d in [
             "etc/apt/sources.list.d",
             "etc/apt/apt.conf.d",
@@ -74,16 +90,13 @@ impl Apt {
              Acquire::Languages \"none\";\n\
              Acquire::Retries \"3\";\n"
         );
-        let conf = root.join("apt.conf");
-        write_if_changed(&conf, conf_text.as_bytes())?;
-        Ok(Apt {
-            root,
-            conf,
-            updated: false,
-        })
+        write_if_changed(&self.conf, conf_text.as_bytes())?;
+        self.configured = true;
+        Ok(())
     }
 
-    fn run(&self, prog: &str, args: &[&str], dir: Option<&Path>) -> Result<String, ImageError> {
+    fn run(&mut self, prog: &str, args: &[&str], dir: Option<&Path>) -> Result<String, ImageError> {
+        self.configure()?;
         let mut cmd = Command::new(prog);
         cmd.args(args)
             .env("APT_CONFIG", &self.conf)
@@ -125,7 +138,7 @@ impl Apt {
     }
 
     /// The exact kernel package (name, version) a kernel metapackage (`NAME/SUITE`) depends on.
-    pub fn kernel_package(&self, meta: &str) -> Result<(String, String), ImageError> {
+    pub fn kernel_package(&mut self, meta: &str) -> Result<(String, String), ImageError> {
         let out = self.run("apt-cache", &["show", "--no-all-versions", meta], None)?;
         let depends = out
             .lines()
@@ -147,7 +160,7 @@ impl Apt {
 
     /// The full dependency closure of `roots` (name, version), as apt resolves it onto an empty
     /// system, sorted by name.
-    pub fn resolve(&self, roots: &[String]) -> Result<Vec<(String, String)>, ImageError> {
+    pub fn resolve(&mut self, roots: &[String]) -> Result<Vec<(String, String)>, ImageError> {
         let mut args = vec!["install", "-s", "-qq"];
         args.extend(roots.iter().map(String::as_str));
         let out = self.run("apt-get", &args, None)?;
@@ -175,7 +188,7 @@ impl Apt {
 
     /// Download locations and index SHA-256 of exact versions. A version the archive no longer
     /// has fails with [`ImageError::Apt`] (apt's "Version … was not found").
-    pub fn uris(&self, pkgs: &[(String, String)]) -> Result<Vec<PackageUri>, ImageError> {
+    pub fn uris(&mut self, pkgs: &[(String, String)]) -> Result<Vec<PackageUri>, ImageError> {
         let specs: Vec<String> = pkgs.iter().map(|(n, v)| format!("{n}={v}")).collect();
         let mut args = vec!["download", "--print-uris", "-qq"];
         args.extend(specs.iter().map(String::as_str));
@@ -214,7 +227,7 @@ impl Apt {
     }
 
     /// Downloads exact versions into `dir` (apt checks them against the signed index).
-    pub fn download(&self, pkgs: &[LockedPackage], dir: &Path) -> Result<(), ImageError> {
+    pub fn download(&mut self, pkgs: &[LockedPackage], dir: &Path) -> Result<(), ImageError> {
         let specs: Vec<String> = pkgs
             .iter()
             .map(|p| format!("{}={}", p.name, p.version))

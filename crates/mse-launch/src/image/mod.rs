@@ -270,7 +270,7 @@ pub struct BuildReport {
 /// Builds the image into `opts.out`. `log` receives progress lines.
 pub fn build(opts: &BuildOptions, log: &mut dyn FnMut(&str)) -> Result<BuildReport, ImageError> {
     let recipe = Recipe::load(&opts.recipe)?;
-    let mut apt = Apt::new(&opts.cache)?;
+    let mut apt = Apt::new(&opts.cache);
     let debs_dir = opts.cache.join("debs");
     std::fs::create_dir_all(&debs_dir).map_err(|e| ImageError::io(&debs_dir, e))?;
 
@@ -302,7 +302,8 @@ pub fn build(opts: &BuildOptions, log: &mut dyn FnMut(&str)) -> Result<BuildRepo
             }
         }
     };
-    let lock_bytes = lock.to_bytes();
+    // The lock as committed (or as just rewritten): its bytes are what image.json pins.
+    let lock_bytes = std::fs::read(&opts.lock).map_err(|e| ImageError::io(&opts.lock, e))?;
 
     let kernel_pkg = lock
         .packages
@@ -630,11 +631,15 @@ fn fetch(
         .collect())
 }
 
-/// A copy of the binary without debug information (which holds absolute build paths).
+/// A copy of the binary without debug information (which holds absolute build paths) nor GNU
+/// build ID.
 fn strip(enclave: &Path) -> Result<Vec<u8>, ImageError> {
     let tmp = std::env::temp_dir().join(format!("mse-image-init-{}", std::process::id()));
     let out = Command::new("strip")
         .arg("--strip-debug")
+        // The GNU build ID is a hash of the unstripped file, debug info (and its paths) included:
+        // the one thing that differs between two builds of the same sources in two directories.
+        .arg("--remove-section=.note.gnu.build-id")
         .arg("-o")
         .arg(&tmp)
         .arg(enclave)
