@@ -23,8 +23,8 @@ fn xz(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A .deb (ar: debian-binary, control.tar.xz, data.tar.xz) holding `entries`.
-fn deb(entries: &[E]) -> Vec<u8> {
+/// A .deb (ar: debian-binary, control.tar.xz, data.tar.xz) of `name` `version` holding `entries`.
+fn deb(name: &str, version: &str, entries: &[E]) -> Vec<u8> {
     let mut tar = tar::Builder::new(Vec::new());
     for e in entries {
         let mut h = tar::Header::new_gnu();
@@ -57,7 +57,15 @@ fn deb(entries: &[E]) -> Vec<u8> {
         }
     }
     let data = xz(&tar.into_inner().unwrap());
-    let control = xz(&tar::Builder::new(Vec::new()).into_inner().unwrap());
+    let control_file = format!("Package: {name}\nVersion: {version}\nArchitecture: amd64\n");
+    let mut control = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(control_file.len() as u64);
+    control
+        .append_data(&mut h, "./control", control_file.as_bytes())
+        .unwrap();
+    let control = xz(&control.into_inner().unwrap());
     let mut ar = ar::Builder::new(Vec::new());
     for (name, bytes) in [
         ("debian-binary", b"2.0\n".to_vec()),
@@ -89,58 +97,70 @@ impl Fixture {
         let failover = module("failover", "");
         let net_failover = module("net_failover", "failover");
         let virtio_net = module("virtio_net", "net_failover");
-        let kernel = deb(&[
-            E::Dir("./boot/"),
-            E::File(&format!("./boot/vmlinuz-{KVER}"), b"KERNEL", 0o644),
-            E::File(
-                &format!("{m}/modules.builtin"),
-                b"kernel/fs/fuse/fuse.ko\n",
-                0o644,
-            ),
-            E::File(
-                &format!("{m}/kernel/net/core/failover.ko.xz"),
-                &failover,
-                0o644,
-            ),
-            E::File(
-                &format!("{m}/kernel/drivers/net/net_failover.ko.xz"),
-                &net_failover,
-                0o644,
-            ),
-            E::File(
-                &format!("{m}/kernel/drivers/net/virtio_net.ko.xz"),
-                &virtio_net,
-                0o644,
-            ),
-        ]);
-        let libc = deb(&[
-            E::Dir("./lib/"),
-            E::Dir("./lib/x86_64-linux-gnu/"),
-            E::File("./lib/x86_64-linux-gnu/libc.so.6", b"LIBC", 0o755),
-            E::HardLink(
-                "./lib/x86_64-linux-gnu/libc-again.so",
-                "./lib/x86_64-linux-gnu/libc.so.6",
-            ),
-            E::Symlink(
-                "./lib64/ld-linux-x86-64.so.2",
-                "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
-            ),
-            E::File("./usr/share/doc/libc6/copyright", b"(c)", 0o644),
-            E::File("./usr/lib/x86_64-linux-gnu/gconv/UTF-7.so", b"ICONV", 0o644),
-            E::File("./usr/bin/setuid-thing", b"S", 0o4755),
-        ]);
-        let ca = deb(&[
-            E::File(
-                "./usr/share/ca-certificates/mozilla/B.crt",
-                b"-----B-----",
-                0o644,
-            ),
-            E::File(
-                "./usr/share/ca-certificates/mozilla/A.crt",
-                b"-----A-----\n",
-                0o644,
-            ),
-        ]);
+        let kernel = deb(
+            "linux-image-6.1.0-test",
+            "6.1.0-1~bpo12+1",
+            &[
+                E::Dir("./boot/"),
+                E::File(&format!("./boot/vmlinuz-{KVER}"), b"KERNEL", 0o644),
+                E::File(
+                    &format!("{m}/modules.builtin"),
+                    b"kernel/fs/fuse/fuse.ko\n",
+                    0o644,
+                ),
+                E::File(
+                    &format!("{m}/kernel/net/core/failover.ko.xz"),
+                    &failover,
+                    0o644,
+                ),
+                E::File(
+                    &format!("{m}/kernel/drivers/net/net_failover.ko.xz"),
+                    &net_failover,
+                    0o644,
+                ),
+                E::File(
+                    &format!("{m}/kernel/drivers/net/virtio_net.ko.xz"),
+                    &virtio_net,
+                    0o644,
+                ),
+            ],
+        );
+        let libc = deb(
+            "libc6",
+            "2.36-9+deb12u14",
+            &[
+                E::Dir("./lib/"),
+                E::Dir("./lib/x86_64-linux-gnu/"),
+                E::File("./lib/x86_64-linux-gnu/libc.so.6", b"LIBC", 0o755),
+                E::HardLink(
+                    "./lib/x86_64-linux-gnu/libc-again.so",
+                    "./lib/x86_64-linux-gnu/libc.so.6",
+                ),
+                E::Symlink(
+                    "./lib64/ld-linux-x86-64.so.2",
+                    "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                ),
+                E::File("./usr/share/doc/libc6/copyright", b"(c)", 0o644),
+                E::File("./usr/lib/x86_64-linux-gnu/gconv/UTF-7.so", b"ICONV", 0o644),
+                E::File("./usr/bin/setuid-thing", b"S", 0o4755),
+            ],
+        );
+        let ca = deb(
+            "ca-certificates",
+            "20250419~deb12u2",
+            &[
+                E::File(
+                    "./usr/share/ca-certificates/mozilla/B.crt",
+                    b"-----B-----",
+                    0o644,
+                ),
+                E::File(
+                    "./usr/share/ca-certificates/mozilla/A.crt",
+                    b"-----A-----\n",
+                    0o644,
+                ),
+            ],
+        );
         let mut lock_lines = Vec::new();
         for (name, version, bytes) in [
             ("ca-certificates", "20250419~deb12u2", &ca),
@@ -327,4 +347,32 @@ fn a_missing_module_is_an_error_naming_it() {
         e.to_string(),
         "kernel module sev_guest: not in the kernel package (neither a module nor built in)"
     );
+}
+
+#[test]
+fn a_lock_line_pairing_a_version_with_another_versions_digest_is_refused() {
+    let f = Fixture::new();
+    let opts = f.opts("out");
+    let lock = std::fs::read_to_string(&opts.lock).unwrap();
+    let sha = lock
+        .lines()
+        .find(|l| l.starts_with("libc6 "))
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &opts.lock,
+        lock.replace("libc6 2.36-9+deb12u14 ", "libc6 2.36-9+deb12u1 "),
+    )
+    .unwrap();
+    let e = logged(&opts).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "libc6: the .deb with SHA-256 {sha} is libc6 2.36-9+deb12u14, the lock says libc6 2.36-9+deb12u1"
+        )
+    );
+    assert!(!opts.out.exists(), "nothing written");
 }

@@ -271,6 +271,52 @@ pub fn read_deb(package: &str, deb: &[u8]) -> Result<Vec<DebEntry>, ImageError> 
     Err(err("no data.tar member".into()))
 }
 
+/// The `Package` and `Version` fields of a .deb's control file.
+pub fn deb_identity(package: &str, deb: &[u8]) -> Result<(String, String), ImageError> {
+    let err = |msg: String| ImageError::Deb {
+        package: package.into(),
+        msg,
+    };
+    let mut ar = ar::Archive::new(deb);
+    while let Some(member) = ar.next_entry() {
+        let mut member = member.map_err(|e| err(format!("not an ar archive: {e}")))?;
+        let name = String::from_utf8_lossy(member.header().identifier()).into_owned();
+        let reader: Box<dyn Read + '_> = match name.as_str() {
+            "control.tar.xz" => Box::new(liblzma::read::XzDecoder::new(&mut member)),
+            "control.tar" => Box::new(&mut member),
+            n if n.starts_with("control.tar") => {
+                return Err(err(format!("unsupported control archive {n}")));
+            }
+            _ => continue,
+        };
+        let mut tar = tar::Archive::new(reader);
+        for entry in tar
+            .entries()
+            .map_err(|e| err(format!("control archive: {e}")))?
+        {
+            let mut entry = entry.map_err(|e| err(format!("control archive: {e}")))?;
+            let path = entry.path().map_err(|e| err(e.to_string()))?;
+            if normalise(&path.to_string_lossy()) != "control" {
+                continue;
+            }
+            let mut text = String::new();
+            entry
+                .read_to_string(&mut text)
+                .map_err(|e| err(format!("control: {e}")))?;
+            let field = |f: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(f))
+                    .map(|v| v.trim().to_string())
+            };
+            return match (field("Package:"), field("Version:")) {
+                (Some(n), Some(v)) => Ok((n, v)),
+                _ => Err(err("control file without Package or Version".into())),
+            };
+        }
+    }
+    Err(err("no control file".into()))
+}
+
 fn normalise(p: &str) -> String {
     let p = p.strip_prefix("./").unwrap_or(p);
     let p = p.strip_prefix('/').unwrap_or(p);

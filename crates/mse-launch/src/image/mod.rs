@@ -619,16 +619,24 @@ fn fetch(
         let _ = std::fs::remove_dir_all(&tmp);
         result?;
     }
-    Ok(lock
-        .packages
-        .iter()
-        .map(|p| {
-            (
-                p.clone(),
-                have.remove(&p.name).expect("every package fetched"),
-            )
-        })
-        .collect())
+    // The digest pins the bytes; the control file says which package and version they are, so a
+    // lock line cannot pair a version with another version's digest.
+    let mut out = Vec::new();
+    for p in &lock.packages {
+        let bytes = have.remove(&p.name).expect("every package fetched");
+        let (name, version) = initramfs::deb_identity(&p.name, &bytes)?;
+        if name != p.name || version != p.version {
+            return Err(ImageError::Deb {
+                package: p.name.clone(),
+                msg: format!(
+                    "the .deb with SHA-256 {} is {name} {version}, the lock says {} {}",
+                    p.sha256, p.name, p.version
+                ),
+            });
+        }
+        out.push((p.clone(), bytes));
+    }
+    Ok(out)
 }
 
 /// A copy of the binary without debug information (which holds absolute build paths) nor GNU
