@@ -30,10 +30,11 @@ t0=$(now)
 mkdir -p "$T/src" "$T/target/debug"
 (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) \
   | tar -C "$T/src" -xf -
-# Seed B's target dir with the compiled registry crates (hard links: no copy, same file system),
-# minus every workspace crate's artefacts and build state, which B compiles itself.
-if cp -al "$ROOT/target/debug/deps" "$ROOT/target/debug/build" "$ROOT/target/debug/.fingerprint" \
-  "$T/target/debug/" 2> /dev/null; then
+# Seed B's target dir with the compiled registry crates (deps/ hard-linked: no copy when on the
+# same file system; build/ and .fingerprint/, which cargo rewrites in place, copied), minus every
+# workspace crate's artefacts and build state, which B compiles itself.
+if cp -al "$ROOT/target/debug/deps" "$T/target/debug/" 2> /dev/null \
+  && cp -a "$ROOT/target/debug/build" "$ROOT/target/debug/.fingerprint" "$T/target/debug/"; then
   find "$T/target/debug/deps" "$T/target/debug/build" "$T/target/debug/.fingerprint" \
     -maxdepth 1 \( -name 'mse-*' -o -name 'mse_*' -o -name 'libmse_*' -o -name 'mse' \) \
     -exec rm -rf {} +
