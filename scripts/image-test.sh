@@ -4,7 +4,7 @@
 #     sources in another directory, with mse-enclave compiled THERE (B), have the same kernel,
 #     initrd and image.json digests, and neither initrd contains either build directory;
 #  2. boot: QEMU (TCG) boots B's kernel and initrd and the kernel runs /init (mse-enclave).
-# Needs: target/debug/mse-node and mse-enclave built (make build), QEMU >= 10 (make qemu).
+# Needs: target/debug/mse-node and mse-enclave built by `make build`, QEMU >= 10 (make qemu).
 # The copy reuses the registry crates already compiled in target/debug (hard links) but
 # recompiles every workspace crate in its own directory, so build paths get their chance to leak.
 set -euo pipefail
@@ -42,7 +42,9 @@ else
   echo "image-test: cannot hard-link $ROOT/target into $T: B compiles everything (slow)"
   rm -rf "$T/target/debug"/*
 fi
-(cd "$T/src" && "$CARGO" build -q -p mse-enclave --target-dir "$T/target")
+# --workspace: the same dependency features as `make build` (cargo build --workspace --bins), whose
+# mse-enclave A is; `-p mse-enclave` alone would unify fewer features and link another binary.
+(cd "$T/src" && "$CARGO" build -q --workspace --bin mse-enclave --target-dir "$T/target")
 echo "image-test: mse-enclave compiled in $T/src in $(secs "$t0" "$(now)") s"
 t0=$(now)
 (cd "$T/src" && "$BIN/mse-node" image build --out "$T/b" --enclave "$T/target/debug/mse-enclave") \
