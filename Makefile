@@ -89,6 +89,8 @@ image: apt build
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@# /init is make build's mse-enclave (cargo test may have relinked it with other features)
+	$(CARGO) build -q --workspace --bin mse-enclave
 	$(BIN)/mse-node image build --out $(IMAGE_DIR) --enclave $(BIN)/mse-enclave --update-lock-if-moved
 
 # QEMU >= 10 from bookworm-backports (bookworm's 7.2 double-faults under TCG on the guest's
