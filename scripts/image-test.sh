@@ -3,7 +3,9 @@
 #  1. reproducibility: the image built here (A) and the image built from a copy of the same
 #     sources in another directory, with mse-enclave compiled THERE (B), have the same kernel,
 #     initrd and image.json digests, and neither initrd contains either build directory;
-#  2. boot: QEMU (TCG) boots B's kernel and initrd and the kernel runs /init (mse-enclave).
+#  2. boot: QEMU (TCG) boots B's kernel and initrd and the kernel runs /init (mse-enclave);
+#  3. smoke: with a test /init (tests/image/smoke-init.c) the guest loads its kernel modules, has
+#     configfs-tsm, and its libpython runs the standard library (ssl + CA bundle, sqlite3, ctypes).
 # Needs: target/debug/mse-node and mse-enclave built by `make build`, QEMU >= 10 (make qemu).
 # The copy reuses the registry crates already compiled in target/debug (hard links) but
 # recompiles every workspace crate in its own directory, so build paths get their chance to leak.
@@ -106,6 +108,44 @@ else
     grep -aE "Failed to execute|error while loading|No working init" "$log"
   else
     pass "boot: the kernel ran /init $t_init s after QEMU started (TCG, loglevel=7); then: $(sed -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' "$log" | awk '/Run \/init as init process/ { f = 1; next } f && !/^ *\[/ && NF { print; exit }' | head -c 160 || true)"
+  fi
+fi
+
+# --- what the guest gives mse-enclave: modules, configfs-tsm, libpython + stdlib, CA bundle ----
+# tests/image/smoke-init.c, appended as a second cpio archive, replaces /init for this boot only.
+if ! qemu-system-x86_64 --version 2> /dev/null | grep -qE 'version (1[0-9]|[2-9][0-9])\.'; then
+  fail "smoke: QEMU >= 10 is not installed (make qemu)"
+else
+  cc -O1 -o "$T/smoke-init" "$ROOT/tests/image/smoke-init.c" -ldl
+  python3 - "$T/smoke-init" "$T/smoke.cpio" << 'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
+def entry(name, mode, body, ino):
+    n = name.encode() + b"\0"
+    head = b"070701" + b"".join(b"%08x" % v for v in (ino, mode, 0, 0, 1, 0, len(body), 0, 0, 0, 0, len(n), 0))
+    out = head + n
+    out += b"\0" * (-len(out) % 4)
+    return out + body + b"\0" * (-len(body) % 4)
+archive = entry("init", 0o100755, data, 999999) + entry("TRAILER!!!", 0, b"", 0)
+open(sys.argv[2], "wb").write(archive + b"\0" * (-len(archive) % 512))
+PY
+  cat "$T/b/initrd.img" "$T/smoke.cpio" > "$T/smoke-initrd.img"
+  t0=$(now)
+  timeout 300 qemu-system-x86_64 -accel tcg -cpu max -m 1024 -nographic -no-reboot -nodefaults \
+    -serial "file:$T/smoke.log" -kernel "$T/b/vmlinuz" -initrd "$T/smoke-initrd.img" \
+    -append "console=ttyS0 quiet panic=-1" > /dev/null 2>&1 || true
+  t_smoke=$(secs "$t0" "$(now)")
+  tr -d '\r' < "$T/smoke.log" | grep -ao 'SMOKE .*' > "$T/smoke.txt" || true
+  want_modules=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["modules"]))' "$T/b/image.json")
+  bad_modules=$(grep -a '^SMOKE module' "$T/smoke.txt" | grep -v ' loaded$' | grep -vE '^SMOKE module (sev|tdx)-guest\.ko No such device$' || true)
+  got_modules=$(grep -ac '^SMOKE module' "$T/smoke.txt" || true)
+  if [ "$got_modules" = "$want_modules" ] && [ -z "$bad_modules" ] \
+    && grep -qaE '^SMOKE python 3\.11\.[0-9]+ OpenSSL .* ca [1-9][0-9]* mke2fs True tsm True$' "$T/smoke.txt"; then
+    pass "smoke ($t_smoke s): $got_modules modules loaded in order (sev-guest/tdx-guest: no such device outside a CVM), configfs-tsm, $(grep -a '^SMOKE python' "$T/smoke.txt" | cut -c7-)"
+  else
+    fail "smoke: the guest image is not what mse-enclave needs (want $want_modules modules):"
+    cat "$T/smoke.txt"
+    [ -s "$T/smoke.txt" ] || tail -n 20 "$T/smoke.log"
   fi
 fi
 echo "image-test: $passed passed, $failed failed"
