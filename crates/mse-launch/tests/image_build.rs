@@ -299,6 +299,22 @@ fn two_builds_in_two_directories_are_identical_and_hold_what_the_guest_needs() {
     assert_eq!(get("dev/console").unwrap().1, 0o020600);
     let list = String::from_utf8(get("etc/mse-image/modules").unwrap().2.clone()).unwrap();
     assert_eq!(list, mods.map(|p| format!("{p}\n")).concat());
+    let (loaded, id) = ImageManifest::load_verified(&out).unwrap();
+    assert_eq!((loaded, id), (m.clone(), a.image_sha256.clone()));
+    let mut tampered = initrd.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    std::fs::write(out.join("initrd.img"), &tampered).unwrap();
+    let e = ImageManifest::load_verified(&out).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: SHA-256 {}, image.json says {}",
+            out.join("initrd.img").display(),
+            image::sha256_hex(&tampered),
+            m.initrd_sha256
+        )
+    );
     let virtio = get(&format!(
         "usr/lib/modules/{KVER}/kernel/drivers/net/virtio_net.ko"
     ))

@@ -75,6 +75,30 @@ impl ImageManifest {
         sha256_hex(&self.to_bytes())
     }
 
+    /// Reads `dir/image.json` and checks `dir/vmlinuz` and `dir/initrd.img` against its digests
+    /// (what a launcher does before booting, and a client with files fetched from a node).
+    /// Returns the manifest and the image identity (SHA-256 of the `image.json` bytes).
+    pub fn load_verified(dir: &Path) -> Result<(ImageManifest, String), ImageError> {
+        let path = dir.join("image.json");
+        let bytes = std::fs::read(&path).map_err(|e| ImageError::io(&path, e))?;
+        let m = ImageManifest::from_bytes(&bytes)?;
+        for (file, expected) in [
+            ("vmlinuz", &m.kernel_sha256),
+            ("initrd.img", &m.initrd_sha256),
+        ] {
+            let p = dir.join(file);
+            let actual = sha256_hex(&std::fs::read(&p).map_err(|e| ImageError::io(&p, e))?);
+            if &actual != expected {
+                return Err(ImageError::FileDigest {
+                    file: p.display().to_string(),
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+        }
+        Ok((m, sha256_hex(&bytes)))
+    }
+
     /// The command line of one app's VM: the template with the spec hash in place.
     pub fn cmdline_for(&self, spec_sha256_hex: &str) -> String {
         self.cmdline.replace(SPEC_PLACEHOLDER, spec_sha256_hex)
@@ -182,6 +206,16 @@ pub enum ImageError {
         file: String,
         /// The path found in it.
         prefix: String,
+    },
+    /// An image file does not have the digest `image.json` gives.
+    #[error("{file}: SHA-256 {actual}, image.json says {expected}")]
+    FileDigest {
+        /// The file.
+        file: String,
+        /// From image.json.
+        expected: String,
+        /// Found.
+        actual: String,
     },
     /// `image.json` does not parse.
     #[error("image.json: {0}")]
