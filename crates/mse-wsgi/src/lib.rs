@@ -30,6 +30,7 @@
 
 mod asgi;
 mod config;
+mod conn_io;
 mod error;
 mod pool;
 mod python;
@@ -77,5 +78,67 @@ pub mod fuzzing {
         let decoded: Vec<u8> =
             percent_encoding::percent_decode(info.uri.path().as_bytes()).collect();
         let _ = crate::wsgi::latin1_string(&decoded);
+    }
+
+    /// Runs the HTTP/1 guard (`conn_io`) over `data` split at `split`.
+    pub fn h1_guard(data: &mut [u8], split: usize) {
+        crate::conn_io::guard_scan(data, split);
+    }
+
+    /// Serves `data` as one HTTP/1 connection (hyper behind the guard) with a service that applies
+    /// the server's own checks (Host, CONNECT, chunked read-ahead, forbidden trailers) and reads
+    /// every body; returns what the server wrote. Must never panic or hang.
+    pub fn http1_exchange(data: &[u8]) -> Vec<u8> {
+        use http_body_util::BodyExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        thread_local! {
+            static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+        }
+        let svc =
+            hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                let (parts, mut body) = req.into_parts();
+                if let Some(refusal) = crate::server::refuse(&parts) {
+                    return Ok::<_, std::convert::Infallible>(refusal(None));
+                }
+                let early = crate::request::prefetch(&mut body, 1024).await;
+                let mut status = if early.failed() { 400 } else { 200 };
+                while status == 200 {
+                    match body.frame().await {
+                        None => break,
+                        Some(Err(_)) => status = 400,
+                        Some(Ok(f)) => {
+                            if f.trailers_ref()
+                                .and_then(crate::request::forbidden_trailer)
+                                .is_some()
+                            {
+                                status = 400;
+                            }
+                        }
+                    }
+                }
+                let text = if status == 200 { "ok" } else { "bad" };
+                Ok(crate::server::plain(status, text, None))
+            });
+        RT.with(|rt| {
+            rt.block_on(async {
+                let (mut client, server) = tokio::io::duplex(1 << 16);
+                let io = hyper_util::rt::TokioIo::new(crate::conn_io::ConnIo::new(
+                    server,
+                    bytes::Bytes::new(),
+                    true,
+                ));
+                let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, svc);
+                let mut out = Vec::new();
+                let talk = async {
+                    let _ = client.write_all(data).await;
+                    let _ = client.shutdown().await;
+                    let _ = client.read_to_end(&mut out).await;
+                };
+                let (_, ()) = tokio::join!(conn, talk);
+                out
+            })
+        })
     }
 }
