@@ -282,6 +282,14 @@ impl Sender {
         st.sink.finish();
     }
 
+    /// The app stopped because the client went away: not an application error.
+    fn gone(&self, py: Python<'_>) {
+        let mut st = self.lock();
+        tracing::debug!(target: "mse_wsgi::app", "{}: client disconnected", st.label);
+        st.pending = None;
+        st.sink.fail(py);
+    }
+
     fn fail(&self, py: Python<'_>, traceback: &str) {
         let mut st = self.lock();
         tracing::error!(target: "mse_wsgi::app", "{}: application error\n{}", st.label, traceback.trim_end());

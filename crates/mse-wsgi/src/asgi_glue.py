@@ -2,10 +2,28 @@
 # Rust side hands over (scope, receiver, sender) and the loop drives the app. Blocking waits on the
 # Rust channels run in a small executor so the loop never blocks.
 import asyncio
+import builtins
 import concurrent.futures
 import inspect
 import threading
 import traceback
+
+
+# Python 3.11+ (anyio task groups, as in Starlette's StreamingResponse, raise these).
+_GROUP = getattr(builtins, "BaseExceptionGroup", ())
+
+
+class ClientDisconnected(OSError):
+    """Raised by send() once the client has gone (ASGI: an OSError subclass)."""
+
+
+def _is_disconnect(exc):
+    """The app failed only because the client went away (possibly inside exception groups)."""
+    if isinstance(exc, ClientDisconnected):
+        return True
+    if isinstance(exc, _GROUP):
+        return all(_is_disconnect(e) for e in exc.exceptions)
+    return False
 
 
 def is_asgi(app):
@@ -77,14 +95,17 @@ class Runner:
                     r = await loop.run_in_executor(io, tx.body, body, more)
                 if r == 2:
                     finished.set()
-                    raise OSError("client disconnected")
+                    raise ClientDisconnected("client disconnected")
                 if not more:
                     finished.set()
 
         try:
             await self.app(scope, receive, send)
-        except BaseException:
-            tx.fail(traceback.format_exc())
+        except BaseException as e:
+            if _is_disconnect(e):
+                tx.gone()
+            else:
+                tx.fail(traceback.format_exc())
         else:
             tx.done()
         finally:

@@ -679,6 +679,18 @@ pub fn run(py: Python<'_>, app: &WsgiApp, req: &RequestInfo, body: BodyReader, s
     let mut st = lock(&state);
     match outcome {
         Ok(()) => st.sink.finish(),
+        // write() raised because the client went away, and the app let it through.
+        Err(e)
+            if e.is_instance_of::<PyOSError>(py) && st.sink.head_sent() && st.sink.is_closed() =>
+        {
+            tracing::debug!(
+                target: "mse_wsgi::app",
+                "{} {}: client disconnected",
+                req.method,
+                req.uri.path()
+            );
+            st.sink.fail(py);
+        }
         Err(e) => {
             tracing::error!(
                 target: "mse_wsgi::app",
