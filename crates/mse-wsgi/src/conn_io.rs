@@ -208,12 +208,12 @@ impl H1Guard {
             }
             // Common case: the whole head is in this read, parse it in place.
             match parse_head(data) {
-                Parsed::Complete(len, next) => {
+                Parsed::Complete(len, next) if len <= MAX_HEAD => {
                     self.state = next;
                     return len;
                 }
                 Parsed::Partial => {}
-                Parsed::Refused => {
+                _ => {
                     self.state = State::Off;
                     return data.len();
                 }
@@ -224,7 +224,7 @@ impl H1Guard {
         let old = self.head.len();
         self.head.extend_from_slice(data);
         match parse_head(&self.head) {
-            Parsed::Complete(len, next) => {
+            Parsed::Complete(len, next) if len <= MAX_HEAD => {
                 self.head.clear();
                 self.state = next;
                 len - old
@@ -360,5 +360,24 @@ mod tests {
         g.scan(&mut v);
         assert_eq!(g.state, State::Off);
         assert_eq!(v, orig);
+    }
+
+    #[test]
+    fn a_whole_connection_answers_each_chunked_case() {
+        let head = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for (body, status) in [
+            ("5\r\nhello\r\n0\r\n\r\n", "200 OK"),
+            ("5\r\nhello\r\n0 \r\n\r\n", "400 Bad Request"),
+            ("5;a\rb\r\nhello\r\n0\r\n\r\n", "400 Bad Request"),
+            ("0\r\nContent-Length: 1\r\n\r\n", "400 Bad Request"),
+            ("0\r\nX-Sum: 1\r\n\r\n", "200 OK"),
+        ] {
+            let out = crate::fuzzing::http1_exchange(format!("{head}{body}").as_bytes());
+            let text = String::from_utf8_lossy(&out);
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {status}\r\n")),
+                "{body:?}: {text}"
+            );
+        }
     }
 }

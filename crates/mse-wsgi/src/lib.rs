@@ -129,14 +129,17 @@ pub mod fuzzing {
                     bytes::Bytes::new(),
                     true,
                 ));
-                let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, svc);
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .half_close(true)
+                    .serve_connection(io, svc);
+                let (mut rx, mut tx) = tokio::io::split(&mut client);
                 let mut out = Vec::new();
-                let talk = async {
-                    let _ = client.write_all(data).await;
-                    let _ = client.shutdown().await;
-                    let _ = client.read_to_end(&mut out).await;
+                let write = async {
+                    let _ = tx.write_all(data).await;
+                    let _ = tx.shutdown().await;
                 };
-                let (_, ()) = tokio::join!(conn, talk);
+                let read = rx.read_to_end(&mut out);
+                let (_, (), _) = tokio::join!(conn, write, read);
                 out
             })
         })
