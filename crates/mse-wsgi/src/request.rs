@@ -28,10 +28,6 @@ pub struct RequestInfo {
 }
 
 impl RequestInfo {
-    pub fn scheme(&self) -> &'static str {
-        if self.tls { "https" } else { "http" }
-    }
-
     /// `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`, as PEP 3333 / CGI want them.
     pub fn protocol(&self) -> &'static str {
         match self.version {

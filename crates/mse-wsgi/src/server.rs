@@ -398,13 +398,20 @@ async fn handle(
     );
     let (tx, rx) = oneshot::channel::<First>();
     let sink = Sink::new(tx, flags);
-    let job_shared = shared.clone();
-    let submitted = shared
-        .pool
-        .submit(Box::new(move |py| match &job_shared.app {
-            App::Wsgi(app) => wsgi::run(py, app, &info, reader, sink),
-            App::Asgi(app) => asgi::run(py, app, &info, reader, sink),
-        }));
+    let submitted = match &shared.app {
+        App::Asgi(app) => {
+            app.dispatch(asgi::Job { info, reader, sink });
+            true
+        }
+        App::Wsgi(_) => {
+            let job_shared = shared.clone();
+            shared.pool.submit(Box::new(move |py| {
+                if let App::Wsgi(app) = &job_shared.app {
+                    wsgi::run(py, app, &info, reader, sink);
+                }
+            }))
+        }
+    };
     if !submitted {
         return Ok(plain(503, "Service Unavailable\n", log));
     }
