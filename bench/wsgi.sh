@@ -58,13 +58,16 @@ if [ "$(nproc)" -ge 2 ]; then SRV_CPU=(taskset -c 1); WRK_CPU=(taskset -c 0); el
 start_server() {
 	local name=$1 module=$2 scheme=$3 tls=()
 	case $name in
-	mse-serve | mse-t1 | mse-batch)
-		# mse-serve runs with its defaults (4 Python threads); mse-t1 with one, like Granian here.
+	mse-serve | mse-t1 | mse-batch | mse-base)
+		# mse-serve runs with its defaults (4 Python threads); mse-t1 with one, like Granian here;
+		# mse-base is another build (MSE_BASE=path/to/mse-serve), e.g. before a change.
+		local bin=$MSE
+		[ "$name" = mse-base ] && bin=${MSE_BASE:?MSE_BASE=path of the other mse-serve}
 		[ "$scheme" = https ] && tls=(--tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem")
 		local threads=()
 		[ "$name" = mse-t1 ] && threads=(--threads 1)
 		[ "$name" = mse-batch ] && threads=(--batch-io)
-		"${SRV_CPU[@]}" "$MSE" "$module:app" --bind "127.0.0.1:$PORT" --app-dir "$APPS" \
+		"${SRV_CPU[@]}" "$bin" "$module:app" --bind "127.0.0.1:$PORT" --app-dir "$APPS" \
 			--venv "$VENV" --no-access-log "${threads[@]}" "${tls[@]}" >"$TMP/server.log" 2>&1 &
 		;;
 	granian)
