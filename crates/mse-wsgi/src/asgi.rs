@@ -1,5 +1,7 @@
-//! ASGI 3 (HTTP + lifespan): the scope is built in Rust; `asgi_glue.py` runs the app on an asyncio
-//! loop in its own Python thread and talks to the connection through `Receiver` / `Sender`.
+//! ASGI 3 (HTTP + lifespan): `asgi_glue.py` runs the app on an event loop (uvloop if importable,
+//! else asyncio) in its own Python thread; requests reach that thread through `Inbox` and its
+//! `Dispatcher` (which builds the scope in Rust and starts the task), and the app talks to the
+//! connection through `Receiver` / `Sender`.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;

@@ -1,7 +1,8 @@
 //! HTTP/1.1 + HTTP/2 + TLS server for WSGI (PEP 3333) and ASGI 3 apps, embedding CPython.
 //!
-//! One process, no fork: hyper/tokio do the I/O, a small pool of Python threads that stay attached
-//! to the interpreter run the app. The enclave runtime builds a [`ServerConfig`] and calls
+//! One process, no fork: hyper/tokio do the I/O; a WSGI app runs on a small pool of Python threads
+//! that stay attached to the interpreter, an ASGI app on one event-loop thread (uvloop when the
+//! app's venv has it) that takes requests straight from the I/O threads. The enclave runtime builds a [`ServerConfig`] and calls
 //! [`Server::new`] then [`Server::serve`] with a shutdown future.
 //!
 //! The libpython loaded at run time must be the one pyo3 built against: this crate's build script
