@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use mse_attest::ratls::{RaTlsCert, anchors_for, fetch_server_certificate};
 use mse_attest::report::Outcome;
-use mse_attest::sim::rfc3339;
+use mse_attest::rfc3339;
 use mse_attest::{Collateral, Evidence, Policy, Report, TeeKind, TrustAnchors, verify};
 use serde::Serialize;
 

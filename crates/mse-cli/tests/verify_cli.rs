@@ -1,7 +1,7 @@
 //! `mse verify` end to end: the built binary against a sim RA-TLS server and a mock PCCS on
 //! loopback, and against certificate / quote files.
 
-#[path = "../../mse-attest/tests/ratls_support/mod.rs"]
+#[path = "../../mse-attest-sim/tests/ratls_support/mod.rs"]
 mod support;
 
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use mse_attest::attester::Attester;
 use mse_attest::ratls::report_data_for_key;
-use mse_attest::sim::{CollateralOptions, MockPccs};
+use mse_attest_sim::{CollateralOptions, MockPccs};
 use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256};
 use support::*;
 
@@ -416,9 +416,9 @@ fn sim_root_pins_one_mock_pki() {
     std::fs::write(&quote, sim_attester(false).evidence(&[7; 64]).unwrap()).unwrap();
     let collateral = collateral_file(dir.path(), &CollateralOptions::default());
     let own = dir.path().join("own-root.pem");
-    std::fs::write(&own, mse_attest::sim::to_pem(&pki().root_der)).unwrap();
+    std::fs::write(&own, mse_attest_sim::to_pem(&pki().root_der)).unwrap();
     let other = dir.path().join("other-root.der");
-    let other_pki = mse_attest::sim::SimPki::from_seed(&[0x99; 32]).unwrap();
+    let other_pki = mse_attest_sim::SimPki::from_seed(&[0x99; 32]).unwrap();
     std::fs::write(&other, &other_pki.root_der).unwrap();
     let q = quote.display().to_string();
     let base = [

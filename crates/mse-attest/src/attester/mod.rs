@@ -1,25 +1,26 @@
 //! Attesters: what produces evidence inside a TEE, behind one trait (like rustls'
-//! `CryptoProvider`): `sim` (software quoting enclave), `gramine` (SGX under Gramine's
-//! `/dev/attestation`), `tsm` (Linux configfs-tsm for TDX and SEV-SNP guests), plus
-//! auto-detection of which one this host offers.
+//! `CryptoProvider`): `gramine` (SGX under Gramine's `/dev/attestation`), `tsm` (Linux
+//! configfs-tsm for TDX and SEV-SNP guests), plus auto-detection of which one this host offers.
+//!
+//! The simulated attesters implement the same [`Attester`] trait in the `mse-attest-sim`
+//! crate; the caller (the enclave runtime) picks them explicitly, never this crate.
 
 mod gramine;
 mod probe;
-mod sim;
 mod tsm;
 
 pub use gramine::GramineAttester;
 pub use probe::{HostProbe, RealTee};
-pub use sim::SimAttester;
 pub use tsm::{ConfigFs, StdFs, TsmAttester};
 
 use crate::evidence::TeeKind;
 
-/// Which attester produced the evidence.
+/// Which attester produced the evidence. A name only: the simulated ones (`Sim`, `SimSnp`)
+/// are implemented in `mse-attest-sim`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AttesterKind {
-    /// Software quoting enclave with the mock Intel PKI (SGX DCAP v3 quotes).
+    /// Software quoting enclave with the mock Intel PKI (SGX DCAP v3 quotes; `mse-attest-sim`).
     Sim,
     /// SGX under Gramine (`/dev/attestation`).
     Gramine,
@@ -42,9 +43,7 @@ impl std::fmt::Display for AttesterKind {
 pub enum AttestError {
     #[error("refusing to run the simulated TEE: a real TEE is present ({0})")]
     RealTeePresent(String),
-    #[error(
-        "no TEE interface found (neither Gramine's /dev/attestation nor configfs-tsm) and simulation is not enabled"
-    )]
+    #[error("no TEE interface found (neither Gramine's /dev/attestation nor configfs-tsm)")]
     NoTee,
     #[error("{path}: {source}")]
     Io {
@@ -69,8 +68,12 @@ pub enum AttestError {
     },
     #[error("sealing key at {path} is {len} bytes, expected 16")]
     BadSealingKey { path: String, len: usize },
-    #[error("simulated TEE: {0}")]
-    Sim(#[from] crate::sim::SimError),
+    #[error("{attester} attester: {source}")]
+    Provider {
+        attester: AttesterKind,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AttestError + '_ {
@@ -95,40 +98,16 @@ pub trait Attester: Send + Sync + std::fmt::Debug {
     fn sealing_key(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, AttestError>;
 }
 
-/// Pick the attester this host offers: Gramine's `/dev/attestation`, else configfs-tsm on a
-/// TDX / SEV-SNP guest, else the simulated TEE when `sim` is given (and no real TEE exists).
-pub fn detect(
-    probe: &HostProbe,
-    sim: Option<SimAttesterConfig>,
-) -> Result<Box<dyn Attester>, AttestError> {
+/// Pick the real attester this host offers: Gramine's `/dev/attestation`, else configfs-tsm on
+/// a TDX / SEV-SNP guest. A caller that allows simulation falls back to an `mse-attest-sim`
+/// attester on [`AttestError::NoTee`] (those refuse to run where [`HostProbe::real_tee`] finds
+/// hardware).
+pub fn detect(probe: &HostProbe) -> Result<Box<dyn Attester>, AttestError> {
     if probe.has_gramine() {
         return Ok(Box::new(GramineAttester::new(probe.gramine_dir())));
     }
     if let Some(tee) = probe.tsm_tee() {
         return Ok(Box::new(TsmAttester::new(probe.tsm_dir(), tee)));
     }
-    match sim {
-        Some(cfg) => Ok(Box::new(SimAttester::with_probe(
-            probe,
-            &cfg.seed,
-            cfg.enclave,
-        )?)),
-        None => Err(AttestError::NoTee),
-    }
-}
-
-/// What the simulated TEE needs: the node's 32-byte seed and the enclave identity.
-#[derive(Clone)]
-pub struct SimAttesterConfig {
-    pub seed: [u8; 32],
-    pub enclave: crate::sim::SimEnclave,
-}
-
-impl std::fmt::Debug for SimAttesterConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The seed is the node's secret: never print it.
-        f.debug_struct("SimAttesterConfig")
-            .field("enclave", &self.enclave)
-            .finish_non_exhaustive()
-    }
+    Err(AttestError::NoTee)
 }

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use super::RaTlsError;
 use super::tcg::{encode_claims, encode_tagged_evidence};
 use crate::attester::Attester;
-use crate::sim::pem_encode;
+use crate::encode::pem_encode;
 
 /// What goes into the certificate besides the evidence.
 #[derive(Debug, Clone)]

@@ -73,7 +73,7 @@ pub enum RaTlsError {
 /// and otherwise says that simulation was refused rather than reporting a broken chain.
 pub fn anchors_for(evidence: &Evidence) -> TrustAnchors {
     let anchors = TrustAnchors::intel();
-    match crate::sim::sim_root_from_quote(evidence.raw()) {
+    match crate::verify::sim_root_from_quote(evidence.raw()) {
         Some(root) => anchors.with_simulation_root(root),
         None => anchors,
     }

@@ -4,7 +4,10 @@
 //! the first failure, so a user sees everything that is wrong at once.
 
 mod dcap;
+mod simulated;
 mod snp;
+
+pub use simulated::{SIM_SGX_ROOT_CN, sim_root_from_quote};
 
 use crate::collateral::Collateral;
 use crate::evidence::Evidence;
