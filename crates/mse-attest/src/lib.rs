@@ -12,9 +12,14 @@ pub mod evidence;
 pub mod policy;
 pub mod report;
 pub mod verify;
-pub use collateral::{Collateral, CollateralError, fetch_collateral, fetch_collateral_blocking};
+pub use collateral::{
+    Collateral, CollateralError, fetch_collateral, fetch_collateral_blocking,
+    fetch_snp_collateral_blocking,
+};
 pub use encode::{pem_encode, rfc3339, to_pem};
-pub use evidence::{Evidence, EvidenceError, SgxQuote, SnpReport, TdxQuote, TeeKind};
-pub use policy::Policy;
+pub use evidence::{
+    Evidence, EvidenceError, SgxQuote, SnpReport, SnpSigningKey, TdxQuote, TeeKind,
+};
+pub use policy::{Policy, SnpMinTcb};
 pub use report::{Check, Outcome, Report, VerifyError};
 pub use verify::{TrustAnchors, sim_root_from_quote, verify};

@@ -28,8 +28,19 @@ pub enum VerifyError {
     QuoteFormat(String),
     #[error("TEE attributes refused: {0}")]
     Attributes(String),
-    #[error("VCEK does not match the report: {0}")]
-    VcekMismatch(String),
+    #[error("{key} does not match the report: {detail}")]
+    VekMismatch {
+        key: crate::evidence::SnpSigningKey,
+        detail: String,
+    },
+    #[error("SEV-SNP guest policy refused: {0}")]
+    GuestPolicy(String),
+    #[error("SEV-SNP reported TCB {component} is {reported}, below the policy's minimum {minimum}")]
+    TcbBelowMinimum {
+        component: &'static str,
+        reported: u8,
+        minimum: u8,
+    },
     #[error("TCB evaluation failed: {0}")]
     Tcb(String),
     #[error("TCB status {status} is not accepted (accepted: {accepted})", accepted = .accepted.join(", "))]
@@ -129,6 +140,9 @@ pub struct Report {
     pub advisories: Vec<String>,
     /// SEV-SNP reported TCB, e.g. `bl3/tee0/snp8/ucode115`.
     pub platform_tcb: Option<String>,
+    /// SEV-SNP: the key that signed the report (`VCEK` or `VLEK`) and the root its chain
+    /// reached (`AMD Milan`, ... or `simulation`), e.g. `VLEK (AMD Milan)`.
+    pub signing_key: Option<String>,
     /// The evidence chains to the simulation root, not a hardware vendor's.
     pub simulated: bool,
     pub checks: Vec<Check>,
@@ -187,6 +201,9 @@ impl std::fmt::Display for Report {
         }
         if let Some(tcb) = &self.platform_tcb {
             writeln!(f, "Platform TCB: {tcb}")?;
+        }
+        if let Some(key) = &self.signing_key {
+            writeln!(f, "Signing key:  {key}")?;
         }
         if !self.advisories.is_empty() {
             writeln!(f, "Advisories:   {}", self.advisories.join(", "))?;

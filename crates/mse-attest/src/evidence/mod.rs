@@ -12,7 +12,7 @@ pub mod tdx;
 use serde::Serialize;
 
 pub use sgx::{CertificationData, QuoteHeader, SgxQuote, SgxReportBody};
-pub use snp::{SnpReport, SnpTcbVersion};
+pub use snp::{SnpReport, SnpSigningKey, SnpTcbVersion};
 pub use tdx::{TdReport, TdxQuote};
 
 /// Largest evidence we accept, binary or hex (real quotes are a few KiB).

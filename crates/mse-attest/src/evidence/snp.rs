@@ -1,6 +1,8 @@
 //! AMD SEV-SNP attestation report (versions 2 to 5), per the SEV-SNP firmware ABI
 //! specification, table "ATTESTATION_REPORT Structure". 1184 bytes; the signature covers
-//! bytes 0..0x2A0.
+//! bytes 0..0x2A0. Version 3 adds the CPUID family/model/stepping at 0x188; version 5 (newer
+//! firmware, e.g. on Google Cloud) adds the launch and current mitigation vectors at 0x1F8 and
+//! 0x200. Everything else is laid out identically.
 
 use super::EvidenceError;
 use super::reader::Reader;
@@ -9,6 +11,36 @@ pub const SNP_REPORT_LEN: usize = 0x4A0;
 pub const SNP_SIGNED_LEN: usize = 0x2A0;
 /// Guest policy bit 19: the hypervisor may debug the guest.
 pub const SNP_POLICY_DEBUG: u64 = 1 << 19;
+/// Guest policy bit 18: the guest may be associated with a migration agent (which can export
+/// its memory and state).
+pub const SNP_POLICY_MIGRATE_MA: u64 = 1 << 18;
+/// SIGNATURE_ALGO value of ECDSA P-384 with SHA-384, the only one AMD defines.
+pub const SNP_SIG_ALGO_ECDSA_P384_SHA384: u32 = 1;
+
+/// Which key of the AMD PKI signed a report: the SIGNING_KEY field, bits 4:2 of the word at
+/// 0x48.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum SnpSigningKey {
+    /// Versioned Chip Endorsement Key: per chip and TCB, chain VCEK → ASK → ARK.
+    Vcek,
+    /// Versioned Loaded Endorsement Key: per cloud provider and TCB, chain VLEK → ASVK → ARK.
+    Vlek,
+    /// 7: the report is not signed.
+    None,
+    /// A value AMD does not define.
+    Reserved(u8),
+}
+
+impl std::fmt::Display for SnpSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnpSigningKey::Vcek => f.write_str("VCEK"),
+            SnpSigningKey::Vlek => f.write_str("VLEK"),
+            SnpSigningKey::None => f.write_str("no key"),
+            SnpSigningKey::Reserved(v) => write!(f, "reserved signing key {v}"),
+        }
+    }
+}
 /// CPUID family of Turin (Zen 5), whose TCB_VERSION layout differs.
 const FAMILY_TURIN: u8 = 0x1A;
 
@@ -93,6 +125,10 @@ pub struct SnpReport {
     /// ECDSA P-384 signature: r and s, 72 bytes each, little-endian.
     pub signature_r: [u8; 72],
     pub signature_s: [u8; 72],
+    /// Version 5 and later: LAUNCH_MIT_VECTOR (mitigations in force at launch).
+    pub launch_mit_vector: Option<u64>,
+    /// Version 5 and later: CURRENT_MIT_VECTOR.
+    pub current_mit_vector: Option<u64>,
 }
 
 impl SnpReport {
@@ -143,6 +179,13 @@ impl SnpReport {
         let committed_tcb = r.u64()?;
         r.bytes(8)?; // current and committed firmware build/minor/major
         let launch_tcb = r.u64()?;
+        let launch_mit = r.u64()?;
+        let current_mit = r.u64()?;
+        let (launch_mit_vector, current_mit_vector) = if version >= 5 {
+            (Some(launch_mit), Some(current_mit))
+        } else {
+            (None, None)
+        };
         r.bytes(SNP_SIGNED_LEN - r.pos())?;
         let signature_r = r.array()?;
         let signature_s = r.array()?;
@@ -173,11 +216,29 @@ impl SnpReport {
             launch_tcb: tcb(launch_tcb),
             signature_r,
             signature_s,
+            launch_mit_vector,
+            current_mit_vector,
         })
     }
 
     pub fn is_debug(&self) -> bool {
         self.policy & SNP_POLICY_DEBUG != 0
+    }
+
+    /// Whether the guest policy allows a migration agent.
+    pub fn allows_migration_agent(&self) -> bool {
+        self.policy & SNP_POLICY_MIGRATE_MA != 0
+    }
+
+    /// The key that signed this report (VCEK or VLEK), from its SIGNING_KEY field.
+    pub fn signing_key(&self) -> SnpSigningKey {
+        match (self.flags >> 2) & 0b111 {
+            0 => SnpSigningKey::Vcek,
+            1 => SnpSigningKey::Vlek,
+            7 => SnpSigningKey::None,
+            // Masked to three bits just above: always fits.
+            v => SnpSigningKey::Reserved(v as u8),
+        }
     }
 
     /// The bytes the VCEK signs.

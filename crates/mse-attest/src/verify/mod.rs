@@ -3,11 +3,15 @@
 //! [`verify`] runs every check and records each outcome in the [`Report`]; it never stops at
 //! the first failure, so a user sees everything that is wrong at once.
 
+mod amd;
 mod dcap;
 mod simulated;
 mod snp;
 
-pub use simulated::{SIM_SGX_ROOT_CN, sim_root_from_quote};
+pub use amd::{AmdProduct, amd_products, common_name, pem_certificates};
+pub use simulated::{
+    SIM_AMD_ARK_CN, SIM_SGX_ROOT_CN, sim_ark_from_collateral, sim_root_from_quote,
+};
 
 use crate::collateral::Collateral;
 use crate::evidence::Evidence;
@@ -18,8 +22,9 @@ use crate::report::{Check, Report, VerifyError};
 /// SHA-256 44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3.
 pub const INTEL_SGX_ROOT_CA_DER: &[u8] = include_bytes!("intel_sgx_root_ca.der");
 
-/// The roots a verifier trusts. Intel's root is always pinned (never taken from the quote);
-/// a simulation root is used only when the policy allows simulation.
+/// The roots a verifier trusts. Intel's root and AMD's ARKs (Milan, Genoa, Turin; built in) are
+/// always pinned, never taken from evidence or collateral; a simulation root (the mock Intel
+/// root for SGX, the mock AMD ARK for SEV-SNP) is used only when the policy allows simulation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustAnchors {
     intel_root: Vec<u8>,
@@ -68,6 +73,8 @@ pub mod checks {
     pub const QUOTE_SIGNATURE: &str = "quote_signature";
     pub const REPORT_SIGNATURE: &str = "report_signature";
     pub const VCEK_TCB: &str = "vcek_tcb";
+    pub const GUEST_POLICY: &str = "guest_policy";
+    pub const MINIMUM_TCB: &str = "minimum_tcb";
     pub const TCB_STATUS: &str = "tcb_status";
     pub const ATTRIBUTES: &str = "attributes";
     pub const DEBUG: &str = "debug";
@@ -106,7 +113,7 @@ pub fn verify(
         Evidence::Sgx(_) | Evidence::Tdx(_) => {
             dcap::verify(evidence, collateral, anchors, policy, &mut report)
         }
-        Evidence::SevSnp(r) => snp::verify(r, collateral, policy, &mut report),
+        Evidence::SevSnp(r) => snp::verify(r, collateral, anchors, policy, &mut report),
     }
 
     report
@@ -184,6 +191,7 @@ fn empty_report(evidence: &Evidence) -> Report {
         tcb_status: None,
         advisories: Vec::new(),
         platform_tcb: None,
+        signing_key: None,
         simulated: false,
         checks: Vec::new(),
         trusted: false,

@@ -22,3 +22,23 @@ pub fn sim_root_from_quote(quote: &[u8]) -> Option<Vec<u8>> {
         .any(|cn| cn.as_str().ok() == Some(SIM_SGX_ROOT_CN));
     (is_sim && cert.subject() == cert.issuer()).then_some(root)
 }
+
+/// Common name of the mock AMD ARK (the root of the simulated SEV-SNP PKI).
+pub const SIM_AMD_ARK_CN: &str = "ARK-MSE-Simulated";
+
+/// If SEV-SNP collateral's issuer chain holds a self-signed mock ARK (by its name), its DER:
+/// the SNP counterpart of [`sim_root_from_quote`] (a report carries no certificates; the mock
+/// KDS serves the mock chain with the VCEK).
+pub fn sim_ark_from_collateral(collateral: &crate::Collateral) -> Option<Vec<u8>> {
+    let crate::Collateral::SevSnp { chain_der, .. } = collateral else {
+        return None;
+    };
+    chain_der.iter().find_map(|der| {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let is_sim = cert
+            .subject()
+            .iter_common_name()
+            .any(|cn| cn.as_str().ok() == Some(SIM_AMD_ARK_CN));
+        (is_sim && cert.subject() == cert.issuer()).then(|| der.clone())
+    })
+}
