@@ -67,6 +67,10 @@ pub enum CollateralError {
     NotKdsKey(crate::evidence::SnpSigningKey),
     #[error("cannot tell the AMD product line of this report (no CPUID before report version 3)")]
     UnknownProduct,
+    #[error("KDS request {url} failed: {msg}")]
+    KdsTransport { url: String, msg: String },
+    #[error("KDS request {url} returned HTTP {status}")]
+    KdsHttp { url: String, status: u16 },
     #[error(
         "the quote carries no PCK certificate chain (certification data type {cert_type}); fetching the PCK certificate by encrypted PPID is not supported"
     )]
@@ -286,14 +290,21 @@ pub fn fetch_snp_collateral_blocking(
         .ok_or(CollateralError::UnknownProduct)?;
     let base = kds_url.trim_end_matches('/');
     let kds = Pccs::new();
+    let get = |url: &str| {
+        kds.get(url).map(|r| r.body).map_err(|e| match e {
+            CollateralError::Transport { url, msg } => CollateralError::KdsTransport { url, msg },
+            CollateralError::Http { url, status } => CollateralError::KdsHttp { url, status },
+            other => other,
+        })
+    };
     let url = format!("{base}{}", kds_vcek_path(product, &report));
-    let vek_der = kds.get(&url)?.body;
+    let vek_der = get(&url)?;
     x509_parser::parse_x509_certificate(&vek_der).map_err(|e| CollateralError::BadResponse {
         url: url.clone(),
         msg: format!("not a DER certificate: {e}"),
     })?;
     let url = format!("{base}/vcek/v1/{product}/cert_chain");
-    let chain_der = crate::verify::pem_certificates(&kds.get(&url)?.body);
+    let chain_der = crate::verify::pem_certificates(&get(&url)?);
     if chain_der.is_empty() {
         return Err(CollateralError::BadResponse {
             url,

@@ -22,6 +22,8 @@ use crate::evidence::TeeKind;
 pub enum AttesterKind {
     /// Software quoting enclave with the mock Intel PKI (SGX DCAP v3 quotes; `mse-attest-sim`).
     Sim,
+    /// Software SEV-SNP firmware with the mock AMD PKI (SEV-SNP reports; `mse-attest-sim`).
+    SimSnp,
     /// SGX under Gramine (`/dev/attestation`).
     Gramine,
     /// Linux configfs-tsm (TDX or SEV-SNP guest).
@@ -32,6 +34,7 @@ impl std::fmt::Display for AttesterKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             AttesterKind::Sim => "sim",
+            AttesterKind::SimSnp => "sim-snp",
             AttesterKind::Gramine => "gramine",
             AttesterKind::Tsm => "tsm",
         })

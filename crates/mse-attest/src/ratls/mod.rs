@@ -79,11 +79,24 @@ pub fn anchors_for(evidence: &Evidence) -> TrustAnchors {
     }
 }
 
+/// [`anchors_for`], plus for SEV-SNP evidence the mock ARK its collateral's chain ends in when
+/// that is a simulation chain (a report carries no certificates; the mock KDS serves the chain).
+/// Again only `allow_simulation` makes the verifier accept it.
+pub fn anchors_for_collateral(evidence: &Evidence, collateral: &Collateral) -> TrustAnchors {
+    let anchors = anchors_for(evidence);
+    match (evidence, crate::verify::sim_ark_from_collateral(collateral)) {
+        (Evidence::SevSnp(_), Some(ark)) => anchors.with_simulation_root(ark),
+        _ => anchors,
+    }
+}
+
 /// Where the collateral for a server's evidence comes from.
 #[derive(Debug, Clone)]
 pub enum CollateralSource {
     /// Fetch DCAP collateral from this PCCS (API v4).
     Pccs(String),
+    /// Fetch SEV-SNP collateral (VCEK and cert_chain) from this KDS.
+    Kds(String),
     /// Use this collateral (offline, or fetched earlier).
     Fixed(Box<Collateral>),
 }
@@ -106,11 +119,22 @@ pub async fn attest_server(
     let collateral = match source {
         CollateralSource::Fixed(c) => (**c).clone(),
         CollateralSource::Pccs(url) => crate::fetch_collateral(url, evidence.raw()).await?,
+        CollateralSource::Kds(url) => {
+            let (url, raw) = (url.clone(), evidence.raw().to_vec());
+            tokio::task::spawn_blocking(move || {
+                crate::fetch_snp_collateral_blocking(&url, &raw, None)
+            })
+            .await
+            .map_err(|e| crate::CollateralError::Transport {
+                url: "KDS".into(),
+                msg: format!("fetch task failed: {e}"),
+            })??
+        }
     };
     let report = crate::verify(
         &evidence,
         &collateral,
-        &anchors_for(&evidence),
+        &anchors_for_collateral(&evidence, &collateral),
         policy,
         Some(&cert.expected_report_data),
     );
