@@ -41,50 +41,110 @@ pub enum Collateral {
     },
 }
 
+/// Why collateral could not be read or fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum CollateralError {
+    /// The collateral file could not be read.
     #[error("cannot read collateral file {path}: {msg}")]
-    Io { path: String, msg: String },
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        msg: String,
+    },
+    /// The collateral file is too large.
     #[error("collateral file is larger than {limit} bytes")]
-    TooLarge { limit: u64 },
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The bytes are neither DCAP JSON nor a certificate.
     #[error("collateral is neither DCAP collateral JSON nor a VCEK certificate (PEM or DER)")]
     UnknownFormat,
+    /// The DCAP collateral JSON is invalid.
     #[error("invalid DCAP collateral JSON: {0}")]
     Json(String),
+    /// The VCEK/VLEK certificate is invalid.
     #[error("invalid VCEK certificate: {0}")]
     Certificate(String),
+    /// The evidence whose collateral is wanted does not parse.
     #[error("cannot parse the quote to fetch its collateral: {0}")]
     Evidence(#[from] EvidenceError),
     #[error(
         "SEV-SNP collateral is the VCEK certificate, which a PCCS does not serve; pass it as a file"
     )]
+    /// A PCCS was asked for SEV-SNP collateral.
     SevSnpFromPccs,
+    /// A KDS was asked for collateral of non-SNP evidence.
     #[error("only SEV-SNP reports have a VCEK to fetch from a KDS; this is {0} evidence")]
     NotSevSnp(crate::evidence::TeeKind),
     #[error(
         "the report is signed by a {0}, which AMD's KDS does not serve (the host provides VLEKs); pass it as a file"
     )]
+    /// The report is signed by a key the KDS does not serve.
     NotKdsKey(crate::evidence::SnpSigningKey),
+    /// The report's product line is unknown and none was given.
     #[error("cannot tell the AMD product line of this report (no CPUID before report version 3)")]
     UnknownProduct,
+    /// A KDS request failed.
     #[error("KDS request {url} failed: {msg}")]
-    KdsTransport { url: String, msg: String },
+    KdsTransport {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        msg: String,
+    },
+    /// A KDS request returned an HTTP error.
     #[error("KDS request {url} returned HTTP {status}")]
-    KdsHttp { url: String, status: u16 },
+    KdsHttp {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
     #[error(
         "the quote carries no PCK certificate chain (certification data type {cert_type}); fetching the PCK certificate by encrypted PPID is not supported"
     )]
-    NoPckChain { cert_type: u16 },
+    /// The quote carries no PCK certificate chain.
+    NoPckChain {
+        /// The certification data type.
+        cert_type: u16,
+    },
+    /// The PCK certificate is unreadable.
     #[error("cannot read the PCK certificate: {0}")]
     Pck(String),
+    /// A PCCS request failed.
     #[error("PCCS request {url} failed: {msg}")]
-    Transport { url: String, msg: String },
+    Transport {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        msg: String,
+    },
+    /// A PCCS request returned an HTTP error.
     #[error("PCCS request {url} returned HTTP {status}")]
-    Http { url: String, status: u16 },
+    Http {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// A PCCS response lacks a required header.
     #[error("PCCS response from {url} lacks the {header} header")]
-    MissingHeader { url: String, header: &'static str },
+    MissingHeader {
+        /// The URL.
+        url: String,
+        /// The header.
+        header: &'static str,
+    },
+    /// A PCCS response is malformed.
     #[error("PCCS response from {url} is invalid: {msg}")]
-    BadResponse { url: String, msg: String },
+    BadResponse {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        msg: String,
+    },
 }
 
 impl Collateral {

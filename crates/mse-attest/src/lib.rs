@@ -2,6 +2,9 @@
 //!
 //! The simulated TEEs (mock Intel and AMD PKIs, software quoting enclave and SNP firmware, mock
 //! PCCS and KDS) live in the `mse-attest-sim` crate: nothing here depends on them.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod attester;
 pub mod measurement;
 pub mod ratls;
@@ -22,4 +25,4 @@ pub use evidence::{
 };
 pub use policy::{Policy, SnpMinTcb};
 pub use report::{Check, Outcome, Report, VerifyError};
-pub use verify::{TrustAnchors, sim_root_from_quote, verify};
+pub use verify::{TrustAnchors, sim_ark_from_collateral, sim_root_from_quote, verify};

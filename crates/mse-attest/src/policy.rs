@@ -29,6 +29,7 @@ pub struct Policy {
     pub expected_signer: Option<Vec<u8>>,
     /// TCB statuses (Intel's names) accepted for SGX/TDX. `Revoked` is never accepted.
     pub accepted_tcb: Vec<String>,
+    /// Accept evidence from debug-mode TEEs (never in production).
     pub allow_debug: bool,
     /// Accept evidence that chains to the simulation root given in [`crate::TrustAnchors`].
     pub allow_simulation: bool,

@@ -44,36 +44,71 @@ impl std::fmt::Display for AttesterKind {
 /// What went wrong while producing evidence.
 #[derive(Debug, thiserror::Error)]
 pub enum AttestError {
+    /// A simulated attester was asked for where this real TEE device exists.
     #[error("refusing to run the simulated TEE: a real TEE is present ({0})")]
     RealTeePresent(String),
+    /// No real TEE interface on this host.
     #[error("no TEE interface found (neither Gramine's /dev/attestation nor configfs-tsm)")]
     NoTee,
+    /// Reading or writing a TEE interface file failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// Gramine is not configured for DCAP attestation (`found` is what it says).
     #[error("Gramine attestation type is {found:?}, expected \"dcap\"")]
-    GramineNotDcap { found: String },
+    GramineNotDcap {
+        /// What it says instead.
+        found: String,
+    },
+    /// The interface returned no evidence (`what` names it).
     #[error("{what} is empty")]
-    EmptyEvidence { what: String },
+    EmptyEvidence {
+        /// What it is.
+        what: String,
+    },
     #[error(
         "configfs-tsm provider {provider:?} is not supported (expected tdx_guest or sev_guest)"
     )]
-    UnknownTsmProvider { provider: String },
+    /// configfs-tsm names a provider we do not know (`provider`).
+    UnknownTsmProvider {
+        /// The provider named.
+        provider: String,
+    },
+    /// Another writer regenerated the configfs-tsm report meanwhile (generations before/after).
     #[error("configfs-tsm report was regenerated concurrently (generation {before} -> {after})")]
-    TsmRace { before: u64, after: u64 },
+    TsmRace {
+        /// Generation before the read.
+        before: u64,
+        /// Generation after it.
+        after: u64,
+    },
+    /// This attester cannot give a sealing key.
     #[error("the {attester} attester offers no sealing key: {why}")]
     SealingUnsupported {
+        /// Which attester.
         attester: AttesterKind,
+        /// Why not.
         why: &'static str,
     },
+    /// Gramine's sealing key file has the wrong length.
     #[error("sealing key at {path} is {len} bytes, expected 16")]
-    BadSealingKey { path: String, len: usize },
+    BadSealingKey {
+        /// The file.
+        path: String,
+        /// Its length.
+        len: usize,
+    },
+    /// An attester implemented outside this crate (e.g. a simulated one) failed.
     #[error("{attester} attester: {source}")]
     Provider {
+        /// Which attester.
         attester: AttesterKind,
+        /// Its error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },

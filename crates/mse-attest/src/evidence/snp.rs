@@ -7,7 +7,9 @@
 use super::EvidenceError;
 use super::reader::Reader;
 
+/// Length of an SEV-SNP attestation report.
 pub const SNP_REPORT_LEN: usize = 0x4A0;
+/// Length of its signed part.
 pub const SNP_SIGNED_LEN: usize = 0x2A0;
 /// Guest policy bit 19: the hypervisor may debug the guest.
 pub const SNP_POLICY_DEBUG: u64 = 1 << 19;
@@ -49,10 +51,15 @@ const FAMILY_TURIN: u8 = 0x1A;
 pub struct SnpTcbVersion {
     /// Turin and later only.
     pub fmc: Option<u8>,
+    /// Boot loader SPL.
     pub bootloader: u8,
+    /// PSP OS (TEE) SPL.
     pub tee: u8,
+    /// SNP firmware SPL.
     pub snp: u8,
+    /// Microcode SPL.
     pub microcode: u8,
+    /// The TCB_VERSION as read.
     pub raw: u64,
 }
 
@@ -99,31 +106,53 @@ impl std::fmt::Display for SnpTcbVersion {
 pub struct SnpReport {
     /// The report bytes as received (including any trailing bytes).
     pub raw: Vec<u8>,
+    /// VERSION of the report format (2 to 5).
     pub version: u32,
+    /// GUEST_SVN.
     pub guest_svn: u32,
+    /// The guest POLICY (bit 19 debug, bit 18 migration agent).
     pub policy: u64,
+    /// FAMILY_ID of the ID block.
     pub family_id: [u8; 16],
+    /// IMAGE_ID of the ID block.
     pub image_id: [u8; 16],
+    /// VMPL of the requester.
     pub vmpl: u32,
+    /// SIGNATURE_ALGO (1 = ECDSA P-384 with SHA-384).
     pub signature_algo: u32,
+    /// CURRENT_TCB.
     pub current_tcb: SnpTcbVersion,
+    /// PLATFORM_INFO.
     pub platform_info: u64,
+    /// The word at 0x48: AUTHOR_KEY_EN, MASK_CHIP_KEY, SIGNING_KEY (bits 4:2).
     pub flags: u32,
+    /// REPORT_DATA: 64 bytes chosen by the guest.
     pub report_data: [u8; 64],
+    /// MEASUREMENT: the launch digest.
     pub measurement: [u8; 48],
+    /// HOST_DATA: 32 bytes given by the host at launch.
     pub host_data: [u8; 32],
+    /// ID_KEY_DIGEST.
     pub id_key_digest: [u8; 48],
+    /// AUTHOR_KEY_DIGEST.
     pub author_key_digest: [u8; 48],
+    /// REPORT_ID.
     pub report_id: [u8; 32],
+    /// REPORT_ID_MA (all ones without a migration agent).
     pub report_id_ma: [u8; 32],
+    /// REPORTED_TCB: the TCB the VCEK/VLEK is for.
     pub reported_tcb: SnpTcbVersion,
     /// CPUID family/model/stepping (report version 3 and later).
     pub cpuid: Option<(u8, u8, u8)>,
+    /// CHIP_ID (zeros when masked or VLEK-signed).
     pub chip_id: [u8; 64],
+    /// COMMITTED_TCB.
     pub committed_tcb: SnpTcbVersion,
+    /// LAUNCH_TCB.
     pub launch_tcb: SnpTcbVersion,
     /// ECDSA P-384 signature: r and s, 72 bytes each, little-endian.
     pub signature_r: [u8; 72],
+    /// Signature S (little-endian, 72 bytes; P-384 uses 48).
     pub signature_s: [u8; 72],
     /// Version 5 and later: LAUNCH_MIT_VECTOR (mitigations in force at launch).
     pub launch_mit_vector: Option<u64>,
@@ -132,6 +161,7 @@ pub struct SnpReport {
 }
 
 impl SnpReport {
+    /// Parse an SEV-SNP attestation report (binary, at least 1184 bytes).
     pub fn parse(bytes: &[u8]) -> Result<Self, EvidenceError> {
         if bytes.len() < SNP_REPORT_LEN {
             return Err(EvidenceError::Truncated {
@@ -221,6 +251,7 @@ impl SnpReport {
         })
     }
 
+    /// Whether the guest policy allows debugging.
     pub fn is_debug(&self) -> bool {
         self.policy & SNP_POLICY_DEBUG != 0
     }

@@ -56,6 +56,7 @@ pub struct RaTlsCert {
     pub spki_der: Vec<u8>,
     /// Validity, Unix seconds.
     pub not_before: i64,
+    /// End of validity (Unix seconds).
     pub not_after: i64,
     /// Subject, RFC 4514.
     pub subject: String,

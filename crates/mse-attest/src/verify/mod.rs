@@ -47,10 +47,12 @@ impl TrustAnchors {
         self
     }
 
+    /// The simulation root, if one is configured.
     pub fn simulation_root(&self) -> Option<&[u8]> {
         self.simulation_root.as_deref()
     }
 
+    /// Intel's SGX Root CA (DER).
     pub fn intel_root(&self) -> &[u8] {
         &self.intel_root
     }
@@ -64,22 +66,39 @@ impl Default for TrustAnchors {
 
 /// Names of the checks, in report order.
 pub mod checks {
+    /// The evidence chains to a simulation root: allowed only by policy.
     pub const SIMULATION: &str = "simulation";
+    /// The quote's format and header.
     pub const QUOTE_FORMAT: &str = "quote_format";
+    /// The collateral matches the evidence and is valid.
     pub const COLLATERAL: &str = "collateral";
+    /// The certificate chain up to a pinned root.
     pub const CERTIFICATE_CHAIN: &str = "certificate_chain";
+    /// The PCK's signature over the QE report.
     pub const QE_REPORT_SIGNATURE: &str = "qe_report_signature";
+    /// The QE report against Intel's QE identity.
     pub const QE_IDENTITY: &str = "qe_identity";
+    /// The attestation key's signature over the quote.
     pub const QUOTE_SIGNATURE: &str = "quote_signature";
+    /// The VCEK/VLEK's signature over the SEV-SNP report.
     pub const REPORT_SIGNATURE: &str = "report_signature";
+    /// The VCEK/VLEK was issued for the report's TCB (and chip).
     pub const VCEK_TCB: &str = "vcek_tcb";
+    /// The SEV-SNP guest policy (no migration agent).
     pub const GUEST_POLICY: &str = "guest_policy";
+    /// The SEV-SNP reported TCB against the policy's minimum.
     pub const MINIMUM_TCB: &str = "minimum_tcb";
+    /// Intel's TCB status of the platform.
     pub const TCB_STATUS: &str = "tcb_status";
+    /// TEE attributes (TDX) other than debug.
     pub const ATTRIBUTES: &str = "attributes";
+    /// Debug mode, refused unless the policy allows it.
     pub const DEBUG: &str = "debug";
+    /// report_data binds the expected data (RA-TLS key).
     pub const BINDING: &str = "report_data_binding";
+    /// The measurement equals the expected one.
     pub const MEASUREMENT: &str = "measurement";
+    /// The signer (SGX MRSIGNER) equals the expected one.
     pub const SIGNER: &str = "signer";
 }
 
