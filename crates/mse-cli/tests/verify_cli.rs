@@ -521,3 +521,38 @@ fn real_tdx_quote_inside_and_after_its_window() {
         stdout(&after)
     );
 }
+
+#[test]
+fn simulated_sev_snp_report_needs_allow_simulation() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = mse_attest_sim::SimAmdPki::from_seed(&[0x5E; 32]).unwrap();
+    let launch = mse_attest_sim::SnpLaunch::new([0x4D; 48], [0x48; 32]);
+    let report = dir.path().join("report.bin");
+    std::fs::write(&report, pki.report(&launch, &[0x52; 64])).unwrap();
+    let chain = dir.path().join("vcek.pem");
+    let mut pem = mse_attest_sim::to_pem(&pki.vcek_der);
+    pem.push_str(&pki.cert_chain_pem());
+    std::fs::write(&chain, pem).unwrap();
+    let base = [
+        "verify",
+        "--quote",
+        report.to_str().unwrap(),
+        "--collateral",
+        chain.to_str().unwrap(),
+        "--at",
+        "2026-03-01T00:00:00Z",
+    ];
+    let refused = mse(&base);
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(
+        stdout(&refused).contains(
+            "[FAIL] simulation: evidence chains to the simulation root, which this policy refuses (use --allow-simulation for a local sim node)\n"
+        ),
+        "{}",
+        stdout(&refused)
+    );
+    let allowed = mse(&[&base[..], &["--allow-simulation"]].concat());
+    assert_eq!(allowed.status.code(), Some(0), "{}", stdout(&allowed));
+    assert!(stdout(&allowed).contains("TEE:          SEV-SNP (simulated)\n"));
+    assert!(stdout(&allowed).contains("Signing key:  VCEK (simulation)\n"));
+}

@@ -2,6 +2,8 @@
 //! for each product line the ARK (self-signed root), the ASK (signs VCEKs) and the ASVK
 //! (signs VLEKs). See `amd/README.md` for their source.
 
+use std::sync::LazyLock;
+
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// The pinned certificates of one AMD product line (DER).
@@ -23,8 +25,13 @@ const PRODUCTS: [(&str, &[u8]); 3] = [
     ("Turin", include_bytes!("amd/turin_ask_ark_asvk.pem")),
 ];
 
-/// AMD's product lines with their pinned ARK, ASK and ASVK.
+/// AMD's product lines with their pinned ARK, ASK and ASVK (parsed once).
 pub fn amd_products() -> Vec<AmdProduct> {
+    static PARSED: LazyLock<Vec<AmdProduct>> = LazyLock::new(parse_products);
+    PARSED.clone()
+}
+
+fn parse_products() -> Vec<AmdProduct> {
     PRODUCTS
         .iter()
         .filter_map(|(name, pem)| {
