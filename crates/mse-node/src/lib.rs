@@ -44,8 +44,8 @@ pub async fn serve(
         cfg.enclave_bin.display()
     );
     let (store, seed) = node::open_data_dir(&cfg)?;
-    let pki = mse_attest::sim::SimPki::from_seed(&seed).context("sim PKI from the node's seed")?;
-    let pccs = mse_attest::sim::pccs_router(&pki, &mse_attest::sim::CollateralOptions::default())
+    let pki = mse_attest_sim::SimPki::from_seed(&seed).context("sim PKI from the node's seed")?;
+    let pccs = mse_attest_sim::pccs_router(&pki, &mse_attest_sim::CollateralOptions::default())
         .context("mock PCCS")?;
     let api_listener = tokio::net::TcpListener::bind(cfg.api_bind)
         .await

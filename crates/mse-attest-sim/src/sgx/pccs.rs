@@ -12,8 +12,9 @@ use axum::routing::get;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
+use super::CollateralOptions;
 use super::pki::{SIM_FMSPC, SimPki, pem_encode};
-use super::{CollateralOptions, SimError};
+use crate::SimError;
 
 /// Pre-rendered responses: the PCCS only ever serves these bytes.
 struct Bodies {

@@ -1,5 +1,5 @@
 //! Attesters against fake hosts: Gramine's /dev/attestation, configfs-tsm (an in-memory
-//! kernel), and auto-detection, including the sim attester's refusal next to real hardware.
+//! kernel), and auto-detection of the real ones (the sim fallback is tested in mse-attest-sim).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -7,10 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use mse_attest::TeeKind;
 use mse_attest::attester::{
-    AttestError, Attester, AttesterKind, ConfigFs, GramineAttester, HostProbe, SimAttesterConfig,
-    TsmAttester, detect,
+    AttestError, Attester, AttesterKind, ConfigFs, GramineAttester, HostProbe, TsmAttester, detect,
 };
-use mse_attest::sim::SimEnclave;
 
 fn gramine_dir(kind: &str, quote: &[u8]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -157,24 +155,11 @@ fn touch(root: &Path, rel: &str) {
     std::fs::write(p, b"").unwrap();
 }
 
-fn sim_config() -> SimAttesterConfig {
-    SimAttesterConfig {
-        seed: [1; 32],
-        enclave: SimEnclave {
-            mr_enclave: [2; 32],
-            mr_signer: [3; 32],
-            isv_prod_id: 0,
-            isv_svn: 0,
-            debug: false,
-        },
-    }
-}
-
 #[test]
-fn detection_prefers_real_interfaces_and_falls_back_to_sim_only_when_allowed() {
+fn detection_finds_the_real_interfaces() {
     let gramine = tempfile::tempdir().unwrap();
     touch(gramine.path(), "dev/attestation/quote");
-    let a = detect(&HostProbe::with_root(gramine.path()), Some(sim_config())).unwrap();
+    let a = detect(&HostProbe::with_root(gramine.path())).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
         (AttesterKind::Gramine, TeeKind::Sgx)
@@ -183,51 +168,35 @@ fn detection_prefers_real_interfaces_and_falls_back_to_sim_only_when_allowed() {
     let tdx = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tdx.path().join("sys/kernel/config/tsm/report")).unwrap();
     touch(tdx.path(), "dev/tdx_guest");
-    let a = detect(&HostProbe::with_root(tdx.path()), Some(sim_config())).unwrap();
+    let a = detect(&HostProbe::with_root(tdx.path())).unwrap();
     assert_eq!((a.kind(), a.tee_kind()), (AttesterKind::Tsm, TeeKind::Tdx));
 
     let snp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(snp.path().join("sys/kernel/config/tsm/report")).unwrap();
     touch(snp.path(), "dev/sev-guest");
-    let a = detect(&HostProbe::with_root(snp.path()), None).unwrap();
+    let a = detect(&HostProbe::with_root(snp.path())).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
         (AttesterKind::Tsm, TeeKind::SevSnp)
     );
 
     let plain = tempfile::tempdir().unwrap();
-    let a = detect(&HostProbe::with_root(plain.path()), Some(sim_config())).unwrap();
-    assert_eq!((a.kind(), a.tee_kind()), (AttesterKind::Sim, TeeKind::Sgx));
-    let err = detect(&HostProbe::with_root(plain.path()), None).unwrap_err();
+    let err = detect(&HostProbe::with_root(plain.path())).unwrap_err();
     assert!(matches!(err, AttestError::NoTee));
     assert_eq!(
         err.to_string(),
-        "no TEE interface found (neither Gramine's /dev/attestation nor configfs-tsm) and simulation is not enabled"
+        "no TEE interface found (neither Gramine's /dev/attestation nor configfs-tsm)"
     );
 
-    // An SGX host without Gramine: no usable interface, and the sim refuses to stand in.
+    // An SGX host without Gramine: no usable interface.
     let sgx = tempfile::tempdir().unwrap();
     touch(sgx.path(), "dev/sgx_enclave");
-    let err = detect(&HostProbe::with_root(sgx.path()), Some(sim_config())).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "refusing to run the simulated TEE: a real TEE is present ({})",
-            sgx.path().join("dev/sgx_enclave").display()
-        )
-    );
+    let err = detect(&HostProbe::with_root(sgx.path())).unwrap_err();
+    assert!(matches!(err, AttestError::NoTee));
 }
 
 #[test]
 fn sealing_keys_per_attester() {
-    let cfg = sim_config();
-    let plain = tempfile::tempdir().unwrap();
-    let sim = detect(&HostProbe::with_root(plain.path()), Some(cfg.clone())).unwrap();
-    assert_eq!(
-        sim.sealing_key().unwrap().as_slice(),
-        mse_attest::sim::sealing_key(&cfg.seed, &cfg.enclave.mr_enclave).as_slice()
-    );
-
     let dir = gramine_dir("dcap", b"q");
     std::fs::create_dir(dir.path().join("keys")).unwrap();
     std::fs::write(dir.path().join("keys/_sgx_mrenclave"), [5u8; 16]).unwrap();

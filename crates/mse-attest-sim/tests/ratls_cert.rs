@@ -11,8 +11,8 @@ use mse_attest::ratls::{
     EvidenceForm, RaTlsCert, RaTlsError, encode_claims, encode_tagged_evidence,
     report_data_for_key, verify_certificate,
 };
-use mse_attest::sim::CollateralOptions;
 use mse_attest::{Collateral, Policy, TrustAnchors};
+use mse_attest_sim::CollateralOptions;
 use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256, PublicKeyData};
 use sha2::{Digest, Sha256};
 use support::*;

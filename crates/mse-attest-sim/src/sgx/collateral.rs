@@ -5,13 +5,12 @@
 //! bodies embed the same bytes verbatim, so no client ever has to re-serialize before checking.
 
 use serde::Serialize;
-use time::OffsetDateTime;
 
-use super::SimError;
 use super::pki::{
     SIM_CPU_SVN, SIM_FMSPC, SIM_NOT_AFTER, SIM_NOT_BEFORE, SIM_PCE_ID, SIM_PCE_SVN, SimPki,
 };
 use super::quote::{SIM_QE_FLAGS, SIM_QE_ISV_PROD_ID, SIM_QE_ISV_SVN};
+use crate::SimError;
 
 /// What the simulated collateral says: its validity window and the platform's TCB status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +39,9 @@ impl Default for CollateralOptions {
 /// A JSON document and the raw r ‖ s ECDSA signature over its exact bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedJson {
+    /// The compact JSON text, exactly as signed.
     pub raw: String,
+    /// ECDSA P-256 signature over `raw`, r ‖ s.
     pub signature: [u8; 64],
 }
 
@@ -123,18 +124,8 @@ struct QeTcbJson {
 }
 
 /// RFC 3339 UTC with a `Z`, as Intel writes its dates.
-pub fn rfc3339(unix: i64) -> Result<String, SimError> {
-    let t = OffsetDateTime::from_unix_timestamp(unix)
-        .map_err(|e| SimError::Collateral(format!("bad time {unix}: {e}")))?;
-    Ok(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    ))
+pub(crate) fn rfc3339(unix: i64) -> Result<String, SimError> {
+    mse_attest::rfc3339(unix).map_err(|e| SimError::Collateral(e.to_string()))
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<String, SimError> {

@@ -1,10 +1,11 @@
-//! The simulated attester: quotes from the software quoting enclave of the mock PKI.
+//! The simulated SGX attester: quotes from the software quoting enclave of the mock PKI.
 
 use std::sync::Arc;
 
-use super::{AttestError, Attester, AttesterKind, HostProbe};
-use crate::evidence::TeeKind;
-use crate::sim::{SimEnclave, SimPki};
+use mse_attest::TeeKind;
+use mse_attest::attester::{AttestError, Attester, AttesterKind, HostProbe, detect};
+
+use crate::{SimEnclave, SimPki};
 
 /// Produces real-format SGX DCAP v3 quotes signed by the mock PKI of a seed.
 #[derive(Debug, Clone)]
@@ -26,7 +27,10 @@ impl SimAttester {
         seed: &[u8; 32],
         enclave: SimEnclave,
     ) -> Result<SimAttester, AttestError> {
-        let pki = Arc::new(SimPki::from_seed(seed)?);
+        let pki = Arc::new(SimPki::from_seed(seed).map_err(|e| AttestError::Provider {
+            attester: AttesterKind::Sim,
+            source: Box::new(e),
+        })?);
         SimAttester::from_pki(probe, pki, enclave)
     }
 
@@ -70,5 +74,39 @@ impl Attester for SimAttester {
         Ok(zeroize::Zeroizing::new(
             self.pki.sealing_key(&self.enclave.mr_enclave).to_vec(),
         ))
+    }
+}
+
+/// Pick the attester this host offers: a real one ([`mse_attest::attester::detect`]) if the
+/// host has one, else the simulated TEE when `sim` is given (and no real TEE device exists).
+pub fn detect_or_sim(
+    probe: &HostProbe,
+    sim: Option<SimAttesterConfig>,
+) -> Result<Box<dyn Attester>, AttestError> {
+    match (detect(probe), sim) {
+        (Err(AttestError::NoTee), Some(cfg)) => Ok(Box::new(SimAttester::with_probe(
+            probe,
+            &cfg.seed,
+            cfg.enclave,
+        )?)),
+        (found, _) => found,
+    }
+}
+
+/// What the simulated TEE needs: the node's 32-byte seed and the enclave identity.
+#[derive(Clone)]
+pub struct SimAttesterConfig {
+    /// The node's sim seed (its mock PKI and sealing keys derive from it).
+    pub seed: [u8; 32],
+    /// The enclave identity the quotes carry.
+    pub enclave: SimEnclave,
+}
+
+impl std::fmt::Debug for SimAttesterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The seed is the node's secret: never print it.
+        f.debug_struct("SimAttesterConfig")
+            .field("enclave", &self.enclave)
+            .finish_non_exhaustive()
     }
 }

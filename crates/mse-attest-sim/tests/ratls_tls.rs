@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use mse_attest::ratls::{PinnedCertVerifier, RaTlsVerifier, fetch_server_certificate};
-use mse_attest::sim::CollateralOptions;
 use mse_attest::{Collateral, Policy, TrustAnchors};
+use mse_attest_sim::CollateralOptions;
 use rustls::client::danger::ServerCertVerifier;
 use support::*;
 use tokio::io::AsyncReadExt;
@@ -184,7 +184,7 @@ async fn expired_certificate_is_refused_even_with_good_evidence() {
 async fn attest_server_with_a_pccs_then_talk_to_the_pinned_key() {
     use mse_attest::ratls::{CollateralSource, attest_server};
     let pki = pki();
-    let pccs = mse_attest::sim::MockPccs::start(&pki, &CollateralOptions::default()).unwrap();
+    let pccs = mse_attest_sim::MockPccs::start(&pki, &CollateralOptions::default()).unwrap();
     let id = identity("app.example.com", false);
     let server = TlsServer::start(id.cert_der.clone(), id.key_pkcs8_der.clone());
     let source = CollateralSource::Pccs(pccs.url());

@@ -11,11 +11,12 @@ use rcgen::{
 use time::OffsetDateTime;
 use yasna::models::ObjectIdentifier;
 
-use super::SimError;
 use super::keys::DetKey;
+use crate::SimError;
+pub use mse_attest::encode::{pem_encode, to_pem};
 
-/// Common name of the mock root: how a simulated chain is recognised.
-pub const SIM_ROOT_CN: &str = "MSE Simulated SGX Root CA";
+/// Common name of the mock root: how a simulated chain is recognised (the verifier's name).
+pub const SIM_ROOT_CN: &str = mse_attest::verify::SIM_SGX_ROOT_CN;
 /// Organization of every mock certificate.
 pub const SIM_ORG: &str = "MSE simulation (not Intel)";
 /// The PCK CA name that PCCS clients map to `ca=platform`.
@@ -293,14 +294,4 @@ impl SimPki {
             .map(|d| to_pem(d))
             .collect()
     }
-}
-
-/// PEM-encode one certificate (64-column base64, LF line ends, trailing LF).
-pub fn to_pem(der: &[u8]) -> String {
-    pem_encode("CERTIFICATE", der)
-}
-
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
-    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
-    pem::encode_config(&pem::Pem::new(label, der.to_vec()), config)
 }

@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mse_attest::attester::{HostProbe, SimAttester};
+use mse_attest::attester::HostProbe;
 use mse_attest::ratls::{RaTlsIdentity, RaTlsParams, generate};
-use mse_attest::sim::{SimEnclave, SimPki};
+use mse_attest_sim::SimAttester;
+use mse_attest_sim::{SimEnclave, SimPki};
 use tokio::io::AsyncWriteExt;
 
 pub const SEED: [u8; 32] = [0x42; 32];

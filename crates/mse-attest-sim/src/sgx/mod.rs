@@ -1,4 +1,4 @@
-//! The simulated TEE: a mock Intel PKI derived from a 32-byte seed, a software quoting enclave
+//! The simulated SGX TEE: a mock Intel PKI derived from a 32-byte seed, a software quoting enclave
 //! producing real-format SGX DCAP v3 quotes, signed collateral, a mock PCCS, and a sealing key.
 //!
 //! Sim evidence goes through the very same verifier as real evidence; only the trust anchor
@@ -13,25 +13,14 @@ mod quote;
 use hkdf::Hkdf;
 use sha2::Sha256;
 
-pub use collateral::{CollateralOptions, SignedJson, rfc3339};
+pub use collateral::{CollateralOptions, SignedJson};
 pub use keys::DetKey;
 pub use pccs::{MockPccs, router as pccs_router};
 pub use pki::{
     PCK_PLATFORM_CA_CN, SIM_CPU_SVN, SIM_FMSPC, SIM_NOT_AFTER, SIM_NOT_BEFORE, SIM_ORG, SIM_PCE_ID,
-    SIM_PCE_SVN, SIM_ROOT_CN, SimPki, pem_encode, sgx_extension_der, to_pem,
+    SIM_PCE_SVN, SIM_ROOT_CN, SimPki, sgx_extension_der,
 };
 pub use quote::{INTEL_QE_VENDOR_ID, SGX_FLAGS_DEBUG, SimEnclave};
-
-/// What went wrong in the simulated TEE.
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    #[error("mock PKI: {0}")]
-    Pki(String),
-    #[error("sim collateral: {0}")]
-    Collateral(String),
-    #[error("mock PCCS on {addr}: {reason}")]
-    Pccs { addr: String, reason: String },
-}
 
 /// Salt separating sealing-key derivation from the PKI's.
 const SEALING_SALT: &[u8] = b"mse-sim-sealing-v1";
@@ -57,22 +46,4 @@ pub fn sealing_key(seed: &[u8; 32], measurement: &[u8]) -> [u8; 32] {
         out = [0u8; 32];
     }
     out
-}
-
-/// If the quote's PCK chain ends in a mock root (by its name, self-issued), that root's DER.
-///
-/// This is how `--allow-simulation` finds the sim anchor of a node it never met: simulation
-/// gives no hardware guarantee anyway, so trusting the quote's own mock root under that
-/// explicit opt-in only ties the collateral and the quote to one consistent mock PKI.
-pub fn sim_root_from_quote(quote: &[u8]) -> Option<Vec<u8>> {
-    // The evidence parser already reads the certification data; only SGX v3 quotes carry a
-    // PEM chain whose last certificate is the root.
-    let parsed = crate::evidence::SgxQuote::parse(quote).ok()?;
-    let root = parsed.qe.certification.pem_chain_der().pop()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&root).ok()?;
-    let is_sim = cert
-        .subject()
-        .iter_common_name()
-        .any(|cn| cn.as_str().ok() == Some(SIM_ROOT_CN));
-    (is_sim && cert.subject() == cert.issuer()).then_some(root)
 }

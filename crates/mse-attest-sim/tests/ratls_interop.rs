@@ -13,8 +13,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use mse_attest::attester::Attester;
 use mse_attest::ratls::{EvidenceForm, RaTlsCert, report_data_for_key, verify_certificate};
-use mse_attest::sim::{CollateralOptions, MockPccs};
 use mse_attest::{Collateral, Policy, TrustAnchors};
+use mse_attest_sim::{CollateralOptions, MockPccs};
 use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256};
 use support::*;
 

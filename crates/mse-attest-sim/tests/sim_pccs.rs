@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use mse_attest::sim::{CollateralOptions, MockPccs, SIM_FMSPC, SimPki, to_pem};
+use mse_attest_sim::{CollateralOptions, MockPccs, SIM_FMSPC, SimPki, to_pem};
 
 struct Resp {
     status: u16,

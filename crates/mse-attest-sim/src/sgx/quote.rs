@@ -34,7 +34,9 @@ pub struct SimEnclave {
     pub mr_enclave: [u8; 32],
     /// MRSIGNER: the node's signer.
     pub mr_signer: [u8; 32],
+    /// ISVPRODID of the enclave.
     pub isv_prod_id: u16,
+    /// ISVSVN (security version) of the enclave.
     pub isv_svn: u16,
     /// Sets the DEBUG attribute, which verifiers refuse unless debug is allowed.
     pub debug: bool,

@@ -4,11 +4,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mse_attest::attester::{AttestError, Attester, HostProbe, SimAttester};
-use mse_attest::sim::{
+use mse_attest::attester::{AttestError, Attester, HostProbe};
+use mse_attest::{Collateral, Evidence, Outcome, Policy, TrustAnchors, verify};
+use mse_attest_sim::SimAttester;
+use mse_attest_sim::{
     CollateralOptions, MockPccs, SimEnclave, SimPki, sealing_key, sim_root_from_quote,
 };
-use mse_attest::{Collateral, Evidence, Outcome, Policy, TrustAnchors, verify};
 
 const SEED: [u8; 32] = [0x42; 32];
 
@@ -215,7 +216,7 @@ fn mock_pki_is_deterministic_per_seed() {
     // A real Intel quote names Intel's root, which is never taken for a mock root.
     let real = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/dcap/sgx_quote"
+        "/../mse-attest/tests/data/dcap/sgx_quote"
     ))
     .unwrap();
     assert_eq!(sim_root_from_quote(&real), None);
