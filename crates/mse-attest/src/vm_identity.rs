@@ -137,10 +137,12 @@ impl SnpExpected {
 /// Why an expected SNP identity cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecBindingError {
+    /// The command line lacks `mse.spec=<hash>` or carries it more than once.
     #[error(
         "the kernel command line does not carry {0} exactly once: the launch digest would not bind the app"
     )]
     CmdlineWithoutSpec(String),
+    /// The launch digest itself cannot be computed.
     #[error(transparent)]
     Measure(#[from] SnpMeasureError),
 }

@@ -25,6 +25,8 @@ use sev::parser::ByteParser;
 use sha2::{Digest, Sha256, Sha384};
 
 /// Why a launch digest cannot be computed: each is one line naming what is wrong.
+// Each variant's #[error] message is its documentation.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SnpMeasureError {
     #[error("firmware is {0} bytes, too small to hold an OVMF footer table")]
