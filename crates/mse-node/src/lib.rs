@@ -8,6 +8,8 @@ pub mod config;
 pub mod digest;
 pub mod logs;
 pub mod node;
+pub mod oauth;
+pub mod openapi;
 pub mod probe;
 pub mod router;
 pub mod sni;
