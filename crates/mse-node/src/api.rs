@@ -237,7 +237,7 @@ pub(crate) struct ListQuery {
     security(("bearer" = [])),
     params(
         ("name" = Option<String>, Query, description = "Only apps of this name"),
-        ("status" = Option<String>, Query, description = "Comma-separated statuses (spawning, initializing, running, stopped, on_error); empty means any"),
+        ("status" = Option<String>, Query, description = "Comma-separated statuses (spawning, initializing, running, stopped, on_error); empty means any", pattern = "^((spawning|initializing|running|stopped|on_error)(,(spawning|initializing|running|stopped|on_error))*)?$"),
         ("project" = Option<String>, Query, description = "Project id or name (other projects give an empty list)"),
     ),
     responses(

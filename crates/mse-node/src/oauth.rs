@@ -161,8 +161,10 @@ pub fn project_for_access_token(
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct TokenRequest {
     /// Only `refresh_token` is supported.
+    #[schema(pattern = "^refresh_token$")]
     grant_type: String,
-    /// A project token of this node (`mse project create` / `mse-node project token`).
+    /// A project token of this node (`mse-node project create` / `mse-node project token`).
+    #[schema(required = true, min_length = 1)]
     refresh_token: Option<String>,
     /// Any value (the original client sends its Auth0 client id).
     #[allow(dead_code)]

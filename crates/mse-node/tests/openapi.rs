@@ -1,7 +1,10 @@
 //! The node's OpenAPI document (`GET /openapi.json`, generated from the code) against the live
 //! node: PyPI schemathesis (pinned in tests/requirements.txt, venv MSE_TEST_VENV) fuzzes every
-//! operation, authenticated, and checks that no answer is a 5xx and that every answer (status,
-//! content type, headers, body) is one the document describes.
+//! operation, authenticated, with every check but `positive_data_acceptance`: no answer is a 5xx,
+//! every answer (status, content type, headers, body) is one the document describes, invalid
+//! input is refused, authentication is not ignored. (`POST /apps` refuses schema-valid confs
+//! whose hardware or environment this node does not offer, or whose expiry is past: what a
+//! static schema cannot say.)
 
 mod common;
 
@@ -87,7 +90,9 @@ fn schemathesis_finds_nothing() {
         .arg(format!("http://{}/openapi.json", node.api))
         .args([
             "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
             "--max-examples",
             "25",
             "--seed",
@@ -129,6 +134,11 @@ fn schemathesis_finds_nothing() {
     let (generated, passed) = counts
         .split_once(" generated, ")
         .unwrap_or_else(|| panic!("{counts:?}"));
+    // Cases schemathesis could not send (e.g. NUL bytes in headers) are "skipped".
+    let passed = passed.split_once(", ").map_or(passed, |(p, rest)| {
+        assert!(rest.ends_with(" skipped"), "{stdout}");
+        p
+    });
     assert_eq!(passed, format!("{generated} passed"), "{stdout}");
     assert!(generated.parse::<u32>().unwrap() >= 13 * 10, "{stdout}");
 }
