@@ -27,7 +27,13 @@ const MAX_FILE: u64 = 16 << 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Collateral {
     Dcap(QuoteCollateralV3),
-    SevSnp { vcek_der: Vec<u8> },
+    SevSnp {
+        vcek_der: Vec<u8>,
+    },
+    /// None could be had (why, in one line): the checks that need collateral are reported as
+    /// "not evaluated", those that read the evidence alone (debug, report_data binding,
+    /// measurement, signer) are still evaluated.
+    Unavailable(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +116,7 @@ impl Collateral {
     pub fn to_json(&self) -> Option<String> {
         match self {
             Collateral::Dcap(c) => serde_json::to_string_pretty(c).ok(),
-            Collateral::SevSnp { .. } => None,
+            Collateral::SevSnp { .. } | Collateral::Unavailable(_) => None,
         }
     }
 }

@@ -1,9 +1,10 @@
 //! `mse verify` (also `mse cloud verify`): check that a server, an RA-TLS certificate file or a
 //! piece of evidence at rest comes from a genuine TEE running the expected code.
 //!
-//! Every check is printed even after a failure; exit code 0 only when trusted, 3 when the
-//! evidence was examined and is not trusted, 1 when it could not be examined at all (2 stays
-//! clap's usage error).
+//! Every check is printed even after a failure, and even without collateral (no PCCS
+//! reachable): the checks that need none are evaluated, the others say "not evaluated" and why.
+//! Exit code 0 only when trusted; 1 when not trusted or when the evidence could not be examined
+//! at all (the last line says why); 2 stays clap's usage error.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -329,7 +330,13 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     };
 
     let evidence = Evidence::parse(&quote).with_context(|| format!("evidence from {source}"))?;
-    let collateral = collateral(args, &evidence)?;
+    let collateral = match collateral(args, &evidence) {
+        Ok(c) => c,
+        // None to be had (PCCS unreachable, SNP without its VCEK): still check and print what
+        // the evidence alone shows. A --collateral file that cannot be read stays an error.
+        Err(e) if args.collateral.is_none() => Collateral::Unavailable(format!("{e:#}")),
+        Err(e) => return Err(e),
+    };
     let anchors = match &args.sim_root {
         Some(path) => TrustAnchors::intel().with_simulation_root(cert_der(path)?),
         None => anchors_for(&evidence),

@@ -34,9 +34,14 @@ pub(super) fn verify(
     let Collateral::SevSnp { vcek_der } = collateral else {
         report.checks.push(Check::fail(
             COLLATERAL,
-            VerifyError::CollateralKind {
-                expected: crate::evidence::TeeKind::SevSnp,
-                got: "SGX/TDX (DCAP collateral JSON)",
+            match collateral {
+                Collateral::Unavailable(why) => {
+                    VerifyError::NotEvaluated(format!("no collateral: {why}"))
+                }
+                _ => VerifyError::CollateralKind {
+                    expected: crate::evidence::TeeKind::SevSnp,
+                    got: "SGX/TDX (DCAP collateral JSON)",
+                },
             },
         ));
         for step in [CERTIFICATE_CHAIN, REPORT_SIGNATURE, VCEK_TCB] {
