@@ -190,18 +190,24 @@ fn cert_der(path: &Path) -> anyhow::Result<Vec<u8>> {
     bail!("{} holds no CERTIFICATE", path.display())
 }
 
+/// The collateral to judge `evidence` with. When none can be had (PCCS unreachable, SNP
+/// without its VCEK), `Collateral::Unavailable`: the checks that read the evidence alone are
+/// still evaluated and printed. A --collateral file that cannot be read stays an error.
 fn collateral(args: &VerifyArgs, evidence: &Evidence) -> anyhow::Result<Collateral> {
     if let Some(path) = &args.collateral {
         return Ok(Collateral::from_file(path)?);
     }
     if evidence.kind() == TeeKind::SevSnp {
-        bail!("SEV-SNP evidence needs --collateral with the VCEK certificate (PEM or DER)");
+        return Ok(Collateral::Unavailable(
+            "SEV-SNP evidence needs --collateral with the VCEK certificate (PEM or DER)".into(),
+        ));
     }
     let url = match &args.pccs_url {
         Some(url) => url.clone(),
         None => std::env::var("MSE_PCCS_URL").unwrap_or_else(|_| DEFAULT_PCCS_URL.to_owned()),
     };
-    Ok(mse_attest::fetch_collateral_blocking(&url, evidence.raw())?)
+    Ok(mse_attest::fetch_collateral_blocking(&url, evidence.raw())
+        .unwrap_or_else(|e| Collateral::Unavailable(e.to_string())))
 }
 
 /// Whether `san` entries name `host` (exact, or a one-label wildcard).
@@ -330,13 +336,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     };
 
     let evidence = Evidence::parse(&quote).with_context(|| format!("evidence from {source}"))?;
-    let collateral = match collateral(args, &evidence) {
-        Ok(c) => c,
-        // None to be had (PCCS unreachable, SNP without its VCEK): still check and print what
-        // the evidence alone shows. A --collateral file that cannot be read stays an error.
-        Err(e) if args.collateral.is_none() => Collateral::Unavailable(format!("{e:#}")),
-        Err(e) => return Err(e),
-    };
+    let collateral = collateral(args, &evidence)?;
     let anchors = match &args.sim_root {
         Some(path) => TrustAnchors::intel().with_simulation_root(cert_der(path)?),
         None => anchors_for(&evidence),
