@@ -498,8 +498,8 @@ pub(crate) async fn app_defaults(
 }
 
 /// The `conf` part of `POST /apps` (the original client's payload; unknown fields ignored).
-#[derive(Deserialize)]
-struct DeployConf {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct DeployConf {
     name: String,
     project: Option<String>,
     #[serde(default)]

@@ -200,10 +200,8 @@ pub struct DeployForm {
     /// The encrypted code package (an uncompressed tar).
     #[schema(value_type = String, format = Binary)]
     code: Vec<u8>,
-    /// The deploy configuration, JSON (`name`, `project`, `dev_mode`, `healthcheck_endpoint`,
-    /// `python_application`, `expires_at`, `ssl_certificate`, `domain_name`, `hardware`,
-    /// `docker`).
-    conf: String,
+    /// The deploy configuration (JSON).
+    conf: crate::api::DeployConf,
 }
 
 struct BearerAuth;
