@@ -111,6 +111,8 @@ fn schemathesis_finds_nothing() {
         .arg(reports.path())
         .arg("-H")
         .arg(format!("Authorization: Bearer {token}"))
+        // schemathesis keeps a cache (.schemathesis/) in its working directory.
+        .current_dir(reports.path())
         .env("NO_PROXY", "*")
         .env_remove("HTTP_PROXY")
         .env_remove("http_proxy")
