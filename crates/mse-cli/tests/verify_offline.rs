@@ -2,13 +2,13 @@
 //! (debug, report_data binding, measurement, certificate) is still evaluated and printed, the
 //! others say "not evaluated" and why, and the exit code is 1.
 
-#[path = "../../mse-attest/tests/ratls_support/mod.rs"]
+#[path = "../../mse-attest-sim/tests/ratls_support/mod.rs"]
 mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use mse_attest::sim::CollateralOptions;
+use mse_attest_sim::CollateralOptions;
 use support::*;
 
 fn mse(args: &[&str]) -> Output {
