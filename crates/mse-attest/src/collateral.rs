@@ -39,6 +39,10 @@ pub enum Collateral {
         /// Issuer certificates given with it (DER), in the order given.
         chain_der: Vec<Vec<u8>>,
     },
+    /// None could be had (why, in one line): the checks that need collateral are reported as
+    /// "not evaluated", those that read the evidence alone (debug, report_data binding,
+    /// measurement, signer) are still evaluated.
+    Unavailable(String),
 }
 
 /// Why collateral could not be read or fetched.
@@ -202,7 +206,7 @@ impl Collateral {
     pub fn to_json(&self) -> Option<String> {
         match self {
             Collateral::Dcap(c) => serde_json::to_string_pretty(c).ok(),
-            Collateral::SevSnp { .. } => None,
+            Collateral::SevSnp { .. } | Collateral::Unavailable(_) => None,
         }
     }
 }

@@ -258,8 +258,15 @@ impl std::fmt::Display for Report {
         }
         writeln!(f, "Report data:  {}", hex::encode(&self.report_data))?;
         writeln!(f, "Debug:        {}", if self.debug { "yes" } else { "no" })?;
-        if let Some(status) = &self.tcb_status {
-            writeln!(f, "TCB status:   {status}")?;
+        match (
+            &self.tcb_status,
+            self.check(crate::verify::checks::TCB_STATUS),
+        ) {
+            (Some(status), _) => writeln!(f, "TCB status:   {status}")?,
+            // Not known (no collateral, or an earlier check stopped the evaluation): say so
+            // rather than leave the line out.
+            (None, Some(Outcome::Fail(why))) => writeln!(f, "TCB status:   unknown ({why})")?,
+            _ => {}
         }
         if let Some(tcb) = &self.platform_tcb {
             writeln!(f, "Platform TCB: {tcb}")?;

@@ -1,9 +1,10 @@
 //! `mse verify` (also `mse cloud verify`): check that a server, an RA-TLS certificate file or a
 //! piece of evidence at rest comes from a genuine TEE running the expected code.
 //!
-//! Every check is printed even after a failure; exit code 0 only when trusted, 3 when the
-//! evidence was examined and is not trusted, 1 when it could not be examined at all (2 stays
-//! clap's usage error).
+//! Every check is printed even after a failure, and even without collateral (no PCCS
+//! reachable): the checks that need none are evaluated, the others say "not evaluated" and why.
+//! Exit code 0 only when trusted; 1 when not trusted or when the evidence could not be examined
+//! at all (the last line says why); 2 stays clap's usage error.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -189,18 +190,24 @@ fn cert_der(path: &Path) -> anyhow::Result<Vec<u8>> {
     bail!("{} holds no CERTIFICATE", path.display())
 }
 
+/// The collateral to judge `evidence` with. When none can be had (PCCS unreachable, SNP
+/// without its VCEK), `Collateral::Unavailable`: the checks that read the evidence alone are
+/// still evaluated and printed. A --collateral file that cannot be read stays an error.
 fn collateral(args: &VerifyArgs, evidence: &Evidence) -> anyhow::Result<Collateral> {
     if let Some(path) = &args.collateral {
         return Ok(Collateral::from_file(path)?);
     }
     if evidence.kind() == TeeKind::SevSnp {
-        bail!("SEV-SNP evidence needs --collateral with the VCEK certificate (PEM or DER)");
+        return Ok(Collateral::Unavailable(
+            "SEV-SNP evidence needs --collateral with the VCEK certificate (PEM or DER)".into(),
+        ));
     }
     let url = match &args.pccs_url {
         Some(url) => url.clone(),
         None => std::env::var("MSE_PCCS_URL").unwrap_or_else(|_| DEFAULT_PCCS_URL.to_owned()),
     };
-    Ok(mse_attest::fetch_collateral_blocking(&url, evidence.raw())?)
+    Ok(mse_attest::fetch_collateral_blocking(&url, evidence.raw())
+        .unwrap_or_else(|e| Collateral::Unavailable(e.to_string())))
 }
 
 /// Whether `san` entries name `host` (exact, or a one-label wildcard).

@@ -372,11 +372,23 @@ fn real_sev_snp_report_with_its_vcek() {
     let o = mse(&["verify", "--quote", &report, "--collateral", &vcek]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).contains("Platform TCB: bl3/tee0/snp8/ucode115\n"));
+    // Without the VCEK, what the report alone shows is still checked and printed.
     let missing = mse(&["verify", "--quote", &report]);
     assert_eq!(missing.status.code(), Some(1));
+    let why = "not evaluated: no collateral: SEV-SNP evidence needs --collateral with the VCEK certificate (PEM or DER)";
     assert_eq!(
         stderr(&missing),
-        "Error: SEV-SNP evidence needs --collateral with the VCEK certificate (PEM or DER)\n"
+        format!("Error: {report} is NOT trusted: {why}\n")
+    );
+    let text = stdout(&missing);
+    assert!(
+        text.contains(&format!("\n  [FAIL] collateral: {why}\n")),
+        "{text}"
+    );
+    assert!(text.contains("\n  [ OK ] debug\n"), "{text}");
+    assert!(
+        text.contains("Platform TCB: bl3/tee0/snp8/ucode115\n"),
+        "{text}"
     );
 }
 

@@ -17,9 +17,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::config::valid_dns_name;
+#[allow(unused_imports)] // some are only named by the `utoipa::path` annotations
+use crate::config::{Tier, valid_dns_name};
 use crate::logs::read_tail;
 use crate::node::{Launch, Node, StopReason};
+#[allow(unused_imports)]
+use crate::openapi::{
+    AppView, CertificateOrigin, DefaultsView, DeployForm, ErrorBody, LogsView, MetricsView,
+    ProjectView, UserView,
+};
 use crate::store::{AppRecord, Project, Status, now_ms};
 
 /// Largest `conf` part (JSON plus an owner certificate chain).
@@ -55,7 +61,13 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(json!({ "error": self.message }))).into_response();
+        let mut resp = (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -96,7 +108,13 @@ impl FromRequestParts<Arc<Node>> for Auth {
             .ok_or_else(|| {
                 unauthorized("malformed Authorization header: expected \"Bearer <token>\"")
             })?;
-        match node.store.project_for_token(token)? {
+        // The original client's bearer is a short-lived access token from `/oauth/token`.
+        let project = if crate::oauth::looks_like_access_token(token) {
+            crate::oauth::project_for_access_token(node, token)?
+        } else {
+            node.store.project_for_token(token)?
+        };
+        match project {
             Some(p) => Ok(Auth(p)),
             None => Err(unauthorized("invalid bearer token")),
         }
@@ -124,6 +142,8 @@ pub fn router(node: Arc<Node>, pccs: Router) -> Router {
         .route("/hardwares/{name}", get(hardware))
         .route("/environments", get(environments))
         .route("/users/me", get(me))
+        .route("/oauth/token", post(crate::oauth::token))
+        .route("/openapi.json", get(crate::openapi::document))
         .layer(DefaultBodyLimit::max(64 << 10))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
@@ -163,35 +183,39 @@ fn app_json(node: &Node, app: &AppRecord) -> Value {
         Some(api) if node.cfg.tee == "sim" => Some(format!("http://{api}/pccs")),
         _ => None,
     };
-    json!({
-        "id": app.id,
-        "name": app.name,
-        "project_id": app.project_id,
-        "owner_id": app.project_id,
-        "domain_name": app.custom_domain.as_ref().unwrap_or(&app.domain),
-        "config_domain_name": app.domain,
-        "docker": conf["docker"],
-        "environment": app.env,
-        "created_at": rfc3339(app.created_at),
-        "ready_at": app.ready_at.map(rfc3339),
-        "stopped_at": app.stopped_at.map(rfc3339),
-        "expires_at": rfc3339(app.expires_at),
-        "status": app.status,
-        "exit_reason": app.exit_reason,
-        "hardware_name": app.hardware,
-        "enclave_size": tier.map(|t| t.enclave_size),
-        "ssl_certificate_origin": if app.custom_domain.is_some() { "owner" } else { "self" },
-        "python_application": conf["python_application"],
-        "healthcheck_endpoint": conf["healthcheck_endpoint"],
-        "tee": node.cfg.tee,
+    json!(AppView {
+        id: app.id.clone(),
+        name: app.name.clone(),
+        project_id: app.project_id.clone(),
+        owner_id: app.project_id.clone(),
+        domain_name: app.custom_domain.as_ref().unwrap_or(&app.domain).clone(),
+        config_domain_name: app.domain.clone(),
+        docker: conf["docker"].clone(),
+        environment: app.env.clone(),
+        created_at: rfc3339(app.created_at),
+        ready_at: app.ready_at.map(rfc3339),
+        stopped_at: app.stopped_at.map(rfc3339),
+        expires_at: rfc3339(app.expires_at),
+        status: app.status,
+        exit_reason: app.exit_reason.clone(),
+        hardware_name: app.hardware.clone(),
+        enclave_size: tier.map(|t| t.enclave_size),
+        ssl_certificate_origin: if app.custom_domain.is_some() {
+            CertificateOrigin::Owner
+        } else {
+            CertificateOrigin::SelfSigned
+        },
+        python_application: conf["python_application"].clone(),
+        healthcheck_endpoint: conf["healthcheck_endpoint"].clone(),
+        tee: json!(node.cfg.tee),
         // Launch inputs of the measurement, exactly as handed to mse-enclave.
-        "expiration": if app.custom_domain.is_some() { Value::Null } else { json!(app.expires_at / 1000) },
-        "owner_certificate_sha256": conf["owner_certificate_sha256"],
-        "runtime_digest": conf["runtime_digest"],
-        "environment_digest": conf["environment_digest"],
-        "router_address": router,
+        expiration: app.custom_domain.is_none().then_some(app.expires_at / 1000),
+        owner_certificate_sha256: conf["owner_certificate_sha256"].clone(),
+        runtime_digest: conf["runtime_digest"].clone(),
+        environment_digest: conf["environment_digest"].clone(),
+        router_address: router,
         // The node's mock PCCS, for verifying sim evidence (null for real TEEs).
-        "pccs_url": pccs_url,
+        pccs_url,
     })
 }
 
@@ -204,13 +228,28 @@ fn owned_app(node: &Node, project: &Project, id: &str) -> ApiResult<AppRecord> {
 }
 
 #[derive(Deserialize)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     name: Option<String>,
     status: Option<String>,
     project: Option<String>,
 }
 
-async fn list_apps(
+#[utoipa::path(
+    get,
+    path = "/apps",
+    security(("bearer" = [])),
+    params(
+        ("name" = Option<String>, Query, description = "Only apps of this name"),
+        ("status" = Option<String>, Query, description = "Comma-separated statuses (spawning, initializing, running, stopped, on_error); empty means any", pattern = "^((spawning|initializing|running|stopped|on_error)(,(spawning|initializing|running|stopped|on_error))*)?$"),
+        ("project" = Option<String>, Query, description = "Project id or name (other projects give an empty list)"),
+    ),
+    responses(
+        (status = 200, description = "The caller's apps", body = Vec<AppView>),
+        (status = 400, description = "Bad query string or unknown status", body = ErrorBody),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn list_apps(
     State(node): State<Arc<Node>>,
     Auth(project): Auth,
     q: Result<Query<ListQuery>, QueryRejection>,
@@ -222,7 +261,7 @@ async fn list_apps(
     {
         return Ok(Json(Vec::new()));
     }
-    let statuses = match &q.status {
+    let statuses = match q.status.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(
             s.split(',')
                 .map(|x| {
@@ -242,7 +281,18 @@ async fn list_apps(
     Ok(Json(apps.iter().map(|a| app_json(&node, a)).collect()))
 }
 
-async fn get_app(
+#[utoipa::path(
+    get,
+    path = "/apps/{id}",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "App UUID")),
+    responses(
+        (status = 200, description = "The app", body = AppView),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 404, description = "No such app in the caller's project", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn get_app(
     State(node): State<Arc<Node>>,
     Auth(project): Auth,
     axum::extract::Path(id): axum::extract::Path<String>,
@@ -251,7 +301,18 @@ async fn get_app(
     Ok(Json(app_json(&node, &app)))
 }
 
-async fn stop_app(
+#[utoipa::path(
+    post,
+    path = "/apps/{id}/stop",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "App UUID")),
+    responses(
+        (status = 200, description = "The app, stopping or stopped", body = AppView),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 404, description = "No such app in the caller's project", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn stop_app(
     State(node): State<Arc<Node>>,
     Auth(project): Auth,
     axum::extract::Path(id): axum::extract::Path<String>,
@@ -265,7 +326,18 @@ async fn stop_app(
     Ok(Json(app_json(&node, &app)))
 }
 
-async fn app_logs(
+#[utoipa::path(
+    get,
+    path = "/apps/{id}/logs",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "App UUID")),
+    responses(
+        (status = 200, description = "The last 64 kB of the app's output", body = LogsView),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 404, description = "No such app in the caller's project", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn app_logs(
     State(node): State<Arc<Node>>,
     Auth(project): Auth,
     axum::extract::Path(id): axum::extract::Path<String>,
@@ -280,7 +352,18 @@ async fn app_logs(
     Ok(Json(json!({ "stdout": String::from_utf8_lossy(&bytes) })))
 }
 
-async fn app_metrics(
+#[utoipa::path(
+    get,
+    path = "/apps/{id}/metrics",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "App UUID")),
+    responses(
+        (status = 200, description = "Live metrics", body = MetricsView),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 404, description = "No such app in the caller's project", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn app_metrics(
     State(node): State<Arc<Node>>,
     Auth(project): Auth,
     axum::extract::Path(id): axum::extract::Path<String>,
@@ -290,15 +373,26 @@ async fn app_metrics(
 }
 
 #[derive(Deserialize)]
-struct NameQuery {
+pub(crate) struct NameQuery {
     name: Option<String>,
 }
 
 fn project_json(p: &Project) -> Value {
-    json!({ "id": p.id, "name": p.name, "created_at": rfc3339(p.created_at) })
+    json!(crate::openapi::ProjectView::new(p, rfc3339(p.created_at)))
 }
 
-async fn projects(
+#[utoipa::path(
+    get,
+    path = "/projects",
+    security(("bearer" = [])),
+    params(("name" = Option<String>, Query, description = "Only the project of this name")),
+    responses(
+        (status = 200, description = "The caller's project (a token sees one)", body = Vec<ProjectView>),
+        (status = 400, description = "Bad query string", body = ErrorBody),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn projects(
     Auth(project): Auth,
     q: Result<Query<NameQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<Value>>> {
@@ -315,20 +409,48 @@ fn query_error(e: QueryRejection) -> ApiError {
     ApiError::bad(format!("bad query string: {}", e.body_text()))
 }
 
-async fn me(Auth(project): Auth) -> Json<Value> {
-    json!({
-        "id": project.id,
-        "email": format!("{}@mse-node", project.name),
-        "project": project_json(&project),
-    })
+#[utoipa::path(
+    get,
+    path = "/users/me",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = UserView),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn me(Auth(project): Auth) -> Json<Value> {
+    json!(crate::openapi::UserView::new(
+        &project,
+        rfc3339(project.created_at)
+    ))
     .into()
 }
 
-async fn hardwares(State(node): State<Arc<Node>>, _auth: Auth) -> Json<Value> {
+#[utoipa::path(
+    get,
+    path = "/hardwares",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The hardware tiers of this node", body = Vec<Tier>),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn hardwares(State(node): State<Arc<Node>>, _auth: Auth) -> Json<Value> {
     Json(json!(node.cfg.hardware))
 }
 
-async fn hardware(
+#[utoipa::path(
+    get,
+    path = "/hardwares/{name}",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "Tier name")),
+    responses(
+        (status = 200, description = "The tier", body = Tier),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 404, description = "No such tier", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn hardware(
     State(node): State<Arc<Node>>,
     _auth: Auth,
     axum::extract::Path(name): axum::extract::Path<String>,
@@ -339,7 +461,16 @@ async fn hardware(
         .ok_or_else(|| ApiError::not_found("hardware"))
 }
 
-async fn environments(State(node): State<Arc<Node>>, _auth: Auth) -> Json<Value> {
+#[utoipa::path(
+    get,
+    path = "/environments",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Names of the environments (the deploy's `docker` value)", body = Vec<String>),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn environments(State(node): State<Arc<Node>>, _auth: Auth) -> Json<Value> {
     let names: Vec<&str> = node
         .cfg
         .environments
@@ -349,17 +480,29 @@ async fn environments(State(node): State<Arc<Node>>, _auth: Auth) -> Json<Value>
     Json(json!(names))
 }
 
-async fn app_defaults(State(node): State<Arc<Node>>, Auth(project): Auth) -> Json<Value> {
-    Json(json!({
-        "project": project.name,
-        "docker": node.cfg.environments.first().map(|e| e.name.clone()),
-        "hardware": node.cfg.hardware.first().map(|t| t.name.clone()),
+#[utoipa::path(
+    get,
+    path = "/apps/default",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Defaults for a new app", body = DefaultsView),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn app_defaults(
+    State(node): State<Arc<Node>>,
+    Auth(project): Auth,
+) -> Json<Value> {
+    Json(json!(DefaultsView {
+        project: project.name,
+        docker: node.cfg.environments.first().map(|e| e.name.clone()),
+        hardware: node.cfg.hardware.first().map(|t| t.name.clone()),
     }))
 }
 
 /// The `conf` part of `POST /apps` (the original client's payload; unknown fields ignored).
-#[derive(Deserialize)]
-struct DeployConf {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct DeployConf {
     name: String,
     project: Option<String>,
     #[serde(default)]
@@ -432,7 +575,23 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     ApiError::new(status, message)
 }
 
-async fn create_app(
+#[utoipa::path(
+    post,
+    path = "/apps",
+    security(("bearer" = [])),
+    request_body(content = DeployForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "The new app, spawning", body = AppView),
+        (status = 400, description = "Bad package or conf", body = ErrorBody),
+        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 404, description = "conf.project is not the caller's project", body = ErrorBody),
+        (status = 409, description = "Name or domain already in use", body = ErrorBody),
+        (status = 413, description = "Package or conf too large", body = ErrorBody),
+        (status = 415, description = "Not multipart/form-data", body = ErrorBody),
+        (status = 503, description = "The node runs its maximum of apps", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn create_app(
     State(node): State<Arc<Node>>,
     Auth(project): Auth,
     multipart: Result<Multipart, MultipartRejection>,

@@ -18,7 +18,7 @@ pub struct ConfigError {
 }
 
 /// A hardware tier (`GET /hardwares/{name}`): what an app deployed on it gets.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Tier {
     pub name: String,
     /// Memory of the tier in MB (informational, as in the original API).

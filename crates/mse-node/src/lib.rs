@@ -10,6 +10,8 @@ pub mod image_api;
 pub mod image_cmd;
 pub mod logs;
 pub mod node;
+pub mod oauth;
+pub mod openapi;
 pub mod probe;
 pub mod router;
 pub mod sni;

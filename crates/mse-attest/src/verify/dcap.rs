@@ -51,6 +51,17 @@ pub(super) fn verify(
             Check::fail(SIMULATION, VerifyError::SimulationRefused)
         });
 
+    if let Collateral::Unavailable(why) = collateral {
+        // The quote parsed (the caller re-parsed it); nothing else can be checked offline.
+        report.checks.push(Check::pass(QUOTE_FORMAT));
+        for step in &STEPS[1..] {
+            report.checks.push(Check::fail(
+                step,
+                VerifyError::NotEvaluated(format!("no collateral: {why}")),
+            ));
+        }
+        return;
+    }
     let Collateral::Dcap(collateral) = collateral else {
         let err = VerifyError::CollateralKind {
             expected: evidence.kind(),

@@ -57,9 +57,14 @@ pub(super) fn verify(
         report.checks.push(Check::not_applicable(SIMULATION));
         report.checks.push(Check::fail(
             COLLATERAL,
-            VerifyError::CollateralKind {
-                expected: crate::evidence::TeeKind::SevSnp,
-                got: "SGX/TDX (DCAP collateral JSON)",
+            match collateral {
+                Collateral::Unavailable(why) => {
+                    VerifyError::NotEvaluated(format!("no collateral: {why}"))
+                }
+                _ => VerifyError::CollateralKind {
+                    expected: crate::evidence::TeeKind::SevSnp,
+                    got: "SGX/TDX (DCAP collateral JSON)",
+                },
             },
         ));
         for step in [CERTIFICATE_CHAIN, REPORT_SIGNATURE, VCEK_TCB] {

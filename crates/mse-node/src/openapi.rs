@@ -1,0 +1,267 @@
+//! The node API's own description: the response types the handlers serialise, and the OpenAPI
+//! 3.1 document generated from them and from the handlers' annotations (`GET /openapi.json`).
+
+use axum::Json;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::store::Project;
+
+/// A project (the original SaaS's `Project`, whose client requires every field).
+#[derive(Serialize, ToSchema)]
+pub struct ProjectView {
+    /// UUID.
+    pub id: String,
+    pub name: String,
+    /// Always empty: projects on a node have no description.
+    pub description: String,
+    /// The project itself: on a node, a project is its own owner.
+    pub owner_id: String,
+    /// Always true: a token sees exactly one project, its default.
+    pub is_default: bool,
+    /// Always null (no billing on a node).
+    pub stripe_customer_id: Option<String>,
+    /// Always null (no billing on a node).
+    pub stripe_payment_method_id: Option<String>,
+    /// RFC 3339.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Value,
+    /// Always null (deleted projects are gone).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deleted_at: Option<String>,
+}
+
+impl ProjectView {
+    pub fn new(p: &Project, created_at: Value) -> ProjectView {
+        ProjectView {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            description: String::new(),
+            owner_id: p.id.clone(),
+            is_default: true,
+            stripe_customer_id: None,
+            stripe_payment_method_id: None,
+            created_at,
+            deleted_at: None,
+        }
+    }
+}
+
+/// The caller (`GET /users/me`): on a node the bearer names a project, so the "user" is that
+/// project (the original client requires every field of its `User`).
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    /// The project's UUID.
+    pub id: String,
+    /// The project's name.
+    pub given_name: String,
+    /// Always empty.
+    pub family_name: String,
+    /// `<project>@mse-node` (not a mailbox).
+    pub email: String,
+    /// RFC 3339 creation time of the project.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Value,
+    /// Always true: nothing left to configure.
+    pub configured: bool,
+    /// Always false: the address is synthetic.
+    pub email_verified: bool,
+    /// The project.
+    pub project: ProjectView,
+}
+
+impl UserView {
+    pub fn new(p: &Project, created_at: Value) -> UserView {
+        UserView {
+            id: p.id.clone(),
+            given_name: p.name.clone(),
+            family_name: String::new(),
+            email: format!("{}@mse-node", p.name),
+            created_at: created_at.clone(),
+            configured: true,
+            email_verified: false,
+            project: ProjectView::new(p, created_at),
+        }
+    }
+}
+
+/// Every error of the API: one line for a human.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// App status, as in the original API.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum AppStatus {
+    Spawning,
+    Initializing,
+    Running,
+    Stopped,
+    OnError,
+}
+
+/// Who holds the TLS key the app is served with.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateOrigin {
+    /// The enclave's RA-TLS certificate.
+    #[serde(rename = "self")]
+    SelfSigned,
+    /// The owner's certificate, its key given to the enclave only.
+    Owner,
+}
+
+/// An app as the API shows it (`GET /apps/{id}` and the lists).
+#[derive(Serialize, ToSchema)]
+pub struct AppView {
+    /// UUID.
+    pub id: String,
+    pub name: String,
+    pub project_id: String,
+    pub owner_id: String,
+    /// The name end users reach the app by (the owner's domain in owner mode).
+    pub domain_name: String,
+    /// The node-given name of the app (its RA-TLS certificate's SAN).
+    pub config_domain_name: String,
+    /// The `docker` value of the deploy (names the environment).
+    #[schema(value_type = String)]
+    pub docker: Value,
+    /// The environment the app runs in.
+    pub environment: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Value,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub ready_at: Option<Value>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub stopped_at: Option<Value>,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Value,
+    #[schema(value_type = AppStatus)]
+    pub status: crate::store::Status,
+    /// Why the app ended (null while alive).
+    pub exit_reason: Option<String>,
+    pub hardware_name: String,
+    /// Enclave size in MB of the app's hardware tier (null if the tier is gone).
+    pub enclave_size: Option<u64>,
+    pub ssl_certificate_origin: CertificateOrigin,
+    #[schema(value_type = String)]
+    pub python_application: Value,
+    #[schema(value_type = String)]
+    pub healthcheck_endpoint: Value,
+    /// The node's TEE kind (`sim`, ...).
+    #[schema(value_type = String)]
+    pub tee: Value,
+    /// Launch input of the measurement: expiration (Unix seconds), null in owner mode.
+    pub expiration: Option<i64>,
+    /// Launch input of the measurement: SHA-256 of the owner's certificate chain.
+    #[schema(value_type = Option<String>)]
+    pub owner_certificate_sha256: Value,
+    /// Launch input of the measurement: SHA-256 of the runtime.
+    #[schema(value_type = Option<String>)]
+    pub runtime_digest: Value,
+    /// Launch input of the measurement: digest of the app's environment (null until built).
+    #[schema(value_type = Option<String>)]
+    pub environment_digest: Value,
+    /// Where the node's SNI router listens.
+    pub router_address: Option<String>,
+    /// The node's mock PCCS, for verifying sim evidence (null for real TEEs).
+    pub pccs_url: Option<String>,
+}
+
+/// `GET /apps/{id}/logs`: the last 64 kB of the app's output.
+#[derive(Serialize, ToSchema)]
+pub struct LogsView {
+    pub stdout: String,
+}
+
+/// `GET /apps/{id}/metrics`: each metric as `[unix_seconds, value]`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Metrics)]
+pub struct MetricsView(pub std::collections::BTreeMap<String, [f64; 2]>);
+
+/// `GET /apps/default`: what `mse scaffold` fills in.
+#[derive(Serialize, ToSchema)]
+pub struct DefaultsView {
+    pub project: String,
+    /// The first environment (null if none).
+    pub docker: Option<String>,
+    /// The first hardware tier (null if none).
+    pub hardware: Option<String>,
+}
+
+/// The `code` and `conf` parts of `POST /apps`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DeployForm {
+    /// The encrypted code package (an uncompressed tar).
+    #[schema(value_type = String, format = Binary)]
+    code: Vec<u8>,
+    /// The deploy configuration (JSON).
+    conf: crate::api::DeployConf,
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A project token, or an access token from /oauth/token",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document, generated from the handlers' annotations and the types above.
+pub fn spec() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    #[derive(OpenApi)]
+    #[openapi(
+        info(title = "mse-node API", description = "The node's API (shape of the original MSE SaaS API)."),
+        modifiers(&BearerAuth),
+        paths(
+            crate::api::create_app,
+            crate::api::list_apps,
+            crate::api::app_defaults,
+            crate::api::get_app,
+            crate::api::stop_app,
+            crate::api::app_logs,
+            crate::api::app_metrics,
+            crate::api::projects,
+            crate::api::hardwares,
+            crate::api::hardware,
+            crate::api::environments,
+            crate::api::me,
+            crate::oauth::token,
+            document,
+        ),
+    )]
+    struct Doc;
+    let mut doc = Doc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// `GET /openapi.json`: this API's OpenAPI 3.1 description.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json", body = Object)),
+)]
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    Json(DOC.get_or_init(spec).clone())
+}
