@@ -66,6 +66,9 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
+        if e.is_conflict() {
+            return ApiError::new(StatusCode::CONFLICT, e.to_string());
+        }
         ApiError::internal(e)
     }
 }
@@ -536,20 +539,9 @@ async fn create_app(
         .environment(&conf.docker)
         .cloned()
         .map_err(ApiError::bad)?;
-    let live = [Status::Spawning, Status::Initializing, Status::Running];
-    if let Some(other) = node
-        .store
-        .list_apps(&project.id, Some(name), Some(&live))?
-        .first()
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "an app named {name:?} is already alive in this project ({}); stop it first",
-                other.id
-            ),
-        ));
-    }
+    // A live app of the same name in this project, or another live app with the same custom
+    // domain, is refused by the store's unique indexes when the app is inserted (409): a check
+    // here would race with concurrent deploys.
     let now = now_ms();
     let mut expires_at = match &conf.expires_at {
         Some(s) => {
@@ -583,12 +575,6 @@ async fn create_app(
                     "conf.domain_name {domain:?} is inside this node's own domain {}",
                     node.cfg.base_domain
                 )));
-            }
-            if node.store.custom_domain_taken(&domain)? {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!("domain {domain:?} is already used by another app"),
-                ));
             }
             let path = dir.join("fullchain.pem");
             std::fs::write(&path, pem.as_bytes()).map_err(ApiError::internal)?;

@@ -80,6 +80,18 @@ pub struct NodeConfig {
     pub max_apps: usize,
     /// Most connections the SNI router carries at once.
     pub router_max_connections: usize,
+    /// Whether `router_max_connections` was set in node.toml (otherwise the node may lower it
+    /// to fit the open-files limit; a value set explicitly that does not fit is refused).
+    pub router_max_connections_explicit: bool,
+    /// Most connections the router carries at once to one app, so that one tenant cannot take
+    /// every router connection.
+    pub router_max_connections_per_app: usize,
+    /// Most connections one client address holds at once through the router (ClientHello
+    /// wait included).
+    pub router_max_connections_per_client: usize,
+    /// A spliced connection with no byte in either direction for this long is closed, in
+    /// seconds.
+    pub router_idle_timeout_secs: u64,
     /// How long a client may take to send its ClientHello, in milliseconds.
     pub client_hello_timeout_ms: u64,
     /// Lifetime of an app whose conf gives no expiration, in hours.
@@ -133,6 +145,9 @@ struct RawConfig {
     max_package_mb: Option<Spanned<u64>>,
     max_apps: Option<Spanned<u64>>,
     router_max_connections: Option<Spanned<u64>>,
+    router_max_connections_per_app: Option<Spanned<u64>>,
+    router_max_connections_per_client: Option<Spanned<u64>>,
+    router_idle_timeout_secs: Option<Spanned<u64>>,
     client_hello_timeout_ms: Option<Spanned<u64>>,
     default_lifetime_hours: Option<Spanned<u64>>,
     spawn_timeout_secs: Option<Spanned<u64>>,
@@ -216,6 +231,10 @@ impl NodeConfig {
             max_package_bytes: 256 << 20,
             max_apps: 64,
             router_max_connections: 4096,
+            router_max_connections_explicit: false,
+            router_max_connections_per_app: 512,
+            router_max_connections_per_client: 256,
+            router_idle_timeout_secs: 300,
             client_hello_timeout_ms: 5000,
             default_lifetime_hours: 24,
             spawn_timeout_secs: 120,
@@ -324,6 +343,18 @@ impl NodeConfig {
         }
         if let Some(v) = &raw.router_max_connections {
             cfg.router_max_connections = positive(v, "router_max_connections")? as usize;
+            cfg.router_max_connections_explicit = true;
+        }
+        if let Some(v) = &raw.router_max_connections_per_app {
+            cfg.router_max_connections_per_app =
+                positive(v, "router_max_connections_per_app")? as usize;
+        }
+        if let Some(v) = &raw.router_max_connections_per_client {
+            cfg.router_max_connections_per_client =
+                positive(v, "router_max_connections_per_client")? as usize;
+        }
+        if let Some(v) = &raw.router_idle_timeout_secs {
+            cfg.router_idle_timeout_secs = positive(v, "router_idle_timeout_secs")?;
         }
         if let Some(v) = &raw.client_hello_timeout_ms {
             cfg.client_hello_timeout_ms = positive(v, "client_hello_timeout_ms")?;
@@ -535,7 +566,7 @@ mod tests {
         );
         assert_eq!(
             parse("tee = \"sim\"\nfoo = 1\n").unwrap_err(),
-            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `router_max_connections`, `client_hello_timeout_ms`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`"
+            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`"
         );
         assert_eq!(
             parse("[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n")

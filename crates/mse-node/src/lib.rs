@@ -6,6 +6,7 @@
 pub mod api;
 pub mod config;
 pub mod digest;
+pub mod limits;
 pub mod logs;
 pub mod node;
 pub mod probe;
@@ -32,7 +33,7 @@ pub struct Running {
 /// Opens the data dir, recovers apps of a previous run, binds the API and the router and serves
 /// both until `shutdown` resolves.
 pub async fn serve(
-    cfg: NodeConfig,
+    mut cfg: NodeConfig,
     on_ready: impl FnOnce(&Running),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -41,6 +42,10 @@ pub async fn serve(
         "enclave runtime not found at {} (set enclave_bin in node.toml)",
         cfg.enclave_bin.display()
     );
+    let nofile = limits::raise_nofile()?;
+    if let Some(note) = limits::fit(&mut cfg, nofile)? {
+        tracing::warn!("{note}");
+    }
     let (store, seed) = node::open_data_dir(&cfg)?;
     let pki = mse_attest::sim::SimPki::from_seed(&seed).context("sim PKI from the node's seed")?;
     let pccs = mse_attest::sim::pccs_router(&pki, &mse_attest::sim::CollateralOptions::default())
