@@ -134,6 +134,9 @@ pub fn router(node: Arc<Node>, pccs: Router) -> Router {
             )
         })
         .with_state(node)
+        .layer(axum::middleware::map_response(
+            crate::json_errors::json_errors,
+        ))
         // Collateral is public, signed data that any verifier of the node's sim evidence
         // needs (end users included): no token.
         .nest("/pccs", pccs)
@@ -423,7 +426,11 @@ async fn write_package(
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
-    let status = e.status();
+    // A body that ends early or breaks its framing is the client's fault (axum says 500).
+    let status = match e.status() {
+        s if s.is_server_error() => StatusCode::BAD_REQUEST,
+        s => s,
+    };
     let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
         "request body exceeds this node's upload limit".to_owned()
     } else {

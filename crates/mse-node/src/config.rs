@@ -94,6 +94,9 @@ pub struct NodeConfig {
     pub router_idle_timeout_secs: u64,
     /// How long a client may take to send its ClientHello, in milliseconds.
     pub client_hello_timeout_ms: u64,
+    /// An API client that sends nothing for this long while the server waits for its request
+    /// (header or body) is disconnected, in seconds.
+    pub api_read_timeout_secs: u64,
     /// Lifetime of an app whose conf gives no expiration, in hours.
     pub default_lifetime_hours: u64,
     /// How long the enclave may take to reach `initializing`, in seconds.
@@ -149,6 +152,7 @@ struct RawConfig {
     router_max_connections_per_client: Option<Spanned<u64>>,
     router_idle_timeout_secs: Option<Spanned<u64>>,
     client_hello_timeout_ms: Option<Spanned<u64>>,
+    api_read_timeout_secs: Option<Spanned<u64>>,
     default_lifetime_hours: Option<Spanned<u64>>,
     spawn_timeout_secs: Option<Spanned<u64>>,
     hardware: Option<Vec<Spanned<RawTier>>>,
@@ -236,6 +240,7 @@ impl NodeConfig {
             router_max_connections_per_client: 256,
             router_idle_timeout_secs: 300,
             client_hello_timeout_ms: 5000,
+            api_read_timeout_secs: 30,
             default_lifetime_hours: 24,
             spawn_timeout_secs: 120,
             hardware: default_tiers(),
@@ -358,6 +363,9 @@ impl NodeConfig {
         }
         if let Some(v) = &raw.client_hello_timeout_ms {
             cfg.client_hello_timeout_ms = positive(v, "client_hello_timeout_ms")?;
+        }
+        if let Some(v) = &raw.api_read_timeout_secs {
+            cfg.api_read_timeout_secs = positive(v, "api_read_timeout_secs")?;
         }
         if let Some(v) = &raw.default_lifetime_hours {
             cfg.default_lifetime_hours = positive(v, "default_lifetime_hours")?;
@@ -566,7 +574,7 @@ mod tests {
         );
         assert_eq!(
             parse("tee = \"sim\"\nfoo = 1\n").unwrap_err(),
-            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`"
+            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `api_read_timeout_secs`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`"
         );
         assert_eq!(
             parse("[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n")

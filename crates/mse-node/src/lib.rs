@@ -4,8 +4,10 @@
 //! terminating them (`router`).
 
 pub mod api;
+pub mod api_conn;
 pub mod config;
 pub mod digest;
+pub mod json_errors;
 pub mod limits;
 pub mod logs;
 pub mod node;
@@ -82,10 +84,14 @@ pub async fn serve(
     });
     let router_task = tokio::spawn(router::serve(node.clone(), router_listener));
     let app = api::router(node.clone(), pccs);
-    axum::serve(api_listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("API server")?;
+    let read_timeout = std::time::Duration::from_secs(node.cfg.api_read_timeout_secs);
+    axum::serve(
+        api_conn::TimedListener::new(api_listener, read_timeout),
+        app,
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("API server")?;
     router_task.abort();
     node.shutdown();
     Ok(())

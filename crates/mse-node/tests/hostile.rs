@@ -324,3 +324,118 @@ fn caps_fit_the_open_files_limit_and_the_api_keeps_answering() {
     assert_eq!(code, 201, "{app}");
     drop(silent);
 }
+
+/// Sends `head` then `body`; returns the status and the JSON body.
+fn raw_request(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        // One chunk: "<len>\r\n<data>\r\n0\r\n\r\n".
+        body.split_once("\r\n")
+            .unwrap()
+            .1
+            .rsplit_once("\r\n0\r\n")
+            .unwrap()
+            .0
+    } else {
+        body
+    };
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
+    )
+}
+
+#[test]
+fn client_errors_are_json_4xx() {
+    let node = TestNode::start("");
+    let token = node.project("alpha");
+    // A chunked multipart body whose second chunk has a broken size line: the client's fault,
+    // 400 (it was 500).
+    let (ct, body) = multipart(&[
+        ("code", "app.tar", &package()),
+        ("conf", "", conf("cut").to_string().as_bytes()),
+    ]);
+    let head = format!(
+        "POST /apps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: {ct}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    let half = &body[..body.len() / 2];
+    let mut chunked = format!("{:x}\r\n", half.len()).into_bytes();
+    chunked.extend_from_slice(half);
+    chunked.extend_from_slice(b"\r\nZZ\r\n");
+    let (code, answer) = raw_request(node.api, &head, &chunked);
+    assert_eq!(code, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed multipart body: "),
+        "{answer}"
+    );
+    // A path parameter that is not UTF-8: JSON too, as every API error.
+    let head = format!(
+        "GET /apps/%FF%FE HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    let (code, answer) = raw_request(node.api, &head, b"");
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer["error"].is_string(), "{answer}");
+    // And nothing of the cut deploy stayed.
+    assert_eq!(
+        std::fs::read_dir(node.data().join("apps")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn silent_api_clients_are_disconnected() {
+    use std::io::{Read, Write};
+    let node = TestNode::start("api_read_timeout_secs = 1");
+    let token = node.project("alpha");
+    // Half a request header, then silence: the node closes the connection (the test's own read
+    // timeout, 30 s, is not what ends the read).
+    let mut s = std::net::TcpStream::connect(node.api).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    s.write_all(b"GET /users/me HTTP/1.1\r\nHost: x\r\nAuthor")
+        .unwrap();
+    let mut buf = Vec::new();
+    match s.read_to_end(&mut buf) {
+        Ok(_) => {}
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    // A body that stalls halfway: a JSON 400, nothing kept.
+    let (ct, body) = multipart(&[
+        ("code", "app.tar", &package()),
+        ("conf", "", conf("stall").to_string().as_bytes()),
+    ]);
+    let head = format!(
+        "POST /apps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let (code, answer) = raw_request(node.api, &head, &body[..body.len() / 2]);
+    assert_eq!(
+        (code, answer),
+        (
+            400,
+            json!({"error": "malformed multipart body: failed to read stream"})
+        )
+    );
+    assert_eq!(
+        std::fs::read_dir(node.data().join("apps")).unwrap().count(),
+        0
+    );
+    // The API still answers.
+    assert_eq!(node.get("/users/me", Some(&token)).0, 200);
+}
