@@ -66,8 +66,9 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
-        if e.is_conflict() {
-            return ApiError::new(StatusCode::CONFLICT, e.to_string());
+        if let Some(code) = e.client_status() {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::CONFLICT);
+            return ApiError::new(status, e.to_string());
         }
         ApiError::internal(e)
     }
@@ -614,6 +615,9 @@ async fn create_app(
         }
     };
     let expires_at = expires_at.unwrap_or(now + node.cfg.default_lifetime_hours as i64 * 3_600_000);
+    let expires_at =
+        crate::limits::lifetime(&node.cfg, now, expires_at, conf.expires_at.as_deref())
+            .map_err(ApiError::bad)?;
     let owner_cert_sha256 = match &certificate {
         Some(path) => Some(crate::digest::file_sha256(path).map_err(ApiError::internal)?),
         None => None,
@@ -636,6 +640,8 @@ async fn create_app(
         "runtime_digest": runtime_digest,
         "environment_digest": Value::Null,
         "owner_certificate_sha256": owner_cert_sha256,
+        // Counted against the project's max_project_package_mb.
+        "package_bytes": code_size,
     });
     let app = AppRecord {
         id: id.clone(),

@@ -78,6 +78,12 @@ pub struct NodeConfig {
     pub max_package_bytes: u64,
     /// Most apps alive (spawning, initializing or running) at once.
     pub max_apps: usize,
+    /// Most live apps of one project, so that one project cannot take every slot.
+    pub max_apps_per_project: usize,
+    /// Most package bytes of one project's live apps together.
+    pub max_project_package_bytes: u64,
+    /// Longest lifetime an app may ask for (or get from its certificate), in hours.
+    pub max_lifetime_hours: u64,
     /// Most connections the SNI router carries at once.
     pub router_max_connections: usize,
     /// Whether `router_max_connections` was set in node.toml (otherwise the node may lower it
@@ -147,6 +153,9 @@ struct RawConfig {
     enclave_bin: Option<Spanned<String>>,
     max_package_mb: Option<Spanned<u64>>,
     max_apps: Option<Spanned<u64>>,
+    max_apps_per_project: Option<Spanned<u64>>,
+    max_project_package_mb: Option<Spanned<u64>>,
+    max_lifetime_hours: Option<Spanned<u64>>,
     router_max_connections: Option<Spanned<u64>>,
     router_max_connections_per_app: Option<Spanned<u64>>,
     router_max_connections_per_client: Option<Spanned<u64>>,
@@ -234,6 +243,9 @@ impl NodeConfig {
             enclave_bin: default_enclave_bin(),
             max_package_bytes: 256 << 20,
             max_apps: 64,
+            max_apps_per_project: 32,
+            max_project_package_bytes: 1 << 30,
+            max_lifetime_hours: 24 * 90,
             router_max_connections: 4096,
             router_max_connections_explicit: false,
             router_max_connections_per_app: 512,
@@ -345,6 +357,16 @@ impl NodeConfig {
         }
         if let Some(v) = &raw.max_apps {
             cfg.max_apps = positive(v, "max_apps")? as usize;
+        }
+        if let Some(v) = &raw.max_apps_per_project {
+            cfg.max_apps_per_project = positive(v, "max_apps_per_project")? as usize;
+        }
+        if let Some(v) = &raw.max_project_package_mb {
+            cfg.max_project_package_bytes =
+                positive(v, "max_project_package_mb")?.saturating_mul(1 << 20);
+        }
+        if let Some(v) = &raw.max_lifetime_hours {
+            cfg.max_lifetime_hours = positive(v, "max_lifetime_hours")?;
         }
         if let Some(v) = &raw.router_max_connections {
             cfg.router_max_connections = positive(v, "router_max_connections")? as usize;
@@ -574,7 +596,7 @@ mod tests {
         );
         assert_eq!(
             parse("tee = \"sim\"\nfoo = 1\n").unwrap_err(),
-            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `api_read_timeout_secs`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`"
+            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `max_apps_per_project`, `max_project_package_mb`, `max_lifetime_hours`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `api_read_timeout_secs`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`"
         );
         assert_eq!(
             parse("[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n")

@@ -49,6 +49,7 @@ pub async fn serve(
         tracing::warn!("{note}");
     }
     let (store, seed) = node::open_data_dir(&cfg)?;
+    store.set_quota(limits::quota(&cfg));
     let pki = mse_attest::sim::SimPki::from_seed(&seed).context("sim PKI from the node's seed")?;
     let pccs = mse_attest::sim::pccs_router(&pki, &mse_attest::sim::CollateralOptions::default())
         .context("mock PCCS")?;

@@ -96,6 +96,37 @@ pub fn fit(cfg: &mut NodeConfig, nofile: u64) -> Result<Option<String>, LimitErr
     )))
 }
 
+/// The per-project limits of `cfg`, for [`crate::store::Store::set_quota`].
+pub fn quota(cfg: &NodeConfig) -> crate::store::Quota {
+    crate::store::Quota {
+        apps: cfg.max_apps_per_project,
+        package_bytes: cfg.max_project_package_bytes,
+    }
+}
+
+/// An app's expiry (ms) within `max_lifetime_hours`: an `expires_at` the conf asks for beyond it
+/// is refused (the message quotes `asked`); one that comes from the default or from an owner
+/// certificate's notAfter is cut to it.
+pub fn lifetime(
+    cfg: &NodeConfig,
+    now_ms: i64,
+    expires_at: i64,
+    asked: Option<&str>,
+) -> Result<i64, String> {
+    let max = now_ms.saturating_add((cfg.max_lifetime_hours as i64).saturating_mul(3_600_000));
+    if expires_at <= max {
+        return Ok(expires_at);
+    }
+    match asked {
+        Some(s) => Err(format!(
+            "conf.expires_at {} is beyond this node's maximum app lifetime of {} hours (max_lifetime_hours)",
+            mse_conf::bounded::quote(s),
+            cfg.max_lifetime_hours
+        )),
+        None => Ok(max),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

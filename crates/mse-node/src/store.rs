@@ -33,6 +33,18 @@ pub enum StoreError {
     /// Another live app, of any project, claims this custom domain.
     #[error("domain {0:?} is already used by another app")]
     DomainTaken(String),
+    /// A per-project limit of this node (named) would be exceeded.
+    #[error("{0}")]
+    Quota(String),
+}
+
+/// Per-project limits checked when an app is inserted, under the same lock as the insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Most live apps per project (`max_apps_per_project`).
+    pub apps: usize,
+    /// Most package bytes of a project's live apps together (`max_project_package_mb`).
+    pub package_bytes: u64,
 }
 
 impl StoreError {
@@ -42,6 +54,15 @@ impl StoreError {
             self,
             StoreError::NameTaken { .. } | StoreError::DomainTaken(_)
         )
+    }
+
+    /// The HTTP status of an error the API client caused (a conflict, a quota), if it is one.
+    pub fn client_status(&self) -> Option<u16> {
+        match self {
+            StoreError::NameTaken { .. } | StoreError::DomainTaken(_) => Some(409),
+            StoreError::Quota(_) => Some(403),
+            _ => None,
+        }
     }
 }
 
@@ -226,6 +247,7 @@ fn app_from_row(r: &Row<'_>) -> rusqlite::Result<AppRecord> {
 
 pub struct Store {
     conn: Mutex<Connection>,
+    quota: Mutex<Option<Quota>>,
 }
 
 impl Store {
@@ -244,9 +266,15 @@ impl Store {
             .map_err(open_err)?;
         let store = Store {
             conn: Mutex::new(conn),
+            quota: Mutex::new(None),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Sets the per-project limits every later [`Store::insert_app`] of a live app checks.
+    pub fn set_quota(&self, quota: Quota) {
+        *self.quota.lock().unwrap_or_else(|p| p.into_inner()) = Some(quota);
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -365,6 +393,34 @@ impl Store {
     /// [`StoreError::DomainTaken`]) by the unique indexes, in the same statement that inserts.
     pub fn insert_app(&self, app: &AppRecord) -> Result<(), StoreError> {
         let conn = self.lock();
+        let quota = *self.quota.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(q) = quota
+            && app.status.is_live()
+        {
+            // Counted under the connection's lock: concurrent deploys see each other.
+            let (apps, bytes): (i64, i64) = conn.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(json_extract(config, '$.package_bytes')), 0) FROM apps WHERE project_id = ?1 AND status IN ('spawning', 'initializing', 'running')",
+                [&app.project_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let mine: i64 = serde_json::from_str::<serde_json::Value>(&app.config)
+                .ok()
+                .and_then(|c| c["package_bytes"].as_i64())
+                .unwrap_or(0);
+            if apps as u64 >= q.apps as u64 {
+                return Err(StoreError::Quota(format!(
+                    "this project already runs {apps} apps, the most this node allows per project (max_apps_per_project = {}); stop one first",
+                    q.apps
+                )));
+            }
+            if (bytes + mine) as u64 > q.package_bytes {
+                return Err(StoreError::Quota(format!(
+                    "this project's live apps would hold {} MiB of packages, more than this node allows per project (max_project_package_mb = {})",
+                    (bytes + mine) as u64 >> 20,
+                    q.package_bytes >> 20
+                )));
+            }
+        }
         let inserted = conn.execute(
             &format!("INSERT INTO apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
             params![

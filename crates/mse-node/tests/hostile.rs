@@ -439,3 +439,79 @@ fn silent_api_clients_are_disconnected() {
     // The API still answers.
     assert_eq!(node.get("/users/me", Some(&token)).0, 200);
 }
+
+/// A tar with one member of `size` bytes.
+fn package_of(size: usize) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let data = vec![7u8; size];
+    let mut h = tar::Header::new_gnu();
+    h.set_size(size as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "big.bin.enc", &data[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn per_project_quotas_refuse_with_the_limit_named() {
+    let node = TestNode::start(
+        "max_apps_per_project = 2\nmax_project_package_mb = 1\nmax_lifetime_hours = 48",
+    );
+    let alpha = node.project("alpha");
+    let beta = node.project("beta");
+    for name in ["a1", "a2"] {
+        assert_eq!(node.deploy(&alpha, &package(), &conf(name)).0, 201);
+    }
+    assert_eq!(
+        node.deploy(&alpha, &package(), &conf("a3")),
+        (
+            403,
+            json!({"error": "this project already runs 2 apps, the most this node allows per project (max_apps_per_project = 2); stop one first"})
+        )
+    );
+    // Another project is not affected by alpha's apps...
+    assert_eq!(
+        node.deploy(&beta, &package_of(700 << 10), &conf("b1")).0,
+        201
+    );
+    // ...but by its own package bytes.
+    assert_eq!(
+        node.deploy(&beta, &package_of(700 << 10), &conf("b2")),
+        (
+            403,
+            json!({"error": "this project's live apps would hold 1 MiB of packages, more than this node allows per project (max_project_package_mb = 1)"})
+        )
+    );
+    // A lifetime beyond the node's maximum.
+    let mut c = conf("forever");
+    c["expires_at"] = json!("9999-12-31T00:00:00Z");
+    assert_eq!(
+        node.deploy(&beta, &package(), &c),
+        (
+            400,
+            json!({"error": "conf.expires_at \"9999-12-31T00:00:00Z\" is beyond this node's maximum app lifetime of 48 hours (max_lifetime_hours)"})
+        )
+    );
+    // Refused deploys left nothing on disk: three apps, three directories.
+    assert_eq!(
+        std::fs::read_dir(node.data().join("apps")).unwrap().count(),
+        3
+    );
+}
+
+#[test]
+fn a_failed_app_does_not_keep_its_package() {
+    let node = TestNode::start("max_apps_per_project = 1");
+    let token = node.project("alpha");
+    let mut c = conf("crashy");
+    c["python_application"] = json!("crash:app");
+    let (code, app) = node.deploy(&token, &package(), &c);
+    assert_eq!(code, 201, "{app}");
+    let id = app["id"].as_str().unwrap().to_owned();
+    node.wait_status(&token, &id, "on_error", 30);
+    let dir = node.data().join("apps").join(&id);
+    assert!(!dir.join("app.tar").exists());
+    assert!(dir.join("enclave.log").exists());
+    // And it no longer counts toward the project's apps.
+    assert_eq!(node.deploy(&token, &package(), &conf("next")).0, 201);
+}
