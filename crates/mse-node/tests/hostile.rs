@@ -139,7 +139,30 @@ fn one_domain_across_two_projects_goes_to_one_app() {
 
 /// A TLS connection through the router to `host`, handshake done, then left idle.
 fn idle_tls(router: std::net::SocketAddr, host: &str) -> Result<std::net::TcpStream, String> {
+    let tcp = std::net::TcpStream::connect(router).unwrap();
+    tls_over(tcp, host).map(|(tcp, _)| tcp)
+}
+
+/// A TCP connection to `to` from the loopback address `from`.
+fn connect_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        socket.connect(to).await.unwrap().into_std().unwrap()
+    })
+}
+
+/// The TLS handshake over `tcp` with SNI `host`.
+fn tls_over(
+    mut tcp: std::net::TcpStream,
+    host: &str,
+) -> Result<(std::net::TcpStream, rustls::ClientConnection), String> {
     use std::sync::Arc;
+    tcp.set_nonblocking(false).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -149,13 +172,12 @@ fn idle_tls(router: std::net::SocketAddr, host: &str) -> Result<std::net::TcpStr
         .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
     let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut tcp = std::net::TcpStream::connect(router).unwrap();
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
     while conn.is_handshaking() {
         conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
     }
-    Ok(tcp)
+    Ok((tcp, conn))
 }
 
 #[derive(Debug)]
@@ -514,4 +536,25 @@ fn a_failed_app_does_not_keep_its_package() {
     assert!(dir.join("enclave.log").exists());
     // And it no longer counts toward the project's apps.
     assert_eq!(node.deploy(&token, &package(), &conf("next")).0, 201);
+}
+
+#[test]
+fn one_client_address_cannot_take_every_router_connection() {
+    use std::io::{Read, Write};
+    let node = TestNode::start("router_max_connections_per_client = 3");
+    let alpha = node.project("alpha");
+    let a = deployed(&node, &alpha, "app");
+    // 127.0.0.1 holds three connections; its fourth is closed at accept.
+    let held: Vec<_> = (0..3).map(|_| idle_tls(node.router, &a).unwrap()).collect();
+    assert!(idle_tls(node.router, &a).is_err());
+    // Another address is served meanwhile.
+    let (mut tcp, mut conn) = tls_over(connect_from("127.0.0.2", node.router), &a).unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+    tls.write_all(format!("GET / HTTP/1.1\r\nHost: {a}\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut resp = Vec::new();
+    let _ = tls.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp);
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    drop(held);
 }
