@@ -10,9 +10,10 @@ use std::path::Path;
 pub const MAX_CONF_FILE: u64 = 1 << 20;
 /// Largest certificate (or certificate chain) file.
 pub const MAX_CERT_FILE: u64 = 1 << 20;
-/// Largest secrets file: the enclave's configuration server takes at most 8 MiB in one
-/// payload, which carries the secrets with some framing.
-pub const MAX_SECRETS_FILE: u64 = 7 << 20;
+/// Largest secrets file (and sealed secrets file). The enclave's configuration server takes at
+/// most 8 MiB in one payload, which may carry both: the secrets as JSON (at most their file's
+/// size once re-serialized) and the sealed box in base64 (4/3 of its size), so 3 + 4 MiB fit.
+pub const MAX_SECRETS_FILE: u64 = 3 << 20;
 
 /// A file larger than its limit, or a read error.
 #[derive(Debug, thiserror::Error)]
