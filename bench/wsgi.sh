@@ -5,6 +5,9 @@
 # is pinned to one CPU and wrk to another, so figures are per-core. Also prints the RSS of
 # mse-serve with Flask loaded versus `python -c "import flask"`.
 #
+# Each app also gets a "loop limit" row (the app called in a tight loop on the server's CPU by
+# bench/app_loop.py, no HTTP) and every server its ratio to it ("/limit").
+#
 # Usage: bench/wsgi.sh            (DURATION=10 WARMUP=3 CONNS=64 REPEAT=1 by default;
 #                                   MODULES="hello_flask hello_raw" picks the apps)
 # With REPEAT=n every configuration runs n times, servers interleaved, and the median is shown
@@ -55,13 +58,16 @@ if [ "$(nproc)" -ge 2 ]; then SRV_CPU=(taskset -c 1); WRK_CPU=(taskset -c 0); el
 start_server() {
 	local name=$1 module=$2 scheme=$3 tls=()
 	case $name in
-	mse-serve | mse-t1 | mse-batch)
-		# mse-serve runs with its defaults (4 Python threads); mse-t1 with one, like Granian here.
+	mse-serve | mse-t1 | mse-batch | mse-base)
+		# mse-serve runs with its defaults (4 Python threads); mse-t1 with one, like Granian here;
+		# mse-base is another build (MSE_BASE=path/to/mse-serve), e.g. before a change.
+		local bin=$MSE
+		[ "$name" = mse-base ] && bin=${MSE_BASE:?MSE_BASE=path of the other mse-serve}
 		[ "$scheme" = https ] && tls=(--tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem")
 		local threads=()
 		[ "$name" = mse-t1 ] && threads=(--threads 1)
 		[ "$name" = mse-batch ] && threads=(--batch-io)
-		"${SRV_CPU[@]}" "$MSE" "$module:app" --bind "127.0.0.1:$PORT" --app-dir "$APPS" \
+		"${SRV_CPU[@]}" "$bin" "$module:app" --bind "127.0.0.1:$PORT" --app-dir "$APPS" \
 			--venv "$VENV" --no-access-log "${threads[@]}" "${tls[@]}" >"$TMP/server.log" 2>&1 &
 		;;
 	granian)
@@ -91,68 +97,22 @@ start_server() {
 	return 1
 }
 
-stop_server() {
-	kill "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
-	SERVER_PID=
-	# Wait (bounded) until the port is free for the next server.
-	for _ in $(seq 1 100); do
-		curl -sk -o /dev/null --max-time 0.2 "http://127.0.0.1:$PORT/" || return 0
-		sleep 0.1
-	done
-}
-
-# The server and all its descendants (Granian and Gunicorn run workers as child processes).
-tree_pids() {
-	local p=$1 c
-	echo "$p"
-	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
-}
-cpu_ticks() {
-	local t=0 p
-	for p in $(tree_pids "$1"); do
-		t=$((t + $(awk '{print $14 + $15}' /proc/"$p"/stat 2>/dev/null || echo 0)))
-	done
-	echo "$t"
-}
-# Context switches (voluntary + involuntary) of every thread of the server tree.
-ctx_switches() {
-	local t=0 p
-	for p in $(tree_pids "$1"); do
-		# (A thread may exit between the glob and the read.)
-		t=$((t + $({ cat /proc/"$p"/task/*/status 2>/dev/null || true; } | awk '/ctxt_switches:/ { s += $2 } END { print s + 0 }')))
-	done
-	echo "$t"
-}
-
-# run_wrk URL → "req/s p99 cpu_us_per_request context_switches_per_request"
-run_wrk() {
-	"${WRK_CPU[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$1" >/dev/null
-	local before after cs_before cs_after
-	before=$(cpu_ticks "$SERVER_PID")
-	cs_before=$(ctx_switches "$SERVER_PID")
-	"${WRK_CPU[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$1" >"$TMP/wrk.txt"
-	after=$(cpu_ticks "$SERVER_PID")
-	cs_after=$(ctx_switches "$SERVER_PID")
-	local rps p99 reqs errors
-	rps=$(awk '/^Requests\/sec:/ {print $2}' "$TMP/wrk.txt")
-	# p99 in ms whatever unit wrk chose.
-	p99=$(awk '$1 == "99%" { v = $2; m = 1
-		if (v ~ /us$/) m = 0.001; else if (v ~ /ms$/) m = 1; else if (v ~ /m$/) m = 60000; else if (v ~ /s$/) m = 1000
-		sub(/[a-z]+$/, "", v); printf "%.2f", v * m }' "$TMP/wrk.txt")
-	reqs=$(awk '/requests in/ {print $1}' "$TMP/wrk.txt")
-	errors=$(grep -E "Non-2xx|Socket errors" "$TMP/wrk.txt" | tr '\n' ' ' || true)
-	[ -n "$errors" ] && echo "  ($1: $errors)" >&2
-	awk -v r="$rps" -v p="$p99" -v t=$((after - before)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" \
-		-v cs=$((cs_after - cs_before)) 'BEGIN { printf "%s %s %.1f %.2f\n", r, p, t * 1e6 / hz / n, cs / n }'
-}
-
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# stop_server, cpu_ticks, ctx_switches, run_wrk URL, median: shared with bench/asgi.sh.
+# shellcheck source=bench/http-lib.sh
+. "$ROOT/bench/http-lib.sh"
 
 read -r -a SERVERS <<<"${SERVERS:-mse-serve mse-t1 mse-batch granian gunicorn hypercorn}"
 echo "# bench/wsgi.sh $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPU(s): wrk -t1 -c$CONNS, ${WARMUP}s warm-up, ${DURATION}s measured, median of $REPEAT"
-printf '%-6s %-6s %-11s %10s %10s %11s %7s %9s\n' app proto server "req/s" p99 "CPU us/req" cs/req "mse/this"
+printf '%-6s %-6s %-11s %10s %10s %11s %7s %8s %9s\n' app proto server "req/s" p99 "CPU us/req" cs/req "/limit" "mse/this"
 for module in ${MODULES:-hello_flask hello_raw}; do
+	# The loop limit: the app called in a tight loop on the server's CPU (bench/app_loop.py).
+	rm -f "$TMP/limit.txt"
+	for _ in $(seq 1 "$REPEAT"); do
+		"${SRV_CPU[@]}" "$VENV/bin/python" "$ROOT/bench/app_loop.py" "$APPS" "$module:app" / "$DURATION" wsgi >>"$TMP/limit.txt" 2>/dev/null
+	done
+	limit=$(median <"$TMP/limit.txt")
+	printf '%-6s %-6s %-11s %10s %10s %11s %7s %8s %9s\n' "${module#hello_}" - "loop limit" "$limit" - \
+		"$(awk -v l="$limit" 'BEGIN { printf "%.1f", 1e6 / l }')" - 1.00 -
 	for scheme in http https; do
 		rm -f "$TMP"/res.*
 		for _ in $(seq 1 "$REPEAT"); do
@@ -170,7 +130,8 @@ for module in ${MODULES:-hello_flask hello_raw}; do
 			cs=$(awk '{print $4}' "$TMP/res.$name" | median)
 			[ -z "$ours" ] && ours=$rps
 			ratio=$(awk -v a="$ours" -v b="$rps" 'BEGIN { printf "%.2fx", a / b }')
-			printf '%-6s %-6s %-11s %10s %10s %11s %7s %9s\n' "${module#hello_}" "$scheme" "$name" "$rps" "$p99" "$cpu" "$cs" "$ratio"
+			printf '%-6s %-6s %-11s %10s %10s %11s %7s %8s %9s\n' "${module#hello_}" "$scheme" "$name" "$rps" "$p99" "$cpu" "$cs" \
+				"$(awk -v a="$rps" -v l="$limit" 'BEGIN { printf "%.2f", a / l }')" "$ratio"
 		done
 	done
 done

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use mse_attest::ratls::{RaTlsCert, decode_tagged_evidence};
-use mse_attest::sim::sim_root_from_quote;
+use mse_attest::sim_root_from_quote;
 
 fuzz_target!(|data: &[u8]| {
     match RaTlsCert::parse(data) {

@@ -1,6 +1,8 @@
 //! Collateral: what a verifier needs besides the evidence. For SGX/TDX the Intel-signed TCB
 //! info, QE identity, CRLs and issuer chains (dcap-qvl's `QuoteCollateralV3`), fetched from a
-//! PCCS (API v4) or read from a JSON file; for SEV-SNP the chip's VCEK certificate.
+//! PCCS (API v4) or read from a JSON file; for SEV-SNP the certificate of the key that signed
+//! the report (VCEK or VLEK), optionally followed by its issuer chain (ASK or ASVK, ARK), read
+//! from a file or fetched from AMD's Key Distribution Service (KDS).
 //!
 //! Intel signs the exact bytes of `tcbInfo` / `enclaveIdentity`, so the PCCS client keeps
 //! them as received (`serde_json::value::RawValue`) and never re-serializes them.
@@ -26,46 +28,128 @@ const MAX_FILE: u64 = 16 << 20;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Collateral {
+    /// SGX/TDX: Intel's signed TCB info, QE identity, CRLs and issuer chains.
     Dcap(QuoteCollateralV3),
-    SevSnp { vcek_der: Vec<u8> },
+    /// SEV-SNP: the VCEK or VLEK certificate, and the issuer certificates that came with it
+    /// (ASK or ASVK, ARK; may be empty). The ARK is never trusted from here: AMD's are pinned,
+    /// a simulation ARK comes from [`crate::TrustAnchors`].
+    SevSnp {
+        /// The VCEK or VLEK certificate (DER).
+        vek_der: Vec<u8>,
+        /// Issuer certificates given with it (DER), in the order given.
+        chain_der: Vec<Vec<u8>>,
+    },
 }
 
+/// Why collateral could not be read or fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum CollateralError {
+    /// The collateral file could not be read.
     #[error("cannot read collateral file {path}: {msg}")]
-    Io { path: String, msg: String },
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        msg: String,
+    },
+    /// The collateral file is too large.
     #[error("collateral file is larger than {limit} bytes")]
-    TooLarge { limit: u64 },
+    TooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// The bytes are neither DCAP JSON nor a certificate.
     #[error("collateral is neither DCAP collateral JSON nor a VCEK certificate (PEM or DER)")]
     UnknownFormat,
+    /// The DCAP collateral JSON is invalid.
     #[error("invalid DCAP collateral JSON: {0}")]
     Json(String),
+    /// The VCEK/VLEK certificate is invalid.
     #[error("invalid VCEK certificate: {0}")]
     Certificate(String),
+    /// The evidence whose collateral is wanted does not parse.
     #[error("cannot parse the quote to fetch its collateral: {0}")]
     Evidence(#[from] EvidenceError),
     #[error(
         "SEV-SNP collateral is the VCEK certificate, which a PCCS does not serve; pass it as a file"
     )]
+    /// A PCCS was asked for SEV-SNP collateral.
     SevSnpFromPccs,
+    /// A KDS was asked for collateral of non-SNP evidence.
+    #[error("only SEV-SNP reports have a VCEK to fetch from a KDS; this is {0} evidence")]
+    NotSevSnp(crate::evidence::TeeKind),
+    #[error(
+        "the report is signed by a {0}, which AMD's KDS does not serve (the host provides VLEKs); pass it as a file"
+    )]
+    /// The report is signed by a key the KDS does not serve.
+    NotKdsKey(crate::evidence::SnpSigningKey),
+    /// The report's product line is unknown and none was given.
+    #[error("cannot tell the AMD product line of this report (no CPUID before report version 3)")]
+    UnknownProduct,
+    /// A KDS request failed.
+    #[error("KDS request {url} failed: {msg}")]
+    KdsTransport {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        msg: String,
+    },
+    /// A KDS request returned an HTTP error.
+    #[error("KDS request {url} returned HTTP {status}")]
+    KdsHttp {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
     #[error(
         "the quote carries no PCK certificate chain (certification data type {cert_type}); fetching the PCK certificate by encrypted PPID is not supported"
     )]
-    NoPckChain { cert_type: u16 },
+    /// The quote carries no PCK certificate chain.
+    NoPckChain {
+        /// The certification data type.
+        cert_type: u16,
+    },
+    /// The PCK certificate is unreadable.
     #[error("cannot read the PCK certificate: {0}")]
     Pck(String),
+    /// A PCCS request failed.
     #[error("PCCS request {url} failed: {msg}")]
-    Transport { url: String, msg: String },
+    Transport {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        msg: String,
+    },
+    /// A PCCS request returned an HTTP error.
     #[error("PCCS request {url} returned HTTP {status}")]
-    Http { url: String, status: u16 },
+    Http {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// A PCCS response lacks a required header.
     #[error("PCCS response from {url} lacks the {header} header")]
-    MissingHeader { url: String, header: &'static str },
+    MissingHeader {
+        /// The URL.
+        url: String,
+        /// The header.
+        header: &'static str,
+    },
+    /// A PCCS response is malformed.
     #[error("PCCS response from {url} is invalid: {msg}")]
-    BadResponse { url: String, msg: String },
+    BadResponse {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        msg: String,
+    },
 }
 
 impl Collateral {
-    /// Read collateral from a file: DCAP collateral JSON, or a VCEK certificate (PEM/DER).
+    /// Read collateral from a file: DCAP collateral JSON, or a VCEK/VLEK certificate (DER, or
+    /// PEM optionally followed by its ASK/ASVK and ARK).
     pub fn from_file(path: &Path) -> Result<Self, CollateralError> {
         use std::io::Read;
         let io = |e: std::io::Error| CollateralError::Io {
@@ -92,18 +176,26 @@ impl Collateral {
                 .map(Collateral::Dcap)
                 .map_err(|e| CollateralError::Json(e.to_string()));
         }
-        let der = if text.starts_with(b"-----BEGIN") {
+        let mut certs = if text.starts_with(b"-----BEGIN") {
             let (_, pem) = x509_parser::pem::parse_x509_pem(text)
                 .map_err(|e| CollateralError::Certificate(e.to_string()))?;
-            pem.contents
+            let mut all = vec![pem.contents];
+            all.extend(crate::verify::pem_certificates(text).into_iter().skip(1));
+            all
         } else if bytes.first() == Some(&0x30) {
-            bytes.to_vec()
+            vec![bytes.to_vec()]
         } else {
             return Err(CollateralError::UnknownFormat);
         };
-        x509_parser::parse_x509_certificate(&der)
-            .map_err(|e| CollateralError::Certificate(e.to_string()))?;
-        Ok(Collateral::SevSnp { vcek_der: der })
+        for der in &certs {
+            x509_parser::parse_x509_certificate(der)
+                .map_err(|e| CollateralError::Certificate(e.to_string()))?;
+        }
+        let vek_der = certs.remove(0);
+        Ok(Collateral::SevSnp {
+            vek_der,
+            chain_der: certs,
+        })
     }
 
     /// The JSON form of DCAP collateral (what `--collateral FILE` reads back).
@@ -204,6 +296,82 @@ pub fn fetch_collateral_blocking(
         qe_identity_signature,
         pck_certificate_chain: Some(pck_chain_pem),
     }))
+}
+
+/// The AMD product line of an SEV-SNP report, as KDS URLs name it, from its CPUID (report
+/// version 3 and later): family 19h models 0h–Fh Milan, 10h–1Fh and A0h–AFh Genoa, family 1Ah
+/// Turin.
+pub fn snp_product(report: &crate::SnpReport) -> Option<&'static str> {
+    match report.cpuid? {
+        (0x19, 0x00..=0x0F, _) => Some("Milan"),
+        (0x19, 0x10..=0x1F | 0xA0..=0xAF, _) => Some("Genoa"),
+        (0x1A, _, _) => Some("Turin"),
+        _ => None,
+    }
+}
+
+/// The KDS path (after the base URL) of the VCEK that signs `report` as `product`:
+/// `/vcek/v1/{product}/{hwid}?blSPL=..&teeSPL=..&snpSPL=..&ucodeSPL=..` (Turin: 8-byte hwid
+/// and `fmcSPL` first), as AMD's KDS serves it.
+pub fn kds_vcek_path(product: &str, report: &crate::SnpReport) -> String {
+    let tcb = report.reported_tcb;
+    let (hwid, fmc) = match tcb.fmc {
+        Some(fmc) => (&report.chip_id[..8], format!("fmcSPL={fmc}&")),
+        None => (&report.chip_id[..], String::new()),
+    };
+    format!(
+        "/vcek/v1/{product}/{}?{fmc}blSPL={}&teeSPL={}&snpSPL={}&ucodeSPL={}",
+        hex::encode(hwid),
+        tcb.bootloader,
+        tcb.tee,
+        tcb.snp,
+        tcb.microcode
+    )
+}
+
+/// Fetch the SEV-SNP collateral of a VCEK-signed report from a KDS (AMD's is
+/// `https://kdsintf.amd.com`): the VCEK for its chip and reported TCB, and the product's
+/// `cert_chain` (ASK, ARK). `product` overrides the product line told by the report's CPUID.
+pub fn fetch_snp_collateral_blocking(
+    kds_url: &str,
+    evidence: &[u8],
+    product: Option<&str>,
+) -> Result<Collateral, CollateralError> {
+    let report = match Evidence::parse(evidence)? {
+        Evidence::SevSnp(r) => r,
+        other => return Err(CollateralError::NotSevSnp(other.kind())),
+    };
+    let key = report.signing_key();
+    if key != crate::evidence::SnpSigningKey::Vcek {
+        return Err(CollateralError::NotKdsKey(key));
+    }
+    let product = product
+        .or_else(|| snp_product(&report))
+        .ok_or(CollateralError::UnknownProduct)?;
+    let base = kds_url.trim_end_matches('/');
+    let kds = Pccs::new();
+    let get = |url: &str| {
+        kds.get(url).map(|r| r.body).map_err(|e| match e {
+            CollateralError::Transport { url, msg } => CollateralError::KdsTransport { url, msg },
+            CollateralError::Http { url, status } => CollateralError::KdsHttp { url, status },
+            other => other,
+        })
+    };
+    let url = format!("{base}{}", kds_vcek_path(product, &report));
+    let vek_der = get(&url)?;
+    x509_parser::parse_x509_certificate(&vek_der).map_err(|e| CollateralError::BadResponse {
+        url: url.clone(),
+        msg: format!("not a DER certificate: {e}"),
+    })?;
+    let url = format!("{base}/vcek/v1/{product}/cert_chain");
+    let chain_der = crate::verify::pem_certificates(&get(&url)?);
+    if chain_der.is_empty() {
+        return Err(CollateralError::BadResponse {
+            url,
+            msg: "no PEM certificate in the cert_chain".into(),
+        });
+    }
+    Ok(Collateral::SevSnp { vek_der, chain_der })
 }
 
 #[derive(Deserialize)]

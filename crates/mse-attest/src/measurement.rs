@@ -39,14 +39,22 @@ pub const MANIFEST_VERSION: u32 = 1;
 /// What went wrong while measuring or reading a context.
 #[derive(Debug, thiserror::Error)]
 pub enum MeasurementError {
+    /// Reading a measured file failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// A measured path is neither a regular file, a directory nor a symlink.
     #[error("{path}: unsupported file type in the environment (only files, directories, links)")]
-    FileType { path: String },
+    FileType {
+        /// The file.
+        path: String,
+    },
+    /// The measurement context JSON is invalid.
     #[error("measurement context: {0}")]
     Context(String),
 }
@@ -74,17 +82,26 @@ pub enum TlsMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// Manifest format version ([`MANIFEST_VERSION`]).
     pub version: u32,
+    /// SHA-256 of the enclave runtime binary.
     #[serde(with = "hex32")]
     pub runtime_digest: [u8; 32],
+    /// Digest of the Python environment (virtualenv) tree.
     #[serde(with = "hex32")]
     pub environment_digest: [u8; 32],
+    /// SHA-256 of the encrypted code package.
     #[serde(with = "hex32")]
     pub package_digest: [u8; 32],
+    /// The app's id (UUID).
     pub app_id: String,
+    /// The domain name in the RA-TLS certificate's SAN.
     pub san: String,
+    /// The WSGI/ASGI application (`module:variable`).
     pub application: String,
+    /// Memory size of the enclave (MB).
     pub size_mb: u64,
+    /// How TLS is set up (expiration date or owner certificate).
     pub tls: TlsMode,
 }
 
@@ -97,9 +114,13 @@ pub struct MeasurementInputs<'a> {
     pub environment: &'a Path,
     /// The encrypted code package (tar).
     pub package: &'a Path,
+    /// The app's id (UUID).
     pub app_id: &'a str,
+    /// The domain name in the RA-TLS certificate's SAN.
     pub san: &'a str,
+    /// The WSGI/ASGI application (`module:variable`).
     pub application: &'a str,
+    /// Memory size of the enclave (MB).
     pub size_mb: u64,
     /// `Ok(expiration)` in self mode, `Err(path)` of the owner's certificate file in owner mode.
     pub tls: TlsInput<'a>,
@@ -108,7 +129,9 @@ pub struct MeasurementInputs<'a> {
 /// The TLS part of [`MeasurementInputs`].
 #[derive(Debug, Clone, Copy)]
 pub enum TlsInput<'a> {
+    /// Self-signed RA-TLS certificate expiring at this Unix time.
     Expiration(i64),
+    /// The owner's certificate (PEM file) that the enclave serves.
     OwnerCertificate(&'a Path),
 }
 

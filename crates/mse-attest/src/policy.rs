@@ -29,11 +29,30 @@ pub struct Policy {
     pub expected_signer: Option<Vec<u8>>,
     /// TCB statuses (Intel's names) accepted for SGX/TDX. `Revoked` is never accepted.
     pub accepted_tcb: Vec<String>,
+    /// Accept evidence from debug-mode TEEs (never in production).
     pub allow_debug: bool,
     /// Accept evidence that chains to the simulation root given in [`crate::TrustAnchors`].
     pub allow_simulation: bool,
     /// The time at which certificates, CRLs and collateral must be valid; `None` = now.
     pub now: Option<SystemTime>,
+    /// SEV-SNP: the lowest security patch level accepted per TCB component of the report's
+    /// REPORTED_TCB (the one its VCEK/VLEK is issued for). All zero by default.
+    pub snp_min_tcb: SnpMinTcb,
+}
+
+/// Minimum SEV-SNP security patch levels, per TCB component.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnpMinTcb {
+    /// Boot loader SPL.
+    pub bootloader: u8,
+    /// PSP OS (TEE) SPL.
+    pub tee: u8,
+    /// SNP firmware SPL.
+    pub snp: u8,
+    /// CPU microcode SPL.
+    pub microcode: u8,
+    /// FMC SPL (Turin and later; ignored for reports without one).
+    pub fmc: u8,
 }
 
 impl Default for Policy {
@@ -45,6 +64,7 @@ impl Default for Policy {
             allow_debug: false,
             allow_simulation: false,
             now: None,
+            snp_min_tcb: SnpMinTcb::default(),
         }
     }
 }

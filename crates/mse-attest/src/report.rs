@@ -10,43 +10,99 @@ pub enum VerifyError {
     #[error(
         "evidence chains to the simulation root, which this policy refuses (use --allow-simulation for a local sim node)"
     )]
+    /// The evidence chains to the simulation root and the policy refuses simulation.
     SimulationRefused,
+    /// The collateral is for another kind of TEE.
     #[error("collateral given is for {got}, evidence is {expected}")]
     CollateralKind {
+        /// The evidence's kind.
         expected: TeeKind,
+        /// What the collateral is for.
         got: &'static str,
     },
+    /// The collateral is invalid.
     #[error("collateral invalid: {0}")]
     Collateral(String),
+    /// The certificate chain does not reach a pinned root.
     #[error("certificate chain invalid: {0}")]
     CertificateChain(String),
+    /// A signature is invalid.
     #[error("signature invalid: {0}")]
     Signature(String),
+    /// The QE does not match Intel's QE identity.
     #[error("QE identity mismatch: {0}")]
     QeIdentity(String),
+    /// The quote's format is refused.
     #[error("quote format refused: {0}")]
     QuoteFormat(String),
+    /// TEE attributes are refused.
     #[error("TEE attributes refused: {0}")]
     Attributes(String),
-    #[error("VCEK does not match the report: {0}")]
-    VcekMismatch(String),
+    /// The VCEK/VLEK was not issued for this report's TCB or chip.
+    #[error("{key} does not match the report: {detail}")]
+    VekMismatch {
+        /// VCEK or VLEK.
+        key: crate::evidence::SnpSigningKey,
+        /// What differs.
+        detail: String,
+    },
+    /// The SEV-SNP guest policy is refused.
+    #[error("SEV-SNP guest policy refused: {0}")]
+    GuestPolicy(String),
+    /// A reported TCB component is below the policy's minimum.
+    #[error("SEV-SNP reported TCB {component} is {reported}, below the policy's minimum {minimum}")]
+    TcbBelowMinimum {
+        /// Which component.
+        component: &'static str,
+        /// Its reported SPL.
+        reported: u8,
+        /// The minimum.
+        minimum: u8,
+    },
+    /// The TCB could not be evaluated.
     #[error("TCB evaluation failed: {0}")]
     Tcb(String),
+    /// Intel's TCB status of the platform is not accepted.
     #[error("TCB status {status} is not accepted (accepted: {accepted})", accepted = .accepted.join(", "))]
     TcbStatus {
+        /// The status.
         status: String,
+        /// The accepted ones.
         accepted: Vec<String>,
     },
+    /// Debug-mode TEE and the policy refuses debug.
     #[error("{kind} evidence is from a debug-mode TEE (use --allow-debug to accept it)")]
-    Debug { kind: TeeKind },
+    Debug {
+        /// The kind of TEE.
+        kind: TeeKind,
+    },
     #[error(
         "report_data does not bind the expected data: expected {expected}, evidence has {actual}"
     )]
-    Binding { expected: String, actual: String },
+    /// report_data does not bind the expected data.
+    Binding {
+        /// What was expected (hex).
+        expected: String,
+        /// What the evidence has.
+        actual: String,
+    },
+    /// The measurement differs from the expected one.
     #[error("measurement mismatch: expected {expected}, evidence has {actual}")]
-    Measurement { expected: String, actual: String },
+    Measurement {
+        /// What was expected (hex).
+        expected: String,
+        /// What the evidence has.
+        actual: String,
+    },
+    /// The signer differs from the expected one.
     #[error("signer mismatch: expected {expected}, evidence has {actual}")]
-    Signer { expected: String, actual: String },
+    Signer {
+        /// What was expected (hex).
+        expected: String,
+        /// What the evidence has.
+        actual: String,
+    },
+    /// A check could not run because an earlier one failed.
     #[error("not evaluated: {0}")]
     NotEvaluated(String),
 }
@@ -55,15 +111,20 @@ pub enum VerifyError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", content = "detail", rename_all = "snake_case")]
 pub enum Outcome {
+    /// The check passed.
     Pass,
+    /// The check failed (why).
     Fail(String),
+    /// The check does not apply to this evidence or policy.
     NotApplicable,
 }
 
 /// One named check and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
+    /// The check's name (see `verify::checks`).
     pub name: &'static str,
+    /// Its outcome.
     #[serde(flatten)]
     pub outcome: Outcome,
     #[serde(skip)]
@@ -71,6 +132,7 @@ pub struct Check {
 }
 
 impl Check {
+    /// A passed check.
     pub fn pass(name: &'static str) -> Self {
         Check {
             name,
@@ -79,6 +141,7 @@ impl Check {
         }
     }
 
+    /// A check that does not apply.
     pub fn not_applicable(name: &'static str) -> Self {
         Check {
             name,
@@ -87,6 +150,7 @@ impl Check {
         }
     }
 
+    /// A failed check with its error.
     pub fn fail(name: &'static str, error: VerifyError) -> Self {
         Check {
             name,
@@ -116,26 +180,38 @@ fn hex_opt<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Err
 /// even after an earlier one failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// The kind of TEE.
     pub kind: TeeKind,
+    /// MRENCLAVE, MRTD or MEASUREMENT.
     #[serde(serialize_with = "hex_bytes")]
     pub measurement: Vec<u8>,
+    /// MRSIGNER (SGX only).
     #[serde(serialize_with = "hex_opt")]
     pub signer: Option<Vec<u8>>,
+    /// The evidence's report data.
     #[serde(serialize_with = "hex_bytes")]
     pub report_data: Vec<u8>,
+    /// Whether the TEE is in debug mode.
     pub debug: bool,
     /// Intel TCB status (SGX/TDX), when the TCB could be evaluated.
     pub tcb_status: Option<String>,
+    /// Intel security advisories of the platform's TCB level.
     pub advisories: Vec<String>,
     /// SEV-SNP reported TCB, e.g. `bl3/tee0/snp8/ucode115`.
     pub platform_tcb: Option<String>,
+    /// SEV-SNP: the key that signed the report (`VCEK` or `VLEK`) and the root its chain
+    /// reached (`AMD Milan`, ... or `simulation`), e.g. `VLEK (AMD Milan)`.
+    pub signing_key: Option<String>,
     /// The evidence chains to the simulation root, not a hardware vendor's.
     pub simulated: bool,
+    /// Every check, in evaluation order.
     pub checks: Vec<Check>,
+    /// The verdict: no check failed.
     pub trusted: bool,
 }
 
 impl Report {
+    /// The verdict: no check failed.
     pub fn trusted(&self) -> bool {
         self.trusted
     }
@@ -187,6 +263,9 @@ impl std::fmt::Display for Report {
         }
         if let Some(tcb) = &self.platform_tcb {
             writeln!(f, "Platform TCB: {tcb}")?;
+        }
+        if let Some(key) = &self.signing_key {
+            writeln!(f, "Signing key:  {key}")?;
         }
         if !self.advisories.is_empty() {
             writeln!(f, "Advisories:   {}", self.advisories.join(", "))?;

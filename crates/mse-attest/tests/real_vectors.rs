@@ -319,10 +319,10 @@ fn dcap_evidence_with_vcek_collateral_is_refused() {
 fn real_quote_is_not_taken_for_simulation_unless_it_chains_to_the_sim_root() {
     // An unrelated simulation root: real evidence is still verified against Intel's root.
     let ark = mse_attest::Collateral::from_bytes(&data("sev-snp/vcek_milan.der")).unwrap();
-    let Collateral::SevSnp { vcek_der } = ark else {
+    let Collateral::SevSnp { vek_der, .. } = ark else {
         panic!("not a certificate")
     };
-    let anchors = TrustAnchors::intel().with_simulation_root(vcek_der);
+    let anchors = TrustAnchors::intel().with_simulation_root(vek_der);
     let evidence = Evidence::parse(&data(TDX.0)).unwrap();
     let collateral = Collateral::from_bytes(&data(TDX.1)).unwrap();
     let report = verify(&evidence, &collateral, &anchors, &at(JULY_2025), None);

@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use mse_attest::ratls::{RaTlsCert, anchors_for, fetch_server_certificate};
+use mse_attest::ratls::{RaTlsCert, anchors_for_collateral, fetch_server_certificate};
 use mse_attest::report::Outcome;
-use mse_attest::sim::rfc3339;
+use mse_attest::rfc3339;
 use mse_attest::{Collateral, Evidence, Policy, Report, TeeKind, TrustAnchors, verify};
 use serde::Serialize;
 
@@ -52,7 +52,7 @@ pub struct VerifyArgs {
     /// Offline collateral: dcap-qvl collateral JSON (SGX/TDX) or the VCEK certificate (SEV-SNP).
     #[arg(long, value_name = "FILE")]
     pub collateral: Option<PathBuf>,
-    /// Accept evidence from the simulated TEE (mock Intel root). Never for production.
+    /// Accept evidence from a simulated TEE (mock Intel root or mock AMD ARK). Never for production.
     #[arg(long)]
     pub allow_simulation: bool,
     /// Pin this mock root (PEM or DER) for simulated evidence instead of the one the evidence
@@ -335,7 +335,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let collateral = collateral(args, &evidence)?;
     let anchors = match &args.sim_root {
         Some(path) => TrustAnchors::intel().with_simulation_root(cert_der(path)?),
-        None => anchors_for(&evidence),
+        None => anchors_for_collateral(&evidence, &collateral),
     };
     let expected = cert.as_ref().map(|c| c.expected_report_data.as_slice());
     let report = verify(&evidence, &collateral, &anchors, &policy, expected);

@@ -1,7 +1,7 @@
 //! `mse verify` end to end: the built binary against a sim RA-TLS server and a mock PCCS on
 //! loopback, and against certificate / quote files.
 
-#[path = "../../mse-attest/tests/ratls_support/mod.rs"]
+#[path = "../../mse-attest-sim/tests/ratls_support/mod.rs"]
 mod support;
 
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use mse_attest::attester::Attester;
 use mse_attest::ratls::report_data_for_key;
-use mse_attest::sim::{CollateralOptions, MockPccs};
+use mse_attest_sim::{CollateralOptions, MockPccs};
 use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256};
 use support::*;
 
@@ -416,9 +416,9 @@ fn sim_root_pins_one_mock_pki() {
     std::fs::write(&quote, sim_attester(false).evidence(&[7; 64]).unwrap()).unwrap();
     let collateral = collateral_file(dir.path(), &CollateralOptions::default());
     let own = dir.path().join("own-root.pem");
-    std::fs::write(&own, mse_attest::sim::to_pem(&pki().root_der)).unwrap();
+    std::fs::write(&own, mse_attest_sim::to_pem(&pki().root_der)).unwrap();
     let other = dir.path().join("other-root.der");
-    let other_pki = mse_attest::sim::SimPki::from_seed(&[0x99; 32]).unwrap();
+    let other_pki = mse_attest_sim::SimPki::from_seed(&[0x99; 32]).unwrap();
     std::fs::write(&other, &other_pki.root_der).unwrap();
     let q = quote.display().to_string();
     let base = [
@@ -520,4 +520,39 @@ fn real_tdx_quote_inside_and_after_its_window() {
         "{}",
         stdout(&after)
     );
+}
+
+#[test]
+fn simulated_sev_snp_report_needs_allow_simulation() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = mse_attest_sim::SimAmdPki::from_seed(&[0x5E; 32]).unwrap();
+    let launch = mse_attest_sim::SnpLaunch::new([0x4D; 48], [0x48; 32]);
+    let report = dir.path().join("report.bin");
+    std::fs::write(&report, pki.report(&launch, &[0x52; 64])).unwrap();
+    let chain = dir.path().join("vcek.pem");
+    let mut pem = mse_attest_sim::to_pem(&pki.vcek_der);
+    pem.push_str(&pki.cert_chain_pem());
+    std::fs::write(&chain, pem).unwrap();
+    let base = [
+        "verify",
+        "--quote",
+        report.to_str().unwrap(),
+        "--collateral",
+        chain.to_str().unwrap(),
+        "--at",
+        "2026-03-01T00:00:00Z",
+    ];
+    let refused = mse(&base);
+    assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
+    assert!(
+        stdout(&refused).contains(
+            "[FAIL] simulation: evidence chains to the simulation root, which this policy refuses (use --allow-simulation for a local sim node)\n"
+        ),
+        "{}",
+        stdout(&refused)
+    );
+    let allowed = mse(&[&base[..], &["--allow-simulation"]].concat());
+    assert_eq!(allowed.status.code(), Some(0), "{}", stdout(&allowed));
+    assert!(stdout(&allowed).contains("TEE:          SEV-SNP (simulated)\n"));
+    assert!(stdout(&allowed).contains("Signing key:  VCEK (simulation)\n"));
 }

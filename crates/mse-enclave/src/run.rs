@@ -139,7 +139,7 @@ fn serve(
     let paths = sandbox.paths();
     let provisioner = Provisioner {
         id: args.id.clone(),
-        package: args.package.clone(),
+        package: sandbox.runtime_path(&args.package),
         package_digest,
         x25519: identity.x25519.clone(),
         mode: match &owner_chain {
@@ -179,7 +179,7 @@ fn serve(
     };
     let config = ServerConfig::new(Bind::Listener(listener), args.application.clone())
         .app_dir(&paths.module_path)
-        .venv(Some(args.env.clone()))
+        .venv(Some(sandbox.runtime_path(&args.env)))
         .tls(Tls::Config(tls))
         .startup_code(Some(Sandbox::python_startup_code().to_owned()));
     let server = Server::new(config).context("cannot start the app")?;

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use mse_attest::attester::{Attester, GramineAttester, HostProbe, SimAttester, TsmAttester};
-use mse_attest::sim::SimEnclave;
+use mse_attest::attester::{Attester, GramineAttester, HostProbe, TsmAttester};
+use mse_attest_sim::{SimAttester, SimEnclave};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 

@@ -3,3 +3,4 @@
 //! with the simulated TEE, or a confidential VM booted from the reproducible guest image).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+pub mod image;

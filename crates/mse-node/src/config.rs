@@ -109,6 +109,11 @@ pub struct NodeConfig {
     pub spawn_timeout_secs: u64,
     pub hardware: Vec<Tier>,
     pub environments: Vec<Environment>,
+    /// The guest image of VM enclaves: a directory with `vmlinuz`, `initrd.img` and `image.json`
+    /// (`mse-node image build --out DIR`), published at `GET /image` (image_api).
+    pub vm_image: Option<PathBuf>,
+    /// The VM firmware file (e.g. an AmdSev OVMF build), published at `GET /image/firmware`.
+    pub vm_firmware: Option<PathBuf>,
 }
 
 pub const DEFAULT_API_BIND: &str = "127.0.0.1:9443";
@@ -166,6 +171,8 @@ struct RawConfig {
     spawn_timeout_secs: Option<Spanned<u64>>,
     hardware: Option<Vec<Spanned<RawTier>>>,
     environment: Option<Vec<Spanned<RawEnv>>>,
+    vm_image: Option<Spanned<String>>,
+    vm_firmware: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -257,6 +264,8 @@ impl NodeConfig {
             spawn_timeout_secs: 120,
             hardware: default_tiers(),
             environments: default_environments(),
+            vm_image: None,
+            vm_firmware: None,
         }
     }
 
@@ -342,6 +351,8 @@ impl NodeConfig {
                 }
             }
         }
+        cfg.vm_image = raw.vm_image.as_ref().map(|p| rel(p.get_ref()));
+        cfg.vm_firmware = raw.vm_firmware.as_ref().map(|p| rel(p.get_ref()));
         if let Some(b) = &raw.enclave_bin {
             cfg.enclave_bin = rel(b.get_ref());
         }
@@ -596,7 +607,7 @@ mod tests {
         );
         assert_eq!(
             parse("tee = \"sim\"\nfoo = 1\n").unwrap_err(),
-            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `max_apps_per_project`, `max_project_package_mb`, `max_lifetime_hours`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `api_read_timeout_secs`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`"
+            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `max_apps_per_project`, `max_project_package_mb`, `max_lifetime_hours`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `api_read_timeout_secs`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`, `vm_image`, `vm_firmware`"
         );
         assert_eq!(
             parse("[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n")

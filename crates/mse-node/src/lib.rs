@@ -7,6 +7,8 @@ pub mod api;
 pub mod api_conn;
 pub mod config;
 pub mod digest;
+pub mod image_api;
+pub mod image_cmd;
 pub mod json_errors;
 pub mod limits;
 pub mod logs;
@@ -50,8 +52,8 @@ pub async fn serve(
     }
     let (store, seed) = node::open_data_dir(&cfg)?;
     store.set_quota(limits::quota(&cfg));
-    let pki = mse_attest::sim::SimPki::from_seed(&seed).context("sim PKI from the node's seed")?;
-    let pccs = mse_attest::sim::pccs_router(&pki, &mse_attest::sim::CollateralOptions::default())
+    let pki = mse_attest_sim::SimPki::from_seed(&seed).context("sim PKI from the node's seed")?;
+    let pccs = mse_attest_sim::pccs_router(&pki, &mse_attest_sim::CollateralOptions::default())
         .context("mock PCCS")?;
     let api_listener = tokio::net::TcpListener::bind(cfg.api_bind)
         .await

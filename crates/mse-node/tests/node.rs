@@ -82,7 +82,7 @@ fn every_route_needs_a_valid_token() {
         .unwrap()
         .try_into()
         .unwrap();
-    let pki = mse_attest::sim::SimPki::from_seed(&seed).unwrap();
+    let pki = mse_attest_sim::SimPki::from_seed(&seed).unwrap();
     let (code, crl) = http_raw(
         node.api,
         "GET",

@@ -4,8 +4,8 @@
 //! The runtime (`mse-enclave`) uses it in this order:
 //!
 //! 1. [`enter`] first thing in `main`, while the process has one thread: a private mount
-//!    namespace; the sealed `$HOME` (FUSE, [`mse_sealfs::mount`],
-//!    10 GiB quota) at `/root`; tmpfs mounts at `/tmp` (a quarter of the memory), `/mse-app` and
+//!    namespace; the sealed `$HOME` at `/root` (a [`HomeStorage`]: [`SealFsHome`], FUSE with a
+//!    10 GiB quota, unless [`enter_with_storage`] names another); tmpfs mounts at `/tmp` (a quarter of the memory), `/mse-app` and
 //!    `/key`; the memory limit ([`MemoryLimit`]); and the app's variables exported into the
 //!    process environment (only sound before other threads exist). Without the privilege for a
 //!    mount namespace the directories are per-app directories under `state_dir` named after the
@@ -17,7 +17,11 @@
 //!    as `fusermount3`, must be done by now).
 //! 4. Python: run [`Sandbox::python_startup_code`] (the audit hook) before importing the app
 //!    (`mse_wsgi::ServerConfig::startup_code`).
-//! 5. [`Sandbox::stop`]: unmount, wipe the sealed backing, drop the tmpfs mounts and the cgroup.
+//! 5. [`Sandbox::stop`]: unmount, wipe the sealed backing ([`MountedHome::tear_down`]), drop the
+//!    tmpfs mounts and the cgroup.
+//!
+//! The namespace and tmpfs helpers ([`isolate`], [`mount_tmpfs`], [`tmp_size_for_memory`]) and
+//! the one [`Isolation`] enum live here; mse-sealfs is only the filesystem.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,12 +34,15 @@
 //! };
 //! // First thing in main. Paths the runtime still reads later that may lie under /root or
 //! // /tmp (the app's virtualenv, the code package) are kept visible, read-only.
-//! let sandbox = mse_sandbox::enter_with(&cfg, &["/root/.cache/venv".into()])?;
+//! let venv = std::path::PathBuf::from("/root/.cache/venv");
+//! let sandbox = mse_sandbox::enter_with(&cfg, &[venv.clone()])?;
+//! let venv = sandbox.runtime_path(&venv); // /mse-runtime/root/.cache/venv
 //! // ... configuration server; secrets and code written to sandbox.paths() ...
 //! sandbox.lock_down()?;
 //! let listener = std::net::TcpListener::bind("0.0.0.0:443")?;
 //! let config = mse_wsgi::ServerConfig::new(mse_wsgi::Bind::Listener(listener), "app:app")
 //!     .app_dir(&sandbox.paths().module_path)
+//!     .venv(Some(venv))
 //!     .startup_code(Some(Sandbox::python_startup_code().to_string()));
 //! # let _ = config;
 //! // ... mse_wsgi::Server::new(config)?.serve(...) until SIGTERM ...
@@ -46,12 +53,14 @@
 //!
 //! Mounting over `/root` and `/tmp` happens only inside the private namespace: the host's
 //! directories are untouched. What the runtime itself needs from under those paths stays visible
-//! through read-only bind mounts at the same place: the Python installation the runtime links
-//! (found from the mapped libpython, e.g. a pyenv under `/root`) and whatever the caller lists in
-//! [`enter_with`] (e.g. the app's virtualenv or its code package). The only trace on the host is
-//! the empty mount-point directories `/mse-app` and `/key` (created if missing, never removed:
-//! another enclave's namespace may be using them as mount points, and removing those would
-//! detach its mounts).
+//! through read-only bind mounts: whatever the caller lists in [`enter_with`] (e.g. the app's
+//! virtualenv or its code package) under [`RUNTIME_DIR`] at its host path (reach it through
+//! [`Sandbox::runtime_path`]), so that the app's `/tmp` starts empty wherever the project lives;
+//! the Python installation the runtime links (found from the mapped libpython, e.g. a pyenv under
+//! `/root`) at its own path, since virtualenvs name it there. The only trace on the host is the
+//! empty mount-point directories `/mse-app`, `/key` and `/mse-runtime` (created if missing, never
+//! removed: another enclave's namespace may be using them as mount points, and removing those
+//! would detach its mounts).
 //!
 //! The app runs in this process, with its user and capabilities: the filter refuses new mounts
 //! and namespaces, but an app running as root could still unmount its directories, raise its
@@ -59,7 +68,10 @@
 //! it is no boundary against a hostile one running as root (that needs a separate supervisor
 //! process or an unprivileged user).
 
+#![warn(missing_docs)]
+
 mod error;
+mod home;
 mod memory;
 mod ns;
 mod seccomp;
@@ -70,13 +82,15 @@ use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
-use mse_sealfs::{MountedSealFs, SealFsOptions, SealKey};
 use rustix::fs::{Mode, OFlags};
 use rustix::mount::MountFlags;
 
 pub use error::SandboxError;
+pub use home::{HomeError, HomeStorage, KeySource, MountedHome, SealFsHome};
 pub use memory::MemoryLimit;
-pub use ns::Isolation;
+pub use ns::{
+    Isolation, NsError, enter_private_mount_namespace, isolate, mount_tmpfs, tmp_size_for_memory,
+};
 
 /// Smallest `--size` accepted: below it the interpreter and server do not fit.
 pub const MIN_SIZE_MB: u64 = 128;
@@ -181,9 +195,7 @@ pub struct Sandbox {
     isolation: Isolation,
     size_bytes: u64,
     tmp_bytes: u64,
-    /// O_PATH descriptor of `state_dir`: reaches the backing even when a mount hides the path.
-    state_fd: OwnedFd,
-    home: Option<MountedSealFs>,
+    home: Option<Box<dyn MountedHome>>,
     memory: Option<memory::MemoryGuard>,
     /// tmpfs mounts made in the namespace (unmounted at stop, mount points kept).
     mounts: Vec<PathBuf>,
@@ -191,6 +203,8 @@ pub struct Sandbox {
     plain_dirs: Vec<PathBuf>,
     /// Read-only bind mounts keeping runtime paths visible (unmounted first at stop).
     binds: Vec<PathBuf>,
+    /// The kept paths: as given, canonical, and where they are reachable in the namespace.
+    kept: Vec<(PathBuf, PathBuf, PathBuf)>,
     torn_down: bool,
 }
 
@@ -274,12 +288,43 @@ fn close_descriptors_on(dev: u64) -> usize {
 /// Where the app's directories are mounted inside the namespace, hiding what the host has there.
 const OVERMOUNTED: [&str; 4] = ["/root", "/tmp", "/mse-app", "/key"];
 
+/// Where the paths the caller keeps visible are bind-mounted inside the namespace: under this
+/// directory, at their host path (`/tmp/x/.venv` is reachable at `/mse-runtime/tmp/x/.venv`),
+/// so that the app's `/tmp` and `/root` stay its own, empty at start, wherever the project or
+/// its virtualenvs live. [`Sandbox::runtime_path`] maps a kept path to where it is reachable.
+pub const RUNTIME_DIR: &str = "/mse-runtime";
+
+/// Size of the tmpfs at [`RUNTIME_DIR`] (it holds only mount-point directories).
+const RUNTIME_DIR_BYTES: u64 = 1024 * 1024;
+
 /// A host path under an overmounted directory that must stay visible.
 struct Kept {
+    /// The path as the caller gave it.
+    given: PathBuf,
+    /// Its canonical form.
     path: PathBuf,
     /// O_PATH descriptor opened before the mounts hide the path.
     fd: OwnedFd,
     is_dir: bool,
+    /// Bind-mounted under [`RUNTIME_DIR`] (the caller's paths); else in place (the Python
+    /// installation, which virtualenvs name by path in their `pyvenv.cfg`).
+    relocated: bool,
+}
+
+impl Kept {
+    /// Where the runtime reaches it inside the namespace.
+    fn target(&self) -> PathBuf {
+        if self.relocated {
+            relocated(&self.path)
+        } else {
+            self.path.clone()
+        }
+    }
+}
+
+/// `path` (absolute) under [`RUNTIME_DIR`].
+fn relocated(path: &Path) -> PathBuf {
+    Path::new(RUNTIME_DIR).join(path.strip_prefix("/").unwrap_or(path))
 }
 
 /// The installation prefix of the libpython mapped into this process (`<prefix>/lib/libpython…`).
@@ -295,10 +340,12 @@ fn python_prefix() -> Option<PathBuf> {
         .and_then(|p| Some(p.parent()?.parent()?.to_path_buf()))
 }
 
-/// Opens the paths (that exist and lie strictly under an overmounted directory) to keep.
-fn open_kept(paths: &[PathBuf]) -> Vec<Kept> {
+/// Opens the paths (that exist and lie strictly under an overmounted directory) to keep: each
+/// with whether it is relocated under [`RUNTIME_DIR`]. A path inside one kept before is
+/// reachable through it and skipped.
+fn open_kept(paths: &[(PathBuf, bool)]) -> Vec<Kept> {
     let mut kept: Vec<Kept> = Vec::new();
-    for p in paths {
+    for (p, relocate) in paths {
         let Ok(path) = p.canonicalize() else {
             tracing::warn!("sandbox: {} does not exist, not kept visible", p.display());
             continue;
@@ -314,9 +361,11 @@ fn open_kept(paths: &[PathBuf]) -> Vec<Kept> {
         };
         match rustix::fs::open(&path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()) {
             Ok(fd) => kept.push(Kept {
+                given: p.clone(),
                 path,
                 fd,
                 is_dir: md.is_dir(),
+                relocated: *relocate,
             }),
             Err(e) => tracing::warn!("sandbox: cannot open {}: {e}", path.display()),
         }
@@ -329,9 +378,20 @@ pub fn enter(cfg: &SandboxConfig) -> Result<Sandbox, SandboxError> {
     enter_with(cfg, &[])
 }
 
-/// [`enter`], keeping `keep_visible` (read-only) where the app's mounts would hide it: e.g. an
-/// app virtualenv under `/tmp` or `/root`. The Python installation is always kept.
+/// [`enter_with_storage`] with the sealed `$HOME` of today ([`SealFsHome`], default options).
 pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandbox, SandboxError> {
+    enter_with_storage(cfg, keep_visible, &SealFsHome::default())
+}
+
+/// [`enter`], with `$HOME` from `storage`, keeping `keep_visible` (read-only) reachable where the app's mounts would hide it:
+/// e.g. an app virtualenv under `/tmp` or `/root`, then at [`Sandbox::runtime_path`] (under
+/// [`RUNTIME_DIR`]), never inside the app's directories. The Python installation is always
+/// kept, at its own path.
+pub fn enter_with_storage(
+    cfg: &SandboxConfig,
+    keep_visible: &[PathBuf],
+    storage: &dyn HomeStorage,
+) -> Result<Sandbox, SandboxError> {
     if !(MIN_SIZE_MB..=MAX_SIZE_MB).contains(&cfg.size_mb) {
         return Err(SandboxError::Size {
             got: cfg.size_mb,
@@ -355,12 +415,6 @@ pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandb
         .create(&cfg.state_dir)
         .map_err(state_err)?;
     let state_dir = cfg.state_dir.canonicalize().map_err(state_err)?;
-    let state_fd = rustix::fs::open(
-        &state_dir,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| state_err(e.into()))?;
 
     let size_bytes = cfg.size_mb * MIB;
     // Memory first: the tmpfs and FUSE set-up below is then charged to the app's group.
@@ -381,31 +435,32 @@ pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandb
         paths,
         isolation,
         size_bytes,
-        tmp_bytes: mse_sealfs::ns::tmp_size_for_memory(size_bytes),
-        state_fd,
+        tmp_bytes: ns::tmp_size_for_memory(size_bytes),
         home: None,
         memory: Some(memory),
         mounts: Vec::new(),
         plain_dirs: Vec::new(),
         binds: Vec::new(),
+        kept: Vec::new(),
         torn_down: false,
     };
     let kept = match sandbox.isolation {
         Isolation::PrivateNamespace => {
-            let mut wanted: Vec<PathBuf> = python_prefix().into_iter().collect();
-            wanted.extend(keep_visible.iter().cloned());
+            let mut wanted: Vec<(PathBuf, bool)> =
+                python_prefix().into_iter().map(|p| (p, false)).collect();
+            wanted.extend(keep_visible.iter().map(|p| (p.clone(), true)));
             open_kept(&wanted)
         }
         _ => Vec::new(),
     };
-    if let Err(e) = sandbox.set_up(&state_dir, &cfg.home_key, &kept) {
+    if let Err(e) = sandbox.set_up(&state_dir, &cfg.home_key, storage, &kept) {
         if let Err(undo) = sandbox.tear_down() {
             tracing::warn!("sandbox: undoing a failed set-up: {undo}");
         }
         return Err(e);
     }
     tracing::info!(
-        "sandbox: {}; HOME={} (sealed, quota {} GiB), TMP_PATH={} ({}), \
+        "sandbox: {}; HOME={} ({}), TMP_PATH={} ({}), \
          MODULE_PATH={}, KEY_PATH={}; memory limit {} MiB via {}; effective memory {} MiB",
         match &sandbox.isolation {
             Isolation::PrivateNamespace => "private mount namespace".to_string(),
@@ -419,7 +474,7 @@ pub fn enter_with(cfg: &SandboxConfig, keep_visible: &[PathBuf]) -> Result<Sandb
             ),
         },
         sandbox.paths.home.display(),
-        mse_sealfs::DEFAULT_QUOTA_BYTES / (1024 * MIB),
+        storage.describe(),
         sandbox.paths.tmp_path.display(),
         if sandbox.isolation.in_memory() {
             format!("{} MiB in memory", sandbox.tmp_bytes / MIB)
@@ -439,7 +494,8 @@ impl Sandbox {
     fn set_up(
         &mut self,
         state_dir: &Path,
-        home_key: &[u8; 32],
+        home_key: &dyn KeySource,
+        storage: &dyn HomeStorage,
         kept: &[Kept],
     ) -> Result<(), SandboxError> {
         // SAFETY: `enter` checked that this process has a single thread and nothing here has
@@ -452,22 +508,15 @@ impl Sandbox {
         // The sealed $HOME, mounted before /tmp so that a state_dir under /tmp is still
         // reachable by path (the mount keeps a descriptor of its backing afterwards).
         let backing = state_dir.join(SEALED_HOME_DIR);
-        let key = SealKey::from_bytes(*home_key);
-        mse_sealfs::check_key(&backing, &key)?;
         if self.isolation != Isolation::PrivateNamespace {
             self.plain_dirs.push(self.paths.home.clone());
         }
-        self.home = Some(mse_sealfs::mount(
-            &backing,
-            &self.paths.home,
-            &key,
-            &SealFsOptions::default(),
-        )?);
+        self.home = Some(storage.mount(&backing, home_key, &self.paths.home)?);
         let cache = self.paths.secrets_path.parent().unwrap_or(&self.paths.home);
         make_dir(cache, 0o700)?;
         if self.isolation == Isolation::PrivateNamespace {
             let home = self.paths.home.clone();
-            self.bind_kept(&home, kept)?;
+            self.bind_kept(&home, kept, false)?;
         }
 
         let size = self.size_bytes;
@@ -484,49 +533,82 @@ impl Sandbox {
                 self.plain_dirs.push(path.clone());
             }
             if self.isolation.in_memory() {
-                mse_sealfs::ns::mount_tmpfs(&path, bytes, mode)?;
+                ns::mount_tmpfs(&path, bytes, mode)?;
                 self.mounts.push(path.clone());
-                self.bind_kept(&path, kept)?;
+                self.bind_kept(&path, kept, false)?;
             } else {
                 make_dir(&path, 0o700)?;
             }
         }
+        if kept.iter().any(|k| k.relocated) {
+            // Mount points only: the tmpfs is made read-only once they exist.
+            let runtime = PathBuf::from(RUNTIME_DIR);
+            ns::mount_tmpfs(&runtime, RUNTIME_DIR_BYTES, 0o755)?;
+            self.mounts.push(runtime.clone());
+            self.bind_kept(&runtime, kept, true)?;
+            rustix::mount::mount_remount(
+                &runtime,
+                MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
+                "",
+            )
+            .map_err(|e| SandboxError::Keep {
+                path: runtime.clone(),
+                source: e.into(),
+            })?;
+        }
+        self.kept = kept
+            .iter()
+            .map(|k| (k.given.clone(), k.path.clone(), k.target()))
+            .collect();
         Ok(())
     }
 
-    /// Bind-mounts (read-only) each kept path under `root`, just mounted, back in its place.
-    fn bind_kept(&mut self, root: &Path, kept: &[Kept]) -> Result<(), SandboxError> {
-        for k in kept.iter().filter(|k| k.path.starts_with(root)) {
+    /// Bind-mounts (read-only) each kept path whose place is under `root` (just mounted): in
+    /// its place, or under [`RUNTIME_DIR`] if `relocated`.
+    fn bind_kept(
+        &mut self,
+        root: &Path,
+        kept: &[Kept],
+        relocated: bool,
+    ) -> Result<(), SandboxError> {
+        for k in kept
+            .iter()
+            .filter(|k| k.relocated == relocated && k.target().starts_with(root))
+        {
+            let target = k.target();
             let err = |source: io::Error| SandboxError::Keep {
                 path: k.path.clone(),
                 source,
             };
             if k.is_dir {
-                make_dir(&k.path, 0o755)?;
+                make_dir(&target, 0o755)?;
             } else {
-                if let Some(parent) = k.path.parent() {
+                if let Some(parent) = target.parent() {
                     make_dir(parent, 0o755)?;
                 }
-                fs::File::create(&k.path).map_err(err)?;
+                fs::File::create(&target).map_err(err)?;
             }
             let source = format!("/proc/self/fd/{}", k.fd.as_raw_fd());
-            rustix::mount::mount_bind_recursive(source.as_str(), &k.path)
+            rustix::mount::mount_bind_recursive(source.as_str(), &target)
                 .map_err(|e| err(e.into()))?;
-            self.binds.push(k.path.clone());
+            self.binds.push(target.clone());
             rustix::mount::mount_remount(
-                &k.path,
+                &target,
                 MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
                 "",
             )
             .map_err(|e| err(e.into()))?;
-            tracing::info!("sandbox: {} kept visible, read-only", k.path.display());
+            if relocated {
+                tracing::info!(
+                    "sandbox: {} kept visible, read-only, at {}",
+                    k.path.display(),
+                    target.display()
+                );
+            } else {
+                tracing::info!("sandbox: {} kept visible, read-only", k.path.display());
+            }
         }
         Ok(())
-    }
-
-    /// The backing directory reached through the state directory's descriptor.
-    fn backing_by_fd(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/self/fd/{}", self.state_fd.as_raw_fd())).join(SEALED_HOME_DIR)
     }
 
     /// Undoes everything done so far; keeps going after an error and reports the first one.
@@ -546,33 +628,13 @@ impl Sandbox {
             note(unmount(&path));
         }
         if let Some(home) = self.home.take() {
-            let mountpoint = home.mountpoint().to_path_buf();
-            if let Ok(st) = rustix::fs::stat(&mountpoint) {
+            if let Ok(st) = rustix::fs::stat(home.mountpoint()) {
                 let closed = close_descriptors_on(st.st_dev);
                 if closed > 0 {
                     tracing::info!("sandbox: closed {closed} file(s) the app left open in $HOME");
                 }
             }
-            match home.unmount() {
-                Ok(()) => {}
-                Err(mse_sealfs::SealFsError::Unmount { source, .. })
-                    if source.raw_os_error() == Some(libc::EBUSY) =>
-                {
-                    // Still busy (a mapping or working directory of the app): abort the
-                    // connection (a forced FUSE unmount does) so that nothing waits on a
-                    // filesystem no longer served, then detach it. Its content is wiped next.
-                    let _ = rustix::mount::unmount(&mountpoint, rustix::mount::UnmountFlags::FORCE);
-                    match unmount(&mountpoint) {
-                        Ok(()) => tracing::warn!(
-                            "sandbox: $HOME was still in use by the app (a mapping or working \
-                             directory): connection aborted and detached"
-                        ),
-                        Err(e) => note(Err(e)),
-                    }
-                }
-                Err(e) => note(Err(e.into())),
-            }
-            note(mse_sealfs::wipe_backing(&self.backing_by_fd()).map_err(SandboxError::from));
+            note(home.tear_down().map_err(SandboxError::from));
         }
         for path in self.mounts.drain(..).rev() {
             note(unmount(&path));
@@ -584,6 +646,23 @@ impl Sandbox {
             note(memory.release());
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// Where `path`, or a path inside it, given to [`enter_with`] is reachable now: under
+    /// [`RUNTIME_DIR`] if the app's mounts hide its host path, else `path` itself.
+    pub fn runtime_path(&self, path: &Path) -> PathBuf {
+        for (given, canonical, target) in &self.kept {
+            for base in [given, canonical] {
+                if let Ok(rest) = path.strip_prefix(base) {
+                    return if rest.as_os_str().is_empty() {
+                        target.clone()
+                    } else {
+                        target.join(rest)
+                    };
+                }
+            }
+        }
+        path.to_path_buf()
     }
 
     /// The app's directories.

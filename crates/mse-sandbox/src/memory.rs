@@ -21,11 +21,20 @@ use crate::error::SandboxError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemoryLimit {
     /// cgroup v2 `memory.max` on `group`, plus `RLIMIT_DATA`.
-    CgroupV2 { group: PathBuf },
+    CgroupV2 {
+        /// The app's cgroup directory.
+        group: PathBuf,
+    },
     /// cgroup v1 `memory.limit_in_bytes` on `group`, plus `RLIMIT_DATA`.
-    CgroupV1 { group: PathBuf },
+    CgroupV1 {
+        /// The app's cgroup directory.
+        group: PathBuf,
+    },
     /// `RLIMIT_DATA` only: no cgroup could be created (`reason`).
-    RlimitOnly { reason: String },
+    RlimitOnly {
+        /// Why there is no cgroup.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for MemoryLimit {
@@ -62,7 +71,12 @@ pub(crate) fn apply(bytes: u64) -> Result<MemoryGuard, SandboxError> {
     let pid = std::process::id();
     let (limit, origin_procs) = match create_cgroup(bytes, pid) {
         Ok((limit, origin)) => (limit, Some(origin)),
-        Err(reason) => (MemoryLimit::RlimitOnly { reason }, None),
+        Err(reason) => (
+            MemoryLimit::RlimitOnly {
+                reason: reason.to_string(),
+            },
+            None,
+        ),
     };
     let guard = MemoryGuard {
         limit,
@@ -210,11 +224,12 @@ pub(crate) fn group_dir(mount: &CgroupMount, group: &str) -> PathBuf {
 
 /// Creates the per-app group, sets its limit and moves this process in. Returns the limit and
 /// the `cgroup.procs` to move back to, or why no cgroup is possible.
-fn create_cgroup(bytes: u64, pid: u32) -> Result<(MemoryLimit, PathBuf), String> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
-    let proc_cgroup = fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+fn create_cgroup(bytes: u64, pid: u32) -> Result<(MemoryLimit, PathBuf), CgroupError> {
+    let read = |path: &'static str| {
+        fs::read_to_string(path).map_err(|source| CgroupError::Read { path, source })
+    };
+    let mountinfo = read("/proc/self/mountinfo")?;
+    let proc_cgroup = read("/proc/self/cgroup")?;
     let mounts = cgroup_mounts(&mountinfo);
     let (v2_group, v1_group) = own_groups(&proc_cgroup);
     let name = format!("mse-sandbox-{pid}");
@@ -233,11 +248,28 @@ fn create_cgroup(bytes: u64, pid: u32) -> Result<(MemoryLimit, PathBuf), String>
     if let (Some(mount), Some(group)) = (v1_mount, v1_group.as_deref()) {
         return create_v1(mount, group, &name, bytes, pid);
     }
-    Err("no cgroup memory controller is mounted".to_string())
+    Err(CgroupError::NoController)
 }
 
-fn fail(path: &Path, e: io::Error) -> String {
-    format!("{}: {e}", path.display())
+/// Why no per-app cgroup could be made (the limit then falls back to `RLIMIT_DATA`).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CgroupError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: &'static str,
+        source: io::Error,
+    },
+    #[error("no cgroup memory controller is mounted")]
+    NoController,
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+fn fail(path: &Path, source: io::Error) -> CgroupError {
+    CgroupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Removes the groups of runtimes that died without stopping (SIGKILL, OOM kill): a group named
@@ -267,7 +299,7 @@ fn sweep_stale_groups(parent: &Path) {
 }
 
 /// mkdir that replaces a stale, empty group left by a crashed runtime with the same pid.
-fn make_group(dir: &Path) -> Result<(), String> {
+fn make_group(dir: &Path) -> Result<(), CgroupError> {
     match fs::create_dir(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -279,7 +311,7 @@ fn make_group(dir: &Path) -> Result<(), String> {
 }
 
 /// Writes the limit files and moves `pid` in; removes the group again on failure.
-fn fill_group(dir: &Path, limits: &[(&str, String, bool)], pid: u32) -> Result<(), String> {
+fn fill_group(dir: &Path, limits: &[(&str, String, bool)], pid: u32) -> Result<(), CgroupError> {
     let result = (|| {
         for (file, value, required) in limits {
             let path = dir.join(file);
@@ -306,7 +338,7 @@ fn create_v1(
     name: &str,
     bytes: u64,
     pid: u32,
-) -> Result<(MemoryLimit, PathBuf), String> {
+) -> Result<(MemoryLimit, PathBuf), CgroupError> {
     let parent = group_dir(mount, group);
     sweep_stale_groups(&parent);
     let dir = parent.join(name);
@@ -334,7 +366,7 @@ fn create_v2(
     name: &str,
     bytes: u64,
     pid: u32,
-) -> Result<(MemoryLimit, PathBuf), String> {
+) -> Result<(MemoryLimit, PathBuf), CgroupError> {
     let root = &mount.mount_point;
     let base = root.join("mse-sandbox");
     match fs::create_dir(&base) {

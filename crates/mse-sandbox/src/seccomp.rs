@@ -69,8 +69,8 @@ pub(crate) const HARDENING: &[i64] = &[
     libc::SYS_ioperm,
 ];
 
-fn build_err(e: impl std::fmt::Display) -> SandboxError {
-    SandboxError::SeccompBuild(e.to_string())
+fn build_err(e: seccompiler::BackendError) -> SandboxError {
+    SandboxError::SeccompBuild(e)
 }
 
 /// The system calls refused with EPERM, each with its rules (empty = always).
@@ -173,8 +173,7 @@ pub(crate) fn filters() -> Result<Vec<BpfProgram>, SandboxError> {
 /// PR_SET_NO_NEW_PRIVS first, as the kernel requires for an unprivileged filter.
 pub(crate) fn install() -> Result<(), SandboxError> {
     for program in filters()? {
-        seccompiler::apply_filter_all_threads(&program)
-            .map_err(|e| SandboxError::SeccompInstall(e.to_string()))?;
+        seccompiler::apply_filter_all_threads(&program).map_err(SandboxError::SeccompInstall)?;
     }
     Ok(())
 }

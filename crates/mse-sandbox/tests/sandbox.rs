@@ -62,6 +62,8 @@ struct Opts {
     /// Make only a plain mount namespace fail (a user namespace still works), as for an
     /// unprivileged user on a kernel that allows user namespaces.
     only_user_namespaces: bool,
+    /// The app's virtualenv (instead of the test venv).
+    venv: Option<PathBuf>,
 }
 
 /// Spawns the demo; returns it once it serves, or `Err(stderr)` if it exited first.
@@ -87,7 +89,7 @@ fn try_start(opts: Opts) -> Result<Demo, String> {
         .arg("--secrets")
         .arg(&secrets)
         .arg("--venv")
-        .arg(venv())
+        .arg(opts.venv.unwrap_or_else(venv))
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -433,6 +435,65 @@ fn seeds_paths_sealed_home_memory_tmp_and_stop_wipes() {
     }
     assert!(!Path::new("/tmp").join(&app_file).exists());
     assert!(Path::new("/tmp").join(&marker_name).exists());
+}
+
+/// A virtualenv under `dir` (inside the host's /tmp, as in a checkout cloned to /tmp/x): the
+/// test venv itself when it already lives under /tmp, else a venv of the same Python whose
+/// site-packages points (a .pth file) at the test venv's.
+fn venv_under_tmp(dir: &Path) -> PathBuf {
+    let main = venv().canonicalize().expect("the test venv (make setup)");
+    if main.starts_with("/tmp") {
+        return main;
+    }
+    let shim = dir.join("x").join(".venv");
+    let lib = std::fs::read_dir(main.join("lib"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .find(|n| n.to_string_lossy().starts_with("python3"))
+        .expect("lib/python3.* in the test venv");
+    let site = shim.join("lib").join(&lib).join("site-packages");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::create_dir_all(shim.join("bin")).unwrap();
+    std::fs::copy(main.join("pyvenv.cfg"), shim.join("pyvenv.cfg")).unwrap();
+    let python = std::fs::read_link(main.join("bin/python"))
+        .map(|t| main.join("bin").join(t))
+        .unwrap_or_else(|_| main.join("bin/python"));
+    std::os::unix::fs::symlink(python, shim.join("bin/python")).unwrap();
+    let main_site = main.join("lib").join(&lib).join("site-packages");
+    std::fs::write(
+        site.join("mse-test.pth"),
+        format!("{}\n", main_site.display()),
+    )
+    .unwrap();
+    shim
+}
+
+#[test]
+fn app_tmp_is_empty_when_the_venv_lives_under_tmp() {
+    require_root!();
+    let dir = tempfile::Builder::new()
+        .prefix("mse-sandbox-checkout-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let venv = venv_under_tmp(dir.path());
+    assert!(venv.starts_with("/tmp"), "{}", venv.display());
+    let demo = start(Opts {
+        venv: Some(venv.clone()),
+        ..Opts::default()
+    });
+    // The app runs from that venv (Flask is imported from it) and its /tmp is its own: empty.
+    assert_eq!(demo.get("/health"), "ok");
+    assert_eq!(demo.get("/tmp-list"), "[]");
+    let log = demo.log();
+    assert!(
+        log.contains(&format!(
+            "sandbox: {} kept visible, read-only, at /mse-runtime{}",
+            venv.display(),
+            venv.display()
+        )),
+        "{log}"
+    );
+    let _ = demo.stop_cleanly();
 }
 
 #[test]

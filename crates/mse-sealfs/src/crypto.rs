@@ -30,8 +30,33 @@ pub const FORMAT_VERSION: u16 = 1;
 /// Header: version (2, big endian) ‖ file id (16) ‖ nonce (12) ‖ tag (16); the tag also covers
 /// the file's binding (parent directory id ‖ name), which is not stored.
 pub const HEADER_LEN: usize = 2 + FILE_ID_LEN + NONCE_LEN + TAG_LEN;
-/// Longest plaintext name: the SIV tag (16) plus base64 must fit in a 255-byte host name.
-pub const MAX_NAME_LEN: usize = 175;
+/// Longest plaintext name, as on ext4 (NAME_MAX). Names whose encrypted form does not fit a
+/// 255-byte host name (plaintext names over 175 bytes) are stored under a long-name alias
+/// (see `docs/sealfs-format.md`).
+pub const MAX_NAME_LEN: usize = 255;
+/// Longest encrypted name stored as is (the host's NAME_MAX).
+pub const MAX_STORED_NAME_LEN: usize = 255;
+/// Length of the encrypted form of a [`MAX_NAME_LEN`]-byte name: base64url (no padding) of
+/// the SIV tag (16) and the name.
+pub const MAX_ENC_NAME_LEN: usize = ((MAX_NAME_LEN + 16) * 4).div_ceil(3);
+/// Backing names of objects whose encrypted name is too long for the host start with this
+/// (base64url never produces a dot, so it cannot clash with an encrypted name); the rest is
+/// base64url(SHA-256(encrypted name)).
+pub const LONG_NAME_PREFIX: &str = ".mse-sealfs.long.";
+/// The encrypted name of a long-named object is stored in a side file next to it: its backing
+/// name followed by this suffix.
+pub const LONG_NAME_SUFFIX: &str = ".name";
+/// Directory (in the backing root) of the sealed targets of symbolic links too long for a host
+/// link target once sealed.
+pub const LINKS_DIR: &str = ".mse-sealfs.links";
+/// Host target of such a link: this prefix and the name of its file in [`LINKS_DIR`] (a sealed
+/// target is base64url, which never starts with a dot).
+pub const LONG_LINK_PREFIX: &str = ".mse-sealfs.link.";
+/// Longest host link target (PATH_MAX without the NUL).
+pub const MAX_HOST_LINK_LEN: usize = 4095;
+/// Largest plaintext file (8 TiB): its backing file stays below ext4's 16 TiB. A truncate,
+/// allocation or write beyond fails with EFBIG (within it, beyond the quota, with ENOSPC).
+pub const MAX_FILE_SIZE: u64 = 1 << 43;
 /// Length of a directory identifier (also the SIV nonce of the names it contains).
 pub const DIR_ID_LEN: usize = 16;
 
@@ -219,13 +244,14 @@ impl Ciphers {
         Ok(URL_SAFE_NO_PAD.encode(sealed))
     }
 
-    /// Decrypts a host name produced by [`Ciphers::encrypt_name`] for the same directory.
+    /// Decrypts a name produced by [`Ciphers::encrypt_name`] for the same directory (the host
+    /// name, or the content of a long name's side file).
     pub fn decrypt_name(
         &self,
         dir_id: &[u8; DIR_ID_LEN],
         stored: &[u8],
     ) -> Result<Vec<u8>, FormatError> {
-        if stored.len() > 255 {
+        if stored.len() > MAX_ENC_NAME_LEN {
             return Err(FormatError::NameEncoding);
         }
         let sealed = URL_SAFE_NO_PAD
@@ -355,6 +381,60 @@ impl Ciphers {
             )
             .map(|_| ())
             .map_err(|_| ())
+    }
+}
+
+/// A name as stored: the host name, and the encrypted name when the host name is its
+/// long-name alias (the content of the side file).
+pub type StoredName = (String, Option<String>);
+
+/// The host name of an encrypted name `enc`, and the content of its side file when it is
+/// stored under a long-name alias (`enc` longer than [`MAX_STORED_NAME_LEN`]).
+pub fn stored_name(enc: String) -> StoredName {
+    if enc.len() <= MAX_STORED_NAME_LEN {
+        (enc, None)
+    } else {
+        (long_name(enc.as_bytes()), Some(enc))
+    }
+}
+
+/// The long-name alias of encrypted name `enc`: [`LONG_NAME_PREFIX`] ‖
+/// base64url(SHA-256(`enc`)) (60 bytes).
+pub fn long_name(enc: &[u8]) -> String {
+    use sha2::Digest as _;
+    let mut out = String::with_capacity(LONG_NAME_PREFIX.len() + 43);
+    out.push_str(LONG_NAME_PREFIX);
+    URL_SAFE_NO_PAD.encode_string(Sha256::digest(enc), &mut out);
+    out
+}
+
+/// What a host name in a backing directory is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BackingName<'a> {
+    /// `.`, `..`, the directory id file or a long name's side file: not an entry.
+    Internal,
+    /// An encrypted name, stored as is.
+    Short(&'a [u8]),
+    /// A long-name alias: the encrypted name is in the side file of that name.
+    Long,
+}
+
+/// Classifies a host name found in a backing directory.
+pub fn classify(name: &[u8]) -> BackingName<'_> {
+    if name == b"."
+        || name == b".."
+        || name == crate::fs::DIR_ID_FILE.as_bytes()
+        || name == LINKS_DIR.as_bytes()
+    {
+        BackingName::Internal
+    } else if name.starts_with(LONG_NAME_PREFIX.as_bytes()) {
+        if name.ends_with(LONG_NAME_SUFFIX.as_bytes()) {
+            BackingName::Internal
+        } else {
+            BackingName::Long
+        }
+    } else {
+        BackingName::Short(name)
     }
 }
 

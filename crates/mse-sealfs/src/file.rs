@@ -22,8 +22,10 @@ const FILL_CHUNK: u64 = 1 << 20;
 /// Why an operation on a sealed file failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
+    /// Reading or writing the backing file failed.
     #[error("backing I/O: {0}")]
     Io(#[from] io::Error),
+    /// What was read does not authenticate or has an impossible shape.
     #[error(transparent)]
     Format(#[from] FormatError),
 }
@@ -223,7 +225,7 @@ impl SealedFile {
     }
 
     /// Orders an append of `data` at the current end, to be sealed without the file's lock by
-    /// [`crate::pipe::seal_append`]: possible when the file is empty or its last block's plaintext is known
+    /// `pipe::seal_append`: possible when the file is empty or its last block's plaintext is known
     /// (the append re-seals that block). Updates the size and the cached last block at once,
     /// as if the append had landed; `None` (nothing changed) if not possible or `data` is empty.
     pub fn plan_append(&mut self, data: &[u8]) -> Option<crate::pipe::AppendPlan> {

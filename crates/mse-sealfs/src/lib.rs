@@ -1,5 +1,6 @@
-//! Encrypted, integrity-protected FUSE filesystem for the app's `$HOME`, and the helpers that put
-//! `$TMP_PATH` and `$MODULE_PATH` in memory inside a private mount namespace.
+//! Encrypted, integrity-protected FUSE filesystem for the app's `$HOME`. (The namespace and
+//! tmpfs helpers for the other directories are in mse-sandbox, which mounts this filesystem
+//! through its `HomeStorage` trait.)
 //!
 //! The app is unmodified Python (plus C extensions such as sqlite3), so sealing happens below the
 //! VFS: [`mount`] serves a FUSE filesystem from threads of the calling process, storing every file
@@ -18,9 +19,20 @@
 //!   The plaintext size follows from the backing size; holes are written as sealed zero blocks.
 //! * Names: base64url(AES-SIV(name)) with the directory's random 16-byte id as SIV nonce; the
 //!   id is stored, authenticated by a GCM tag, in `.mse-sealfs.dirid` in each backing directory.
-//!   Names are limited to [`MAX_NAME_LEN`] bytes (ENAMETOOLONG beyond) so that the stored name
-//!   fits the host's 255.
-//! * Symbolic link targets: base64url(nonce ‖ AES-GCM(target)). Hard links (EPERM), extended
+//!   Names are limited to [`MAX_NAME_LEN`] (255) bytes, as on ext4 (ENAMETOOLONG beyond). An
+//!   encrypted name longer than the host's 255 bytes (a plaintext name over 175 bytes) is stored
+//!   under the alias `.mse-sealfs.long.` ‖ base64url(SHA-256(encrypted name)), and the encrypted
+//!   name in the side file `<alias>.name` next to it (written before the object is created,
+//!   removed after it is removed; an orphan side file is ignored and goes with its directory).
+//!   A listing checks that the side file hashes to its alias and decrypts it like a short name.
+//! * Paths: the plaintext path of an object may be as long as the kernel allows (PATH_MAX), and
+//!   its backing path longer still (encrypted names are about 4/3 of the plaintext's): backing
+//!   objects are reached relative to the backing root's descriptor when the path is short, else
+//!   through descriptors of the directories on the way, a few KiB of path at a time.
+//! * Symbolic link targets (up to PATH_MAX, as on ext4): base64url(nonce ‖ AES-GCM(target)),
+//!   stored as the host link's target when that fits the host's 4 095 bytes (targets of up to
+//!   3 043 bytes), else in a file of `.mse-sealfs.links/` in the backing root that the host
+//!   link names (`.mse-sealfs.link.<random id>`), removed with the link. Hard links (EPERM), extended
 //!   attributes (EOPNOTSUPP) and device/fifo/socket nodes (EPERM) are not supported: they would
 //!   have to be stored in clear or are meaningless here.
 //!
@@ -52,14 +64,13 @@
 //!
 //! # Use from the runtime
 //!
-//! 1. First thing in `main`, before any thread exists: [`ns::isolate`] (a private mount
-//!    namespace, or the logged fallback to plain directories).
-//! 2. [`ns::prepare_memory_dir`] for `$TMP_PATH` (size [`ns::tmp_size_for_memory`]) and
-//!    `$MODULE_PATH`: tmpfs mounts inside the namespace.
-//! 3. [`mount`] the sealed `$HOME` (before any seccomp filter: without `CAP_SYS_ADMIN` the mount
+//! 1. [`mount`] the sealed `$HOME` (before any seccomp filter: without `CAP_SYS_ADMIN` the mount
 //!    runs the setuid `fusermount3`). [`check_key`] gives a clear error up front for a store
 //!    sealed under another key.
-//! 4. At stop: [`MountedSealFs::unmount_and_wipe`] and [`ns::release_memory_dir`].
+//! 2. At stop: [`MountedSealFs::unmount_and_wipe`] (or [`MountedSealFs::unmount`] then
+//!    [`wipe_backing`]).
+//!
+//! mse-sandbox does this (its `SealFsHome`), inside the private mount namespace it enters.
 //!
 //! # Performance choices
 //!
@@ -88,7 +99,9 @@
 //! # Quota
 //!
 //! The plaintext size of all files is accounted (default [`DEFAULT_QUOTA_BYTES`]); a write or
-//! truncate that would exceed it fails with ENOSPC.
+//! truncate that would exceed it fails with ENOSPC; one beyond [`MAX_FILE_SIZE`] with EFBIG.
+
+#![warn(missing_docs)]
 
 mod crypto;
 mod error;
@@ -96,16 +109,15 @@ mod file;
 mod fs;
 mod meta;
 mod mount;
-pub mod ns;
 mod ops;
 mod pipe;
 mod tree;
 
 pub use crypto::{
-    BLOCK_SIZE, CIPHER_BLOCK_SIZE, Ciphers, HEADER_LEN, MAX_NAME_LEN, SealKey, backing_size,
-    header_binding, plain_size,
+    BLOCK_SIZE, CIPHER_BLOCK_SIZE, Ciphers, HEADER_LEN, MAX_FILE_SIZE, MAX_NAME_LEN, SealKey,
+    backing_size, header_binding, plain_size,
 };
-pub use error::{FormatError, NsError, SealFsError};
+pub use error::{FormatError, SealFsError};
 pub use file::{FileError, Presealed, SealedFile};
 pub use fs::DIR_ID_FILE;
 pub use mount::{

@@ -4,17 +4,16 @@
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 use std::time::SystemTime;
 
 use fuser::{Errno, FileType, RenameFlags, ReplyWrite, TimeOrNow};
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 
-use crate::crypto::header_binding;
+use crate::crypto::{BackingName, LONG_NAME_PREFIX, MAX_FILE_SIZE, classify, header_binding};
 use crate::file::SealedFile;
 use crate::fs::{
-    DIR_ID_FILE, Handle, SealFs, attr_of, errno_of, errno_of_rustix, file_errno, format_errno,
-    kind_of, lock,
+    At, Creator, DIR_ID_FILE, Handle, SealFs, attr_of, errno_of, errno_of_rustix, file_errno,
+    format_errno, kind_of, lock,
 };
 use crate::tree::Tree;
 
@@ -63,15 +62,16 @@ impl SealFs {
         name: &OsStr,
     ) -> Result<fuser::FileAttr, Errno> {
         let (enc, _) = self.enc_name(tree, parent, name)?;
-        let path = tree.child_path(parent, &enc).ok_or(Errno::ENOENT)?;
-        let st = self.stat_path(&path)?;
+        let at = self.at_child(tree, parent, &enc.0)?;
+        let st = self.stat_at(&at)?;
         let kind = kind_of(st.st_mode).ok_or(Errno::EIO)?;
         let dir_id = if kind == FileType::Directory {
-            Some(self.read_dir_id(&path)?)
+            Some(self.read_dir_id(&at)?)
         } else {
             None
         };
-        let ino = tree.remember(parent, enc.into(), dir_id, st.st_ino);
+        drop(at);
+        let ino = tree.remember(parent, enc, dir_id, st.st_ino);
         let size = if kind == FileType::RegularFile {
             self.open_size(ino)
         } else {
@@ -89,8 +89,7 @@ impl SealFs {
             return Ok(attr_of(ino, &st, Some(f.size())));
         }
         let tree = lock(&self.tree);
-        let path = tree.path(ino).ok_or(Errno::ENOENT)?;
-        let st = self.stat_path(&path)?;
+        let st = self.stat_at(&self.at(&tree, ino)?)?;
         Ok(attr_of(ino, &st, None))
     }
 
@@ -104,6 +103,9 @@ impl SealFs {
             mtime,
         } = a;
         if let Some(size) = size {
+            if size > MAX_FILE_SIZE {
+                return Err(Errno::EFBIG);
+            }
             let at = {
                 let tree = lock(&self.tree);
                 self.locate(&tree, ino)
@@ -151,20 +153,21 @@ impl SealFs {
         });
         // Path operations run under the tree lock (no concurrent rename can move the path).
         let tree = lock(&self.tree);
-        if let Some(path) = tree.path(ino) {
+        if let Ok(at) = self.at(&tree, ino) {
             let nofollow = AtFlags::SYMLINK_NOFOLLOW;
             if let Some(mode) = mode {
-                rustix::fs::chmodat(&self.root, &path, mode, AtFlags::empty())
+                rustix::fs::chmodat(at.fd(), &at.rel, mode, AtFlags::empty())
                     .map_err(errno_of_rustix)?;
             }
             if uid.is_some() || gid.is_some() {
-                rustix::fs::chownat(&self.root, &path, uid, gid, nofollow)
+                rustix::fs::chownat(at.fd(), &at.rel, uid, gid, nofollow)
                     .map_err(errno_of_rustix)?;
             }
             if let Some(times) = times {
-                rustix::fs::utimensat(&self.root, &path, &times, nofollow)
+                rustix::fs::utimensat(at.fd(), &at.rel, &times, nofollow)
                     .map_err(errno_of_rustix)?;
             }
+            drop(at);
             drop(tree);
         } else {
             drop(tree);
@@ -191,27 +194,40 @@ impl SealFs {
         &self,
         parent: u64,
         name: &OsStr,
-        mode: u32,
+        creator: Creator,
     ) -> Result<fuser::FileAttr, Errno> {
         let mut tree = lock(&self.tree);
         let (enc, _) = self.enc_name(&tree, parent, name)?;
-        let path = tree.child_path(parent, &enc).ok_or(Errno::ENOENT)?;
-        rustix::fs::mkdirat(&self.root, &path, Mode::from_raw_mode(mode & 0o7777))
-            .map_err(errno_of_rustix)?;
+        let dir = self.at(&tree, parent)?;
+        let at = dir.join(&enc.0);
+        self.put_long_name(&dir, &enc)?;
+        let mode = Mode::from_raw_mode(creator.mode & 0o7777);
+        if let Err(e) = rustix::fs::mkdirat(at.fd(), &at.rel, mode) {
+            if e != rustix::io::Errno::EXIST {
+                self.drop_long_name(&dir, &enc);
+            }
+            return Err(errno_of_rustix(e));
+        }
         let written = self
             .ciphers
             .new_dir_id()
             .map_err(|e| format_errno(&e, "mkdir"))
-            .and_then(|(id, stored)| write_dir_id(self, &path, &stored).map(|()| id));
+            .and_then(|(id, stored)| write_dir_id(self, &at, &stored).map(|()| id))
+            .and_then(|id| {
+                self.settle_new(&at, &dir, creator, FileType::Directory)
+                    .map(|()| id)
+            });
         let dir_id = match written {
             Ok(id) => id,
             Err(e) => {
-                let _ = rustix::fs::unlinkat(&self.root, &path, AtFlags::REMOVEDIR);
+                let _ = rustix::fs::unlinkat(at.fd(), &at.rel, AtFlags::REMOVEDIR);
+                self.drop_long_name(&dir, &enc);
                 return Err(e);
             }
         };
-        let st = self.stat_path(&path)?;
-        let ino = tree.remember(parent, enc.into(), Some(dir_id), st.st_ino);
+        let st = self.stat_at(&at)?;
+        drop((at, dir));
+        let ino = tree.remember(parent, enc, Some(dir_id), st.st_ino);
         Ok(attr_of(ino, &st, None))
     }
 
@@ -219,43 +235,54 @@ impl SealFs {
         &self,
         parent: u64,
         name: &OsStr,
-        mode: u32,
+        creator: Creator,
         flags: i32,
     ) -> Result<(fuser::FileAttr, u64), Errno> {
         let mut tree = lock(&self.tree);
         let (enc, dir_id) = self.enc_name(&tree, parent, name)?;
-        let path = tree.child_path(parent, &enc).ok_or(Errno::ENOENT)?;
+        let dir = self.at(&tree, parent)?;
+        let at = dir.join(&enc.0);
         let binding = header_binding(&dir_id, name.as_bytes());
-        let created = self.open_path(
-            &path,
+        self.put_long_name(&dir, &enc)?;
+        let created = self.open_at(
+            &at,
             OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
-            mode & 0o7777,
+            creator.mode & 0o7777,
         );
+        let undo = || {
+            let _ = rustix::fs::unlinkat(at.fd(), &at.rel, AtFlags::empty());
+            self.drop_long_name(&dir, &enc);
+        };
         let (ino, st) = match created {
             Ok(backing) => {
+                self.settle_new(&at, &dir, creator, FileType::RegularFile)
+                    .inspect_err(|_| undo())?;
                 let sealed = SealedFile::create(&self.ciphers, backing, &binding).map_err(|e| {
-                    let _ = rustix::fs::unlinkat(&self.root, &path, AtFlags::empty());
+                    undo();
                     file_errno(&e, "create")
                 })?;
                 let st = rustix::fs::fstat(sealed.backing()).map_err(errno_of_rustix)?;
-                let file = self.shared(sealed).inspect_err(|_| {
-                    let _ = rustix::fs::unlinkat(&self.root, &path, AtFlags::empty());
-                })?;
-                let ino = tree.remember(parent, enc.into(), None, st.st_ino);
+                let file = self.shared(sealed).inspect_err(|_| undo())?;
+                let ino = tree.remember(parent, enc.clone(), None, st.st_ino);
                 self.insert_open(ino, file);
                 (ino, st)
             }
             Err(e) if e == Errno::EEXIST && flags & libc::O_EXCL == 0 => {
-                let st = self.stat_path(&path)?;
+                let st = self.stat_at(&at)?;
                 if kind_of(st.st_mode) != Some(FileType::RegularFile) {
                     return Err(Errno::EISDIR);
                 }
-                let ino = tree.remember(parent, enc.into(), None, st.st_ino);
-                self.acquire_file(ino, Some((&path, &binding)))?;
+                let ino = tree.remember(parent, enc.clone(), None, st.st_ino);
+                self.acquire_file(ino, Some((&at, &binding)))?;
                 (ino, st)
             }
-            Err(e) => return Err(e),
+            Err(e) if e == Errno::EEXIST => return Err(e),
+            Err(e) => {
+                self.drop_long_name(&dir, &enc);
+                return Err(e);
+            }
         };
+        drop((at, dir));
         drop(tree);
         let file = lock(&self.open)
             .get(&ino)
@@ -265,19 +292,32 @@ impl SealFs {
             let f = file.read();
             (f.size(), f.file_id())
         };
-        let fh = self.new_fh(Handle::File { ino, file, file_id });
+        let kill_privs = self.kill_privs(creator.uid, flags, st.st_mode);
+        let fh = self.new_fh(Handle::File {
+            ino,
+            file,
+            file_id,
+            kill_privs,
+        });
         Ok((attr_of(ino, &st, Some(size)), fh))
     }
 
     pub(crate) fn do_unlink(&self, parent: u64, name: &OsStr) -> Result<(), Errno> {
         let mut tree = lock(&self.tree);
         let (enc, _) = self.enc_name(&tree, parent, name)?;
-        let path = tree.child_path(parent, &enc).ok_or(Errno::ENOENT)?;
-        let st = self.stat_path(&path)?;
+        let dir = self.at(&tree, parent)?;
+        let at = dir.join(&enc.0);
+        let st = self.stat_at(&at)?;
         if kind_of(st.st_mode) == Some(FileType::Directory) {
             return Err(Errno::EISDIR);
         }
-        rustix::fs::unlinkat(&self.root, &path, AtFlags::empty()).map_err(errno_of_rustix)?;
+        let long_link = (kind_of(st.st_mode) == Some(FileType::Symlink))
+            .then(|| self.long_link_of(&at))
+            .flatten();
+        rustix::fs::unlinkat(at.fd(), &at.rel, AtFlags::empty()).map_err(errno_of_rustix)?;
+        self.drop_long_name(&dir, &enc);
+        self.drop_long_link(long_link);
+        drop((at, dir));
         let ino = tree.detach_backing(st.st_ino);
         if kind_of(st.st_mode) == Some(FileType::RegularFile) {
             self.file_removed(ino, st.st_size as u64);
@@ -285,44 +325,56 @@ impl SealFs {
         Ok(())
     }
 
-    /// Removes the id file of an empty backing directory (ENOTEMPTY otherwise); returns its
-    /// stored form so that a failed removal can put it back.
-    fn empty_dir_for_removal(&self, path: &Path) -> Result<Vec<u8>, Errno> {
-        let fd = self.open_path(path, OFlags::RDONLY | OFlags::DIRECTORY, 0)?;
+    /// Removes the id file (and orphan long-name side files) of an empty backing directory
+    /// (ENOTEMPTY otherwise); returns the id's stored form so that a failed removal can put
+    /// it back.
+    fn empty_dir_for_removal(&self, at: &At<'_>) -> Result<Vec<u8>, Errno> {
+        let fd = self.open_at(at, OFlags::RDONLY | OFlags::DIRECTORY, 0)?;
         let dir = rustix::fs::Dir::read_from(&fd).map_err(errno_of_rustix)?;
+        let mut orphans = Vec::new();
         for entry in dir {
             let entry = entry.map_err(errno_of_rustix)?;
-            let n = entry.file_name().to_bytes();
-            if n != b"." && n != b".." && n != DIR_ID_FILE.as_bytes() {
-                return Err(Errno::ENOTEMPTY);
+            let n = entry.file_name();
+            match classify(n.to_bytes()) {
+                BackingName::Internal => {
+                    if n.to_bytes().starts_with(LONG_NAME_PREFIX.as_bytes()) {
+                        orphans.push(n.to_owned());
+                    }
+                }
+                _ => return Err(Errno::ENOTEMPTY),
             }
         }
         let mut id = Vec::new();
         {
             use std::io::Read as _;
-            self.open_path(&path.join(DIR_ID_FILE), OFlags::RDONLY, 0)?
+            self.open_at(&at.join(DIR_ID_FILE), OFlags::RDONLY, 0)?
                 .take(4096)
                 .read_to_end(&mut id)
                 .map_err(|e| errno_of(&e))?;
         }
-        rustix::fs::unlinkat(&self.root, path.join(DIR_ID_FILE), AtFlags::empty())
-            .map_err(errno_of_rustix)?;
+        for orphan in orphans {
+            let _ = rustix::fs::unlinkat(&fd, orphan.as_c_str(), AtFlags::empty());
+        }
+        rustix::fs::unlinkat(&fd, DIR_ID_FILE, AtFlags::empty()).map_err(errno_of_rustix)?;
         Ok(id)
     }
 
     pub(crate) fn do_rmdir(&self, parent: u64, name: &OsStr) -> Result<(), Errno> {
         let mut tree = lock(&self.tree);
         let (enc, _) = self.enc_name(&tree, parent, name)?;
-        let path = tree.child_path(parent, &enc).ok_or(Errno::ENOENT)?;
-        let st = self.stat_path(&path)?;
+        let dir = self.at(&tree, parent)?;
+        let at = dir.join(&enc.0);
+        let st = self.stat_at(&at)?;
         if kind_of(st.st_mode) != Some(FileType::Directory) {
             return Err(Errno::ENOTDIR);
         }
-        let id = self.empty_dir_for_removal(&path)?;
-        if let Err(e) = rustix::fs::unlinkat(&self.root, &path, AtFlags::REMOVEDIR) {
-            let _ = write_dir_id(self, &path, &id);
+        let id = self.empty_dir_for_removal(&at)?;
+        if let Err(e) = rustix::fs::unlinkat(at.fd(), &at.rel, AtFlags::REMOVEDIR) {
+            let _ = write_dir_id(self, &at, &id);
             return Err(errno_of_rustix(e));
         }
+        self.drop_long_name(&dir, &enc);
+        drop((at, dir));
         tree.detach_backing(st.st_ino);
         Ok(())
     }
@@ -338,11 +390,13 @@ impl SealFs {
         let mut tree = lock(&self.tree);
         let (enc, dir_id) = self.enc_name(&tree, parent, name)?;
         let (new_enc, new_dir_id) = self.enc_name(&tree, newparent, newname)?;
-        let from = tree.child_path(parent, &enc).ok_or(Errno::ENOENT)?;
-        let to = tree.child_path(newparent, &new_enc).ok_or(Errno::ENOENT)?;
-        let src = self.stat_path(&from)?;
+        let from_dir = self.at(&tree, parent)?;
+        let to_dir = self.at(&tree, newparent)?;
+        let from = from_dir.join(&enc.0);
+        let to = to_dir.join(&new_enc.0);
+        let src = self.stat_at(&from)?;
         let exchange = flags.contains(RenameFlags::RENAME_EXCHANGE);
-        let target = match self.stat_path(&to) {
+        let target = match self.stat_at(&to) {
             Ok(st) => Some(st),
             Err(e) if e == Errno::ENOENT => None,
             Err(e) => return Err(e),
@@ -393,12 +447,35 @@ impl SealFs {
         if exchange {
             rflags |= rustix::fs::RenameFlags::EXCHANGE;
         }
-        if let Err(e) = rustix::fs::renameat_with(&self.root, &from, &self.root, &to, rflags) {
+        // A replaced link's long target goes with it.
+        let replaced_link = match &target {
+            Some(t)
+                if !exchange
+                    && t.st_ino != src.st_ino
+                    && kind_of(t.st_mode) == Some(FileType::Symlink) =>
+            {
+                self.long_link_of(&to)
+            }
+            _ => None,
+        };
+        // A long new name's side file goes first, the old one's last (a crash in between
+        // leaves an orphan side file, never an object without one).
+        self.put_long_name(&to_dir, &new_enc)?;
+        if let Err(e) = rustix::fs::renameat_with(from.fd(), &from.rel, to.fd(), &to.rel, rflags) {
             if let Some(id) = removed_id {
                 let _ = write_dir_id(self, &to, &id);
             }
+            if target.is_none() {
+                self.drop_long_name(&to_dir, &new_enc);
+            }
             return Err(errno_of_rustix(e));
         }
+        self.drop_long_link(replaced_link);
+        let same_name = parent == newparent && enc == new_enc;
+        if !exchange && !same_name && src.st_ino != target.map_or(0, |t| t.st_ino) {
+            self.drop_long_name(&from_dir, &enc);
+        }
+        drop((from, to, from_dir, to_dir));
         for (file, binding) in rebind {
             let f = file.read();
             f.rebind(&self.ciphers, &binding)
@@ -410,7 +487,8 @@ impl SealFs {
                     && let Some(node) = tree.get_mut(ino)
                 {
                     node.parent = parent;
-                    node.name = enc.clone().into();
+                    node.name = enc.0.clone().into();
+                    node.long = enc.1.clone();
                 }
             }
             Some(t) if t.st_ino != src.st_ino => {
@@ -425,7 +503,8 @@ impl SealFs {
             && let Some(node) = tree.get_mut(ino)
         {
             node.parent = newparent;
-            node.name = new_enc.into();
+            node.name = new_enc.0.into();
+            node.long = new_enc.1;
         }
         Ok(())
     }
@@ -435,7 +514,7 @@ impl SealFs {
     fn sealed_at(
         &self,
         ino: Option<u64>,
-        path: &Path,
+        at: &At<'_>,
         binding: &[u8],
     ) -> Result<crate::fs::SharedFile, Errno> {
         if let Some(ino) = ino
@@ -443,7 +522,7 @@ impl SealFs {
         {
             return Ok(e.file.clone());
         }
-        let backing = self.open_path(path, OFlags::RDWR, 0)?;
+        let backing = self.open_at(at, OFlags::RDWR, 0)?;
         let sealed = SealedFile::open(&self.ciphers, backing, binding)
             .map_err(|e| file_errno(&e, "rename"))?;
         self.shared(sealed)
@@ -465,10 +544,28 @@ impl SealFs {
         append: bool,
         reply: ReplyWrite,
     ) {
-        let (file, file_id) = match lock(&self.handles).get(&fh) {
-            Some(Handle::File { file, file_id, .. }) => (file.clone(), *file_id),
+        let (file, file_id, kill_privs) = match lock(&self.handles).get_mut(&fh) {
+            Some(Handle::File {
+                file,
+                file_id,
+                kill_privs,
+                ..
+            }) => (file.clone(), *file_id, std::mem::take(kill_privs)),
             _ => return reply.error(Errno::EBADF),
         };
+        if kill_privs {
+            let f = file.read();
+            let cleared = rustix::fs::fstat(f.backing()).and_then(|st| {
+                let mut mode = st.st_mode & 0o7777 & !libc::S_ISUID;
+                if mode & libc::S_IXGRP != 0 {
+                    mode &= !libc::S_ISGID;
+                }
+                rustix::fs::fchmod(f.backing(), Mode::from_raw_mode(mode))
+            });
+            if let Err(e) = cleared {
+                return reply.error(errno_of_rustix(e));
+            }
+        }
         let early = data.len() >= WRITE_BEHIND_MIN;
         let reply = if early {
             match self.try_append(&file, offset, data, append, reply) {
@@ -491,7 +588,10 @@ impl SealFs {
         }
         let offset = if append { f.size() } else { offset };
         let old = f.size();
-        let Some(end) = offset.checked_add(data.len() as u64) else {
+        let Some(end) = offset
+            .checked_add(data.len() as u64)
+            .filter(|&end| end <= MAX_FILE_SIZE)
+        else {
             return reply.error(Errno::EFBIG);
         };
         if let Err(e) = self.quota.reserve(end.saturating_sub(old)) {
@@ -534,7 +634,8 @@ impl SealFs {
             return None;
         }
         let size = f.size();
-        if (!append && offset != size) || (size > 0 && f.tail().is_none()) {
+        let too_big = size + data.len() as u64 > MAX_FILE_SIZE;
+        if (!append && offset != size) || (size > 0 && f.tail().is_none()) || too_big {
             return Some(reply);
         }
         if let Err(e) = self.quota.reserve(data.len() as u64) {
@@ -582,9 +683,9 @@ impl SealFs {
     }
 }
 
-fn write_dir_id(fs: &SealFs, dir: &Path, id: &[u8]) -> Result<(), Errno> {
+fn write_dir_id(fs: &SealFs, dir: &At<'_>, id: &[u8]) -> Result<(), Errno> {
     use std::io::Write;
-    let mut f = fs.open_path(
+    let mut f = fs.open_at(
         &dir.join(DIR_ID_FILE),
         OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC,
         0o400,

@@ -6,9 +6,9 @@ use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as 
 use std::path::{Path, PathBuf};
 
 use fuser::{BackgroundSession, Config, MountOption, SessionACL};
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 
-use crate::crypto::{Ciphers, DIR_ID_LEN, SealKey, plain_size};
+use crate::crypto::{BackingName, Ciphers, DIR_ID_LEN, SealKey, classify, plain_size};
 use crate::error::FormatError;
 use crate::error::SealFsError;
 use crate::fs::{DIR_ID_FILE, Quota, SealFs, read_dir_id_file};
@@ -61,10 +61,12 @@ impl std::fmt::Debug for MountedSealFs {
 }
 
 impl MountedSealFs {
+    /// Where it is mounted.
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint
     }
 
+    /// Its backing directory.
     pub fn backing(&self) -> &Path {
         &self.backing
     }
@@ -158,18 +160,36 @@ fn prepare_backing(
     }
 }
 
-/// Plaintext bytes already stored (for the quota), from backing sizes alone.
+/// Plaintext bytes already stored (for the quota), from backing sizes alone. Walks through
+/// directory descriptors, so a tree deeper than PATH_MAX is counted too.
 fn used_bytes(dir: &Path) -> u64 {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let Ok(root) = rustix::fs::open(dir, flags, Mode::empty()) else {
+        return 0;
+    };
     let mut total = 0u64;
-    let mut stack = vec![dir.to_path_buf()];
+    let mut stack = vec![root];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&d) else { continue };
-        for entry in rd.flatten() {
-            let Ok(md) = entry.metadata() else { continue };
-            if md.is_dir() {
-                stack.push(entry.path());
-            } else if md.is_file() && entry.file_name() != DIR_ID_FILE {
-                total = total.saturating_add(plain_size(md.len()).unwrap_or(0));
+        let Ok(entries) = rustix::fs::Dir::read_from(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if classify(name.to_bytes()) == BackingName::Internal {
+                continue;
+            }
+            match entry.file_type() {
+                rustix::fs::FileType::Directory => {
+                    if let Ok(sub) = rustix::fs::openat(&d, name, flags, Mode::empty()) {
+                        stack.push(sub);
+                    }
+                }
+                rustix::fs::FileType::RegularFile => {
+                    if let Ok(st) = rustix::fs::statat(&d, name, AtFlags::SYMLINK_NOFOLLOW) {
+                        total = total.saturating_add(plain_size(st.st_size as u64).unwrap_or(0));
+                    }
+                }
+                _ => {}
             }
         }
     }

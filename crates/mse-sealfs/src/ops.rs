@@ -10,17 +10,15 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use fuser::{
-    AccessFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    AccessFlags, Errno, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
     ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use rustix::fs::OFlags;
 
 use crate::crypto::BLOCK_SIZE;
-use crate::fs::{
-    Handle, SealFs, attr_of, errno_of, errno_of_rustix, file_errno, format_errno, lock,
-};
+use crate::fs::{Creator, Handle, SealFs, attr_of, errno_of, errno_of_rustix, file_errno, lock};
 
 use crate::meta::{MAX_WRITE, SetAttr};
 
@@ -93,12 +91,10 @@ impl Filesystem for SealFs {
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         let res = (|| {
-            let path = lock(&self.tree).path(ino.0).ok_or(Errno::ENOENT)?;
+            let at = self.at(&lock(&self.tree), ino.0)?;
             let stored =
-                rustix::fs::readlinkat(&self.root, &path, Vec::new()).map_err(errno_of_rustix)?;
-            self.ciphers
-                .open_link(stored.as_bytes())
-                .map_err(|e| format_errno(&e, "readlink"))
+                rustix::fs::readlinkat(at.fd(), &at.rel, Vec::new()).map_err(errno_of_rustix)?;
+            self.load_link(stored.as_bytes())
         })();
         match res {
             Ok(target) => reply.data(&target),
@@ -108,14 +104,14 @@ impl Filesystem for SealFs {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
         umask: u32,
         reply: ReplyEntry,
     ) {
-        match self.do_mkdir(parent.0, name, mode & !umask) {
+        match self.do_mkdir(parent.0, name, creator(req, mode & !umask)) {
             Ok(attr) => reply.entry(&self.ttl, &attr, Generation(0)),
             Err(e) => reply.error(e),
         }
@@ -137,7 +133,7 @@ impl Filesystem for SealFs {
 
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         link_name: &OsStr,
         target: &Path,
@@ -146,14 +142,28 @@ impl Filesystem for SealFs {
         let res = (|| {
             let mut tree = lock(&self.tree);
             let (enc, _) = self.enc_name(&tree, parent.0, link_name)?;
-            let path = tree.child_path(parent.0, &enc).ok_or(Errno::ENOENT)?;
-            let sealed = self
-                .ciphers
-                .seal_link(target.as_os_str().as_bytes())
-                .map_err(|e| format_errno(&e, "symlink"))?;
-            rustix::fs::symlinkat(sealed.as_str(), &self.root, &path).map_err(errno_of_rustix)?;
-            let st = self.stat_path(&path)?;
-            let ino = tree.remember(parent.0, enc.into(), None, st.st_ino);
+            let dir = self.at(&tree, parent.0)?;
+            let at = dir.join(&enc.0);
+            let sealed = self.store_link(target.as_os_str().as_bytes())?;
+            let long_link = sealed
+                .strip_prefix(crate::crypto::LONG_LINK_PREFIX)
+                .map(str::to_owned);
+            self.put_long_name(&dir, &enc)?;
+            if let Err(e) = rustix::fs::symlinkat(sealed.as_str(), at.fd(), &at.rel) {
+                if e != rustix::io::Errno::EXIST {
+                    self.drop_long_name(&dir, &enc);
+                }
+                self.drop_long_link(long_link);
+                return Err(errno_of_rustix(e));
+            }
+            if let Err(e) = self.settle_new(&at, &dir, creator(req, 0o777), FileType::Symlink) {
+                let _ = rustix::fs::unlinkat(at.fd(), &at.rel, rustix::fs::AtFlags::empty());
+                self.drop_long_name(&dir, &enc);
+                return Err(e);
+            }
+            let st = self.stat_at(&at)?;
+            drop((at, dir));
+            let ino = tree.remember(parent.0, enc, None, st.st_ino);
             Ok(attr_of(ino, &st, None))
         })();
         match res {
@@ -178,7 +188,7 @@ impl Filesystem for SealFs {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let at = {
             let tree = lock(&self.tree);
             self.locate(&tree, ino.0)
@@ -189,11 +199,19 @@ impl Filesystem for SealFs {
         };
         match file {
             Ok(file) => {
-                let file_id = file.read().file_id();
+                let (file_id, kill_privs) = {
+                    let f = file.read();
+                    // Only a non-root write-only open pays this fstat.
+                    let kill = self.kill_privs(req.uid(), flags.0, libc::S_ISUID)
+                        && rustix::fs::fstat(f.backing())
+                            .is_ok_and(|st| self.kill_privs(req.uid(), flags.0, st.st_mode));
+                    (f.file_id(), kill)
+                };
                 let fh = self.new_fh(Handle::File {
                     ino: ino.0,
                     file,
                     file_id,
+                    kill_privs,
                 });
                 reply.opened(FileHandle(fh), open_flags(flags.0, self.writeback));
             }
@@ -349,8 +367,8 @@ impl Filesystem for SealFs {
         reply: ReplyEmpty,
     ) {
         let res = (|| {
-            let path = lock(&self.tree).path(ino.0).ok_or(Errno::ENOENT)?;
-            let f = self.open_path(&path, OFlags::RDONLY | OFlags::DIRECTORY, 0)?;
+            let at = self.at(&lock(&self.tree), ino.0)?;
+            let f = self.open_at(&at, OFlags::RDONLY | OFlags::DIRECTORY, 0)?;
             f.sync_all().map_err(|e| errno_of(&e))
         })();
         match res {
@@ -382,7 +400,7 @@ impl Filesystem for SealFs {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -390,7 +408,7 @@ impl Filesystem for SealFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.do_create(parent.0, name, mode & !umask, flags) {
+        match self.do_create(parent.0, name, creator(req, mode & !umask), flags) {
             Ok((attr, fh)) => reply.created(
                 &self.ttl,
                 &attr,
@@ -404,7 +422,7 @@ impl Filesystem for SealFs {
 
     fn mknod(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -416,7 +434,7 @@ impl Filesystem for SealFs {
         if mode & libc::S_IFMT != libc::S_IFREG {
             return reply.error(Errno::EPERM);
         }
-        match self.do_create(parent.0, name, mode & !umask, libc::O_EXCL) {
+        match self.do_create(parent.0, name, creator(req, mode & !umask), libc::O_EXCL) {
             Ok((attr, fh)) => {
                 if let Some(Handle::File { ino, .. }) = lock(&self.handles).remove(&fh) {
                     self.release_file(ino);
@@ -541,6 +559,15 @@ impl Filesystem for SealFs {
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
         reply.error(Errno::ENOSYS);
+    }
+}
+
+/// The owner and mode of an object `req` creates.
+fn creator(req: &Request, mode: u32) -> Creator {
+    Creator {
+        uid: req.uid(),
+        gid: req.gid(),
+        mode,
     }
 }
 

@@ -1,11 +1,11 @@
 //! The inode table: FUSE inode numbers ↔ backing objects, named by (parent, encrypted name).
 //!
-//! Nodes keep no file descriptor (so thousands of cached dentries cost no fds); paths are rebuilt
-//! from the parent chain, which makes renaming a directory O(1).
+//! Nodes keep no file descriptor (so thousands of cached dentries cost no fds); backing paths are
+//! rebuilt from the parent chain, which makes renaming a directory O(1). A path may be longer
+//! than the host's PATH_MAX: `SealFs::at` walks it through directory descriptors.
 
 use std::collections::HashMap;
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
 
 use crate::crypto::DIR_ID_LEN;
 
@@ -14,8 +14,10 @@ pub const ROOT_INO: u64 = 1;
 #[derive(Debug)]
 pub struct Node {
     pub parent: u64,
-    /// Encrypted (host) name; empty for the root.
+    /// Host name (the encrypted name, or its long-name alias); empty for the root.
     pub name: OsString,
+    /// The encrypted name when `name` is a long-name alias.
+    pub long: Option<String>,
     /// Directory id (directories only): the SIV nonce of the names inside.
     pub dir_id: Option<[u8; DIR_ID_LEN]>,
     pub nlookup: u64,
@@ -40,6 +42,7 @@ impl Tree {
             Node {
                 parent: ROOT_INO,
                 name: OsString::new(),
+                long: None,
                 dir_id: Some(root_dir_id),
                 nlookup: 1,
                 backing_ino: root_backing_ino,
@@ -71,34 +74,24 @@ impl Tree {
             .and_then(|n| n.dir_id)
     }
 
-    /// The backing path of `ino` relative to the backing root ("." for the root).
-    pub fn path(&self, ino: u64) -> Option<PathBuf> {
+    /// The host names from the backing root down to `ino` (empty for the root).
+    pub fn components(&self, ino: u64) -> Option<Vec<&OsStr>> {
         let mut parts = Vec::new();
         let mut cur = ino;
         // Bounded by the number of nodes: a cycle (impossible by construction) cannot hang us.
         for _ in 0..=self.nodes.len() {
             if cur == ROOT_INO {
-                let mut p = PathBuf::from(".");
-                for part in parts.iter().rev() {
-                    p.push(part);
-                }
-                return Some(p);
+                parts.reverse();
+                return Some(parts);
             }
             let node = self.nodes.get(&cur)?;
             if node.unlinked {
                 return None;
             }
-            parts.push(node.name.clone());
+            parts.push(node.name.as_os_str());
             cur = node.parent;
         }
         None
-    }
-
-    /// Path of the child `enc_name` of directory `parent`.
-    pub fn child_path(&self, parent: u64, enc_name: &str) -> Option<PathBuf> {
-        let mut p = self.path(parent)?;
-        p.push(enc_name);
-        Some(p)
     }
 
     /// FUSE inode number of a backing inode, if known.
@@ -110,16 +103,18 @@ impl Tree {
     pub fn remember(
         &mut self,
         parent: u64,
-        name: OsString,
+        (name, long): crate::crypto::StoredName,
         dir_id: Option<[u8; DIR_ID_LEN]>,
         backing_ino: u64,
     ) -> u64 {
+        let name = OsString::from(name);
         if let Some(&ino) = self.by_backing.get(&backing_ino)
             && let Some(node) = self.nodes.get_mut(&ino)
         {
             node.nlookup += 1;
             node.parent = parent;
             node.name = name;
+            node.long = long;
             return ino;
         }
         let ino = self.next_ino;
@@ -129,6 +124,7 @@ impl Tree {
             Node {
                 parent,
                 name,
+                long,
                 dir_id,
                 nlookup: 1,
                 backing_ino,

@@ -340,3 +340,103 @@ fn swapped_file_contents_are_detected() {
     assert_eq!(fs::read(t.p("carol")).unwrap(), b"alice's data");
     assert_eq!(fs::read(t.p("bob")).unwrap(), b"bob's data");
 }
+
+/// Names longer than 175 bytes live under a hash-derived alias with their encrypted name in a
+/// side file: the host swapping, altering or deleting side files, or swapping the objects
+/// behind two long names, is detected like it is for short names.
+#[test]
+fn long_names_swapped_tampered_or_orphaned_on_the_host_are_detected() {
+    let mut t = TestMount::new();
+    let (a, b) = ("a".repeat(200), "b".repeat(255));
+    fs::write(t.p(&a), b"content of a").unwrap();
+    fs::write(t.p(&b), b"content of b").unwrap();
+    t.unmount();
+    let side = |p: &std::path::Path| {
+        let n = p.file_name().unwrap().to_str().unwrap();
+        n.starts_with(".mse-sealfs.long.") && n.ends_with(".name")
+    };
+    let files = backing_files(&t.backing());
+    let sides: Vec<_> = files.iter().filter(|p| side(p)).cloned().collect();
+    assert_eq!(sides.len(), 2, "{files:?}");
+    let objects: Vec<_> = sides
+        .iter()
+        .map(|s| {
+            s.with_file_name(
+                s.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .trim_end_matches(".name"),
+            )
+        })
+        .collect();
+    assert!(objects.iter().all(|o| o.is_file()), "{files:?}");
+    // Host names are 60 bytes, and no plaintext name appears anywhere.
+    for o in &objects {
+        assert_eq!(o.file_name().unwrap().len(), 60);
+    }
+    for p in &files {
+        let text = fs::read(p).unwrap();
+        assert!(
+            !text
+                .windows(20)
+                .any(|w| w == &a.as_bytes()[..20] || w == &b.as_bytes()[..20])
+        );
+    }
+    let tmp = t.backing().join("swap");
+    let swap = |x: &std::path::Path, y: &std::path::Path| {
+        fs::rename(x, &tmp).unwrap();
+        fs::rename(y, x).unwrap();
+        fs::rename(&tmp, y).unwrap();
+    };
+
+    // Side files swapped: the alias no longer matches its side file.
+    swap(&sides[0], &sides[1]);
+    t.remount();
+    assert_eq!(errno(&fs::read_dir(t.mnt()).unwrap_err()), libc::EIO);
+    t.unmount();
+    swap(&sides[0], &sides[1]);
+
+    // The objects behind the two names swapped: each header is bound to its own name.
+    swap(&objects[0], &objects[1]);
+    t.remount();
+    assert_eq!(fs::read_dir(t.mnt()).unwrap().count(), 2);
+    assert_eq!(errno(&fs::read(t.p(&a)).unwrap_err()), libc::EIO);
+    assert_eq!(errno(&fs::read(t.p(&b)).unwrap_err()), libc::EIO);
+    t.unmount();
+    swap(&objects[0], &objects[1]);
+
+    // One byte of a side file changed.
+    let saved = fs::read(&sides[0]).unwrap();
+    let mut changed = saved.clone();
+    changed[10] ^= 1;
+    fs::set_permissions(
+        &sides[0],
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    fs::write(&sides[0], &changed).unwrap();
+    t.remount();
+    assert_eq!(errno(&fs::read_dir(t.mnt()).unwrap_err()), libc::EIO);
+    t.unmount();
+    fs::write(&sides[0], &saved).unwrap();
+
+    // A side file deleted: the object it named cannot be listed.
+    let saved = fs::read(&sides[1]).unwrap();
+    fs::remove_file(&sides[1]).unwrap();
+    t.remount();
+    assert_eq!(errno(&fs::read_dir(t.mnt()).unwrap_err()), libc::EIO);
+    t.unmount();
+
+    // Put back, everything lists and reads as before.
+    fs::write(&sides[1], &saved).unwrap();
+    t.remount();
+    let mut listed: Vec<String> = fs::read_dir(t.mnt())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, [a.clone(), b.clone()]);
+    assert_eq!(fs::read(t.p(&a)).unwrap(), b"content of a");
+    assert_eq!(fs::read(t.p(&b)).unwrap(), b"content of b");
+}

@@ -352,3 +352,481 @@ fn streamed_large_appends_are_seen_at_once() {
     drop((w, a, r));
     assert!(fs::read(t.p("s")).unwrap() == want);
 }
+
+/// Names and paths as long as ext4 allows: NAME_MAX (255 bytes) and PATH_MAX (4096 with the NUL).
+mod long_paths {
+    use std::os::fd::OwnedFd;
+
+    use rustix::fs::{AtFlags, Mode, OFlags};
+    use rustix::io::Errno;
+
+    use super::common::TestMount;
+
+    fn dir_flags() -> OFlags {
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
+    }
+
+    fn open_dir<Fd: rustix::fd::AsFd>(at: Fd, name: &str) -> OwnedFd {
+        rustix::fs::openat(at, name, dir_flags(), Mode::empty())
+            .unwrap_or_else(|e| panic!("open {} bytes: {e}", name.len()))
+    }
+
+    fn write_file<Fd: rustix::fd::AsFd>(at: Fd, name: &str, data: &[u8]) -> Result<(), Errno> {
+        let fd = rustix::fs::openat(
+            at,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        assert_eq!(rustix::io::write(&fd, data)?, data.len());
+        Ok(())
+    }
+
+    fn read_file<Fd: rustix::fd::AsFd>(at: Fd, name: &str) -> Vec<u8> {
+        let fd = rustix::fs::openat(at, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .unwrap_or_else(|e| panic!("open {} bytes: {e}", name.len()));
+        let mut buf = vec![0u8; 4096];
+        let n = rustix::io::read(&fd, &mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    fn names<Fd: rustix::fd::AsFd>(dir: Fd) -> Vec<String> {
+        let fd = rustix::fs::openat(dir, ".", dir_flags(), Mode::empty()).unwrap();
+        let mut out: Vec<String> = rustix::fs::Dir::read_from(&fd)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "." && n != "..")
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Host names in the backing directory tree (recursively), through descriptors.
+    fn backing_names(dir: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![rustix::fs::open(dir, dir_flags(), Mode::empty()).unwrap()];
+        while let Some(d) = stack.pop() {
+            for e in rustix::fs::Dir::read_from(&d).unwrap() {
+                let e = e.unwrap();
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n == "." || n == ".." {
+                    continue;
+                }
+                if e.file_type() == rustix::fs::FileType::Directory {
+                    stack.push(open_dir(&d, &n));
+                }
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    fn level_name(i: usize, len: usize) -> String {
+        let head = format!("{i:03}-");
+        format!("{head}{}", "d".repeat(len - head.len()))
+    }
+
+    #[test]
+    fn a_tree_40_deep_with_100_byte_names_works_and_survives_a_remount() {
+        let mut t = TestMount::new();
+        let depth = 40;
+        let mut fds = vec![open_dir(rustix::fs::CWD, t.mnt().to_str().unwrap())];
+        for i in 0..depth {
+            let name = level_name(i, 100);
+            rustix::fs::mkdirat(
+                fds.last().unwrap(),
+                name.as_str(),
+                Mode::from_raw_mode(0o755),
+            )
+            .unwrap_or_else(|e| panic!("mkdir at depth {}: {e}", i + 1));
+            let next = open_dir(fds.last().unwrap(), &name);
+            fds.push(next);
+        }
+        let bottom = fds.last().unwrap();
+        write_file(bottom, "leaf.txt", b"deep").unwrap();
+        assert_eq!(read_file(bottom, "leaf.txt"), b"deep");
+        rustix::fs::renameat(bottom, "leaf.txt", &fds[depth - 1], "moved.txt").unwrap();
+        assert_eq!(
+            names(&fds[depth - 1]),
+            [level_name(depth - 1, 100), "moved.txt".into()]
+        );
+        drop(fds);
+
+        // After a remount (the quota walk and every lookup go 40 levels down again).
+        t.unmount();
+        t.mount_with(super::common::KEY);
+        let mut fds = vec![open_dir(rustix::fs::CWD, t.mnt().to_str().unwrap())];
+        for i in 0..depth - 1 {
+            let next = open_dir(fds.last().unwrap(), &level_name(i, 100));
+            fds.push(next);
+        }
+        assert_eq!(read_file(fds.last().unwrap(), "moved.txt"), b"deep");
+        // And everything can be removed again, leaving only the root's directory id.
+        rustix::fs::unlinkat(fds.last().unwrap(), "moved.txt", AtFlags::empty()).unwrap();
+        rustix::fs::unlinkat(
+            fds.last().unwrap(),
+            level_name(depth - 1, 100).as_str(),
+            AtFlags::REMOVEDIR,
+        )
+        .unwrap();
+        for i in (0..depth - 1).rev() {
+            fds.pop();
+            rustix::fs::unlinkat(
+                fds.last().unwrap(),
+                level_name(i, 100).as_str(),
+                AtFlags::REMOVEDIR,
+            )
+            .unwrap_or_else(|e| panic!("rmdir at depth {}: {e}", i + 1));
+        }
+        assert_eq!(backing_names(&t.backing()), [mse_sealfs::DIR_ID_FILE]);
+    }
+
+    #[test]
+    fn names_of_255_bytes_work_and_256_bytes_is_enametoolong() {
+        let mut t = TestMount::new();
+        let root = open_dir(rustix::fs::CWD, t.mnt().to_str().unwrap());
+        let a = "a".repeat(255);
+        let b = format!("{}é", "b".repeat(253));
+        assert_eq!(b.len(), 255);
+        let too_long = "c".repeat(256);
+
+        write_file(&root, &a, b"file a").unwrap();
+        assert_eq!(read_file(&root, &a), b"file a");
+        rustix::fs::mkdirat(&root, b.as_str(), Mode::from_raw_mode(0o755)).unwrap();
+        write_file(open_dir(&root, &b), &a, b"inside").unwrap();
+        rustix::fs::symlinkat(a.as_str(), &root, format!("l{}", &a[1..]).as_str()).unwrap();
+        assert_eq!(
+            rustix::fs::readlinkat(&root, format!("l{}", &a[1..]).as_str(), Vec::new())
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            a
+        );
+        assert_eq!(
+            names(&root),
+            [a.clone(), b.clone(), format!("l{}", &a[1..])]
+        );
+
+        // 256 bytes: ENAMETOOLONG for every way of making a name, and for lookups.
+        let e = |r: Result<(), Errno>| r.unwrap_err();
+        assert_eq!(e(write_file(&root, &too_long, b"x")), Errno::NAMETOOLONG);
+        assert_eq!(
+            e(rustix::fs::mkdirat(
+                &root,
+                too_long.as_str(),
+                Mode::from_raw_mode(0o755)
+            )),
+            Errno::NAMETOOLONG
+        );
+        assert_eq!(
+            e(rustix::fs::symlinkat("t", &root, too_long.as_str())),
+            Errno::NAMETOOLONG
+        );
+        assert_eq!(
+            e(rustix::fs::renameat(
+                &root,
+                a.as_str(),
+                &root,
+                too_long.as_str()
+            )),
+            Errno::NAMETOOLONG
+        );
+        assert_eq!(
+            rustix::fs::statat(&root, too_long.as_str(), AtFlags::empty()).unwrap_err(),
+            Errno::NAMETOOLONG
+        );
+
+        // Renames between long and short names, within and across directories.
+        rustix::fs::renameat(&root, a.as_str(), &root, "short").unwrap();
+        rustix::fs::renameat(&root, "short", open_dir(&root, &b), b.as_str()).unwrap();
+        assert_eq!(names(open_dir(&root, &b)), [a.clone(), b.clone()]);
+        rustix::fs::renameat(open_dir(&root, &b), b.as_str(), &root, a.as_str()).unwrap();
+        assert_eq!(read_file(&root, &a), b"file a");
+        drop(root);
+
+        // After a remount, then removal of everything: no side file is left behind.
+        t.unmount();
+        t.mount_with(super::common::KEY);
+        let root = open_dir(rustix::fs::CWD, t.mnt().to_str().unwrap());
+        assert_eq!(
+            names(&root),
+            [a.clone(), b.clone(), format!("l{}", &a[1..])]
+        );
+        assert_eq!(read_file(open_dir(&root, &b), &a), b"inside");
+        rustix::fs::unlinkat(open_dir(&root, &b), a.as_str(), AtFlags::empty()).unwrap();
+        rustix::fs::unlinkat(&root, b.as_str(), AtFlags::REMOVEDIR).unwrap();
+        rustix::fs::unlinkat(&root, a.as_str(), AtFlags::empty()).unwrap();
+        rustix::fs::unlinkat(&root, format!("l{}", &a[1..]).as_str(), AtFlags::empty()).unwrap();
+        assert_eq!(names(&root), Vec::<String>::new());
+        assert_eq!(backing_names(&t.backing()), [mse_sealfs::DIR_ID_FILE]);
+    }
+
+    #[test]
+    fn link_targets_up_to_4095_bytes_work_and_their_storage_goes_with_them() {
+        let mut t = TestMount::new();
+        let root = open_dir(rustix::fs::CWD, t.mnt().to_str().unwrap());
+        // Up to 3 043 bytes the sealed target is the host link's own target; beyond, it is
+        // kept in a file that the link refers to.
+        let targets: Vec<String> = [1, 3043, 3044, 4095]
+            .iter()
+            .map(|&n| format!("/{}", "t".repeat(n - 1)))
+            .collect();
+        for (i, target) in targets.iter().enumerate() {
+            rustix::fs::symlinkat(target.as_str(), &root, format!("l{i}").as_str()).unwrap();
+        }
+        let read = |root: &OwnedFd, name: &str| {
+            rustix::fs::readlinkat(root, name, Vec::new()).map(|t| t.into_string().unwrap())
+        };
+        for (i, target) in targets.iter().enumerate() {
+            assert_eq!(read(&root, &format!("l{i}")).unwrap(), *target);
+        }
+        let too_long = "t".repeat(4096);
+        assert_eq!(
+            rustix::fs::symlinkat(too_long.as_str(), &root, "l4").unwrap_err(),
+            Errno::NAMETOOLONG
+        );
+        let stored = |t: &TestMount| {
+            let dir = t.backing().join(".mse-sealfs.links");
+            let mut v: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(stored(&t).len(), 2);
+        drop(root);
+        t.unmount();
+        t.mount_with(super::common::KEY);
+        let root = open_dir(rustix::fs::CWD, t.mnt().to_str().unwrap());
+        assert_eq!(read(&root, "l3").unwrap(), targets[3]);
+        assert_eq!(names(&root), ["l0", "l1", "l2", "l3"]);
+        // Replaced by a rename, then unlinked: no stored target is left behind.
+        rustix::fs::renameat(&root, "l0", &root, "l2").unwrap();
+        assert_eq!(read(&root, "l2").unwrap(), targets[0]);
+        assert_eq!(stored(&t).len(), 1);
+        // A stored target altered on the host: EIO, never a forged target.
+        drop(root);
+        t.unmount();
+        let file = stored(&t).remove(0);
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[100] = if bytes[100] == b'A' { b'B' } else { b'A' };
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        std::fs::write(&file, &bytes).unwrap();
+        t.mount_with(super::common::KEY);
+        let root = open_dir(rustix::fs::CWD, t.mnt().to_str().unwrap());
+        assert_eq!(read(&root, "l3").unwrap_err(), Errno::IO);
+        for name in ["l1", "l2", "l3"] {
+            rustix::fs::unlinkat(&root, name, AtFlags::empty()).unwrap();
+        }
+        assert_eq!(stored(&t).len(), 0);
+        assert_eq!(names(&root), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_path_of_4095_bytes_works_in_one_system_call() {
+        let t = TestMount::new();
+        let root = open_dir(rustix::fs::CWD, t.mnt().to_str().unwrap());
+        // 23 directories of 175 bytes (each stored under a 255-byte encrypted name, so the
+        // backing path is ~5.9 KB) and a 47-byte file name: 23 * 176 + 47 = 4095 bytes.
+        let dirs: Vec<String> = (0..23).map(|i| level_name(i, 175)).collect();
+        let file = "f".repeat(47);
+        let path = format!("{}/{file}", dirs.join("/"));
+        assert_eq!(path.len(), 4095);
+        let mut fds = vec![open_dir(&root, ".")];
+        for d in &dirs {
+            rustix::fs::mkdirat(fds.last().unwrap(), d.as_str(), Mode::from_raw_mode(0o700))
+                .unwrap_or_else(|e| panic!("mkdir at depth {}: {e}", fds.len()));
+            let next = open_dir(fds.last().unwrap(), d);
+            fds.push(next);
+        }
+        write_file(&root, &path, b"at PATH_MAX - 1").unwrap();
+        assert_eq!(read_file(&root, &path), b"at PATH_MAX - 1");
+        let st = rustix::fs::statat(&root, path.as_str(), AtFlags::empty()).unwrap();
+        assert_eq!(st.st_size, 15);
+        rustix::fs::chmodat(
+            &root,
+            path.as_str(),
+            Mode::from_raw_mode(0o640),
+            AtFlags::empty(),
+        )
+        .unwrap();
+        let st = rustix::fs::statat(&root, path.as_str(), AtFlags::empty()).unwrap();
+        assert_eq!(st.st_mode & 0o777, 0o640);
+        // One byte more is the kernel's PATH_MAX, as on any filesystem.
+        let longer = format!("{path}g");
+        assert_eq!(
+            write_file(&root, &longer, b"x").unwrap_err(),
+            Errno::NAMETOOLONG
+        );
+        rustix::fs::unlinkat(&root, path.as_str(), AtFlags::empty()).unwrap();
+        assert_eq!(names(fds.last().unwrap()), Vec::<String>::new());
+    }
+}
+
+/// Ownership, modes and permission checks with several users, as pjdfstest checks them (the
+/// mount with `allow_other`; the kernel does the permission checks, `default_permissions`).
+mod users {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    use std::os::unix::process::CommandExt as _;
+    use std::process::Command;
+
+    use mse_sealfs::SealFsOptions;
+
+    use super::common::{KEY, TestMount};
+
+    const NOBODY: u32 = 65534;
+
+    fn mount() -> TestMount {
+        let t = TestMount::with(
+            KEY,
+            SealFsOptions {
+                allow_other: true,
+                ..SealFsOptions::default()
+            },
+        );
+        std::fs::set_permissions(t.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(t.mnt(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        t
+    }
+
+    /// Runs `script` with `sh` in the mount as `uid`:`gid` with umask 0: whether it succeeded,
+    /// and the error (strerror) ending each line of its stderr.
+    fn sh(t: &TestMount, uid: u32, gid: u32, script: &str) -> (bool, String) {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask 0; {script}"))
+            .current_dir(t.mnt())
+            .uid(uid)
+            .gid(gid)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(|l| l.rsplit(": ").next().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        (out.status.success(), err)
+    }
+
+    fn owner_mode(t: &TestMount, rel: &str) -> (u32, u32, u32) {
+        let md = std::fs::symlink_metadata(t.p(rel)).unwrap();
+        (md.uid(), md.gid(), md.mode() & 0o7777)
+    }
+
+    #[test]
+    fn new_objects_get_their_creators_owner_and_exactly_the_mode_asked_for() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("\n!!! SKIPPED: needs root (allow_other, other users) !!!\n");
+            return;
+        }
+        let t = mount();
+        // umask 0: the mode asked for, not narrowed by the filesystem process's own umask.
+        assert_eq!(
+            sh(&t, 0, 0, "mkdir d && : > f && chmod 4755 f"),
+            (true, String::new())
+        );
+        assert_eq!(owner_mode(&t, "d"), (0, 0, 0o777));
+        assert_eq!(owner_mode(&t, "f"), (0, 0, 0o4755));
+        // Another user's objects are that user's.
+        let script = ": > n && mkdir nd && ln -s target nl";
+        assert_eq!(sh(&t, NOBODY, NOBODY, script), (true, String::new()));
+        assert_eq!(owner_mode(&t, "n"), (NOBODY, NOBODY, 0o666));
+        assert_eq!(owner_mode(&t, "nd"), (NOBODY, NOBODY, 0o777));
+        let l = std::fs::symlink_metadata(t.p("nl")).unwrap();
+        assert_eq!((l.uid(), l.gid()), (NOBODY, NOBODY));
+        // In a set-group-ID directory: the directory's group, and subdirectories inherit the bit.
+        assert_eq!(
+            sh(&t, 0, 0, "mkdir sg && chown 0:1234 sg && chmod 2777 sg"),
+            (true, String::new())
+        );
+        assert_eq!(
+            sh(&t, NOBODY, NOBODY, ": > sg/f && mkdir sg/d"),
+            (true, String::new())
+        );
+        assert_eq!(owner_mode(&t, "sg/f"), (NOBODY, 1234, 0o666));
+        assert_eq!(owner_mode(&t, "sg/d"), (NOBODY, 1234, 0o2777));
+        // All of it survives a remount (it is the backing objects' own metadata).
+        drop(t);
+    }
+
+    #[test]
+    fn chmod_chown_truncate_utimes_unlink_and_rename_are_checked_per_user() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("\n!!! SKIPPED: needs root (allow_other, other users) !!!\n");
+            return;
+        }
+        let t = mount();
+        let setup = ": > rw && chmod 666 rw && : > ro && chmod 644 ro && mkdir sticky && \
+                     chmod 1777 sticky && : > sticky/roots && chmod 666 sticky/roots";
+        assert_eq!(sh(&t, 0, 0, setup), (true, String::new()));
+        let denied = |script: &str, want: &str| {
+            assert_eq!(
+                sh(&t, NOBODY, NOBODY, script),
+                (false, want.to_string()),
+                "{script}"
+            );
+        };
+        denied("chmod 600 rw", "Operation not permitted");
+        denied("chown 65534 ro", "Operation not permitted");
+        denied("truncate -s 10 ro", "Permission denied");
+        denied("touch -d @1000 rw", "Operation not permitted");
+        denied("rm -f sticky/roots", "Operation not permitted");
+        denied("mv sticky/roots sticky/mine", "Operation not permitted");
+        // What the user may do: write to a world-writable file, set its times to now.
+        assert_eq!(
+            sh(&t, NOBODY, NOBODY, "truncate -s 10 rw && touch rw"),
+            (true, String::new())
+        );
+        assert_eq!(std::fs::metadata(t.p("rw")).unwrap().len(), 10);
+        // Its own files: any mode, times, rename and unlink, even in the sticky directory.
+        let own = ": > sticky/mine && chmod 4700 sticky/mine && touch -d @1000 sticky/mine && \
+                   mv sticky/mine sticky/moved && rm sticky/moved";
+        assert_eq!(sh(&t, NOBODY, NOBODY, own), (true, String::new()));
+        assert!(!t.p("sticky/moved").exists());
+        // Another user's write clears set-user-ID and set-group-ID (with group execute), also
+        // through a write-only descriptor (which bypasses the page cache); root's does not.
+        let setid = "for f in wo rw2 g; do : > $f; done && chmod 6777 wo rw2 && chmod 2767 g && \
+                     chmod 4777 byroot";
+        assert_eq!(
+            sh(&t, 0, 0, &format!(": > byroot && {setid}")),
+            (true, String::new())
+        );
+        let writes = "printf x >> wo && printf x 1<> rw2 && printf x >> g";
+        assert_eq!(sh(&t, NOBODY, NOBODY, writes), (true, String::new()));
+        assert_eq!(sh(&t, 0, 0, "printf x > byroot"), (true, String::new()));
+        assert_eq!(owner_mode(&t, "wo").2, 0o777);
+        assert_eq!(owner_mode(&t, "rw2").2, 0o777);
+        assert_eq!(owner_mode(&t, "g").2, 0o2767);
+        assert_eq!(owner_mode(&t, "byroot").2, 0o4777);
+        // Root may change owners; a chown by root clears set-user-ID.
+        assert_eq!(
+            sh(&t, 0, 0, "chmod 4755 ro && chown 65534:65534 ro"),
+            (true, String::new())
+        );
+        assert_eq!(owner_mode(&t, "ro"), (NOBODY, NOBODY, 0o755));
+    }
+}
+
+#[test]
+fn sizes_beyond_the_largest_file_are_efbig_not_enospc() {
+    let t = TestMount::new();
+    let f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(t.p("big"))
+        .unwrap();
+    let max = mse_sealfs::MAX_FILE_SIZE;
+    for size in [max + 1, 999_999_999_999_999] {
+        assert_eq!(errno(&f.set_len(size).unwrap_err()), libc::EFBIG, "{size}");
+    }
+    assert_eq!(errno(&f.write_all_at(b"x", max).unwrap_err()), libc::EFBIG);
+    let err = rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), max, 1);
+    assert_eq!(err, Err(rustix::io::Errno::FBIG));
+    // Within the largest size, beyond the quota: ENOSPC.
+    assert_eq!(errno(&f.set_len(max).unwrap_err()), libc::ENOSPC);
+    assert_eq!(f.metadata().unwrap().len(), 0);
+}

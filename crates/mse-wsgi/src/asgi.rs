@@ -1,18 +1,26 @@
-//! ASGI 3 (HTTP + lifespan): the scope is built in Rust; `asgi_glue.py` runs the app on an asyncio
-//! loop in its own Python thread and talks to the connection through `Receiver` / `Sender`.
+//! ASGI 3 (HTTP + lifespan): `asgi_glue.py` runs the app on an event loop (uvloop if importable,
+//! else asyncio) in its own Python thread; requests reach that thread through `Inbox` and its
+//! `Dispatcher` (which builds the scope in Rust and starts the task), and the app talks to the
+//! connection through `Receiver` / `Sender`.
 
-use std::sync::{Mutex, MutexGuard};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyModule, PyTuple};
 
 use crate::error::Error;
 use crate::python::{format_exception, helper_module};
 use crate::request::{BodyReader, RequestInfo};
 use crate::response::{Headers, Sink, is_hop_by_hop};
+use crate::wsgi::method_str;
 
 fn glue(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     let src = std::ffi::CString::new(include_str!("asgi_glue.py"))
@@ -33,26 +41,134 @@ pub fn is_asgi(py: Python<'_>, app: &Py<PyAny>) -> Result<bool, Error> {
 
 pub struct AsgiApp {
     runner: Py<PyAny>,
+    inbox: Arc<Inbox>,
+}
+
+/// One request waiting for the event loop.
+pub struct Job {
+    pub info: RequestInfo,
+    pub reader: BodyReader,
+    pub sink: Sink,
+}
+
+/// Requests handed from the I/O threads straight to the event-loop thread (no pool thread, no
+/// GIL hand-off between two Python threads, no `call_soon_threadsafe` per request): the I/O
+/// thread queues the job and, only when the queue was empty, writes one byte to a socket pair
+/// the loop watches (`add_reader`); the loop then takes every queued job in one go.
+struct Inbox {
+    jobs: Mutex<Vec<Job>>,
+    wake_tx: UnixStream,
+    wake_rx: UnixStream,
+}
+
+impl Inbox {
+    fn new() -> std::io::Result<Self> {
+        let (wake_tx, wake_rx) = UnixStream::pair()?;
+        wake_tx.set_nonblocking(true)?;
+        wake_rx.set_nonblocking(true)?;
+        Ok(Self {
+            jobs: Mutex::new(Vec::new()),
+            wake_tx,
+            wake_rx,
+        })
+    }
+
+    fn push(&self, job: Job) {
+        let was_empty = {
+            let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            jobs.push(job);
+            jobs.len() == 1
+        };
+        if was_empty {
+            // WouldBlock: the pipe is full of wake-ups the loop has not read yet; one is enough.
+            let _ = (&self.wake_tx).write(&[1]);
+        }
+    }
+
+    fn take(&self) -> Vec<Job> {
+        // Read the wake-ups before taking the jobs: a job queued after the take wakes us again.
+        let mut buf = [0u8; 64];
+        while let Ok(n) = (&self.wake_rx).read(&mut buf) {
+            if n < buf.len() {
+                break;
+            }
+        }
+        std::mem::take(&mut *self.jobs.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// The loop's reader callback: starts a task for every queued request.
+#[pyclass(module = "mse_wsgi", frozen)]
+struct Dispatcher {
+    inbox: Arc<Inbox>,
+    base: Py<PyDict>,
+    handle: Py<PyAny>,
+    create_task: Py<PyAny>,
+}
+
+#[pymethods]
+impl Dispatcher {
+    fn __call__(&self, py: Python<'_>) {
+        for job in self.inbox.take() {
+            let label = format!("{} {}", job.info.method, job.info.uri.path());
+            let start = || -> PyResult<()> {
+                let scope = scope(py, &self.base, &job.info)?;
+                let rx = Receiver {
+                    reader: Mutex::new(job.reader),
+                };
+                let tx = Sender {
+                    state: Mutex::new(SenderState {
+                        sink: job.sink,
+                        pending: None,
+                        label: label.clone(),
+                    }),
+                };
+                let coro = self.handle.bind(py).call1((scope, rx, tx))?;
+                self.create_task.bind(py).call1((coro,))?;
+                Ok(())
+            };
+            if let Err(e) = start() {
+                // The sink was dropped with the failed call: the connection answers 500.
+                tracing::error!(target: "mse_wsgi::app", "{label}: cannot start the ASGI task\n{}", format_exception(py, &e));
+            }
+        }
+    }
 }
 
 impl AsgiApp {
     /// Starts the event loop thread and runs lifespan startup.
     pub fn start(py: Python<'_>, app: Py<PyAny>, io_threads: usize) -> Result<Self, Error> {
+        let inbox = Arc::new(
+            Inbox::new()
+                .map_err(|e| Error::LifespanStartup(format!("ASGI wake-up socket: {e}")))?,
+        );
         let start = || -> PyResult<(Py<PyAny>, Option<String>)> {
             let glue = glue(py)?;
             let log = wrap_pyfunction!(log_error, &glue)?;
             let runner = glue.getattr("Runner")?.call1((app, log, io_threads))?;
+            let dispatcher = Dispatcher {
+                inbox: inbox.clone(),
+                base: base_scope(py)?,
+                handle: runner.getattr("_handle")?.unbind(),
+                create_task: runner.getattr("loop")?.getattr("create_task")?.unbind(),
+            };
+            runner.call_method1("listen", (inbox.wake_rx.as_raw_fd(), dispatcher))?;
             let failed: Option<String> = runner.call_method1("startup", (60.0,))?.extract()?;
             Ok((runner.unbind(), failed))
         };
         match start() {
-            Ok((runner, None)) => Ok(Self { runner }),
+            Ok((runner, None)) => Ok(Self { runner, inbox }),
             Ok((runner, Some(msg))) => {
                 let _ = runner.bind(py).call_method1("shutdown", (5.0,));
                 Err(Error::LifespanStartup(msg))
             }
             Err(e) => Err(Error::LifespanStartup(format_exception(py, &e))),
         }
+    }
+
+    /// Queues a request for the event loop (called on an I/O thread, without the GIL).
+    pub fn dispatch(&self, job: Job) {
+        self.inbox.push(job);
     }
 
     /// Lifespan shutdown, then stops the loop.
@@ -63,77 +179,135 @@ impl AsgiApp {
     }
 }
 
-fn scope<'py>(py: Python<'py>, req: &RequestInfo) -> PyResult<Bound<'py, PyDict>> {
+/// The parts of every HTTP scope that never change (copied per request, like the WSGI environ).
+fn base_scope(py: Python<'_>) -> PyResult<Py<PyDict>> {
     let s = PyDict::new(py);
-    s.set_item("type", "http")?;
+    s.set_item(intern!(py, "type"), intern!(py, "http"))?;
     let asgi = PyDict::new(py);
     asgi.set_item("version", "3.0")?;
     asgi.set_item("spec_version", "2.3")?;
-    s.set_item("asgi", asgi)?;
+    s.set_item(intern!(py, "asgi"), asgi)?;
+    s.set_item(intern!(py, "root_path"), intern!(py, ""))?;
+    Ok(s.unbind())
+}
+
+fn scope<'py>(
+    py: Python<'py>,
+    base: &Py<PyDict>,
+    req: &RequestInfo,
+) -> PyResult<Bound<'py, PyDict>> {
+    let s = base.bind(py).copy()?;
     let version = match req.version {
-        hyper::Version::HTTP_10 => "1.0",
-        hyper::Version::HTTP_2 => "2",
-        _ => "1.1",
+        hyper::Version::HTTP_10 => intern!(py, "1.0"),
+        hyper::Version::HTTP_2 => intern!(py, "2"),
+        _ => intern!(py, "1.1"),
     };
-    s.set_item("http_version", version)?;
-    s.set_item("method", req.method.as_str())?;
-    s.set_item("scheme", req.scheme())?;
+    s.set_item(intern!(py, "http_version"), version)?;
+    s.set_item(intern!(py, "method"), method_str(py, &req.method))?;
+    let scheme = if req.tls {
+        intern!(py, "https")
+    } else {
+        intern!(py, "http")
+    };
+    s.set_item(intern!(py, "scheme"), scheme)?;
     let raw = req.uri.path();
-    let decoded: Vec<u8> = percent_encoding::percent_decode(raw.as_bytes()).collect();
-    s.set_item("path", String::from_utf8_lossy(&decoded))?;
-    s.set_item("raw_path", PyBytes::new(py, raw.as_bytes()))?;
+    if raw.contains('%') {
+        let decoded: Vec<u8> = percent_encoding::percent_decode(raw.as_bytes()).collect();
+        s.set_item(intern!(py, "path"), String::from_utf8_lossy(&decoded))?;
+    } else {
+        s.set_item(intern!(py, "path"), raw)?;
+    }
+    s.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw.as_bytes()))?;
     s.set_item(
-        "query_string",
+        intern!(py, "query_string"),
         PyBytes::new(py, req.uri.query().unwrap_or_default().as_bytes()),
     )?;
-    s.set_item("root_path", "")?;
-    let headers = PyList::empty(py);
+    let mut items = Vec::with_capacity(req.headers.len() + 1);
     for (name, value) in &req.headers {
-        headers.append((
-            PyBytes::new(py, name.as_str().as_bytes()),
-            PyBytes::new(py, value.as_bytes()),
-        ))?;
+        items.push(PyTuple::new(
+            py,
+            [
+                header_name(py, name),
+                PyBytes::new(py, value.as_bytes()).into_any(),
+            ],
+        )?);
     }
     if req.version == hyper::Version::HTTP_2
         && !req.headers.contains_key(hyper::header::HOST)
         && let Some(a) = req.uri.authority()
     {
-        headers.append((
-            PyBytes::new(py, b"host"),
-            PyBytes::new(py, a.as_str().as_bytes()),
-        ))?;
+        items.push(PyTuple::new(
+            py,
+            [
+                PyBytes::new(py, b"host"),
+                PyBytes::new(py, a.as_str().as_bytes()),
+            ],
+        )?);
     }
-    s.set_item("headers", headers)?;
-    s.set_item("client", (req.remote.ip().to_string(), req.remote.port()))?;
-    let (name, port) = req.server_name_port();
-    s.set_item("server", (name, port))?;
+    s.set_item(intern!(py, "headers"), PyList::new(py, items)?)?;
+    let client = req.conn.client.get_or_try_init(py, || {
+        (req.remote.ip().to_string(), req.remote.port())
+            .into_pyobject(py)
+            .map(Bound::unbind)
+    })?;
+    s.set_item(intern!(py, "client"), client.bind(py))?;
+    s.set_item(intern!(py, "server"), server_tuple(py, req)?)?;
     Ok(s)
 }
 
-/// Hands one request to the event loop (called on a pool thread).
-pub fn run(py: Python<'_>, app: &AsgiApp, req: &RequestInfo, body: BodyReader, sink: Sink) {
-    let label = format!("{} {}", req.method, req.uri.path());
-    let submit = || -> PyResult<()> {
-        let scope = scope(py, req)?;
-        let rx = Receiver {
-            reader: Mutex::new(body),
-        };
-        let tx = Sender {
-            state: Mutex::new(SenderState {
-                sink,
-                pending: None,
-                label: label.clone(),
-            }),
-        };
-        app.runner
-            .bind(py)
-            .call_method1("submit", (scope, rx, tx))?;
-        Ok(())
-    };
-    if let Err(e) = submit() {
-        // The sink was moved into the failed call and dropped: the connection answers 500.
-        tracing::error!(target: "mse_wsgi::app", "{label}: cannot submit to the ASGI loop\n{}", format_exception(py, &e));
+/// The scope's `server` tuple, cached per connection while the Host header stays the same.
+fn server_tuple<'py>(py: Python<'py>, req: &RequestInfo) -> PyResult<Bound<'py, PyTuple>> {
+    let source = req
+        .headers
+        .get(hyper::header::HOST)
+        .map(|h| h.as_bytes())
+        .or_else(|| req.uri.authority().map(|a| a.as_str().as_bytes()));
+    let mut cached = req
+        .conn
+        .asgi_server
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some((key, tuple)) = cached.as_ref()
+        && key.as_deref() == source
+    {
+        return Ok(tuple.bind(py).clone());
     }
+    let (name, port) = req.server_name_port();
+    let tuple = (name, port).into_pyobject(py)?;
+    *cached = Some((source.map(<[u8]>::to_vec), tuple.clone().unbind()));
+    Ok(tuple)
+}
+
+/// Header names as bytes; the common ones are made once per process.
+fn header_name<'py>(py: Python<'py>, name: &HeaderName) -> Bound<'py, PyAny> {
+    use hyper::header;
+    macro_rules! cached {
+        ($($h:ident),*) => {
+            $(if *name == header::$h {
+                static CELL: PyOnceLock<Py<PyBytes>> = PyOnceLock::new();
+                return CELL
+                    .get_or_init(py, || PyBytes::new(py, header::$h.as_str().as_bytes()).unbind())
+                    .bind(py)
+                    .clone()
+                    .into_any();
+            })*
+        };
+    }
+    cached!(
+        HOST,
+        USER_AGENT,
+        ACCEPT,
+        ACCEPT_ENCODING,
+        ACCEPT_LANGUAGE,
+        CONNECTION,
+        CONTENT_TYPE,
+        CONTENT_LENGTH,
+        COOKIE,
+        AUTHORIZATION,
+        ORIGIN,
+        REFERER
+    );
+    PyBytes::new(py, name.as_str().as_bytes()).into_any()
 }
 
 #[pyclass(module = "mse_wsgi")]
@@ -190,6 +364,14 @@ impl Sender {
     }
 }
 
+/// bytes without a copy; other byte strings (bytearray, ...) as pyo3 extracts them.
+fn bytes_like<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'a, [u8]>> {
+    match obj.cast::<PyBytes>() {
+        Ok(b) => Ok(std::borrow::Cow::Borrowed(b.as_bytes())),
+        Err(_) => Ok(std::borrow::Cow::Owned(obj.extract::<Vec<u8>>()?)),
+    }
+}
+
 fn parse_asgi_headers(headers: &Bound<'_, PyAny>) -> PyResult<Headers> {
     let mut out = Vec::new();
     for item in headers.try_iter()? {
@@ -199,10 +381,10 @@ fn parse_asgi_headers(headers: &Bound<'_, PyAny>) -> PyResult<Headers> {
             .map(|t| t.as_any().clone())
             .or_else(|_| item.cast::<PyList>().map(|l| l.as_any().clone()))
             .map_err(|_| PyTypeError::new_err("ASGI headers must be [name, value] pairs"))?;
-        let (name, value): (Vec<u8>, Vec<u8>) = pair.extract()?;
-        let name = HeaderName::from_bytes(&name)
+        let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair.extract()?;
+        let name = HeaderName::from_bytes(bytes_like(&name)?.as_ref())
             .map_err(|_| PyValueError::new_err("invalid ASGI header name"))?;
-        let value = HeaderValue::from_bytes(&value)
+        let value = HeaderValue::from_bytes(bytes_like(&value)?.as_ref())
             .map_err(|_| PyValueError::new_err("invalid ASGI header value"))?;
         if !is_hop_by_hop(&name) {
             out.push((name, value));
@@ -280,6 +462,14 @@ impl Sender {
             st.sink.fail(py);
         }
         st.sink.finish();
+    }
+
+    /// The app stopped because the client went away: not an application error.
+    fn gone(&self, py: Python<'_>) {
+        let mut st = self.lock();
+        tracing::debug!(target: "mse_wsgi::app", "{}: client disconnected", st.label);
+        st.pending = None;
+        st.sink.fail(py);
     }
 
     fn fail(&self, py: Python<'_>, traceback: &str) {

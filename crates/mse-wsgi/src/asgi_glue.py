@@ -2,10 +2,29 @@
 # Rust side hands over (scope, receiver, sender) and the loop drives the app. Blocking waits on the
 # Rust channels run in a small executor so the loop never blocks.
 import asyncio
+import builtins
 import concurrent.futures
 import inspect
+import os
 import threading
 import traceback
+
+
+# Python 3.11+ (anyio task groups, as in Starlette's StreamingResponse, raise these).
+_GROUP = getattr(builtins, "BaseExceptionGroup", ())
+
+
+class ClientDisconnected(OSError):
+    """Raised by send() once the client has gone (ASGI: an OSError subclass)."""
+
+
+def _is_disconnect(exc):
+    """The app failed only because the client went away (possibly inside exception groups)."""
+    if isinstance(exc, ClientDisconnected):
+        return True
+    if isinstance(exc, _GROUP):
+        return all(_is_disconnect(e) for e in exc.exceptions)
+    return False
 
 
 def is_asgi(app):
@@ -16,13 +35,83 @@ def is_asgi(app):
     return call is not None and inspect.iscoroutinefunction(call)
 
 
+def _new_loop():
+    """uvloop when the app's environment has it (as uvicorn and Granian do), else asyncio's;
+    MSE_ASGI_LOOP=asyncio forces asyncio's."""
+    if os.environ.get("MSE_ASGI_LOOP") == "asyncio":
+        return asyncio.new_event_loop()
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class _Cycle:
+    """One request's receive() and send()."""
+
+    __slots__ = ("loop", "io", "rx", "tx", "body_done", "finished", "waiter")
+
+    def __init__(self, loop, io, rx, tx):
+        self.loop = loop
+        self.io = io
+        self.rx = rx
+        self.tx = tx
+        self.body_done = False
+        self.finished = False
+        self.waiter = None
+
+    def finish(self):
+        self.finished = True
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def receive(self):
+        if self.body_done:
+            # Nothing more to read: http.disconnect once the response is over or the client left.
+            if not self.finished:
+                if self.waiter is None:
+                    self.waiter = self.loop.create_future()
+                await self.waiter
+            return {"type": "http.disconnect"}
+        r = self.rx.try_recv()
+        if r is None:
+            r = await self.loop.run_in_executor(self.io, self.rx.recv)
+        chunk, more = r
+        if chunk is None:
+            self.body_done = True
+            self.finish()
+            return {"type": "http.disconnect"}
+        if not more:
+            self.body_done = True
+        return {"type": "http.request", "body": chunk, "more_body": more}
+
+    async def send(self, message):
+        kind = message["type"]
+        if kind == "http.response.body":
+            body = message.get("body", b"")
+            more = message.get("more_body", False)
+            tx = self.tx
+            r = tx.try_body(body, more)
+            if r == 1:
+                r = await self.loop.run_in_executor(self.io, tx.body, body, more)
+            if r == 2:
+                self.finish()
+                raise ClientDisconnected("client disconnected")
+            if not more:
+                self.finish()
+        elif kind == "http.response.start":
+            self.tx.start(message["status"], message.get("headers", ()))
+
+
 class Runner:
     def __init__(self, app, log_error, io_threads):
         self.app = app
         self.log_error = log_error
         self.state = {}
         self.lifespan = False
-        self.loop = asyncio.new_event_loop()
+        self.loop = _new_loop()
         self.io = concurrent.futures.ThreadPoolExecutor(
             max_workers=io_threads, thread_name_prefix="mse-asgi-io"
         )
@@ -33,62 +122,26 @@ class Runner:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
+    def listen(self, fd, dispatcher):
+        """Requests arrive through `dispatcher`, called when `fd` is readable."""
+        self.loop.call_soon_threadsafe(self.loop.add_reader, fd, dispatcher)
+
     # HTTP -----------------------------------------------------------------------------------
-    def submit(self, scope, rx, tx):
-        self.loop.call_soon_threadsafe(self._start, scope, rx, tx)
-
-    def _start(self, scope, rx, tx):
-        self.loop.create_task(self._handle(scope, rx, tx))
-
     async def _handle(self, scope, rx, tx):
-        loop = self.loop
-        io = self.io
-        finished = asyncio.Event()
-        body_done = False
         if self.state:
             scope["state"] = dict(self.state)
-
-        async def receive():
-            nonlocal body_done
-            if body_done:
-                await finished.wait()
-                return {"type": "http.disconnect"}
-            r = rx.try_recv()
-            if r is None:
-                r = await loop.run_in_executor(io, rx.recv)
-            chunk, more = r
-            if chunk is None:
-                body_done = True
-                finished.set()
-                return {"type": "http.disconnect"}
-            if not more:
-                body_done = True
-            return {"type": "http.request", "body": chunk, "more_body": more}
-
-        async def send(message):
-            kind = message["type"]
-            if kind == "http.response.start":
-                tx.start(message["status"], message.get("headers", ()))
-            elif kind == "http.response.body":
-                body = message.get("body", b"")
-                more = message.get("more_body", False)
-                r = tx.try_body(body, more)
-                if r == 1:
-                    r = await loop.run_in_executor(io, tx.body, body, more)
-                if r == 2:
-                    finished.set()
-                    raise OSError("client disconnected")
-                if not more:
-                    finished.set()
-
+        cycle = _Cycle(self.loop, self.io, rx, tx)
         try:
-            await self.app(scope, receive, send)
-        except BaseException:
-            tx.fail(traceback.format_exc())
+            await self.app(scope, cycle.receive, cycle.send)
+        except BaseException as e:
+            if _is_disconnect(e):
+                tx.gone()
+            else:
+                tx.fail(traceback.format_exc())
         else:
             tx.done()
         finally:
-            finished.set()
+            cycle.finish()
 
     # Lifespan -------------------------------------------------------------------------------
     def startup(self, timeout):

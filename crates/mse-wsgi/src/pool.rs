@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use pyo3::Python;
 
 use crate::error::Error;
+use crate::response::Deferred;
 
 pub type Job = Box<dyn for<'py> FnOnce(Python<'py>) + Send>;
 
@@ -50,6 +51,8 @@ impl Default for Queue {
 #[derive(Default)]
 struct Inner {
     queue: Mutex<Queue>,
+    /// Complete responses the pool threads hold back until they run out of queued work.
+    deferred: Arc<Deferred>,
     /// Idle pool threads wait here.
     work: Condvar,
     /// The monitor waits here.
@@ -68,6 +71,7 @@ pub struct PythonPool {
 }
 
 fn worker(py: Python<'_>, inner: &Inner) {
+    Deferred::install(inner.deferred.clone());
     loop {
         // Take queued work without giving up the GIL.
         let job = {
@@ -88,9 +92,16 @@ fn worker(py: Python<'_>, inner: &Inner) {
             },
         };
         job(py);
-        let mut q = inner.lock();
-        q.busy -= 1;
-        q.last_progress = Instant::now();
+        let idle = {
+            let mut q = inner.lock();
+            q.busy -= 1;
+            q.last_progress = Instant::now();
+            q.jobs.is_empty()
+        };
+        // No more queued work: hand over the responses held so far (one wake-up for all).
+        if idle {
+            inner.deferred.flush();
+        }
     }
 }
 
@@ -121,6 +132,8 @@ fn monitor(inner: &Inner) {
         if q.closed {
             return;
         }
+        // A response held behind a slow request goes out after one tick at most.
+        inner.deferred.flush_older_than(SPARE_DELAY);
         // Jobs are waiting and no pool thread has made progress for a while: the running ones
         // are blocked (I/O with the GIL released, or a slow request), so let a spare help.
         if q.idle > q.woken && !q.jobs.is_empty() && q.last_progress.elapsed() >= SPARE_DELAY {
@@ -157,7 +170,7 @@ impl PythonPool {
                 .map_err(Error::Thread)?;
             handles.push(handle);
         }
-        if threads > 1 {
+        {
             let inner = inner.clone();
             let handle = std::thread::Builder::new()
                 .name("mse-python-monitor".into())

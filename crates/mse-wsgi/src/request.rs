@@ -28,10 +28,6 @@ pub struct RequestInfo {
 }
 
 impl RequestInfo {
-    pub fn scheme(&self) -> &'static str {
-        if self.tls { "https" } else { "http" }
-    }
-
     /// `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`, as PEP 3333 / CGI want them.
     pub fn protocol(&self) -> &'static str {
         match self.version {
@@ -79,6 +75,8 @@ impl std::fmt::Display for BodyError {
 }
 
 pub struct BodyReader {
+    /// Frames the request handler read before the app started (`prefetch`).
+    early: std::collections::VecDeque<FrameResult>,
     body: Option<Incoming>,
     received: u64,
     limit: u64,
@@ -89,19 +87,127 @@ pub struct BodyReader {
 
 type FrameResult = Option<Result<http_body::Frame<Bytes>, hyper::Error>>;
 
+/// Fields that must not appear in a trailer section: framing, routing, authentication, request
+/// modifiers and content metadata (RFC 9110 §6.5.1; the list Go's net/http refuses, plus the
+/// conditionals and `Cookie`). A request carrying one is refused: no app reads them.
+const FORBIDDEN_TRAILERS: &[&str] = &[
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-range",
+    "content-type",
+    "cookie",
+    "expect",
+    "host",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "keep-alive",
+    "max-forwards",
+    "pragma",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "range",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "www-authenticate",
+];
+
+/// The first forbidden field of a trailer section, if any.
+pub fn forbidden_trailer(trailers: &hyper::HeaderMap) -> Option<&'static str> {
+    FORBIDDEN_TRAILERS
+        .iter()
+        .find(|name| trailers.contains_key(**name))
+        .copied()
+}
+
+/// Frames read ahead of the app (see `prefetch`).
+#[derive(Default)]
+pub struct Early {
+    frames: std::collections::VecDeque<FrameResult>,
+}
+
+/// Reads the frames of a chunked HTTP/1 request body that are already buffered or arrive at once
+/// (at most `limit` data bytes), so that a malformed chunked body or a forbidden trailer is
+/// answered with 400 even when the app never reads the body. Stops at the first frame that is not
+/// ready after one turn of the connection task: a slow upload is not waited for.
+pub async fn prefetch(body: &mut Incoming, limit: usize) -> Early {
+    let mut early = Early::default();
+    let mut bytes = 0usize;
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        loop {
+            if bytes >= limit {
+                return std::task::Poll::Ready(());
+            }
+            match std::pin::Pin::new(&mut *body).poll_frame(cx) {
+                std::task::Poll::Ready(None) => {
+                    early.frames.push_back(None);
+                    return std::task::Poll::Ready(());
+                }
+                std::task::Poll::Ready(Some(r)) => {
+                    let stop = r.is_err();
+                    if let Ok(f) = &r
+                        && let Some(d) = f.data_ref()
+                    {
+                        bytes += d.len();
+                    }
+                    early.frames.push_back(Some(r));
+                    if stop {
+                        return std::task::Poll::Ready(());
+                    }
+                    yielded = false;
+                }
+                std::task::Poll::Pending if yielded => return std::task::Poll::Ready(()),
+                std::task::Poll::Pending => {
+                    // Let hyper's dispatcher (same task) decode what it has buffered.
+                    yielded = true;
+                    cx.waker().wake_by_ref();
+                    return std::task::Poll::Pending;
+                }
+            }
+        }
+    })
+    .await;
+    early
+}
+
+impl Early {
+    /// The body failed (malformed chunked framing, forbidden trailer) within the read-ahead.
+    pub fn failed(&self) -> bool {
+        self.frames.iter().any(|f| match f {
+            Some(Err(_)) => true,
+            Some(Ok(frame)) => frame
+                .trailers_ref()
+                .is_some_and(|t| forbidden_trailer(t).is_some()),
+            None => false,
+        })
+    }
+}
+
 impl BodyReader {
     pub fn new(
         body: Incoming,
+        early: Early,
         limit: u64,
         flags: Arc<BodyFlags>,
         handle: tokio::runtime::Handle,
     ) -> Self {
-        let body = if body.is_end_stream() {
+        let ended = early.frames.back().is_some_and(|f| f.is_none());
+        let body = if ended || (early.frames.is_empty() && body.is_end_stream()) {
             None
         } else {
             Some(body)
         };
         Self {
+            early: early.frames,
             body,
             received: 0,
             limit,
@@ -126,6 +232,16 @@ impl BodyReader {
                 Err(Some(err))
             }
             Some(Ok(frame)) => match frame.into_data() {
+                Err(frame) => {
+                    if let Some(name) = frame.trailers_ref().and_then(forbidden_trailer) {
+                        self.body = None;
+                        self.flags.invalid.store(true, Ordering::Relaxed);
+                        let err = BodyError::Invalid(format!("{name} is not allowed in trailers"));
+                        self.error = Some(err.clone());
+                        return Err(Some(err));
+                    }
+                    Ok(None)
+                }
                 Ok(data) => {
                     self.received += data.len() as u64;
                     if self.received > self.limit {
@@ -137,7 +253,6 @@ impl BodyReader {
                     }
                     Ok(Some(data))
                 }
-                Err(_) => Ok(None),
             },
         }
     }
@@ -148,11 +263,15 @@ impl BodyReader {
             if let Some(e) = &self.error {
                 return Err(e.clone());
             }
-            let Some(body) = self.body.as_mut() else {
-                return Ok(None);
+            let r = if let Some(r) = self.early.pop_front() {
+                r
+            } else {
+                let Some(body) = self.body.as_mut() else {
+                    return Ok(None);
+                };
+                let handle = &self.handle;
+                py.detach(|| handle.block_on(body.frame()))
             };
-            let handle = &self.handle;
-            let r = py.detach(|| handle.block_on(body.frame()));
             match self.on_frame(r) {
                 Ok(Some(d)) if !d.is_empty() => return Ok(Some(d)),
                 Ok(_) => continue,
@@ -168,10 +287,14 @@ impl BodyReader {
             if let Some(e) = &self.error {
                 return Some(Err(e.clone()));
             }
-            let Some(body) = self.body.as_mut() else {
-                return Some(Ok(None));
+            let r = if let Some(r) = self.early.pop_front() {
+                r
+            } else {
+                let Some(body) = self.body.as_mut() else {
+                    return Some(Ok(None));
+                };
+                body.frame().now_or_never()?
             };
-            let r = body.frame().now_or_never()?;
             match self.on_frame(r) {
                 Ok(Some(d)) if !d.is_empty() => return Some(Ok(Some(d))),
                 Ok(_) => continue,
@@ -182,6 +305,6 @@ impl BodyReader {
     }
 
     pub fn at_end(&self) -> bool {
-        self.body.is_none() && self.error.is_none()
+        self.body.is_none() && self.error.is_none() && self.early.iter().all(|f| f.is_none())
     }
 }

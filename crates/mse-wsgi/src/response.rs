@@ -42,6 +42,73 @@ pub struct BodyFlags {
     pub invalid: AtomicBool,
 }
 
+/// Complete responses held back by a Python thread and handed to the connections together: each
+/// hand-over wakes the I/O thread, which on a shared CPU preempts the Python thread (two context
+/// switches per request); a batch pays that once. Whoever installed the batch on a thread
+/// (`Deferred::install`) flushes it when that thread runs out of queued work, and the pool's
+/// monitor flushes responses held longer than its tick, so no response waits behind a slow one.
+#[derive(Default)]
+pub struct Deferred {
+    held: std::sync::Mutex<Vec<(oneshot::Sender<First>, First)>>,
+    /// When the oldest held response was held, if any.
+    since: std::sync::Mutex<Option<Instant>>,
+}
+
+thread_local! {
+    static DEFERRED: std::cell::RefCell<Option<Arc<Deferred>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Most responses held at once; the next one flushes them all.
+const MAX_DEFERRED: usize = 4;
+
+impl Deferred {
+    /// Complete responses sent from this thread are held in `batch` from now on.
+    pub fn install(batch: Arc<Deferred>) {
+        DEFERRED.with(|d| *d.borrow_mut() = Some(batch));
+    }
+
+    fn push(&self, tx: oneshot::Sender<First>, msg: First) {
+        let full = {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            if held.is_empty() {
+                *self.since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+            }
+            held.push((tx, msg));
+            held.len() >= MAX_DEFERRED
+        };
+        if full {
+            self.flush();
+        }
+    }
+
+    /// Hands every held response to its connection.
+    pub fn flush(&self) {
+        let held = {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            if held.is_empty() {
+                return;
+            }
+            *self.since.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            std::mem::take(&mut *held)
+        };
+        for (tx, msg) in held {
+            let _ = tx.send(msg);
+        }
+    }
+
+    /// Flushes if the oldest held response has waited at least `max`.
+    pub fn flush_older_than(&self, max: std::time::Duration) {
+        let old = self
+            .since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| t.elapsed() >= max);
+        if old {
+            self.flush();
+        }
+    }
+}
+
 /// Headers a WSGI/ASGI app must not set (hop-by-hop); hyper manages framing itself.
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     matches!(
@@ -101,7 +168,21 @@ impl Sink {
 
     fn send_first(&mut self, msg: First) -> bool {
         self.head_sent = true;
-        self.first.take().is_some_and(|f| f.send(msg).is_ok())
+        let Some(first) = self.first.take() else {
+            return false;
+        };
+        match msg {
+            First::Full(..) => DEFERRED.with(|d| match d.borrow().as_ref() {
+                Some(batch) => {
+                    let alive = !first.is_closed();
+                    batch.push(first, msg);
+                    alive
+                }
+                None => first.send(msg).is_ok(),
+            }),
+            // A streamed response is never held back: its body follows through the channel.
+            First::Head(..) => first.send(msg).is_ok(),
+        }
     }
 
     fn blocking_send(&mut self, py: Python<'_>, msg: Out) -> bool {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use pyo3::prelude::*;
@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::asgi::{self, AsgiApp};
 use crate::config::{Bind, Interface, ServerConfig};
+use crate::conn_io::{ConnIo, H2_BAD_PREFACE_REPLY, H2_PREFACE};
 use crate::error::Error;
 use crate::pool::PythonPool;
 use crate::python;
@@ -31,6 +32,8 @@ use crate::wsgi::{self, ConnStrings, WsgiApp};
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Data a chunked request body may have read ahead of the app (see `request::prefetch`).
+const PREFETCH_BYTES: usize = 64 * 1024;
 
 enum App {
     Wsgi(WsgiApp),
@@ -123,17 +126,7 @@ impl Server {
             max_body: self.config.max_body,
             handle: tokio::runtime::Handle::current(),
         });
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            // Pipelining works without `pipeline_flush`; with it, hyper 1.12 drops the automatic
-            // 400 for an unparsable request before flushing it.
-            .keep_alive(true)
-            .max_buf_size(MAX_HEAD_BYTES)
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
-        builder.http2().timer(TokioTimer::new());
-        let builder = Arc::new(builder);
+        let builders = Arc::new(Builders::new());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let limit = Arc::new(tokio::sync::Semaphore::new(
             self.config.max_connections.max(1),
@@ -163,7 +156,7 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let local = stream.local_addr().unwrap_or(self.local_addr);
             let watcher = graceful.watcher();
-            let builder = builder.clone();
+            let builders = builders.clone();
             let shared = shared.clone();
             let acceptor = acceptor.clone();
             while conns.try_join_next().is_some() {}
@@ -175,12 +168,14 @@ impl Server {
                     handle(shared.clone(), remote, local, tls, conn.clone(), req)
                 });
                 let result = match acceptor {
+                    // Plain port: HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
                     None => {
-                        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                        let io = TokioIo::new(ConnIo::new(stream, Bytes::new(), true));
+                        let conn = builders.auto.serve_connection(io, svc);
                         watcher.watch(conn.into_owned()).await
                     }
                     Some(acceptor) => {
-                        let tls_stream = match tokio::time::timeout(
+                        let mut tls_stream = match tokio::time::timeout(
                             TLS_HANDSHAKE_TIMEOUT,
                             acceptor.accept(stream),
                         )
@@ -196,8 +191,20 @@ impl Server {
                                 return;
                             }
                         };
-                        let conn = builder.serve_connection(TokioIo::new(tls_stream), svc);
-                        watcher.watch(conn.into_owned()).await
+                        // ALPN decided the protocol: no sniffing after it (RFC 9113 §3.3).
+                        if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                            let Some(preface) = read_h2_preface(&mut tls_stream, remote).await
+                            else {
+                                return;
+                            };
+                            let io = TokioIo::new(ConnIo::new(tls_stream, preface, false));
+                            let conn = builders.h2.serve_connection(io, svc);
+                            watcher.watch(conn).await.map_err(Into::into)
+                        } else {
+                            let io = TokioIo::new(ConnIo::new(tls_stream, Bytes::new(), true));
+                            let conn = builders.h1.serve_connection(io, svc);
+                            watcher.watch(conn).await.map_err(Into::into)
+                        }
                     }
                 };
                 if let Err(e) = result {
@@ -237,12 +244,83 @@ impl Server {
     }
 }
 
+/// One connection builder per protocol decision: ALPN `h2`, ALPN `http/1.1` (or none) on TLS,
+/// and the sniffing one for plain ports (HTTP/1.1 or h2c prior knowledge).
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    h1: hyper::server::conn::http1::Builder,
+    h2: hyper::server::conn::http2::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new() -> Self {
+        let mut auto = auto::Builder::new(TokioExecutor::new());
+        auto.http1()
+            // Pipelining works without `pipeline_flush`; with it, hyper 1.12 drops the automatic
+            // 400 for an unparsable request before flushing it.
+            .keep_alive(true)
+            .max_buf_size(MAX_HEAD_BYTES)
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        auto.http2().timer(TokioTimer::new());
+        let mut h1 = hyper::server::conn::http1::Builder::new();
+        h1.keep_alive(true)
+            .max_buf_size(MAX_HEAD_BYTES)
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new());
+        Self { auto, h1, h2 }
+    }
+}
+
+/// Reads the client's HTTP/2 connection preface on a connection ALPN made HTTP/2. Anything else
+/// is a connection error: the answer is SETTINGS + GOAWAY(PROTOCOL_ERROR), then the connection
+/// closes (hyper's h2 would close without the GOAWAY). Returns the preface bytes to replay.
+async fn read_h2_preface<S>(stream: &mut S, remote: SocketAddr) -> Option<Bytes>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut got = [0u8; 24];
+    let mut n = 0;
+    let read = async {
+        while n < got.len() {
+            match stream.read(&mut got[n..]).await {
+                Ok(0) | Err(_) => return false,
+                Ok(k) => {
+                    if got[n..n + k] != H2_PREFACE[n..n + k] {
+                        n += k;
+                        return true;
+                    }
+                    n += k;
+                }
+            }
+        }
+        true
+    };
+    match tokio::time::timeout(HEADER_READ_TIMEOUT, read).await {
+        Ok(true) if got == *H2_PREFACE => Some(Bytes::copy_from_slice(&got)),
+        Ok(true) => {
+            tracing::debug!("{remote}: invalid HTTP/2 connection preface");
+            let _ = stream.write_all(H2_BAD_PREFACE_REPLY).await;
+            let _ = stream.shutdown().await;
+            None
+        }
+        _ => None,
+    }
+}
+
 /// Convenience: `Server::new(config)?.serve(shutdown)`.
 pub async fn serve(config: ServerConfig, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     Server::new(config)?.serve(shutdown).await
 }
 
-fn plain(status: u16, text: &'static str, log: Option<Box<AccessLog>>) -> Response<RespBody> {
+pub(crate) fn plain(
+    status: u16,
+    text: &'static str,
+    log: Option<Box<AccessLog>>,
+) -> Response<RespBody> {
     let mut log = log;
     if let Some(l) = log.as_mut() {
         l.status = status;
@@ -264,7 +342,7 @@ async fn handle(
     conn: Arc<ConnStrings>,
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Infallible> {
-    let (parts, body) = req.into_parts();
+    let (parts, mut body) = req.into_parts();
     // Skip the bookkeeping entirely when the access log is filtered out (benchmarks).
     let log = tracing::enabled!(target: "mse_wsgi::access", tracing::Level::INFO).then(|| {
         Box::new(AccessLog {
@@ -285,6 +363,21 @@ async fn handle(
     if declared.is_some_and(|n| n > shared.max_body) {
         return Ok(plain(413, "Request Entity Too Large\n", log));
     }
+    if let Some(refusal) = refuse(&parts) {
+        return Ok(refusal(log));
+    }
+    let early = if parts.version <= Version::HTTP_11
+        && parts.headers.contains_key(hyper::header::TRANSFER_ENCODING)
+        && !parts.headers.contains_key(hyper::header::EXPECT)
+    {
+        let early = crate::request::prefetch(&mut body, PREFETCH_BYTES).await;
+        if early.failed() {
+            return Ok(plain(400, "Bad Request\n", log));
+        }
+        early
+    } else {
+        Default::default()
+    };
     let info = RequestInfo {
         method: parts.method,
         uri: parts.uri,
@@ -296,16 +389,29 @@ async fn handle(
         conn,
     };
     let flags = Arc::new(BodyFlags::default());
-    let reader = BodyReader::new(body, shared.max_body, flags.clone(), shared.handle.clone());
+    let reader = BodyReader::new(
+        body,
+        early,
+        shared.max_body,
+        flags.clone(),
+        shared.handle.clone(),
+    );
     let (tx, rx) = oneshot::channel::<First>();
     let sink = Sink::new(tx, flags);
-    let job_shared = shared.clone();
-    let submitted = shared
-        .pool
-        .submit(Box::new(move |py| match &job_shared.app {
-            App::Wsgi(app) => wsgi::run(py, app, &info, reader, sink),
-            App::Asgi(app) => asgi::run(py, app, &info, reader, sink),
-        }));
+    let submitted = match &shared.app {
+        App::Asgi(app) => {
+            app.dispatch(asgi::Job { info, reader, sink });
+            true
+        }
+        App::Wsgi(_) => {
+            let job_shared = shared.clone();
+            shared.pool.submit(Box::new(move |py| {
+                if let App::Wsgi(app) = &job_shared.app {
+                    wsgi::run(py, app, &info, reader, sink);
+                }
+            }))
+        }
+    };
     if !submitted {
         return Ok(plain(503, "Service Unavailable\n", log));
     }
@@ -330,6 +436,35 @@ async fn handle(
         Err(_) => plain(500, "Internal Server Error\n", log),
     };
     Ok(resp)
+}
+
+/// Builds a refusal response (with the access-log record, if any).
+pub(crate) type Refusal = fn(Option<Box<AccessLog>>) -> Response<RespBody>;
+
+/// Requests refused before the app sees them (RFC 9112 §3.2, RFC 9110 §9.3.6).
+pub(crate) fn refuse(parts: &hyper::http::request::Parts) -> Option<Refusal> {
+    if parts.method == Method::CONNECT {
+        // An origin server, not a proxy: no tunnels.
+        return Some(|log| {
+            let mut r = plain(405, "Method Not Allowed\n", log);
+            r.headers_mut().insert(
+                hyper::header::ALLOW,
+                hyper::header::HeaderValue::from_static(
+                    "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH",
+                ),
+            );
+            r
+        });
+    }
+    if parts.version <= Version::HTTP_11 {
+        // HTTP/1.1 requires exactly one Host field; HTTP/1.0 allows none, never two.
+        let mut hosts = parts.headers.get_all(hyper::header::HOST).iter();
+        let first = hosts.next();
+        if hosts.next().is_some() || (first.is_none() && parts.version == Version::HTTP_11) {
+            return Some(|log| plain(400, "Bad Request\n", log));
+        }
+    }
+    None
 }
 
 fn apply(resp: &mut Response<RespBody>, status: u16, headers: crate::response::Headers) {

@@ -71,9 +71,16 @@ impl WsgiApp {
 pub struct ConnStrings {
     /// REMOTE_ADDR and REMOTE_PORT.
     remote: PyOnceLock<[Py<PyString>; 2]>,
+    /// ASGI: the scope's `client` tuple.
+    pub(crate) client: PyOnceLock<Py<PyTuple>>,
+    /// ASGI: the Host header (or HTTP/2 authority) last seen and the scope's `server` tuple.
+    pub(crate) asgi_server: Mutex<Option<AsgiServer>>,
     /// The Host header (or HTTP/2 authority) last seen and its SERVER_NAME and SERVER_PORT.
     server: Mutex<Option<ServerStrings>>,
 }
+
+/// The Host header (or HTTP/2 authority) it was made from, and the ASGI `server` tuple.
+pub(crate) type AsgiServer = (Option<Vec<u8>>, Py<PyTuple>);
 
 /// The Host header (or HTTP/2 authority) they were made from, SERVER_NAME, SERVER_PORT.
 type ServerStrings = (Option<Vec<u8>>, Py<PyString>, Py<PyString>);
@@ -82,6 +89,8 @@ impl Default for ConnStrings {
     fn default() -> Self {
         Self {
             remote: PyOnceLock::new(),
+            client: PyOnceLock::new(),
+            asgi_server: Mutex::new(None),
             server: Mutex::new(None),
         }
     }
@@ -146,7 +155,7 @@ fn cgi_key<'py>(py: Python<'py>, name: &HeaderName) -> Option<Bound<'py, PyStrin
     Some(key.clone())
 }
 
-fn method_str<'py>(py: Python<'py>, m: &hyper::Method) -> Bound<'py, PyString> {
+pub(crate) fn method_str<'py>(py: Python<'py>, m: &hyper::Method) -> Bound<'py, PyString> {
     use hyper::Method;
     let s = match *m {
         Method::GET => intern!(py, "GET"),
@@ -679,6 +688,18 @@ pub fn run(py: Python<'_>, app: &WsgiApp, req: &RequestInfo, body: BodyReader, s
     let mut st = lock(&state);
     match outcome {
         Ok(()) => st.sink.finish(),
+        // write() raised because the client went away, and the app let it through.
+        Err(e)
+            if e.is_instance_of::<PyOSError>(py) && st.sink.head_sent() && st.sink.is_closed() =>
+        {
+            tracing::debug!(
+                target: "mse_wsgi::app",
+                "{} {}: client disconnected",
+                req.method,
+                req.uri.path()
+            );
+            st.sink.fail(py);
+        }
         Err(e) => {
             tracing::error!(
                 target: "mse_wsgi::app",

@@ -1,26 +1,29 @@
 //! Attesters: what produces evidence inside a TEE, behind one trait (like rustls'
-//! `CryptoProvider`): `sim` (software quoting enclave), `gramine` (SGX under Gramine's
-//! `/dev/attestation`), `tsm` (Linux configfs-tsm for TDX and SEV-SNP guests), plus
-//! auto-detection of which one this host offers.
+//! `CryptoProvider`): `gramine` (SGX under Gramine's `/dev/attestation`), `tsm` (Linux
+//! configfs-tsm for TDX and SEV-SNP guests), plus auto-detection of which one this host offers.
+//!
+//! The simulated attesters implement the same [`Attester`] trait in the `mse-attest-sim`
+//! crate; the caller (the enclave runtime) picks them explicitly, never this crate.
 
 mod gramine;
 mod probe;
-mod sim;
 mod tsm;
 
 pub use gramine::GramineAttester;
 pub use probe::{HostProbe, RealTee};
-pub use sim::SimAttester;
 pub use tsm::{ConfigFs, StdFs, TsmAttester};
 
 use crate::evidence::TeeKind;
 
-/// Which attester produced the evidence.
+/// Which attester produced the evidence. A name only: the simulated ones (`Sim`, `SimSnp`)
+/// are implemented in `mse-attest-sim`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AttesterKind {
-    /// Software quoting enclave with the mock Intel PKI (SGX DCAP v3 quotes).
+    /// Software quoting enclave with the mock Intel PKI (SGX DCAP v3 quotes; `mse-attest-sim`).
     Sim,
+    /// Software SEV-SNP firmware with the mock AMD PKI (SEV-SNP reports; `mse-attest-sim`).
+    SimSnp,
     /// SGX under Gramine (`/dev/attestation`).
     Gramine,
     /// Linux configfs-tsm (TDX or SEV-SNP guest).
@@ -31,6 +34,7 @@ impl std::fmt::Display for AttesterKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             AttesterKind::Sim => "sim",
+            AttesterKind::SimSnp => "sim-snp",
             AttesterKind::Gramine => "gramine",
             AttesterKind::Tsm => "tsm",
         })
@@ -40,37 +44,74 @@ impl std::fmt::Display for AttesterKind {
 /// What went wrong while producing evidence.
 #[derive(Debug, thiserror::Error)]
 pub enum AttestError {
+    /// A simulated attester was asked for where this real TEE device exists.
     #[error("refusing to run the simulated TEE: a real TEE is present ({0})")]
     RealTeePresent(String),
-    #[error(
-        "no TEE interface found (neither Gramine's /dev/attestation nor configfs-tsm) and simulation is not enabled"
-    )]
+    /// No real TEE interface on this host.
+    #[error("no TEE interface found (neither Gramine's /dev/attestation nor configfs-tsm)")]
     NoTee,
+    /// Reading or writing a TEE interface file failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// Gramine is not configured for DCAP attestation (`found` is what it says).
     #[error("Gramine attestation type is {found:?}, expected \"dcap\"")]
-    GramineNotDcap { found: String },
+    GramineNotDcap {
+        /// What it says instead.
+        found: String,
+    },
+    /// The interface returned no evidence (`what` names it).
     #[error("{what} is empty")]
-    EmptyEvidence { what: String },
+    EmptyEvidence {
+        /// What it is.
+        what: String,
+    },
     #[error(
         "configfs-tsm provider {provider:?} is not supported (expected tdx_guest or sev_guest)"
     )]
-    UnknownTsmProvider { provider: String },
+    /// configfs-tsm names a provider we do not know (`provider`).
+    UnknownTsmProvider {
+        /// The provider named.
+        provider: String,
+    },
+    /// Another writer regenerated the configfs-tsm report meanwhile (generations before/after).
     #[error("configfs-tsm report was regenerated concurrently (generation {before} -> {after})")]
-    TsmRace { before: u64, after: u64 },
+    TsmRace {
+        /// Generation before the read.
+        before: u64,
+        /// Generation after it.
+        after: u64,
+    },
+    /// This attester cannot give a sealing key.
     #[error("the {attester} attester offers no sealing key: {why}")]
     SealingUnsupported {
+        /// Which attester.
         attester: AttesterKind,
+        /// Why not.
         why: &'static str,
     },
+    /// Gramine's sealing key file has the wrong length.
     #[error("sealing key at {path} is {len} bytes, expected 16")]
-    BadSealingKey { path: String, len: usize },
-    #[error("simulated TEE: {0}")]
-    Sim(#[from] crate::sim::SimError),
+    BadSealingKey {
+        /// The file.
+        path: String,
+        /// Its length.
+        len: usize,
+    },
+    /// An attester implemented outside this crate (e.g. a simulated one) failed.
+    #[error("{attester} attester: {source}")]
+    Provider {
+        /// Which attester.
+        attester: AttesterKind,
+        /// Its error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> AttestError + '_ {
@@ -95,40 +136,16 @@ pub trait Attester: Send + Sync + std::fmt::Debug {
     fn sealing_key(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, AttestError>;
 }
 
-/// Pick the attester this host offers: Gramine's `/dev/attestation`, else configfs-tsm on a
-/// TDX / SEV-SNP guest, else the simulated TEE when `sim` is given (and no real TEE exists).
-pub fn detect(
-    probe: &HostProbe,
-    sim: Option<SimAttesterConfig>,
-) -> Result<Box<dyn Attester>, AttestError> {
+/// Pick the real attester this host offers: Gramine's `/dev/attestation`, else configfs-tsm on
+/// a TDX / SEV-SNP guest. A caller that allows simulation falls back to an `mse-attest-sim`
+/// attester on [`AttestError::NoTee`] (those refuse to run where [`HostProbe::real_tee`] finds
+/// hardware).
+pub fn detect(probe: &HostProbe) -> Result<Box<dyn Attester>, AttestError> {
     if probe.has_gramine() {
         return Ok(Box::new(GramineAttester::new(probe.gramine_dir())));
     }
     if let Some(tee) = probe.tsm_tee() {
         return Ok(Box::new(TsmAttester::new(probe.tsm_dir(), tee)));
     }
-    match sim {
-        Some(cfg) => Ok(Box::new(SimAttester::with_probe(
-            probe,
-            &cfg.seed,
-            cfg.enclave,
-        )?)),
-        None => Err(AttestError::NoTee),
-    }
-}
-
-/// What the simulated TEE needs: the node's 32-byte seed and the enclave identity.
-#[derive(Clone)]
-pub struct SimAttesterConfig {
-    pub seed: [u8; 32],
-    pub enclave: crate::sim::SimEnclave,
-}
-
-impl std::fmt::Debug for SimAttesterConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The seed is the node's secret: never print it.
-        f.debug_struct("SimAttesterConfig")
-            .field("enclave", &self.enclave)
-            .finish_non_exhaustive()
-    }
+    Err(AttestError::NoTee)
 }

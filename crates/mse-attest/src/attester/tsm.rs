@@ -16,9 +16,13 @@ static ENTRY_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// The few filesystem operations configfs-tsm needs; the kernel answers them on a real guest,
 /// tests answer them in memory.
 pub trait ConfigFs: Send + Sync + std::fmt::Debug {
+    /// Create the directory `path` (a new configfs-tsm report entry).
     fn create_dir(&self, path: &Path) -> std::io::Result<()>;
+    /// Remove the directory `path`.
     fn remove_dir(&self, path: &Path) -> std::io::Result<()>;
+    /// Read the whole file `path`.
     fn read(&self, path: &Path) -> std::io::Result<Vec<u8>>;
+    /// Write `data` to the file `path`.
     fn write(&self, path: &Path, data: &[u8]) -> std::io::Result<()>;
 }
 

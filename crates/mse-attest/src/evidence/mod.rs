@@ -12,7 +12,7 @@ pub mod tdx;
 use serde::Serialize;
 
 pub use sgx::{CertificationData, QuoteHeader, SgxQuote, SgxReportBody};
-pub use snp::{SnpReport, SnpTcbVersion};
+pub use snp::{SnpReport, SnpSigningKey, SnpTcbVersion};
 pub use tdx::{TdReport, TdxQuote};
 
 /// Largest evidence we accept, binary or hex (real quotes are a few KiB).
@@ -42,25 +42,54 @@ impl std::fmt::Display for TeeKind {
 /// Why a piece of evidence could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EvidenceError {
+    /// No bytes.
     #[error("evidence is empty")]
     Empty,
+    /// More than [`MAX_EVIDENCE_LEN`] bytes.
     #[error("evidence is too large: {len} bytes (limit {limit})")]
-    TooLarge { len: usize, limit: usize },
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Hex text that does not decode.
     #[error("evidence is not valid hex: {0}")]
     Hex(String),
+    /// A structure ends before its fields do.
     #[error("{what} is truncated: need {need} bytes at offset {offset}, have {have}")]
     Truncated {
+        /// Which structure.
         what: &'static str,
+        /// Where the missing field starts.
         offset: usize,
+        /// How many bytes were needed.
         need: usize,
+        /// How many there were.
         have: usize,
     },
+    /// Neither a DCAP quote nor an SEV-SNP report (`head`: the first bytes, hex).
     #[error("unrecognised evidence: first bytes {head} are not an SGX/TDX quote or SEV-SNP report")]
-    UnknownKind { head: String },
+    UnknownKind {
+        /// The first bytes (hex).
+        head: String,
+    },
+    /// A known structure in a version we do not read.
     #[error("unsupported {what} version {version}")]
-    UnsupportedVersion { what: &'static str, version: u32 },
+    UnsupportedVersion {
+        /// What it is.
+        what: &'static str,
+        /// The version found.
+        version: u32,
+    },
+    /// A field holds a value the format does not allow.
     #[error("invalid {field}: {detail}")]
-    Invalid { field: &'static str, detail: String },
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 /// Parsed evidence of any supported kind.
@@ -68,8 +97,11 @@ pub enum EvidenceError {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Evidence {
+    /// An SGX DCAP quote (v3).
     Sgx(SgxQuote),
+    /// A TDX DCAP quote (v4 or v5).
     Tdx(TdxQuote),
+    /// An SEV-SNP attestation report.
     SevSnp(SnpReport),
 }
 
@@ -124,6 +156,7 @@ impl Evidence {
         }
     }
 
+    /// Which TEE produced it.
     pub fn kind(&self) -> TeeKind {
         match self {
             Evidence::Sgx(_) => TeeKind::Sgx,

@@ -7,7 +7,9 @@
 use super::EvidenceError;
 use super::reader::Reader;
 
+/// Length of the DCAP quote header.
 pub const HEADER_LEN: usize = 48;
+/// Length of an SGX report body.
 pub const REPORT_BODY_LEN: usize = 384;
 /// Bit 1 of the SGX ATTRIBUTES flags: the enclave was launched in debug mode.
 pub const SGX_FLAGS_DEBUG: u64 = 0x2;
@@ -21,13 +23,19 @@ pub const CERT_TYPE_QE_REPORT: u16 = 6;
 /// The 48-byte header common to DCAP quotes v3, v4 and v5.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuoteHeader {
+    /// Quote version (3 for SGX, 4/5 for TDX).
     pub version: u16,
+    /// Attestation key type (2 = ECDSA P-256).
     pub attestation_key_type: u16,
     /// 0 for SGX, 0x81 for TDX.
     pub tee_type: u32,
+    /// Security version of the quoting enclave.
     pub qe_svn: u16,
+    /// Security version of the provisioning certification enclave.
     pub pce_svn: u16,
+    /// The QE vendor (Intel's id for Intel's QE).
     pub qe_vendor_id: [u8; 16],
+    /// Vendor data (the first 16 bytes: platform id for Intel).
     pub user_data: [u8; 20],
 }
 
@@ -58,18 +66,29 @@ impl QuoteHeader {
 /// An SGX enclave report body (also the layout of the QE report).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SgxReportBody {
+    /// CPUSVN: the platform's CPU security version.
     pub cpu_svn: [u8; 16],
+    /// MISCSELECT.
     pub misc_select: u32,
+    /// ISVEXTPRODID.
     pub isv_ext_prod_id: [u8; 16],
     /// ATTRIBUTES: flags (u64) ‖ xfrm (u64).
     pub attributes: [u8; 16],
+    /// MRENCLAVE: the enclave's measurement.
     pub mr_enclave: [u8; 32],
+    /// MRSIGNER: hash of the enclave signer's key.
     pub mr_signer: [u8; 32],
+    /// CONFIGID.
     pub config_id: [u8; 64],
+    /// ISVPRODID.
     pub isv_prod_id: u16,
+    /// ISVSVN: the enclave's security version.
     pub isv_svn: u16,
+    /// CONFIGSVN.
     pub config_svn: u16,
+    /// ISVFAMILYID.
     pub isv_family_id: [u8; 16],
+    /// REPORTDATA: 64 bytes chosen by the enclave.
     pub report_data: [u8; 64],
 }
 
@@ -118,12 +137,14 @@ impl SgxReportBody {
         Self::read(&mut Reader::new(bytes, "SGX report body"))
     }
 
+    /// The ATTRIBUTES flags (first 8 bytes).
     pub fn flags(&self) -> u64 {
         let mut flags = [0u8; 8];
         flags.copy_from_slice(&self.attributes[..8]);
         u64::from_le_bytes(flags)
     }
 
+    /// Whether the DEBUG attribute is set.
     pub fn is_debug(&self) -> bool {
         self.flags() & SGX_FLAGS_DEBUG != 0
     }
@@ -132,7 +153,9 @@ impl SgxReportBody {
 /// Certification data: a type tag and its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificationData {
+    /// Certification data type (5 = PCK certificate chain, PEM).
     pub cert_type: u16,
+    /// The certification data.
     pub data: Vec<u8>,
 }
 
@@ -164,10 +187,15 @@ impl CertificationData {
 /// report_data binds the attestation key; then the PCK certificate chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QeReportCertData {
+    /// The QE's report (signed by the PCK).
     pub qe_report: SgxReportBody,
+    /// Its raw bytes (what the PCK signs).
     pub qe_report_raw: Vec<u8>,
+    /// The PCK's ECDSA P-256 signature over the QE report (r ‖ s).
     pub qe_report_signature: [u8; 64],
+    /// QE authentication data.
     pub qe_auth_data: Vec<u8>,
+    /// The certification data (the PCK chain).
     pub certification: CertificationData,
 }
 
@@ -194,16 +222,20 @@ impl QeReportCertData {
 pub struct SgxQuote {
     /// The quote bytes as received (including any trailing bytes).
     pub raw: Vec<u8>,
+    /// The quote header.
     pub header: QuoteHeader,
+    /// The application enclave's report body.
     pub body: SgxReportBody,
     /// ECDSA P-256 signature (r ‖ s) over header ‖ body by the attestation key.
     pub signature: [u8; 64],
     /// Attestation public key (X ‖ Y).
     pub attestation_key: [u8; 64],
+    /// The quoting enclave's report and certification data.
     pub qe: QeReportCertData,
 }
 
 impl SgxQuote {
+    /// Parse an SGX quote v3 (binary).
     pub fn parse(bytes: &[u8]) -> Result<Self, EvidenceError> {
         let mut r = Reader::new(bytes, "SGX quote");
         let header = QuoteHeader::read(&mut r)?;

@@ -9,8 +9,11 @@ use super::EvidenceError;
 use super::reader::Reader;
 use super::sgx::{CERT_TYPE_QE_REPORT, CertificationData, QeReportCertData, QuoteHeader};
 
+/// TEE type of TDX in the quote header.
 pub const TEE_TYPE_TDX: u32 = 0x81;
+/// Length of a TD report 1.0 (quote v4).
 pub const TD_REPORT10_LEN: usize = 584;
+/// Length of a TD report 1.5 (quote v5).
 pub const TD_REPORT15_LEN: usize = 648;
 /// TD ATTRIBUTES byte 0 (TUD): bit 0 = DEBUG, bits 4..6 = profiling/perf-monitoring knobs.
 const TUD_DEBUG_MASK: u8 = 0x01 | 0x70;
@@ -18,20 +21,33 @@ const TUD_DEBUG_MASK: u8 = 0x01 | 0x70;
 /// A TD report (1.0 fields, plus the 1.5 extension when present).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TdReport {
+    /// TEE_TCB_SVN.
     pub tee_tcb_svn: [u8; 16],
+    /// MRSEAM: the TDX module's measurement.
     pub mr_seam: [u8; 48],
+    /// MRSIGNERSEAM.
     pub mr_signer_seam: [u8; 48],
+    /// SEAMATTRIBUTES.
     pub seam_attributes: [u8; 8],
+    /// TDATTRIBUTES (bit 0: debug).
     pub td_attributes: [u8; 8],
+    /// XFAM.
     pub xfam: [u8; 8],
+    /// MRTD: the initial TD measurement.
     pub mr_td: [u8; 48],
+    /// MRCONFIGID.
     pub mr_config_id: [u8; 48],
+    /// MROWNER.
     pub mr_owner: [u8; 48],
+    /// MROWNERCONFIG.
     pub mr_owner_config: [u8; 48],
+    /// RTMR0 to RTMR3.
     pub rtmrs: [[u8; 48]; 4],
+    /// REPORTDATA: 64 bytes chosen by the TD.
     pub report_data: [u8; 64],
     /// TD 1.5 only: TEE_TCB_SVN2 and MRSERVICETD.
     pub tee_tcb_svn2: Option<[u8; 16]>,
+    /// MRSERVICETD (TD report 1.5 only).
     pub mr_service_td: Option<[u8; 48]>,
 }
 
@@ -71,18 +87,24 @@ impl TdReport {
 pub struct TdxQuote {
     /// The quote bytes as received (including any trailing bytes).
     pub raw: Vec<u8>,
+    /// The quote header.
     pub header: QuoteHeader,
     /// v5 body type (2 = TD 1.0, 3 = TD 1.5); 2 for v4.
     pub body_type: u16,
+    /// The TD report.
     pub report: TdReport,
+    /// The attestation key's ECDSA P-256 signature (r ‖ s).
     pub signature: [u8; 64],
+    /// The attestation public key (X ‖ Y).
     pub attestation_key: [u8; 64],
+    /// The quoting enclave's report and certification data.
     pub qe: QeReportCertData,
     /// Length of the signed prefix (header and body).
     signed_len: usize,
 }
 
 impl TdxQuote {
+    /// Parse a TDX quote v4 or v5 (binary).
     pub fn parse(bytes: &[u8]) -> Result<Self, EvidenceError> {
         let mut r = Reader::new(bytes, "TDX quote");
         let header = QuoteHeader::read(&mut r)?;

@@ -20,13 +20,14 @@ use time::OffsetDateTime;
 use super::RaTlsError;
 use super::tcg::{encode_claims, encode_tagged_evidence};
 use crate::attester::Attester;
-use crate::sim::pem_encode;
+use crate::encode::pem_encode;
 
 /// What goes into the certificate besides the evidence.
 #[derive(Debug, Clone)]
 pub struct RaTlsParams {
     /// The app's domain (or an IP address): SAN and subject CN.
     pub san: String,
+    /// Start of the certificate's validity.
     pub not_before: OffsetDateTime,
     /// The app's expiration.
     pub not_after: OffsetDateTime,
@@ -36,9 +37,11 @@ pub struct RaTlsParams {
 
 /// A freshly generated RA-TLS certificate, its private key and the quote inside.
 pub struct RaTlsIdentity {
+    /// The certificate (DER).
     pub cert_der: Vec<u8>,
     /// PKCS#8 DER of the P-256 private key.
     pub key_pkcs8_der: Vec<u8>,
+    /// The evidence embedded in it.
     pub quote: Vec<u8>,
 }
 

@@ -36,34 +36,59 @@ pub const TCG_TAGGED_EVIDENCE_OID_DER: &[u8] = &[0x67, 0x81, 0x05, 0x05, 0x04, 0
 /// What is wrong with an RA-TLS certificate or its use.
 #[derive(Debug, thiserror::Error)]
 pub enum RaTlsError {
+    /// The input is neither a DER nor a PEM certificate.
     #[error("not an X.509 certificate: {0}")]
     NotCertificate(String),
     #[error(
         "the certificate carries no attestation evidence (no extension {SGX_QUOTE_OID}, Gramine's legacy OID, or {TCG_TAGGED_EVIDENCE_OID})"
     )]
+    /// The certificate carries no attestation evidence extension.
     NoEvidence,
+    /// The TCG tagged-evidence extension is malformed.
     #[error("malformed TCG tagged evidence: {0}")]
     BadTaggedEvidence(String),
+    /// The certificate key is not ECDSA P-256.
     #[error("the certificate key is {0}, but MSE RA-TLS binds an ECDSA P-256 key")]
     UnsupportedKey(String),
+    /// The TCG claims name another key than the certificate's.
     #[error("TCG claims bind key hash {claimed}, but the certificate's key hashes to {actual}")]
-    ClaimsKeyMismatch { claimed: String, actual: String },
+    ClaimsKeyMismatch {
+        /// The key the claims name (hex).
+        claimed: String,
+        /// What the evidence has.
+        actual: String,
+    },
+    /// The certificate's self-signature is invalid.
     #[error("the certificate is not self-signed by its key: {0}")]
     SelfSignature(String),
+    /// The embedded evidence does not parse.
     #[error("evidence in the certificate: {0}")]
     Evidence(#[from] crate::EvidenceError),
+    /// Getting evidence from the attester failed.
     #[error("attestation: {0}")]
     Attest(#[from] crate::attester::AttestError),
+    /// The certificate is not valid at the verification time.
     #[error("the certificate is valid from {not_before} to {not_after}, not at {now}")]
     Validity {
+        /// The verification time (RFC 3339).
         now: String,
+        /// Start of validity (RFC 3339).
         not_before: String,
+        /// End of validity (RFC 3339).
         not_after: String,
     },
+    /// Building the certificate failed.
     #[error("building the certificate: {0}")]
     Build(String),
+    /// Connecting to the server failed.
     #[error("TLS connection to {addr}: {reason}")]
-    Connect { addr: String, reason: String },
+    Connect {
+        /// The address.
+        addr: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// Getting collateral failed.
     #[error("collateral: {0}")]
     Collateral(#[from] crate::CollateralError),
 }
@@ -73,9 +98,20 @@ pub enum RaTlsError {
 /// and otherwise says that simulation was refused rather than reporting a broken chain.
 pub fn anchors_for(evidence: &Evidence) -> TrustAnchors {
     let anchors = TrustAnchors::intel();
-    match crate::sim::sim_root_from_quote(evidence.raw()) {
+    match crate::verify::sim_root_from_quote(evidence.raw()) {
         Some(root) => anchors.with_simulation_root(root),
         None => anchors,
+    }
+}
+
+/// [`anchors_for`], plus for SEV-SNP evidence the mock ARK its collateral's chain ends in when
+/// that is a simulation chain (a report carries no certificates; the mock KDS serves the chain).
+/// Again only `allow_simulation` makes the verifier accept it.
+pub fn anchors_for_collateral(evidence: &Evidence, collateral: &Collateral) -> TrustAnchors {
+    let anchors = anchors_for(evidence);
+    match (evidence, crate::verify::sim_ark_from_collateral(collateral)) {
+        (Evidence::SevSnp(_), Some(ark)) => anchors.with_simulation_root(ark),
+        _ => anchors,
     }
 }
 
@@ -84,6 +120,8 @@ pub fn anchors_for(evidence: &Evidence) -> TrustAnchors {
 pub enum CollateralSource {
     /// Fetch DCAP collateral from this PCCS (API v4).
     Pccs(String),
+    /// Fetch SEV-SNP collateral (VCEK and cert_chain) from this KDS.
+    Kds(String),
     /// Use this collateral (offline, or fetched earlier).
     Fixed(Box<Collateral>),
 }
@@ -106,11 +144,22 @@ pub async fn attest_server(
     let collateral = match source {
         CollateralSource::Fixed(c) => (**c).clone(),
         CollateralSource::Pccs(url) => crate::fetch_collateral(url, evidence.raw()).await?,
+        CollateralSource::Kds(url) => {
+            let (url, raw) = (url.clone(), evidence.raw().to_vec());
+            tokio::task::spawn_blocking(move || {
+                crate::fetch_snp_collateral_blocking(&url, &raw, None)
+            })
+            .await
+            .map_err(|e| crate::CollateralError::Transport {
+                url: "KDS".into(),
+                msg: format!("fetch task failed: {e}"),
+            })??
+        }
     };
     let report = crate::verify(
         &evidence,
         &collateral,
-        &anchors_for(&evidence),
+        &anchors_for_collateral(&evidence, &collateral),
         policy,
         Some(&cert.expected_report_data),
     );

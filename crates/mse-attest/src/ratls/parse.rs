@@ -56,6 +56,7 @@ pub struct RaTlsCert {
     pub spki_der: Vec<u8>,
     /// Validity, Unix seconds.
     pub not_before: i64,
+    /// End of validity (Unix seconds).
     pub not_after: i64,
     /// Subject, RFC 4514.
     pub subject: String,
@@ -191,9 +192,9 @@ impl RaTlsCert {
     pub fn check_validity(&self, now: i64) -> Result<(), RaTlsError> {
         if now < self.not_before || now > self.not_after {
             return Err(RaTlsError::Validity {
-                now: crate::sim::rfc3339(now).unwrap_or_else(|_| now.to_string()),
-                not_before: crate::sim::rfc3339(self.not_before).unwrap_or_default(),
-                not_after: crate::sim::rfc3339(self.not_after).unwrap_or_default(),
+                now: crate::encode::rfc3339(now).unwrap_or_else(|_| now.to_string()),
+                not_before: crate::encode::rfc3339(self.not_before).unwrap_or_default(),
+                not_after: crate::encode::rfc3339(self.not_after).unwrap_or_default(),
             });
         }
         Ok(())
@@ -201,7 +202,7 @@ impl RaTlsCert {
 
     /// The certificate as PEM (what `curl --cacert` takes).
     pub fn pem(&self) -> String {
-        crate::sim::pem_encode("CERTIFICATE", &self.der)
+        crate::encode::pem_encode("CERTIFICATE", &self.der)
     }
 }
 

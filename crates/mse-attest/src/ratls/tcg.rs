@@ -61,7 +61,9 @@ pub fn encode_tagged_evidence(quote: &[u8], claims: &[u8]) -> Result<Vec<u8>, Ra
 /// Decoded tagged evidence: the quote, the raw claims bytes and the key hash they bind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaggedEvidence {
+    /// The attestation evidence (raw quote or report).
     pub quote: Vec<u8>,
+    /// The CBOR claims bound by the evidence.
     pub claims: Vec<u8>,
     /// `(hash-alg-id, hash)` of "pubkey-hash", when present.
     pub pubkey_hash: Option<(u64, Vec<u8>)>,

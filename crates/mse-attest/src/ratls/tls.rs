@@ -51,7 +51,9 @@ macro_rules! handshake_signatures {
 /// A server accepted by [`RaTlsVerifier`]: its certificate and the verification report.
 #[derive(Debug, Clone)]
 pub struct VerifiedServer {
+    /// The server's RA-TLS certificate.
     pub cert: RaTlsCert,
+    /// The verification report of its evidence.
     pub report: Report,
 }
 
@@ -139,6 +141,7 @@ pub struct PinnedCertVerifier {
 }
 
 impl PinnedCertVerifier {
+    /// Accept only the certificate `cert_der` (DER).
     pub fn new(cert_der: Vec<u8>) -> PinnedCertVerifier {
         PinnedCertVerifier {
             der: cert_der,

@@ -3,8 +3,15 @@
 //! [`verify`] runs every check and records each outcome in the [`Report`]; it never stops at
 //! the first failure, so a user sees everything that is wrong at once.
 
+mod amd;
 mod dcap;
+mod simulated;
 mod snp;
+
+pub use amd::{AmdProduct, amd_products, common_name, pem_certificates};
+pub use simulated::{
+    SIM_AMD_ARK_CN, SIM_SGX_ROOT_CN, sim_ark_from_collateral, sim_root_from_quote,
+};
 
 use crate::collateral::Collateral;
 use crate::evidence::Evidence;
@@ -15,8 +22,9 @@ use crate::report::{Check, Report, VerifyError};
 /// SHA-256 44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3.
 pub const INTEL_SGX_ROOT_CA_DER: &[u8] = include_bytes!("intel_sgx_root_ca.der");
 
-/// The roots a verifier trusts. Intel's root is always pinned (never taken from the quote);
-/// a simulation root is used only when the policy allows simulation.
+/// The roots a verifier trusts. Intel's root and AMD's ARKs (Milan, Genoa, Turin; built in) are
+/// always pinned, never taken from evidence or collateral; a simulation root (the mock Intel
+/// root for SGX, the mock AMD ARK for SEV-SNP) is used only when the policy allows simulation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustAnchors {
     intel_root: Vec<u8>,
@@ -39,10 +47,12 @@ impl TrustAnchors {
         self
     }
 
+    /// The simulation root, if one is configured.
     pub fn simulation_root(&self) -> Option<&[u8]> {
         self.simulation_root.as_deref()
     }
 
+    /// Intel's SGX Root CA (DER).
     pub fn intel_root(&self) -> &[u8] {
         &self.intel_root
     }
@@ -56,20 +66,39 @@ impl Default for TrustAnchors {
 
 /// Names of the checks, in report order.
 pub mod checks {
+    /// The evidence chains to a simulation root: allowed only by policy.
     pub const SIMULATION: &str = "simulation";
+    /// The quote's format and header.
     pub const QUOTE_FORMAT: &str = "quote_format";
+    /// The collateral matches the evidence and is valid.
     pub const COLLATERAL: &str = "collateral";
+    /// The certificate chain up to a pinned root.
     pub const CERTIFICATE_CHAIN: &str = "certificate_chain";
+    /// The PCK's signature over the QE report.
     pub const QE_REPORT_SIGNATURE: &str = "qe_report_signature";
+    /// The QE report against Intel's QE identity.
     pub const QE_IDENTITY: &str = "qe_identity";
+    /// The attestation key's signature over the quote.
     pub const QUOTE_SIGNATURE: &str = "quote_signature";
+    /// The VCEK/VLEK's signature over the SEV-SNP report.
     pub const REPORT_SIGNATURE: &str = "report_signature";
+    /// The VCEK/VLEK was issued for the report's TCB (and chip).
     pub const VCEK_TCB: &str = "vcek_tcb";
+    /// The SEV-SNP guest policy (no migration agent).
+    pub const GUEST_POLICY: &str = "guest_policy";
+    /// The SEV-SNP reported TCB against the policy's minimum.
+    pub const MINIMUM_TCB: &str = "minimum_tcb";
+    /// Intel's TCB status of the platform.
     pub const TCB_STATUS: &str = "tcb_status";
+    /// TEE attributes (TDX) other than debug.
     pub const ATTRIBUTES: &str = "attributes";
+    /// Debug mode, refused unless the policy allows it.
     pub const DEBUG: &str = "debug";
+    /// report_data binds the expected data (RA-TLS key).
     pub const BINDING: &str = "report_data_binding";
+    /// The measurement equals the expected one.
     pub const MEASUREMENT: &str = "measurement";
+    /// The signer (SGX MRSIGNER) equals the expected one.
     pub const SIGNER: &str = "signer";
 }
 
@@ -103,7 +132,7 @@ pub fn verify(
         Evidence::Sgx(_) | Evidence::Tdx(_) => {
             dcap::verify(evidence, collateral, anchors, policy, &mut report)
         }
-        Evidence::SevSnp(r) => snp::verify(r, collateral, policy, &mut report),
+        Evidence::SevSnp(r) => snp::verify(r, collateral, anchors, policy, &mut report),
     }
 
     report
@@ -181,6 +210,7 @@ fn empty_report(evidence: &Evidence) -> Report {
         tcb_status: None,
         advisories: Vec::new(),
         platform_tcb: None,
+        signing_key: None,
         simulated: false,
         checks: Vec::new(),
         trusted: false,

@@ -294,7 +294,7 @@ fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
         RaTlsCert::parse(&der).context("the enclave's certificate is not an RA-TLS certificate")?;
     let evidence = Evidence::parse(&cert.quote).context("the enclave's evidence")?;
     let tee = inp.app.tee.as_deref().unwrap_or("unknown");
-    let simulated_evidence = mse_attest::sim::sim_root_from_quote(evidence.raw()).is_some();
+    let simulated_evidence = mse_attest::sim_root_from_quote(evidence.raw()).is_some();
     let (anchors, collateral) = if tee == "sim" {
         say!();
         say!(

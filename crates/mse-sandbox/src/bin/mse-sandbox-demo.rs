@@ -100,7 +100,7 @@ fn run(args: Args, provision: Provision, sandbox: &Sandbox) -> Result<(), BoxErr
     sandbox.lock_down()?;
     let config = ServerConfig::new(Bind::Listener(listener), args.application)
         .app_dir(paths.module_path.clone())
-        .venv(args.venv)
+        .venv(args.venv.map(|v| sandbox.runtime_path(&v)))
         .threads(2)
         .startup_code(Some(Sandbox::python_startup_code().to_string()));
     let server = Server::new(config)?;

@@ -1,14 +1,11 @@
 //! Development binary: mount a sealed filesystem from the command line (benchmarks, manual
-//! checks) and exercise the namespace/tmpfs helpers in a fresh single-threaded process.
+//! checks, POSIX suites).
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mse_sealfs::ns::{
-    Isolation, isolate, prepare_memory_dir, release_memory_dir, tmp_size_for_memory,
-};
 use mse_sealfs::{SealFsOptions, SealKey, mount};
 
 #[derive(Parser)]
@@ -39,14 +36,10 @@ enum Cmd {
         /// Enable kernel write-back caching.
         #[arg(long)]
         writeback_cache: bool,
-    },
-    /// Enter a private mount namespace, mount DIR as a tmpfs of memory/4, fill it until it is
-    /// full, report, and remove it. Must run as a fresh process (no other threads).
-    MemdirCheck {
+        /// Let users other than the mounting one use the mount (FUSE `allow_other`; needs
+        /// root): for multi-user POSIX suites such as pjdfstest.
         #[arg(long)]
-        dir: PathBuf,
-        #[arg(long)]
-        memory: u64,
+        allow_other: bool,
     },
 }
 
@@ -65,42 +58,6 @@ fn read_key(path: &Path) -> Result<SealKey, String> {
     SealKey::from_slice(&raw).map_err(|e| format!("key file {}: {e}", path.display()))
 }
 
-fn memdir_check(dir: &Path, memory: u64) -> Result<(), String> {
-    let isolation = isolate();
-    let size = tmp_size_for_memory(memory);
-    prepare_memory_dir(&isolation, dir, size, 0o1777).map_err(|e| e.to_string())?;
-    let mode = match &isolation {
-        Isolation::PrivateNamespace => "namespace",
-        Isolation::PlainDirectories { .. } => "plain",
-    };
-    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| e.to_string())?
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(dir.to_str().unwrap_or("")));
-    let mut written: u64 = 0;
-    let mut error = "none".to_string();
-    if matches!(isolation, Isolation::PrivateNamespace) {
-        let mut f = std::fs::File::create(dir.join("fill")).map_err(|e| e.to_string())?;
-        let chunk = vec![0xA5u8; 64 * 1024];
-        // Bounded: at most size + 1 MiB worth of chunks.
-        for _ in 0..(size / chunk.len() as u64 + 16) {
-            match f.write(&chunk) {
-                Ok(n) => written += n as u64,
-                Err(e) => {
-                    error = if e.raw_os_error() == Some(libc::ENOSPC) {
-                        "ENOSPC".into()
-                    } else {
-                        e.to_string()
-                    };
-                    break;
-                }
-            }
-        }
-    }
-    println!("isolation={mode} size={size} mounted={mounted} written={written} error={error}");
-    release_memory_dir(&isolation, dir).map_err(|e| e.to_string())
-}
-
 fn run() -> Result<(), String> {
     let cli = Cli::parse();
     match cli.cmd {
@@ -112,13 +69,14 @@ fn run() -> Result<(), String> {
             threads,
             wipe,
             writeback_cache,
+            allow_other,
         } => {
             let key = read_key(&key_file)?;
             let opts = SealFsOptions {
                 quota_bytes: quota,
                 threads,
                 writeback_cache,
-                ..Default::default()
+                allow_other,
             };
             let mounted = mount(&backing, &mountpoint, &key, &opts).map_err(|e| e.to_string())?;
             println!("mounted {}", mountpoint.display());
@@ -132,7 +90,6 @@ fn run() -> Result<(), String> {
             }
             .map_err(|e| e.to_string())
         }
-        Cmd::MemdirCheck { dir, memory } => memdir_check(&dir, memory),
     }
 }
 

@@ -105,8 +105,12 @@ impl TestMount {
 impl Drop for TestMount {
     fn drop(&mut self) {
         self.done.store(true, Ordering::Release);
-        if let Some(fs) = self.fs.take() {
-            let _ = fs.unmount();
+        if let Some(fs) = self.fs.take()
+            && fs.unmount().is_err()
+        {
+            // Still busy for a moment (the kernel releases files closed by an exiting child
+            // process asynchronously): detach it rather than leave a dead mount behind.
+            let _ = rustix::mount::unmount(self.mnt(), rustix::mount::UnmountFlags::DETACH);
         }
     }
 }

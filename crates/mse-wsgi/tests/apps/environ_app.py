@@ -86,6 +86,11 @@ def app(environ, start_response):
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         write(b"written-")
         return [b"returned"]
+    if path == "/write-forever":
+        # Until the client goes away: write() then raises OSError, which the app lets through.
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        while True:
+            write(b"w" * 65536)
     if path == "/lazy":
         def gen():
             start_response("201 Created", [("Content-Type", "text/plain"), ("X-Lazy", "yes")])

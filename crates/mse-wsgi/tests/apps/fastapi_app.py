@@ -59,6 +59,14 @@ async def stream():
     return StreamingResponse(gen(), media_type="text/plain")
 
 
+@app.get("/forever")
+async def forever():
+    async def gen():
+        while True:
+            yield b"f" * 65536
+    return StreamingResponse(gen(), media_type="text/plain")
+
+
 @app.get("/boom")
 async def boom():
     raise ValueError("asgi-secret-detail")

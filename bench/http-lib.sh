@@ -1,0 +1,61 @@
+# Helpers shared by bench/wsgi.sh and bench/asgi.sh (sourced; they set ROOT, TMP, PORT, CONNS,
+# WARMUP, DURATION, WRK_CPU and SERVER_PID).
+
+stop_server() {
+	kill "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=
+	# Wait (bounded) until the port is free for the next server.
+	for _ in $(seq 1 100); do
+		curl -sk -o /dev/null --max-time 0.2 "http://127.0.0.1:$PORT/" || return 0
+		sleep 0.1
+	done
+}
+
+# The server and all its descendants (Granian and Gunicorn run workers as child processes).
+tree_pids() {
+	local p=$1 c
+	echo "$p"
+	for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do tree_pids "$c"; done
+}
+cpu_ticks() {
+	local t=0 p
+	for p in $(tree_pids "$1"); do
+		t=$((t + $(awk '{print $14 + $15}' /proc/"$p"/stat 2>/dev/null || echo 0)))
+	done
+	echo "$t"
+}
+# Context switches (voluntary + involuntary) of every thread of the server tree.
+ctx_switches() {
+	local t=0 p
+	for p in $(tree_pids "$1"); do
+		# (A thread may exit between the glob and the read.)
+		t=$((t + $({ cat /proc/"$p"/task/*/status 2>/dev/null || true; } | awk '/ctxt_switches:/ { s += $2 } END { print s + 0 }')))
+	done
+	echo "$t"
+}
+
+# run_wrk URL → "req/s p99 cpu_us_per_request context_switches_per_request"
+run_wrk() {
+	"${WRK_CPU[@]}" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$1" >/dev/null
+	local before after cs_before cs_after
+	before=$(cpu_ticks "$SERVER_PID")
+	cs_before=$(ctx_switches "$SERVER_PID")
+	"${WRK_CPU[@]}" wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$1" >"$TMP/wrk.txt"
+	after=$(cpu_ticks "$SERVER_PID")
+	cs_after=$(ctx_switches "$SERVER_PID")
+	local rps p99 reqs errors
+	rps=$(awk '/^Requests\/sec:/ {print $2}' "$TMP/wrk.txt")
+	# p99 in ms whatever unit wrk chose.
+	p99=$(awk '$1 == "99%" { v = $2; m = 1
+		if (v ~ /us$/) m = 0.001; else if (v ~ /ms$/) m = 1; else if (v ~ /m$/) m = 60000; else if (v ~ /s$/) m = 1000
+		sub(/[a-z]+$/, "", v); printf "%.2f", v * m }' "$TMP/wrk.txt")
+	reqs=$(awk '/requests in/ {print $1}' "$TMP/wrk.txt")
+	errors=$(grep -E "Non-2xx|Socket errors" "$TMP/wrk.txt" | tr '\n' ' ' || true)
+	[ -n "$errors" ] && echo "  ($1: $errors)" >&2
+	awk -v r="$rps" -v p="$p99" -v t=$((after - before)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" \
+		-v cs=$((cs_after - cs_before)) 'BEGIN { printf "%s %s %.1f %.2f\n", r, p, t * 1e6 / hz / n, cs / n }'
+}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+

@@ -1,0 +1,86 @@
+//! Auto-detection with the simulated fallback: real interfaces win, the sim attester stands
+//! in only when allowed and refuses to run next to real hardware; its sealing key.
+
+use std::path::Path;
+
+use mse_attest::TeeKind;
+use mse_attest::attester::{AttestError, AttesterKind, HostProbe};
+use mse_attest_sim::{SimAttesterConfig, SimEnclave, detect_or_sim};
+
+fn touch(root: &Path, rel: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, b"").unwrap();
+}
+
+fn sim_config() -> SimAttesterConfig {
+    SimAttesterConfig {
+        seed: [1; 32],
+        enclave: SimEnclave {
+            mr_enclave: [2; 32],
+            mr_signer: [3; 32],
+            isv_prod_id: 0,
+            isv_svn: 0,
+            debug: false,
+        },
+    }
+}
+
+#[test]
+fn detection_prefers_real_interfaces_and_falls_back_to_sim_only_when_allowed() {
+    let gramine = tempfile::tempdir().unwrap();
+    touch(gramine.path(), "dev/attestation/quote");
+    let a = detect_or_sim(&HostProbe::with_root(gramine.path()), Some(sim_config())).unwrap();
+    assert_eq!(
+        (a.kind(), a.tee_kind()),
+        (AttesterKind::Gramine, TeeKind::Sgx)
+    );
+
+    let tdx = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tdx.path().join("sys/kernel/config/tsm/report")).unwrap();
+    touch(tdx.path(), "dev/tdx_guest");
+    let a = detect_or_sim(&HostProbe::with_root(tdx.path()), Some(sim_config())).unwrap();
+    assert_eq!((a.kind(), a.tee_kind()), (AttesterKind::Tsm, TeeKind::Tdx));
+
+    let snp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(snp.path().join("sys/kernel/config/tsm/report")).unwrap();
+    touch(snp.path(), "dev/sev-guest");
+    let a = detect_or_sim(&HostProbe::with_root(snp.path()), None).unwrap();
+    assert_eq!(
+        (a.kind(), a.tee_kind()),
+        (AttesterKind::Tsm, TeeKind::SevSnp)
+    );
+
+    let plain = tempfile::tempdir().unwrap();
+    let a = detect_or_sim(&HostProbe::with_root(plain.path()), Some(sim_config())).unwrap();
+    assert_eq!((a.kind(), a.tee_kind()), (AttesterKind::Sim, TeeKind::Sgx));
+    let err = detect_or_sim(&HostProbe::with_root(plain.path()), None).unwrap_err();
+    assert!(matches!(err, AttestError::NoTee));
+    assert_eq!(
+        err.to_string(),
+        "no TEE interface found (neither Gramine's /dev/attestation nor configfs-tsm)"
+    );
+
+    // An SGX host without Gramine: no usable interface, and the sim refuses to stand in.
+    let sgx = tempfile::tempdir().unwrap();
+    touch(sgx.path(), "dev/sgx_enclave");
+    let err = detect_or_sim(&HostProbe::with_root(sgx.path()), Some(sim_config())).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "refusing to run the simulated TEE: a real TEE is present ({})",
+            sgx.path().join("dev/sgx_enclave").display()
+        )
+    );
+}
+
+#[test]
+fn sim_sealing_key_is_the_seed_and_measurement_one() {
+    let cfg = sim_config();
+    let plain = tempfile::tempdir().unwrap();
+    let sim = detect_or_sim(&HostProbe::with_root(plain.path()), Some(cfg.clone())).unwrap();
+    assert_eq!(
+        sim.sealing_key().unwrap().as_slice(),
+        mse_attest_sim::sealing_key(&cfg.seed, &cfg.enclave.mr_enclave).as_slice()
+    );
+}
