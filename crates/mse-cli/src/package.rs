@@ -53,7 +53,8 @@ pub fn run_package(args: &PackageArgs) -> anyhow::Result<ExitCode> {
     };
     let nonces = match &args.nonces {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            // About 80 bytes per file: 64 MiB is far beyond any code directory.
+            let text = mse_conf::bounded::read_bounded_string(path, 64 << 20)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             Some(mse_crypto::nonces_from_json(&text).with_context(|| path.display().to_string())?)
         }

@@ -1,6 +1,7 @@
 //! `mse seal` / `mse unseal`: libsodium sealed boxes to an enclave's X25519 key, as the
 //! original `mse home seal|unseal` (interoperable with PyNaCl's `SealedBox`).
 
+use mse_conf::bounded;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,7 +37,7 @@ pub struct UnsealArgs {
 
 pub fn run_seal(args: &SealArgs) -> anyhow::Result<ExitCode> {
     let pk = read_key32(&args.receiver_public_key, "public key", false)?;
-    let data = std::fs::read(&args.input)
+    let data = bounded::read_bounded(&args.input, bounded::MAX_SECRETS_FILE)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
     let sealed = mse_crypto::seal(&pk, &data)?;
     emit(args.output.as_deref(), &sealed)
@@ -44,7 +45,8 @@ pub fn run_seal(args: &SealArgs) -> anyhow::Result<ExitCode> {
 
 pub fn run_unseal(args: &UnsealArgs) -> anyhow::Result<ExitCode> {
     let sk = zeroize_on_drop(read_key32(&args.private_key, "private key", true)?);
-    let sealed = std::fs::read(&args.input)
+    // A sealed box is 48 bytes longer than what it seals.
+    let sealed = bounded::read_bounded(&args.input, bounded::MAX_SECRETS_FILE + 48)
         .with_context(|| format!("cannot read {}", args.input.display()))?;
     let plain = mse_crypto::open_sealed(&sk, &sealed)
         .with_context(|| format!("cannot unseal {}", args.input.display()))?;
@@ -58,7 +60,8 @@ fn zeroize_on_drop(key: [u8; 32]) -> zeroize::Zeroizing<[u8; 32]> {
 /// 32 raw bytes, 64 hex characters, or (for a private key) the 64-byte `pk ‖ sk` form.
 fn read_key32(path: &Path, what: &str, pair_ok: bool) -> anyhow::Result<[u8; 32]> {
     let data = zeroize::Zeroizing::new(
-        std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))?,
+        bounded::read_bounded(path, 4096)
+            .with_context(|| format!("cannot read {what} {}", path.display()))?,
     );
     let mut out = [0u8; 32];
     if data.len() == 32 {

@@ -172,7 +172,10 @@ fn policy(args: &VerifyArgs) -> anyhow::Result<Policy> {
 }
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    // Certificates and quotes are at most 1 MiB: bounded before reading (a pipe or /dev/zero
+    // fails after 1 MiB instead of filling memory).
+    mse_conf::bounded::read_bounded(path, mse_conf::bounded::MAX_CERT_FILE)
+        .with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// A certificate file, PEM or DER, as DER.

@@ -219,6 +219,14 @@ fn deploy_attests_then_sends_key_and_secrets_and_saves_the_context() {
         "{text}"
     );
     assert!(text.contains(" (recomputed locally: match)\n"), "{text}");
+    // The scaffolded mse.toml names no project: the logged-in one is used, and said.
+    assert!(
+        text.contains(&format!(
+            "Using project \"default\" (the one you are logged in to; {} names none)\n",
+            toml.display()
+        )),
+        "{text}"
+    );
     assert!(
         text.contains("Sent the code key, the secrets to the attested enclave\n"),
         "{text}"
@@ -562,7 +570,7 @@ fn deploy_errors_before_anything_is_uploaded() {
     // Unknown project.
     std::fs::write(
         &toml,
-        text.replace("project = \"default\"", "project = \"other\""),
+        text.replace("[cloud]\n", "[cloud]\nproject = \"other\"\n"),
     )
     .unwrap();
     let o = deploy(&env, &toml, &[]);
@@ -582,7 +590,7 @@ fn deploy_errors_before_anything_is_uploaded() {
     assert_eq!(
         err(&o),
         format!(
-            "Error: {}:13: cloud.secrets: {}:2:0: invalid JSON: EOF while parsing a value\n",
+            "Error: {}:12: cloud.secrets: {}:2:0: invalid JSON: EOF while parsing a value\n",
             toml.display(),
             secrets.display()
         )

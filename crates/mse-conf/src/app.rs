@@ -87,7 +87,9 @@ pub struct CloudConf {
     pub code: PathBuf,
     pub tests: Option<PathBuf>,
     pub docker: String,
-    pub project: String,
+    /// The project to deploy to; `None` (1.x schema only, when mse.toml names none) means the
+    /// project the CLI is logged in to.
+    pub project: Option<String>,
     pub hardware: String,
     /// From the file, or else the certificate's notAfter when `[ssl]` is given.
     pub expiration_date: Option<DateTime<Utc>>,
@@ -127,11 +129,12 @@ impl AppConf {
     }
 
     pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Self, ConfError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            let mut err = ConfError::at(path, None, format!("cannot read: {e}"));
-            err.source = Some(Box::new(e));
-            err
-        })?;
+        let text = crate::bounded::read_bounded_string(path, crate::bounded::MAX_CONF_FILE)
+            .map_err(|e| {
+                let mut err = ConfError::at(path, None, format!("cannot read: {e}"));
+                err.source = Some(Box::new(e));
+                err
+            })?;
         Self::parse(path, &text, opts)
     }
 
@@ -211,7 +214,11 @@ fn load_v1(
             let code = path_field(&t, "code", base)?;
             let tests = Some(path_field(&t, "tests", base)?);
             let docker = nonempty(&t, "docker", 1024, "an environment name")?;
-            let project = nonempty(&t, "project", 255, "a project name")?;
+            let project = if t.has("project") {
+                Some(nonempty(&t, "project", 255, "a project name")?)
+            } else {
+                None
+            };
             let hardware = nonempty(&t, "hardware", 16, "a hardware name such as \"4g-eu-001\"")?;
             let expiration = t.opt_datetime("expiration_date")?;
             let secrets = opt_path_field(&t, "secrets", base)?;
@@ -256,7 +263,7 @@ fn load_legacy(
 ) -> Result<AppConf, ConfError> {
     let mut warnings = Vec::new();
     let name = name_field(top, "name")?;
-    let project = nonempty(top, "project", 255, "a project name")?;
+    let project = Some(nonempty(top, "project", 255, "a project name")?);
     let (schema, hardware) = if top.has("resource") {
         (
             Schema::V0_9,
@@ -320,9 +327,9 @@ fn nonempty(
         return Err(t.err(
             v.line,
             format!(
-                "{} must be 1 to {max} characters, got \"{}\"",
+                "{} must be 1 to {max} characters, got {}",
                 t.field(key),
-                v.value
+                crate::bounded::quote(&v.value)
             ),
         ));
     }
@@ -341,9 +348,9 @@ fn pyapp_field(t: &TableReader<'_, '_>) -> Result<Located<PythonApp>, ConfError>
         None => Err(t.err(
             v.line,
             format!(
-                "{} must be \"module:variable\", got \"{}\"",
+                "{} must be \"module:variable\", got {}",
                 t.field(key),
-                v.value
+                crate::bounded::quote(&v.value)
             ),
         )),
     }
@@ -356,9 +363,9 @@ fn health_field(t: &TableReader<'_, '_>) -> Result<String, ConfError> {
         return Err(t.err(
             v.line,
             format!(
-                "{} must start with \"/\", got \"{}\"",
+                "{} must start with \"/\", got {}",
                 t.field(key),
-                v.value
+                crate::bounded::quote(&v.value)
             ),
         ));
     }
@@ -409,7 +416,7 @@ struct CloudRaw {
     code: Located<PathBuf>,
     tests: Option<Located<PathBuf>>,
     docker: String,
-    project: String,
+    project: Option<String>,
     hardware: String,
     expiration: Option<Located<DateTime<Utc>>>,
     secrets: Option<Located<PathBuf>>,
@@ -550,8 +557,8 @@ fn finish_cloud(
                 };
                 return Err(t.err(raw.domain.line,
                     format!(
-                        "{domain_field} \"{}\" is not covered by the certificate {} (its SAN DNS names: {names})",
-                        raw.domain.value,
+                        "{domain_field} {} is not covered by the certificate {} (its SAN DNS names: {names})",
+                        crate::bounded::quote(&raw.domain.value),
                         raw.certificate.value.display()
                     ),
                 ));

@@ -40,7 +40,8 @@ impl CertInfo {
 
 /// Reads the first certificate of a PEM file (a full chain starts with the leaf).
 pub fn read_certificate(path: &Path) -> Result<CertInfo, CertError> {
-    let data = std::fs::read(path).map_err(CertError::Read)?;
+    let data = crate::bounded::read_bounded(path, crate::bounded::MAX_CERT_FILE)
+        .map_err(|e| CertError::Read(e.into()))?;
     let pem = Pem::iter_from_buffer(&data)
         .find(|p| p.as_ref().map_or(true, |p| p.label == "CERTIFICATE"))
         .ok_or(CertError::NoCertificate)?

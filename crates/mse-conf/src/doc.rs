@@ -220,7 +220,11 @@ impl<'d, 'i> TableReader<'d, 'i> {
             })),
             None => Err(self.doc.err(
                 line,
-                format!("{} must be {expected}, got \"{text}\"", self.field(key)),
+                format!(
+                    "{} must be {expected}, got {}",
+                    self.field(key),
+                    crate::bounded::quote(&text)
+                ),
             )),
         }
     }
@@ -247,7 +251,7 @@ impl<'d, 'i> TableReader<'d, 'i> {
 
 fn describe(value: &DeValue<'_>) -> String {
     match value {
-        DeValue::String(s) => format!("string \"{s}\""),
+        DeValue::String(s) => format!("string {}", crate::bounded::quote(s)),
         DeValue::Integer(i) => format!("integer {}", i.as_str()),
         DeValue::Float(f) => format!("float {}", f.as_str()),
         DeValue::Boolean(b) => format!("boolean {b}"),

@@ -5,6 +5,7 @@
 //! `mse.toml:3: python_application must be "module:variable", got "app"`.
 
 mod app;
+pub mod bounded;
 mod cert;
 mod doc;
 mod error;

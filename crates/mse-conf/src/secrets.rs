@@ -25,10 +25,13 @@ pub enum SecretsError {
 pub fn load_secrets(
     path: &Path,
 ) -> Result<serde_json::Map<String, serde_json::Value>, SecretsError> {
-    let text = std::fs::read(path).map_err(|source| SecretsError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        crate::bounded::read_bounded(path, crate::bounded::MAX_SECRETS_FILE).map_err(|e| {
+            SecretsError::Read {
+                path: path.to_path_buf(),
+                source: e.into(),
+            }
+        })?;
     let value: serde_json::Value =
         serde_json::from_slice(&text).map_err(|e| SecretsError::Syntax {
             path: path.to_path_buf(),

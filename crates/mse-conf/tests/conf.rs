@@ -151,7 +151,7 @@ fn seed_v1_parses() {
         Some(fx.root().join("./tests").as_path())
     );
     assert_eq!(cloud.docker, "ghcr.io/cosmian/mse-pytorch:20230104085621");
-    assert_eq!(cloud.project, "default");
+    assert_eq!(cloud.project.as_deref(), Some("default"));
     assert_eq!(cloud.hardware, "4g-eu-001");
     assert_eq!(
         cloud.secrets.as_deref(),

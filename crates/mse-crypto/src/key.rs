@@ -56,10 +56,14 @@ impl CodeKey {
     /// Reads a key file: 32 raw bytes (as the original `package --encrypt` wrote) or 64 hex chars.
     pub fn read_file(path: &Path) -> Result<Self, KeyError> {
         let shown = path.display().to_string();
-        let data = std::fs::read(path).map_err(|source| KeyError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        // A key file is 32 or 64 bytes (plus whitespace): never read more than 4 KiB of it.
+        let mut data = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 4096), &mut data))
+            .map_err(|source| KeyError::Read {
+                path: shown.clone(),
+                source,
+            })?;
         if data.len() == 32 {
             let mut out = [0u8; 32];
             out.copy_from_slice(&data);

@@ -7,6 +7,7 @@ mod key;
 mod package;
 mod seal;
 mod secretbox;
+mod stream;
 mod unpack;
 
 pub use key::{CodeKey, KeyError, derive_key};

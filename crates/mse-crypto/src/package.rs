@@ -57,7 +57,14 @@ pub enum PackageError {
 }
 
 /// Plaintext read and encrypted in parallel per batch of about this size, written in order.
-const BATCH_BYTES: u64 = 64 << 20;
+const BATCH_BYTES: u64 = 32 << 20;
+/// Files larger than this are streamed (read twice, see `stream`) instead of held in memory,
+/// so that memory does not depend on the size of any file.
+const STREAM_BYTES: u64 = 8 << 20;
+
+fn size_of(f: &PackageFile) -> u64 {
+    std::fs::metadata(&f.abs).map_or(0, |m| m.len())
+}
 
 struct Member {
     name: String,
@@ -122,6 +129,20 @@ pub fn build_package<W: Write>(
         let mut builder = tar::Builder::new(&mut hashing);
         let mut start = 0;
         while start < planned.len() {
+            if size_of(planned[start].0) > STREAM_BYTES {
+                let (f, nonce) = planned[start];
+                summary.plaintext_bytes += stream_member(&mut builder, f, key, nonce)?;
+                match nonce {
+                    Some(n) => {
+                        summary.encrypted_files += 1;
+                        summary.nonces.insert(f.rel.clone(), n);
+                    }
+                    None => summary.clear_files += 1,
+                }
+                progress(summary.plaintext_bytes);
+                start += 1;
+                continue;
+            }
             let end = batch_end(&planned, start);
             let members: Vec<Member> = planned[start..end]
                 .par_iter()
@@ -155,7 +176,11 @@ fn batch_end(planned: &[(&PackageFile, Option<[u8; NONCE_LEN]>)], start: usize) 
     let mut total = 0u64;
     let mut end = start;
     while end < planned.len() {
-        total += std::fs::metadata(&planned[end].0.abs).map_or(0, |m| m.len());
+        let size = size_of(planned[end].0);
+        if size > STREAM_BYTES && end > start {
+            break;
+        }
+        total += size;
         end += 1;
         if total >= BATCH_BYTES {
             break;
@@ -185,6 +210,104 @@ fn read_member(
         nonce,
         rel: f.rel.clone(),
     })
+}
+
+/// Appends one large file as a member without holding it in memory; returns its plaintext size.
+fn stream_member<W: Write>(
+    builder: &mut tar::Builder<W>,
+    f: &PackageFile,
+    key: &CodeKey,
+    nonce: Option<[u8; NONCE_LEN]>,
+) -> Result<u64, PackageError> {
+    use std::io::Read;
+    let read_err = |source| PackageError::Read {
+        path: f.abs.clone(),
+        source,
+    };
+    let open = || std::fs::File::open(&f.abs).map_err(read_err);
+    let stamp = |file: &std::fs::File| {
+        file.metadata()
+            .map(|m| (m.len(), m.modified().ok()))
+            .map_err(read_err)
+    };
+    let first = open()?;
+    let before = stamp(&first)?;
+    let name = member_name(&f.rel);
+    let len = match nonce {
+        None => {
+            let len = before.0;
+            append_exact(builder, &name, len, first.take(len))?;
+            len
+        }
+        Some(n) => {
+            let (tag, len) = crate::stream::tag_of(key, &n, first).map_err(read_err)?;
+            let mut head = n.to_vec();
+            head.extend_from_slice(&tag);
+            let body = crate::stream::Encrypting::new(key, &n, open()?.take(len));
+            append_exact(
+                builder,
+                &name,
+                crate::secretbox::OVERHEAD as u64 + len,
+                io::Cursor::new(head).chain(body),
+            )?;
+            len
+        }
+    };
+    // Read twice: the file must not have changed in between (its tag would not match).
+    if stamp(&open()?)? != before || len != before.0 {
+        return Err(read_err(io::Error::other(
+            "the file changed while it was packaged",
+        )));
+    }
+    Ok(len)
+}
+
+/// Appends a member of exactly `len` bytes read from `data` (an error if it ends early, which
+/// would otherwise leave a corrupt tar).
+fn append_exact<W: Write>(
+    builder: &mut tar::Builder<W>,
+    name: &str,
+    len: u64,
+    data: impl io::Read,
+) -> Result<(), PackageError> {
+    struct Exact<R> {
+        inner: R,
+        left: u64,
+    }
+    impl<R: io::Read> io::Read for Exact<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return Ok(0);
+            }
+            let max = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+            let n = self.inner.read(&mut buf[..max])?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "a file shrank while it was packaged",
+                ));
+            }
+            self.left -= n as u64;
+            Ok(n)
+        }
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(len);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    builder
+        .append_data(
+            &mut header,
+            name,
+            Exact {
+                inner: data,
+                left: len,
+            },
+        )
+        .map_err(PackageError::Write)
 }
 
 fn member_name(rel: &str) -> String {
@@ -286,4 +409,54 @@ pub fn nonces_from_json(text: &str) -> Result<Nonces, PackageError> {
         out.insert(k.clone(), n);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file over the streaming threshold gives the same member bytes as the in-memory path,
+    /// next to small files in sorted order.
+    #[test]
+    fn large_files_are_streamed_with_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..(STREAM_BYTES as usize + 12_345))
+            .map(|i| (i % 253) as u8)
+            .collect();
+        std::fs::write(dir.path().join("big.bin"), &big).unwrap();
+        std::fs::write(dir.path().join("a.py"), b"print(1)\n").unwrap();
+        std::fs::write(dir.path().join("requirements.txt"), b"flask\n").unwrap();
+        let files: Vec<PackageFile> = ["a.py", "big.bin", "requirements.txt"]
+            .iter()
+            .map(|r| PackageFile {
+                rel: (*r).into(),
+                abs: dir.path().join(r),
+            })
+            .collect();
+        let key = CodeKey::from_hex(&"11".repeat(32)).unwrap();
+        let mut out = Vec::new();
+        let summary = build_package(&files, &key, None, &mut out, &|_| {}).unwrap();
+        assert_eq!(summary.encrypted_files, 2);
+        assert_eq!(summary.plaintext_bytes, big.len() as u64 + 9 + 6);
+        let mut archive = tar::Archive::new(&out[..]);
+        let members: Vec<(String, Vec<u8>)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let name = e.path().unwrap().display().to_string();
+                let mut data = Vec::new();
+                io::Read::read_to_end(&mut e, &mut data).unwrap();
+                (name, data)
+            })
+            .collect();
+        let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a.py.enc", "big.bin.enc", "requirements.txt"]);
+        let nonce = summary.nonces["big.bin"];
+        assert_eq!(members[1].1, crate::encrypt_file(&key, &nonce, &big));
+        // Re-encryption with the recorded nonces is byte-identical.
+        let mut again = Vec::new();
+        build_package(&files, &key, Some(&summary.nonces), &mut again, &|_| {}).unwrap();
+        assert_eq!(again, out);
+    }
 }

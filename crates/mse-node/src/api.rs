@@ -78,6 +78,10 @@ impl IntoResponse for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> ApiError {
+        if let Some(code) = e.client_status() {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::CONFLICT);
+            return ApiError::new(status, e.to_string());
+        }
         ApiError::internal(e)
     }
 }
@@ -153,6 +157,9 @@ pub fn router(node: Arc<Node>, pccs: Router) -> Router {
             )
         })
         .with_state(node)
+        .layer(axum::middleware::map_response(
+            crate::json_errors::json_errors,
+        ))
         // Collateral is public, signed data that any verifier of the node's sim evidence
         // needs (end users included): no token.
         .nest("/pccs", pccs)
@@ -566,7 +573,11 @@ async fn write_package(
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
-    let status = e.status();
+    // A body that ends early or breaks its framing is the client's fault (axum says 500).
+    let status = match e.status() {
+        s if s.is_server_error() => StatusCode::BAD_REQUEST,
+        s => s,
+    };
     let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
         "request body exceeds this node's upload limit".to_owned()
     } else {
@@ -698,20 +709,9 @@ pub(crate) async fn create_app(
         .environment(&conf.docker)
         .cloned()
         .map_err(ApiError::bad)?;
-    let live = [Status::Spawning, Status::Initializing, Status::Running];
-    if let Some(other) = node
-        .store
-        .list_apps(&project.id, Some(name), Some(&live))?
-        .first()
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "an app named {name:?} is already alive in this project ({}); stop it first",
-                other.id
-            ),
-        ));
-    }
+    // A live app of the same name in this project, or another live app with the same custom
+    // domain, is refused by the store's unique indexes when the app is inserted (409): a check
+    // here would race with concurrent deploys.
     let now = now_ms();
     let mut expires_at = match &conf.expires_at {
         Some(s) => {
@@ -746,12 +746,6 @@ pub(crate) async fn create_app(
                     node.cfg.base_domain
                 )));
             }
-            if node.store.custom_domain_taken(&domain)? {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    format!("domain {domain:?} is already used by another app"),
-                ));
-            }
             let path = dir.join("fullchain.pem");
             std::fs::write(&path, pem.as_bytes()).map_err(ApiError::internal)?;
             let cert = mse_conf::read_certificate(&path)
@@ -783,6 +777,9 @@ pub(crate) async fn create_app(
         }
     };
     let expires_at = expires_at.unwrap_or(now + node.cfg.default_lifetime_hours as i64 * 3_600_000);
+    let expires_at =
+        crate::limits::lifetime(&node.cfg, now, expires_at, conf.expires_at.as_deref())
+            .map_err(ApiError::bad)?;
     let owner_cert_sha256 = match &certificate {
         Some(path) => Some(crate::digest::file_sha256(path).map_err(ApiError::internal)?),
         None => None,
@@ -805,6 +802,8 @@ pub(crate) async fn create_app(
         "runtime_digest": runtime_digest,
         "environment_digest": Value::Null,
         "owner_certificate_sha256": owner_cert_sha256,
+        // Counted against the project's max_project_package_mb.
+        "package_bytes": code_size,
     });
     let app = AppRecord {
         id: id.clone(),

@@ -78,10 +78,31 @@ pub struct NodeConfig {
     pub max_package_bytes: u64,
     /// Most apps alive (spawning, initializing or running) at once.
     pub max_apps: usize,
+    /// Most live apps of one project, so that one project cannot take every slot.
+    pub max_apps_per_project: usize,
+    /// Most package bytes of one project's live apps together.
+    pub max_project_package_bytes: u64,
+    /// Longest lifetime an app may ask for (or get from its certificate), in hours.
+    pub max_lifetime_hours: u64,
     /// Most connections the SNI router carries at once.
     pub router_max_connections: usize,
+    /// Whether `router_max_connections` was set in node.toml (otherwise the node may lower it
+    /// to fit the open-files limit; a value set explicitly that does not fit is refused).
+    pub router_max_connections_explicit: bool,
+    /// Most connections the router carries at once to one app, so that one tenant cannot take
+    /// every router connection.
+    pub router_max_connections_per_app: usize,
+    /// Most connections one client address holds at once through the router (ClientHello
+    /// wait included).
+    pub router_max_connections_per_client: usize,
+    /// A spliced connection with no byte in either direction for this long is closed, in
+    /// seconds.
+    pub router_idle_timeout_secs: u64,
     /// How long a client may take to send its ClientHello, in milliseconds.
     pub client_hello_timeout_ms: u64,
+    /// An API client that sends nothing for this long while the server waits for its request
+    /// (header or body) is disconnected, in seconds.
+    pub api_read_timeout_secs: u64,
     /// Lifetime of an app whose conf gives no expiration, in hours.
     pub default_lifetime_hours: u64,
     /// How long the enclave may take to reach `initializing`, in seconds.
@@ -137,8 +158,15 @@ struct RawConfig {
     enclave_bin: Option<Spanned<String>>,
     max_package_mb: Option<Spanned<u64>>,
     max_apps: Option<Spanned<u64>>,
+    max_apps_per_project: Option<Spanned<u64>>,
+    max_project_package_mb: Option<Spanned<u64>>,
+    max_lifetime_hours: Option<Spanned<u64>>,
     router_max_connections: Option<Spanned<u64>>,
+    router_max_connections_per_app: Option<Spanned<u64>>,
+    router_max_connections_per_client: Option<Spanned<u64>>,
+    router_idle_timeout_secs: Option<Spanned<u64>>,
     client_hello_timeout_ms: Option<Spanned<u64>>,
+    api_read_timeout_secs: Option<Spanned<u64>>,
     default_lifetime_hours: Option<Spanned<u64>>,
     spawn_timeout_secs: Option<Spanned<u64>>,
     hardware: Option<Vec<Spanned<RawTier>>>,
@@ -222,8 +250,16 @@ impl NodeConfig {
             enclave_bin: default_enclave_bin(),
             max_package_bytes: 256 << 20,
             max_apps: 64,
+            max_apps_per_project: 32,
+            max_project_package_bytes: 1 << 30,
+            max_lifetime_hours: 24 * 90,
             router_max_connections: 4096,
+            router_max_connections_explicit: false,
+            router_max_connections_per_app: 512,
+            router_max_connections_per_client: 256,
+            router_idle_timeout_secs: 300,
             client_hello_timeout_ms: 5000,
+            api_read_timeout_secs: 30,
             default_lifetime_hours: 24,
             spawn_timeout_secs: 120,
             hardware: default_tiers(),
@@ -333,11 +369,36 @@ impl NodeConfig {
         if let Some(v) = &raw.max_apps {
             cfg.max_apps = positive(v, "max_apps")? as usize;
         }
+        if let Some(v) = &raw.max_apps_per_project {
+            cfg.max_apps_per_project = positive(v, "max_apps_per_project")? as usize;
+        }
+        if let Some(v) = &raw.max_project_package_mb {
+            cfg.max_project_package_bytes =
+                positive(v, "max_project_package_mb")?.saturating_mul(1 << 20);
+        }
+        if let Some(v) = &raw.max_lifetime_hours {
+            cfg.max_lifetime_hours = positive(v, "max_lifetime_hours")?;
+        }
         if let Some(v) = &raw.router_max_connections {
             cfg.router_max_connections = positive(v, "router_max_connections")? as usize;
+            cfg.router_max_connections_explicit = true;
+        }
+        if let Some(v) = &raw.router_max_connections_per_app {
+            cfg.router_max_connections_per_app =
+                positive(v, "router_max_connections_per_app")? as usize;
+        }
+        if let Some(v) = &raw.router_max_connections_per_client {
+            cfg.router_max_connections_per_client =
+                positive(v, "router_max_connections_per_client")? as usize;
+        }
+        if let Some(v) = &raw.router_idle_timeout_secs {
+            cfg.router_idle_timeout_secs = positive(v, "router_idle_timeout_secs")?;
         }
         if let Some(v) = &raw.client_hello_timeout_ms {
             cfg.client_hello_timeout_ms = positive(v, "client_hello_timeout_ms")?;
+        }
+        if let Some(v) = &raw.api_read_timeout_secs {
+            cfg.api_read_timeout_secs = positive(v, "api_read_timeout_secs")?;
         }
         if let Some(v) = &raw.default_lifetime_hours {
             cfg.default_lifetime_hours = positive(v, "default_lifetime_hours")?;
@@ -546,7 +607,7 @@ mod tests {
         );
         assert_eq!(
             parse("tee = \"sim\"\nfoo = 1\n").unwrap_err(),
-            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `router_max_connections`, `client_hello_timeout_ms`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`, `vm_image`, `vm_firmware`"
+            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `max_apps_per_project`, `max_project_package_mb`, `max_lifetime_hours`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `api_read_timeout_secs`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`, `vm_image`, `vm_firmware`"
         );
         assert_eq!(
             parse("[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n")

@@ -4,10 +4,13 @@
 //! terminating them (`router`).
 
 pub mod api;
+pub mod api_conn;
 pub mod config;
 pub mod digest;
 pub mod image_api;
 pub mod image_cmd;
+pub mod json_errors;
+pub mod limits;
 pub mod logs;
 pub mod node;
 pub mod oauth;
@@ -36,7 +39,7 @@ pub struct Running {
 /// Opens the data dir, recovers apps of a previous run, binds the API and the router and serves
 /// both until `shutdown` resolves.
 pub async fn serve(
-    cfg: NodeConfig,
+    mut cfg: NodeConfig,
     on_ready: impl FnOnce(&Running),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -45,7 +48,12 @@ pub async fn serve(
         "enclave runtime not found at {} (set enclave_bin in node.toml)",
         cfg.enclave_bin.display()
     );
+    let nofile = limits::raise_nofile()?;
+    if let Some(note) = limits::fit(&mut cfg, nofile)? {
+        tracing::warn!("{note}");
+    }
     let (store, seed) = node::open_data_dir(&cfg)?;
+    store.set_quota(limits::quota(&cfg));
     let pki = mse_attest_sim::SimPki::from_seed(&seed).context("sim PKI from the node's seed")?;
     let pccs = mse_attest_sim::pccs_router(&pki, &mse_attest_sim::CollateralOptions::default())
         .context("mock PCCS")?;
@@ -81,10 +89,14 @@ pub async fn serve(
     });
     let router_task = tokio::spawn(router::serve(node.clone(), router_listener));
     let app = api::router(node.clone(), pccs);
-    axum::serve(api_listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("API server")?;
+    let read_timeout = std::time::Duration::from_secs(node.cfg.api_read_timeout_secs);
+    axum::serve(
+        api_conn::TimedListener::new(api_listener, read_timeout),
+        app,
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("API server")?;
     router_task.abort();
     node.shutdown();
     Ok(())

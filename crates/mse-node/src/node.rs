@@ -318,6 +318,10 @@ impl Node {
             // Wiped before the status says stopped, so `stopped` means the storage is gone.
             if status == Status::Stopped {
                 node.wipe(&id);
+            } else {
+                // A failed app keeps its log and sealed state, not its package: it will not
+                // run again, and it no longer counts against its project's quota.
+                let _ = std::fs::remove_file(node.app_dir(&id).join("app.tar"));
             }
             live.log
                 .note(&format!("status {}: {reason}", status.as_str()));

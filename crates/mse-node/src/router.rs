@@ -1,21 +1,87 @@
 //! The SNI router: one TLS port for every app. It reads the ClientHello's server name, finds the
 //! app's enclave and splices the raw TCP stream to it; TLS ends inside the enclave, so the host
 //! never sees plaintext. Unknown names, garbage and slow clients are dropped.
+//!
+//! Nobody can take every connection: besides the node-wide cap (`router_max_connections`, which
+//! fits the open-files limit, see `limits`), one client address holds at most
+//! `router_max_connections_per_client` connections and one app at most
+//! `router_max_connections_per_app`, and a spliced connection idle in both directions for
+//! `router_idle_timeout_secs` is closed.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::node::Node;
+use crate::node::{Node, Stats};
 use crate::sni::{self, Hello, MAX_HELLO_BYTES};
+
+/// Connections held per client address.
+#[derive(Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+/// One client address's slot; released on drop.
+struct ClientSlot {
+    table: Arc<PerClient>,
+    ip: IpAddr,
+}
+
+impl PerClient {
+    fn acquire(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = t.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut t = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = t.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                t.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// One of an app's connection slots (counted in its `Stats::active`); released on drop.
+struct AppSlot(Arc<Stats>);
+
+impl AppSlot {
+    fn acquire(stats: &Arc<Stats>, max: usize) -> Option<AppSlot> {
+        let prev = stats.active.fetch_add(1, Ordering::AcqRel);
+        if prev >= max as u64 {
+            stats.active.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(AppSlot(stats.clone()))
+    }
+}
+
+impl Drop for AppSlot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Serves connections on `listener` until the task is dropped.
 pub async fn serve(node: Arc<Node>, listener: TcpListener) {
     let permits = Arc::new(Semaphore::new(node.cfg.router_max_connections));
+    let clients = Arc::new(PerClient::default());
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -30,16 +96,21 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
             tracing::warn!(%peer, "router: connection cap reached, dropping");
             continue;
         };
+        let Some(slot) = clients.acquire(peer.ip(), node.cfg.router_max_connections_per_client)
+        else {
+            tracing::debug!(%peer, "router: per-client cap reached, dropping");
+            continue;
+        };
         let node = node.clone();
         tokio::spawn(async move {
             if let Err(why) = splice(&node, stream).await {
                 tracing::debug!(%peer, "router: closed: {why}");
             }
+            drop(slot);
             drop(permit);
         });
     }
 }
-
 async fn read_hello(stream: &mut TcpStream) -> Result<(Vec<u8>, String), String> {
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 4096];
@@ -72,6 +143,8 @@ async fn splice(node: &Node, mut client: TcpStream) -> Result<(), String> {
     let route = node
         .route(&name)
         .ok_or_else(|| format!("unknown server name {name:?}"))?;
+    let _slot = AppSlot::acquire(&route.stats, node.cfg.router_max_connections_per_app)
+        .ok_or_else(|| format!("app {} has its maximum of connections", route.app_id))?;
     let mut backend = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(route.addr))
         .await
         .map_err(|_| "backend connect timed out".to_owned())?
@@ -83,16 +156,77 @@ async fn splice(node: &Node, mut client: TcpStream) -> Result<(), String> {
         .await
         .map_err(|e| format!("backend write: {e}"))?;
     let stats = route.stats;
-    stats.active.fetch_add(1, Ordering::Relaxed);
     stats.total.fetch_add(1, Ordering::Relaxed);
     stats
         .bytes_in
         .fetch_add(hello.len() as u64, Ordering::Relaxed);
-    let result = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
-    stats.active.fetch_sub(1, Ordering::Relaxed);
-    if let Ok((up, down)) = result {
-        stats.bytes_in.fetch_add(up, Ordering::Relaxed);
-        stats.bytes_out.fetch_add(down, Ordering::Relaxed);
+    let idle = Duration::from_secs(node.cfg.router_idle_timeout_secs);
+    let (cr, cw) = client.split();
+    let (br, bw) = backend.split();
+    if splice_idle(cr, cw, br, bw, idle, &stats).await {
+        return Err(format!("idle for {} s", idle.as_secs()));
     }
     Ok(())
+}
+
+/// Copies both ways until both directions end (each end's EOF is passed on as a shutdown) or
+/// nothing moved in either direction for `idle`; returns whether it ended by the idle timeout.
+async fn splice_idle<CR, CW, BR, BW>(
+    client_r: CR,
+    client_w: CW,
+    backend_r: BR,
+    backend_w: BW,
+    idle: Duration,
+    stats: &Stats,
+) -> bool
+where
+    CR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
+    BR: AsyncRead + Unpin,
+    BW: AsyncWrite + Unpin,
+{
+    let start = tokio::time::Instant::now();
+    // Milliseconds since `start` of the last byte moved in either direction.
+    let last = AtomicU64::new(0);
+    let up = pump(client_r, backend_w, &last, start, &stats.bytes_in);
+    let down = pump(backend_r, client_w, &last, start, &stats.bytes_out);
+    let watchdog = async {
+        loop {
+            let seen = start + Duration::from_millis(last.load(Ordering::Relaxed));
+            let deadline = seen + idle;
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    };
+    tokio::select! {
+        _ = async { tokio::join!(up, down) } => false,
+        _ = watchdog => true,
+    }
+}
+
+async fn pump<R, W>(
+    mut from: R,
+    mut to: W,
+    last: &AtomicU64,
+    start: tokio::time::Instant,
+    counter: &AtomicU64,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    let _ = to.shutdown().await;
 }

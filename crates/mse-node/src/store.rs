@@ -26,10 +26,49 @@ pub enum StoreError {
     NoProject(String),
     #[error("project name {0:?} must be 1..255 characters without control characters")]
     BadProjectName(String),
+    /// Another live app of the project has this name (checked by a unique index, so it holds
+    /// whatever the number of concurrent deploys).
+    #[error("an app named {name:?} is already alive in this project ({other}); stop it first")]
+    NameTaken { name: String, other: String },
+    /// Another live app, of any project, claims this custom domain.
+    #[error("domain {0:?} is already used by another app")]
+    DomainTaken(String),
+    /// A per-project limit of this node (named) would be exceeded.
+    #[error("{0}")]
+    Quota(String),
+}
+
+/// Per-project limits checked when an app is inserted, under the same lock as the insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Most live apps per project (`max_apps_per_project`).
+    pub apps: usize,
+    /// Most package bytes of a project's live apps together (`max_project_package_mb`).
+    pub package_bytes: u64,
+}
+
+impl StoreError {
+    /// Whether the error is a conflict with another live app (an API 409).
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            StoreError::NameTaken { .. } | StoreError::DomainTaken(_)
+        )
+    }
+
+    /// The HTTP status of an error the API client caused (a conflict, a quota), if it is one.
+    pub fn client_status(&self) -> Option<u16> {
+        match self {
+            StoreError::NameTaken { .. } | StoreError::DomainTaken(_) => Some(409),
+            StoreError::Quota(_) => Some(403),
+            _ => None,
+        }
+    }
 }
 
 /// Schema migrations; entry `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE projects (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -59,7 +98,32 @@ CREATE TABLE apps (
     config TEXT NOT NULL
 );
 CREATE INDEX apps_by_project ON apps(project_id, status);
-"#];
+"#,
+    // Uniqueness of a live app's name in its project and of a live custom domain, enforced by
+    // SQLite itself so that concurrent deploys cannot both pass a check-then-insert. A database
+    // written before this migration may hold duplicates: the oldest live app keeps the name
+    // (or domain), the others are recorded on_error first.
+    r#"
+UPDATE apps SET status = 'on_error',
+    stopped_at = COALESCE(stopped_at, CAST(strftime('%s', 'now') AS INTEGER) * 1000),
+    exit_reason = 'another live app of this project had the same name (duplicate removed at upgrade)'
+WHERE status IN ('spawning', 'initializing', 'running') AND EXISTS (
+    SELECT 1 FROM apps o WHERE o.project_id = apps.project_id AND o.name = apps.name
+        AND o.status IN ('spawning', 'initializing', 'running')
+        AND (o.created_at < apps.created_at OR (o.created_at = apps.created_at AND o.id < apps.id)));
+UPDATE apps SET status = 'on_error',
+    stopped_at = COALESCE(stopped_at, CAST(strftime('%s', 'now') AS INTEGER) * 1000),
+    exit_reason = 'another live app claimed the same domain (duplicate removed at upgrade)'
+WHERE status IN ('spawning', 'initializing', 'running') AND custom_domain IS NOT NULL AND EXISTS (
+    SELECT 1 FROM apps o WHERE o.custom_domain = apps.custom_domain
+        AND o.status IN ('spawning', 'initializing', 'running')
+        AND (o.created_at < apps.created_at OR (o.created_at = apps.created_at AND o.id < apps.id)));
+CREATE UNIQUE INDEX apps_live_name ON apps(project_id, name)
+    WHERE status IN ('spawning', 'initializing', 'running');
+CREATE UNIQUE INDEX apps_live_domain ON apps(custom_domain)
+    WHERE custom_domain IS NOT NULL AND status IN ('spawning', 'initializing', 'running');
+"#,
+];
 
 /// App status, as in the original API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -183,6 +247,7 @@ fn app_from_row(r: &Row<'_>) -> rusqlite::Result<AppRecord> {
 
 pub struct Store {
     conn: Mutex<Connection>,
+    quota: Mutex<Option<Quota>>,
 }
 
 impl Store {
@@ -201,9 +266,15 @@ impl Store {
             .map_err(open_err)?;
         let store = Store {
             conn: Mutex::new(conn),
+            quota: Mutex::new(None),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Sets the per-project limits every later [`Store::insert_app`] of a live app checks.
+    pub fn set_quota(&self, quota: Quota) {
+        *self.quota.lock().unwrap_or_else(|p| p.into_inner()) = Some(quota);
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -317,8 +388,40 @@ impl Store {
             .optional()?)
     }
 
+    /// Inserts an app. A live app whose name is already alive in its project, or whose custom
+    /// domain another live app claims, is refused ([`StoreError::NameTaken`],
+    /// [`StoreError::DomainTaken`]) by the unique indexes, in the same statement that inserts.
     pub fn insert_app(&self, app: &AppRecord) -> Result<(), StoreError> {
-        self.lock().execute(
+        let conn = self.lock();
+        let quota = *self.quota.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(q) = quota
+            && app.status.is_live()
+        {
+            // Counted under the connection's lock: concurrent deploys see each other.
+            let (apps, bytes): (i64, i64) = conn.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(json_extract(config, '$.package_bytes')), 0) FROM apps WHERE project_id = ?1 AND status IN ('spawning', 'initializing', 'running')",
+                [&app.project_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let mine: i64 = serde_json::from_str::<serde_json::Value>(&app.config)
+                .ok()
+                .and_then(|c| c["package_bytes"].as_i64())
+                .unwrap_or(0);
+            if apps as u64 >= q.apps as u64 {
+                return Err(StoreError::Quota(format!(
+                    "this project already runs {apps} apps, the most this node allows per project (max_apps_per_project = {}); stop one first",
+                    q.apps
+                )));
+            }
+            if (bytes + mine) as u64 > q.package_bytes {
+                return Err(StoreError::Quota(format!(
+                    "this project's live apps would hold {} MiB of packages, more than this node allows per project (max_project_package_mb = {})",
+                    (bytes + mine) as u64 >> 20,
+                    q.package_bytes >> 20
+                )));
+            }
+        }
+        let inserted = conn.execute(
             &format!("INSERT INTO apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
             params![
                 app.id,
@@ -338,8 +441,38 @@ impl Store {
                 app.expires_at,
                 app.config,
             ],
-        )?;
-        Ok(())
+        );
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+            {
+                if msg.contains("apps.custom_domain") {
+                    return Err(StoreError::DomainTaken(
+                        app.custom_domain.clone().unwrap_or_default(),
+                    ));
+                }
+                if !msg.contains("apps.name") {
+                    return Err(StoreError::Sql(rusqlite::Error::SqliteFailure(
+                        e,
+                        Some(msg),
+                    )));
+                }
+                // Still under the lock: the app that holds the name is the one just checked.
+                let other: Option<String> = conn
+                    .query_row(
+                        "SELECT id FROM apps WHERE project_id = ?1 AND name = ?2 AND status IN ('spawning', 'initializing', 'running')",
+                        params![app.project_id, app.name],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                Err(StoreError::NameTaken {
+                    name: app.name.clone(),
+                    other: other.unwrap_or_default(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn app(&self, id: &str) -> Result<Option<AppRecord>, StoreError> {
@@ -512,5 +645,91 @@ mod tests {
         let needle = token.as_bytes();
         assert!(!bytes.windows(needle.len()).any(|w| w == needle));
         assert!(!wal.windows(needle.len()).any(|w| w == needle));
+    }
+
+    #[test]
+    fn live_names_and_domains_are_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("node.db")).unwrap();
+        let (p, _) = store.create_project("alpha").unwrap();
+        let (q, _) = store.create_project("beta").unwrap();
+        store
+            .insert_app(&app("a1", &p.id, "web", Status::Spawning))
+            .unwrap();
+        let e = store
+            .insert_app(&app("a2", &p.id, "web", Status::Spawning))
+            .unwrap_err();
+        assert!(e.is_conflict());
+        assert_eq!(
+            e.to_string(),
+            "an app named \"web\" is already alive in this project (a1); stop it first"
+        );
+        // Same name in another project, or next to a stopped app: fine.
+        store
+            .insert_app(&app("b1", &q.id, "web", Status::Spawning))
+            .unwrap();
+        assert!(store.set_status("a1", Status::Stopped, None).unwrap());
+        store
+            .insert_app(&app("a3", &p.id, "web", Status::Spawning))
+            .unwrap();
+        // One live custom domain across projects.
+        let mut d1 = app("d1", &p.id, "shop", Status::Spawning);
+        d1.custom_domain = Some("shop.example.com".into());
+        store.insert_app(&d1).unwrap();
+        let mut d2 = app("d2", &q.id, "other", Status::Spawning);
+        d2.custom_domain = Some("shop.example.com".into());
+        assert_eq!(
+            store.insert_app(&d2).unwrap_err().to_string(),
+            "domain \"shop.example.com\" is already used by another app"
+        );
+        assert!(store.set_status("d1", Status::OnError, None).unwrap());
+        store.insert_app(&d2).unwrap();
+        assert!(store.app("a2").unwrap().is_none());
+    }
+
+    /// A database of the first schema version holding duplicates (as the racy deploys could
+    /// leave it) is migrated: the oldest live app keeps its name or domain.
+    #[test]
+    fn migration_resolves_existing_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO projects (id, name, created_at) VALUES ('p', 'alpha', 0), ('q', 'beta', 0)",
+                [],
+            )
+            .unwrap();
+            for (id, project, name, domain, created) in [
+                ("old", "p", "web", None, 1),
+                ("new", "p", "web", None, 2),
+                ("dom1", "p", "a", Some("x.example.com"), 3),
+                ("dom2", "q", "b", Some("x.example.com"), 4),
+            ] {
+                conn.execute(
+                    "INSERT INTO apps (id, name, project_id, status, domain, custom_domain, hardware, env, created_at, expires_at, config) VALUES (?1, ?2, ?3, 'running', ?1, ?4, 'h', 'e', ?5, 9, '{}')",
+                    params![id, name, project, domain, created],
+                )
+                .unwrap();
+            }
+        }
+        let store = Store::open(&path).unwrap();
+        let status = |id: &str| store.app(id).unwrap().unwrap().status;
+        assert_eq!(status("old"), Status::Running);
+        assert_eq!(status("new"), Status::OnError);
+        assert_eq!(status("dom1"), Status::Running);
+        assert_eq!(status("dom2"), Status::OnError);
+        assert_eq!(
+            store.app("dom2").unwrap().unwrap().exit_reason.as_deref(),
+            Some("another live app claimed the same domain (duplicate removed at upgrade)")
+        );
+        assert!(
+            store
+                .insert_app(&app("again", "p", "web", Status::Spawning))
+                .unwrap_err()
+                .is_conflict()
+        );
     }
 }

@@ -84,13 +84,16 @@ impl Login {
     /// The stored login, or a clear error telling how to log in.
     pub fn load(dir: &Path) -> anyhow::Result<Login> {
         let path = Login::path(dir);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                bail!("not logged in: run `mse login --url URL --token TOKEN` first")
-            }
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
+        let text =
+            match mse_conf::bounded::read_bounded_string(&path, mse_conf::bounded::MAX_CONF_FILE)
+                .map_err(std::io::Error::from)
+            {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    bail!("not logged in: run `mse login --url URL --token TOKEN` first")
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            };
         // The file holds the token: never echo its content in an error.
         let login: Login = toml::from_str(&text).map_err(|e| {
             anyhow::anyhow!(

@@ -125,14 +125,17 @@ impl ContextStore {
     pub fn load(&self, id: &str) -> anyhow::Result<ContextInfo> {
         let dir = self.dir(id)?;
         let path = dir.join(INFO_FILE);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-                "no context for app {id} in {} (deployed from another machine or removed?)",
-                self.root.display()
-            ),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
+        let text =
+            match mse_conf::bounded::read_bounded_string(&path, mse_conf::bounded::MAX_CONF_FILE)
+                .map_err(std::io::Error::from)
+            {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                    "no context for app {id} in {} (deployed from another machine or removed?)",
+                    self.root.display()
+                ),
+                Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            };
         let info: ContextInfo = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
         if info.version != CONTEXT_VERSION {
@@ -161,7 +164,8 @@ impl ContextStore {
 
     pub fn read_file(&self, id: &str, name: &str) -> anyhow::Result<String> {
         let path = self.dir(id)?.join(name);
-        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+        mse_conf::bounded::read_bounded_string(&path, mse_conf::bounded::MAX_CERT_FILE)
+            .with_context(|| format!("cannot read {}", path.display()))
     }
 
     /// Every context, oldest first; unreadable ones are reported, not fatal.

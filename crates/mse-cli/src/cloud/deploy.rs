@@ -114,20 +114,27 @@ fn read_material(conf: &AppConf, args: &DeployArgs) -> anyhow::Result<Material> 
         Some(path) => {
             // Checked to be one JSON object, like secrets.json; the content is never shown.
             mse_conf::load_secrets(path)?;
-            Some(Zeroizing::new(std::fs::read(path).with_context(|| {
-                format!("cannot read {}", path.display())
-            })?))
+            Some(Zeroizing::new(
+                mse_conf::bounded::read_bounded(path, mse_conf::bounded::MAX_SECRETS_FILE)
+                    .with_context(|| format!("cannot read {}", path.display()))?,
+            ))
         }
         None => None,
     };
     let owner = match (&cloud.ssl, args.untrusted_ssl) {
         (Some(ssl), false) => Some(OwnerTls {
             domain: ssl.domain_name.clone(),
-            chain_pem: std::fs::read_to_string(&ssl.certificate)
-                .with_context(|| format!("cannot read {}", ssl.certificate.display()))?,
+            chain_pem: mse_conf::bounded::read_bounded_string(
+                &ssl.certificate,
+                mse_conf::bounded::MAX_CERT_FILE,
+            )
+            .with_context(|| format!("cannot read {}", ssl.certificate.display()))?,
             key_pem: Zeroizing::new(
-                std::fs::read_to_string(&ssl.private_key)
-                    .with_context(|| format!("cannot read {}", ssl.private_key.display()))?,
+                mse_conf::bounded::read_bounded_string(
+                    &ssl.private_key,
+                    mse_conf::bounded::MAX_CERT_FILE,
+                )
+                .with_context(|| format!("cannot read {}", ssl.private_key.display()))?,
             ),
         }),
         _ => None,
@@ -397,23 +404,10 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let material = read_material(&conf, args)?;
 
-    let project = match client.project(&cloud.project)? {
-        Some(p) => p,
-        None => {
-            let mine = client
-                .me()
-                .ok()
-                .and_then(|m| m.project)
-                .map(|p| format!(" (this token belongs to project {:?})", p.name))
-                .unwrap_or_default();
-            bail!(
-                "project {:?} of {} is not on {}{mine}",
-                cloud.project,
-                conf.file.display(),
-                client.base()
-            );
-        }
-    };
+    let (project, note) = super::project::resolve(&client, cloud.project.as_deref(), &conf.file)?;
+    if let Some(note) = note {
+        say!("{note}");
+    }
     let existing: Vec<App> = client
         .apps(Some(&conf.name), LIVE)?
         .into_iter()

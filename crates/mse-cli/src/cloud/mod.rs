@@ -7,6 +7,7 @@ pub mod config;
 pub mod context;
 pub mod deploy;
 pub mod ops;
+pub mod project;
 pub mod tls;
 
 use std::net::{SocketAddr, ToSocketAddrs};
