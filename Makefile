@@ -20,7 +20,7 @@ export MSE_BIN_DIR := $(BIN)
 # crates/mse-wsgi's build script sets.
 export PYO3_PYTHON ?= $(shell command -v $(PYTHON))
 
-.PHONY: all demo test setup apt venv build lint rust-test py-test clean
+.PHONY: all demo test setup apt qemu venv build lint rust-test py-test clean
 
 all: build
 
@@ -29,6 +29,18 @@ apt:
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# QEMU 10 for the VM launcher (Debian's own 7.2 double-faults under TCG while unpacking a
+# realistic initramfs into the 6.12 kernel): from bookworm-backports, added to apt's sources.
+BACKPORTS_SOURCES := /etc/apt/sources.list.d/bookworm-backports.sources
+qemu:
+	@if ! qemu-system-x86_64 --version 2>/dev/null | grep -qE 'version (1[0-9]|[2-9][0-9])\.'; then \
+	  if [ ! -e $(BACKPORTS_SOURCES) ]; then \
+	    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > $(BACKPORTS_SOURCES); \
+	  fi; \
+	  echo "installing qemu-system-x86 from bookworm-backports"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null; \
 	fi
 
 $(VENV)/.stamp: tests/requirements.txt
