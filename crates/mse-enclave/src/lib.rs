@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod conf_server;
+pub mod guest;
 pub mod identity;
 pub mod provision;
 pub mod run;

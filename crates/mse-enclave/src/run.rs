@@ -51,7 +51,13 @@ async fn signalled() -> &'static str {
     }
 }
 
-pub fn run(mut args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args) -> anyhow::Result<()> {
+    run_with(args, None)
+}
+
+/// [`run`], with the sealed $HOME's key given (a VM guest makes a fresh one at each boot)
+/// instead of derived from the platform's sealing key.
+pub fn run_with(mut args: Args, home_key: Option<[u8; 32]>) -> anyhow::Result<()> {
     let now = OffsetDateTime::now_utc();
     args.validate(now.unix_timestamp())?;
     // Absolute paths: the sandbox keeps them visible under its mounts, and the cwd may change.
@@ -82,7 +88,10 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
              Intel PKI and only verifiers that explicitly allow simulation accept it"
         );
     }
-    let home_key = tee::home_key(attester.as_ref(), &measurement)?;
+    let home_key = match home_key {
+        Some(key) => key,
+        None => tee::home_key(attester.as_ref(), &measurement)?,
+    };
     // The sandbox exports the app's variables into this process's environment itself.
     let sandbox = mse_sandbox::enter_with(
         &SandboxConfig {
@@ -194,4 +203,40 @@ fn serve(
         tracing::info!("{cause}: stopping");
     }))?;
     Ok(())
+}
+
+/// The enclave flow inside a VM guest whose inputs [`crate::guest::boot`] checked.
+pub fn run_guest(booted: crate::guest::Booted) -> anyhow::Result<()> {
+    use crate::args::TeeArg;
+    use mse_launch::{TeeKind, TlsSpec};
+    let crate::guest::Booted {
+        spec,
+        inputs,
+        home_key,
+    } = booted;
+    let tee = match spec.tee {
+        TeeKind::Sim => TeeArg::Sim,
+        TeeKind::SevSnp | TeeKind::Tdx => TeeArg::Tsm,
+        other => bail!("TEE {other} cannot run in a VM guest yet"),
+    };
+    let args = Args {
+        size: spec.memory_mb,
+        san: spec.san.clone(),
+        id: spec.app_id.clone(),
+        application: spec.application.clone(),
+        expiration: match spec.tls {
+            TlsSpec::Expiration(t) => Some(t),
+            TlsSpec::OwnerCertificateSha256(_) => None,
+        },
+        certificate: inputs.owner_certificate.clone(),
+        package: inputs.package.clone(),
+        env: inputs.environment.clone(),
+        host: inputs.host.clone(),
+        port: inputs.port,
+        tee,
+        timeout: inputs.config_timeout_secs,
+        state_dir: inputs.state_dir.clone(),
+        sim_seed: inputs.sim_seed.clone(),
+    };
+    run_with(args, Some(*home_key))
 }
