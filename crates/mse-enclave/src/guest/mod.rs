@@ -31,7 +31,7 @@ use std::path::PathBuf;
 pub use boot::MODULES_LIST;
 
 /// Port the guest serves on (the launcher forwards a host loopback port to it).
-pub const GUEST_PORT: u16 = 443;
+pub const GUEST_PORT: u16 = mse_launch::vm::GUEST_PORT;
 
 /// Whether this process is the init of a VM (PID 1): guest mode.
 pub fn is_init() -> bool {
