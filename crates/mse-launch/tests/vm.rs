@@ -1,0 +1,491 @@
+//! The VM launcher end to end under QEMU (TCG here: this machine's /dev/kvm does not work), with
+//! the simulated TEE inside the guest, through the `Launcher` trait with a provisioning client.
+//!
+//! Needs the guest image (`MSE_VM_IMAGE`, built by `make image`) and a small virtualenv with
+//! Flask (`MSE_VM_VENV`, built by `make venv`). Each test boots as few VMs as it can: TCG is slow.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mse_attest::ratls::{CaptureVerifier, RaTlsCert};
+use mse_crypto::{CodeKey, PackageFile};
+use mse_launch::vm::{VmConfig, VmLauncher};
+use mse_launch::{
+    Digest32, Disposal, Exit, Instance, LaunchInputs, LaunchSpec, Launcher, OutputSink, PackageRef,
+    TeeKind, TlsSpec,
+};
+
+const ID: &str = "123e4567-e89b-12d3-a456-426614174000";
+const SEED_HEX: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+/// Generous: a TCG boot on a loaded 2-core CI machine.
+const BOOT_DEADLINE: Duration = Duration::from_secs(240);
+
+fn env_path(var: &str, how: &str) -> PathBuf {
+    let value = std::env::var_os(var)
+        .unwrap_or_else(|| panic!("{var} is not set: {how} (the Makefile sets it)"));
+    PathBuf::from(value)
+}
+
+fn image_dir() -> PathBuf {
+    env_path("MSE_VM_IMAGE", "the guest image directory, `make image`")
+}
+
+fn venv() -> PathBuf {
+    env_path("MSE_VM_VENV", "a virtualenv with Flask, `make venv`")
+}
+
+#[derive(Default)]
+struct Log(Mutex<Vec<u8>>);
+
+impl OutputSink for Log {
+    fn output(&self, bytes: &[u8]) {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+    }
+    fn note(&self, line: &str) {
+        let mut l = self.0.lock().unwrap();
+        l.extend_from_slice(line.as_bytes());
+        l.push(b'\n');
+    }
+}
+
+impl Log {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Encrypts `tests/apps/vm_app` into `dir/app.tar`.
+fn package(dir: &Path) -> (PathBuf, CodeKey) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/vm_app");
+    let mut files: Vec<PackageFile> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| PackageFile {
+            rel: e.file_name().to_string_lossy().into_owned(),
+            abs: e.path(),
+        })
+        .collect();
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let key = CodeKey::generate();
+    let out = dir.join("app.tar");
+    let f = std::fs::File::create(&out).unwrap();
+    mse_crypto::build_package(&files, &key, None, f, &|_| {}).unwrap();
+    (out, key)
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    launcher: VmLauncher,
+    spec: LaunchSpec,
+    inputs: LaunchInputs,
+    key: CodeKey,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let (pkg, key) = package(dir.path());
+    let bytes = std::fs::read(&pkg).unwrap();
+    let seed = dir.path().join("seed");
+    std::fs::write(&seed, SEED_HEX).unwrap();
+    let mut config = VmConfig::new(image_dir());
+    if let Some(q) = std::env::var_os("MSE_QEMU") {
+        config.qemu = q.into();
+    }
+    let launcher = VmLauncher::new(config).unwrap();
+    let venv = venv();
+    let spec = LaunchSpec {
+        version: 1,
+        app_id: ID.into(),
+        san: "localhost".into(),
+        application: "app:app".into(),
+        memory_mb: 1024,
+        vcpus: 1,
+        tee: TeeKind::Sim,
+        tls: TlsSpec::Expiration(4_000_000_000),
+        package: PackageRef {
+            sha256: Digest32::of(&bytes),
+            size: bytes.len() as u64,
+        },
+        environment_sha256: Digest32(mse_attest::measurement::environment_digest(&venv).unwrap()),
+        runtime: launcher.runtime().unwrap(),
+    };
+    let inputs = LaunchInputs {
+        package: pkg,
+        environment: venv,
+        owner_certificate: None,
+        host: "127.0.0.1".into(),
+        port: free_port(),
+        state_dir: dir.path().join("state"),
+        sim_seed: Some(seed),
+        config_timeout_secs: None,
+    };
+    Setup {
+        _dir: dir,
+        launcher,
+        spec,
+        inputs,
+        key,
+    }
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+    cert: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request over TLS (`Connection: close`), the server certificate captured.
+fn request(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<Response> {
+    let capture = Arc::new(CaptureVerifier::default());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(capture.clone())
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+    let tcp = TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes())?;
+    tls.write_all(body)?;
+    tls.flush()?;
+    let mut raw = Vec::new();
+    match tls.read_to_end(&mut raw) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no response head"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad status line"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Ok(Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&raw[split + 4..]).into_owned(),
+        cert: capture.captured().unwrap_or_default(),
+    })
+}
+
+/// Retries `GET path` until `done` accepts the answer, the VM ends, or the deadline passes.
+async fn poll(
+    instance: &Arc<dyn Instance>,
+    log: &Log,
+    path: &str,
+    done: impl Fn(&Response) -> bool,
+) -> Response {
+    let port = instance.addr().port();
+    let deadline = Instant::now() + BOOT_DEADLINE;
+    loop {
+        let p = path.to_owned();
+        if let Ok(Ok(r)) = tokio::task::spawn_blocking(move || request(port, "GET", &p, b"")).await
+            && done(&r)
+        {
+            return r;
+        }
+        if let Ok(exit) = tokio::time::timeout(Duration::from_millis(300), instance.wait()).await {
+            panic!("the VM ended ({exit}):\n{}", log.text());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GET {path}: no answer in time:\n{}",
+            log.text()
+        );
+    }
+}
+
+async fn call(port: u16, method: &'static str, path: &'static str, body: Vec<u8>) -> Response {
+    tokio::task::spawn_blocking(move || request(port, method, path, &body))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Every byte of every file under `dir` (the VM's disks included) searched for `needle`.
+fn found_under(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            if md.is_dir() {
+                stack.push(p);
+            } else if md.is_file() {
+                let mut f = std::fs::File::open(&p).unwrap();
+                let mut buf = vec![0u8; 4 << 20];
+                let mut carry: Vec<u8> = Vec::new();
+                loop {
+                    let n = f.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    carry.extend_from_slice(&buf[..n]);
+                    if carry.windows(needle.len()).any(|w| w == needle) {
+                        hits.push(p.clone());
+                        break;
+                    }
+                    let keep = carry.len().min(needle.len());
+                    carry.drain(..carry.len() - keep);
+                }
+            }
+        }
+    }
+    hits
+}
+
+/// One boot proves: the configuration server in the guest (RA-TLS, sim quote whose MRENCLAVE is
+/// the spec hash), provisioning, the seeds' app (whoami from secrets.json, the date
+/// write/read/404 sequence), the no-fork/no-subprocess PermissionError, a $HOME canary in no
+/// host file in clear (the disks included), and `kill -9` of QEMU ending the instance within
+/// 5 s with its log kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vm_enclave_serves_the_seeds_app_and_keeps_home_encrypted() {
+    let s = setup();
+    let log = Arc::new(Log::default());
+    let instance = s
+        .launcher
+        .launch(&s.spec, &s.inputs, log.clone())
+        .await
+        .unwrap();
+    let port = instance.addr().port();
+    let waiting = poll(&instance, &log, "/", |r| {
+        r.header("mse-status") == Some("Waiting")
+    })
+    .await;
+    assert_eq!(waiting.status, 200);
+    let text = log.text();
+    assert!(text.contains("VM: QEMU 10."), "{text}");
+    assert!(
+        text.contains("TCG software emulation") || text.contains("with KVM"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "launch spec {} verified against mse.spec=",
+            s.spec.hash()
+        )),
+        "{text}"
+    );
+    let cert = RaTlsCert::parse(&waiting.cert).unwrap();
+    let evidence = mse_attest::evidence::Evidence::parse(&cert.quote).unwrap();
+    let mse_attest::evidence::Evidence::Sgx(quote) = evidence else {
+        panic!("not a sim SGX quote");
+    };
+    assert_eq!(quote.body.mr_enclave, s.spec.sim_measurement(), "{text}");
+
+    let payload = serde_json::json!({
+        "uuid": ID,
+        "code_secret_key": s.key.to_hex(),
+        "app_secrets": {"login": "alice@example.com"},
+    });
+    let r = call(port, "POST", "/", serde_json::to_vec(&payload).unwrap()).await;
+    assert_eq!(r.status, 200, "{}", log.text());
+
+    let whoami = poll(&instance, &log, "/whoami", |r| {
+        r.header("mse-status").is_none() && r.status != 503
+    })
+    .await;
+    assert_eq!(
+        (whoami.status, whoami.body.as_str()),
+        (200, "alice@example.com")
+    );
+    let r = call(port, "GET", "/", vec![]).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (404, "You should write before read")
+    );
+    assert_eq!(call(port, "POST", "/", vec![]).await.status, 200);
+    let r = call(port, "GET", "/", vec![]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("20"), "a date: {}", r.body);
+    assert_eq!(call(port, "GET", "/", vec![]).await.status, 404);
+
+    let r = call(port, "GET", "/fork", vec![]).await;
+    assert_eq!(
+        r.body,
+        "PermissionError: os.fork is not allowed inside the enclave: no fork, no subprocess"
+    );
+    let r = call(port, "GET", "/subprocess", vec![]).await;
+    assert_eq!(
+        r.body,
+        "PermissionError: subprocess.Popen is not allowed inside the enclave: no fork, no subprocess"
+    );
+
+    let canary = format!("CANARY-{}", hex::encode(Digest32::of(ID.as_bytes()).0));
+    let r = call(port, "POST", "/canary", canary.clone().into_bytes()).await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (200, (canary.len() * 64).to_string())
+    );
+    let home = s.inputs.state_dir.join("vm/home.img");
+    assert!(home.is_file());
+    assert_eq!(
+        found_under(&s.inputs.state_dir, canary.as_bytes()),
+        Vec::<PathBuf>::new()
+    );
+
+    let pid = instance.pid().unwrap();
+    let killed = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(5), instance.wait())
+        .await
+        .expect("the instance ends within 5 s of kill -9");
+    assert!(killed.elapsed() < Duration::from_secs(5));
+    assert_eq!(exit, Exit::Signal(9));
+    assert!(
+        log.text().contains("VM ended: QEMU killed by signal 9"),
+        "{}",
+        log.text()
+    );
+    assert!(log.text().contains("configuration server on"), "log kept");
+    assert_eq!(instance.stop(Disposal::Delete).await, Exit::Signal(9));
+    assert!(!s.inputs.state_dir.exists());
+}
+
+/// Flips one byte of `disk` (a file of `<state>/vm/`) at `offset`.
+fn flip(state: &Path, disk: &str, offset: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(state.join("vm").join(disk))
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, offset).unwrap();
+    b[0] ^= 0x20;
+    f.write_all_at(&b, offset).unwrap();
+}
+
+/// Offset of the first byte of `name`'s data in the environment tar.
+fn env_data_offset(env_img: &Path, name: &str) -> u64 {
+    let f = std::fs::File::open(env_img).unwrap();
+    let mut archive = tar::Archive::new(f);
+    for e in archive.entries().unwrap() {
+        let e = e.unwrap();
+        if e.path().unwrap() == Path::new(name) {
+            return e.raw_file_position();
+        }
+    }
+    panic!("{name} not in the environment tar");
+}
+
+/// The host alters a disk after launch (one flipped byte): the guest refuses to start with the
+/// reason on its console (the app's log) and powers off before any configuration server, so
+/// nothing can be decrypted. Three short boots (spec, package, environment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vm_guest_refuses_altered_disks() {
+    for disk in ["spec.img", "code.img", "env.img"] {
+        let s = setup();
+        let log = Arc::new(Log::default());
+        let instance = s
+            .launcher
+            .launch(&s.spec, &s.inputs, log.clone())
+            .await
+            .unwrap();
+        let state = &s.inputs.state_dir;
+        let offset = match disk {
+            "env.img" => env_data_offset(&state.join("vm/env.img"), "pyvenv.cfg"),
+            _ => 7,
+        };
+        let before = std::fs::read(state.join("vm").join(disk)).unwrap();
+        flip(state, disk, offset);
+        let exit = tokio::time::timeout(BOOT_DEADLINE, instance.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{disk}: the guest did not stop:\n{}", log.text()));
+        assert_eq!(exit, Exit::Code(0), "{disk}: {}", log.text());
+        let text = log.text();
+        let reason = text
+            .lines()
+            .find(|l| l.starts_with("mse-enclave: "))
+            .unwrap_or_else(|| panic!("{disk}: no reason line:\n{text}"));
+        let mut after = before.clone();
+        after[offset as usize] ^= 0x20;
+        match disk {
+            "spec.img" => {
+                let content = &after[..s.spec.canonical_bytes().len()];
+                assert_eq!(
+                    reason,
+                    format!(
+                        "mse-enclave: mse-spec disk: SHA-256 {} is not mse.spec={}",
+                        Digest32::of(content),
+                        s.spec.hash()
+                    )
+                );
+            }
+            "code.img" => {
+                let content = &after[..s.spec.package.size as usize];
+                assert_eq!(
+                    reason,
+                    format!(
+                        "mse-enclave: mse-code disk: SHA-256 {} is not the spec's {}",
+                        Digest32::of(content),
+                        s.spec.package.sha256
+                    )
+                );
+            }
+            _ => {
+                assert!(
+                    reason.starts_with("mse-enclave: mse-env disk: environment digest "),
+                    "{reason}"
+                );
+                assert!(
+                    reason.ends_with(&format!(" is not the spec's {}", s.spec.environment_sha256)),
+                    "{reason}"
+                );
+            }
+        }
+        assert!(!text.contains("configuration server on"), "{disk}: {text}");
+        assert!(
+            text.contains("VM ended: QEMU exited (the guest powered off)"),
+            "{text}"
+        );
+        instance.stop(Disposal::Delete).await;
+    }
+}
