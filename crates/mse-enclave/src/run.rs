@@ -55,9 +55,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     run_with(args, None)
 }
 
+/// What a VM guest decides instead of the process flow.
+pub struct GuestOverrides {
+    /// The sealed $HOME's key: made at this boot.
+    pub home_key: [u8; 32],
+    /// The measurement the sim TEE reports: the spec hash (what `mse` recomputes from the spec).
+    pub measurement: [u8; 32],
+}
+
 /// [`run`], with the sealed $HOME's key given (a VM guest makes a fresh one at each boot)
 /// instead of derived from the platform's sealing key.
-pub fn run_with(mut args: Args, home_key: Option<[u8; 32]>) -> anyhow::Result<()> {
+pub fn run_with(mut args: Args, guest: Option<GuestOverrides>) -> anyhow::Result<()> {
     let now = OffsetDateTime::now_utc();
     args.validate(now.unix_timestamp())?;
     // Absolute paths: the sandbox keeps them visible under its mounts, and the cwd may change.
@@ -73,7 +81,9 @@ pub fn run_with(mut args: Args, home_key: Option<[u8; 32]>) -> anyhow::Result<()
 
     // Everything up to the sandbox runs on this one thread (the sandbox needs that).
     let manifest = manifest(&args)?;
-    let measurement = manifest.measurement();
+    let measurement = guest
+        .as_ref()
+        .map_or_else(|| manifest.measurement(), |g| g.measurement);
     tracing::info!(
         measurement = %hex::encode(measurement),
         package = %hex::encode(manifest.package_digest),
@@ -88,8 +98,8 @@ pub fn run_with(mut args: Args, home_key: Option<[u8; 32]>) -> anyhow::Result<()
              Intel PKI and only verifiers that explicitly allow simulation accept it"
         );
     }
-    let home_key = match home_key {
-        Some(key) => key,
+    let home_key = match &guest {
+        Some(g) => g.home_key,
         None => tee::home_key(attester.as_ref(), &measurement)?,
     };
     // The sandbox exports the app's variables into this process's environment itself.
@@ -238,5 +248,11 @@ pub fn run_guest(booted: crate::guest::Booted) -> anyhow::Result<()> {
         state_dir: inputs.state_dir.clone(),
         sim_seed: inputs.sim_seed.clone(),
     };
-    run_with(args, Some(*home_key))
+    run_with(
+        args,
+        Some(GuestOverrides {
+            home_key: *home_key,
+            measurement: spec.sim_measurement(),
+        }),
+    )
 }

@@ -130,9 +130,11 @@ fn qemu_version(qemu: &Path) -> Result<QemuVersion, LaunchError> {
     })
 }
 
-/// Whether KVM works: QEMU starts a machine-less KVM VM and quits; the reason if not.
+/// Whether KVM works: QEMU boots the same kind of machine and vCPU the launcher uses (no disk:
+/// the firmware just waits) and must still be running after [`KVM_PROBE_TIME`]; the reason if
+/// not. Opening `/dev/kvm` is not enough: on some hosts it opens but QEMU aborts when it sets the
+/// vCPU's registers up.
 pub fn probe_kvm(qemu: &Path) -> Result<(), String> {
-    use std::io::Write as _;
     if let Err(e) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -141,39 +143,46 @@ pub fn probe_kvm(qemu: &Path) -> Result<(), String> {
         return Err(format!("/dev/kvm: {e}"));
     }
     let mut child = std::process::Command::new(qemu)
-        .args([
-            "-machine",
-            "none",
-            "-accel",
-            "kvm",
-            "-nodefaults",
-            "-display",
-            "none",
-        ])
-        .args(["-monitor", "stdio", "-serial", "none"])
-        .stdin(Stdio::piped())
+        .args(["-machine", "q35", "-accel", "kvm", "-cpu", "host", "-m", "32"])
+        .args(["-nodefaults", "-display", "none", "-monitor", "none", "-serial", "none"])
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", qemu.display()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(b"quit\n");
+    let started = std::time::Instant::now();
+    while started.elapsed() < KVM_PROBE_TIME {
+        match child.try_wait() {
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Ok(Some(status)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read as _;
+                    let _ = e.read_to_string(&mut err);
+                }
+                let first = err
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+                    .trim_start_matches("qemu-system-x86_64: ")
+                    .to_owned();
+                return Err(if first.is_empty() {
+                    format!("QEMU cannot run a KVM vCPU ({status})")
+                } else {
+                    format!("QEMU cannot run a KVM vCPU: {first}")
+                });
+            }
+            Err(e) => return Err(format!("{}: {e}", qemu.display())),
+        }
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("{}: {e}", qemu.display()))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        Err(err
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("QEMU cannot use KVM")
-            .trim()
-            .to_owned())
-    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(())
 }
+
+/// How long the KVM probe's QEMU must survive.
+pub const KVM_PROBE_TIME: Duration = Duration::from_millis(1500);
 
 /// The VM launcher.
 pub struct VmLauncher {
@@ -431,10 +440,13 @@ impl Launcher for VmLauncher {
             let sink2 = sink.clone();
             let state2 = state.clone();
             tokio::spawn(async move {
-                let out = pump(stdout, sink2.clone());
-                let err = pump(stderr, sink2.clone());
-                let status = child.wait().await;
-                let _ = tokio::join!(out, err);
+                // Output is read while QEMU runs (a full pipe would stall the guest's console)
+                // and drained before the exit is reported.
+                let (status, (), ()) = tokio::join!(
+                    child.wait(),
+                    pump(stdout, sink2.clone()),
+                    pump(stderr, sink2.clone())
+                );
                 let exit = match status {
                     Ok(s) => {
                         use std::os::unix::process::ExitStatusExt as _;
