@@ -243,8 +243,11 @@ async fn call(port: u16, method: &'static str, path: &'static str, body: Vec<u8>
         .unwrap()
 }
 
-/// Every byte of every file under `dir` (the VM's disks included) searched for `needle`.
+/// Every byte of every file under `dir` (the VM's disks included) searched for `needle`. Sparse
+/// files (the 10 GB $HOME disk) are read where they hold data only (SEEK_DATA/SEEK_HOLE).
 fn found_under(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    use rustix::fs::SeekFrom;
+    use std::os::unix::fs::FileExt;
     let mut hits = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -253,27 +256,49 @@ fn found_under(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
             let md = std::fs::symlink_metadata(&p).unwrap();
             if md.is_dir() {
                 stack.push(p);
-            } else if md.is_file() {
-                let mut f = std::fs::File::open(&p).unwrap();
-                let mut buf = vec![0u8; 4 << 20];
-                let mut carry: Vec<u8> = Vec::new();
-                loop {
-                    let n = f.read(&mut buf).unwrap();
-                    if n == 0 {
-                        break;
-                    }
-                    carry.extend_from_slice(&buf[..n]);
-                    if carry.windows(needle.len()).any(|w| w == needle) {
-                        hits.push(p.clone());
-                        break;
-                    }
-                    let keep = carry.len().min(needle.len());
-                    carry.drain(..carry.len() - keep);
+                continue;
+            }
+            if !md.is_file() {
+                continue;
+            }
+            let f = std::fs::File::open(&p).unwrap();
+            let mut pos = 0u64;
+            'file: while pos < md.len() {
+                let Ok(start) = rustix::fs::seek(&f, SeekFrom::Data(pos)) else {
+                    break;
+                };
+                let end = rustix::fs::seek(&f, SeekFrom::Hole(start)).unwrap();
+                // Overlap the previous region by the needle's length less one.
+                let from = start
+                    .saturating_sub(needle.len() as u64 - 1)
+                    .max(pos.saturating_sub(needle.len() as u64 - 1));
+                let mut buf = vec![0u8; (end - from) as usize];
+                f.read_exact_at(&mut buf, from).unwrap();
+                if memmem(&buf, needle) {
+                    hits.push(p.clone());
+                    break 'file;
                 }
+                pos = end;
             }
         }
     }
     hits
+}
+
+/// Whether `needle` occurs in `hay` (first byte located with `position`, then compared).
+fn memmem(hay: &[u8], needle: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(j) = hay[i..].iter().position(|&b| b == needle[0]) {
+        let at = i + j;
+        if hay.len() - at < needle.len() {
+            return false;
+        }
+        if &hay[at..at + needle.len()] == needle {
+            return true;
+        }
+        i = at + 1;
+    }
+    false
 }
 
 /// One boot proves: the configuration server in the guest (RA-TLS, sim quote whose MRENCLAVE is
@@ -291,11 +316,13 @@ async fn vm_enclave_serves_the_seeds_app_and_keeps_home_encrypted() {
         .await
         .unwrap();
     let port = instance.addr().port();
+    let t0 = Instant::now();
     let waiting = poll(&instance, &log, "/", |r| {
         r.header("mse-status") == Some("Waiting")
     })
     .await;
     assert_eq!(waiting.status, 200);
+    eprintln!("configuration server after {:?}", t0.elapsed());
     let text = log.text();
     assert!(text.contains("VM: QEMU 10."), "{text}");
     assert!(
@@ -367,6 +394,7 @@ async fn vm_enclave_serves_the_seeds_app_and_keeps_home_encrypted() {
         Vec::<PathBuf>::new()
     );
 
+    eprintln!("canary checked after {:?}", t0.elapsed());
     let pid = instance.pid().unwrap();
     let killed = Instant::now();
     rustix::process::kill_process(

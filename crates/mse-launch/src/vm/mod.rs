@@ -143,8 +143,18 @@ pub fn probe_kvm(qemu: &Path) -> Result<(), String> {
         return Err(format!("/dev/kvm: {e}"));
     }
     let mut child = std::process::Command::new(qemu)
-        .args(["-machine", "q35", "-accel", "kvm", "-cpu", "host", "-m", "32"])
-        .args(["-nodefaults", "-display", "none", "-monitor", "none", "-serial", "none"])
+        .args([
+            "-machine", "q35", "-accel", "kvm", "-cpu", "host", "-m", "32",
+        ])
+        .args([
+            "-nodefaults",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
