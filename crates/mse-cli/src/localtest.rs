@@ -26,10 +26,13 @@ use mse_attest::sim::{CollateralOptions, MockPccs, SimPki};
 use mse_attest::{Evidence, Policy};
 use mse_conf::AppConf;
 use mse_crypto::CodeKey;
+use mse_launch::venv::{EnvSource, Environment, Venvs, requirements_in_dir};
 use sha2::{Digest, Sha256};
 
 /// Packages the default environment (the `docker` of a scaffolded app) provides.
 const BASE_PACKAGES: &[&str] = &["flask"];
+/// Name of localtest's base environment in the venv cache.
+const BASE_ENV: &str = "localtest-base";
 /// Cache layout version (bump when the venv recipe changes).
 const CACHE_VERSION: &str = "mse-localtest-venv-v1";
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -189,6 +192,39 @@ fn cached_venv_in(
     Ok(dir)
 }
 
+/// Prints the venv builder's notes; pip's own output is not shown (its reason is in the error).
+struct ConsoleSink;
+
+impl mse_launch::OutputSink for ConsoleSink {
+    fn output(&self, _bytes: &[u8]) {}
+
+    fn note(&self, line: &str) {
+        println!("  {line}");
+    }
+}
+
+/// The app's venv, built exactly as a node builds it on deploy: the base environment
+/// (`MSE_LOCALTEST_VENV`, or python3 with Flask), plus the code dir's `requirements.txt`
+/// layered on top with the same rules (plain specifiers, wheels only, wheel hashes recorded).
+fn app_venv(code: &Path) -> anyhow::Result<PathBuf> {
+    let source = match std::env::var_os("MSE_LOCALTEST_VENV") {
+        Some(v) => EnvSource::Venv(PathBuf::from(v)),
+        None => EnvSource::Packages {
+            python: python(),
+            packages: BASE_PACKAGES.iter().map(|s| s.to_string()).collect(),
+        },
+    };
+    let env = Environment {
+        name: BASE_ENV.to_owned(),
+        source,
+    };
+    let requirements = requirements_in_dir(code)?;
+    let venvs = Venvs::new(cache_dir().join("venvs"));
+    let venv = venvs.for_app(&env, requirements.as_deref(), &ConsoleSink)?;
+    println!("Using the app environment {}", venv.display());
+    Ok(venv)
+}
+
 fn run_quiet(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
     let out = cmd
         .stdin(Stdio::null())
@@ -323,22 +359,9 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
             .context("cannot watch for Ctrl-C")?;
     }
 
-    // 1. The app's environment.
-    let requirements: Vec<PathBuf> = [cloud.code.join("requirements.txt")]
-        .into_iter()
-        .filter(|p| p.is_file())
-        .collect();
-    let venv = match std::env::var_os("MSE_LOCALTEST_VENV") {
-        Some(v) => PathBuf::from(v),
-        None => cached_venv(
-            "app",
-            &BASE_PACKAGES
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-            &requirements,
-        )?,
-    };
+    // 1. The app's environment: the node's venv builder and pip rules (wheels only), over the
+    //    base venv a node's default environment provides (or MSE_LOCALTEST_VENV).
+    let venv = app_venv(&cloud.code).context("virtualenv")?;
 
     // 2. The package, with a fresh key.
     let work = tempfile::Builder::new()

@@ -12,6 +12,7 @@
 mod launcher;
 mod spec;
 mod tee;
+pub mod venv;
 
 pub use launcher::{
     BoxFuture, Disposal, Exit, Instance, LaunchError, LaunchInputs, Launcher, Metrics, OutputSink,

@@ -29,39 +29,7 @@ pub struct Tier {
     pub enclave_size: u64,
 }
 
-/// Where an environment's base virtualenv comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnvSource {
-    /// A virtualenv that already exists; used as is.
-    Venv(PathBuf),
-    /// Built by the node at first use: `python -m venv` plus these pip requirements.
-    Packages {
-        python: String,
-        packages: Vec<String>,
-    },
-}
-
-/// A Python environment an app runs in, named by the mse.toml `docker` field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Environment {
-    pub name: String,
-    pub source: EnvSource,
-}
-
-impl Environment {
-    /// Whether an mse.toml `docker` value names this environment: the name itself, or an image
-    /// reference whose last path component without its tag is the name
-    /// (`ghcr.io/cosmian/mse-flask:20230124182826` names `mse-flask`).
-    pub fn matches(&self, docker: &str) -> bool {
-        if docker == self.name {
-            return true;
-        }
-        let last = docker.rsplit('/').next().unwrap_or(docker);
-        let last = last.split('@').next().unwrap_or(last);
-        let base = last.split(':').next().unwrap_or(last);
-        base == self.name
-    }
-}
+pub use mse_launch::venv::{EnvSource, Environment};
 
 /// The node's configuration, after defaults and validation.
 #[derive(Debug, Clone)]

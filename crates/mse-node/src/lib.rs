@@ -12,7 +12,8 @@ pub mod probe;
 pub mod router;
 pub mod sni;
 pub mod store;
-pub mod venv;
+/// The venv builder moved to mse-launch (shared with `mse localtest`).
+pub use mse_launch::venv;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -18,7 +18,7 @@ use crate::digest::DigestCache;
 use crate::logs::AppLog;
 use crate::probe::{Probe, probe};
 use crate::store::{AppRecord, Status, Store, StoreError, now_ms};
-use crate::venv::{Venvs, requirements_of};
+use mse_launch::venv::{Venvs, requirements_of};
 
 /// Traffic the router carried for an app.
 #[derive(Default)]
@@ -368,7 +368,7 @@ impl Node {
         let log = log.clone();
         tokio::task::spawn_blocking(move || {
             let req = requirements_of(&package)?;
-            venvs.for_app(&env, req.as_deref(), &log)
+            venvs.for_app(&env, req.as_deref(), log.as_ref())
         })
         .await
         .map_err(|e| format!("virtualenv task failed: {e}"))?
