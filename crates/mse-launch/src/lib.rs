@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod launcher;
+pub mod process;
 mod spec;
 mod tee;
 pub mod venv;
@@ -17,6 +18,7 @@ pub mod venv;
 pub use launcher::{
     BoxFuture, Disposal, Exit, Instance, LaunchError, LaunchInputs, Launcher, Metrics, OutputSink,
 };
+pub use process::ProcessLauncher;
 pub use spec::{
     Digest32, LaunchSpec, MAX_SPEC_BYTES, PackageRef, Runtime, SPEC_VERSION, SpecError, TlsSpec,
     is_application, is_uuid,

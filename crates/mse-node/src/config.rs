@@ -29,6 +29,7 @@ pub struct Tier {
     pub enclave_size: u64,
 }
 
+pub use mse_launch::TeeKind;
 pub use mse_launch::venv::{EnvSource, Environment};
 
 /// The node's configuration, after defaults and validation.
@@ -38,8 +39,8 @@ pub struct NodeConfig {
     pub api_bind: SocketAddr,
     pub router_bind: SocketAddr,
     pub base_domain: String,
-    /// TEE kind passed to `mse-enclave --tee` (`sim` on the embedded default).
-    pub tee: String,
+    /// The TEE apps run in (`sim` on the embedded default); it goes into every launch spec.
+    pub tee: TeeKind,
     /// The `mse-enclave` executable; default: next to the `mse-node` executable.
     pub enclave_bin: PathBuf,
     /// Largest code package accepted by `POST /apps`, in bytes.
@@ -179,7 +180,7 @@ impl NodeConfig {
             api_bind: DEFAULT_API_BIND.parse().expect("constant address"),
             router_bind: DEFAULT_ROUTER_BIND.parse().expect("constant address"),
             base_domain: "localhost".to_owned(),
-            tee: "sim".to_owned(),
+            tee: TeeKind::Sim,
             enclave_bin: default_enclave_bin(),
             max_package_bytes: 256 << 20,
             max_apps: 64,
@@ -264,15 +265,18 @@ impl NodeConfig {
             cfg.base_domain = name;
         }
         if let Some(t) = &raw.tee {
-            match t.get_ref().as_str() {
-                "sim" | "gramine" | "tsm" => cfg.tee = t.get_ref().clone(),
-                other => {
+            cfg.tee = match t.get_ref().as_str() {
+                // Today's spelling for a node that is itself a TDX or SEV-SNP guest.
+                "tsm" => {
                     return Err(doc.err(
                         t,
-                        format!("tee = {other:?} is not one of \"sim\", \"gramine\", \"tsm\""),
+                        "tee = \"tsm\" is now named after the guest: \"sev-snp\" or \"tdx\"",
                     ));
                 }
-            }
+                other => other
+                    .parse::<TeeKind>()
+                    .map_err(|e| doc.err(t, format!("tee: {e}")))?,
+            };
         }
         if let Some(b) = &raw.enclave_bin {
             cfg.enclave_bin = rel(b.get_ref());

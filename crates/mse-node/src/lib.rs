@@ -83,6 +83,6 @@ pub async fn serve(
         .await
         .context("API server")?;
     router_task.abort();
-    node.shutdown();
+    node.shutdown().await;
     Ok(())
 }

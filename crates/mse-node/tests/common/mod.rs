@@ -413,13 +413,17 @@ fn https_body(
 }
 
 /// Pid of the process whose command line holds `arg` (the fake enclave of an app id).
+/// The fake enclave whose command line has an argument containing `arg` (an app id: its
+/// state dir is named after it).
 pub fn pid_with_arg(arg: &str) -> Option<u32> {
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
         if let Ok(cmd) = std::fs::read(e.path().join("cmdline"))
-            && cmd.split(|&b| b == 0).any(|a| a == arg.as_bytes())
+            && cmd
+                .split(|&b| b == 0)
+                .any(|a| a.windows(arg.len()).any(|w| w == arg.as_bytes()))
             && cmd.starts_with(fake_enclave().as_os_str().as_encoded_bytes())
         {
             return Some(pid);
