@@ -503,3 +503,162 @@ fn rss_bytes(pid: u32) -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PackageRef, TlsSpec};
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<u8>>);
+
+    impl OutputSink for Collect {
+        fn output(&self, bytes: &[u8]) {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+        }
+        fn note(&self, line: &str) {
+            self.output(format!("[note] {line}\n").as_bytes());
+        }
+    }
+
+    impl Collect {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    fn spec(tee: TeeKind) -> LaunchSpec {
+        LaunchSpec {
+            version: 1,
+            app_id: "123e4567-e89b-12d3-a456-426614174000".into(),
+            san: "localhost".into(),
+            application: "app:app".into(),
+            memory_mb: 64,
+            vcpus: 1,
+            tee,
+            tls: TlsSpec::Expiration(4_000_000_000),
+            package: PackageRef {
+                sha256: Digest32([1; 32]),
+                size: 1,
+            },
+            environment_sha256: Digest32([2; 32]),
+            runtime: Runtime::Process {
+                enclave_sha256: Digest32([3; 32]),
+            },
+        }
+    }
+
+    /// A stand-in enclave: saves its arguments and its stdin (the spec) next to its state dir,
+    /// says hello on stdout and stderr, then sleeps or exits with the code in its name.
+    fn script(dir: &Path, body: &str) -> PathBuf {
+        let path = dir.join("enclave.sh");
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho \"$@\" > args\ncat > spec\necho out; echo err >&2\n{body}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        path
+    }
+
+    fn inputs(dir: &Path) -> LaunchInputs {
+        LaunchInputs {
+            package: dir.join("app.tar"),
+            environment: dir.join("venv"),
+            owner_certificate: None,
+            host: "0.0.0.0".into(),
+            port: 4443,
+            state_dir: dir.join("app").join("state"),
+            sim_seed: Some(dir.join("seed")),
+            config_timeout_secs: Some(5),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn launch_hands_over_the_spec_then_stop_deletes_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let launcher = ProcessLauncher::new(script(dir.path(), "exec sleep 30"));
+        let sink = Arc::new(Collect::default());
+        let spec = spec(TeeKind::Sim);
+        let inputs = inputs(dir.path());
+        let instance = launcher.launch(&spec, &inputs, sink.clone()).await.unwrap();
+        assert_eq!(instance.addr(), "127.0.0.1:4443".parse().unwrap());
+        let spec_file = dir.path().join("app/spec");
+        while std::fs::read(&spec_file).unwrap_or_default().len() < spec.canonical_bytes().len() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(std::fs::read(&spec_file).unwrap(), spec.canonical_bytes());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("app/args")).unwrap(),
+            format!(
+                "--spec - --package {d}/app.tar --env {d}/venv --host 0.0.0.0 --port 4443 --state-dir {d}/app/state --sim-seed {d}/seed --timeout 5\n",
+                d = dir.path().display()
+            )
+        );
+        assert!(instance.pid().is_some());
+        assert!(instance.metrics().memory_bytes.is_some());
+        assert!(inputs.state_dir.is_dir());
+        assert_eq!(instance.stop(Disposal::Delete).await, Exit::Stopped);
+        assert!(!inputs.state_dir.exists());
+        assert_eq!(instance.wait().await, Exit::Stopped);
+        assert_eq!(
+            sink.text()
+                .lines()
+                .filter(|l| *l == "out" || *l == "err")
+                .count(),
+            2
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn an_exit_is_reported_and_keep_keeps_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let launcher = ProcessLauncher::new(script(dir.path(), "exit 3"));
+        let sink = Arc::new(Collect::default());
+        let inputs = inputs(dir.path());
+        let instance = launcher
+            .launch(&spec(TeeKind::Sim), &inputs, sink.clone())
+            .await
+            .unwrap();
+        assert_eq!(instance.wait().await, Exit::Code(3));
+        // Output is drained before the exit is reported.
+        assert!(sink.text().contains("out\n") && sink.text().contains("err\n"));
+        assert_eq!(instance.stop(Disposal::Keep).await, Exit::Code(3));
+        assert!(inputs.state_dir.is_dir());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let launcher = ProcessLauncher::new(dir.path().join("missing"));
+        let sink = Arc::new(Collect::default());
+        let inputs = inputs(dir.path());
+        let err = |r: Result<Arc<dyn Instance>, LaunchError>| match r {
+            Ok(_) => panic!("launched"),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(
+            err(launcher
+                .launch(&spec(TeeKind::SimSnp), &inputs, sink.clone())
+                .await),
+            "the process launcher cannot run TEE sim-snp"
+        );
+        assert_eq!(
+            err(launcher
+                .launch(&spec(TeeKind::Sim), &inputs, sink.clone())
+                .await),
+            format!(
+                "cannot start {}: No such file or directory (os error 2)",
+                dir.path().join("missing").display()
+            )
+        );
+        assert_eq!(
+            launcher.runtime().unwrap_err().to_string(),
+            format!(
+                "cannot hash {}: No such file or directory (os error 2)",
+                dir.path().join("missing").display()
+            )
+        );
+    }
+}

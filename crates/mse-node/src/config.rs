@@ -525,6 +525,24 @@ mod tests {
     }
 
     #[test]
+    fn tee_spellings() {
+        assert_eq!(parse("").unwrap().tee, TeeKind::Sim);
+        assert_eq!(
+            parse("tee = \"gramine\"\n").unwrap().tee,
+            TeeKind::GramineSgx
+        );
+        assert_eq!(parse("tee = \"tdx\"\n").unwrap().tee, TeeKind::Tdx);
+        assert_eq!(
+            parse("tee = \"tsm\"\n").unwrap_err().to_string(),
+            "/etc/node.toml:1: tee = \"tsm\" is now named after the guest: \"sev-snp\" or \"tdx\""
+        );
+        assert_eq!(
+            parse("tee = \"sgx\"\n").unwrap_err().to_string(),
+            "/etc/node.toml:1: tee: unknown TEE \"sgx\" (expected one of \"sim\", \"sim-snp\", \"sev-snp\", \"tdx\", \"gramine-sgx\")"
+        );
+    }
+
+    #[test]
     fn environment_names_match_image_references() {
         let e = Environment {
             name: "mse-flask".into(),
