@@ -208,7 +208,8 @@ impl mse_launch::OutputSink for ConsoleSink {
     fn output(&self, _bytes: &[u8]) {}
 
     fn note(&self, line: &str) {
-        println!("  {line}");
+        // Progress only: a closed stdout must not stop the build.
+        let _ = crate::write_stdout(format_args!("  {line}\n"));
     }
 }
 

@@ -648,11 +648,16 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         expected,
     })
     .inspect_err(|_| {
-        say!(
+        let line = format!(
             "App {} got nothing and is left waiting on the node: `mse stop {}` removes it.",
-            app.id,
-            app.id
+            app.id, app.id
         );
+        if JSON.load(Ordering::Relaxed) {
+            eprintln!("{line}");
+        } else {
+            // Best effort: the error that follows is what matters.
+            let _ = crate::write_stdout(format_args!("{line}\n"));
+        }
     })
     .context("nothing was sent to the enclave")?;
     let cert_path = store.write_file(&app.id, CERT_FILE, attested.cert.pem().as_bytes())?;
