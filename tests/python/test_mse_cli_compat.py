@@ -1,10 +1,13 @@
 """The original client (PyPI mse-cli 1.3, in its own venv MSE_CLI_VENV) provisions our
 mse-enclave over RA-TLS with its own bootstrap code, and the app then serves."""
 
+import hashlib
+import json
 import os
 import re
 import secrets
 import socket
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +16,52 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_ID = "6f1d0d3c-3a51-4c6e-9a7e-0c2b8e4b7d11"
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def environment_digest(root: Path) -> str:
+    """'Environment digest v1' (crates/mse-attest/src/measurement.rs), written again here from
+    its documentation: the spec the enclave checks its venv against."""
+    entries = {}
+    stack = [(b"", root)]
+    while stack:
+        rel, d = stack.pop()
+        for e in os.scandir(d):
+            name = os.fsencode(e.name)
+            is_dir = e.is_dir(follow_symlinks=False)
+            if (is_dir and name == b"__pycache__") or (not is_dir and name.endswith(b".pyc")):
+                continue
+            child = rel + b"/" + name if rel else name
+            if is_dir:
+                stack.append((child, e.path))
+            entries[child] = e.path
+    h = hashlib.sha256()
+    for rel in sorted(entries):
+        path = entries[rel]
+        st = os.lstat(path)
+        kind = b"d" if stat.S_ISDIR(st.st_mode) else b"f" if stat.S_ISREG(st.st_mode) else b"l"
+        h.update(kind + (st.st_mode & 0o7777).to_bytes(4, "big") + len(rel).to_bytes(8, "big") + rel)
+        if kind == b"f":
+            h.update(bytes.fromhex(file_sha256(Path(path))))
+        elif kind == b"l":
+            target = os.fsencode(os.readlink(path))
+            h.update(len(target).to_bytes(8, "big") + target)
+    return h.hexdigest()
+
+
+def launch_spec(package: Path, venv: Path, enclave: Path, expiration: int) -> bytes:
+    """The LaunchSpec v1 canonical bytes (fields in the documented order, compact JSON)."""
+    spec = {
+        "version": 1, "app_id": APP_ID, "san": "localhost", "application": "app:app",
+        "memory_mb": 1024, "vcpus": 1, "tee": "sim", "tls": {"expiration": expiration},
+        "package": {"sha256": file_sha256(package), "size": package.stat().st_size},
+        "environment_sha256": environment_digest(venv),
+        "runtime": {"process": {"enclave_sha256": file_sha256(enclave)}},
+    }
+    return json.dumps(spec, separators=(",", ":")).encode()
 
 
 def free_port() -> int:
@@ -40,14 +89,16 @@ def test_original_client_provisions_the_enclave(tmp_path, mse, mse_bin, mse_cli_
     seed.write_bytes(secrets.token_bytes(32))
     port = free_port()
     log = open(tmp_path / "enclave.log", "w+")
+    venv = Path(os.environ.get("MSE_TEST_VENV", str(ROOT / ".venv")))
+    package = tmp_path / "pkg" / "app.tar"
+    spec = launch_spec(package, venv, enclave_bin, int(time.time()) + 3600)
     enclave = subprocess.Popen(
-        [str(enclave_bin), "--size", "1024", "--san", "localhost", "--id", APP_ID,
-         "--application", "app:app", "--expiration", str(int(time.time()) + 3600),
-         "--package", str(tmp_path / "pkg" / "app.tar"),
-         "--env", os.environ.get("MSE_TEST_VENV", str(ROOT / ".venv")),
-         "--host", "127.0.0.1", "--port", str(port), "--tee", "sim",
+        [str(enclave_bin), "--spec", "-", "--package", str(package), "--env", str(venv),
+         "--host", "127.0.0.1", "--port", str(port),
          "--sim-seed", str(seed), "--state-dir", str(tmp_path / "state"), "--timeout", "120"],
-        stdout=subprocess.DEVNULL, stderr=log)
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+    enclave.stdin.write(spec)
+    enclave.stdin.close()
     try:
         deadline = time.time() + 60
         measurement = None
@@ -56,6 +107,8 @@ def test_original_client_provisions_the_enclave(tmp_path, mse, mse_bin, mse_cli_
             m = re.search(r"measurement=([0-9a-f]{64})", (tmp_path / "enclave.log").read_text())
             measurement = m and m.group(1)
         assert measurement, (tmp_path / "enclave.log").read_text()
+        # The sim TEE's measurement is the spec hash.
+        assert measurement == hashlib.sha256(spec).hexdigest()
         client = subprocess.run(
             [str(mse_cli_python), str(Path(__file__).parent / "compat" / "mse_cli_client.py"),
              f"https://localhost:{port}", APP_ID, key, measurement, str(tmp_path / "cert.pem")],

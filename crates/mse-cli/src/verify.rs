@@ -256,7 +256,7 @@ fn cert_info(cert: &RaTlsCert, checks: Vec<CertCheck>) -> CertInfo {
     }
 }
 
-fn print_human(out: &Output<'_>) {
+fn print_human(out: &Output<'_>) -> Result<(), crate::StdoutError> {
     println!("Source:       {}", out.source);
     if let Some(c) = &out.certificate {
         println!("Certificate:  {} (SAN {})", c.subject, c.san.join(", "));
@@ -290,6 +290,7 @@ fn print_human(out: &Output<'_>) {
             "NOT TRUSTED"
         }
     );
+    Ok(())
 }
 
 /// Run `mse verify`.
@@ -357,7 +358,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&out).context("JSON encoding of the report")?
         );
     } else {
-        print_human(&out);
+        print_human(&out)?;
     }
 
     if !trusted {

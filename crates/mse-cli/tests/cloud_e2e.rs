@@ -304,12 +304,20 @@ fn deploy_the_scaffolded_app_on_a_real_node() {
 fn a_measurement_mismatch_on_a_real_node_sends_nothing() {
     let venv = venv();
     let dir = tempfile::tempdir().unwrap();
+    // A node that lies: the enclave runs with another spec than the one the API declares
+    // (another vCPU count, and the real runtime's digest instead of this wrapper's). The enclave is
+    // consistent with what it was given, so only the measurement tells.
+    let real = bin("mse-enclave");
+    let real_digest = hex::encode(sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        std::fs::read(&real).unwrap(),
+    )));
     let wrapper = dir.path().join("enclave-wrapper");
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nexec {:?} \"$@\"\n",
-            bin("mse-enclave").display().to_string()
+            "#!/bin/sh\nsed -E 's/\"enclave_sha256\":\"[0-9a-f]{{64}}\"/\"enclave_sha256\":\"{real_digest}\"/; s/\"vcpus\":([0-9]+)/\"vcpus\":1\\1/' | exec {:?} \"$@\"\n",
+            real.display().to_string()
         ),
     )
     .unwrap();

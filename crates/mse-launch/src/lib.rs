@@ -10,13 +10,16 @@
 #![warn(missing_docs)]
 
 mod launcher;
+pub mod process;
 mod spec;
 mod tee;
+pub mod venv;
 pub mod vm;
 
 pub use launcher::{
     BoxFuture, Disposal, Exit, Instance, LaunchError, LaunchInputs, Launcher, Metrics, OutputSink,
 };
+pub use process::ProcessLauncher;
 pub use spec::{
     Digest32, LaunchSpec, MAX_SPEC_BYTES, PackageRef, Runtime, SPEC_VERSION, SpecError, TlsSpec,
     is_application, is_uuid,

@@ -157,7 +157,7 @@ fn app_json(node: &Node, app: &AppRecord) -> Value {
         .unwrap_or_else(|p| p.into_inner())
         .map(|a| a.to_string());
     let pccs_url = match *node.api_addr.lock().unwrap_or_else(|p| p.into_inner()) {
-        Some(api) if node.cfg.tee == "sim" => Some(format!("http://{api}/pccs")),
+        Some(api) if node.cfg.tee == mse_launch::TeeKind::Sim => Some(format!("http://{api}/pccs")),
         _ => None,
     };
     json!({
@@ -181,6 +181,8 @@ fn app_json(node: &Node, app: &AppRecord) -> Value {
         "python_application": conf["python_application"],
         "healthcheck_endpoint": conf["healthcheck_endpoint"],
         "tee": node.cfg.tee,
+        // The app's launch spec (null until its venv is built); its hash is the measurement.
+        "launch_spec": conf["launch_spec"],
         // Launch inputs of the measurement, exactly as handed to mse-enclave.
         "expiration": if app.custom_domain.is_some() { Value::Null } else { json!(app.expires_at / 1000) },
         "owner_certificate_sha256": conf["owner_certificate_sha256"],

@@ -29,39 +29,8 @@ pub struct Tier {
     pub enclave_size: u64,
 }
 
-/// Where an environment's base virtualenv comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnvSource {
-    /// A virtualenv that already exists; used as is.
-    Venv(PathBuf),
-    /// Built by the node at first use: `python -m venv` plus these pip requirements.
-    Packages {
-        python: String,
-        packages: Vec<String>,
-    },
-}
-
-/// A Python environment an app runs in, named by the mse.toml `docker` field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Environment {
-    pub name: String,
-    pub source: EnvSource,
-}
-
-impl Environment {
-    /// Whether an mse.toml `docker` value names this environment: the name itself, or an image
-    /// reference whose last path component without its tag is the name
-    /// (`ghcr.io/cosmian/mse-flask:20230124182826` names `mse-flask`).
-    pub fn matches(&self, docker: &str) -> bool {
-        if docker == self.name {
-            return true;
-        }
-        let last = docker.rsplit('/').next().unwrap_or(docker);
-        let last = last.split('@').next().unwrap_or(last);
-        let base = last.split(':').next().unwrap_or(last);
-        base == self.name
-    }
-}
+pub use mse_launch::TeeKind;
+pub use mse_launch::venv::{EnvSource, Environment};
 
 /// The node's configuration, after defaults and validation.
 #[derive(Debug, Clone)]
@@ -70,8 +39,8 @@ pub struct NodeConfig {
     pub api_bind: SocketAddr,
     pub router_bind: SocketAddr,
     pub base_domain: String,
-    /// TEE kind passed to `mse-enclave --tee` (`sim` on the embedded default).
-    pub tee: String,
+    /// The TEE apps run in (`sim` on the embedded default); it goes into every launch spec.
+    pub tee: TeeKind,
     /// The `mse-enclave` executable; default: next to the `mse-node` executable.
     pub enclave_bin: PathBuf,
     /// Largest code package accepted by `POST /apps`, in bytes.
@@ -211,7 +180,7 @@ impl NodeConfig {
             api_bind: DEFAULT_API_BIND.parse().expect("constant address"),
             router_bind: DEFAULT_ROUTER_BIND.parse().expect("constant address"),
             base_domain: "localhost".to_owned(),
-            tee: "sim".to_owned(),
+            tee: TeeKind::Sim,
             enclave_bin: default_enclave_bin(),
             max_package_bytes: 256 << 20,
             max_apps: 64,
@@ -296,15 +265,18 @@ impl NodeConfig {
             cfg.base_domain = name;
         }
         if let Some(t) = &raw.tee {
-            match t.get_ref().as_str() {
-                "sim" | "gramine" | "tsm" => cfg.tee = t.get_ref().clone(),
-                other => {
+            cfg.tee = match t.get_ref().as_str() {
+                // Today's spelling for a node that is itself a TDX or SEV-SNP guest.
+                "tsm" => {
                     return Err(doc.err(
                         t,
-                        format!("tee = {other:?} is not one of \"sim\", \"gramine\", \"tsm\""),
+                        "tee = \"tsm\" is now named after the guest: \"sev-snp\" or \"tdx\"",
                     ));
                 }
-            }
+                other => other
+                    .parse::<TeeKind>()
+                    .map_err(|e| doc.err(t, format!("tee: {e}")))?,
+            };
         }
         if let Some(b) = &raw.enclave_bin {
             cfg.enclave_bin = rel(b.get_ref());
@@ -549,6 +521,24 @@ mod tests {
         assert_eq!(
             parse("[[environment]]\nname = \"e\"\nvenv = \"/nonexistent-venv\"\n").unwrap_err(),
             "/etc/node.toml:1: environment \"e\": venv /nonexistent-venv has no bin/python"
+        );
+    }
+
+    #[test]
+    fn tee_spellings() {
+        assert_eq!(parse("").unwrap().tee, TeeKind::Sim);
+        assert_eq!(
+            parse("tee = \"gramine\"\n").unwrap().tee,
+            TeeKind::GramineSgx
+        );
+        assert_eq!(parse("tee = \"tdx\"\n").unwrap().tee, TeeKind::Tdx);
+        assert_eq!(
+            parse("tee = \"tsm\"\n").unwrap_err().to_string(),
+            "/etc/node.toml:1: tee = \"tsm\" is now named after the guest: \"sev-snp\" or \"tdx\""
+        );
+        assert_eq!(
+            parse("tee = \"sgx\"\n").unwrap_err().to_string(),
+            "/etc/node.toml:1: tee: unknown TEE \"sgx\" (expected one of \"sim\", \"sim-snp\", \"sev-snp\", \"tdx\", \"gramine-sgx\")"
         );
     }
 

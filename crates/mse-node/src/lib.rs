@@ -12,7 +12,8 @@ pub mod probe;
 pub mod router;
 pub mod sni;
 pub mod store;
-pub mod venv;
+/// The venv builder moved to mse-launch (shared with `mse localtest`).
+pub use mse_launch::venv;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,6 +83,6 @@ pub async fn serve(
         .await
         .context("API server")?;
     router_task.abort();
-    node.shutdown();
+    node.shutdown().await;
     Ok(())
 }

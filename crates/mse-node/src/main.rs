@@ -64,7 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Cmd::Serve { config } => {
             let cfg = load(config.as_ref())?;
-            if cfg.tee == "sim" {
+            if cfg.tee.is_simulated() {
                 tracing::warn!(
                     "SIMULATED TEE: apps on this node run without hardware protection; their evidence only verifies with --allow-simulation"
                 );

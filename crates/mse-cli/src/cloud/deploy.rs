@@ -21,18 +21,18 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mse_attest::measurement::{MANIFEST_VERSION, Manifest, TlsMode};
 use mse_attest::ratls::{RaTlsCert, fetch_server_certificate};
 use mse_attest::{Collateral, Evidence, Policy, TrustAnchors};
 use mse_conf::AppConf;
 use mse_crypto::CodeKey;
+use mse_launch::{Digest32, LaunchSpec, PackageRef, Runtime, TeeKind, TlsSpec};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::api::{App, FilePart, NodeClient};
 use super::config::{Login, config_dir};
-use super::context::{CERT_FILE, CONTEXT_VERSION, ContextInfo, ContextStore, MANIFEST_FILE};
+use super::context::{CERT_FILE, CONTEXT_VERSION, ContextInfo, ContextStore, SPEC_FILE};
 use super::{LIVE, app_url, router_address, tls, wait_until};
 
 /// `--json`: the progress goes to stderr and stdout gets one JSON object at the end.
@@ -146,12 +146,6 @@ fn parse_digest(what: &str, text: &str) -> anyhow::Result<[u8; 32]> {
     Ok(out)
 }
 
-fn unix_seconds(what: &str, rfc3339: &str) -> anyhow::Result<i64> {
-    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .with_context(|| format!("{what} {rfc3339:?} is not an RFC 3339 date"))?;
-    Ok(t.unix_timestamp())
-}
-
 /// Asks before replacing `apps`; refuses without a terminal unless `yes`.
 fn confirm_replace(name: &str, apps: &[App], yes: bool) -> anyhow::Result<()> {
     let ids: Vec<&str> = apps.iter().map(|a| a.id.as_str()).collect();
@@ -243,6 +237,70 @@ fn sim_root_of(collateral: &Collateral) -> anyhow::Result<Vec<u8>> {
     last.context("the node's TCB issuer chain holds no certificate")
 }
 
+/// What `mse` knows itself about the app it deployed, to hold the node's launch spec against.
+struct ExpectedSpec<'a> {
+    app_id: &'a str,
+    san: &'a str,
+    application: &'a str,
+    memory_mb: u64,
+    tls: TlsSpec,
+    package: PackageRef,
+}
+
+impl ExpectedSpec<'_> {
+    /// An error naming the first field of `spec` that is not what was asked.
+    fn check(&self, spec: &LaunchSpec) -> anyhow::Result<()> {
+        let differ = |field: &str, theirs: String, ours: String| {
+            anyhow::anyhow!(
+                "the node's launch spec has {field} {theirs} instead of {ours}: refusing (nothing was sent)"
+            )
+        };
+        if spec.app_id != self.app_id {
+            return Err(differ(
+                "app_id",
+                format!("{:?}", spec.app_id),
+                format!("{:?}", self.app_id),
+            ));
+        }
+        if spec.san != self.san {
+            return Err(differ(
+                "san",
+                format!("{:?}", spec.san),
+                format!("{:?}", self.san),
+            ));
+        }
+        if spec.application != self.application {
+            return Err(differ(
+                "application",
+                format!("{:?}", spec.application),
+                format!("{:?}", self.application),
+            ));
+        }
+        if spec.memory_mb != self.memory_mb {
+            return Err(differ(
+                "memory_mb",
+                spec.memory_mb.to_string(),
+                self.memory_mb.to_string(),
+            ));
+        }
+        if spec.tls != self.tls {
+            return Err(differ(
+                "tls",
+                format!("{:?}", spec.tls),
+                format!("{:?}", self.tls),
+            ));
+        }
+        if spec.package != self.package {
+            return Err(differ(
+                "package",
+                format!("{} ({} bytes)", spec.package.sha256, spec.package.size),
+                format!("{} ({} bytes)", self.package.sha256, self.package.size),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What attestation established about the enclave.
 struct Attested {
     cert: RaTlsCert,
@@ -258,6 +316,8 @@ struct AttestInputs<'a> {
     app: &'a App,
     sni: &'a str,
     router: &'a str,
+    /// The TEE the node declares (the launch spec's, else the app's).
+    tee: Option<TeeKind>,
     expected: Option<[u8; 32]>,
 }
 
@@ -286,9 +346,9 @@ fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
     let cert =
         RaTlsCert::parse(&der).context("the enclave's certificate is not an RA-TLS certificate")?;
     let evidence = Evidence::parse(&cert.quote).context("the enclave's evidence")?;
-    let tee = inp.app.tee.as_deref().unwrap_or("unknown");
+    let tee = inp.tee;
     let simulated_evidence = mse_attest::sim::sim_root_from_quote(evidence.raw()).is_some();
-    let (anchors, collateral) = if tee == "sim" {
+    let (anchors, collateral) = if tee == Some(TeeKind::Sim) {
         say!();
         say!(
             "WARNING: this node declares a SIMULATED TEE: the enclave has NO hardware protection;"
@@ -317,8 +377,9 @@ fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
     } else {
         if simulated_evidence {
             bail!(
-                "the enclave presents simulated evidence, but the node declares the TEE {tee:?}: \
-                 refusing (nothing was sent)"
+                "the enclave presents simulated evidence, but the node declares the TEE {:?}: \
+                 refusing (nothing was sent)",
+                tee.map_or("unknown", TeeKind::as_str)
             );
         }
         let pccs = std::env::var("MSE_PCCS_URL").unwrap_or_else(|_| DEFAULT_PCCS_URL.to_owned());
@@ -327,7 +388,7 @@ fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
         (TrustAnchors::intel(), collateral)
     };
     let policy = Policy {
-        allow_simulation: tee == "sim",
+        allow_simulation: tee == Some(TeeKind::Sim),
         expected_measurement: inp.expected.map(|m| m.to_vec()),
         ..Policy::default()
     };
@@ -479,7 +540,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         created_at: app.created_at.clone().unwrap_or_default(),
         python_application: conf.python_application.to_string(),
         healthcheck_endpoint: conf.healthcheck_endpoint.clone(),
-        tee: app.tee.clone().unwrap_or_default(),
+        tee: app.tee.map(|t| t.to_string()).unwrap_or_default(),
         measurement: String::new(),
         measurement_recomputed: false,
         tests_dir: cloud
@@ -505,41 +566,26 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         .context("the node did not say the app's config_domain_name")?;
     let router = router_address(&app, client.base())?;
 
+    let spec = app.launch_spec.clone();
+    let declared_tee = spec.as_ref().map(|s| s.tee).or(app.tee);
     let expected = if args.no_verify {
         None
     } else {
-        let node_runtime = parse_digest(
-            "the node's runtime_digest",
-            app.runtime_digest.as_deref().unwrap_or(""),
-        )?;
-        if let Some(pin) = runtime_pin
-            && pin != node_runtime
-        {
-            bail!(
-                "the node runs mse-enclave {} but --runtime-digest expects {}: refusing (nothing was sent)",
-                hex::encode(node_runtime),
-                hex::encode(pin)
-            );
-        }
+        let spec = spec
+            .as_ref()
+            .context("the node did not give the app's launch spec: refusing (nothing was sent)")?;
+        let package_size = std::fs::metadata(&package)
+            .with_context(|| format!("cannot read {}", package.display()))?
+            .len();
         let tls = match &material.owner {
-            Some(o) => {
-                let ours: [u8; 32] = Sha256::digest(o.chain_pem.as_bytes()).into();
-                if let Some(theirs) = app.owner_certificate_sha256.as_deref()
-                    && theirs != hex::encode(ours)
-                {
-                    bail!(
-                        "the node gave the enclave another certificate chain (SHA-256 {theirs}) than the one sent: refusing (nothing was sent)"
-                    );
-                }
-                TlsMode::OwnerCertificateSha256(ours)
-            }
+            Some(o) => TlsSpec::OwnerCertificateSha256(Digest32(
+                Sha256::digest(o.chain_pem.as_bytes()).into(),
+            )),
             None => {
-                let node_exp = match app.expiration {
-                    Some(e) => e,
-                    None => unix_seconds(
-                        "the node's expires_at",
-                        app.expires_at.as_deref().unwrap_or(""),
-                    )?,
+                let TlsSpec::Expiration(node_exp) = spec.tls else {
+                    bail!(
+                        "the node launched the app in owner-certificate mode, but no certificate was sent: refusing (nothing was sent)"
+                    );
                 };
                 if let Some(asked) = cloud.expiration_date
                     && asked.timestamp() != node_exp
@@ -551,35 +597,43 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
                         conf.file.display()
                     );
                 }
-                TlsMode::Expiration(node_exp)
+                TlsSpec::Expiration(node_exp)
             }
         };
-        let manifest = Manifest {
-            version: MANIFEST_VERSION,
-            runtime_digest: node_runtime,
-            environment_digest: parse_digest(
-                "the node's environment_digest",
-                app.environment_digest.as_deref().unwrap_or(""),
-            )?,
-            package_digest: summary.fingerprint,
-            app_id: app.id.clone(),
-            san: sni.clone(),
-            application: conf.python_application.to_string(),
-            size_mb: hardware.enclave_size,
+        let ours = ExpectedSpec {
+            app_id: &app.id,
+            san: &sni,
+            application: &conf.python_application.to_string(),
+            memory_mb: hardware.enclave_size,
             tls,
+            package: PackageRef {
+                sha256: Digest32(summary.fingerprint),
+                size: package_size,
+            },
         };
+        ours.check(spec)?;
+        let Runtime::Process { enclave_sha256 } = spec.runtime else {
+            bail!(
+                "the node's launch spec names a VM image, which this mse cannot check yet: refusing (nothing was sent)"
+            );
+        };
+        if let Some(pin) = runtime_pin
+            && pin != enclave_sha256.0
+        {
+            bail!(
+                "the node runs mse-enclave {} but --runtime-digest expects {}: refusing (nothing was sent)",
+                enclave_sha256,
+                hex::encode(pin)
+            );
+        }
         say!(
             "Expected measurement {} (runtime {} and environment {} as declared by the node)",
-            hex::encode(manifest.measurement()),
-            hex::encode(manifest.runtime_digest),
-            hex::encode(manifest.environment_digest)
+            spec.hash(),
+            enclave_sha256,
+            spec.environment_sha256
         );
-        store.write_file(
-            &app.id,
-            MANIFEST_FILE,
-            manifest.to_context_json().as_bytes(),
-        )?;
-        Some(manifest.measurement())
+        store.write_file(&app.id, SPEC_FILE, &spec.canonical_bytes())?;
+        Some(spec.sim_measurement())
     };
 
     say!("Verifying the enclave of {sni} through the router at {router}...");
@@ -590,14 +644,20 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         app: &app,
         sni: &sni,
         router: &router,
+        tee: declared_tee,
         expected,
     })
     .inspect_err(|_| {
-        say!(
+        let line = format!(
             "App {} got nothing and is left waiting on the node: `mse stop {}` removes it.",
-            app.id,
-            app.id
+            app.id, app.id
         );
+        if JSON.load(Ordering::Relaxed) {
+            eprintln!("{line}");
+        } else {
+            // Best effort: the error that follows is what matters.
+            let _ = crate::write_stdout(format_args!("{line}\n"));
+        }
     })
     .context("nothing was sent to the enclave")?;
     let cert_path = store.write_file(&app.id, CERT_FILE, attested.cert.pem().as_bytes())?;
@@ -676,7 +736,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
     info.router_address = router.clone();
     info.config_domain_name = sni.clone();
     info.domain_name = app.domain_name.clone().unwrap_or_else(|| sni.clone());
-    info.tee = app.tee.clone().unwrap_or_default();
+    info.tee = declared_tee.map(|t| t.to_string()).unwrap_or_default();
     info.measurement = hex::encode(&attested.measurement);
     info.measurement_recomputed = !args.no_verify;
     store.save(&info)?;
@@ -752,16 +812,6 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "the node's runtime_digest \"\" is not 64 hexadecimal characters"
-        );
-        assert_eq!(
-            unix_seconds("e", "2030-01-01T00:00:00.999Z").unwrap(),
-            1_893_456_000
-        );
-        assert_eq!(
-            unix_seconds("the node's expires_at", "soon")
-                .unwrap_err()
-                .to_string(),
-            "the node's expires_at \"soon\" is not an RFC 3339 date"
         );
     }
 }
