@@ -57,6 +57,47 @@ pub struct NodeConfig {
     pub spawn_timeout_secs: u64,
     pub hardware: Vec<Tier>,
     pub environments: Vec<Environment>,
+    /// What starts enclaves: host processes (default) or VMs.
+    pub launcher: LauncherKind,
+    /// The VM launcher's settings (`[vm]`), used when `launcher = "vm"`.
+    pub vm: VmSettings,
+}
+
+/// `launcher` in node.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LauncherKind {
+    /// `mse-enclave` as a host process in a namespace sandbox.
+    Process,
+    /// One QEMU VM per app, booted from the guest image.
+    Vm,
+}
+
+/// `[vm]` in node.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSettings {
+    /// The guest image directory (`vmlinuz`, `initrd.img`, `image.json`); default
+    /// `<data_dir>/image`.
+    pub image_dir: Option<PathBuf>,
+    /// The QEMU binary; default `qemu-system-x86_64` from the PATH.
+    pub qemu: PathBuf,
+    /// The operator's firmware for SEV-SNP (OVMF AmdSev build) or TDX (TDVF).
+    pub firmware: Option<PathBuf>,
+    /// vCPU model of SEV-SNP guests.
+    pub vcpu_type: String,
+    /// `restrict = true`: guests get no outbound network (forwarded ports still work).
+    pub restrict: bool,
+}
+
+impl Default for VmSettings {
+    fn default() -> VmSettings {
+        VmSettings {
+            image_dir: None,
+            qemu: PathBuf::from("qemu-system-x86_64"),
+            firmware: None,
+            vcpu_type: "EPYC-v4".into(),
+            restrict: false,
+        }
+    }
 }
 
 pub const DEFAULT_API_BIND: &str = "127.0.0.1:9443";
@@ -107,6 +148,18 @@ struct RawConfig {
     spawn_timeout_secs: Option<Spanned<u64>>,
     hardware: Option<Vec<Spanned<RawTier>>>,
     environment: Option<Vec<Spanned<RawEnv>>>,
+    launcher: Option<Spanned<String>>,
+    vm: Option<RawVm>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawVm {
+    image_dir: Option<String>,
+    qemu: Option<String>,
+    firmware: Option<String>,
+    vcpu_type: Option<String>,
+    restrict: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +243,8 @@ impl NodeConfig {
             spawn_timeout_secs: 120,
             hardware: default_tiers(),
             environments: default_environments(),
+            launcher: LauncherKind::Process,
+            vm: VmSettings::default(),
         }
     }
 
@@ -280,6 +335,36 @@ impl NodeConfig {
         }
         if let Some(b) = &raw.enclave_bin {
             cfg.enclave_bin = rel(b.get_ref());
+        }
+        if let Some(l) = &raw.launcher {
+            cfg.launcher = match l.get_ref().as_str() {
+                "process" => LauncherKind::Process,
+                "vm" => LauncherKind::Vm,
+                other => {
+                    return Err(doc.err(
+                        l,
+                        format!("launcher = {other:?}: expected \"process\" or \"vm\""),
+                    ));
+                }
+            };
+        }
+        if let Some(vm) = &raw.vm {
+            if let Some(d) = &vm.image_dir {
+                cfg.vm.image_dir = Some(rel(d));
+            }
+            if let Some(q) = &vm.qemu {
+                // A bare name is looked up on the PATH; a path is anchored like the others.
+                cfg.vm.qemu = if q.contains('/') { rel(q) } else { PathBuf::from(q) };
+            }
+            if let Some(f) = &vm.firmware {
+                cfg.vm.firmware = Some(rel(f));
+            }
+            if let Some(t) = &vm.vcpu_type {
+                cfg.vm.vcpu_type = t.clone();
+            }
+            if let Some(r) = vm.restrict {
+                cfg.vm.restrict = r;
+            }
         }
         let positive = |v: &Spanned<u64>, field: &str| -> Result<u64, ConfigError> {
             if *v.get_ref() == 0 {

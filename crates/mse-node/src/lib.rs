@@ -37,11 +37,15 @@ pub async fn serve(
     on_ready: impl FnOnce(&Running),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        cfg.enclave_bin.is_file(),
-        "enclave runtime not found at {} (set enclave_bin in node.toml)",
-        cfg.enclave_bin.display()
-    );
+    if cfg.launcher == config::LauncherKind::Process {
+        anyhow::ensure!(
+            cfg.enclave_bin.is_file(),
+            "enclave runtime not found at {} (set enclave_bin in node.toml)",
+            cfg.enclave_bin.display()
+        );
+    }
+    // Before anything binds: a VM node without its image or with an old QEMU fails here.
+    let launcher = Node::configured_launcher(&cfg).context("launcher")?;
     let (store, seed) = node::open_data_dir(&cfg)?;
     let pki = mse_attest::sim::SimPki::from_seed(&seed).context("sim PKI from the node's seed")?;
     let pccs = mse_attest::sim::pccs_router(&pki, &mse_attest::sim::CollateralOptions::default())
@@ -52,7 +56,7 @@ pub async fn serve(
     let router_listener = tokio::net::TcpListener::bind(cfg.router_bind)
         .await
         .with_context(|| format!("router bind {}", cfg.router_bind))?;
-    let node = Node::new(cfg, store, seed);
+    let node = Node::with_launcher(cfg, store, seed, launcher);
     let recovered = node.recover()?;
     if recovered > 0 {
         tracing::warn!("{recovered} app(s) of the previous run marked on_error (node restarted)");
