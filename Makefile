@@ -20,7 +20,7 @@ export MSE_BIN_DIR := $(BIN)
 # crates/mse-wsgi's build script sets.
 export PYO3_PYTHON ?= $(shell command -v $(PYTHON))
 
-.PHONY: all demo test setup apt qemu venv build lint rust-test py-test clean
+.PHONY: all demo test setup apt venv build lint rust-test py-test clean image qemu image-test
 
 all: build
 
@@ -29,18 +29,6 @@ apt:
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
-
-# QEMU 10 for the VM launcher (Debian's own 7.2 double-faults under TCG while unpacking a
-# realistic initramfs into the 6.12 kernel): from bookworm-backports, added to apt's sources.
-BACKPORTS_SOURCES := /etc/apt/sources.list.d/bookworm-backports.sources
-qemu:
-	@if ! qemu-system-x86_64 --version 2>/dev/null | grep -qE 'version (1[0-9]|[2-9][0-9])\.'; then \
-	  if [ ! -e $(BACKPORTS_SOURCES) ]; then \
-	    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > $(BACKPORTS_SOURCES); \
-	  fi; \
-	  echo "installing qemu-system-x86 from bookworm-backports"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null; \
 	fi
 
 $(VENV)/.stamp: tests/requirements.txt
@@ -87,6 +75,37 @@ test: setup build lint rust-test py-test
 # same script on any free ports with the pinned venv.
 demo: setup build
 	MSE_BIN_DIR=$(BIN) scripts/demo.sh
+
+# The guest image of VM enclaves (docs/image.md): target/image/{vmlinuz,initrd.img,image.json},
+# from image/packages + the committed image/lock (Debian packages fetched by the build's own
+# private apt, cached in ~/.cache/mse/image) and target/debug/mse-enclave as /init. When Debian
+# no longer has a locked version, the lock is resolved afresh and rewritten, with a loud
+# "image lock moved" warning (commit the new lock).
+IMAGE_DIR := $(CURDIR)/target/image
+IMAGE_APT_PACKAGES := binutils debian-archive-keyring git
+image: apt build
+	@missing=""; for p in $(IMAGE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@# /init is make build's mse-enclave (cargo test may have relinked it with other features)
+	$(CARGO) build -q --workspace --bin mse-enclave
+	$(BIN)/mse-node image build --out $(IMAGE_DIR) --enclave $(BIN)/mse-enclave --update-lock-if-moved
+
+# QEMU >= 10 from bookworm-backports (bookworm's 7.2 double-faults under TCG on the guest's
+# initramfs); adds the backports suite to the host's apt sources (scripts/apt-backports.sh).
+qemu:
+	@if ! qemu-system-x86_64 --version 2>/dev/null | grep -qE 'version (1[0-9]|[2-9][0-9])\.'; then \
+	  scripts/apt-backports.sh; \
+	  echo "installing qemu-system-x86 from bookworm-backports"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports qemu-system-x86 >/dev/null; \
+	fi
+
+# Reproducibility (a second copy of the sources in another directory builds the same digests)
+# and a TCG boot to /init (scripts/image-test.sh).
+image-test: image qemu
+	scripts/image-test.sh
 
 clean:
 	$(CARGO) clean

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod image;
 mod launcher;
 pub mod process;
 mod spec;

@@ -105,6 +105,8 @@ impl FromRequestParts<Arc<Node>> for Auth {
 
 pub fn router(node: Arc<Node>, pccs: Router) -> Router {
     let upload_limit = node.cfg.max_package_bytes as usize + MAX_CONF_BYTES + (64 << 10);
+    // The VM guest image (public, no token): crate::image_api.
+    let image = crate::image_api::router(&node.cfg);
     Router::new()
         .route(
             "/apps",
@@ -134,6 +136,7 @@ pub fn router(node: Arc<Node>, pccs: Router) -> Router {
         // Collateral is public, signed data that any verifier of the node's sim evidence
         // needs (end users included): no token.
         .nest("/pccs", pccs)
+        .merge(image)
 }
 
 fn rfc3339(ms: i64) -> Value {

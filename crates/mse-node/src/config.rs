@@ -57,6 +57,11 @@ pub struct NodeConfig {
     pub spawn_timeout_secs: u64,
     pub hardware: Vec<Tier>,
     pub environments: Vec<Environment>,
+    /// The guest image of VM enclaves: a directory with `vmlinuz`, `initrd.img` and `image.json`
+    /// (`mse-node image build --out DIR`), published at `GET /image` (image_api).
+    pub vm_image: Option<PathBuf>,
+    /// The VM firmware file (e.g. an AmdSev OVMF build), published at `GET /image/firmware`.
+    pub vm_firmware: Option<PathBuf>,
     /// What starts enclaves: host processes (default) or VMs.
     pub launcher: LauncherKind,
     /// The VM launcher's settings (`[vm]`), used when `launcher = "vm"`.
@@ -75,13 +80,8 @@ pub enum LauncherKind {
 /// `[vm]` in node.toml.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmSettings {
-    /// The guest image directory (`vmlinuz`, `initrd.img`, `image.json`); default
-    /// `<data_dir>/image`.
-    pub image_dir: Option<PathBuf>,
     /// The QEMU binary; default `qemu-system-x86_64` from the PATH.
     pub qemu: PathBuf,
-    /// The operator's firmware for SEV-SNP (OVMF AmdSev build) or TDX (TDVF).
-    pub firmware: Option<PathBuf>,
     /// vCPU model of SEV-SNP guests.
     pub vcpu_type: String,
     /// `restrict = true`: guests get no outbound network (forwarded ports still work).
@@ -91,9 +91,7 @@ pub struct VmSettings {
 impl Default for VmSettings {
     fn default() -> VmSettings {
         VmSettings {
-            image_dir: None,
             qemu: PathBuf::from("qemu-system-x86_64"),
-            firmware: None,
             vcpu_type: "EPYC-v4".into(),
             restrict: false,
         }
@@ -148,6 +146,8 @@ struct RawConfig {
     spawn_timeout_secs: Option<Spanned<u64>>,
     hardware: Option<Vec<Spanned<RawTier>>>,
     environment: Option<Vec<Spanned<RawEnv>>>,
+    vm_image: Option<Spanned<String>>,
+    vm_firmware: Option<Spanned<String>>,
     launcher: Option<Spanned<String>>,
     vm: Option<RawVm>,
 }
@@ -155,9 +155,7 @@ struct RawConfig {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawVm {
-    image_dir: Option<String>,
     qemu: Option<String>,
-    firmware: Option<String>,
     vcpu_type: Option<String>,
     restrict: Option<bool>,
 }
@@ -243,6 +241,8 @@ impl NodeConfig {
             spawn_timeout_secs: 120,
             hardware: default_tiers(),
             environments: default_environments(),
+            vm_image: None,
+            vm_firmware: None,
             launcher: LauncherKind::Process,
             vm: VmSettings::default(),
         }
@@ -333,6 +333,8 @@ impl NodeConfig {
                     .map_err(|e| doc.err(t, format!("tee: {e}")))?,
             };
         }
+        cfg.vm_image = raw.vm_image.as_ref().map(|p| rel(p.get_ref()));
+        cfg.vm_firmware = raw.vm_firmware.as_ref().map(|p| rel(p.get_ref()));
         if let Some(b) = &raw.enclave_bin {
             cfg.enclave_bin = rel(b.get_ref());
         }
@@ -349,15 +351,13 @@ impl NodeConfig {
             };
         }
         if let Some(vm) = &raw.vm {
-            if let Some(d) = &vm.image_dir {
-                cfg.vm.image_dir = Some(rel(d));
-            }
             if let Some(q) = &vm.qemu {
                 // A bare name is looked up on the PATH; a path is anchored like the others.
-                cfg.vm.qemu = if q.contains('/') { rel(q) } else { PathBuf::from(q) };
-            }
-            if let Some(f) = &vm.firmware {
-                cfg.vm.firmware = Some(rel(f));
+                cfg.vm.qemu = if q.contains('/') {
+                    rel(q)
+                } else {
+                    PathBuf::from(q)
+                };
             }
             if let Some(t) = &vm.vcpu_type {
                 cfg.vm.vcpu_type = t.clone();
@@ -592,7 +592,7 @@ mod tests {
         );
         assert_eq!(
             parse("tee = \"sim\"\nfoo = 1\n").unwrap_err(),
-            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `router_max_connections`, `client_hello_timeout_ms`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`"
+            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `router_max_connections`, `client_hello_timeout_ms`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`, `vm_image`, `vm_firmware`, `launcher`, `vm`"
         );
         assert_eq!(
             parse("[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n")

@@ -6,6 +6,8 @@
 pub mod api;
 pub mod config;
 pub mod digest;
+pub mod image_api;
+pub mod image_cmd;
 pub mod logs;
 pub mod node;
 pub mod probe;

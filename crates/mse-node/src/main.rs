@@ -30,6 +30,11 @@ enum Cmd {
         #[command(subcommand)]
         command: ProjectCmd,
     },
+    /// The guest image of VM enclaves.
+    Image {
+        #[command(subcommand)]
+        command: mse_node::image_cmd::ImageCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -62,6 +67,7 @@ fn load(config: Option<&PathBuf>) -> anyhow::Result<NodeConfig> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Cmd::Image { command } => mse_node::image_cmd::run(command),
         Cmd::Serve { config } => {
             let cfg = load(config.as_ref())?;
             if cfg.tee.is_simulated() {

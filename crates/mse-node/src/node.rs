@@ -170,30 +170,27 @@ impl Node {
 
     /// The launcher node.toml asks for: the process launcher, or the VM launcher (which checks
     /// its image and QEMU, and probes KVM, here).
-    pub fn configured_launcher(cfg: &NodeConfig) -> Result<Arc<dyn Launcher>, mse_launch::LaunchError> {
+    pub fn configured_launcher(
+        cfg: &NodeConfig,
+    ) -> Result<Arc<dyn Launcher>, mse_launch::LaunchError> {
         Ok(match cfg.launcher {
             crate::config::LauncherKind::Process => {
                 Arc::new(ProcessLauncher::new(cfg.enclave_bin.clone()))
             }
             crate::config::LauncherKind::Vm => {
                 let image_dir = cfg
-                    .vm
-                    .image_dir
+                    .vm_image
                     .clone()
                     .unwrap_or_else(|| cfg.data_dir.join("image"));
-                let mut vm = mse_launch::vm::VmConfig::new(image_dir);
+                let mut vm = mse_launch::vm::VmConfig::new(image_dir.clone());
                 vm.qemu = cfg.vm.qemu.clone();
-                vm.firmware = cfg.vm.firmware.clone();
+                vm.firmware = cfg.vm_firmware.clone();
                 vm.vcpu_type = cfg.vm.vcpu_type.clone();
                 vm.restrict_net = cfg.vm.restrict;
                 let launcher = mse_launch::vm::VmLauncher::new(vm)?;
                 tracing::info!(
                     "VM launcher: image {}, accelerator {}",
-                    cfg.vm
-                        .image_dir
-                        .clone()
-                        .unwrap_or_else(|| cfg.data_dir.join("image"))
-                        .display(),
+                    image_dir.display(),
                     launcher.accel().as_str()
                 );
                 Arc::new(launcher)

@@ -12,8 +12,8 @@ use super::GuestError;
 
 /// The image's list of kernel modules to load, in order: one path per line (absolute, or
 /// relative to `/lib/modules/<release>/`); blank lines and `#` comments ignored. Written by the
-/// image builder.
-pub const MODULES_LIST: &str = "/etc/mse/modules";
+/// image builder (docs/image.md).
+pub const MODULES_LIST: &str = "/etc/mse-image/modules";
 
 /// In-memory directory for the guest's copies of its inputs (package, sim seed, certificate).
 pub const RUN_DIR: &str = "/run/mse";
@@ -133,6 +133,10 @@ pub fn load_modules(list_path: &Path) -> Result<usize, GuestError> {
         match rustix::system::finit_module(&file, c"", flags) {
             Ok(()) => loaded += 1,
             Err(rustix::io::Errno::EXIST) => {}
+            // The TEE guest drivers (sev-guest, tdx-guest) find no device outside their TEE.
+            Err(rustix::io::Errno::NODEV) => {
+                tracing::info!("kernel module {}: no such device here", name);
+            }
             Err(e) => {
                 return Err(boot_err(format!(
                     "cannot load kernel module {}: {e}",
@@ -140,6 +144,16 @@ pub fn load_modules(list_path: &Path) -> Result<usize, GuestError> {
                 )));
             }
         }
+    }
+    // configfs-tsm (the SEV-SNP / TDX attester) lives under /sys/kernel/config.
+    if Path::new("/sys/kernel/config").is_dir() {
+        let _ = mount(
+            "configfs",
+            "/sys/kernel/config",
+            "configfs",
+            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+            c"",
+        );
     }
     Ok(loaded)
 }

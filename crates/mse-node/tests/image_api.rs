@@ -1,0 +1,109 @@
+//! `GET /image` and the image files: what a client needs to recompute a VM enclave's expected
+//! measurements without trusting the node.
+
+mod common;
+
+use common::{TestNode, http_raw};
+use mse_launch::image::{ImageManifest, LockedPackage, sha256_hex};
+use serde_json::{Value, json};
+
+fn manifest(kernel: &[u8], initrd: &[u8]) -> ImageManifest {
+    ImageManifest {
+        version: 1,
+        kernel_sha256: sha256_hex(kernel),
+        initrd_sha256: sha256_hex(initrd),
+        cmdline: "console=ttyS0 quiet panic=-1 mse.spec={spec}".into(),
+        kernel_version: "6.12.95+deb12-cloud-amd64".into(),
+        modules: vec![
+            "/lib/modules/6.12.95+deb12-cloud-amd64/kernel/drivers/virt/coco/tsm.ko".into(),
+        ],
+        lock_sha256: sha256_hex(b"lock"),
+        packages: vec![LockedPackage {
+            name: "libc6".into(),
+            version: "2.36-9+deb12u14".into(),
+            sha256: sha256_hex(b"libc6.deb"),
+        }],
+    }
+}
+
+#[test]
+fn the_node_publishes_its_image_files_and_digests_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("image");
+    std::fs::create_dir_all(&image).unwrap();
+    let kernel = b"MZ fake kernel".to_vec();
+    // Larger than one read buffer: the files are streamed.
+    let initrd: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let m = manifest(&kernel, &initrd);
+    let json_bytes = m.to_bytes();
+    std::fs::write(image.join("vmlinuz"), &kernel).unwrap();
+    std::fs::write(image.join("initrd.img"), &initrd).unwrap();
+    std::fs::write(image.join("image.json"), &json_bytes).unwrap();
+    let firmware = dir.path().join("OVMF.fd");
+    std::fs::write(&firmware, b"firmware volume").unwrap();
+    let node = TestNode::start(&format!(
+        "vm_image = {:?}\nvm_firmware = {:?}",
+        image.display().to_string(),
+        firmware.display().to_string()
+    ));
+
+    let (status, body) = node.get("/image", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "image_sha256": sha256_hex(&json_bytes),
+            "image": serde_json::to_value(&m).unwrap(),
+            "firmware_sha256": sha256_hex(b"firmware volume"),
+            "files": ["vmlinuz", "initrd.img", "image.json", "firmware"],
+        })
+    );
+    for (name, want) in [
+        ("vmlinuz", &kernel),
+        ("initrd.img", &initrd),
+        ("image.json", &json_bytes),
+        ("firmware", &b"firmware volume".to_vec()),
+    ] {
+        let (status, got) = http_raw(node.api, "GET", &format!("/image/{name}"), None, None, &[]);
+        assert_eq!(status, 200, "{name}");
+        assert!(
+            got == *want,
+            "/image/{name}: {} bytes, want {}",
+            got.len(),
+            want.len()
+        );
+    }
+    let (status, body) = node.get("/image/System.map", None);
+    assert_eq!(
+        (status, body),
+        (404, json!({ "error": "image file not found" }))
+    );
+
+    // A rebuilt image is served at once.
+    std::fs::write(image.join("image.json"), b"{\"version\":1}").unwrap();
+    let (status, body) = node.get("/image", None);
+    assert_eq!(
+        (status, body),
+        (503, json!({ "error": "the node's image.json is invalid" }))
+    );
+}
+
+#[test]
+fn a_node_without_an_image_says_so() {
+    let node = TestNode::start("");
+    let (status, body) = node.get("/image", None);
+    assert_eq!(
+        (status, body),
+        (404, json!({ "error": "this node has no VM image" }))
+    );
+    let (status, body) = node.get("/image/initrd.img", None);
+    assert_eq!(
+        (status, body),
+        (404, json!({ "error": "this node has no VM image" }))
+    );
+    let (status, body): (u16, Value) = node.get("/image/firmware", None);
+    assert_eq!(
+        (status, body),
+        (404, json!({ "error": "this node has no VM firmware" }))
+    );
+}
