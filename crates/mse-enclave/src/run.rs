@@ -169,6 +169,9 @@ pub fn run_spec(
         &[inputs.environment.clone(), inputs.package.clone()],
     )
     .context("cannot set up the sandbox")?;
+    if guest.is_some() {
+        crate::guest::boot::python_paths().context("guest")?;
+    }
     let env: Vec<String> = sandbox
         .paths()
         .env()

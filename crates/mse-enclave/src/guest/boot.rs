@@ -145,24 +145,23 @@ pub fn load_modules(list_path: &Path) -> Result<usize, GuestError> {
             }
         }
     }
-    // configfs-tsm (the SEV-SNP / TDX attester) lives under /sys/kernel/config.
-    if Path::new("/sys/kernel/config").is_dir() {
-        let _ = mount(
-            "configfs",
-            "/sys/kernel/config",
-            "configfs",
-            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-            c"",
-        );
-    }
     Ok(loaded)
+}
+
+/// Mounts configfs at `/sys/kernel/config`, where configfs-tsm (the SEV-SNP / TDX attester)
+/// lives. Only for a real TEE: the simulated one refuses to run where a TSM interface exists.
+pub fn mount_configfs() -> Result<(), GuestError> {
+    mount_fs(
+        "configfs",
+        "/sys/kernel/config",
+        "configfs",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        c"",
+    )
 }
 
 /// The directory of the libpython `mse-wsgi` was built against (the build interpreter's).
 const BUILT_PYTHON_LIBDIR: &str = env!("MSE_ENCLAVE_PYTHON_LIBDIR");
-
-/// Where the app's directories are mounted: a path under them is hidden in the sandbox.
-const OVERMOUNTED: [&str; 4] = ["/root", "/tmp", "/mse-app", "/key"];
 
 /// The directory of the libpython mapped into this process (from `/proc/self/maps`).
 fn loaded_libpython_dir() -> Option<PathBuf> {
@@ -180,9 +179,10 @@ fn loaded_libpython_dir() -> Option<PathBuf> {
 /// mse-wsgi refuses a libpython loaded from another directory than the build interpreter's
 /// (a same-SONAME library of another installation). In the guest the image's libpython (Debian's,
 /// `/usr/lib/x86_64-linux-gnu`) is the only one; when the runtime was built against another
-/// installation (e.g. a pyenv), the build directory is made a link to the image's, so that the
-/// check compares the same directory. A build directory under a path the sandbox mounts over
-/// (`/root`, `/tmp`, …) cannot be linked: that is refused with the fix.
+/// installation (e.g. a pyenv under `/root`), the build directory is made a link to the image's,
+/// so that the check compares the same directory. Called at boot and again once the sandbox has
+/// mounted the app's directories: a build directory under `/root` then lives in the sealed
+/// `$HOME` (a symbolic link there, nothing else).
 pub fn python_paths() -> Result<(), GuestError> {
     let built = Path::new(BUILT_PYTHON_LIBDIR);
     if BUILT_PYTHON_LIBDIR.is_empty() || built.exists() {
@@ -191,13 +191,6 @@ pub fn python_paths() -> Result<(), GuestError> {
     let Some(loaded) = loaded_libpython_dir() else {
         return Ok(());
     };
-    if OVERMOUNTED.iter().any(|m| built.starts_with(m)) {
-        return Err(boot_err(format!(
-            "this mse-enclave was built against the libpython in {BUILT_PYTHON_LIBDIR}, a path \
-             the sandbox mounts over in the guest; build the image's mse-enclave with \
-             PYO3_PYTHON=/usr/bin/python3.11 (the image's Python)"
-        )));
-    }
     if let Some(parent) = built.parent() {
         fs::create_dir_all(parent)
             .map_err(|e| boot_err(format!("cannot create {}: {e}", parent.display())))?;

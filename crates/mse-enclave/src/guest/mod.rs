@@ -93,6 +93,9 @@ pub fn boot() -> Result<Booted, GuestError> {
         spec.memory_mb,
         spec.vcpus
     );
+    if !spec.tee.is_simulated() {
+        boot::mount_configfs()?;
+    }
     let run = PathBuf::from(boot::RUN_DIR);
     let package = disks::copy_package(&found, &spec, &run.join("package.tar"))?;
     tracing::info!(
