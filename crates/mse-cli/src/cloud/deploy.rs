@@ -612,24 +612,39 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
             },
         };
         ours.check(spec)?;
-        let Runtime::Process { enclave_sha256 } = spec.runtime else {
-            bail!(
-                "the node's launch spec names a VM image, which this mse cannot check yet: refusing (nothing was sent)"
-            );
+        let runtime = match spec.runtime {
+            Runtime::Process { enclave_sha256 } => {
+                if let Some(pin) = runtime_pin
+                    && pin != enclave_sha256.0
+                {
+                    bail!(
+                        "the node runs mse-enclave {} but --runtime-digest expects {}: refusing (nothing was sent)",
+                        enclave_sha256,
+                        hex::encode(pin)
+                    );
+                }
+                format!("runtime {enclave_sha256}")
+            }
+            // A VM with the simulated TEE inside: the sim quote's measurement is the spec hash,
+            // which binds the image digest like every other field. A hardware TEE's launch
+            // measurement (SEV-SNP / TDX) is recomputed from the image files: not here yet.
+            Runtime::Vm { image_sha256 } if spec.tee.is_simulated() => {
+                if runtime_pin.is_some() {
+                    bail!(
+                        "--runtime-digest pins an mse-enclave, but the node runs VM image {image_sha256}: refusing (nothing was sent)"
+                    );
+                }
+                format!("VM image {image_sha256}")
+            }
+            Runtime::Vm { .. } => bail!(
+                "the node's launch spec names a VM image with TEE {}, whose launch measurement this mse cannot check yet: refusing (nothing was sent)",
+                spec.tee
+            ),
         };
-        if let Some(pin) = runtime_pin
-            && pin != enclave_sha256.0
-        {
-            bail!(
-                "the node runs mse-enclave {} but --runtime-digest expects {}: refusing (nothing was sent)",
-                enclave_sha256,
-                hex::encode(pin)
-            );
-        }
         say!(
-            "Expected measurement {} (runtime {} and environment {} as declared by the node)",
+            "Expected measurement {} ({} and environment {} as declared by the node)",
             spec.hash(),
-            enclave_sha256,
+            runtime,
             spec.environment_sha256
         );
         store.write_file(&app.id, SPEC_FILE, &spec.canonical_bytes())?;
