@@ -39,6 +39,8 @@ const BASE_ENV: &str = "localtest-base";
 /// Cache layout version (bump when the venv recipe changes).
 const CACHE_VERSION: &str = "mse-localtest-venv-v1";
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// A VM under software emulation boots in tens of seconds on a loaded machine.
+const VM_READY_TIMEOUT: Duration = Duration::from_secs(600);
 const SAN: &str = "localhost";
 
 #[derive(Args, Debug)]
@@ -52,6 +54,14 @@ pub struct LocaltestArgs {
     /// Local port of the app.
     #[arg(long, default_value_t = 5000)]
     pub port: u16,
+    /// Run the app in a VM booted from the guest image (the node's `launcher = "vm"`), with the
+    /// simulated TEE inside, instead of a host process.
+    #[arg(long)]
+    pub vm: bool,
+    /// The guest image directory for --vm (vmlinuz, initrd.img, image.json); default
+    /// `$MSE_VM_IMAGE`.
+    #[arg(long, value_name = "DIR", requires = "vm")]
+    pub vm_image: Option<PathBuf>,
 }
 
 /// The enclave, launched by the node's process launcher; stopped (SIGTERM, then SIGKILL; its
@@ -408,9 +418,24 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let launcher = {
+    let launcher: Box<dyn Launcher> = if args.vm {
+        let image = args
+            .vm_image
+            .clone()
+            .or_else(|| std::env::var_os("MSE_VM_IMAGE").map(PathBuf::from))
+            .context("--vm needs the guest image: --vm-image DIR or MSE_VM_IMAGE (make image builds target/image)")?;
+        let launcher = mse_launch::vm::VmLauncher::new(mse_launch::vm::VmConfig::new(image))?;
+        println!(
+            "VM: the app runs in a QEMU VM ({})",
+            match launcher.accel() {
+                mse_launch::vm::qemu::Accel::Kvm => "KVM",
+                mse_launch::vm::qemu::Accel::Tcg => "TCG software emulation: slow to boot",
+            }
+        );
+        Box::new(launcher)
+    } else {
         let _guard = rt.enter();
-        ProcessLauncher::new(&enclave_bin)
+        Box::new(ProcessLauncher::new(&enclave_bin))
     };
     let spec = LaunchSpec {
         version: SPEC_VERSION,
@@ -463,7 +488,12 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
     };
 
     // 5. Attest it: certificate, evidence, collateral from the mock PCCS, measurement.
-    let deadline = Instant::now() + READY_TIMEOUT;
+    let deadline = Instant::now()
+        + if args.vm {
+            VM_READY_TIMEOUT
+        } else {
+            READY_TIMEOUT
+        };
     let cert_der = loop {
         let capture = Arc::new(CaptureVerifier::default());
         if let Ok(r) = https(args.port, capture.clone(), "GET", "/", b"")

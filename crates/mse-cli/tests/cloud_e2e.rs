@@ -517,9 +517,9 @@ fn qemu_pid_of(id: &str) -> Option<i32> {
 #[test]
 fn deploy_the_scaffolded_app_on_a_vm_node() {
     let venv = venv();
-    let image = std::env::var_os("MSE_VM_IMAGE")
-        .map(PathBuf::from)
-        .expect("MSE_VM_IMAGE must name the guest image directory (make image; the Makefile sets it)");
+    let image = std::env::var_os("MSE_VM_IMAGE").map(PathBuf::from).expect(
+        "MSE_VM_IMAGE must name the guest image directory (make image; the Makefile sets it)",
+    );
     let vm_venv = std::env::var_os("MSE_VM_VENV")
         .map(PathBuf::from)
         .expect("MSE_VM_VENV must name the VM tests' Flask venv (the Makefile sets it)");
