@@ -528,7 +528,7 @@ fn deploy_the_scaffolded_app_on_a_vm_node() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nlauncher = \"vm\"\nvm_image = {:?}\nspawn_timeout_secs = 600\n\n[[hardware]]\nname = \"2g-eu-001\"\nmemory = 1024\ncores = 1\nenclave_size = 1024\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
+            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nlauncher = \"vm\"\nvm_image = {:?}\nspawn_timeout_secs = 600\n\n[[hardware]]\nname = \"4g-eu-001\"\nmemory = 1024\ncores = 1\nenclave_size = 1024\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
             image.display().to_string(),
             vm_venv.display().to_string()
         ),
