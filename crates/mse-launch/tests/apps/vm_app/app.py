@@ -61,3 +61,8 @@ def canary():
     path.write_text(value * 64)
     os.sync()
     return str(path.stat().st_size)
+
+
+@app.route('/health')
+def health():
+    return "OK"
