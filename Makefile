@@ -84,7 +84,8 @@ test: setup build lint rust-test py-test
 # demo-out/). The app's virtualenvs are built with pip at the first run and cached
 # (~/.cache/mse for localtest, demo-out/cache for the node). tests/python/test_demo.py runs the
 # same script on any free ports with the pinned venv.
-demo: setup build
+# DEMO_LAUNCHER=vm make demo: the same story with VM enclaves (guest image, QEMU, TCG here).
+demo: setup build $(if $(filter vm,$(DEMO_LAUNCHER)),image qemu)
 	MSE_BIN_DIR=$(BIN) scripts/demo.sh
 
 # The guest image of VM enclaves (docs/image.md): target/image/{vmlinuz,initrd.img,image.json},

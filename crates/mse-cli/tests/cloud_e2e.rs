@@ -505,7 +505,7 @@ fn qemu_pid_of(id: &str) -> Option<i32> {
         let is_qemu = args
             .first()
             .is_some_and(|a| a.ends_with(b"qemu-system-x86_64"));
-        (is_qemu && args.iter().any(|a| *a == name.as_bytes())).then_some(pid)
+        (is_qemu && args.contains(&name.as_bytes())).then_some(pid)
     })
 }
 

@@ -57,8 +57,14 @@ fn wrk(port: u16, secs: u64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
-    let secs: u64 = std::env::var("WRK_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let secs: u64 = std::env::var("WRK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let mut spawn = Vec::new();
     let mut prov = Vec::new();
     let mut kept = None;
@@ -66,8 +72,15 @@ async fn main() {
         let s = setup();
         let log = Arc::new(Log::default());
         let t0 = Instant::now();
-        let instance = s.launcher.launch(&s.spec, &s.inputs, log.clone()).await.unwrap();
-        poll(&instance, &log, "/", |r| r.header("mse-status") == Some("Waiting")).await;
+        let instance = s
+            .launcher
+            .launch(&s.spec, &s.inputs, log.clone())
+            .await
+            .unwrap();
+        poll(&instance, &log, "/", |r| {
+            r.header("mse-status") == Some("Waiting")
+        })
+        .await;
         spawn.push(t0.elapsed());
         prov.push(provision_and_wait(&instance, &log, &s.key.to_hex()).await);
         eprintln!(
@@ -82,7 +95,10 @@ async fn main() {
             instance.stop(Disposal::Delete).await;
         }
     }
-    let accel = kept.as_ref().map(|(s, _, _)| s.launcher.accel().as_str()).unwrap_or("?");
+    let accel = kept
+        .as_ref()
+        .map(|(s, _, _)| s.launcher.accel().as_str())
+        .unwrap_or("?");
     println!("accelerator: {accel}");
     println!(
         "VM spawn -> configuration server ready: median {:.2} s of {runs}",
@@ -112,7 +128,10 @@ async fn main() {
     let log = Arc::new(Log::default());
     let t0 = Instant::now();
     let proc_instance = process.launch(&spec, &inputs, log.clone()).await.unwrap();
-    poll(&proc_instance, &log, "/", |r| r.header("mse-status") == Some("Waiting")).await;
+    poll(&proc_instance, &log, "/", |r| {
+        r.header("mse-status") == Some("Waiting")
+    })
+    .await;
     let proc_spawn = t0.elapsed();
     let proc_prov = provision_and_wait(&proc_instance, &log, &s.key.to_hex()).await;
     let proc_rps = wrk(proc_instance.addr().port(), secs);
