@@ -610,6 +610,26 @@ mod tests {
     }
 
     #[test]
+    fn launcher_and_vm_settings() {
+        let cfg = parse("").unwrap();
+        assert_eq!(cfg.launcher, LauncherKind::Process);
+        assert_eq!(cfg.vm, VmSettings::default());
+        let cfg = parse(
+            "launcher = \"vm\"\nvm_image = \"img\"\n[vm]\nqemu = \"q/qemu\"\nvcpu_type = \"EPYC-Genoa\"\nrestrict = true\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.launcher, LauncherKind::Vm);
+        assert_eq!(cfg.vm_image, Some(PathBuf::from("/etc/img")));
+        assert_eq!(cfg.vm.qemu, PathBuf::from("/etc/q/qemu"));
+        assert_eq!(cfg.vm.vcpu_type, "EPYC-Genoa");
+        assert!(cfg.vm.restrict);
+        assert_eq!(
+            parse("launcher = \"kvm\"\n").unwrap_err().to_string(),
+            "/etc/node.toml:1: launcher = \"kvm\": expected \"process\" or \"vm\""
+        );
+    }
+
+    #[test]
     fn tee_spellings() {
         assert_eq!(parse("").unwrap().tee, TeeKind::Sim);
         assert_eq!(
