@@ -27,8 +27,8 @@ use mse_conf::AppConf;
 use mse_crypto::CodeKey;
 use mse_launch::venv::{EnvSource, Environment, Venvs, requirements_in_dir};
 use mse_launch::{
-    Digest32, Disposal, Exit, Instance, LaunchInputs, LaunchSpec, Launcher, OutputSink, PackageRef,
-    ProcessLauncher, SPEC_VERSION, TeeKind, TlsSpec,
+    ConfPayload, Digest32, Disposal, Exit, Instance, LaunchInputs, LaunchSpec, Launcher,
+    OutputSink, PackageRef, ProcessLauncher, SPEC_VERSION, TeeKind, TlsSpec,
 };
 use sha2::{Digest, Sha256};
 
@@ -521,13 +521,15 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
     // 6. Provision it over the attested channel.
     let pinned: Arc<dyn rustls::client::danger::ServerCertVerifier> =
         Arc::new(PinnedCertVerifier::new(cert_der.clone()));
-    let mut payload = serde_json::json!({"uuid": id, "code_secret_key": key.to_hex()});
-    if let Some(secrets) = secrets {
-        payload["app_secrets"] = serde_json::Value::Object(secrets);
-    }
-    let body = zeroize::Zeroizing::new(payload.to_string());
+    let payload = ConfPayload {
+        uuid: id.clone(),
+        code_secret_key: Some(zeroize::Zeroizing::new(key.to_hex())),
+        app_secrets: secrets.map(serde_json::Value::Object),
+        ..ConfPayload::default()
+    };
+    let body = payload.to_body();
     drop(payload);
-    let reply = https(args.port, pinned.clone(), "POST", "/", body.as_bytes())
+    let reply = https(args.port, pinned.clone(), "POST", "/", &body)
         .map_err(|e| fail(format!("sending the configuration: {e}")))?;
     if reply.status != 200 {
         return Err(fail(format!(

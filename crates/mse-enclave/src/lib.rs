@@ -17,6 +17,6 @@ pub mod tee;
 pub mod fuzzing {
     /// Parses an untrusted configuration payload; must never panic.
     pub fn conf_payload(bytes: &[u8]) {
-        let _ = crate::provision::Payload::parse(bytes);
+        let _ = crate::provision::parse_payload(bytes);
     }
 }

@@ -22,7 +22,6 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use mse_crypto::{CodeKey, UnpackLimits, X25519KeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -69,34 +68,12 @@ pub enum ProvisionError {
     Store(String),
 }
 
-/// The payload as sent, before any check beyond JSON shape.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Payload {
-    pub uuid: String,
-    #[serde(default)]
-    code_secret_key: Option<Zeroizing<String>>,
-    #[serde(default)]
-    pub app_secrets: Option<serde_json::Value>,
-    #[serde(default)]
-    app_sealed_secrets: Option<String>,
-    #[serde(default)]
-    ssl_private_key: Option<Zeroizing<String>>,
-}
+/// The payload as sent, before any check beyond JSON shape (the type `mse` sends).
+pub use mse_launch::ConfPayload as Payload;
 
-impl std::fmt::Debug for Payload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Payload")
-            .field("uuid", &self.uuid)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Payload {
-    /// Parse untrusted bytes (no size check here: the server limits the body).
-    pub fn parse(body: &[u8]) -> Result<Payload, ProvisionError> {
-        serde_json::from_slice(body).map_err(json_error)
-    }
+/// Parse an untrusted payload (no size check here: the server limits the body).
+pub fn parse_payload(body: &[u8]) -> Result<Payload, ProvisionError> {
+    serde_json::from_slice(body).map_err(json_error)
 }
 
 /// serde quotes the offending value in type and value errors ("invalid type: integer `1…`"):
@@ -167,7 +144,7 @@ impl Provisioner {
     /// Check `body` completely, decrypt the code, then write the secrets and move the code into
     /// $MODULE_PATH. On any error nothing is left behind.
     pub fn provision(&self, body: &[u8]) -> Result<Provisioned, ProvisionError> {
-        let payload = Payload::parse(body)?;
+        let payload = parse_payload(body)?;
         let checked = self.check(payload)?;
         if dir_has_entries(&self.module_path) {
             return Err(ProvisionError::AlreadyConfigured);
@@ -391,28 +368,28 @@ mod tests {
 
     #[test]
     fn payload_shapes() {
-        assert!(Payload::parse(br#"{"uuid":"x"}"#).is_ok());
+        assert!(parse_payload(br#"{"uuid":"x"}"#).is_ok());
         assert!(
-            Payload::parse(br#"{"uuid":"x","app_secrets":null,"code_secret_key":null}"#).is_ok()
+            parse_payload(br#"{"uuid":"x","app_secrets":null,"code_secret_key":null}"#).is_ok()
         );
         assert_eq!(
-            Payload::parse(b"{").unwrap_err().to_string(),
+            parse_payload(b"{").unwrap_err().to_string(),
             "payload is not valid JSON: EOF while parsing an object at line 1 column 1"
         );
         assert!(
-            Payload::parse(br#"{"uuid":"x","colour":1}"#)
+            parse_payload(br#"{"uuid":"x","colour":1}"#)
                 .unwrap_err()
                 .to_string()
                 .starts_with("payload is not valid JSON: unknown field `colour`")
         );
         assert!(
-            Payload::parse(br#"{"code_secret_key":"00"}"#)
+            parse_payload(br#"{"code_secret_key":"00"}"#)
                 .unwrap_err()
                 .to_string()
                 .starts_with("payload is not valid JSON: missing field `uuid`")
         );
         // A secret sent with the wrong JSON type is not echoed.
-        let err = Payload::parse(br#"{"uuid":"x","code_secret_key":424242424242}"#)
+        let err = parse_payload(br#"{"uuid":"x","code_secret_key":424242424242}"#)
             .unwrap_err()
             .to_string();
         assert_eq!(

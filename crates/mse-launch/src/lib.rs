@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod launcher;
+mod payload;
 pub mod process;
 mod spec;
 mod tee;
@@ -18,6 +19,7 @@ pub mod venv;
 pub use launcher::{
     BoxFuture, Disposal, Exit, Instance, LaunchError, LaunchInputs, Launcher, Metrics, OutputSink,
 };
+pub use payload::ConfPayload;
 pub use process::ProcessLauncher;
 pub use spec::{
     Digest32, LaunchSpec, MAX_SPEC_BYTES, PackageRef, Runtime, SPEC_VERSION, SpecError, TlsSpec,

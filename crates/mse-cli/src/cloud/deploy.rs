@@ -25,7 +25,7 @@ use mse_attest::ratls::{RaTlsCert, fetch_server_certificate};
 use mse_attest::{Collateral, Evidence, Policy, TrustAnchors};
 use mse_conf::AppConf;
 use mse_crypto::CodeKey;
-use mse_launch::{Digest32, LaunchSpec, PackageRef, Runtime, TeeKind, TlsSpec};
+use mse_launch::{ConfPayload, Digest32, LaunchSpec, PackageRef, Runtime, TeeKind, TlsSpec};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -676,30 +676,25 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         }
     );
 
-    let mut payload = serde_json::Map::new();
-    payload.insert("uuid".into(), Value::String(app.id.clone()));
-    payload.insert("code_secret_key".into(), Value::String(key_hex.to_string()));
-    if let Some(s) = &material.secrets {
-        payload.insert("app_secrets".into(), Value::Object(s.clone()));
-    }
+    let mut payload = ConfPayload {
+        uuid: app.id.clone(),
+        code_secret_key: Some(Zeroizing::new(key_hex.to_string())),
+        app_secrets: material.secrets.clone().map(Value::Object),
+        ..ConfPayload::default()
+    };
     if let Some(sealed) = &material.sealed {
         let pk = attested
             .cert
             .x25519_public()
             .context("the enclave's certificate carries no X25519 key to seal secrets to")?;
         let boxed = mse_crypto::seal(&pk, sealed).context("sealing the sealed secrets")?;
-        payload.insert(
-            "app_sealed_secrets".into(),
-            Value::String(base64::engine::general_purpose::URL_SAFE.encode(boxed)),
-        );
+        payload.app_sealed_secrets = Some(base64::engine::general_purpose::URL_SAFE.encode(boxed));
     }
     if let Some(o) = &material.owner {
-        payload.insert(
-            "ssl_private_key".into(),
-            Value::String(o.key_pem.to_string()),
-        );
+        payload.ssl_private_key = Some(Zeroizing::new(o.key_pem.to_string()));
     }
-    let body = Zeroizing::new(serde_json::to_vec(&Value::Object(payload)).context("payload")?);
+    let body = payload.to_body();
+    drop(payload);
     let der = attested.cert.der.clone();
     let answer = tls::pinned_request(
         &router,
