@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use mse_attest::ratls::{CaptureVerifier, PinnedCertVerifier, RaTlsCert, anchors_for};
+use mse_attest::ratls::{CaptureVerifier, anchors_for};
 use mse_attest::sim::{CollateralOptions, MockPccs, SimPki};
 use mse_attest::{Evidence, Policy};
 use mse_conf::AppConf;
@@ -462,15 +462,16 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         anyhow::anyhow!(what)
     };
 
-    // 5. Attest it: certificate, evidence, collateral from the mock PCCS, measurement.
+    // 5. Attest it once its configuration server is up: certificate, evidence, collateral from
+    //    the mock PCCS, the measurement recomputed from the launch spec.
     let deadline = Instant::now() + READY_TIMEOUT;
-    let cert_der = loop {
+    loop {
         let capture = Arc::new(CaptureVerifier::default());
         if let Ok(r) = https(args.port, capture.clone(), "GET", "/", b"")
             && r.mse_status
-            && let Some(der) = capture.captured()
+            && capture.captured().is_some()
         {
-            break der;
+            break;
         }
         if let Some(status) = enclave.exited() {
             return Err(fail(format!(
@@ -488,28 +489,34 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
             )));
         }
         std::thread::sleep(Duration::from_millis(50));
-    };
-    let cert = RaTlsCert::parse(&cert_der).context("the enclave's certificate")?;
-    let evidence = Evidence::parse(&cert.quote).context("the enclave's evidence")?;
-    let collateral = mse_attest::fetch_collateral_blocking(&pccs.url(), evidence.raw())
-        .context("collateral from the mock PCCS")?;
+    }
     let expected = spec.sim_measurement();
     let policy = Policy {
         allow_simulation: true,
         expected_measurement: Some(expected.to_vec()),
         ..Policy::default()
     };
-    let report = mse_attest::verify(
-        &evidence,
-        &collateral,
-        &anchors_for(&evidence),
+    let pccs_url = pccs.url();
+    let trust: crate::attest::TrustFor<'_> = Box::new(|evidence: &Evidence| {
+        let collateral = mse_attest::fetch_collateral_blocking(&pccs_url, evidence.raw())
+            .context("collateral from the mock PCCS")?;
+        Ok((anchors_for(evidence), collateral))
+    });
+    let port_text = format!("from 127.0.0.1:{}", args.port);
+    let attested = crate::attest::attest_enclave(
+        &crate::attest::Enclave {
+            host: "127.0.0.1",
+            port: args.port,
+            sni: SAN,
+            via: &port_text,
+            name: "the enclave",
+        },
+        trust,
         &policy,
-        Some(&cert.expected_report_data),
-    );
-    if !report.trusted() {
-        let why = report.error().map(|e| e.to_string()).unwrap_or_default();
-        return Err(fail(format!("the enclave is NOT trusted: {why}")));
-    }
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    )
+    .map_err(|e| fail(format!("{e:#}")))?;
+    let cert = &attested.examined.cert;
     println!(
         "Verified the enclave (SIMULATED TEE): measurement {} matches the local build",
         hex::encode(expected)
@@ -519,8 +526,7 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write {}", cert_path.display()))?;
 
     // 6. Provision it over the attested channel.
-    let pinned: Arc<dyn rustls::client::danger::ServerCertVerifier> =
-        Arc::new(PinnedCertVerifier::new(cert_der.clone()));
+    let pinned = attested.pinned.clone();
     let payload = ConfPayload {
         uuid: id.clone(),
         code_secret_key: Some(zeroize::Zeroizing::new(key.to_hex())),

@@ -21,7 +21,7 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mse_attest::ratls::{RaTlsCert, fetch_server_certificate};
+use mse_attest::ratls::RaTlsCert;
 use mse_attest::{Collateral, Evidence, Policy, TrustAnchors};
 use mse_conf::AppConf;
 use mse_crypto::CodeKey;
@@ -51,7 +51,6 @@ macro_rules! say {
 
 /// Where DCAP collateral of hardware evidence comes from unless `MSE_PCCS_URL` says otherwise.
 const DEFAULT_PCCS_URL: &str = "https://api.trustedservices.intel.com";
-const CERT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The configuration POST (the enclave decrypts the code before answering).
 const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -334,95 +333,78 @@ fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
                 inp.router
             )
         })?;
-    let rt = tls::runtime()?;
-    let der = rt
-        .block_on(fetch_server_certificate(
-            host,
-            port,
-            inp.sni,
-            CERT_FETCH_TIMEOUT,
-        ))
-        .context("cannot fetch the enclave's certificate through the node's router")?;
-    let cert =
-        RaTlsCert::parse(&der).context("the enclave's certificate is not an RA-TLS certificate")?;
-    let evidence = Evidence::parse(&cert.quote).context("the enclave's evidence")?;
     let tee = inp.tee;
-    let simulated_evidence = mse_attest::sim::sim_root_from_quote(evidence.raw()).is_some();
-    let (anchors, collateral) = if tee == Some(TeeKind::Sim) {
-        say!();
-        say!(
-            "WARNING: this node declares a SIMULATED TEE: the enclave has NO hardware protection;"
-        );
-        say!("WARNING: the node's operator can read its memory, its code and its secrets.");
-        say!("WARNING: use it only for local testing, never with real secrets.");
-        say!();
-        let pccs = format!("{}/pccs", inp.client.base());
-        let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
-            .with_context(|| format!("collateral from the node's PCCS {pccs}"))?;
-        let root = sim_root_of(&collateral)?;
-        let fingerprint = hex::encode(Sha256::digest(&root));
-        match &inp.login.sim_root_sha256 {
-            Some(pinned) if *pinned != fingerprint => bail!(
-                "the node's simulation root changed (was {pinned}, now {fingerprint}): refusing; \
-                 `mse login` again if the node was re-created"
-            ),
-            Some(_) => {}
-            None => {
-                inp.login.sim_root_sha256 = Some(fingerprint.clone());
-                inp.login.save(inp.config_dir)?;
-                say!("Pinned this node's simulation root (SHA-256 {fingerprint}).");
-            }
-        }
-        (TrustAnchors::intel().with_simulation_root(root), collateral)
-    } else {
-        if simulated_evidence {
-            bail!(
-                "the enclave presents simulated evidence, but the node declares the TEE {:?}: \
-                 refusing (nothing was sent)",
-                tee.map_or("unknown", TeeKind::as_str)
+    let client = inp.client;
+    let login = inp.login;
+    let config_dir = inp.config_dir;
+    let trust: crate::attest::TrustFor<'_> = Box::new(move |evidence: &Evidence| {
+        let simulated_evidence = mse_attest::sim::sim_root_from_quote(evidence.raw()).is_some();
+        if tee == Some(TeeKind::Sim) {
+            say!();
+            say!(
+                "WARNING: this node declares a SIMULATED TEE: the enclave has NO hardware protection;"
             );
+            say!("WARNING: the node's operator can read its memory, its code and its secrets.");
+            say!("WARNING: use it only for local testing, never with real secrets.");
+            say!();
+            let pccs = format!("{}/pccs", client.base());
+            let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
+                .with_context(|| format!("collateral from the node's PCCS {pccs}"))?;
+            let root = sim_root_of(&collateral)?;
+            let fingerprint = hex::encode(Sha256::digest(&root));
+            match &login.sim_root_sha256 {
+                Some(pinned) if *pinned != fingerprint => bail!(
+                    "the node's simulation root changed (was {pinned}, now {fingerprint}): refusing; \
+                     `mse login` again if the node was re-created"
+                ),
+                Some(_) => {}
+                None => {
+                    login.sim_root_sha256 = Some(fingerprint.clone());
+                    login.save(config_dir)?;
+                    say!("Pinned this node's simulation root (SHA-256 {fingerprint}).");
+                }
+            }
+            Ok((TrustAnchors::intel().with_simulation_root(root), collateral))
+        } else {
+            if simulated_evidence {
+                bail!(
+                    "the enclave presents simulated evidence, but the node declares the TEE {:?}: \
+                     refusing (nothing was sent)",
+                    tee.map_or("unknown", TeeKind::as_str)
+                );
+            }
+            let pccs =
+                std::env::var("MSE_PCCS_URL").unwrap_or_else(|_| DEFAULT_PCCS_URL.to_owned());
+            let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
+                .with_context(|| format!("collateral from {pccs}"))?;
+            Ok((TrustAnchors::intel(), collateral))
         }
-        let pccs = std::env::var("MSE_PCCS_URL").unwrap_or_else(|_| DEFAULT_PCCS_URL.to_owned());
-        let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
-            .with_context(|| format!("collateral from {pccs}"))?;
-        (TrustAnchors::intel(), collateral)
-    };
+    });
     let policy = Policy {
         allow_simulation: tee == Some(TeeKind::Sim),
         expected_measurement: inp.expected.map(|m| m.to_vec()),
         ..Policy::default()
     };
-    let report = mse_attest::verify(
-        &evidence,
-        &collateral,
-        &anchors,
-        &policy,
-        Some(&cert.expected_report_data),
-    );
-    if !report.trusted() {
-        let reason = report
-            .error()
-            .map(|e| e.to_string())
-            .unwrap_or_else(|| "a check failed".into());
-        bail!("the enclave of app {} is NOT trusted: {reason}", inp.app.id);
-    }
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    cert.check_validity(now)
-        .with_context(|| format!("the enclave of app {} is NOT trusted", inp.app.id))?;
-    if !cert.san.iter().any(|n| n.eq_ignore_ascii_case(inp.sni)) {
-        bail!(
-            "the enclave of app {} is NOT trusted: its certificate names {:?}, not {:?}",
-            inp.app.id,
-            cert.san,
-            inp.sni
-        );
-    }
+    let attested = crate::attest::attest_enclave(
+        &crate::attest::Enclave {
+            host,
+            port,
+            sni: inp.sni,
+            via: "through the node's router",
+            name: &format!("the enclave of app {}", inp.app.id),
+        },
+        trust,
+        &policy,
+        now,
+    )?;
+    let examined = attested.examined;
     Ok(Attested {
-        measurement: report.measurement.clone(),
-        simulated: report.simulated,
-        cert,
+        measurement: examined.report.measurement.clone(),
+        simulated: examined.report.simulated,
+        cert: examined.cert,
     })
 }
 
