@@ -4,6 +4,7 @@
 //! sandbox → X25519 enclave key and RA-TLS certificate → configuration server on the app's
 //! port → validate the owner's payload completely, then write the secrets and the decrypted
 //! code → serve the app with mse-wsgi on the same listener.
+#![forbid(unsafe_code)]
 
 pub mod args;
 pub mod conf_server;

@@ -32,6 +32,16 @@ pub struct Tier {
 pub use mse_launch::TeeKind;
 pub use mse_launch::venv::{EnvSource, Environment};
 
+/// An mse.toml `docker` value that names none of the node's environments.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown environment {docker:?}: this node offers {offered}")]
+pub struct UnknownEnvironment {
+    /// The value asked for.
+    pub docker: String,
+    /// The environments the node has, comma-separated.
+    pub offered: String,
+}
+
 /// The node's configuration, after defaults and validation.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -435,16 +445,18 @@ impl NodeConfig {
     }
 
     /// The environment a `docker` value names, or an error listing the available ones.
-    pub fn environment(&self, docker: &str) -> Result<&Environment, String> {
+    pub fn environment(&self, docker: &str) -> Result<&Environment, UnknownEnvironment> {
         self.environments
             .iter()
             .find(|e| e.matches(docker))
-            .ok_or_else(|| {
-                let names: Vec<&str> = self.environments.iter().map(|e| e.name.as_str()).collect();
-                format!(
-                    "unknown environment {docker:?}: this node offers {}",
-                    names.join(", ")
-                )
+            .ok_or_else(|| UnknownEnvironment {
+                docker: docker.to_owned(),
+                offered: self
+                    .environments
+                    .iter()
+                    .map(|e| e.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 
@@ -478,7 +490,8 @@ mod tests {
         );
         assert_eq!(
             cfg.environment("ghcr.io/cosmian/mse-pytorch:20230104085621")
-                .unwrap_err(),
+                .unwrap_err()
+                .to_string(),
             "unknown environment \"ghcr.io/cosmian/mse-pytorch:20230104085621\": this node offers mse-flask, mse-fastapi"
         );
     }
