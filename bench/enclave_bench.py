@@ -1,16 +1,17 @@
 """Driver of bench/enclave.sh (standard library only): see that script for what is measured."""
-import hashlib
 import http.client
 import json
 import os
 import resource
 import socket
 import ssl
-import stat
 import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from launch_spec import launch_spec  # noqa: E402
 
 enclave_bin, work, venv, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 APP_ID = "6f1d0d3c-3a51-4c6e-9a7e-0c2b8e4b7d11"
@@ -21,47 +22,10 @@ ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE  # timing only: the tests verify the certificate
 
 
-def sha256_file(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
-
-def environment_digest(root):
-    """'Environment digest v1' (crates/mse-attest/src/measurement.rs)."""
-    entries, stack = {}, [(b"", root)]
-    while stack:
-        rel, d = stack.pop()
-        for e in os.scandir(d):
-            name = os.fsencode(e.name)
-            is_dir = e.is_dir(follow_symlinks=False)
-            if (is_dir and name == b"__pycache__") or (not is_dir and name.endswith(b".pyc")):
-                continue
-            child = rel + b"/" + name if rel else name
-            if is_dir:
-                stack.append((child, e.path))
-            entries[child] = e.path
-    h = hashlib.sha256()
-    for rel in sorted(entries):
-        st = os.lstat(entries[rel])
-        kind = b"d" if stat.S_ISDIR(st.st_mode) else b"f" if stat.S_ISREG(st.st_mode) else b"l"
-        h.update(kind + (st.st_mode & 0o7777).to_bytes(4, "big") + len(rel).to_bytes(8, "big") + rel)
-        if kind == b"f":
-            h.update(bytes.fromhex(sha256_file(entries[rel])))
-        elif kind == b"l":
-            t = os.fsencode(os.readlink(entries[rel]))
-            h.update(len(t).to_bytes(8, "big") + t)
-    return h.hexdigest()
-
-
 # The launch spec the node would hand over (mse-launch LaunchSpec v1, canonical JSON); built
 # once, outside the timings, as the node builds it before it launches.
 package = f"{work}/pkg/app.tar"
-SPEC = json.dumps({
-    "version": 1, "app_id": APP_ID, "san": "localhost", "application": "app:app",
-    "memory_mb": 4096, "vcpus": 1, "tee": "sim", "tls": {"expiration": int(time.time()) + 3600},
-    "package": {"sha256": sha256_file(package), "size": os.path.getsize(package)},
-    "environment_sha256": environment_digest(venv),
-    "runtime": {"process": {"enclave_sha256": sha256_file(enclave_bin)}},
-}, separators=(",", ":")).encode()
+SPEC = launch_spec(APP_ID, package, venv, enclave_bin, int(time.time()) + 3600, memory_mb=4096)
 
 
 def free_port():

@@ -228,6 +228,29 @@ fn is_san(text: &str) -> bool {
 }
 
 impl LaunchSpec {
+    /// A valid self-mode sim spec with fixed placeholder digests (`0x11…` package, `0x22…`
+    /// environment, `0x33…` runtime), for tests and examples.
+    pub fn example() -> LaunchSpec {
+        LaunchSpec {
+            version: SPEC_VERSION,
+            app_id: "123e4567-e89b-12d3-a456-426614174000".into(),
+            san: "app.example.com".into(),
+            application: "app:app".into(),
+            memory_mb: 1024,
+            vcpus: 1,
+            tee: TeeKind::Sim,
+            tls: TlsSpec::Expiration(1_900_000_000),
+            package: PackageRef {
+                sha256: Digest32([0x11; 32]),
+                size: 4096,
+            },
+            environment_sha256: Digest32([0x22; 32]),
+            runtime: Runtime::Process {
+                enclave_sha256: Digest32([0x33; 32]),
+            },
+        }
+    }
+
     /// The canonical bytes (see the module documentation).
     pub fn canonical_bytes(&self) -> Vec<u8> {
         // Strings, integers and enums only: serialisation cannot fail.
@@ -312,24 +335,7 @@ mod tests {
     use super::*;
 
     fn spec() -> LaunchSpec {
-        LaunchSpec {
-            version: 1,
-            app_id: "123e4567-e89b-12d3-a456-426614174000".into(),
-            san: "app.example.com".into(),
-            application: "app:app".into(),
-            memory_mb: 1024,
-            vcpus: 1,
-            tee: TeeKind::Sim,
-            tls: TlsSpec::Expiration(1_900_000_000),
-            package: PackageRef {
-                sha256: Digest32([0x11; 32]),
-                size: 4096,
-            },
-            environment_sha256: Digest32([0x22; 32]),
-            runtime: Runtime::Process {
-                enclave_sha256: Digest32([0x33; 32]),
-            },
-        }
+        LaunchSpec::example()
     }
 
     #[test]

@@ -554,17 +554,4 @@ mod tests {
             "/etc/node.toml:1: tee: unknown TEE \"sgx\" (expected one of \"sim\", \"sim-snp\", \"sev-snp\", \"tdx\", \"gramine-sgx\")"
         );
     }
-
-    #[test]
-    fn environment_names_match_image_references() {
-        let e = Environment {
-            name: "mse-flask".into(),
-            source: EnvSource::Venv("/v".into()),
-        };
-        assert!(e.matches("mse-flask"));
-        assert!(e.matches("ghcr.io/cosmian/mse-flask:20230124182826"));
-        assert!(e.matches("mse-flask@sha256:abc"));
-        assert!(!e.matches("mse-flask2"));
-        assert!(!e.matches("ghcr.io/mse-flask/other"));
-    }
 }

@@ -249,54 +249,33 @@ struct ExpectedSpec<'a> {
 impl ExpectedSpec<'_> {
     /// An error naming the first field of `spec` that is not what was asked.
     fn check(&self, spec: &LaunchSpec) -> anyhow::Result<()> {
-        let differ = |field: &str, theirs: String, ours: String| {
-            anyhow::anyhow!(
-                "the node's launch spec has {field} {theirs} instead of {ours}: refusing (nothing was sent)"
-            )
-        };
-        if spec.app_id != self.app_id {
-            return Err(differ(
+        let package = |p: &PackageRef| format!("{} ({} bytes)", p.sha256, p.size);
+        let fields = [
+            (
                 "app_id",
                 format!("{:?}", spec.app_id),
                 format!("{:?}", self.app_id),
-            ));
-        }
-        if spec.san != self.san {
-            return Err(differ(
-                "san",
-                format!("{:?}", spec.san),
-                format!("{:?}", self.san),
-            ));
-        }
-        if spec.application != self.application {
-            return Err(differ(
+            ),
+            ("san", format!("{:?}", spec.san), format!("{:?}", self.san)),
+            (
                 "application",
                 format!("{:?}", spec.application),
                 format!("{:?}", self.application),
-            ));
-        }
-        if spec.memory_mb != self.memory_mb {
-            return Err(differ(
+            ),
+            (
                 "memory_mb",
                 spec.memory_mb.to_string(),
                 self.memory_mb.to_string(),
-            ));
+            ),
+            ("tls", format!("{:?}", spec.tls), format!("{:?}", self.tls)),
+            ("package", package(&spec.package), package(&self.package)),
+        ];
+        match fields.into_iter().find(|(_, theirs, ours)| theirs != ours) {
+            Some((field, theirs, ours)) => bail!(
+                "the node's launch spec has {field} {theirs} instead of {ours}: refusing (nothing was sent)"
+            ),
+            None => Ok(()),
         }
-        if spec.tls != self.tls {
-            return Err(differ(
-                "tls",
-                format!("{:?}", spec.tls),
-                format!("{:?}", self.tls),
-            ));
-        }
-        if spec.package != self.package {
-            return Err(differ(
-                "package",
-                format!("{} ({} bytes)", spec.package.sha256, spec.package.size),
-                format!("{} ({} bytes)", self.package.sha256, self.package.size),
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -780,6 +759,35 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_nodes_spec_must_hold_what_was_deployed() {
+        let spec = LaunchSpec::example();
+        let ours = ExpectedSpec {
+            app_id: &spec.app_id,
+            san: &spec.san,
+            application: "app:app",
+            memory_mb: 1024,
+            tls: spec.tls,
+            package: spec.package,
+        };
+        ours.check(&spec).unwrap();
+        let mut other = spec.clone();
+        other.package.size = 1;
+        assert_eq!(
+            ours.check(&other).unwrap_err().to_string(),
+            format!(
+                "the node's launch spec has package {} (1 bytes) instead of {} (4096 bytes): refusing (nothing was sent)",
+                spec.package.sha256, spec.package.sha256
+            )
+        );
+        let mut other = spec.clone();
+        other.application = "evil:app".into();
+        assert_eq!(
+            ours.check(&other).unwrap_err().to_string(),
+            "the node's launch spec has application \"evil:app\" instead of \"app:app\": refusing (nothing was sent)"
+        );
+    }
 
     #[test]
     fn digests_and_dates() {
