@@ -539,19 +539,26 @@ mod tests {
 
     #[test]
     fn tee_spellings() {
-        assert_eq!(parse("").unwrap().tee, TeeKind::Sim);
-        assert_eq!(
-            parse("tee = \"gramine\"\n").unwrap().tee,
-            TeeKind::GramineSgx
-        );
-        assert_eq!(parse("tee = \"tdx\"\n").unwrap().tee, TeeKind::Tdx);
-        assert_eq!(
-            parse("tee = \"tsm\"\n").unwrap_err().to_string(),
-            "/etc/node.toml:1: tee = \"tsm\" is now named after the guest: \"sev-snp\" or \"tdx\""
-        );
-        assert_eq!(
-            parse("tee = \"sgx\"\n").unwrap_err().to_string(),
-            "/etc/node.toml:1: tee: unknown TEE \"sgx\" (expected one of \"sim\", \"sim-snp\", \"sev-snp\", \"tdx\", \"gramine-sgx\")"
-        );
+        let tee = |text: &str| parse(text).map(|c| c.tee).map_err(|e| e.to_string());
+        let cases = [
+            ("", Ok(TeeKind::Sim)),
+            ("tee = \"gramine\"\n", Ok(TeeKind::GramineSgx)),
+            ("tee = \"tdx\"\n", Ok(TeeKind::Tdx)),
+            (
+                "tee = \"tsm\"\n",
+                Err(
+                    "/etc/node.toml:1: tee = \"tsm\" is now named after the guest: \"sev-snp\" or \"tdx\"",
+                ),
+            ),
+            (
+                "tee = \"sgx\"\n",
+                Err(
+                    "/etc/node.toml:1: tee: unknown TEE \"sgx\" (expected one of \"sim\", \"sim-snp\", \"sev-snp\", \"tdx\", \"gramine-sgx\")",
+                ),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(tee(text), want.map_err(str::to_owned), "{text}");
+        }
     }
 }
