@@ -2,11 +2,15 @@
 //! (`mse-enclave`, simulated TEE, same sandbox, paths and rules), go through the whole
 //! attestation and provisioning protocol, then run the app's tests against it.
 //!
-//! Steps: the app's venv (cached by the hash of its requirements) → package with a fresh key →
-//! a random sim seed and an in-process mock PCCS from it → `mse-enclave --tee sim` → fetch its
-//! RA-TLS certificate, verify the evidence (simulation explicitly allowed here, and said so) and
-//! the measurement recomputed locally → send the code key and secrets pinned to that
-//! certificate → wait for the healthcheck → tests venv → `tests_cmd` with TEST_REMOTE_URL and
+//! Localtest is the node's launcher on a laptop, not a second implementation: the app's venv
+//! comes from mse-launch's venv builder (the node's pip rules: wheels only), the enclave from
+//! mse-launch's process launcher with a sim `LaunchSpec`.
+//!
+//! Steps: the app's venv (cached) → package with a fresh key → a random sim seed and an
+//! in-process mock PCCS from it → launch spec → `mse-enclave` through the process launcher →
+//! attest it with `attest::attest_enclave` (simulation explicitly allowed here, and said so; the
+//! measurement is the spec hash) → send the code key and secrets pinned to that certificate →
+//! wait for the healthcheck → tests venv → `tests_cmd` with TEST_REMOTE_URL and
 //! REQUESTS_CA_BUNDLE. The enclave is always stopped, also on Ctrl-C.
 
 use std::fs;
