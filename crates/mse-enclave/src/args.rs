@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use mse_launch::{LaunchInputs, LaunchSpec, MAX_SPEC_BYTES, TeeKind, TlsSpec};
 
+/// The command line.
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "mse-enclave",
