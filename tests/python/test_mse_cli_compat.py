@@ -2,66 +2,21 @@
 mse-enclave over RA-TLS with its own bootstrap code, and the app then serves."""
 
 import hashlib
-import json
 import os
 import re
 import secrets
 import socket
-import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from launch_spec import launch_spec  # noqa: E402
 APP_ID = "6f1d0d3c-3a51-4c6e-9a7e-0c2b8e4b7d11"
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def environment_digest(root: Path) -> str:
-    """'Environment digest v1' (crates/mse-attest/src/measurement.rs), written again here from
-    its documentation: the spec the enclave checks its venv against."""
-    entries = {}
-    stack = [(b"", root)]
-    while stack:
-        rel, d = stack.pop()
-        for e in os.scandir(d):
-            name = os.fsencode(e.name)
-            is_dir = e.is_dir(follow_symlinks=False)
-            if (is_dir and name == b"__pycache__") or (not is_dir and name.endswith(b".pyc")):
-                continue
-            child = rel + b"/" + name if rel else name
-            if is_dir:
-                stack.append((child, e.path))
-            entries[child] = e.path
-    h = hashlib.sha256()
-    for rel in sorted(entries):
-        path = entries[rel]
-        st = os.lstat(path)
-        kind = b"d" if stat.S_ISDIR(st.st_mode) else b"f" if stat.S_ISREG(st.st_mode) else b"l"
-        h.update(kind + (st.st_mode & 0o7777).to_bytes(4, "big") + len(rel).to_bytes(8, "big") + rel)
-        if kind == b"f":
-            h.update(bytes.fromhex(file_sha256(Path(path))))
-        elif kind == b"l":
-            target = os.fsencode(os.readlink(path))
-            h.update(len(target).to_bytes(8, "big") + target)
-    return h.hexdigest()
-
-
-def launch_spec(package: Path, venv: Path, enclave: Path, expiration: int) -> bytes:
-    """The LaunchSpec v1 canonical bytes (fields in the documented order, compact JSON)."""
-    spec = {
-        "version": 1, "app_id": APP_ID, "san": "localhost", "application": "app:app",
-        "memory_mb": 1024, "vcpus": 1, "tee": "sim", "tls": {"expiration": expiration},
-        "package": {"sha256": file_sha256(package), "size": package.stat().st_size},
-        "environment_sha256": environment_digest(venv),
-        "runtime": {"process": {"enclave_sha256": file_sha256(enclave)}},
-    }
-    return json.dumps(spec, separators=(",", ":")).encode()
 
 
 def free_port() -> int:
@@ -91,7 +46,7 @@ def test_original_client_provisions_the_enclave(tmp_path, mse, mse_bin, mse_cli_
     log = open(tmp_path / "enclave.log", "w+")
     venv = Path(os.environ.get("MSE_TEST_VENV", str(ROOT / ".venv")))
     package = tmp_path / "pkg" / "app.tar"
-    spec = launch_spec(package, venv, enclave_bin, int(time.time()) + 3600)
+    spec = launch_spec(APP_ID, package, venv, enclave_bin, int(time.time()) + 3600)
     enclave = subprocess.Popen(
         [str(enclave_bin), "--spec", "-", "--package", str(package), "--env", str(venv),
          "--host", "127.0.0.1", "--port", str(port),

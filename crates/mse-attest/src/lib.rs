@@ -1,4 +1,5 @@
 //! Evidence, attesters, verifiers, policy, RA-TLS certificates and the simulated TEE.
+#![forbid(unsafe_code)]
 pub mod attester;
 pub mod measurement;
 pub mod ratls;

@@ -2,11 +2,15 @@
 //! (`mse-enclave`, simulated TEE, same sandbox, paths and rules), go through the whole
 //! attestation and provisioning protocol, then run the app's tests against it.
 //!
-//! Steps: the app's venv (cached by the hash of its requirements) → package with a fresh key →
-//! a random sim seed and an in-process mock PCCS from it → `mse-enclave --tee sim` → fetch its
-//! RA-TLS certificate, verify the evidence (simulation explicitly allowed here, and said so) and
-//! the measurement recomputed locally → send the code key and secrets pinned to that
-//! certificate → wait for the healthcheck → tests venv → `tests_cmd` with TEST_REMOTE_URL and
+//! Localtest is the node's launcher on a laptop, not a second implementation: the app's venv
+//! comes from mse-launch's venv builder (the node's pip rules: wheels only), the enclave from
+//! mse-launch's process launcher with a sim `LaunchSpec`.
+//!
+//! Steps: the app's venv (cached) → package with a fresh key → a random sim seed and an
+//! in-process mock PCCS from it → launch spec → `mse-enclave` through the process launcher →
+//! attest it with `attest::attest_enclave` (simulation explicitly allowed here, and said so; the
+//! measurement is the spec hash) → send the code key and secrets pinned to that certificate →
+//! wait for the healthcheck → tests venv → `tests_cmd` with TEST_REMOTE_URL and
 //! REQUESTS_CA_BUNDLE. The enclave is always stopped, also on Ctrl-C.
 
 use std::fs;
@@ -20,15 +24,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use mse_attest::ratls::{CaptureVerifier, PinnedCertVerifier, RaTlsCert, anchors_for};
+use mse_attest::ratls::{CaptureVerifier, anchors_for};
 use mse_attest::sim::{CollateralOptions, MockPccs, SimPki};
 use mse_attest::{Evidence, Policy};
 use mse_conf::AppConf;
 use mse_crypto::CodeKey;
 use mse_launch::venv::{EnvSource, Environment, Venvs, requirements_in_dir};
 use mse_launch::{
-    Digest32, Disposal, Exit, Instance, LaunchInputs, LaunchSpec, Launcher, OutputSink, PackageRef,
-    ProcessLauncher, SPEC_VERSION, TeeKind, TlsSpec,
+    ConfPayload, Digest32, Disposal, Exit, Instance, LaunchInputs, LaunchSpec, Launcher,
+    OutputSink, PackageRef, ProcessLauncher, SPEC_VERSION, TeeKind, TlsSpec,
 };
 use sha2::{Digest, Sha256};
 
@@ -487,20 +491,21 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         anyhow::anyhow!(what)
     };
 
-    // 5. Attest it: certificate, evidence, collateral from the mock PCCS, measurement.
+    // 5. Attest it once its configuration server is up: certificate, evidence, collateral from
+    //    the mock PCCS, the measurement recomputed from the launch spec.
     let deadline = Instant::now()
         + if args.vm {
             VM_READY_TIMEOUT
         } else {
             READY_TIMEOUT
         };
-    let cert_der = loop {
+    loop {
         let capture = Arc::new(CaptureVerifier::default());
         if let Ok(r) = https(args.port, capture.clone(), "GET", "/", b"")
             && r.mse_status
-            && let Some(der) = capture.captured()
+            && capture.captured().is_some()
         {
-            break der;
+            break;
         }
         if let Some(status) = enclave.exited() {
             return Err(fail(format!(
@@ -518,28 +523,34 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
             )));
         }
         std::thread::sleep(Duration::from_millis(50));
-    };
-    let cert = RaTlsCert::parse(&cert_der).context("the enclave's certificate")?;
-    let evidence = Evidence::parse(&cert.quote).context("the enclave's evidence")?;
-    let collateral = mse_attest::fetch_collateral_blocking(&pccs.url(), evidence.raw())
-        .context("collateral from the mock PCCS")?;
+    }
     let expected = spec.sim_measurement();
     let policy = Policy {
         allow_simulation: true,
         expected_measurement: Some(expected.to_vec()),
         ..Policy::default()
     };
-    let report = mse_attest::verify(
-        &evidence,
-        &collateral,
-        &anchors_for(&evidence),
+    let pccs_url = pccs.url();
+    let trust: crate::attest::TrustFor<'_> = Box::new(|evidence: &Evidence| {
+        let collateral = mse_attest::fetch_collateral_blocking(&pccs_url, evidence.raw())
+            .context("collateral from the mock PCCS")?;
+        Ok((anchors_for(evidence), collateral))
+    });
+    let port_text = format!("from 127.0.0.1:{}", args.port);
+    let attested = crate::attest::attest_enclave(
+        &crate::attest::Enclave {
+            host: "127.0.0.1",
+            port: args.port,
+            sni: SAN,
+            via: &port_text,
+            name: "the enclave",
+        },
+        trust,
         &policy,
-        Some(&cert.expected_report_data),
-    );
-    if !report.trusted() {
-        let why = report.error().map(|e| e.to_string()).unwrap_or_default();
-        return Err(fail(format!("the enclave is NOT trusted: {why}")));
-    }
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    )
+    .map_err(|e| fail(format!("{e:#}")))?;
+    let cert = &attested.examined.cert;
     println!(
         "Verified the enclave (SIMULATED TEE): measurement {} matches the local build",
         hex::encode(expected)
@@ -549,15 +560,16 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write {}", cert_path.display()))?;
 
     // 6. Provision it over the attested channel.
-    let pinned: Arc<dyn rustls::client::danger::ServerCertVerifier> =
-        Arc::new(PinnedCertVerifier::new(cert_der.clone()));
-    let mut payload = serde_json::json!({"uuid": id, "code_secret_key": key.to_hex()});
-    if let Some(secrets) = secrets {
-        payload["app_secrets"] = serde_json::Value::Object(secrets);
-    }
-    let body = zeroize::Zeroizing::new(payload.to_string());
+    let pinned = attested.pinned.clone();
+    let payload = ConfPayload {
+        uuid: id.clone(),
+        code_secret_key: Some(zeroize::Zeroizing::new(key.to_hex())),
+        app_secrets: secrets.map(serde_json::Value::Object),
+        ..ConfPayload::default()
+    };
+    let body = payload.to_body();
     drop(payload);
-    let reply = https(args.port, pinned.clone(), "POST", "/", body.as_bytes())
+    let reply = https(args.port, pinned.clone(), "POST", "/", &body)
         .map_err(|e| fail(format!("sending the configuration: {e}")))?;
     if reply.status != 200 {
         return Err(fail(format!(

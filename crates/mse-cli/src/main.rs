@@ -25,6 +25,7 @@ macro_rules! print {
     };
 }
 
+mod attest;
 mod cloud;
 mod localtest;
 mod package;

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use mse_launch::{LaunchInputs, LaunchSpec, MAX_SPEC_BYTES, TeeKind, TlsSpec};
 
+/// The command line.
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "mse-enclave",
@@ -112,26 +113,12 @@ pub fn validate(spec: &LaunchSpec, inputs: &LaunchInputs, now: i64) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mse_launch::{Digest32, PackageRef, Runtime};
+    use mse_launch::Digest32;
 
     fn spec() -> LaunchSpec {
         LaunchSpec {
-            version: 1,
-            app_id: "123e4567-e89b-12d3-a456-426614174000".into(),
-            san: "localhost".into(),
-            application: "app:app".into(),
-            memory_mb: 1024,
-            vcpus: 1,
-            tee: TeeKind::Sim,
             tls: TlsSpec::Expiration(2000),
-            package: PackageRef {
-                sha256: Digest32([1; 32]),
-                size: 10,
-            },
-            environment_sha256: Digest32([2; 32]),
-            runtime: Runtime::Process {
-                enclave_sha256: Digest32([3; 32]),
-            },
+            ..LaunchSpec::example()
         }
     }
 

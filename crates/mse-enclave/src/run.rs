@@ -99,6 +99,8 @@ async fn signalled() -> &'static str {
     }
 }
 
+/// The whole life of the enclave: spec, input checks, attester, sandbox, configuration server,
+/// then the app until SIGTERM/SIGINT.
 pub fn run(args: Args) -> anyhow::Result<()> {
     // First, before any thread exists (the launcher pins this process's CPUs meanwhile).
     let spec = read_spec(&args.spec)?;

@@ -11,6 +11,7 @@
 
 pub mod image;
 mod launcher;
+mod payload;
 pub mod process;
 mod spec;
 mod tee;
@@ -20,6 +21,7 @@ pub mod vm;
 pub use launcher::{
     BoxFuture, Disposal, Exit, Instance, LaunchError, LaunchInputs, Launcher, Metrics, OutputSink,
 };
+pub use payload::ConfPayload;
 pub use process::ProcessLauncher;
 pub use spec::{
     Digest32, LaunchSpec, MAX_SPEC_BYTES, PackageRef, Runtime, SPEC_VERSION, SpecError, TlsSpec,

@@ -507,7 +507,6 @@ fn rss_bytes(pid: u32) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{PackageRef, TlsSpec};
 
     #[derive(Default)]
     struct Collect(Mutex<Vec<u8>>);
@@ -529,22 +528,8 @@ mod tests {
 
     fn spec(tee: TeeKind) -> LaunchSpec {
         LaunchSpec {
-            version: 1,
-            app_id: "123e4567-e89b-12d3-a456-426614174000".into(),
-            san: "localhost".into(),
-            application: "app:app".into(),
-            memory_mb: 64,
-            vcpus: 1,
             tee,
-            tls: TlsSpec::Expiration(4_000_000_000),
-            package: PackageRef {
-                sha256: Digest32([1; 32]),
-                size: 1,
-            },
-            environment_sha256: Digest32([2; 32]),
-            runtime: Runtime::Process {
-                enclave_sha256: Digest32([3; 32]),
-            },
+            ..LaunchSpec::example()
         }
     }
 
@@ -585,7 +570,9 @@ mod tests {
         let instance = launcher.launch(&spec, &inputs, sink.clone()).await.unwrap();
         assert_eq!(instance.addr(), "127.0.0.1:4443".parse().unwrap());
         let spec_file = dir.path().join("app/spec");
-        while std::fs::read(&spec_file).unwrap_or_default().len() < spec.canonical_bytes().len() {
+        // The script has read all of stdin once it said hello on both outputs.
+        let said_hello = |t: String| t.lines().filter(|l| *l == "out" || *l == "err").count() == 2;
+        while !said_hello(sink.text()) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(std::fs::read(&spec_file).unwrap(), spec.canonical_bytes());
@@ -597,7 +584,7 @@ mod tests {
             )
         );
         assert!(instance.pid().is_some());
-        assert!(instance.metrics().memory_bytes.is_some());
+        assert!(instance.metrics().cpu_seconds.is_some());
         assert!(inputs.state_dir.is_dir());
         assert_eq!(instance.stop(Disposal::Delete).await, Exit::Stopped);
         assert!(!inputs.state_dir.exists());

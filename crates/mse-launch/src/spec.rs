@@ -228,6 +228,29 @@ fn is_san(text: &str) -> bool {
 }
 
 impl LaunchSpec {
+    /// A valid self-mode sim spec with fixed placeholder digests (`0x11…` package, `0x22…`
+    /// environment, `0x33…` runtime), for tests and examples.
+    pub fn example() -> LaunchSpec {
+        LaunchSpec {
+            version: SPEC_VERSION,
+            app_id: "123e4567-e89b-12d3-a456-426614174000".into(),
+            san: "app.example.com".into(),
+            application: "app:app".into(),
+            memory_mb: 1024,
+            vcpus: 1,
+            tee: TeeKind::Sim,
+            tls: TlsSpec::Expiration(1_900_000_000),
+            package: PackageRef {
+                sha256: Digest32([0x11; 32]),
+                size: 4096,
+            },
+            environment_sha256: Digest32([0x22; 32]),
+            runtime: Runtime::Process {
+                enclave_sha256: Digest32([0x33; 32]),
+            },
+        }
+    }
+
     /// The canonical bytes (see the module documentation).
     pub fn canonical_bytes(&self) -> Vec<u8> {
         // Strings, integers and enums only: serialisation cannot fail.
@@ -312,24 +335,7 @@ mod tests {
     use super::*;
 
     fn spec() -> LaunchSpec {
-        LaunchSpec {
-            version: 1,
-            app_id: "123e4567-e89b-12d3-a456-426614174000".into(),
-            san: "app.example.com".into(),
-            application: "app:app".into(),
-            memory_mb: 1024,
-            vcpus: 1,
-            tee: TeeKind::Sim,
-            tls: TlsSpec::Expiration(1_900_000_000),
-            package: PackageRef {
-                sha256: Digest32([0x11; 32]),
-                size: 4096,
-            },
-            environment_sha256: Digest32([0x22; 32]),
-            runtime: Runtime::Process {
-                enclave_sha256: Digest32([0x33; 32]),
-            },
-        }
+        LaunchSpec::example()
     }
 
     #[test]
@@ -364,6 +370,18 @@ mod tests {
         )));
         assert_eq!(LaunchSpec::from_json(text.as_bytes()).unwrap(), vm);
         assert_ne!(vm.hash(), spec().hash());
+    }
+
+    /// The fuzz target's seeds are valid specs (so fuzzing starts past the JSON shape).
+    #[test]
+    fn fuzz_seeds_are_valid_canonical_specs() {
+        let seed = include_bytes!("../../../fuzz/corpus/launch_spec/self-sim-process.json");
+        assert_eq!(LaunchSpec::from_json(seed).unwrap(), spec());
+        assert_eq!(&spec().canonical_bytes()[..], &seed[..]);
+        let seed = include_bytes!("../../../fuzz/corpus/launch_spec/owner-snp-vm.json");
+        let vm = LaunchSpec::from_json(seed).unwrap();
+        assert_eq!(vm.canonical_bytes(), seed.to_vec());
+        assert_eq!(vm.tee, TeeKind::SevSnp);
     }
 
     #[test]
@@ -405,26 +423,57 @@ mod tests {
             err(&good.replacen("{", r#"{"extra":1,"#, 1)),
             "launch spec: unknown field `extra`, expected one of `version`, `app_id`, `san`, `application`, `memory_mb`, `vcpus`, `tee`, `tls`, `package`, `environment_sha256`, `runtime` at line 1 column 8"
         );
-        assert_eq!(
-            err(&good.replace(r#""version":1"#, r#""version":2"#)),
-            "launch spec: version: 2 is not supported (expected 1)"
-        );
-        assert_eq!(
-            err(&good.replace("123e4567-e89b-12d3-a456-426614174000", "nope")),
-            "launch spec: app_id: \"nope\" is not a lowercase UUID"
-        );
-        assert_eq!(
-            err(&good.replace("123e4567-e89b", "123E4567-E89B")),
-            "launch spec: app_id: \"123E4567-E89B-12d3-a456-426614174000\" is not a lowercase UUID"
-        );
-        assert_eq!(
-            err(&good.replace("app:app", "app")),
-            "launch spec: application: \"app\" is not module:variable (e.g. app:app)"
-        );
-        assert_eq!(
-            err(&good.replace("app.example.com", "a b")),
-            "launch spec: san: \"a b\" is not a domain name or IP address"
-        );
+        // (what to replace in the good spec, with what, the error)
+        let cases = [
+            (
+                r#""version":1"#,
+                r#""version":2"#,
+                "version: 2 is not supported (expected 1)",
+            ),
+            (
+                "123e4567-e89b-12d3-a456-426614174000",
+                "nope",
+                "app_id: \"nope\" is not a lowercase UUID",
+            ),
+            (
+                "123e4567-e89b",
+                "123E4567-E89B",
+                "app_id: \"123E4567-E89B-12d3-a456-426614174000\" is not a lowercase UUID",
+            ),
+            (
+                "app:app",
+                "app",
+                "application: \"app\" is not module:variable (e.g. app:app)",
+            ),
+            (
+                "app.example.com",
+                "a b",
+                "san: \"a b\" is not a domain name or IP address",
+            ),
+            (
+                r#""memory_mb":1024"#,
+                r#""memory_mb":0"#,
+                "memory_mb: must be a positive number of MB",
+            ),
+            (
+                r#""vcpus":1"#,
+                r#""vcpus":0"#,
+                "vcpus: must be a positive number of CPUs",
+            ),
+            (
+                r#""size":4096"#,
+                r#""size":0"#,
+                "package.size: must be a positive number of bytes",
+            ),
+            (
+                r#""tee":"sim""#,
+                r#""tee":"tsm""#,
+                "unknown variant `tsm`, expected one of `sim`, `sim-snp`, `sev-snp`, `tdx`, `gramine-sgx` at line 1 column 147",
+            ),
+        ];
+        for (from, to, want) in cases {
+            assert_eq!(err(&good.replace(from, to)), format!("launch spec: {want}"));
+        }
         let long = "x".repeat(300);
         assert_eq!(
             err(&good.replace("app.example.com", &long)),
@@ -434,27 +483,11 @@ mod tests {
             )
         );
         assert_eq!(
-            err(&good.replace(r#""memory_mb":1024"#, r#""memory_mb":0"#)),
-            "launch spec: memory_mb: must be a positive number of MB"
-        );
-        assert_eq!(
-            err(&good.replace(r#""vcpus":1"#, r#""vcpus":0"#)),
-            "launch spec: vcpus: must be a positive number of CPUs"
-        );
-        assert_eq!(
-            err(&good.replace(r#""size":4096"#, r#""size":0"#)),
-            "launch spec: package.size: must be a positive number of bytes"
-        );
-        assert_eq!(
             err(&good.replace(&"22".repeat(32), &"AA".repeat(32))),
             format!(
                 "launch spec: {:?} is not a SHA-256 digest (64 lowercase hex characters) at line 1 column 367",
                 "AA".repeat(32)
             )
-        );
-        assert_eq!(
-            err(&good.replace(r#""tee":"sim""#, r#""tee":"tsm""#)),
-            "launch spec: unknown variant `tsm`, expected one of `sim`, `sim-snp`, `sev-snp`, `tdx`, `gramine-sgx` at line 1 column 147"
         );
         assert_eq!(
             err(&"x".repeat(MAX_SPEC_BYTES + 1)),

@@ -342,14 +342,7 @@ impl Venvs {
             "app-{}",
             short_hash(&[base.as_os_str().as_encoded_bytes(), joined.as_bytes()])
         ));
-        let lock = self.lock_for(&dir);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        if dir.join(READY).exists() {
-            log.note(&format!("reusing cached virtualenv {}", dir.display()));
-            return Ok(dir);
-        }
-        self.clean(&dir)?;
-        let built = (|| {
+        self.build_once(&dir, log, || {
             let base_python = base.join("bin").join("python");
             run(
                 Command::new(&base_python)
@@ -358,6 +351,8 @@ impl Venvs {
                 "creating the app's virtualenv",
                 log,
             )?;
+            // The base venv's packages are hard-linked into the app's venv, so the venv handed
+            // to the enclave is one self-contained tree (all of it measured) that costs no copy.
             let base_sp = site_packages(&base);
             let app_sp = site_packages(&dir);
             if let (Some(from), Some(to)) = (base_sp.first(), app_sp.first()) {
@@ -365,21 +360,53 @@ impl Venvs {
             }
             let req = dir.join("requirements.txt");
             std::fs::write(&req, joined.as_bytes()).map_err(io_err(&req))?;
-            let report = self.report_path(&dir);
-            run(
-                pip_install(&base_python, Some(&dir.join("bin").join("python")), &report)
-                    .arg("-r")
-                    .arg(&req),
-                "pip install -r requirements.txt (wheels only)",
-                log,
-            )?;
-            self.record_wheels(&dir, &report, log)?;
-            self.mark_ready(&dir)
-        })();
-        if built.is_err() {
-            let _ = std::fs::remove_dir_all(&dir);
+            let target = dir.join("bin").join("python");
+            self.pip_install(&base_python, Some(&target), &dir, log, |cmd| {
+                cmd.arg("-r").arg(&req);
+                "pip install -r requirements.txt (wheels only)".to_owned()
+            })
+        })
+    }
+
+    /// Builds `dir` with `build` unless a finished build is there (one build at a time per
+    /// directory); a failed build is removed, so that it is redone next time.
+    fn build_once(
+        &self,
+        dir: &Path,
+        log: &dyn OutputSink,
+        build: impl FnOnce() -> Result<(), VenvError>,
+    ) -> Result<PathBuf, VenvError> {
+        let lock = self.lock_for(dir);
+        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        if dir.join(READY).exists() {
+            log.note(&format!("reusing cached virtualenv {}", dir.display()));
+            return Ok(dir.to_path_buf());
         }
-        built.map(|()| dir)
+        self.clean(dir)?;
+        std::fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
+        let built = build().and_then(|()| self.mark_ready(dir));
+        if built.is_err() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        built.map(|()| dir.to_path_buf())
+    }
+
+    /// Runs `python -m pip install` (wheels only) into the venv `dir` (`target`: its python,
+    /// when pip runs from another one), then records the wheels it installed. pip's report
+    /// goes next to the venv, not into it (the venv is measured).
+    fn pip_install(
+        &self,
+        python: &Path,
+        target: Option<&Path>,
+        dir: &Path,
+        log: &dyn OutputSink,
+        what: impl FnOnce(&mut Command) -> String,
+    ) -> Result<(), VenvError> {
+        let report = dir.with_extension("pip-report.json");
+        let mut cmd = pip_install(python, target, &report);
+        let what = what(&mut cmd);
+        run(&mut cmd, &what, log)?;
+        self.record_wheels(dir, &report, log)
     }
 
     fn lock_for(&self, dir: &Path) -> Arc<Mutex<()>> {
@@ -400,11 +427,6 @@ impl Venvs {
 
     fn mark_ready(&self, dir: &Path) -> Result<(), VenvError> {
         std::fs::write(dir.join(READY), b"").map_err(io_err(dir))
-    }
-
-    /// pip's report goes next to the venv, not into it (the venv is measured).
-    fn report_path(&self, dir: &Path) -> PathBuf {
-        dir.with_extension("pip-report.json")
     }
 
     fn record_wheels(
@@ -436,34 +458,21 @@ impl Venvs {
             env.name,
             short_hash(&[python.as_bytes(), joined.as_bytes()])
         ));
-        let lock = self.lock_for(&dir);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        if dir.join(READY).exists() {
-            return Ok(dir);
-        }
-        self.clean(&dir)?;
-        std::fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
-        let built = (|| {
+        self.build_once(&dir, log, || {
             run(
                 Command::new(python).args(["-m", "venv"]).arg(&dir),
                 &format!("creating the base virtualenv of environment {}", env.name),
                 log,
             )?;
-            if !packages.is_empty() {
-                let report = self.report_path(&dir);
-                run(
-                    pip_install(&dir.join("bin").join("python"), None, &report).args(packages),
-                    &format!("pip install {} (wheels only)", packages.join(" ")),
-                    log,
-                )?;
-                self.record_wheels(&dir, &report, log)?;
+            if packages.is_empty() {
+                return Ok(());
             }
-            self.mark_ready(&dir)
-        })();
-        if built.is_err() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        built.map(|()| dir)
+            let python = dir.join("bin").join("python");
+            self.pip_install(&python, None, &dir, log, |cmd| {
+                cmd.args(packages);
+                format!("pip install {} (wheels only)", packages.join(" "))
+            })
+        })
     }
 }
 
@@ -569,6 +578,9 @@ mod tests {
         };
         assert!(e.matches("mse-flask"));
         assert!(e.matches("ghcr.io/cosmian/mse-flask:20230124182826"));
+        assert!(e.matches("mse-flask@sha256:abc"));
+        assert!(!e.matches("mse-flask2"));
+        assert!(!e.matches("ghcr.io/mse-flask/other"));
         assert!(!e.matches("ghcr.io/cosmian/mse-fastapi:1"));
     }
 }

@@ -540,7 +540,7 @@ async fn create_app(
         .cfg
         .environment(&conf.docker)
         .cloned()
-        .map_err(ApiError::bad)?;
+        .map_err(|e| ApiError::bad(e.to_string()))?;
     let live = [Status::Spawning, Status::Initializing, Status::Running];
     if let Some(other) = node
         .store

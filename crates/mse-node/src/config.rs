@@ -32,6 +32,16 @@ pub struct Tier {
 pub use mse_launch::TeeKind;
 pub use mse_launch::venv::{EnvSource, Environment};
 
+/// An mse.toml `docker` value that names none of the node's environments.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown environment {docker:?}: this node offers {offered}")]
+pub struct UnknownEnvironment {
+    /// The value asked for.
+    pub docker: String,
+    /// The environments the node has, comma-separated.
+    pub offered: String,
+}
+
 /// The node's configuration, after defaults and validation.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -520,16 +530,18 @@ impl NodeConfig {
     }
 
     /// The environment a `docker` value names, or an error listing the available ones.
-    pub fn environment(&self, docker: &str) -> Result<&Environment, String> {
+    pub fn environment(&self, docker: &str) -> Result<&Environment, UnknownEnvironment> {
         self.environments
             .iter()
             .find(|e| e.matches(docker))
-            .ok_or_else(|| {
-                let names: Vec<&str> = self.environments.iter().map(|e| e.name.as_str()).collect();
-                format!(
-                    "unknown environment {docker:?}: this node offers {}",
-                    names.join(", ")
-                )
+            .ok_or_else(|| UnknownEnvironment {
+                docker: docker.to_owned(),
+                offered: self
+                    .environments
+                    .iter()
+                    .map(|e| e.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 
@@ -563,7 +575,8 @@ mod tests {
         );
         assert_eq!(
             cfg.environment("ghcr.io/cosmian/mse-pytorch:20230104085621")
-                .unwrap_err(),
+                .unwrap_err()
+                .to_string(),
             "unknown environment \"ghcr.io/cosmian/mse-pytorch:20230104085621\": this node offers mse-flask, mse-fastapi"
         );
     }
@@ -631,32 +644,26 @@ mod tests {
 
     #[test]
     fn tee_spellings() {
-        assert_eq!(parse("").unwrap().tee, TeeKind::Sim);
-        assert_eq!(
-            parse("tee = \"gramine\"\n").unwrap().tee,
-            TeeKind::GramineSgx
-        );
-        assert_eq!(parse("tee = \"tdx\"\n").unwrap().tee, TeeKind::Tdx);
-        assert_eq!(
-            parse("tee = \"tsm\"\n").unwrap_err().to_string(),
-            "/etc/node.toml:1: tee = \"tsm\" is now named after the guest: \"sev-snp\" or \"tdx\""
-        );
-        assert_eq!(
-            parse("tee = \"sgx\"\n").unwrap_err().to_string(),
-            "/etc/node.toml:1: tee: unknown TEE \"sgx\" (expected one of \"sim\", \"sim-snp\", \"sev-snp\", \"tdx\", \"gramine-sgx\")"
-        );
-    }
-
-    #[test]
-    fn environment_names_match_image_references() {
-        let e = Environment {
-            name: "mse-flask".into(),
-            source: EnvSource::Venv("/v".into()),
-        };
-        assert!(e.matches("mse-flask"));
-        assert!(e.matches("ghcr.io/cosmian/mse-flask:20230124182826"));
-        assert!(e.matches("mse-flask@sha256:abc"));
-        assert!(!e.matches("mse-flask2"));
-        assert!(!e.matches("ghcr.io/mse-flask/other"));
+        let tee = |text: &str| parse(text).map(|c| c.tee).map_err(|e| e.to_string());
+        let cases = [
+            ("", Ok(TeeKind::Sim)),
+            ("tee = \"gramine\"\n", Ok(TeeKind::GramineSgx)),
+            ("tee = \"tdx\"\n", Ok(TeeKind::Tdx)),
+            (
+                "tee = \"tsm\"\n",
+                Err(
+                    "/etc/node.toml:1: tee = \"tsm\" is now named after the guest: \"sev-snp\" or \"tdx\"",
+                ),
+            ),
+            (
+                "tee = \"sgx\"\n",
+                Err(
+                    "/etc/node.toml:1: tee: unknown TEE \"sgx\" (expected one of \"sim\", \"sim-snp\", \"sev-snp\", \"tdx\", \"gramine-sgx\")",
+                ),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(tee(text), want.map_err(str::to_owned), "{text}");
+        }
     }
 }

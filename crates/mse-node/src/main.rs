@@ -99,7 +99,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     tracing::info!("shutting down");
                 },
-            ))
+            ))?;
+            Ok(())
         }
         Cmd::Project {
             command: ProjectCmd::Create { name, config },

@@ -109,15 +109,20 @@ fn requirements_txt_gets_a_cached_layered_venv() {
         cmdline.contains(&format!("--env\0{}\0", venv.display())),
         "{cmdline:?}"
     );
-    // Flask is importable in the layered venv.
+    // Flask is importable in the layered venv, which is its own prefix.
     let out = std::process::Command::new(venv.join("bin/python"))
         .args(["-c", "import flask, sys; print(sys.prefix)"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}\n", venv.display()),
+        "{out:?}"
+    );
+    // pip installed nothing (the base venv has Flask): the wheel list is empty, not missing.
+    assert_eq!(
+        std::fs::read_to_string(venv.join("mse-wheels.txt")).unwrap(),
+        "\n"
     );
     let (_, logs) = node.get(&format!("/apps/{id}/logs"), Some(&token));
     assert!(

@@ -21,11 +21,11 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mse_attest::ratls::{RaTlsCert, fetch_server_certificate};
+use mse_attest::ratls::RaTlsCert;
 use mse_attest::{Collateral, Evidence, Policy, TrustAnchors};
 use mse_conf::AppConf;
 use mse_crypto::CodeKey;
-use mse_launch::{Digest32, LaunchSpec, PackageRef, Runtime, TeeKind, TlsSpec};
+use mse_launch::{ConfPayload, Digest32, LaunchSpec, PackageRef, Runtime, TeeKind, TlsSpec};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -51,7 +51,6 @@ macro_rules! say {
 
 /// Where DCAP collateral of hardware evidence comes from unless `MSE_PCCS_URL` says otherwise.
 const DEFAULT_PCCS_URL: &str = "https://api.trustedservices.intel.com";
-const CERT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The configuration POST (the enclave decrypts the code before answering).
 const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -250,54 +249,33 @@ struct ExpectedSpec<'a> {
 impl ExpectedSpec<'_> {
     /// An error naming the first field of `spec` that is not what was asked.
     fn check(&self, spec: &LaunchSpec) -> anyhow::Result<()> {
-        let differ = |field: &str, theirs: String, ours: String| {
-            anyhow::anyhow!(
-                "the node's launch spec has {field} {theirs} instead of {ours}: refusing (nothing was sent)"
-            )
-        };
-        if spec.app_id != self.app_id {
-            return Err(differ(
+        let package = |p: &PackageRef| format!("{} ({} bytes)", p.sha256, p.size);
+        let fields = [
+            (
                 "app_id",
                 format!("{:?}", spec.app_id),
                 format!("{:?}", self.app_id),
-            ));
-        }
-        if spec.san != self.san {
-            return Err(differ(
-                "san",
-                format!("{:?}", spec.san),
-                format!("{:?}", self.san),
-            ));
-        }
-        if spec.application != self.application {
-            return Err(differ(
+            ),
+            ("san", format!("{:?}", spec.san), format!("{:?}", self.san)),
+            (
                 "application",
                 format!("{:?}", spec.application),
                 format!("{:?}", self.application),
-            ));
-        }
-        if spec.memory_mb != self.memory_mb {
-            return Err(differ(
+            ),
+            (
                 "memory_mb",
                 spec.memory_mb.to_string(),
                 self.memory_mb.to_string(),
-            ));
+            ),
+            ("tls", format!("{:?}", spec.tls), format!("{:?}", self.tls)),
+            ("package", package(&spec.package), package(&self.package)),
+        ];
+        match fields.into_iter().find(|(_, theirs, ours)| theirs != ours) {
+            Some((field, theirs, ours)) => bail!(
+                "the node's launch spec has {field} {theirs} instead of {ours}: refusing (nothing was sent)"
+            ),
+            None => Ok(()),
         }
-        if spec.tls != self.tls {
-            return Err(differ(
-                "tls",
-                format!("{:?}", spec.tls),
-                format!("{:?}", self.tls),
-            ));
-        }
-        if spec.package != self.package {
-            return Err(differ(
-                "package",
-                format!("{} ({} bytes)", spec.package.sha256, spec.package.size),
-                format!("{} ({} bytes)", self.package.sha256, self.package.size),
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -334,95 +312,78 @@ fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
                 inp.router
             )
         })?;
-    let rt = tls::runtime()?;
-    let der = rt
-        .block_on(fetch_server_certificate(
-            host,
-            port,
-            inp.sni,
-            CERT_FETCH_TIMEOUT,
-        ))
-        .context("cannot fetch the enclave's certificate through the node's router")?;
-    let cert =
-        RaTlsCert::parse(&der).context("the enclave's certificate is not an RA-TLS certificate")?;
-    let evidence = Evidence::parse(&cert.quote).context("the enclave's evidence")?;
     let tee = inp.tee;
-    let simulated_evidence = mse_attest::sim::sim_root_from_quote(evidence.raw()).is_some();
-    let (anchors, collateral) = if tee == Some(TeeKind::Sim) {
-        say!();
-        say!(
-            "WARNING: this node declares a SIMULATED TEE: the enclave has NO hardware protection;"
-        );
-        say!("WARNING: the node's operator can read its memory, its code and its secrets.");
-        say!("WARNING: use it only for local testing, never with real secrets.");
-        say!();
-        let pccs = format!("{}/pccs", inp.client.base());
-        let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
-            .with_context(|| format!("collateral from the node's PCCS {pccs}"))?;
-        let root = sim_root_of(&collateral)?;
-        let fingerprint = hex::encode(Sha256::digest(&root));
-        match &inp.login.sim_root_sha256 {
-            Some(pinned) if *pinned != fingerprint => bail!(
-                "the node's simulation root changed (was {pinned}, now {fingerprint}): refusing; \
-                 `mse login` again if the node was re-created"
-            ),
-            Some(_) => {}
-            None => {
-                inp.login.sim_root_sha256 = Some(fingerprint.clone());
-                inp.login.save(inp.config_dir)?;
-                say!("Pinned this node's simulation root (SHA-256 {fingerprint}).");
-            }
-        }
-        (TrustAnchors::intel().with_simulation_root(root), collateral)
-    } else {
-        if simulated_evidence {
-            bail!(
-                "the enclave presents simulated evidence, but the node declares the TEE {:?}: \
-                 refusing (nothing was sent)",
-                tee.map_or("unknown", TeeKind::as_str)
+    let client = inp.client;
+    let login = inp.login;
+    let config_dir = inp.config_dir;
+    let trust: crate::attest::TrustFor<'_> = Box::new(move |evidence: &Evidence| {
+        let simulated_evidence = mse_attest::sim::sim_root_from_quote(evidence.raw()).is_some();
+        if tee == Some(TeeKind::Sim) {
+            say!();
+            say!(
+                "WARNING: this node declares a SIMULATED TEE: the enclave has NO hardware protection;"
             );
+            say!("WARNING: the node's operator can read its memory, its code and its secrets.");
+            say!("WARNING: use it only for local testing, never with real secrets.");
+            say!();
+            let pccs = format!("{}/pccs", client.base());
+            let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
+                .with_context(|| format!("collateral from the node's PCCS {pccs}"))?;
+            let root = sim_root_of(&collateral)?;
+            let fingerprint = hex::encode(Sha256::digest(&root));
+            match &login.sim_root_sha256 {
+                Some(pinned) if *pinned != fingerprint => bail!(
+                    "the node's simulation root changed (was {pinned}, now {fingerprint}): refusing; \
+                     `mse login` again if the node was re-created"
+                ),
+                Some(_) => {}
+                None => {
+                    login.sim_root_sha256 = Some(fingerprint.clone());
+                    login.save(config_dir)?;
+                    say!("Pinned this node's simulation root (SHA-256 {fingerprint}).");
+                }
+            }
+            Ok((TrustAnchors::intel().with_simulation_root(root), collateral))
+        } else {
+            if simulated_evidence {
+                bail!(
+                    "the enclave presents simulated evidence, but the node declares the TEE {:?}: \
+                     refusing (nothing was sent)",
+                    tee.map_or("unknown", TeeKind::as_str)
+                );
+            }
+            let pccs =
+                std::env::var("MSE_PCCS_URL").unwrap_or_else(|_| DEFAULT_PCCS_URL.to_owned());
+            let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
+                .with_context(|| format!("collateral from {pccs}"))?;
+            Ok((TrustAnchors::intel(), collateral))
         }
-        let pccs = std::env::var("MSE_PCCS_URL").unwrap_or_else(|_| DEFAULT_PCCS_URL.to_owned());
-        let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
-            .with_context(|| format!("collateral from {pccs}"))?;
-        (TrustAnchors::intel(), collateral)
-    };
+    });
     let policy = Policy {
         allow_simulation: tee == Some(TeeKind::Sim),
         expected_measurement: inp.expected.map(|m| m.to_vec()),
         ..Policy::default()
     };
-    let report = mse_attest::verify(
-        &evidence,
-        &collateral,
-        &anchors,
-        &policy,
-        Some(&cert.expected_report_data),
-    );
-    if !report.trusted() {
-        let reason = report
-            .error()
-            .map(|e| e.to_string())
-            .unwrap_or_else(|| "a check failed".into());
-        bail!("the enclave of app {} is NOT trusted: {reason}", inp.app.id);
-    }
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    cert.check_validity(now)
-        .with_context(|| format!("the enclave of app {} is NOT trusted", inp.app.id))?;
-    if !cert.san.iter().any(|n| n.eq_ignore_ascii_case(inp.sni)) {
-        bail!(
-            "the enclave of app {} is NOT trusted: its certificate names {:?}, not {:?}",
-            inp.app.id,
-            cert.san,
-            inp.sni
-        );
-    }
+    let attested = crate::attest::attest_enclave(
+        &crate::attest::Enclave {
+            host,
+            port,
+            sni: inp.sni,
+            via: "through the node's router",
+            name: &format!("the enclave of app {}", inp.app.id),
+        },
+        trust,
+        &policy,
+        now,
+    )?;
+    let examined = attested.examined;
     Ok(Attested {
-        measurement: report.measurement.clone(),
-        simulated: report.simulated,
-        cert,
+        measurement: examined.report.measurement.clone(),
+        simulated: examined.report.simulated,
+        cert: examined.cert,
     })
 }
 
@@ -691,30 +652,25 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         }
     );
 
-    let mut payload = serde_json::Map::new();
-    payload.insert("uuid".into(), Value::String(app.id.clone()));
-    payload.insert("code_secret_key".into(), Value::String(key_hex.to_string()));
-    if let Some(s) = &material.secrets {
-        payload.insert("app_secrets".into(), Value::Object(s.clone()));
-    }
+    let mut payload = ConfPayload {
+        uuid: app.id.clone(),
+        code_secret_key: Some(Zeroizing::new(key_hex.to_string())),
+        app_secrets: material.secrets.clone().map(Value::Object),
+        ..ConfPayload::default()
+    };
     if let Some(sealed) = &material.sealed {
         let pk = attested
             .cert
             .x25519_public()
             .context("the enclave's certificate carries no X25519 key to seal secrets to")?;
         let boxed = mse_crypto::seal(&pk, sealed).context("sealing the sealed secrets")?;
-        payload.insert(
-            "app_sealed_secrets".into(),
-            Value::String(base64::engine::general_purpose::URL_SAFE.encode(boxed)),
-        );
+        payload.app_sealed_secrets = Some(base64::engine::general_purpose::URL_SAFE.encode(boxed));
     }
     if let Some(o) = &material.owner {
-        payload.insert(
-            "ssl_private_key".into(),
-            Value::String(o.key_pem.to_string()),
-        );
+        payload.ssl_private_key = Some(Zeroizing::new(o.key_pem.to_string()));
     }
-    let body = Zeroizing::new(serde_json::to_vec(&Value::Object(payload)).context("payload")?);
+    let body = payload.to_body();
+    drop(payload);
     let der = attested.cert.der.clone();
     let answer = tls::pinned_request(
         &router,
@@ -818,6 +774,35 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_nodes_spec_must_hold_what_was_deployed() {
+        let spec = LaunchSpec::example();
+        let ours = ExpectedSpec {
+            app_id: &spec.app_id,
+            san: &spec.san,
+            application: "app:app",
+            memory_mb: 1024,
+            tls: spec.tls,
+            package: spec.package,
+        };
+        ours.check(&spec).unwrap();
+        let mut other = spec.clone();
+        other.package.size = 1;
+        assert_eq!(
+            ours.check(&other).unwrap_err().to_string(),
+            format!(
+                "the node's launch spec has package {} (1 bytes) instead of {} (4096 bytes): refusing (nothing was sent)",
+                spec.package.sha256, spec.package.sha256
+            )
+        );
+        let mut other = spec.clone();
+        other.application = "evil:app".into();
+        assert_eq!(
+            ours.check(&other).unwrap_err().to_string(),
+            "the node's launch spec has application \"evil:app\" instead of \"app:app\": refusing (nothing was sent)"
+        );
+    }
 
     #[test]
     fn digests_and_dates() {
