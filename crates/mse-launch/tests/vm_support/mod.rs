@@ -156,6 +156,19 @@ impl Response {
 
 /// One HTTP/1.1 request over TLS (`Connection: close`), the server certificate captured.
 pub fn request(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<Response> {
+    request_timeout(port, method, path, body, Duration::from_secs(60))
+}
+
+/// [`request`] with a read timeout. Readiness probes use a short one: QEMU's user-mode network
+/// accepts the host-side connection at once, and while the guest's network is not up yet the
+/// forwarded connection stalls (about 11 s) instead of being refused.
+pub fn request_timeout(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<Response> {
     let capture = Arc::new(CaptureVerifier::default());
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -169,7 +182,7 @@ pub fn request(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Res
     let conn =
         rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
     let tcp = TcpStream::connect(("127.0.0.1", port))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
+    tcp.set_read_timeout(Some(timeout))?;
     let mut tls = rustls::StreamOwned::new(conn, tcp);
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -218,7 +231,10 @@ pub async fn poll(
     let deadline = Instant::now() + BOOT_DEADLINE;
     loop {
         let p = path.to_owned();
-        if let Ok(Ok(r)) = tokio::task::spawn_blocking(move || request(port, "GET", &p, b"")).await
+        if let Ok(Ok(r)) = tokio::task::spawn_blocking(move || {
+            request_timeout(port, "GET", &p, b"", Duration::from_secs(3))
+        })
+        .await
             && done(&r)
         {
             return r;
