@@ -7,15 +7,21 @@ PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 VENV_SGXRA := $(CURDIR)/.venv-sgxra
 VENV_MSE_CLI := $(CURDIR)/.venv-mse-cli
+VENV_VM := $(CURDIR)/.venv-vm
 BIN := $(CURDIR)/target/debug
-# Debian packages that the build, the tests or the demo need (installed only when missing).
-APT_PACKAGES := curl ca-certificates fuse3 pkg-config ovmf
+# Debian packages that the build, the tests or the demo need (installed only when missing;
+# e2fsprogs: the VM launcher formats each guest's $HOME disk with mkfs.ext4;
+# ovmf: the firmware of the SEV-SNP launch-digest differential tests).
+APT_PACKAGES := curl ca-certificates fuse3 pkg-config e2fsprogs ovmf
 
 # Tests find the pinned virtualenv and the freshly built binaries through these.
 export MSE_TEST_VENV := $(VENV)
 export MSE_SGXRA_VENV := $(VENV_SGXRA)
 export MSE_CLI_VENV := $(VENV_MSE_CLI)
 export MSE_BIN_DIR := $(BIN)
+# The VM launcher's tests (crates/mse-launch/tests/vm.rs) boot this guest image with this venv.
+export MSE_VM_IMAGE := $(CURDIR)/target/image
+export MSE_VM_VENV := $(VENV_VM)
 # pyo3 builds against this interpreter; its libpython is found at run time via the rpath that
 # crates/mse-wsgi's build script sets.
 export PYO3_PYTHON ?= $(shell command -v $(PYTHON))
@@ -49,7 +55,13 @@ $(VENV_MSE_CLI)/.stamp: tests/requirements-mse-cli.txt
 	$(VENV_MSE_CLI)/bin/pip install -q --disable-pip-version-check -r tests/requirements-mse-cli.txt
 	touch $@
 
-venv: $(VENV)/.stamp $(VENV_SGXRA)/.stamp $(VENV_MSE_CLI)/.stamp
+# Flask only: packed into the guest's environment disk by the VM launcher's tests and bench.
+$(VENV_VM)/.stamp: tests/requirements-vm.txt
+	$(PYTHON) -m venv $(VENV_VM)
+	$(VENV_VM)/bin/pip install -q --disable-pip-version-check --only-binary :all: -r tests/requirements-vm.txt
+	touch $@
+
+venv: $(VENV)/.stamp $(VENV_SGXRA)/.stamp $(VENV_MSE_CLI)/.stamp $(VENV_VM)/.stamp
 
 setup: apt venv
 
@@ -60,7 +72,7 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-rust-test: setup build
+rust-test: setup build image qemu
 	$(CARGO) test --workspace
 
 py-test: setup build
@@ -73,7 +85,8 @@ test: setup build lint rust-test py-test
 # demo-out/). The app's virtualenvs are built with pip at the first run and cached
 # (~/.cache/mse for localtest, demo-out/cache for the node). tests/python/test_demo.py runs the
 # same script on any free ports with the pinned venv.
-demo: setup build
+# DEMO_LAUNCHER=vm make demo: the same story with VM enclaves (guest image, QEMU, TCG here).
+demo: setup build $(if $(filter vm,$(DEMO_LAUNCHER)),image qemu)
 	MSE_BIN_DIR=$(BIN) scripts/demo.sh
 
 # The guest image of VM enclaves (docs/image.md): target/image/{vmlinuz,initrd.img,image.json},
@@ -109,4 +122,4 @@ image-test: image qemu
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) $(VENV_SGXRA) $(VENV_MSE_CLI) demo-out
+	rm -rf $(VENV) $(VENV_SGXRA) $(VENV_MSE_CLI) $(VENV_VM) demo-out

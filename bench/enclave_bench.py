@@ -10,6 +10,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from launch_spec import launch_spec  # noqa: E402
+
 enclave_bin, work, venv, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 APP_ID = "6f1d0d3c-3a51-4c6e-9a7e-0c2b8e4b7d11"
 key = open(f"{work}/pkg/app.key", "rb").read().hex()
@@ -17,6 +20,12 @@ secrets = json.load(open(f"{work}/app/secrets.json"))
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE  # timing only: the tests verify the certificate
+
+
+# The launch spec the node would hand over (mse-launch LaunchSpec v1, canonical JSON); built
+# once, outside the timings, as the node builds it before it launches.
+package = f"{work}/pkg/app.tar"
+SPEC = launch_spec(APP_ID, package, venv, enclave_bin, int(time.time()) + 3600, memory_mb=4096)
 
 
 def free_port():
@@ -52,12 +61,12 @@ for i in range(runs):
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.Popen(
-        [enclave_bin, "--size", "4096", "--san", "localhost", "--id", APP_ID,
-         "--application", "app:app", "--expiration", str(int(time.time()) + 3600),
-         "--package", f"{work}/pkg/app.tar", "--env", venv, "--host", "127.0.0.1",
-         "--port", str(port), "--tee", "sim", "--sim-seed", f"{work}/seed",
+        [enclave_bin, "--spec", "-", "--package", package, "--env", venv,
+         "--host", "127.0.0.1", "--port", str(port), "--sim-seed", f"{work}/seed",
          "--state-dir", f"{work}/state{i}", "--timeout", "60"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p.stdin.write(SPEC)
+    p.stdin.close()
     t1 = until(lambda: get(port) == (200, "Waiting"))
     payload = json.dumps({"uuid": APP_ID, "code_secret_key": key, "app_secrets": secrets})
     t2 = time.perf_counter()

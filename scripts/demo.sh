@@ -15,6 +15,9 @@
 #   DEMO_VENV        an existing virtualenv with Flask, pytest and requests, used as the app's
 #                    environment by both `mse localtest` and the node instead of building one
 #                    with pip (tests use the pinned test venv: offline and fast)
+#   DEMO_LAUNCHER    "process" (default: enclaves are host processes) or "vm" (each enclave is a
+#                    QEMU VM booted from the guest image, the simulated TEE inside; slow under TCG)
+#   DEMO_VM_IMAGE    the guest image for DEMO_LAUNCHER=vm (default: target/image, `make image`)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +26,13 @@ OUT=${DEMO_OUT:-$ROOT/demo-out}
 API_BIND=${DEMO_API_BIND:-127.0.0.1:9443}
 ROUTER_BIND=${DEMO_ROUTER_BIND:-127.0.0.1:8443}
 DEMO_VENV=${DEMO_VENV:-}
+LAUNCHER=${DEMO_LAUNCHER:-process}
+VM_IMAGE=${DEMO_VM_IMAGE:-$ROOT/target/image}
+case "$LAUNCHER" in
+    process) ;;
+    vm) [ -f "$VM_IMAGE/image.json" ] || { echo "demo: no guest image in $VM_IMAGE (run: make image)" >&2; exit 1; } ;;
+    *) echo "demo: DEMO_LAUNCHER=$LAUNCHER: expected \"process\" or \"vm\"" >&2; exit 1 ;;
+esac
 
 for b in mse mse-node mse-enclave; do
     [ -x "$BIN_DIR/$b" ] || { echo "demo: $BIN_DIR/$b missing (run: cargo build --workspace --bins)" >&2; exit 1; }
@@ -101,11 +111,21 @@ step "start a node" \
     "mse-node is the host side: it stores the encrypted code, starts one enclave (mse-enclave)" \
     "per app and routes TLS connections to them by server name, without decrypting them." \
     "This machine has no SGX, so the node runs a SIMULATED TEE: the whole protocol, no protection."
+if [ "$LAUNCHER" = vm ]; then
+    echo "   DEMO_LAUNCHER=vm: each enclave is a QEMU VM booted from the guest image ($VM_IMAGE),"
+    echo "   its code, environment and launch spec attached as read-only disks that the guest checks"
+    echo "   against the spec hash on its kernel command line (TCG here: boots take seconds)."
+fi
 {
     echo "# The demo's node: embedded defaults but for the data dir (and the addresses if set)."
     echo "data_dir = \"node-data\""
     echo "api_bind = \"$API_BIND\""
     echo "router_bind = \"$ROUTER_BIND\""
+    if [ "$LAUNCHER" = vm ]; then
+        echo "launcher = \"vm\""
+        echo "vm_image = \"$VM_IMAGE\""
+        echo "spawn_timeout_secs = 600"
+    fi
     if [ -n "$DEMO_VENV" ]; then
         printf '\n[[environment]]\nname = "mse-flask"\nvenv = "%s"\n' "$DEMO_VENV"
     fi
@@ -171,6 +191,7 @@ else
 fi
 localtest=(localtest)
 [ -z "${DEMO_LOCALTEST_PORT:-}" ] || localtest+=(--port "$DEMO_LOCALTEST_PORT")
+[ "$LAUNCHER" != vm ] || localtest+=(--vm --vm-image "$VM_IMAGE")
 show "mse ${localtest[*]}"
 mse "${localtest[@]}" 2>&1 | tee ../localtest.out || fail "mse localtest failed"
 expect_contains ../localtest.out "Tests passed." "mse localtest"

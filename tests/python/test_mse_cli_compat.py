@@ -1,17 +1,21 @@
 """The original client (PyPI mse-cli 1.3, in its own venv MSE_CLI_VENV) provisions our
 mse-enclave over RA-TLS with its own bootstrap code, and the app then serves."""
 
+import hashlib
 import os
 import re
 import secrets
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from launch_spec import launch_spec  # noqa: E402
 APP_ID = "6f1d0d3c-3a51-4c6e-9a7e-0c2b8e4b7d11"
 
 
@@ -40,14 +44,16 @@ def test_original_client_provisions_the_enclave(tmp_path, mse, mse_bin, mse_cli_
     seed.write_bytes(secrets.token_bytes(32))
     port = free_port()
     log = open(tmp_path / "enclave.log", "w+")
+    venv = Path(os.environ.get("MSE_TEST_VENV", str(ROOT / ".venv")))
+    package = tmp_path / "pkg" / "app.tar"
+    spec = launch_spec(APP_ID, package, venv, enclave_bin, int(time.time()) + 3600)
     enclave = subprocess.Popen(
-        [str(enclave_bin), "--size", "1024", "--san", "localhost", "--id", APP_ID,
-         "--application", "app:app", "--expiration", str(int(time.time()) + 3600),
-         "--package", str(tmp_path / "pkg" / "app.tar"),
-         "--env", os.environ.get("MSE_TEST_VENV", str(ROOT / ".venv")),
-         "--host", "127.0.0.1", "--port", str(port), "--tee", "sim",
+        [str(enclave_bin), "--spec", "-", "--package", str(package), "--env", str(venv),
+         "--host", "127.0.0.1", "--port", str(port),
          "--sim-seed", str(seed), "--state-dir", str(tmp_path / "state"), "--timeout", "120"],
-        stdout=subprocess.DEVNULL, stderr=log)
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+    enclave.stdin.write(spec)
+    enclave.stdin.close()
     try:
         deadline = time.time() + 60
         measurement = None
@@ -56,6 +62,8 @@ def test_original_client_provisions_the_enclave(tmp_path, mse, mse_bin, mse_cli_
             m = re.search(r"measurement=([0-9a-f]{64})", (tmp_path / "enclave.log").read_text())
             measurement = m and m.group(1)
         assert measurement, (tmp_path / "enclave.log").read_text()
+        # The sim TEE's measurement is the spec hash.
+        assert measurement == hashlib.sha256(spec).hexdigest()
         client = subprocess.run(
             [str(mse_cli_python), str(Path(__file__).parent / "compat" / "mse_cli_client.py"),
              f"https://localhost:{port}", APP_ID, key, measurement, str(tmp_path / "cert.pem")],

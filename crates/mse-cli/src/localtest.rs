@@ -2,37 +2,49 @@
 //! (`mse-enclave`, simulated TEE, same sandbox, paths and rules), go through the whole
 //! attestation and provisioning protocol, then run the app's tests against it.
 //!
-//! Steps: the app's venv (cached by the hash of its requirements) → package with a fresh key →
-//! a random sim seed and an in-process mock PCCS from it → `mse-enclave --tee sim` → fetch its
-//! RA-TLS certificate, verify the evidence (simulation explicitly allowed here, and said so) and
-//! the measurement recomputed locally → send the code key and secrets pinned to that
-//! certificate → wait for the healthcheck → tests venv → `tests_cmd` with TEST_REMOTE_URL and
+//! Localtest is the node's launcher on a laptop, not a second implementation: the app's venv
+//! comes from mse-launch's venv builder (the node's pip rules: wheels only), the enclave from
+//! mse-launch's process launcher with a sim `LaunchSpec`.
+//!
+//! Steps: the app's venv (cached) → package with a fresh key → a random sim seed and an
+//! in-process mock PCCS from it → launch spec → `mse-enclave` through the process launcher →
+//! attest it with `attest::attest_enclave` (simulation explicitly allowed here, and said so; the
+//! measurement is the spec hash) → send the code key and secrets pinned to that certificate →
+//! wait for the healthcheck → tests venv → `tests_cmd` with TEST_REMOTE_URL and
 //! REQUESTS_CA_BUNDLE. The enclave is always stopped, also on Ctrl-C.
 
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use mse_attest::measurement::{Manifest, MeasurementInputs, TlsInput};
-use mse_attest::ratls::{CaptureVerifier, PinnedCertVerifier, RaTlsCert, anchors_for};
+use mse_attest::ratls::{CaptureVerifier, anchors_for_collateral};
 use mse_attest::{Evidence, Policy};
 use mse_attest_sim::{CollateralOptions, MockPccs, SimPki};
 use mse_conf::AppConf;
 use mse_crypto::CodeKey;
+use mse_launch::venv::{EnvSource, Environment, Venvs, requirements_in_dir};
+use mse_launch::{
+    ConfPayload, Digest32, Disposal, Exit, Instance, LaunchInputs, LaunchSpec, Launcher,
+    OutputSink, PackageRef, ProcessLauncher, SPEC_VERSION, TeeKind, TlsSpec,
+};
 use sha2::{Digest, Sha256};
 
 /// Packages the default environment (the `docker` of a scaffolded app) provides.
 const BASE_PACKAGES: &[&str] = &["flask"];
+/// Name of localtest's base environment in the venv cache.
+const BASE_ENV: &str = "localtest-base";
 /// Cache layout version (bump when the venv recipe changes).
 const CACHE_VERSION: &str = "mse-localtest-venv-v1";
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// A VM under software emulation boots in tens of seconds on a loaded machine.
+const VM_READY_TIMEOUT: Duration = Duration::from_secs(600);
 const SAN: &str = "localhost";
 
 #[derive(Args, Debug)]
@@ -46,39 +58,53 @@ pub struct LocaltestArgs {
     /// Local port of the app.
     #[arg(long, default_value_t = 5000)]
     pub port: u16,
+    /// Run the app in a VM booted from the guest image (the node's `launcher = "vm"`), with the
+    /// simulated TEE inside, instead of a host process.
+    #[arg(long)]
+    pub vm: bool,
+    /// The guest image directory for --vm (vmlinuz, initrd.img, image.json); default
+    /// `$MSE_VM_IMAGE`.
+    #[arg(long, value_name = "DIR", requires = "vm")]
+    pub vm_image: Option<PathBuf>,
 }
 
-/// Stops the enclave (SIGTERM, then SIGKILL) when dropped.
-struct EnclaveProcess {
-    child: Child,
+/// The enclave, launched by the node's process launcher; stopped (SIGTERM, then SIGKILL; its
+/// state dir deleted) when dropped.
+struct LaunchedEnclave {
+    rt: tokio::runtime::Runtime,
+    instance: Arc<dyn Instance>,
 }
 
-impl EnclaveProcess {
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
+impl LaunchedEnclave {
+    /// How it ended, if it has.
+    fn exited(&self) -> Option<Exit> {
+        self.rt.block_on(async {
+            tokio::time::timeout(Duration::ZERO, self.instance.wait())
+                .await
+                .ok()
+        })
     }
 }
 
-impl Drop for EnclaveProcess {
+impl Drop for LaunchedEnclave {
     fn drop(&mut self) {
-        if self.exited().is_some() {
-            return;
-        }
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.exited().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.rt.block_on(self.instance.stop(Disposal::Delete));
+    }
+}
+
+/// Where the enclave's output goes: its log file (shown on failure), or stderr with
+/// `--no-tests`.
+struct EnclaveOutput(std::sync::Mutex<Box<dyn Write + Send>>);
+
+impl OutputSink for EnclaveOutput {
+    fn output(&self, bytes: &[u8]) {
+        let mut out = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
+    }
+
+    fn note(&self, line: &str) {
+        self.output(format!("[mse localtest] {line}\n").as_bytes());
     }
 }
 
@@ -187,6 +213,40 @@ fn cached_venv_in(
         return Err(e);
     }
     Ok(dir)
+}
+
+/// Prints the venv builder's notes; pip's own output is not shown (its reason is in the error).
+struct ConsoleSink;
+
+impl mse_launch::OutputSink for ConsoleSink {
+    fn output(&self, _bytes: &[u8]) {}
+
+    fn note(&self, line: &str) {
+        // Progress only: a closed stdout must not stop the build.
+        let _ = crate::write_stdout(format_args!("  {line}\n"));
+    }
+}
+
+/// The app's venv, built exactly as a node builds it on deploy: the base environment
+/// (`MSE_LOCALTEST_VENV`, or python3 with Flask), plus the code dir's `requirements.txt`
+/// layered on top with the same rules (plain specifiers, wheels only, wheel hashes recorded).
+fn app_venv(code: &Path) -> anyhow::Result<PathBuf> {
+    let source = match std::env::var_os("MSE_LOCALTEST_VENV") {
+        Some(v) => EnvSource::Venv(PathBuf::from(v)),
+        None => EnvSource::Packages {
+            python: python(),
+            packages: BASE_PACKAGES.iter().map(|s| s.to_string()).collect(),
+        },
+    };
+    let env = Environment {
+        name: BASE_ENV.to_owned(),
+        source,
+    };
+    let requirements = requirements_in_dir(code)?;
+    let venvs = Venvs::new(cache_dir().join("venvs"));
+    let venv = venvs.for_app(&env, requirements.as_deref(), &ConsoleSink)?;
+    println!("Using the app environment {}", venv.display());
+    Ok(venv)
 }
 
 fn run_quiet(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
@@ -323,22 +383,9 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
             .context("cannot watch for Ctrl-C")?;
     }
 
-    // 1. The app's environment.
-    let requirements: Vec<PathBuf> = [cloud.code.join("requirements.txt")]
-        .into_iter()
-        .filter(|p| p.is_file())
-        .collect();
-    let venv = match std::env::var_os("MSE_LOCALTEST_VENV") {
-        Some(v) => PathBuf::from(v),
-        None => cached_venv(
-            "app",
-            &BASE_PACKAGES
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-            &requirements,
-        )?,
-    };
+    // 1. The app's environment: the node's venv builder and pip rules (wheels only), over the
+    //    base venv a node's default environment provides (or MSE_LOCALTEST_VENV).
+    let venv = app_venv(&cloud.code).context("virtualenv")?;
 
     // 2. The package, with a fresh key.
     let work = tempfile::Builder::new()
@@ -364,41 +411,77 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
     let pccs = MockPccs::start(&pki, &CollateralOptions::default())
         .context("cannot start the mock PCCS")?;
 
-    // 4. The enclave.
-    let id = uuid::Uuid::new_v4().to_string();
+    // 4. The enclave, launched as a node launches it: its launch spec, its inputs.
     let size = size_mb(&cloud.hardware);
     let expiration = time::OffsetDateTime::now_utc().unix_timestamp() + 24 * 3600;
     let log_path = work.path().join("enclave.log");
     let application = conf.python_application.to_string();
     println!("Warning: SIMULATED TEE: the app runs without hardware protection (local test only)");
-    let mut cmd = Command::new(&enclave_bin);
-    cmd.args(["--size", &size.to_string(), "--san", SAN, "--id", &id])
-        .args(["--application", &application])
-        .args(["--expiration", &expiration.to_string()])
-        .arg("--package")
-        .arg(&package)
-        .arg("--env")
-        .arg(&venv)
-        .args(["--host", "127.0.0.1", "--port", &args.port.to_string()])
-        .args(["--tee", "sim", "--sim-seed"])
-        .arg(&seed_path)
-        .arg("--state-dir")
-        .arg(work.path().join("state"))
-        .args(["--timeout", "300"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    if args.no_tests {
-        cmd.stderr(Stdio::inherit());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let launcher: Box<dyn Launcher> = if args.vm {
+        let image = args
+            .vm_image
+            .clone()
+            .or_else(|| std::env::var_os("MSE_VM_IMAGE").map(PathBuf::from))
+            .context("--vm needs the guest image: --vm-image DIR or MSE_VM_IMAGE (make image builds target/image)")?;
+        let launcher = mse_launch::vm::VmLauncher::new(mse_launch::vm::VmConfig::new(image))?;
+        println!(
+            "VM: the app runs in a QEMU VM ({})",
+            match launcher.accel() {
+                mse_launch::vm::qemu::Accel::Kvm => "KVM",
+                mse_launch::vm::qemu::Accel::Tcg => "TCG software emulation: slow to boot",
+            }
+        );
+        Box::new(launcher)
     } else {
-        let log = fs::File::create(&log_path)
-            .with_context(|| format!("cannot create {}", log_path.display()))?;
-        cmd.stderr(log);
-    }
-    let mut enclave = EnclaveProcess {
-        child: cmd
-            .spawn()
-            .with_context(|| format!("cannot start {}", enclave_bin.display()))?,
+        let _guard = rt.enter();
+        Box::new(ProcessLauncher::new(&enclave_bin))
     };
+    let spec = LaunchSpec {
+        version: SPEC_VERSION,
+        app_id: uuid::Uuid::new_v4().to_string(),
+        san: SAN.to_owned(),
+        application: application.clone(),
+        memory_mb: size,
+        vcpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        tee: TeeKind::Sim,
+        tls: TlsSpec::Expiration(expiration),
+        package: PackageRef {
+            sha256: mse_launch::process::file_sha256(&package)
+                .with_context(|| format!("cannot hash {}", package.display()))?,
+            size: fs::metadata(&package)
+                .with_context(|| format!("cannot read {}", package.display()))?
+                .len(),
+        },
+        environment_sha256: Digest32(mse_attest::measurement::environment_digest(&venv)?),
+        runtime: launcher.runtime()?,
+    };
+    let id = spec.app_id.clone();
+    let inputs = LaunchInputs {
+        package: package.clone(),
+        environment: venv.clone(),
+        owner_certificate: None,
+        host: "127.0.0.1".to_owned(),
+        port: args.port,
+        state_dir: work.path().join("state"),
+        sim_seed: Some(seed_path.clone()),
+        config_timeout_secs: Some(300),
+    };
+    let output: Box<dyn Write + Send> = if args.no_tests {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(
+            fs::File::create(&log_path)
+                .with_context(|| format!("cannot create {}", log_path.display()))?,
+        )
+    };
+    let sink = Arc::new(EnclaveOutput(std::sync::Mutex::new(output)));
+    let instance = rt.block_on(launcher.launch(&spec, &inputs, sink))?;
+    let enclave = LaunchedEnclave { rt, instance };
     let app_log = || fs::read_to_string(&log_path).unwrap_or_default();
     let fail = |what: String| -> anyhow::Error {
         let log = app_log();
@@ -408,15 +491,21 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         anyhow::anyhow!(what)
     };
 
-    // 5. Attest it: certificate, evidence, collateral from the mock PCCS, measurement.
-    let deadline = Instant::now() + READY_TIMEOUT;
-    let cert_der = loop {
+    // 5. Attest it once its configuration server is up: certificate, evidence, collateral from
+    //    the mock PCCS, the measurement recomputed from the launch spec.
+    let deadline = Instant::now()
+        + if args.vm {
+            VM_READY_TIMEOUT
+        } else {
+            READY_TIMEOUT
+        };
+    loop {
         let capture = Arc::new(CaptureVerifier::default());
         if let Ok(r) = https(args.port, capture.clone(), "GET", "/", b"")
             && r.mse_status
-            && let Some(der) = capture.captured()
+            && capture.captured().is_some()
         {
-            break der;
+            break;
         }
         if let Some(status) = enclave.exited() {
             return Err(fail(format!(
@@ -434,38 +523,34 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
             )));
         }
         std::thread::sleep(Duration::from_millis(50));
-    };
-    let cert = RaTlsCert::parse(&cert_der).context("the enclave's certificate")?;
-    let evidence = Evidence::parse(&cert.quote).context("the enclave's evidence")?;
-    let collateral = mse_attest::fetch_collateral_blocking(&pccs.url(), evidence.raw())
-        .context("collateral from the mock PCCS")?;
-    let expected = Manifest::compute(&MeasurementInputs {
-        runtime: &enclave_bin,
-        environment: &venv,
-        package: &package,
-        app_id: &id,
-        san: SAN,
-        application: &application,
-        size_mb: size,
-        tls: TlsInput::Expiration(expiration),
-    })?
-    .measurement();
+    }
+    let expected = spec.sim_measurement();
     let policy = Policy {
         allow_simulation: true,
         expected_measurement: Some(expected.to_vec()),
         ..Policy::default()
     };
-    let report = mse_attest::verify(
-        &evidence,
-        &collateral,
-        &anchors_for(&evidence),
+    let pccs_url = pccs.url();
+    let trust: crate::attest::TrustFor<'_> = Box::new(|evidence: &Evidence| {
+        let collateral = mse_attest::fetch_collateral_blocking(&pccs_url, evidence.raw())
+            .context("collateral from the mock PCCS")?;
+        Ok((anchors_for_collateral(evidence, &collateral), collateral))
+    });
+    let port_text = format!("from 127.0.0.1:{}", args.port);
+    let attested = crate::attest::attest_enclave(
+        &crate::attest::Enclave {
+            host: "127.0.0.1",
+            port: args.port,
+            sni: SAN,
+            via: &port_text,
+            name: "the enclave",
+        },
+        trust,
         &policy,
-        Some(&cert.expected_report_data),
-    );
-    if !report.trusted() {
-        let why = report.error().map(|e| e.to_string()).unwrap_or_default();
-        return Err(fail(format!("the enclave is NOT trusted: {why}")));
-    }
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    )
+    .map_err(|e| fail(format!("{e:#}")))?;
+    let cert = &attested.examined.cert;
     println!(
         "Verified the enclave (SIMULATED TEE): measurement {} matches the local build",
         hex::encode(expected)
@@ -475,15 +560,16 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write {}", cert_path.display()))?;
 
     // 6. Provision it over the attested channel.
-    let pinned: Arc<dyn rustls::client::danger::ServerCertVerifier> =
-        Arc::new(PinnedCertVerifier::new(cert_der.clone()));
-    let mut payload = serde_json::json!({"uuid": id, "code_secret_key": key.to_hex()});
-    if let Some(secrets) = secrets {
-        payload["app_secrets"] = serde_json::Value::Object(secrets);
-    }
-    let body = zeroize::Zeroizing::new(payload.to_string());
+    let pinned = attested.pinned.clone();
+    let payload = ConfPayload {
+        uuid: id.clone(),
+        code_secret_key: Some(zeroize::Zeroizing::new(key.to_hex())),
+        app_secrets: secrets.map(serde_json::Value::Object),
+        ..ConfPayload::default()
+    };
+    let body = payload.to_body();
     drop(payload);
-    let reply = https(args.port, pinned.clone(), "POST", "/", body.as_bytes())
+    let reply = https(args.port, pinned.clone(), "POST", "/", &body)
         .map_err(|e| fail(format!("sending the configuration: {e}")))?;
     if reply.status != 200 {
         return Err(fail(format!(

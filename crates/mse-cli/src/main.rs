@@ -4,6 +4,28 @@
 //! Every error ends the process with exit code 1 and one line carrying the cause chain;
 //! `MSE_BACKTRACE=full` prints the full debug report instead.
 
+#![forbid(unsafe_code)]
+
+/// `println!` for this crate: a write error (a closed stdout: `mse list | head`) is returned
+/// with `?` as [`StdoutError`] instead of panicking, so that main finds it in the error chain
+/// and ends quietly, while a broken *socket* stays an error like any other.
+macro_rules! println {
+    () => {
+        $crate::write_stdout(format_args!("\n"))?
+    };
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
+/// `print!`, likewise.
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))?
+    };
+}
+
+mod attest;
 mod cloud;
 mod localtest;
 mod measure;
@@ -75,17 +97,6 @@ fn normalized_args() -> Vec<std::ffi::OsString> {
 }
 
 fn main() -> ExitCode {
-    // `mse list | head`: a closed stdout ends the process quietly, as for any Unix filter,
-    // instead of println! panicking on EPIPE (Rust ignores SIGPIPE by default).
-    // SAFETY: first thing in main, before any thread exists; SIG_DFL installs no Rust handler.
-    // Sockets are unaffected (std and tokio send with MSG_NOSIGNAL), and mse writes to no
-    // child's pipe.
-    let _ = unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
-        )
-    };
     let cli = Cli::parse_from(normalized_args());
     let result = match cli.command {
         Command::Scaffold(args) => scaffold::run(&args),
@@ -108,11 +119,36 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // `mse list | head`: the reader went away; end quietly, as a Unix filter does.
+        Err(err) if stdout_closed(&err) => ExitCode::SUCCESS,
         Err(err) => {
             report_error(&err);
             ExitCode::FAILURE
         }
     }
+}
+
+/// A failed write to stdout (see the crate's `println!`).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to stdout: {0}")]
+pub struct StdoutError(#[source] std::io::Error);
+
+/// Writes to stdout (locked, flushed), for the crate's `println!` and `print!`.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) -> Result<(), StdoutError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.flush())
+        .map_err(StdoutError)
+}
+
+/// Whether `err` is stdout's reader going away (not any other broken pipe: a socket's EPIPE
+/// is an error to report).
+fn stdout_closed(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<StdoutError>()
+            .is_some_and(|s| s.0.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// One line with the whole cause chain, or everything with `MSE_BACKTRACE=full`.

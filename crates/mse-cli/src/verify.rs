@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use mse_attest::ratls::{RaTlsCert, anchors_for_collateral, fetch_server_certificate};
+use mse_attest::ratls::{RaTlsCert, anchors_for_collateral};
 use mse_attest::report::Outcome;
 use mse_attest::rfc3339;
 use mse_attest::{Collateral, Evidence, Policy, Report, TeeKind, TrustAnchors, verify};
@@ -266,7 +266,7 @@ fn cert_info(cert: &RaTlsCert, checks: Vec<CertCheck>) -> CertInfo {
     }
 }
 
-fn print_human(out: &Output<'_>) {
+fn print_human(out: &Output<'_>) -> Result<(), crate::StdoutError> {
     println!("Source:       {}", out.source);
     if let Some(c) = &out.certificate {
         println!("Certificate:  {} (SAN {})", c.subject, c.san.join(", "));
@@ -300,6 +300,7 @@ fn print_human(out: &Output<'_>) {
             "NOT TRUSTED"
         }
     );
+    Ok(())
 }
 
 /// Run `mse verify`.
@@ -307,8 +308,26 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let policy = policy(args)?;
     let now = policy.now.unwrap_or_else(SystemTime::now);
 
-    let (source, cert, quote, host) = if let Some(path) = &args.quote {
-        (path.display().to_string(), None, read(path)?, None)
+    // A sim SNP report carries no certificates: its mock ARK is found in the collateral.
+    let anchors = |evidence: &Evidence, collateral: &Collateral| -> anyhow::Result<TrustAnchors> {
+        Ok(match &args.sim_root {
+            Some(path) => TrustAnchors::intel().with_simulation_root(cert_der(path)?),
+            None => anchors_for_collateral(evidence, collateral),
+        })
+    };
+    let (source, cert, report, host) = if let Some(path) = &args.quote {
+        let source = path.display().to_string();
+        let evidence =
+            Evidence::parse(&read(path)?).with_context(|| format!("evidence from {source}"))?;
+        let collateral = collateral(args, &evidence)?;
+        let report = verify(
+            &evidence,
+            &collateral,
+            &anchors(&evidence, &collateral)?,
+            &policy,
+            None,
+        );
+        (source, None, report, None)
     } else {
         let (source, der, host) = match (&args.cert, &args.target) {
             (Some(path), _) => (path.display().to_string(), read(path)?, None),
@@ -318,34 +337,24 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                     Some(addr) => parse_target(addr)?,
                     None => (host.clone(), port),
                 };
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .context("cannot start the async runtime")?;
-                let der = runtime.block_on(fetch_server_certificate(
-                    &to_host,
-                    to_port,
-                    &host,
-                    CONNECT_TIMEOUT,
-                ))?;
+                let der =
+                    crate::attest::fetch_certificate(&to_host, to_port, &host, CONNECT_TIMEOUT)?;
                 (format!("https://{host}:{port}"), der, Some(host))
             }
             (None, None) => bail!("give DOMAIN[:PORT], --cert FILE or --quote FILE"),
         };
-        let cert = RaTlsCert::parse(&der)
-            .with_context(|| format!("{source} is not an RA-TLS certificate"))?;
-        let quote = cert.quote.clone();
-        (source, Some(cert), quote, host)
+        // The same examination as deploy's; the verdict below also covers the certificate.
+        let examined = crate::attest::examine(
+            der,
+            &source,
+            Box::new(|evidence: &Evidence| {
+                let collateral = collateral(args, evidence)?;
+                Ok((anchors(evidence, &collateral)?, collateral))
+            }),
+            &policy,
+        )?;
+        (source, Some(examined.cert), examined.report, host)
     };
-
-    let evidence = Evidence::parse(&quote).with_context(|| format!("evidence from {source}"))?;
-    let collateral = collateral(args, &evidence)?;
-    let anchors = match &args.sim_root {
-        Some(path) => TrustAnchors::intel().with_simulation_root(cert_der(path)?),
-        None => anchors_for_collateral(&evidence, &collateral),
-    };
-    let expected = cert.as_ref().map(|c| c.expected_report_data.as_slice());
-    let report = verify(&evidence, &collateral, &anchors, &policy, expected);
 
     let certificate = cert
         .as_ref()
@@ -367,7 +376,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&out).context("JSON encoding of the report")?
         );
     } else {
-        print_human(&out);
+        print_human(&out)?;
     }
 
     if !trusted {

@@ -300,13 +300,13 @@ fn deploy_attests_then_sends_key_and_secrets_and_saves_the_context() {
     );
     drop(rec);
 
-    // The context: private files, the verified certificate and the manifest.
+    // The context: private files, the verified certificate and the launch spec.
     let ctx = env.config().join("context").join(APP_ID);
     for f in [
         "context.toml",
         "code.key",
         "nonces.json",
-        "manifest.json",
+        "launch-spec.json",
         "ratls.pem",
     ] {
         assert_eq!(mode(&ctx.join(f)), 0o600, "{f}");
@@ -315,18 +315,17 @@ fn deploy_attests_then_sends_key_and_secrets_and_saves_the_context() {
         std::fs::read_to_string(ctx.join("code.key")).unwrap(),
         payload["code_secret_key"].as_str().unwrap()
     );
-    let manifest = mse_attest::measurement::Manifest::from_context_json(
-        &std::fs::read_to_string(ctx.join("manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest =
+        mse_launch::LaunchSpec::from_json(&std::fs::read(ctx.join("launch-spec.json")).unwrap())
+            .unwrap();
     assert_eq!(manifest.app_id, APP_ID);
     assert_eq!(manifest.san, format!("{APP_ID}.localhost"));
-    assert_eq!(manifest.size_mb, ENCLAVE_SIZE);
+    assert_eq!(manifest.memory_mb, ENCLAVE_SIZE);
     let info: toml::Value =
         toml::from_str(&std::fs::read_to_string(ctx.join("context.toml")).unwrap()).unwrap();
     assert_eq!(
         info["measurement"].as_str().unwrap(),
-        hex::encode(manifest.measurement())
+        hex::encode(manifest.sim_measurement())
     );
     assert_eq!(info["measurement_recomputed"].as_bool(), Some(true));
     let login = std::fs::read_to_string(env.config().join("login.toml")).unwrap();
@@ -436,19 +435,19 @@ fn a_measurement_mismatch_sends_nothing() {
     ))
     .into();
     digest[0] ^= 1;
-    let mut manifest = mse_attest::measurement::Manifest::from_context_json(
-        &std::fs::read_to_string(
+    let mut manifest = mse_launch::LaunchSpec::from_json(
+        &std::fs::read(
             env.config()
                 .join("context")
                 .join(APP_ID)
-                .join("manifest.json"),
+                .join("launch-spec.json"),
         )
         .unwrap(),
     )
     .unwrap();
-    assert_eq!(hex::encode(manifest.measurement()), expected);
-    manifest.package_digest = digest;
-    let actual = hex::encode(manifest.measurement());
+    assert_eq!(hex::encode(manifest.sim_measurement()), expected);
+    manifest.package.sha256 = mse_launch::Digest32(digest);
+    let actual = hex::encode(manifest.sim_measurement());
     assert_refused(
         &node,
         &o,
@@ -520,7 +519,7 @@ fn simulated_evidence_needs_the_node_to_declare_the_sim_tee() {
     assert_refused(
         &node,
         &o,
-        "the enclave presents simulated evidence, but the node declares the TEE \"gramine\": refusing (nothing was sent)",
+        "the enclave presents simulated evidence, but the node declares the TEE \"gramine-sgx\": refusing (nothing was sent)",
     );
     assert!(!out(&o).contains("WARNING"));
 }

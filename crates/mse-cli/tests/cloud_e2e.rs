@@ -304,12 +304,20 @@ fn deploy_the_scaffolded_app_on_a_real_node() {
 fn a_measurement_mismatch_on_a_real_node_sends_nothing() {
     let venv = venv();
     let dir = tempfile::tempdir().unwrap();
+    // A node that lies: the enclave runs with another spec than the one the API declares
+    // (another vCPU count, and the real runtime's digest instead of this wrapper's). The enclave is
+    // consistent with what it was given, so only the measurement tells.
+    let real = bin("mse-enclave");
+    let real_digest = hex::encode(sha2::Digest::finalize(sha2::Digest::chain_update(
+        <sha2::Sha256 as sha2::Digest>::new(),
+        std::fs::read(&real).unwrap(),
+    )));
     let wrapper = dir.path().join("enclave-wrapper");
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nexec {:?} \"$@\"\n",
-            bin("mse-enclave").display().to_string()
+            "#!/bin/sh\nsed -E 's/\"enclave_sha256\":\"[0-9a-f]{{64}}\"/\"enclave_sha256\":\"{real_digest}\"/; s/\"vcpus\":([0-9]+)/\"vcpus\":1\\1/' | exec {:?} \"$@\"\n",
+            real.display().to_string()
         ),
     )
     .unwrap();
@@ -485,4 +493,81 @@ fn other_projects_and_a_node_restart() {
     assert!(text.contains(&format!("{id}  on_error ")), "{text}");
     let status = cli.ok(&["status", &id]);
     assert!(status.contains("Exit reason:  node restarted"), "{status}");
+}
+
+/// The QEMU process of app `id` (its `-name mse-<id>`), from /proc.
+fn qemu_pid_of(id: &str) -> Option<i32> {
+    let name = format!("mse-{id}");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let is_qemu = args
+            .first()
+            .is_some_and(|a| a.ends_with(b"qemu-system-x86_64"));
+        (is_qemu && args.contains(&name.as_bytes())).then_some(pid)
+    })
+}
+
+/// `launcher = "vm"`: the same deploy of the scaffolded app, the enclave a QEMU VM booted from
+/// the guest image (TCG here) with the simulated TEE inside; `mse test` passes through the
+/// router; `kill -9` of the QEMU makes the app `on_error` within 5 s with its log kept. One VM
+/// boot (TCG is slow): the seeds' app, the limitations, the disks and $HOME are proven by
+/// crates/mse-launch/tests/vm.rs through the launcher.
+#[test]
+fn deploy_the_scaffolded_app_on_a_vm_node() {
+    let venv = venv();
+    let image = std::env::var_os("MSE_VM_IMAGE").map(PathBuf::from).expect(
+        "MSE_VM_IMAGE must name the guest image directory (make image; the Makefile sets it)",
+    );
+    let vm_venv = std::env::var_os("MSE_VM_VENV")
+        .map(PathBuf::from)
+        .expect("MSE_VM_VENV must name the VM tests' Flask venv (the Makefile sets it)");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nlauncher = \"vm\"\nvm_image = {:?}\nspawn_timeout_secs = 600\n\n[[hardware]]\nname = \"4g-eu-001\"\nmemory = 1024\ncores = 1\nenclave_size = 1024\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
+            image.display().to_string(),
+            vm_venv.display().to_string()
+        ),
+    )
+    .unwrap();
+    let token = create_project(&config, "default");
+    let node = serve(&config);
+    let cli = Cli::new(dir.path(), &venv);
+    cli.ok(&["scaffold", "helloworld"]);
+    cli.ok(&["cloud", "login", "--url", &node.api, "--token", &token]);
+    let text = cli.ok(&["deploy", "--path", "helloworld/mse.toml"]);
+    assert!(text.contains("App helloworld is running ("), "{text}");
+    assert!(text.contains(" (VM image "), "{text}");
+    let id = field(&text, "  id:").to_owned();
+
+    let text = cli.ok(&["test", &id]);
+    assert!(text.contains("4 passed"), "{text}");
+    let text = cli.ok(&["logs", &id]);
+    assert!(text.contains("VM: QEMU 10."), "{text}");
+    assert!(text.contains("verified against mse.spec="), "{text}");
+
+    let pid = qemu_pid_of(&id).expect("the app's QEMU process");
+    let killed = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    loop {
+        let text = cli.ok(&["status", &id]);
+        if text.contains("Status:       on_error\n") {
+            break;
+        }
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(5),
+            "not on_error 5 s after kill -9:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let text = cli.ok(&["logs", &id]);
+    assert!(text.contains("VM ended: QEMU killed by signal 9"), "{text}");
+    assert!(text.contains("configuration server on"), "log kept: {text}");
 }

@@ -76,3 +76,54 @@ fn failing_tests_print_the_enclave_log_and_exit_1() {
     // The enclave was stopped: nothing listens on the port any more.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_err());
 }
+
+/// What `mse localtest` and the node (on deploy) both say about a requirement that has no
+/// wheel (crates/mse-node/tests/venv.rs asserts the same text from the node's exit_reason).
+const SDIST_ONLY_REFUSAL: &str = "virtualenv: pip install -r requirements.txt (wheels only) failed (exit status: 1): ERROR: No matching distribution found for docopt==0.6.2";
+
+#[test]
+fn an_sdist_only_requirement_is_refused_as_the_node_refuses_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = scaffold(tmp.path());
+    // Only a real, buildable sdist of docopt is reachable: pip would install it if it were
+    // allowed to build sdists.
+    let src = tmp.path().join("docopt-0.6.2");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("setup.py"),
+        "from setuptools import setup\nsetup(name='docopt', version='0.6.2', py_modules=[])\n",
+    )
+    .unwrap();
+    let links = tmp.path().join("links");
+    std::fs::create_dir_all(&links).unwrap();
+    assert!(
+        Command::new("tar")
+            .arg("czf")
+            .arg(links.join("docopt-0.6.2.tar.gz"))
+            .arg("-C")
+            .arg(tmp.path())
+            .arg("docopt-0.6.2")
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(app.join("mse_src/requirements.txt"), "docopt==0.6.2\n").unwrap();
+    let port = free_port().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_mse"))
+        .args(["localtest", "--port", &port])
+        .current_dir(&app)
+        .env("MSE_LOCALTEST_VENV", venv())
+        .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", &links)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr, format!("Error: {SDIST_ONLY_REFUSAL}\n"));
+    // Nothing half-built is left in the cache to be reused.
+    let venvs: Vec<_> = std::fs::read_dir(tmp.path().join("cache/mse/venvs"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(venvs.is_empty(), "{venvs:?}");
+}

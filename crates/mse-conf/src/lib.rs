@@ -3,6 +3,7 @@
 //!
 //! Every error names the file, the line and the field, and says what was expected, e.g.
 //! `mse.toml:3: python_application must be "module:variable", got "app"`.
+#![forbid(unsafe_code)]
 
 mod app;
 pub mod bounded;

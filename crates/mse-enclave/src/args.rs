@@ -1,21 +1,16 @@
-//! Launch arguments, like the original's `mse-run` / `mse-bootstrap`.
+//! Launch arguments: the app's [`LaunchSpec`] (a file, or `-` for stdin) and the host-local
+//! [`LaunchInputs`] (where the package, the venv, the state dir are; what to listen on). The
+//! process launcher of `mse-launch` is the only code that writes this command line
+//! ([`mse_launch::process::enclave_args`]).
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
-use anyhow::bail;
-use clap::{Parser, ValueEnum};
+use anyhow::{Context, bail};
+use clap::Parser;
+use mse_launch::{LaunchInputs, LaunchSpec, MAX_SPEC_BYTES, TeeKind, TlsSpec};
 
-/// Which TEE produces the evidence and the sealing key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TeeArg {
-    /// Simulated SGX (mock Intel PKI from --sim-seed); refused where real TEE hardware exists.
-    Sim,
-    /// SGX under Gramine (/dev/attestation).
-    Gramine,
-    /// Linux configfs-tsm (TDX or SEV-SNP guest).
-    Tsm,
-}
-
+/// The command line.
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "mse-enclave",
@@ -23,45 +18,25 @@ pub enum TeeArg {
     about = "Run a Python web app inside a TEE: attest, receive its key and secrets, serve it"
 )]
 pub struct Args {
-    /// Enclave memory size in MB.
-    #[arg(long, value_name = "MB")]
-    pub size: u64,
-    /// The app's domain name (or IP address): the certificate's SAN.
-    #[arg(long)]
-    pub san: String,
-    /// The app's UUID; the configuration payload must carry the same.
-    #[arg(long, value_name = "UUID")]
-    pub id: String,
-    /// The app object, as module:variable.
-    #[arg(long, value_name = "MODULE:VAR")]
-    pub application: String,
-    /// Self mode: the RA-TLS certificate expires at this Unix time.
-    #[arg(
-        long,
-        value_name = "UNIX_TS",
-        required_unless_present = "certificate",
-        conflicts_with = "certificate"
-    )]
-    pub expiration: Option<i64>,
-    /// Owner mode: serve the app with this certificate chain (PEM); its key arrives with the
-    /// configuration.
-    #[arg(long, value_name = "FULLCHAIN_PEM")]
-    pub certificate: Option<PathBuf>,
-    /// The encrypted code package (tar, as written by `mse package`).
+    /// The app's launch spec (canonical JSON, see mse-launch), or `-` to read it from stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub spec: PathBuf,
+    /// The encrypted code package (tar, as written by `mse package`); must hash to the spec's.
     #[arg(long, value_name = "FILE")]
     pub package: PathBuf,
-    /// The app's Python virtualenv.
+    /// The app's Python virtualenv; its environment digest must be the spec's.
     #[arg(long, value_name = "VENV")]
     pub env: PathBuf,
+    /// Owner mode: the certificate chain (PEM) whose SHA-256 the spec names; its key arrives
+    /// with the configuration.
+    #[arg(long, value_name = "FULLCHAIN_PEM")]
+    pub certificate: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     pub host: String,
     /// Port of the configuration server, then of the app.
     #[arg(long, default_value_t = 443)]
     pub port: u16,
-    /// The TEE to use.
-    #[arg(long, value_enum)]
-    pub tee: TeeArg,
     /// Stop with an error if no valid configuration arrived within this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
@@ -70,118 +45,150 @@ pub struct Args {
     pub state_dir: PathBuf,
     /// Sim TEE only: the node's secret (32 raw bytes or 64 hex characters) from which the mock
     /// Intel PKI and the sim platform sealing key derive.
-    #[arg(long, value_name = "FILE", required_if_eq("tee", "sim"))]
+    #[arg(long, value_name = "FILE")]
     pub sim_seed: Option<PathBuf>,
 }
 
-/// Whether `text` looks like a canonical UUID (8-4-4-4-12 hex digits).
-pub fn is_uuid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// Whether `text` is `module:variable` with Python identifiers (dotted module).
-pub fn is_application(text: &str) -> bool {
-    let ident = |s: &str| {
-        let mut chars = s.chars();
-        chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
-            && chars.all(|c| c == '_' || c.is_alphanumeric())
-    };
-    text.split_once(':')
-        .is_some_and(|(m, v)| m.split('.').all(ident) && ident(v))
-}
-
 impl Args {
-    /// Checks that clap cannot express; `now` is the current Unix time.
-    pub fn validate(&self, now: i64) -> anyhow::Result<()> {
-        if self.size == 0 {
-            bail!("--size must be a positive number of MB");
+    /// The host-local inputs these arguments name.
+    pub fn inputs(&self) -> LaunchInputs {
+        LaunchInputs {
+            package: self.package.clone(),
+            environment: self.env.clone(),
+            owner_certificate: self.certificate.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            state_dir: self.state_dir.clone(),
+            sim_seed: self.sim_seed.clone(),
+            config_timeout_secs: self.timeout,
         }
-        if !is_uuid(&self.id) {
-            bail!("--id {:?} is not a UUID", self.id);
-        }
-        if !is_application(&self.application) {
-            bail!(
-                "--application {:?} is not module:variable (e.g. app:app)",
-                self.application
-            );
-        }
-        if self.san.is_empty() || self.san.chars().any(|c| c.is_whitespace() || c == '/') {
-            bail!("--san {:?} is not a domain name or IP address", self.san);
-        }
-        if let Some(exp) = self.expiration
-            && exp <= now
-        {
-            bail!("--expiration {exp} is in the past");
-        }
-        if self.tee != TeeArg::Sim && self.sim_seed.is_some() {
-            bail!("--sim-seed is only for --tee sim");
-        }
-        Ok(())
     }
+}
+
+/// Reads the spec from `path` (`-`: stdin, to its end), at most [`MAX_SPEC_BYTES`] bytes.
+pub fn read_spec(path: &Path) -> anyhow::Result<LaunchSpec> {
+    let mut bytes = Vec::new();
+    let limit = MAX_SPEC_BYTES as u64 + 1;
+    if path == Path::new("-") {
+        std::io::stdin()
+            .lock()
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .context("cannot read the launch spec from stdin")?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit).read_to_end(&mut bytes))
+            .with_context(|| format!("cannot read the launch spec {}", path.display()))?;
+    }
+    Ok(LaunchSpec::from_json(&bytes)?)
+}
+
+/// Checks between the spec and the inputs that need no file read; `now` is the Unix time.
+pub fn validate(spec: &LaunchSpec, inputs: &LaunchInputs, now: i64) -> anyhow::Result<()> {
+    match (spec.tls, &inputs.owner_certificate) {
+        (TlsSpec::Expiration(exp), None) => {
+            if exp <= now {
+                bail!("launch spec: tls.expiration {exp} is in the past");
+            }
+        }
+        (TlsSpec::Expiration(_), Some(_)) => {
+            bail!("--certificate is for owner mode, the launch spec is in self mode (expiration)")
+        }
+        (TlsSpec::OwnerCertificateSha256(_), None) => {
+            bail!("the launch spec is in owner mode: give the certificate chain with --certificate")
+        }
+        (TlsSpec::OwnerCertificateSha256(_), Some(_)) => {}
+    }
+    match (spec.tee, &inputs.sim_seed) {
+        (TeeKind::Sim, None) => bail!("the launch spec's TEE is sim: give --sim-seed"),
+        (TeeKind::Sim, Some(_)) => {}
+        (other, Some(_)) => {
+            bail!("--sim-seed is only for the sim TEE, the launch spec's is {other}")
+        }
+        (_, None) => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mse_launch::Digest32;
 
+    fn spec() -> LaunchSpec {
+        LaunchSpec {
+            tls: TlsSpec::Expiration(2000),
+            ..LaunchSpec::example()
+        }
+    }
+
+    fn inputs() -> LaunchInputs {
+        LaunchInputs {
+            package: "/p/app.tar".into(),
+            environment: "/v".into(),
+            owner_certificate: None,
+            host: "127.0.0.1".into(),
+            port: 4443,
+            state_dir: "/s/state".into(),
+            sim_seed: Some("/s/seed".into()),
+            config_timeout_secs: Some(300),
+        }
+    }
+
+    /// The command line mse-launch writes is the one this parser reads, field for field.
     #[test]
-    fn uuid_and_application() {
-        assert!(is_uuid("123e4567-e89b-12d3-a456-426614174000"));
-        assert!(!is_uuid("123e4567e89b12d3a456426614174000"));
-        assert!(!is_uuid("123e4567-e89b-12d3-a456-42661417400g"));
-        assert!(is_application("app:app"));
-        assert!(is_application("pkg.web:create_app"));
-        assert!(!is_application("app"));
-        assert!(!is_application("app:"));
-        assert!(!is_application("a-b:app"));
+    fn the_launchers_command_line_round_trips() {
+        for i in [
+            inputs(),
+            LaunchInputs {
+                owner_certificate: Some("/c/fullchain.pem".into()),
+                sim_seed: None,
+                config_timeout_secs: None,
+                ..inputs()
+            },
+        ] {
+            let mut argv = vec![std::ffi::OsString::from("mse-enclave")];
+            argv.extend(mse_launch::process::enclave_args(&i));
+            let args = Args::try_parse_from(argv).unwrap();
+            assert_eq!(args.spec, PathBuf::from("-"));
+            assert_eq!(args.inputs(), i);
+        }
     }
 
     #[test]
     fn validation_messages() {
-        let base = Args::parse_from([
-            "mse-enclave",
-            "--size",
-            "1024",
-            "--san",
-            "localhost",
-            "--id",
-            "123e4567-e89b-12d3-a456-426614174000",
-            "--application",
-            "app:app",
-            "--expiration",
-            "2000",
-            "--package",
-            "p.tar",
-            "--env",
-            "venv",
-            "--tee",
-            "sim",
-            "--sim-seed",
-            "seed",
-            "--state-dir",
-            "s",
-        ]);
-        base.validate(1000).unwrap();
+        validate(&spec(), &inputs(), 1000).unwrap();
         assert_eq!(
-            base.validate(2000).unwrap_err().to_string(),
-            "--expiration 2000 is in the past"
+            validate(&spec(), &inputs(), 2000).unwrap_err().to_string(),
+            "launch spec: tls.expiration 2000 is in the past"
         );
-        let mut a = base.clone();
-        a.id = "nope".into();
+        let no_seed = LaunchInputs {
+            sim_seed: None,
+            ..inputs()
+        };
         assert_eq!(
-            a.validate(0).unwrap_err().to_string(),
-            "--id \"nope\" is not a UUID"
+            validate(&spec(), &no_seed, 0).unwrap_err().to_string(),
+            "the launch spec's TEE is sim: give --sim-seed"
         );
-        let mut a = base.clone();
-        a.size = 0;
+        let mut gramine = spec();
+        gramine.tee = TeeKind::GramineSgx;
         assert_eq!(
-            a.validate(0).unwrap_err().to_string(),
-            "--size must be a positive number of MB"
+            validate(&gramine, &inputs(), 0).unwrap_err().to_string(),
+            "--sim-seed is only for the sim TEE, the launch spec's is gramine-sgx"
+        );
+        let mut owner = spec();
+        owner.tls = TlsSpec::OwnerCertificateSha256(Digest32([4; 32]));
+        assert_eq!(
+            validate(&owner, &inputs(), 0).unwrap_err().to_string(),
+            "the launch spec is in owner mode: give the certificate chain with --certificate"
+        );
+        let with_cert = LaunchInputs {
+            owner_certificate: Some("/c.pem".into()),
+            ..inputs()
+        };
+        assert_eq!(
+            validate(&spec(), &with_cert, 0).unwrap_err().to_string(),
+            "--certificate is for owner mode, the launch spec is in self mode (expiration)"
         );
     }
 }

@@ -31,10 +31,13 @@ pub const STATUS_HEADER: &str = "Mse-Status";
 /// Why the server stopped without a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfServerError {
+    /// `--timeout` passed.
     #[error("no valid configuration received within {0} s: stopping")]
     Timeout(u64),
+    /// A signal.
     #[error("stopped by {0} before the configuration arrived")]
     Interrupted(&'static str),
+    /// The listener failed.
     #[error("configuration server listener: {0}")]
     Listener(#[source] std::io::Error),
 }

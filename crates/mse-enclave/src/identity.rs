@@ -14,8 +14,11 @@ use time::OffsetDateTime;
 /// app then serves the owner's certificate).
 pub const OWNER_MODE_CONF_CERT_LIFETIME: time::Duration = time::Duration::hours(10);
 
+/// The enclave's keys for one start: X25519 (sealed secrets) and the RA-TLS certificate.
 pub struct Identity {
+    /// The X25519 key pair.
     pub x25519: Arc<X25519KeyPair>,
+    /// The RA-TLS certificate and its key.
     pub ratls: RaTlsIdentity,
 }
 

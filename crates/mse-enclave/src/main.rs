@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // The init of a VM enclave: its inputs come from disks and the kernel command line.
+    if mse_enclave::guest::is_init() {
+        mse_enclave::guest::main();
+    }
     let args = mse_enclave::args::Args::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -22,7 +22,6 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use mse_crypto::{CodeKey, UnpackLimits, X25519KeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -35,68 +34,67 @@ const STAGING: &str = ".mse-staging";
 /// Why a payload was refused: one line, never a secret, sent back with the 401.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
+    /// Not the payload's JSON shape (never quoting a value).
     #[error("payload is not valid JSON: {0}")]
     Json(String),
+    /// Another app's id.
     #[error("uuid {0:?} does not match this enclave's id")]
     WrongUuid(String),
+    /// A key that is not 32 bytes of hex.
     #[error("{0}: expected 64 hex characters (a 32-byte key)")]
     BadKey(&'static str),
+    /// Sealed secrets not in base64url.
     #[error("app_sealed_secrets is not base64url")]
     SealedNotBase64,
+    /// Sealed to another key.
     #[error("app_sealed_secrets cannot be opened with this enclave's key")]
     SealedNotOpened,
+    /// Sealed secrets that are not an object.
     #[error("app_sealed_secrets does not hold a JSON object")]
     SealedNotObject,
+    /// Sealed secrets that are not JSON (where).
     #[error("app_sealed_secrets is not valid JSON at line {line} column {column}")]
-    SealedNotJson { line: usize, column: usize },
+    SealedNotJson {
+        /// Line.
+        line: usize,
+        /// Column.
+        column: usize,
+    },
+    /// No code key anywhere.
     #[error("no code_secret_key (neither in the payload nor in app_sealed_secrets)")]
     NoCodeKey,
+    /// Owner mode without the owner's key.
     #[error("ssl_private_key is required: this enclave serves the owner's certificate")]
     MissingSslKey,
+    /// A key in self mode.
     #[error("ssl_private_key is not accepted: this enclave serves its RA-TLS certificate")]
     UnexpectedSslKey,
+    /// A key that is not PEM.
     #[error("ssl_private_key is not a PEM private key")]
     BadSslKey,
+    /// A key of another certificate.
     #[error("ssl_private_key does not match the certificate given with --certificate")]
     SslKeyMismatch,
+    /// The code key does not open the package.
     #[error("the code key does not decrypt the package: {0}")]
     Package(#[source] mse_crypto::UnpackError),
+    /// The package changed under the enclave.
     #[error("the package file changed after it was measured")]
     PackageChanged,
+    /// A second configuration.
     #[error("this enclave is already configured")]
     AlreadyConfigured,
+    /// Writing the secrets or the code failed.
     #[error("cannot store the configuration: {0}")]
     Store(String),
 }
 
-/// The payload as sent, before any check beyond JSON shape.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Payload {
-    pub uuid: String,
-    #[serde(default)]
-    code_secret_key: Option<Zeroizing<String>>,
-    #[serde(default)]
-    pub app_secrets: Option<serde_json::Value>,
-    #[serde(default)]
-    app_sealed_secrets: Option<String>,
-    #[serde(default)]
-    ssl_private_key: Option<Zeroizing<String>>,
-}
+/// The payload as sent, before any check beyond JSON shape (the type `mse` sends).
+pub use mse_launch::ConfPayload as Payload;
 
-impl std::fmt::Debug for Payload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Payload")
-            .field("uuid", &self.uuid)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Payload {
-    /// Parse untrusted bytes (no size check here: the server limits the body).
-    pub fn parse(body: &[u8]) -> Result<Payload, ProvisionError> {
-        serde_json::from_slice(body).map_err(json_error)
-    }
+/// Parse an untrusted payload (no size check here: the server limits the body).
+pub fn parse_payload(body: &[u8]) -> Result<Payload, ProvisionError> {
+    serde_json::from_slice(body).map_err(json_error)
 }
 
 /// serde quotes the offending value in type and value errors ("invalid type: integer `1…`"):
@@ -130,6 +128,7 @@ pub enum Mode {
 
 /// What a successful provisioning leaves for the run: the owner's key in owner mode.
 pub struct Provisioned {
+    /// Owner mode: the owner's certificate key.
     pub ssl_key: Option<PrivateKeyDer<'static>>,
 }
 
@@ -143,15 +142,23 @@ impl std::fmt::Debug for Provisioned {
 
 /// Checks and applies payloads for one enclave.
 pub struct Provisioner {
+    /// The app id the payload must name.
     pub id: String,
+    /// The encrypted package.
     pub package: PathBuf,
     /// SHA-256 of the package as measured at start: the bytes decrypted must be those.
     pub package_digest: [u8; 32],
+    /// The enclave's key pair sealed secrets are sealed to.
     pub x25519: Arc<X25519KeyPair>,
+    /// Self or owner TLS mode.
     pub mode: Mode,
+    /// Where `app_secrets` go ($SECRETS_PATH).
     pub secrets_path: PathBuf,
+    /// Where the opened sealed secrets go ($SEALED_SECRETS_PATH).
     pub sealed_secrets_path: PathBuf,
+    /// Where the code is decrypted ($MODULE_PATH).
     pub module_path: PathBuf,
+    /// Bounds of the package unpacking.
     pub limits: UnpackLimits,
 }
 
@@ -167,7 +174,7 @@ impl Provisioner {
     /// Check `body` completely, decrypt the code, then write the secrets and move the code into
     /// $MODULE_PATH. On any error nothing is left behind.
     pub fn provision(&self, body: &[u8]) -> Result<Provisioned, ProvisionError> {
-        let payload = Payload::parse(body)?;
+        let payload = parse_payload(body)?;
         let checked = self.check(payload)?;
         if dir_has_entries(&self.module_path) {
             return Err(ProvisionError::AlreadyConfigured);
@@ -391,28 +398,28 @@ mod tests {
 
     #[test]
     fn payload_shapes() {
-        assert!(Payload::parse(br#"{"uuid":"x"}"#).is_ok());
+        assert!(parse_payload(br#"{"uuid":"x"}"#).is_ok());
         assert!(
-            Payload::parse(br#"{"uuid":"x","app_secrets":null,"code_secret_key":null}"#).is_ok()
+            parse_payload(br#"{"uuid":"x","app_secrets":null,"code_secret_key":null}"#).is_ok()
         );
         assert_eq!(
-            Payload::parse(b"{").unwrap_err().to_string(),
+            parse_payload(b"{").unwrap_err().to_string(),
             "payload is not valid JSON: EOF while parsing an object at line 1 column 1"
         );
         assert!(
-            Payload::parse(br#"{"uuid":"x","colour":1}"#)
+            parse_payload(br#"{"uuid":"x","colour":1}"#)
                 .unwrap_err()
                 .to_string()
                 .starts_with("payload is not valid JSON: unknown field `colour`")
         );
         assert!(
-            Payload::parse(br#"{"code_secret_key":"00"}"#)
+            parse_payload(br#"{"code_secret_key":"00"}"#)
                 .unwrap_err()
                 .to_string()
                 .starts_with("payload is not valid JSON: missing field `uuid`")
         );
         // A secret sent with the wrong JSON type is not echoed.
-        let err = Payload::parse(br#"{"uuid":"x","code_secret_key":424242424242}"#)
+        let err = parse_payload(br#"{"uuid":"x","code_secret_key":424242424242}"#)
             .unwrap_err()
             .to_string();
         assert_eq!(

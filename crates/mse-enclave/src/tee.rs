@@ -1,4 +1,4 @@
-//! The attester chosen by `--tee`, and the sealing key of the app's storage.
+//! The attester for the launch spec's TEE, and the sealing key of the app's storage.
 
 use std::path::Path;
 
@@ -8,7 +8,8 @@ use mse_attest_sim::{SimAttester, SimEnclave};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::args::TeeArg;
+use mse_attest::evidence::TeeKind as EvidenceKind;
+use mse_launch::TeeKind;
 
 /// Salt of the $HOME key derivation (HKDF-SHA256, info = the measurement).
 const HOME_KEY_SALT: &[u8] = b"mse-enclave-home-key-v1";
@@ -42,14 +43,14 @@ pub fn sim_mr_signer() -> [u8; 32] {
 
 /// The attester for `tee`; the sim one reports `measurement` as MRENCLAVE.
 pub fn attester(
-    tee: TeeArg,
+    tee: TeeKind,
     sim_seed: Option<&Path>,
     measurement: [u8; 32],
 ) -> anyhow::Result<Box<dyn Attester>> {
     let probe = HostProbe::system();
     Ok(match tee {
-        TeeArg::Sim => {
-            let path = sim_seed.context("--tee sim needs --sim-seed")?;
+        TeeKind::Sim => {
+            let path = sim_seed.context("the sim TEE needs --sim-seed")?;
             let seed = read_sim_seed(path)?;
             let enclave = SimEnclave {
                 mr_enclave: measurement,
@@ -60,18 +61,25 @@ pub fn attester(
             };
             Box::new(SimAttester::with_probe(&probe, &seed, enclave)?)
         }
-        TeeArg::Gramine => {
+        TeeKind::GramineSgx => {
             if !probe.has_gramine() {
-                bail!("--tee gramine: Gramine's /dev/attestation is not available here");
+                bail!("TEE gramine-sgx: Gramine's /dev/attestation is not available here");
             }
             Box::new(GramineAttester::new(probe.gramine_dir()))
         }
-        TeeArg::Tsm => {
-            let tee = probe
-                .tsm_tee()
-                .context("--tee tsm: no configfs-tsm TDX or SEV-SNP guest interface here")?;
-            Box::new(TsmAttester::new(probe.tsm_dir(), tee))
+        TeeKind::SevSnp | TeeKind::Tdx => {
+            let want = if tee == TeeKind::Tdx {
+                EvidenceKind::Tdx
+            } else {
+                EvidenceKind::SevSnp
+            };
+            match probe.tsm_tee() {
+                Some(found) if found == want => Box::new(TsmAttester::new(probe.tsm_dir(), found)),
+                Some(found) => bail!("TEE {tee}: this guest's configfs-tsm provider is {found}"),
+                None => bail!("TEE {tee}: no configfs-tsm guest interface here"),
+            }
         }
+        TeeKind::SimSnp => bail!("TEE sim-snp: only a VM launched by mse-launch has it"),
     })
 }
 

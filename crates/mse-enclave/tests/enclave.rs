@@ -6,7 +6,6 @@ mod common;
 use base64::Engine;
 use common::{Enclave, ID, Launch};
 use mse_attest::Evidence;
-use mse_attest::measurement::{Manifest, MeasurementInputs, TlsInput};
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -49,18 +48,11 @@ fn seed_app_refusals_then_provisioning() {
         evidence.report_data()[..32],
         cert.expected_report_data[..32]
     );
-    let expected = Manifest::compute(&MeasurementInputs {
-        runtime: std::path::Path::new(env!("CARGO_BIN_EXE_mse-enclave")),
-        environment: &common::venv(),
-        package: &package,
-        app_id: ID,
-        san: "localhost",
-        application: "app:app",
-        size_mb: 1024,
-        tls: TlsInput::Expiration(4_000_000_000),
-    })
-    .unwrap();
-    assert_eq!(evidence.measurement(), expected.measurement());
+    // The sim TEE's MRENCLAVE is the launch spec's hash, which `mse` recomputes from the spec.
+    assert_eq!(
+        evidence.measurement(),
+        mse_launch::Digest32::of(&enclave.spec.canonical_bytes()).0
+    );
 
     let good_key = key.to_hex();
     let wrong_key = mse_crypto::CodeKey::generate().to_hex();
@@ -255,7 +247,7 @@ fn timeout_without_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let (package, _key) = common::package("seed_app", dir.path());
     let mut enclave = Enclave::start(Launch {
-        extra: vec!["--timeout".into(), "1".into()],
+        timeout: Some(1),
         ..Launch::new(&package, "app:app", dir.path())
     });
     let status = enclave.child.wait().unwrap();
@@ -344,8 +336,7 @@ fn owner_mode_needs_the_matching_key_then_serves_the_owner_certificate() {
     let cert_path = dir.path().join("fullchain.pem");
     std::fs::write(&cert_path, owner.cert.pem()).unwrap();
     let mut enclave = Enclave::start(Launch {
-        extra: vec!["--certificate".into(), cert_path.display().to_string()],
-        expiration: false,
+        certificate: Some(cert_path.clone()),
         ..Launch::new(&package, "app:app", dir.path())
     });
     let waiting = enclave.wait_conf_server();
@@ -381,32 +372,16 @@ fn owner_mode_needs_the_matching_key_then_serves_the_owner_certificate() {
     assert_eq!(whoami.cert, owner.cert.der().to_vec());
 }
 
-/// Bad launch arguments: one line naming what is wrong, exit code 1, nothing served.
+/// Bad launch specs and inputs that do not match the spec: one line naming what is wrong, exit
+/// code 1, nothing served, the sandbox never entered.
 #[test]
-fn bad_launch_arguments() {
+fn bad_launch_specs_and_mismatched_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let (package, _key) = common::package("seed_app", dir.path());
-    let seed = dir.path().join("short-seed");
-    std::fs::write(&seed, b"abc").unwrap();
-    let run = |extra: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mse-enclave"))
-            .args([
-                "--size",
-                "1024",
-                "--san",
-                "localhost",
-                "--application",
-                "app:app",
-            ])
-            .args(["--expiration", "4000000000", "--env"])
-            .arg(common::venv())
-            .arg("--package")
-            .arg(&package)
-            .args(["--host", "127.0.0.1", "--port", "0", "--state-dir"])
-            .arg(dir.path().join("state"))
-            .args(extra)
-            .output()
-            .unwrap();
+    let launch = Launch::new(&package, "app:app", dir.path());
+    let good = common::spec_of(&launch);
+    let last_line = |child: std::process::Child| {
+        let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(1));
         String::from_utf8(out.stderr)
             .unwrap()
@@ -415,30 +390,112 @@ fn bad_launch_arguments() {
             .unwrap_or_default()
             .to_owned()
     };
+    let run = |spec: &mse_launch::LaunchSpec| {
+        last_line(common::spawn_enclave(spec, &common::inputs_of(&launch, 0)))
+    };
+    // Not a spec at all.
+    let raw = |bytes: &[u8]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mse-enclave"))
+            .args(mse_launch::process::enclave_args(&common::inputs_of(
+                &launch, 0,
+            )))
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+        last_line(child)
+    };
     assert_eq!(
-        run(&["--id", "not-a-uuid", "--tee", "gramine"]),
-        "mse-enclave: error: --id \"not-a-uuid\" is not a UUID"
+        raw(br#"{"version":1}"#),
+        "mse-enclave: error: launch spec: missing field `app_id` at line 1 column 13"
     );
     assert_eq!(
-        run(&[
-            "--id",
-            ID,
-            "--tee",
-            "sim",
-            "--sim-seed",
-            seed.to_str().unwrap()
-        ]),
+        raw(String::from_utf8(good.canonical_bytes())
+            .unwrap()
+            .replace(common::ID, "not-a-uuid-at-all-no")
+            .as_bytes()),
+        "mse-enclave: error: launch spec: app_id: \"not-a-uuid-at-all-no\" is not a lowercase UUID"
+    );
+
+    let mut s = good.clone();
+    s.package.sha256 = mse_launch::Digest32([0xee; 32]);
+    assert_eq!(
+        run(&s),
         format!(
-            "mse-enclave: error: {}: a sim seed is 32 raw bytes or 64 hex characters (3 bytes found)",
-            seed.display()
+            "mse-enclave: error: the package {} does not match the launch spec: the spec names {}, found {}",
+            package.canonicalize().unwrap().display(),
+            "ee".repeat(32),
+            good.package.sha256
         )
     );
+    let mut s = good.clone();
+    s.package.size += 1;
+    assert_eq!(
+        run(&s),
+        format!(
+            "mse-enclave: error: the package {} does not match the launch spec: the spec names {} bytes, found {} bytes",
+            package.canonicalize().unwrap().display(),
+            good.package.size + 1,
+            good.package.size
+        )
+    );
+    let mut s = good.clone();
+    s.environment_sha256 = mse_launch::Digest32([0xee; 32]);
+    assert_eq!(
+        run(&s),
+        format!(
+            "mse-enclave: error: the environment {} does not match the launch spec: the spec names {}, found {}",
+            common::venv().canonicalize().unwrap().display(),
+            "ee".repeat(32),
+            good.environment_sha256
+        )
+    );
+    let mut s = good.clone();
+    s.runtime = mse_launch::Runtime::Process {
+        enclave_sha256: mse_launch::Digest32([0xee; 32]),
+    };
+    let line = run(&s);
+    assert!(
+        line.starts_with("mse-enclave: error: this mse-enclave (")
+            && line.contains(&format!(
+                ") does not match the launch spec: the spec names {}, found ",
+                "ee".repeat(32)
+            )),
+        "{line}"
+    );
+    let mut s = good.clone();
+    s.tls = mse_launch::TlsSpec::Expiration(1_000);
+    assert_eq!(
+        run(&s),
+        "mse-enclave: error: launch spec: tls.expiration 1000 is in the past"
+    );
     if !std::path::Path::new("/dev/attestation").exists() {
+        let mut s = good.clone();
+        s.tee = mse_launch::TeeKind::GramineSgx;
+        let no_seed = mse_launch::LaunchInputs {
+            sim_seed: None,
+            ..common::inputs_of(&launch, 0)
+        };
         assert_eq!(
-            run(&["--id", ID, "--tee", "gramine"]),
-            "mse-enclave: error: --tee gramine: Gramine's /dev/attestation is not available here"
+            last_line(common::spawn_enclave(&s, &no_seed)),
+            "mse-enclave: error: TEE gramine-sgx: Gramine's /dev/attestation is not available here"
         );
     }
+    let short_seed = dir.path().join("short-seed");
+    std::fs::write(&short_seed, b"abc").unwrap();
+    let inputs = mse_launch::LaunchInputs {
+        sim_seed: Some(short_seed.clone()),
+        ..common::inputs_of(&launch, 0)
+    };
+    assert_eq!(
+        last_line(common::spawn_enclave(&good, &inputs)),
+        format!(
+            "mse-enclave: error: {}: a sim seed is 32 raw bytes or 64 hex characters (3 bytes found)",
+            short_seed.display()
+        )
+    );
     assert!(
         !dir.path().join("state").exists(),
         "the sandbox was entered"

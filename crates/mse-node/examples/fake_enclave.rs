@@ -1,5 +1,6 @@
-//! A stand-in for `mse-enclave` used by mse-node's tests: same launch arguments, TLS on
-//! --host:--port with a self-signed certificate for --san. It answers like the configuration
+//! A stand-in for `mse-enclave` used by mse-node's tests: same launch arguments (mse-launch's
+//! command line, the launch spec on stdin), TLS on --host:--port with a self-signed
+//! certificate for the spec's SAN. It answers like the configuration
 //! server (`200` + `Mse-Status: Waiting`) until it receives a POST, then like a running app
 //! whose every answer names the app id. It attests nothing and decrypts nothing.
 //!
@@ -18,23 +19,19 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 const FLAGS: &[&str] = &[
-    "--size",
-    "--san",
-    "--id",
-    "--application",
-    "--expiration",
-    "--certificate",
+    "--spec",
     "--package",
     "--env",
+    "--certificate",
     "--host",
     "--port",
-    "--tee",
     "--timeout",
     "--state-dir",
     "--sim-seed",
 ];
 
-fn args() -> Result<HashMap<String, String>, String> {
+/// The arguments (mse-launch's command line) and the launch spec read from stdin.
+fn args() -> Result<(HashMap<String, String>, mse_launch::LaunchSpec), String> {
     let mut out = HashMap::new();
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -44,46 +41,47 @@ fn args() -> Result<HashMap<String, String>, String> {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
         out.insert(flag.trim_start_matches("--").to_owned(), value);
     }
-    for required in [
-        "size",
-        "san",
-        "id",
-        "application",
-        "package",
-        "env",
-        "host",
-        "port",
-        "tee",
-        "state-dir",
-    ] {
+    for required in ["spec", "package", "env", "host", "port", "state-dir"] {
         if !out.contains_key(required) {
             return Err(format!("missing --{required}"));
         }
     }
-    if out.contains_key("expiration") == out.contains_key("certificate") {
-        return Err("exactly one of --expiration or --certificate".into());
+    if out["spec"] != "-" {
+        return Err("the launcher sends the spec on stdin (--spec -)".into());
     }
-    Ok(out)
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map_err(|e| e.to_string())?;
+    let spec = mse_launch::LaunchSpec::from_json(&bytes).map_err(|e| e.to_string())?;
+    let owner = matches!(spec.tls, mse_launch::TlsSpec::OwnerCertificateSha256(_));
+    if owner != out.contains_key("certificate") {
+        return Err("--certificate goes with an owner-mode spec".into());
+    }
+    if spec.tee.is_simulated() != out.contains_key("sim-seed") {
+        return Err("--sim-seed goes with a simulated TEE".into());
+    }
+    Ok((out, spec))
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let args = match args() {
+    // As mse-enclave does: end with the process that launched it.
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    let (args, spec) = match args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("fake-enclave: {e}");
             std::process::exit(2);
         }
     };
-    let id = args["id"].clone();
+    let id = spec.app_id.clone();
     println!("fake-enclave: app {id} starting");
     eprintln!("fake-enclave: SIMULATED, attests nothing");
-    if args["application"] == "crash:app" {
+    if spec.application == "crash:app" {
         eprintln!("fake-enclave: crashing as asked (last words)");
         std::process::exit(3);
     }
     let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec![args["san"].clone()])
+    let cert = rcgen::CertificateParams::new(vec![spec.san.clone()])
         .expect("params")
         .self_signed(&key)
         .expect("cert");

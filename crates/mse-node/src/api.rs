@@ -187,7 +187,7 @@ fn app_json(node: &Node, app: &AppRecord) -> Value {
         .unwrap_or_else(|p| p.into_inner())
         .map(|a| a.to_string());
     let pccs_url = match *node.api_addr.lock().unwrap_or_else(|p| p.into_inner()) {
-        Some(api) if node.cfg.tee == "sim" => Some(format!("http://{api}/pccs")),
+        Some(api) if node.cfg.tee == mse_launch::TeeKind::Sim => Some(format!("http://{api}/pccs")),
         _ => None,
     };
     json!(AppView {
@@ -215,6 +215,8 @@ fn app_json(node: &Node, app: &AppRecord) -> Value {
         python_application: conf["python_application"].clone(),
         healthcheck_endpoint: conf["healthcheck_endpoint"].clone(),
         tee: json!(node.cfg.tee),
+        // The app's launch spec (null until its venv is built); its hash is the measurement.
+        launch_spec: conf["launch_spec"].clone(),
         // Launch inputs of the measurement, exactly as handed to mse-enclave.
         expiration: app.custom_domain.is_none().then_some(app.expires_at / 1000),
         owner_certificate_sha256: conf["owner_certificate_sha256"].clone(),
@@ -708,7 +710,7 @@ pub(crate) async fn create_app(
         .cfg
         .environment(&conf.docker)
         .cloned()
-        .map_err(ApiError::bad)?;
+        .map_err(|e| ApiError::bad(e.to_string()))?;
     // A live app of the same name in this project, or another live app with the same custom
     // domain, is refused by the store's unique indexes when the app is inserted (409): a check
     // here would race with concurrent deploys.

@@ -29,38 +29,17 @@ pub struct Tier {
     pub enclave_size: u64,
 }
 
-/// Where an environment's base virtualenv comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnvSource {
-    /// A virtualenv that already exists; used as is.
-    Venv(PathBuf),
-    /// Built by the node at first use: `python -m venv` plus these pip requirements.
-    Packages {
-        python: String,
-        packages: Vec<String>,
-    },
-}
+pub use mse_launch::TeeKind;
+pub use mse_launch::venv::{EnvSource, Environment};
 
-/// A Python environment an app runs in, named by the mse.toml `docker` field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Environment {
-    pub name: String,
-    pub source: EnvSource,
-}
-
-impl Environment {
-    /// Whether an mse.toml `docker` value names this environment: the name itself, or an image
-    /// reference whose last path component without its tag is the name
-    /// (`ghcr.io/cosmian/mse-flask:20230124182826` names `mse-flask`).
-    pub fn matches(&self, docker: &str) -> bool {
-        if docker == self.name {
-            return true;
-        }
-        let last = docker.rsplit('/').next().unwrap_or(docker);
-        let last = last.split('@').next().unwrap_or(last);
-        let base = last.split(':').next().unwrap_or(last);
-        base == self.name
-    }
+/// An mse.toml `docker` value that names none of the node's environments.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown environment {docker:?}: this node offers {offered}")]
+pub struct UnknownEnvironment {
+    /// The value asked for.
+    pub docker: String,
+    /// The environments the node has, comma-separated.
+    pub offered: String,
 }
 
 /// The node's configuration, after defaults and validation.
@@ -70,8 +49,8 @@ pub struct NodeConfig {
     pub api_bind: SocketAddr,
     pub router_bind: SocketAddr,
     pub base_domain: String,
-    /// TEE kind passed to `mse-enclave --tee` (`sim` on the embedded default).
-    pub tee: String,
+    /// The TEE apps run in (`sim` on the embedded default); it goes into every launch spec.
+    pub tee: TeeKind,
     /// The `mse-enclave` executable; default: next to the `mse-node` executable.
     pub enclave_bin: PathBuf,
     /// Largest code package accepted by `POST /apps`, in bytes.
@@ -114,6 +93,40 @@ pub struct NodeConfig {
     pub vm_image: Option<PathBuf>,
     /// The VM firmware file (e.g. an AmdSev OVMF build), published at `GET /image/firmware`.
     pub vm_firmware: Option<PathBuf>,
+    /// What starts enclaves: host processes (default) or VMs.
+    pub launcher: LauncherKind,
+    /// The VM launcher's settings (`[vm]`), used when `launcher = "vm"`.
+    pub vm: VmSettings,
+}
+
+/// `launcher` in node.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LauncherKind {
+    /// `mse-enclave` as a host process in a namespace sandbox.
+    Process,
+    /// One QEMU VM per app, booted from the guest image.
+    Vm,
+}
+
+/// `[vm]` in node.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSettings {
+    /// The QEMU binary; default `qemu-system-x86_64` from the PATH.
+    pub qemu: PathBuf,
+    /// vCPU model of SEV-SNP guests.
+    pub vcpu_type: String,
+    /// `restrict = true`: guests get no outbound network (forwarded ports still work).
+    pub restrict: bool,
+}
+
+impl Default for VmSettings {
+    fn default() -> VmSettings {
+        VmSettings {
+            qemu: PathBuf::from("qemu-system-x86_64"),
+            vcpu_type: "EPYC-v4".into(),
+            restrict: false,
+        }
+    }
 }
 
 pub const DEFAULT_API_BIND: &str = "127.0.0.1:9443";
@@ -173,6 +186,16 @@ struct RawConfig {
     environment: Option<Vec<Spanned<RawEnv>>>,
     vm_image: Option<Spanned<String>>,
     vm_firmware: Option<Spanned<String>>,
+    launcher: Option<Spanned<String>>,
+    vm: Option<RawVm>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawVm {
+    qemu: Option<String>,
+    vcpu_type: Option<String>,
+    restrict: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -246,7 +269,7 @@ impl NodeConfig {
             api_bind: DEFAULT_API_BIND.parse().expect("constant address"),
             router_bind: DEFAULT_ROUTER_BIND.parse().expect("constant address"),
             base_domain: "localhost".to_owned(),
-            tee: "sim".to_owned(),
+            tee: TeeKind::Sim,
             enclave_bin: default_enclave_bin(),
             max_package_bytes: 256 << 20,
             max_apps: 64,
@@ -266,6 +289,8 @@ impl NodeConfig {
             environments: default_environments(),
             vm_image: None,
             vm_firmware: None,
+            launcher: LauncherKind::Process,
+            vm: VmSettings::default(),
         }
     }
 
@@ -341,20 +366,51 @@ impl NodeConfig {
             cfg.base_domain = name;
         }
         if let Some(t) = &raw.tee {
-            match t.get_ref().as_str() {
-                "sim" | "gramine" | "tsm" => cfg.tee = t.get_ref().clone(),
-                other => {
+            cfg.tee = match t.get_ref().as_str() {
+                // Today's spelling for a node that is itself a TDX or SEV-SNP guest.
+                "tsm" => {
                     return Err(doc.err(
                         t,
-                        format!("tee = {other:?} is not one of \"sim\", \"gramine\", \"tsm\""),
+                        "tee = \"tsm\" is now named after the guest: \"sev-snp\" or \"tdx\"",
                     ));
                 }
-            }
+                other => other
+                    .parse::<TeeKind>()
+                    .map_err(|e| doc.err(t, format!("tee: {e}")))?,
+            };
         }
         cfg.vm_image = raw.vm_image.as_ref().map(|p| rel(p.get_ref()));
         cfg.vm_firmware = raw.vm_firmware.as_ref().map(|p| rel(p.get_ref()));
         if let Some(b) = &raw.enclave_bin {
             cfg.enclave_bin = rel(b.get_ref());
+        }
+        if let Some(l) = &raw.launcher {
+            cfg.launcher = match l.get_ref().as_str() {
+                "process" => LauncherKind::Process,
+                "vm" => LauncherKind::Vm,
+                other => {
+                    return Err(doc.err(
+                        l,
+                        format!("launcher = {other:?}: expected \"process\" or \"vm\""),
+                    ));
+                }
+            };
+        }
+        if let Some(vm) = &raw.vm {
+            if let Some(q) = &vm.qemu {
+                // A bare name is looked up on the PATH; a path is anchored like the others.
+                cfg.vm.qemu = if q.contains('/') {
+                    rel(q)
+                } else {
+                    PathBuf::from(q)
+                };
+            }
+            if let Some(t) = &vm.vcpu_type {
+                cfg.vm.vcpu_type = t.clone();
+            }
+            if let Some(r) = vm.restrict {
+                cfg.vm.restrict = r;
+            }
         }
         let positive = |v: &Spanned<u64>, field: &str| -> Result<u64, ConfigError> {
             if *v.get_ref() == 0 {
@@ -535,16 +591,18 @@ impl NodeConfig {
     }
 
     /// The environment a `docker` value names, or an error listing the available ones.
-    pub fn environment(&self, docker: &str) -> Result<&Environment, String> {
+    pub fn environment(&self, docker: &str) -> Result<&Environment, UnknownEnvironment> {
         self.environments
             .iter()
             .find(|e| e.matches(docker))
-            .ok_or_else(|| {
-                let names: Vec<&str> = self.environments.iter().map(|e| e.name.as_str()).collect();
-                format!(
-                    "unknown environment {docker:?}: this node offers {}",
-                    names.join(", ")
-                )
+            .ok_or_else(|| UnknownEnvironment {
+                docker: docker.to_owned(),
+                offered: self
+                    .environments
+                    .iter()
+                    .map(|e| e.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 
@@ -578,7 +636,8 @@ mod tests {
         );
         assert_eq!(
             cfg.environment("ghcr.io/cosmian/mse-pytorch:20230104085621")
-                .unwrap_err(),
+                .unwrap_err()
+                .to_string(),
             "unknown environment \"ghcr.io/cosmian/mse-pytorch:20230104085621\": this node offers mse-flask, mse-fastapi"
         );
     }
@@ -607,7 +666,7 @@ mod tests {
         );
         assert_eq!(
             parse("tee = \"sim\"\nfoo = 1\n").unwrap_err(),
-            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `max_apps_per_project`, `max_project_package_mb`, `max_lifetime_hours`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `api_read_timeout_secs`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`, `vm_image`, `vm_firmware`"
+            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `max_apps_per_project`, `max_project_package_mb`, `max_lifetime_hours`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `api_read_timeout_secs`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`, `vm_image`, `vm_firmware`, `launcher`, `vm`"
         );
         assert_eq!(
             parse("[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n")
@@ -625,15 +684,47 @@ mod tests {
     }
 
     #[test]
-    fn environment_names_match_image_references() {
-        let e = Environment {
-            name: "mse-flask".into(),
-            source: EnvSource::Venv("/v".into()),
-        };
-        assert!(e.matches("mse-flask"));
-        assert!(e.matches("ghcr.io/cosmian/mse-flask:20230124182826"));
-        assert!(e.matches("mse-flask@sha256:abc"));
-        assert!(!e.matches("mse-flask2"));
-        assert!(!e.matches("ghcr.io/mse-flask/other"));
+    fn launcher_and_vm_settings() {
+        let cfg = parse("").unwrap();
+        assert_eq!(cfg.launcher, LauncherKind::Process);
+        assert_eq!(cfg.vm, VmSettings::default());
+        let cfg = parse(
+            "launcher = \"vm\"\nvm_image = \"img\"\n[vm]\nqemu = \"q/qemu\"\nvcpu_type = \"EPYC-Genoa\"\nrestrict = true\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.launcher, LauncherKind::Vm);
+        assert_eq!(cfg.vm_image, Some(PathBuf::from("/etc/img")));
+        assert_eq!(cfg.vm.qemu, PathBuf::from("/etc/q/qemu"));
+        assert_eq!(cfg.vm.vcpu_type, "EPYC-Genoa");
+        assert!(cfg.vm.restrict);
+        assert_eq!(
+            parse("launcher = \"kvm\"\n").unwrap_err().to_string(),
+            "/etc/node.toml:1: launcher = \"kvm\": expected \"process\" or \"vm\""
+        );
+    }
+
+    #[test]
+    fn tee_spellings() {
+        let tee = |text: &str| parse(text).map(|c| c.tee).map_err(|e| e.to_string());
+        let cases = [
+            ("", Ok(TeeKind::Sim)),
+            ("tee = \"gramine\"\n", Ok(TeeKind::GramineSgx)),
+            ("tee = \"tdx\"\n", Ok(TeeKind::Tdx)),
+            (
+                "tee = \"tsm\"\n",
+                Err(
+                    "/etc/node.toml:1: tee = \"tsm\" is now named after the guest: \"sev-snp\" or \"tdx\"",
+                ),
+            ),
+            (
+                "tee = \"sgx\"\n",
+                Err(
+                    "/etc/node.toml:1: tee: unknown TEE \"sgx\" (expected one of \"sim\", \"sim-snp\", \"sev-snp\", \"tdx\", \"gramine-sgx\")",
+                ),
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(tee(text), want.map_err(str::to_owned), "{text}");
+        }
     }
 }

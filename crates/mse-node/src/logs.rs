@@ -94,6 +94,16 @@ pub fn read_tail(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+impl mse_launch::OutputSink for AppLog {
+    fn output(&self, bytes: &[u8]) {
+        self.push(bytes);
+    }
+
+    fn note(&self, line: &str) {
+        AppLog::note(self, line);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,7 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Image { command } => mse_node::image_cmd::run(command),
         Cmd::Serve { config } => {
             let cfg = load(config.as_ref())?;
-            if cfg.tee == "sim" {
+            if cfg.tee.is_simulated() {
                 tracing::warn!(
                     "SIMULATED TEE: apps on this node run without hardware protection; their evidence only verifies with --allow-simulation"
                 );
@@ -99,7 +99,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     tracing::info!("shutting down");
                 },
-            ))
+            ))?;
+            Ok(())
         }
         Cmd::Project {
             command: ProjectCmd::Create { name, config },

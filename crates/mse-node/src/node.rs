@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
+use mse_launch::process::{is_enclave_of, signal};
+use mse_launch::{
+    Digest32, Disposal, Instance, LaunchInputs, LaunchSpec, Launcher, PackageRef, ProcessLauncher,
+    SPEC_VERSION, TlsSpec,
+};
 use tokio::sync::watch;
 
 use crate::config::{Environment, NodeConfig, Tier};
@@ -18,7 +20,10 @@ use crate::digest::DigestCache;
 use crate::logs::AppLog;
 use crate::probe::{Probe, probe};
 use crate::store::{AppRecord, Status, Store, StoreError, now_ms};
-use crate::venv::{Venvs, requirements_of};
+use mse_launch::venv::{Venvs, requirements_of};
+
+/// Longest a clean shutdown waits for the enclaves to end (SIGTERM grace plus output drain).
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(6);
 
 /// Traffic the router carried for an app.
 #[derive(Default)]
@@ -49,6 +54,8 @@ pub struct Live {
     pub stats: Arc<Stats>,
     stop: watch::Sender<Option<StopReason>>,
     pub pid: AtomicU64,
+    /// The running instance, once launched.
+    instance: Mutex<Option<Arc<dyn Instance>>>,
     /// The enclave's port once handed out (0 before).
     port: std::sync::atomic::AtomicU16,
 }
@@ -77,10 +84,8 @@ pub struct Node {
     pub api_addr: Mutex<Option<SocketAddr>>,
     /// Ports handed to live enclaves.
     ports: Mutex<std::collections::HashSet<u16>>,
-    /// Requests to the spawner thread (see [`spawner_thread`]).
-    spawn_tx: Mutex<std::sync::mpsc::Sender<SpawnRequest>>,
-    /// Round-robin start for CPU pinning, so apps spread over the node's CPUs.
-    next_cpu: std::sync::atomic::AtomicUsize,
+    /// What starts enclaves (the process launcher; a VM launcher next).
+    launcher: Arc<dyn Launcher>,
     /// Set by [`Node::shutdown`] before it signals the enclaves, so that their supervisors record
     /// "node stopped" rather than the SIGTERM the node itself sent.
     stopping: std::sync::atomic::AtomicBool,
@@ -150,41 +155,59 @@ pub fn open_data_dir(cfg: &NodeConfig) -> Result<(Store, [u8; 32]), NodeError> {
     Ok((store, seed))
 }
 
-fn exit_reason(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("enclave exited with code {code}"),
-        (None, Some(sig)) => format!("enclave killed by signal {sig}"),
-        _ => format!("enclave ended: {status}"),
-    }
-}
-
 fn free_port() -> std::io::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
 
-/// Whether process `pid` is alive and its command line names `app_id` (so a recycled pid of
-/// some other process is never touched).
-fn is_our_enclave(pid: u32, app_id: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| c.split(|&b| b == 0).any(|arg| arg == app_id.as_bytes()))
-        .unwrap_or(false)
-}
-
-fn signal(pid: u32, sig: rustix::process::Signal) {
-    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-        let _ = rustix::process::kill_process(pid, sig);
-    }
-}
-
 impl Node {
-    /// Must be called inside the tokio runtime the node runs on.
+    /// A node launching `mse-enclave` processes. Must be called inside the tokio runtime the
+    /// node runs on.
     pub fn new(cfg: NodeConfig, store: Store, seed: [u8; 32]) -> Arc<Node> {
+        let launcher = Arc::new(ProcessLauncher::new(cfg.enclave_bin.clone()));
+        Node::with_launcher(cfg, store, seed, launcher)
+    }
+
+    /// The launcher node.toml asks for: the process launcher, or the VM launcher (which checks
+    /// its image and QEMU, and probes KVM, here).
+    pub fn configured_launcher(
+        cfg: &NodeConfig,
+    ) -> Result<Arc<dyn Launcher>, mse_launch::LaunchError> {
+        Ok(match cfg.launcher {
+            crate::config::LauncherKind::Process => {
+                Arc::new(ProcessLauncher::new(cfg.enclave_bin.clone()))
+            }
+            crate::config::LauncherKind::Vm => {
+                let image_dir = cfg
+                    .vm_image
+                    .clone()
+                    .unwrap_or_else(|| cfg.data_dir.join("image"));
+                let mut vm = mse_launch::vm::VmConfig::new(image_dir.clone());
+                vm.qemu = cfg.vm.qemu.clone();
+                vm.firmware = cfg.vm_firmware.clone();
+                vm.vcpu_type = cfg.vm.vcpu_type.clone();
+                vm.restrict_net = cfg.vm.restrict;
+                let launcher = mse_launch::vm::VmLauncher::new(vm)?;
+                tracing::info!(
+                    "VM launcher: image {}, accelerator {}",
+                    image_dir.display(),
+                    launcher.accel().as_str()
+                );
+                Arc::new(launcher)
+            }
+        })
+    }
+
+    /// A node launching through `launcher`.
+    pub fn with_launcher(
+        cfg: NodeConfig,
+        store: Store,
+        seed: [u8; 32],
+        launcher: Arc<dyn Launcher>,
+    ) -> Arc<Node> {
         let venvs = Arc::new(Venvs::new(cfg.data_dir.join("venvs")));
-        let spawn_tx = spawner_thread(tokio::runtime::Handle::current());
         Arc::new(Node {
-            spawn_tx: Mutex::new(spawn_tx),
+            launcher,
             ports: Mutex::new(std::collections::HashSet::new()),
             cfg,
             store,
@@ -195,7 +218,6 @@ impl Node {
             routes: RwLock::new(HashMap::new()),
             router_addr: Mutex::new(None),
             api_addr: Mutex::new(None),
-            next_cpu: std::sync::atomic::AtomicUsize::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -248,7 +270,7 @@ impl Node {
         let apps = self.store.live_apps()?;
         for app in &apps {
             if let Some(pid) = app.pid
-                && is_our_enclave(pid, &app.id)
+                && is_enclave_of(pid, &app.id)
             {
                 signal(pid, rustix::process::Signal::KILL);
             }
@@ -261,9 +283,10 @@ impl Node {
         Ok(apps.len())
     }
 
-    /// On a clean node shutdown: every live app's enclave gets SIGTERM and the app is recorded
-    /// `on_error` ("node stopped"), its storage kept.
-    pub fn shutdown(&self) {
+    /// On a clean node shutdown: every live app's enclave is stopped (SIGTERM, then SIGKILL),
+    /// its storage kept, and the app recorded `on_error` ("node stopped"). Resolves once they
+    /// ended, or after [`SHUTDOWN_WAIT`].
+    pub async fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         let live: Vec<(String, Arc<Live>)> = self
             .live
@@ -272,10 +295,13 @@ impl Node {
             .iter()
             .map(|(id, l)| (id.clone(), l.clone()))
             .collect();
+        let mut stops = tokio::task::JoinSet::new();
         for (id, l) in live {
-            let pid = l.pid.load(Ordering::Relaxed) as u32;
-            if pid != 0 && is_our_enclave(pid, &id) {
-                signal(pid, rustix::process::Signal::TERM);
+            let instance = l.instance.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(instance) = instance {
+                stops.spawn(async move {
+                    instance.stop(Disposal::Keep).await;
+                });
             }
             l.log.note("node stopped: app marked on_error");
             if let Err(e) = self
@@ -285,6 +311,8 @@ impl Node {
                 tracing::error!(app = %id, "cannot record the node's stop: {e}");
             }
         }
+        let all = async { while stops.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(SHUTDOWN_WAIT, all).await;
     }
 
     /// Starts the supervising task of a freshly inserted app.
@@ -297,6 +325,7 @@ impl Node {
             stats: Arc::new(Stats::default()),
             stop,
             pid: AtomicU64::new(0),
+            instance: Mutex::new(None),
             port: std::sync::atomic::AtomicU16::new(0),
         });
         self.live
@@ -372,77 +401,11 @@ impl Node {
         let log = log.clone();
         tokio::task::spawn_blocking(move || {
             let req = requirements_of(&package)?;
-            venvs.for_app(&env, req.as_deref(), &log)
+            venvs.for_app(&env, req.as_deref(), log.as_ref())
         })
         .await
         .map_err(|e| format!("virtualenv task failed: {e}"))?
         .map_err(|e| format!("virtualenv: {e}"))
-    }
-
-    fn command(&self, launch: &Launch, venv: &Path, port: u16) -> Command {
-        let app = &launch.app;
-        let dir = self.app_dir(&app.id);
-        let mut cmd = Command::new(&self.cfg.enclave_bin);
-        cmd.arg("--size")
-            .arg(launch.tier.enclave_size.to_string())
-            .arg("--san")
-            .arg(&app.domain)
-            .arg("--id")
-            .arg(&app.id)
-            .arg("--application")
-            .arg(&launch.python_application);
-        match &launch.certificate {
-            Some(cert) => cmd.arg("--certificate").arg(cert),
-            None => cmd
-                .arg("--expiration")
-                .arg((app.expires_at / 1000).to_string()),
-        };
-        cmd.arg("--package")
-            .arg(dir.join("app.tar"))
-            .arg("--env")
-            .arg(venv)
-            .arg("--host")
-            .arg("127.0.0.1")
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--tee")
-            .arg(&self.cfg.tee)
-            .arg("--state-dir")
-            .arg(dir.join("state"));
-        if self.cfg.tee == "sim" {
-            cmd.arg("--sim-seed")
-                .arg(self.cfg.data_dir.join("sim-seed"));
-        }
-        // The enclave gets none of the node's environment.
-        cmd.env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("LANG", "C.UTF-8")
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        // The runtime's log filter (`MSE_LOG`), so an operator can raise enclave logging.
-        if let Ok(filter) = std::env::var("MSE_LOG") {
-            cmd.env("MSE_LOG", filter);
-        }
-        let cpus = self.cpu_set(launch.tier.cores);
-        // SAFETY: the closure runs in the child between fork and exec and only makes the
-        // async-signal-safe prctl and sched_setaffinity syscalls on values computed before the
-        // fork; it allocates nothing and touches no shared state.
-        unsafe {
-            cmd.pre_exec(move || {
-                // The enclave dies with the node, so none outlives the process that owns its pipes.
-                rustix::process::set_parent_process_death_signal(Some(
-                    rustix::process::Signal::KILL,
-                ))?;
-                if let Some(set) = &cpus {
-                    rustix::thread::sched_setaffinity(None, set)?;
-                }
-                Ok(())
-            });
-        }
-        cmd
     }
 
     /// A port free now and not handed to another live enclave (which may not have bound it
@@ -458,37 +421,6 @@ impl Node {
         Err(std::io::Error::other(
             "every port offered was already handed out",
         ))
-    }
-
-    /// Starts `cmd` on the spawner thread.
-    async fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.spawn_tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send((cmd, tx))
-            .map_err(|_| std::io::Error::other("spawner thread is gone"))?;
-        rx.await
-            .map_err(|_| std::io::Error::other("spawner thread is gone"))?
-    }
-
-    /// The tier's number of CPUs out of those the node may use, taken round-robin; `None`
-    /// when the tier has at least as many cores as the node (no pinning).
-    fn cpu_set(&self, cores: u32) -> Option<rustix::thread::CpuSet> {
-        let mine = rustix::thread::sched_getaffinity(None).ok()?;
-        let allowed: Vec<usize> = (0..rustix::thread::CpuSet::MAX_CPU)
-            .filter(|&c| mine.is_set(c))
-            .collect();
-        let cores = cores as usize;
-        if cores == 0 || cores >= allowed.len() {
-            return None;
-        }
-        let start = self.next_cpu.fetch_add(cores, Ordering::Relaxed);
-        let mut set = rustix::thread::CpuSet::new();
-        for i in 0..cores {
-            set.set(allowed[(start + i) % allowed.len()]);
-        }
-        Some(set)
     }
 
     async fn supervise(
@@ -509,7 +441,7 @@ impl Node {
                 .await
                 .unwrap_or_else(|e| Err(std::io::Error::other(e)))
         };
-        match digest {
+        let environment = match digest {
             Ok(d) => {
                 if let Err(e) = self.store.set_environment_digest(&app.id, &d) {
                     return (
@@ -517,6 +449,7 @@ impl Node {
                         format!("cannot record the environment digest: {e}"),
                     );
                 }
+                d
             }
             Err(e) => {
                 return (
@@ -524,7 +457,7 @@ impl Node {
                     format!("environment digest of {}: {e}", venv.display()),
                 );
             }
-        }
+        };
         if let Some(reason) = *stop_rx.borrow() {
             return stopped(reason);
         }
@@ -533,26 +466,42 @@ impl Node {
             Err(e) => return (Status::OnError, format!("no free port: {e}")),
         };
         live.port.store(port, Ordering::Relaxed);
-        if let Err(e) = std::fs::create_dir_all(self.app_dir(&app.id).join("state")) {
-            return (Status::OnError, format!("cannot create the state dir: {e}"));
-        }
-        let mut child = match self.spawn(self.command(launch, &venv, port)).await {
-            Ok(c) => c,
-            Err(e) => {
-                return (
-                    Status::OnError,
-                    format!("cannot start {}: {e}", self.cfg.enclave_bin.display()),
-                );
-            }
+        let spec = match self.spec_of(launch, &environment).await {
+            Ok(s) => s,
+            Err(e) => return (Status::OnError, e),
         };
-        let pid = child.id().unwrap_or(0);
+        if let Err(e) = self.store.set_launch_spec(&app.id, &spec) {
+            return (
+                Status::OnError,
+                format!("cannot record the launch spec: {e}"),
+            );
+        }
+        let dir = self.app_dir(&app.id);
+        let inputs = LaunchInputs {
+            package: dir.join("app.tar"),
+            environment: venv,
+            owner_certificate: launch.certificate.clone(),
+            host: "127.0.0.1".to_owned(),
+            port,
+            state_dir: dir.join("state"),
+            sim_seed: spec
+                .tee
+                .is_simulated()
+                .then(|| self.cfg.data_dir.join("sim-seed")),
+            config_timeout_secs: None,
+        };
+        let instance = match self.launcher.launch(&spec, &inputs, log.clone()).await {
+            Ok(i) => i,
+            Err(e) => return (Status::OnError, e.to_string()),
+        };
+        *live.instance.lock().unwrap_or_else(|p| p.into_inner()) = Some(instance.clone());
+        let pid = instance.pid().unwrap_or(0);
         live.pid.store(u64::from(pid), Ordering::Relaxed);
         log.note(&format!("enclave started (pid {pid}, port {port})"));
-        let pipes = capture(&mut child, log.clone());
         if let Err(e) = self.store.set_process(&app.id, port, pid) {
             tracing::error!(app = %app.id, "cannot record the enclave's pid: {e}");
         }
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = instance.addr();
         self.set_routes(
             app,
             Some(Route {
@@ -561,19 +510,62 @@ impl Node {
                 stats: live.stats.clone(),
             }),
         );
-        let outcome = self
-            .follow(launch, live, &mut child, &mut stop_rx, addr)
-            .await;
-        // Drain what the enclave wrote last, so the log has it before the status changes.
-        let _ = tokio::time::timeout(Duration::from_secs(2), pipes).await;
-        outcome
+        self.follow(launch, live, instance.as_ref(), &mut stop_rx, addr)
+            .await
+    }
+
+    /// The app's launch spec: what the node was asked for, plus the digests of what it attaches
+    /// (package, owner certificate, venv) and of the launcher's runtime.
+    async fn spec_of(&self, launch: &Launch, environment: &str) -> Result<LaunchSpec, String> {
+        let app = &launch.app;
+        let package = self.app_dir(&app.id).join("app.tar");
+        let certificate = launch.certificate.clone();
+        let launcher = self.launcher.clone();
+        let (package_ref, tls, runtime) = tokio::task::spawn_blocking(move || {
+            let size = std::fs::metadata(&package)
+                .map_err(|e| format!("package {}: {e}", package.display()))?
+                .len();
+            let sha256 = mse_launch::process::file_sha256(&package)
+                .map_err(|e| format!("package {}: {e}", package.display()))?;
+            let tls = match &certificate {
+                Some(c) => Some(
+                    mse_launch::process::file_sha256(c)
+                        .map_err(|e| format!("certificate {}: {e}", c.display()))?,
+                ),
+                None => None,
+            };
+            let runtime = launcher.runtime().map_err(|e| e.to_string())?;
+            Ok::<_, String>((PackageRef { sha256, size }, tls, runtime))
+        })
+        .await
+        .map_err(|e| format!("launch spec task failed: {e}"))??;
+        let environment_sha256 = Digest32::from_hex(environment)
+            .ok_or_else(|| format!("environment digest {environment:?} is not hex"))?;
+        let spec = LaunchSpec {
+            version: SPEC_VERSION,
+            app_id: app.id.clone(),
+            san: app.domain.clone(),
+            application: launch.python_application.clone(),
+            memory_mb: launch.tier.enclave_size,
+            vcpus: launch.tier.cores,
+            tee: self.cfg.tee,
+            tls: match tls {
+                Some(h) => TlsSpec::OwnerCertificateSha256(h),
+                None => TlsSpec::Expiration(app.expires_at / 1000),
+            },
+            package: package_ref,
+            environment_sha256,
+            runtime,
+        };
+        spec.validate().map_err(|e| e.to_string())?;
+        Ok(spec)
     }
 
     async fn follow(
         &self,
         launch: &Launch,
         live: &Arc<Live>,
-        child: &mut Child,
+        instance: &dyn Instance,
         stop_rx: &mut watch::Receiver<Option<StopReason>>,
         addr: SocketAddr,
     ) -> (Status, String) {
@@ -586,24 +578,23 @@ impl Node {
             || Duration::from_millis((app.expires_at - now_ms()).clamp(0, 86_400_000) as u64);
         let expiry = tokio::time::sleep(until_expiry());
         tokio::pin!(expiry);
+        let exited = instance.wait();
+        tokio::pin!(exited);
         loop {
             let interval = match status {
                 Status::Spawning => Duration::from_millis(50),
                 _ => Duration::from_millis(250),
             };
             tokio::select! {
-                exit = child.wait() => {
+                exit = &mut exited => {
                     if self.stopping.load(Ordering::SeqCst) {
                         return (Status::OnError, "node stopped".to_owned());
                     }
-                    return match exit {
-                        Ok(s) => (Status::OnError, exit_reason(s)),
-                        Err(e) => (Status::OnError, format!("cannot wait for the enclave: {e}")),
-                    };
+                    return (Status::OnError, exit.to_string());
                 }
                 _ = stop_rx.changed() => {
                     let reason = (*stop_rx.borrow()).unwrap_or(StopReason::User);
-                    terminate(child, &live.log).await;
+                    instance.stop(Disposal::Delete).await;
                     return stopped(reason);
                 }
                 _ = &mut expiry => {
@@ -611,7 +602,7 @@ impl Node {
                         expiry.as_mut().reset(tokio::time::Instant::now() + until_expiry());
                         continue;
                     }
-                    terminate(child, &live.log).await;
+                    instance.stop(Disposal::Delete).await;
                     return stopped(StopReason::Expired);
                 }
                 _ = tokio::time::sleep(interval), if status != Status::Running => {
@@ -635,7 +626,7 @@ impl Node {
                         }
                         tracing::info!(app = %app.id, "status {}", next.as_str());
                     } else if status == Status::Spawning && tokio::time::Instant::now() > spawn_deadline {
-                        terminate(child, &live.log).await;
+                        instance.stop(Disposal::Keep).await;
                         return (Status::OnError, format!(
                             "the enclave did not start its configuration server within {} s",
                             self.cfg.spawn_timeout_secs
@@ -662,12 +653,17 @@ impl Node {
             put("total_connections", s.total.load(Ordering::Relaxed).into());
             put("throughput_in", s.bytes_in.load(Ordering::Relaxed).into());
             put("throughput_out", s.bytes_out.load(Ordering::Relaxed).into());
-            let pid = live.pid.load(Ordering::Relaxed);
-            if pid != 0 {
-                if let Some(cpu) = cpu_seconds(pid) {
+            let instance = live
+                .instance
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(instance) = instance {
+                let m = instance.metrics();
+                if let Some(cpu) = m.cpu_seconds {
                     put("cpu_time", cpu.into());
                 }
-                if let Some(rss) = rss_bytes(pid) {
+                if let Some(rss) = m.memory_bytes {
                     put("memory_usage", rss.into());
                 }
             }
@@ -680,93 +676,11 @@ impl Node {
     }
 }
 
-type SpawnRequest = (
-    Command,
-    tokio::sync::oneshot::Sender<std::io::Result<Child>>,
-);
-
-/// A thread that lives as long as the node and forks every enclave. The parent-death signal an
-/// enclave gets fires when the *thread* that forked it exits, and tokio retires and replaces
-/// its threads (`block_in_place`, idle blocking threads); forking from this thread only means
-/// enclaves die with the node process and never earlier.
-fn spawner_thread(runtime: tokio::runtime::Handle) -> std::sync::mpsc::Sender<SpawnRequest> {
-    let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
-    std::thread::Builder::new()
-        .name("mse-node-spawner".into())
-        .spawn(move || {
-            // tokio's child handling (its SIGCHLD reaper) needs the runtime's context.
-            let _guard = runtime.enter();
-            while let Ok((mut cmd, reply)) = rx.recv() {
-                let _ = reply.send(cmd.spawn());
-            }
-        })
-        .expect("cannot start the spawner thread");
-    tx
-}
-
 fn stopped(reason: StopReason) -> (Status, String) {
     match reason {
         StopReason::User => (Status::Stopped, "stopped by its owner".to_owned()),
         StopReason::Expired => (Status::Stopped, "expired".to_owned()),
     }
-}
-
-/// SIGTERM, then SIGKILL if the enclave has not exited within 3 s.
-async fn terminate(child: &mut Child, log: &AppLog) {
-    if let Some(pid) = child.id() {
-        signal(pid, rustix::process::Signal::TERM);
-        if tokio::time::timeout(Duration::from_secs(3), child.wait())
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        log.note("enclave ignored SIGTERM for 3 s: killing it");
-    }
-    let _ = child.kill().await;
-}
-
-/// Copies the child's stdout and stderr into the app log; resolves when both are closed.
-fn capture(child: &mut Child, log: Arc<AppLog>) -> tokio::task::JoinHandle<()> {
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    tokio::spawn(async move {
-        let pump = |mut r: Box<dyn tokio::io::AsyncRead + Unpin + Send>, log: Arc<AppLog>| async move {
-            let mut buf = vec![0u8; 8192];
-            loop {
-                match r.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => log.push(&buf[..n]),
-                }
-            }
-        };
-        let a = stdout.map(|s| tokio::spawn(pump(Box::new(s), log.clone())));
-        let b = stderr.map(|s| tokio::spawn(pump(Box::new(s), log.clone())));
-        if let Some(a) = a {
-            let _ = a.await;
-        }
-        if let Some(b) = b {
-            let _ = b.await;
-        }
-    })
-}
-
-fn cpu_seconds(pid: u64) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    let ticks = rustix::param::clock_ticks_per_second();
-    Some((utime + stime) as f64 / ticks as f64)
-}
-
-fn rss_bytes(pid: u64) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 fn dir_size(path: &Path) -> u64 {

@@ -155,6 +155,10 @@ pub struct AppView {
     /// The node's TEE kind (`sim`, ...).
     #[schema(value_type = String)]
     pub tee: Value,
+    /// The app's launch spec (`mse_launch::LaunchSpec`, canonical field order; null until its
+    /// environment is built): its SHA-256 is the app's launch identity.
+    #[schema(value_type = Option<Object>)]
+    pub launch_spec: Value,
     /// Launch input of the measurement: expiration (Unix seconds), null in owner mode.
     pub expiration: Option<i64>,
     /// Launch input of the measurement: SHA-256 of the owner's certificate chain.

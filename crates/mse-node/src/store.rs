@@ -540,6 +540,20 @@ impl Store {
         Ok(())
     }
 
+    /// Records the app's launch spec (a JSON object in the app's config).
+    pub fn set_launch_spec(
+        &self,
+        id: &str,
+        spec: &mse_launch::LaunchSpec,
+    ) -> Result<(), StoreError> {
+        let text = String::from_utf8_lossy(&spec.canonical_bytes()).into_owned();
+        self.lock().execute(
+            "UPDATE apps SET config = json_set(config, '$.launch_spec', json(?2)) WHERE id = ?1",
+            params![id, text],
+        )?;
+        Ok(())
+    }
+
     pub fn set_process(&self, id: &str, port: u16, pid: u32) -> Result<(), StoreError> {
         self.lock().execute(
             "UPDATE apps SET port = ?2, pid = ?3 WHERE id = ?1",

@@ -494,7 +494,12 @@ fn owner_mode_routes_the_owners_domain() {
     let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
     let at = args.iter().position(|a| *a == b"--certificate").unwrap();
     assert_eq!(args[at + 1], fullchain.as_os_str().as_encoded_bytes());
-    assert!(!args.contains(&&b"--expiration"[..]));
+    // The launch spec (an object in the API) binds the chain's digest, not an expiration.
+    let (_, now) = node.get(&format!("/apps/{id}"), Some(&token));
+    assert_eq!(
+        now["launch_spec"]["tls"],
+        json!({"owner_certificate_sha256": hex::encode(sha2::Sha256::digest(cert.pem().as_bytes()))})
+    );
 
     // A second app cannot take the domain; a certificate that does not cover it is refused.
     let mut c2 = c.clone();

@@ -59,17 +59,28 @@ fn a_real_enclave_goes_from_spawning_to_running_behind_the_router() {
     let id = app["id"].as_str().unwrap().to_owned();
     let domain = format!("{id}.localhost");
     let app = node.wait_status(&token, &id, "initializing", 60);
-    // The node declares the digests the enclave measured itself with.
+    // The node declares the launch spec the enclave checked its inputs against and whose hash
+    // it reports as its measurement; the digests the API lists are the spec's.
     let (_, logs) = node.get(&format!("/apps/{id}/logs"), Some(&token));
     let logs = logs["stdout"].as_str().unwrap().to_owned();
-    for field in ["runtime_digest", "environment_digest"] {
-        let short = field.trim_end_matches("_digest");
-        let d = app[field].as_str().unwrap();
-        assert!(
-            logs.contains(&format!("{short}={d}")),
-            "{field} {d} not in the log: {logs}"
-        );
-    }
+    let spec: mse_launch::LaunchSpec = serde_json::from_value(app["launch_spec"].clone()).unwrap();
+    assert!(
+        logs.contains(&format!("measurement={}", spec.hash())),
+        "spec hash {} not in the log: {logs}",
+        spec.hash()
+    );
+    assert_eq!(
+        app["environment_digest"],
+        spec.environment_sha256.to_hex(),
+        "{app}"
+    );
+    let mse_launch::Runtime::Process { enclave_sha256 } = spec.runtime else {
+        panic!("{spec:?}")
+    };
+    assert_eq!(app["runtime_digest"], enclave_sha256.to_hex(), "{app}");
+    assert_eq!(spec.app_id, id);
+    assert_eq!(spec.san, domain);
+    assert_eq!(spec.tee, mse_launch::TeeKind::Sim);
     let (code, head, _) = https(node.router, &domain, "GET", "/").unwrap();
     assert_eq!(code, 200);
     assert!(head.contains("mse-status: waiting"), "{head}");

@@ -44,9 +44,6 @@ pub struct App {
     pub stopped_at: Option<String>,
     #[serde(default)]
     pub expires_at: Option<String>,
-    /// Self mode: the enclave's `--expiration` (Unix seconds).
-    #[serde(default)]
-    pub expiration: Option<i64>,
     /// Owner mode: SHA-256 (hex) of the certificate chain the node gave the enclave.
     #[serde(default)]
     pub owner_certificate_sha256: Option<String>,
@@ -62,9 +59,13 @@ pub struct App {
     pub python_application: Option<String>,
     #[serde(default)]
     pub healthcheck_endpoint: Option<String>,
-    /// The TEE the node runs apps in (`sim`, `gramine`, `tsm`).
+    /// The TEE the node runs apps in.
     #[serde(default)]
-    pub tee: Option<String>,
+    pub tee: Option<mse_launch::TeeKind>,
+    /// The app's launch spec, once the node built its environment (its hash is the
+    /// measurement the simulated TEE reports).
+    #[serde(default)]
+    pub launch_spec: Option<mse_launch::LaunchSpec>,
     /// SHA-256 of the `mse-enclave` executable the node runs (hex).
     #[serde(default)]
     pub runtime_digest: Option<String>,
@@ -105,7 +106,6 @@ impl App {
             &mut self.ssl_certificate_origin,
             &mut self.python_application,
             &mut self.healthcheck_endpoint,
-            &mut self.tee,
             &mut self.runtime_digest,
             &mut self.environment_digest,
             &mut self.router_address,

@@ -5,7 +5,7 @@
 //! - `context.toml`: [`ContextInfo`] (ids, names, domains, node, measurement, tests);
 //! - `code.key`: the code key, 64 hex characters (secret: it decrypts the code);
 //! - `nonces.json`: the per-file nonces (with the key, the package rebuilds byte for byte);
-//! - `manifest.json`: the measurement manifest the enclave's evidence was checked against;
+//! - `launch-spec.json`: the launch spec (canonical bytes) whose hash the evidence was checked against;
 //! - `ratls.pem`: the enclave certificate that was verified (for `curl --cacert`).
 
 use std::fs;
@@ -19,7 +19,7 @@ use super::config::{ensure_private_dir, write_private};
 pub const INFO_FILE: &str = "context.toml";
 pub const KEY_FILE: &str = "code.key";
 pub const NONCES_FILE: &str = "nonces.json";
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub const SPEC_FILE: &str = "launch-spec.json";
 pub const CERT_FILE: &str = "ratls.pem";
 
 /// Version of the `context.toml` layout this code writes.
@@ -225,7 +225,7 @@ impl ContextStore {
             context: info,
             code_secret_key: key.trim().to_owned(),
             nonces: serde_json::from_str(&nonces).context("nonces.json is not JSON")?,
-            manifest: optional(MANIFEST_FILE),
+            launch_spec: optional(SPEC_FILE),
             ratls_certificate: optional(CERT_FILE),
         };
         toml::to_string(&export).context("encoding the exported context")
@@ -238,7 +238,7 @@ struct Export {
     code_secret_key: String,
     nonces: std::collections::BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    manifest: Option<String>,
+    launch_spec: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ratls_certificate: Option<String>,
 }
@@ -338,7 +338,7 @@ mod tests {
         assert_eq!(v["code_secret_key"].as_str().unwrap(), "cd".repeat(32));
         assert_eq!(v["context"]["id"].as_str().unwrap(), A);
         assert_eq!(v["ratls_certificate"].as_str().unwrap(), "PEM");
-        assert!(v.get("manifest").is_none());
+        assert!(v.get("launch_spec").is_none());
 
         assert!(store.remove(A).unwrap());
         assert!(!store.remove(A).unwrap());

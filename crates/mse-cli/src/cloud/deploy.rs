@@ -21,18 +21,18 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use mse_attest::measurement::{MANIFEST_VERSION, Manifest, TlsMode};
-use mse_attest::ratls::{RaTlsCert, fetch_server_certificate};
+use mse_attest::ratls::RaTlsCert;
 use mse_attest::{Collateral, Evidence, Policy, TrustAnchors};
 use mse_conf::AppConf;
 use mse_crypto::CodeKey;
+use mse_launch::{ConfPayload, Digest32, LaunchSpec, PackageRef, Runtime, TeeKind, TlsSpec};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::api::{App, FilePart, NodeClient};
 use super::config::{Login, config_dir};
-use super::context::{CERT_FILE, CONTEXT_VERSION, ContextInfo, ContextStore, MANIFEST_FILE};
+use super::context::{CERT_FILE, CONTEXT_VERSION, ContextInfo, ContextStore, SPEC_FILE};
 use super::{LIVE, app_url, router_address, tls, wait_until};
 
 /// `--json`: the progress goes to stderr and stdout gets one JSON object at the end.
@@ -51,7 +51,6 @@ macro_rules! say {
 
 /// Where DCAP collateral of hardware evidence comes from unless `MSE_PCCS_URL` says otherwise.
 const DEFAULT_PCCS_URL: &str = "https://api.trustedservices.intel.com";
-const CERT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The configuration POST (the enclave decrypts the code before answering).
 const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -153,12 +152,6 @@ fn parse_digest(what: &str, text: &str) -> anyhow::Result<[u8; 32]> {
     Ok(out)
 }
 
-fn unix_seconds(what: &str, rfc3339: &str) -> anyhow::Result<i64> {
-    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .with_context(|| format!("{what} {rfc3339:?} is not an RFC 3339 date"))?;
-    Ok(t.unix_timestamp())
-}
-
 /// Asks before replacing `apps`; refuses without a terminal unless `yes`.
 fn confirm_replace(name: &str, apps: &[App], yes: bool) -> anyhow::Result<()> {
     let ids: Vec<&str> = apps.iter().map(|a| a.id.as_str()).collect();
@@ -250,6 +243,49 @@ fn sim_root_of(collateral: &Collateral) -> anyhow::Result<Vec<u8>> {
     last.context("the node's TCB issuer chain holds no certificate")
 }
 
+/// What `mse` knows itself about the app it deployed, to hold the node's launch spec against.
+struct ExpectedSpec<'a> {
+    app_id: &'a str,
+    san: &'a str,
+    application: &'a str,
+    memory_mb: u64,
+    tls: TlsSpec,
+    package: PackageRef,
+}
+
+impl ExpectedSpec<'_> {
+    /// An error naming the first field of `spec` that is not what was asked.
+    fn check(&self, spec: &LaunchSpec) -> anyhow::Result<()> {
+        let package = |p: &PackageRef| format!("{} ({} bytes)", p.sha256, p.size);
+        let fields = [
+            (
+                "app_id",
+                format!("{:?}", spec.app_id),
+                format!("{:?}", self.app_id),
+            ),
+            ("san", format!("{:?}", spec.san), format!("{:?}", self.san)),
+            (
+                "application",
+                format!("{:?}", spec.application),
+                format!("{:?}", self.application),
+            ),
+            (
+                "memory_mb",
+                spec.memory_mb.to_string(),
+                self.memory_mb.to_string(),
+            ),
+            ("tls", format!("{:?}", spec.tls), format!("{:?}", self.tls)),
+            ("package", package(&spec.package), package(&self.package)),
+        ];
+        match fields.into_iter().find(|(_, theirs, ours)| theirs != ours) {
+            Some((field, theirs, ours)) => bail!(
+                "the node's launch spec has {field} {theirs} instead of {ours}: refusing (nothing was sent)"
+            ),
+            None => Ok(()),
+        }
+    }
+}
+
 /// What attestation established about the enclave.
 struct Attested {
     cert: RaTlsCert,
@@ -265,6 +301,8 @@ struct AttestInputs<'a> {
     app: &'a App,
     sni: &'a str,
     router: &'a str,
+    /// The TEE the node declares (the launch spec's, else the app's).
+    tee: Option<TeeKind>,
     expected: Option<[u8; 32]>,
 }
 
@@ -281,94 +319,78 @@ fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
                 inp.router
             )
         })?;
-    let rt = tls::runtime()?;
-    let der = rt
-        .block_on(fetch_server_certificate(
-            host,
-            port,
-            inp.sni,
-            CERT_FETCH_TIMEOUT,
-        ))
-        .context("cannot fetch the enclave's certificate through the node's router")?;
-    let cert =
-        RaTlsCert::parse(&der).context("the enclave's certificate is not an RA-TLS certificate")?;
-    let evidence = Evidence::parse(&cert.quote).context("the enclave's evidence")?;
-    let tee = inp.app.tee.as_deref().unwrap_or("unknown");
-    let simulated_evidence = mse_attest::sim_root_from_quote(evidence.raw()).is_some();
-    let (anchors, collateral) = if tee == "sim" {
-        say!();
-        say!(
-            "WARNING: this node declares a SIMULATED TEE: the enclave has NO hardware protection;"
-        );
-        say!("WARNING: the node's operator can read its memory, its code and its secrets.");
-        say!("WARNING: use it only for local testing, never with real secrets.");
-        say!();
-        let pccs = format!("{}/pccs", inp.client.base());
-        let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
-            .with_context(|| format!("collateral from the node's PCCS {pccs}"))?;
-        let root = sim_root_of(&collateral)?;
-        let fingerprint = hex::encode(Sha256::digest(&root));
-        match &inp.login.sim_root_sha256 {
-            Some(pinned) if *pinned != fingerprint => bail!(
-                "the node's simulation root changed (was {pinned}, now {fingerprint}): refusing; \
-                 `mse login` again if the node was re-created"
-            ),
-            Some(_) => {}
-            None => {
-                inp.login.sim_root_sha256 = Some(fingerprint.clone());
-                inp.login.save(inp.config_dir)?;
-                say!("Pinned this node's simulation root (SHA-256 {fingerprint}).");
-            }
-        }
-        (TrustAnchors::intel().with_simulation_root(root), collateral)
-    } else {
-        if simulated_evidence {
-            bail!(
-                "the enclave presents simulated evidence, but the node declares the TEE {tee:?}: \
-                 refusing (nothing was sent)"
+    let tee = inp.tee;
+    let client = inp.client;
+    let login = inp.login;
+    let config_dir = inp.config_dir;
+    let trust: crate::attest::TrustFor<'_> = Box::new(move |evidence: &Evidence| {
+        let simulated_evidence = mse_attest::sim_root_from_quote(evidence.raw()).is_some();
+        if tee == Some(TeeKind::Sim) {
+            say!();
+            say!(
+                "WARNING: this node declares a SIMULATED TEE: the enclave has NO hardware protection;"
             );
+            say!("WARNING: the node's operator can read its memory, its code and its secrets.");
+            say!("WARNING: use it only for local testing, never with real secrets.");
+            say!();
+            let pccs = format!("{}/pccs", client.base());
+            let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
+                .with_context(|| format!("collateral from the node's PCCS {pccs}"))?;
+            let root = sim_root_of(&collateral)?;
+            let fingerprint = hex::encode(Sha256::digest(&root));
+            match &login.sim_root_sha256 {
+                Some(pinned) if *pinned != fingerprint => bail!(
+                    "the node's simulation root changed (was {pinned}, now {fingerprint}): refusing; \
+                     `mse login` again if the node was re-created"
+                ),
+                Some(_) => {}
+                None => {
+                    login.sim_root_sha256 = Some(fingerprint.clone());
+                    login.save(config_dir)?;
+                    say!("Pinned this node's simulation root (SHA-256 {fingerprint}).");
+                }
+            }
+            Ok((TrustAnchors::intel().with_simulation_root(root), collateral))
+        } else {
+            if simulated_evidence {
+                bail!(
+                    "the enclave presents simulated evidence, but the node declares the TEE {:?}: \
+                     refusing (nothing was sent)",
+                    tee.map_or("unknown", TeeKind::as_str)
+                );
+            }
+            let pccs =
+                std::env::var("MSE_PCCS_URL").unwrap_or_else(|_| DEFAULT_PCCS_URL.to_owned());
+            let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
+                .with_context(|| format!("collateral from {pccs}"))?;
+            Ok((TrustAnchors::intel(), collateral))
         }
-        let pccs = std::env::var("MSE_PCCS_URL").unwrap_or_else(|_| DEFAULT_PCCS_URL.to_owned());
-        let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
-            .with_context(|| format!("collateral from {pccs}"))?;
-        (TrustAnchors::intel(), collateral)
-    };
+    });
     let policy = Policy {
-        allow_simulation: tee == "sim",
+        allow_simulation: tee == Some(TeeKind::Sim),
         expected_measurement: inp.expected.map(|m| m.to_vec()),
         ..Policy::default()
     };
-    let report = mse_attest::verify(
-        &evidence,
-        &collateral,
-        &anchors,
-        &policy,
-        Some(&cert.expected_report_data),
-    );
-    if !report.trusted() {
-        let reason = report
-            .error()
-            .map(|e| e.to_string())
-            .unwrap_or_else(|| "a check failed".into());
-        bail!("the enclave of app {} is NOT trusted: {reason}", inp.app.id);
-    }
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    cert.check_validity(now)
-        .with_context(|| format!("the enclave of app {} is NOT trusted", inp.app.id))?;
-    if !cert.san.iter().any(|n| n.eq_ignore_ascii_case(inp.sni)) {
-        bail!(
-            "the enclave of app {} is NOT trusted: its certificate names {:?}, not {:?}",
-            inp.app.id,
-            cert.san,
-            inp.sni
-        );
-    }
+    let attested = crate::attest::attest_enclave(
+        &crate::attest::Enclave {
+            host,
+            port,
+            sni: inp.sni,
+            via: "through the node's router",
+            name: &format!("the enclave of app {}", inp.app.id),
+        },
+        trust,
+        &policy,
+        now,
+    )?;
+    let examined = attested.examined;
     Ok(Attested {
-        measurement: report.measurement.clone(),
-        simulated: report.simulated,
-        cert,
+        measurement: examined.report.measurement.clone(),
+        simulated: examined.report.simulated,
+        cert: examined.cert,
     })
 }
 
@@ -473,7 +495,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         created_at: app.created_at.clone().unwrap_or_default(),
         python_application: conf.python_application.to_string(),
         healthcheck_endpoint: conf.healthcheck_endpoint.clone(),
-        tee: app.tee.clone().unwrap_or_default(),
+        tee: app.tee.map(|t| t.to_string()).unwrap_or_default(),
         measurement: String::new(),
         measurement_recomputed: false,
         tests_dir: cloud
@@ -499,41 +521,26 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         .context("the node did not say the app's config_domain_name")?;
     let router = router_address(&app, client.base())?;
 
+    let spec = app.launch_spec.clone();
+    let declared_tee = spec.as_ref().map(|s| s.tee).or(app.tee);
     let expected = if args.no_verify {
         None
     } else {
-        let node_runtime = parse_digest(
-            "the node's runtime_digest",
-            app.runtime_digest.as_deref().unwrap_or(""),
-        )?;
-        if let Some(pin) = runtime_pin
-            && pin != node_runtime
-        {
-            bail!(
-                "the node runs mse-enclave {} but --runtime-digest expects {}: refusing (nothing was sent)",
-                hex::encode(node_runtime),
-                hex::encode(pin)
-            );
-        }
+        let spec = spec
+            .as_ref()
+            .context("the node did not give the app's launch spec: refusing (nothing was sent)")?;
+        let package_size = std::fs::metadata(&package)
+            .with_context(|| format!("cannot read {}", package.display()))?
+            .len();
         let tls = match &material.owner {
-            Some(o) => {
-                let ours: [u8; 32] = Sha256::digest(o.chain_pem.as_bytes()).into();
-                if let Some(theirs) = app.owner_certificate_sha256.as_deref()
-                    && theirs != hex::encode(ours)
-                {
-                    bail!(
-                        "the node gave the enclave another certificate chain (SHA-256 {theirs}) than the one sent: refusing (nothing was sent)"
-                    );
-                }
-                TlsMode::OwnerCertificateSha256(ours)
-            }
+            Some(o) => TlsSpec::OwnerCertificateSha256(Digest32(
+                Sha256::digest(o.chain_pem.as_bytes()).into(),
+            )),
             None => {
-                let node_exp = match app.expiration {
-                    Some(e) => e,
-                    None => unix_seconds(
-                        "the node's expires_at",
-                        app.expires_at.as_deref().unwrap_or(""),
-                    )?,
+                let TlsSpec::Expiration(node_exp) = spec.tls else {
+                    bail!(
+                        "the node launched the app in owner-certificate mode, but no certificate was sent: refusing (nothing was sent)"
+                    );
                 };
                 if let Some(asked) = cloud.expiration_date
                     && asked.timestamp() != node_exp
@@ -545,35 +552,58 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
                         conf.file.display()
                     );
                 }
-                TlsMode::Expiration(node_exp)
+                TlsSpec::Expiration(node_exp)
             }
         };
-        let manifest = Manifest {
-            version: MANIFEST_VERSION,
-            runtime_digest: node_runtime,
-            environment_digest: parse_digest(
-                "the node's environment_digest",
-                app.environment_digest.as_deref().unwrap_or(""),
-            )?,
-            package_digest: summary.fingerprint,
-            app_id: app.id.clone(),
-            san: sni.clone(),
-            application: conf.python_application.to_string(),
-            size_mb: hardware.enclave_size,
+        let ours = ExpectedSpec {
+            app_id: &app.id,
+            san: &sni,
+            application: &conf.python_application.to_string(),
+            memory_mb: hardware.enclave_size,
             tls,
+            package: PackageRef {
+                sha256: Digest32(summary.fingerprint),
+                size: package_size,
+            },
+        };
+        ours.check(spec)?;
+        let runtime = match spec.runtime {
+            Runtime::Process { enclave_sha256 } => {
+                if let Some(pin) = runtime_pin
+                    && pin != enclave_sha256.0
+                {
+                    bail!(
+                        "the node runs mse-enclave {} but --runtime-digest expects {}: refusing (nothing was sent)",
+                        enclave_sha256,
+                        hex::encode(pin)
+                    );
+                }
+                format!("runtime {enclave_sha256}")
+            }
+            // A VM with the simulated TEE inside: the sim quote's measurement is the spec hash,
+            // which binds the image digest like every other field. A hardware TEE's launch
+            // measurement (SEV-SNP / TDX) is recomputed from the image files: not here yet.
+            Runtime::Vm { image_sha256 } if spec.tee.is_simulated() => {
+                if runtime_pin.is_some() {
+                    bail!(
+                        "--runtime-digest pins an mse-enclave, but the node runs VM image {image_sha256}: refusing (nothing was sent)"
+                    );
+                }
+                format!("VM image {image_sha256}")
+            }
+            Runtime::Vm { .. } => bail!(
+                "the node's launch spec names a VM image with TEE {}, whose launch measurement this mse cannot check yet: refusing (nothing was sent)",
+                spec.tee
+            ),
         };
         say!(
-            "Expected measurement {} (runtime {} and environment {} as declared by the node)",
-            hex::encode(manifest.measurement()),
-            hex::encode(manifest.runtime_digest),
-            hex::encode(manifest.environment_digest)
+            "Expected measurement {} ({} and environment {} as declared by the node)",
+            spec.hash(),
+            runtime,
+            spec.environment_sha256
         );
-        store.write_file(
-            &app.id,
-            MANIFEST_FILE,
-            manifest.to_context_json().as_bytes(),
-        )?;
-        Some(manifest.measurement())
+        store.write_file(&app.id, SPEC_FILE, &spec.canonical_bytes())?;
+        Some(spec.sim_measurement())
     };
 
     say!("Verifying the enclave of {sni} through the router at {router}...");
@@ -584,14 +614,20 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         app: &app,
         sni: &sni,
         router: &router,
+        tee: declared_tee,
         expected,
     })
     .inspect_err(|_| {
-        say!(
+        let line = format!(
             "App {} got nothing and is left waiting on the node: `mse stop {}` removes it.",
-            app.id,
-            app.id
+            app.id, app.id
         );
+        if JSON.load(Ordering::Relaxed) {
+            eprintln!("{line}");
+        } else {
+            // Best effort: the error that follows is what matters.
+            let _ = crate::write_stdout(format_args!("{line}\n"));
+        }
     })
     .context("nothing was sent to the enclave")?;
     let cert_path = store.write_file(&app.id, CERT_FILE, attested.cert.pem().as_bytes())?;
@@ -610,30 +646,25 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         }
     );
 
-    let mut payload = serde_json::Map::new();
-    payload.insert("uuid".into(), Value::String(app.id.clone()));
-    payload.insert("code_secret_key".into(), Value::String(key_hex.to_string()));
-    if let Some(s) = &material.secrets {
-        payload.insert("app_secrets".into(), Value::Object(s.clone()));
-    }
+    let mut payload = ConfPayload {
+        uuid: app.id.clone(),
+        code_secret_key: Some(Zeroizing::new(key_hex.to_string())),
+        app_secrets: material.secrets.clone().map(Value::Object),
+        ..ConfPayload::default()
+    };
     if let Some(sealed) = &material.sealed {
         let pk = attested
             .cert
             .x25519_public()
             .context("the enclave's certificate carries no X25519 key to seal secrets to")?;
         let boxed = mse_crypto::seal(&pk, sealed).context("sealing the sealed secrets")?;
-        payload.insert(
-            "app_sealed_secrets".into(),
-            Value::String(base64::engine::general_purpose::URL_SAFE.encode(boxed)),
-        );
+        payload.app_sealed_secrets = Some(base64::engine::general_purpose::URL_SAFE.encode(boxed));
     }
     if let Some(o) = &material.owner {
-        payload.insert(
-            "ssl_private_key".into(),
-            Value::String(o.key_pem.to_string()),
-        );
+        payload.ssl_private_key = Some(Zeroizing::new(o.key_pem.to_string()));
     }
-    let body = Zeroizing::new(serde_json::to_vec(&Value::Object(payload)).context("payload")?);
+    let body = payload.to_body();
+    drop(payload);
     let der = attested.cert.der.clone();
     let answer = tls::pinned_request(
         &router,
@@ -670,7 +701,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
     info.router_address = router.clone();
     info.config_domain_name = sni.clone();
     info.domain_name = app.domain_name.clone().unwrap_or_else(|| sni.clone());
-    info.tee = app.tee.clone().unwrap_or_default();
+    info.tee = declared_tee.map(|t| t.to_string()).unwrap_or_default();
     info.measurement = hex::encode(&attested.measurement);
     info.measurement_recomputed = !args.no_verify;
     store.save(&info)?;
@@ -739,6 +770,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_nodes_spec_must_hold_what_was_deployed() {
+        let spec = LaunchSpec::example();
+        let ours = ExpectedSpec {
+            app_id: &spec.app_id,
+            san: &spec.san,
+            application: "app:app",
+            memory_mb: 1024,
+            tls: spec.tls,
+            package: spec.package,
+        };
+        ours.check(&spec).unwrap();
+        let mut other = spec.clone();
+        other.package.size = 1;
+        assert_eq!(
+            ours.check(&other).unwrap_err().to_string(),
+            format!(
+                "the node's launch spec has package {} (1 bytes) instead of {} (4096 bytes): refusing (nothing was sent)",
+                spec.package.sha256, spec.package.sha256
+            )
+        );
+        let mut other = spec.clone();
+        other.application = "evil:app".into();
+        assert_eq!(
+            ours.check(&other).unwrap_err().to_string(),
+            "the node's launch spec has application \"evil:app\" instead of \"app:app\": refusing (nothing was sent)"
+        );
+    }
+
+    #[test]
     fn digests_and_dates() {
         assert_eq!(parse_digest("x", &"ab".repeat(32)).unwrap(), [0xab; 32]);
         assert_eq!(
@@ -746,16 +806,6 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "the node's runtime_digest \"\" is not 64 hexadecimal characters"
-        );
-        assert_eq!(
-            unix_seconds("e", "2030-01-01T00:00:00.999Z").unwrap(),
-            1_893_456_000
-        );
-        assert_eq!(
-            unix_seconds("the node's expires_at", "soon")
-                .unwrap_err()
-                .to_string(),
-            "the node's expires_at \"soon\" is not an RFC 3339 date"
         );
     }
 }

@@ -144,7 +144,10 @@ pub fn status(args: &IdArgs) -> anyhow::Result<ExitCode> {
     println!("Environment:  {}", show(&app.docker));
     println!("Application:  {}", show(&app.python_application));
     println!("Healthcheck:  {}", show(&app.healthcheck_endpoint));
-    println!("TEE:          {}", show(&app.tee));
+    println!(
+        "TEE:          {}",
+        app.tee.map_or_else(|| "-".to_owned(), |t| t.to_string())
+    );
     if let Some(size) = app.enclave_size {
         println!("Enclave size: {size} MB");
     }

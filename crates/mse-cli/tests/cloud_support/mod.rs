@@ -18,10 +18,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use mse_attest::attester::{Attester, HostProbe};
-use mse_attest::measurement::{MANIFEST_VERSION, Manifest, TlsMode};
 use mse_attest::ratls::{RaTlsParams, generate, report_data_for_key};
 use mse_attest_sim::SimAttester;
 use mse_attest_sim::{CollateralOptions, SimEnclave, SimPki, pccs_router};
+use mse_launch::{Digest32, LaunchSpec, PackageRef, Runtime, TeeKind, TlsSpec};
 use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -65,6 +65,8 @@ pub struct Recorded {
 
 struct AppState {
     json: Value,
+    /// The launch spec the node shows once the environment is built (spawning → initializing).
+    spec: Value,
     /// Polls left before "spawning" turns to "initializing".
     spawn_polls: u32,
 }
@@ -88,6 +90,7 @@ impl NodeState {
     pub fn add_app(&self, id: &str, name: &str, status: &str) {
         self.apps.lock().unwrap().push(AppState {
             json: app_json(id, name, status, "127.0.0.1:1", "2030-01-01T00:00:00Z"),
+            spec: Value::Null,
             spawn_polls: 0,
         });
     }
@@ -244,6 +247,7 @@ async fn get_app(
             if a.spawn_polls == 0 {
                 a.json["status"] = "initializing".into();
                 a.json["environment_digest"] = hex::encode(ENV_DIGEST).into();
+                a.json["launch_spec"] = a.spec.clone();
             } else {
                 a.spawn_polls -= 1;
             }
@@ -351,22 +355,31 @@ async fn create_app(State(s): State<Arc<NodeState>>, h: HeaderMap, body: Bytes) 
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     let domain = format!("{APP_ID}.localhost");
-    let mut package_digest: [u8; 32] = Sha256::digest(&code).into();
-    if s.tamper == Tamper::OtherCode {
-        package_digest[0] ^= 1;
-    }
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
-        runtime_digest: RUNTIME_DIGEST,
-        environment_digest: ENV_DIGEST,
-        package_digest,
+    let package_digest: [u8; 32] = Sha256::digest(&code).into();
+    // What the node declares; the enclave of Tamper::OtherCode runs another package.
+    let spec = LaunchSpec {
+        version: 1,
         app_id: APP_ID.into(),
         san: domain.clone(),
         application: conf["python_application"].as_str().unwrap().into(),
-        size_mb: ENCLAVE_SIZE,
-        tls: TlsMode::Expiration(expires),
+        memory_mb: ENCLAVE_SIZE,
+        vcpus: 1,
+        tee: TeeKind::Sim,
+        tls: TlsSpec::Expiration(expires),
+        package: PackageRef {
+            sha256: Digest32(package_digest),
+            size: code.len() as u64,
+        },
+        environment_sha256: Digest32(ENV_DIGEST),
+        runtime: Runtime::Process {
+            enclave_sha256: Digest32(RUNTIME_DIGEST),
+        },
     };
-    let addr = start_enclave(s.clone(), manifest.measurement(), &domain, expires);
+    let mut running = spec.clone();
+    if s.tamper == Tamper::OtherCode {
+        running.package.sha256.0[0] ^= 1;
+    }
+    let addr = start_enclave(s.clone(), running.sim_measurement(), &domain, expires);
     *s.enclave_addr.lock().unwrap() = Some(addr);
     let mut json = app_json(
         APP_ID,
@@ -375,11 +388,14 @@ async fn create_app(State(s): State<Arc<NodeState>>, h: HeaderMap, body: Bytes) 
         &addr.to_string(),
         &expires_text,
     );
+    let mut spec_json = serde_json::to_value(&spec).unwrap();
     if s.tamper == Tamper::NodeClaimsHardware {
-        json["tee"] = "gramine".into();
+        json["tee"] = "gramine-sgx".into();
+        spec_json["tee"] = "gramine-sgx".into();
     }
     s.apps.lock().unwrap().push(AppState {
         json: json.clone(),
+        spec: spec_json,
         spawn_polls: 2,
     });
     json_response(StatusCode::CREATED, json)

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use mse_attest::ratls::{CaptureVerifier, RaTlsCert};
 use mse_crypto::{CodeKey, PackageFile};
+use mse_launch::{Digest32, LaunchInputs, LaunchSpec, PackageRef, Runtime, TeeKind, TlsSpec};
 
 pub const ID: &str = "123e4567-e89b-12d3-a456-426614174000";
 
@@ -58,58 +59,107 @@ pub struct Enclave {
     pub port: u16,
     pub state: PathBuf,
     pub log: Arc<Mutex<String>>,
+    /// The spec it was launched with.
+    pub spec: LaunchSpec,
 }
 
 pub struct Launch<'a> {
     pub package: &'a Path,
     pub application: &'a str,
     pub dir: &'a Path,
-    pub extra: Vec<String>,
-    pub expiration: bool,
+    /// Owner mode: the certificate chain (else self mode, expiring at 4000000000).
+    pub certificate: Option<PathBuf>,
+    /// `--timeout`.
+    pub timeout: Option<u64>,
 }
 
 impl<'a> Launch<'a> {
-    /// The usual launch: no extra flag, expiration-based TLS.
+    /// The usual launch: self mode (expiration-based TLS), no timeout.
     pub fn new(package: &'a Path, application: &'a str, dir: &'a Path) -> Launch<'a> {
         Launch {
             package,
             application,
             dir,
-            extra: vec![],
-            expiration: true,
+            certificate: None,
+            timeout: None,
         }
     }
 }
 
 pub const SEED_HEX: &str = "0101010101010101010101010101010101010101010101010101010101010101";
 
+/// SHA-256 of a file.
+pub fn sha256_file(path: &Path) -> Digest32 {
+    Digest32(mse_attest::measurement::file_digest(path).unwrap())
+}
+
+/// The launch spec of `l`, for the sim TEE, as a node would write it.
+pub fn spec_of(l: &Launch<'_>) -> LaunchSpec {
+    LaunchSpec {
+        version: 1,
+        app_id: ID.into(),
+        san: "localhost".into(),
+        application: l.application.into(),
+        memory_mb: 1024,
+        vcpus: 1,
+        tee: TeeKind::Sim,
+        tls: match &l.certificate {
+            Some(c) => TlsSpec::OwnerCertificateSha256(sha256_file(c)),
+            None => TlsSpec::Expiration(4_000_000_000),
+        },
+        package: PackageRef {
+            sha256: sha256_file(l.package),
+            size: std::fs::metadata(l.package).unwrap().len(),
+        },
+        environment_sha256: Digest32(mse_attest::measurement::environment_digest(&venv()).unwrap()),
+        runtime: Runtime::Process {
+            enclave_sha256: sha256_file(Path::new(env!("CARGO_BIN_EXE_mse-enclave"))),
+        },
+    }
+}
+
+/// The host-local inputs of `l` on `port`.
+pub fn inputs_of(l: &Launch<'_>, port: u16) -> LaunchInputs {
+    let seed = l.dir.join("seed");
+    std::fs::write(&seed, SEED_HEX).unwrap();
+    LaunchInputs {
+        package: l.package.to_path_buf(),
+        environment: venv(),
+        owner_certificate: l.certificate.clone(),
+        host: "127.0.0.1".into(),
+        port,
+        state_dir: l.dir.join("state"),
+        sim_seed: Some(seed),
+        config_timeout_secs: l.timeout,
+    }
+}
+
+/// Runs mse-enclave with the process launcher's command line and `spec` on stdin.
+pub fn spawn_enclave(spec: &LaunchSpec, inputs: &LaunchInputs) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mse-enclave"))
+        .args(mse_launch::process::enclave_args(inputs))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(&spec.canonical_bytes());
+    drop(stdin);
+    child
+}
+
 impl Enclave {
     pub fn start(l: Launch<'_>) -> Enclave {
+        let spec = spec_of(&l);
+        Self::start_spec(&l, spec)
+    }
+
+    /// Starts the enclave with `spec` (which may differ from what `l` attaches).
+    pub fn start_spec(l: &Launch<'_>, spec: LaunchSpec) -> Enclave {
         let port = free_port();
-        let seed = l.dir.join("seed");
-        std::fs::write(&seed, SEED_HEX).unwrap();
-        let state = l.dir.join("state");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mse-enclave"));
-        cmd.args(["--size", "1024", "--san", "localhost", "--id", ID])
-            .args(["--application", l.application])
-            .arg("--package")
-            .arg(l.package)
-            .arg("--env")
-            .arg(venv())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--tee", "sim", "--sim-seed"])
-            .arg(&seed)
-            .arg("--state-dir")
-            .arg(&state);
-        if l.expiration {
-            cmd.args(["--expiration", "4000000000"]);
-        }
-        cmd.args(&l.extra);
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let inputs = inputs_of(l, port);
+        let mut child = spawn_enclave(&spec, &inputs);
         let log = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
         let sink = log.clone();
@@ -123,8 +173,9 @@ impl Enclave {
         Enclave {
             child,
             port,
-            state,
+            state: inputs.state_dir,
             log,
+            spec,
         }
     }
 

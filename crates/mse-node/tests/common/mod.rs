@@ -36,6 +36,8 @@ pub struct TestNode {
     pub child: Option<Child>,
     pub api: SocketAddr,
     pub router: SocketAddr,
+    /// Extra environment variables of the node process.
+    pub env: Vec<(String, String)>,
 }
 
 /// A minimal virtualenv layout (only what the node looks at: bin/python, pyvenv.cfg).
@@ -55,6 +57,11 @@ impl TestNode {
 
     /// A node running `enclave` as its enclave runtime.
     pub fn start_with(extra: &str, enclave: &Path) -> TestNode {
+        Self::start_with_env(extra, enclave, &[])
+    }
+
+    /// Same, with extra environment variables for the node process (and so for its pip).
+    pub fn start_with_env(extra: &str, enclave: &Path, env: &[(&str, &str)]) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let venv = tiny_venv(dir.path());
         let config = dir.path().join("node.toml");
@@ -73,6 +80,10 @@ impl TestNode {
             child: None,
             api: "127.0.0.1:1".parse().unwrap(),
             router: "127.0.0.1:1".parse().unwrap(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         node.spawn();
         node
@@ -88,6 +99,7 @@ impl TestNode {
             .args(["serve", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "warn")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -401,13 +413,17 @@ fn https_body(
 }
 
 /// Pid of the process whose command line holds `arg` (the fake enclave of an app id).
+/// The fake enclave whose command line has an argument containing `arg` (an app id: its
+/// state dir is named after it).
 pub fn pid_with_arg(arg: &str) -> Option<u32> {
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
         if let Ok(cmd) = std::fs::read(e.path().join("cmdline"))
-            && cmd.split(|&b| b == 0).any(|a| a == arg.as_bytes())
+            && cmd
+                .split(|&b| b == 0)
+                .any(|a| a.windows(arg.len()).any(|w| w == arg.as_bytes()))
             && cmd.starts_with(fake_enclave().as_os_str().as_encoded_bytes())
         {
             return Some(pid);
