@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mse_attest::TeeKind;
+use mse_attest::EvidenceKind;
 use mse_attest::attester::{AttestError, Attester, AttesterKind, HostProbe, detect};
 
 use crate::{SimEnclave, SimPki};
@@ -62,8 +62,8 @@ impl Attester for SimAttester {
         AttesterKind::Sim
     }
 
-    fn tee_kind(&self) -> TeeKind {
-        TeeKind::Sgx
+    fn tee_kind(&self) -> EvidenceKind {
+        EvidenceKind::Sgx
     }
 
     fn evidence(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, AttestError> {

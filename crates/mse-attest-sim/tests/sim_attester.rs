@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use mse_attest::TeeKind;
+use mse_attest::EvidenceKind;
 use mse_attest::attester::{AttestError, AttesterKind, HostProbe};
 use mse_attest_sim::{SimAttesterConfig, SimEnclave, detect_or_sim};
 
@@ -33,14 +33,17 @@ fn detection_prefers_real_interfaces_and_falls_back_to_sim_only_when_allowed() {
     let a = detect_or_sim(&HostProbe::with_root(gramine.path()), Some(sim_config())).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
-        (AttesterKind::Gramine, TeeKind::Sgx)
+        (AttesterKind::Gramine, EvidenceKind::Sgx)
     );
 
     let tdx = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tdx.path().join("sys/kernel/config/tsm/report")).unwrap();
     touch(tdx.path(), "dev/tdx_guest");
     let a = detect_or_sim(&HostProbe::with_root(tdx.path()), Some(sim_config())).unwrap();
-    assert_eq!((a.kind(), a.tee_kind()), (AttesterKind::Tsm, TeeKind::Tdx));
+    assert_eq!(
+        (a.kind(), a.tee_kind()),
+        (AttesterKind::Tsm, EvidenceKind::Tdx)
+    );
 
     let snp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(snp.path().join("sys/kernel/config/tsm/report")).unwrap();
@@ -48,12 +51,15 @@ fn detection_prefers_real_interfaces_and_falls_back_to_sim_only_when_allowed() {
     let a = detect_or_sim(&HostProbe::with_root(snp.path()), None).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
-        (AttesterKind::Tsm, TeeKind::SevSnp)
+        (AttesterKind::Tsm, EvidenceKind::SevSnp)
     );
 
     let plain = tempfile::tempdir().unwrap();
     let a = detect_or_sim(&HostProbe::with_root(plain.path()), Some(sim_config())).unwrap();
-    assert_eq!((a.kind(), a.tee_kind()), (AttesterKind::Sim, TeeKind::Sgx));
+    assert_eq!(
+        (a.kind(), a.tee_kind()),
+        (AttesterKind::Sim, EvidenceKind::Sgx)
+    );
     let err = detect_or_sim(&HostProbe::with_root(plain.path()), None).unwrap_err();
     assert!(matches!(err, AttestError::NoTee));
     assert_eq!(

@@ -14,7 +14,7 @@ use mse_attest::ratls::{
 };
 use mse_attest::report::Outcome;
 use mse_attest::{
-    Collateral, CollateralError, Evidence, Policy, TeeKind, TrustAnchors, VerifyError, verify,
+    Collateral, CollateralError, Evidence, EvidenceKind, Policy, TrustAnchors, VerifyError, verify,
 };
 use mse_attest_sim::snp::{SIM_SNP_POLICY, SimSnpTcb, derived_key};
 use mse_attest_sim::{MockKds, SimAmdPki, SimSnpAttester, SnpLaunch, sim_ark_from_collateral};
@@ -120,7 +120,7 @@ fn sim_reports_of_versions_2_3_and_5_have_the_real_layout_and_verify() {
         assert_eq!(report.error(), None, "v{version}: {report}");
         assert!(report.trusted());
         assert!(report.simulated);
-        assert_eq!(report.kind, TeeKind::SevSnp);
+        assert_eq!(report.kind, EvidenceKind::SevSnp);
         assert_eq!(report.signing_key.as_deref(), Some("VCEK (simulation)"));
         assert_eq!(report.check("simulation"), Some(&Outcome::Pass));
         let text = report.to_string();
@@ -247,7 +247,7 @@ fn debug_and_migration_agent_policies_are_refused() {
     assert_eq!(
         report.error(),
         Some(VerifyError::Debug {
-            kind: TeeKind::SevSnp
+            kind: EvidenceKind::SevSnp
         })
     );
     assert_eq!(
@@ -386,7 +386,7 @@ fn sim_snp_attester_takes_the_launchers_three_inputs() {
     .unwrap();
     assert_eq!(
         (attester.kind(), attester.tee_kind()),
-        (AttesterKind::SimSnp, TeeKind::SevSnp)
+        (AttesterKind::SimSnp, EvidenceKind::SevSnp)
     );
     assert_eq!(attester.kind().to_string(), "sim-snp");
     let raw = attester.evidence(&REPORT_DATA).unwrap();

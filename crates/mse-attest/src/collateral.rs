@@ -81,7 +81,7 @@ pub enum CollateralError {
     SevSnpFromPccs,
     /// A KDS was asked for collateral of non-SNP evidence.
     #[error("only SEV-SNP reports have a VCEK to fetch from a KDS; this is {0} evidence")]
-    NotSevSnp(crate::evidence::TeeKind),
+    NotSevSnp(crate::evidence::EvidenceKind),
     #[error(
         "the report is signed by a {0}, which AMD's KDS does not serve (the host provides VLEKs); pass it as a file"
     )]

@@ -23,7 +23,7 @@ pub use collateral::{
 };
 pub use encode::{pem_encode, rfc3339, to_pem};
 pub use evidence::{
-    Evidence, EvidenceError, SgxQuote, SnpReport, SnpSigningKey, TdxQuote, TeeKind,
+    Evidence, EvidenceError, EvidenceKind, SgxQuote, SnpReport, SnpSigningKey, TdxQuote,
 };
 pub use policy::{Policy, SnpMinTcb};
 pub use report::{Check, Outcome, Report, VerifyError};

@@ -2,7 +2,7 @@
 
 use serde::{Serialize, Serializer};
 
-use crate::evidence::TeeKind;
+use crate::evidence::EvidenceKind;
 
 /// Why evidence is not trusted. Each variant names what failed and with which values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,7 +16,7 @@ pub enum VerifyError {
     #[error("collateral given is for {got}, evidence is {expected}")]
     CollateralKind {
         /// The evidence's kind.
-        expected: TeeKind,
+        expected: EvidenceKind,
         /// What the collateral is for.
         got: &'static str,
     },
@@ -74,7 +74,7 @@ pub enum VerifyError {
     #[error("{kind} evidence is from a debug-mode TEE (use --allow-debug to accept it)")]
     Debug {
         /// The kind of TEE.
-        kind: TeeKind,
+        kind: EvidenceKind,
     },
     #[error(
         "report_data does not bind the expected data: expected {expected}, evidence has {actual}"
@@ -181,7 +181,7 @@ fn hex_opt<S: Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Err
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
     /// The kind of TEE.
-    pub kind: TeeKind,
+    pub kind: EvidenceKind,
     /// MRENCLAVE, MRTD or MEASUREMENT.
     #[serde(serialize_with = "hex_bytes")]
     pub measurement: Vec<u8>,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use mse_attest::TeeKind;
+use mse_attest::EvidenceKind;
 use mse_attest::attester::{
     AttestError, Attester, AttesterKind, ConfigFs, GramineAttester, HostProbe, TsmAttester, detect,
 };
@@ -123,12 +123,12 @@ impl ConfigFs for FakeTsm {
 #[test]
 fn tsm_requests_a_report_and_cleans_up() {
     let fs = FakeTsm::new("tdx_guest", false);
-    let attester = TsmAttester::with_fs("/tsm/report", TeeKind::Tdx, fs.clone());
+    let attester = TsmAttester::with_fs("/tsm/report", EvidenceKind::Tdx, fs.clone());
     let report = attester.evidence(&[3; 64]).unwrap();
     let mut expected = b"tdx_guest".to_vec();
     expected.extend_from_slice(&[3; 64]);
     assert_eq!(report, expected);
-    assert_eq!(attester.tee_kind(), TeeKind::Tdx);
+    assert_eq!(attester.tee_kind(), EvidenceKind::Tdx);
     assert!(
         fs.dirs.lock().unwrap().is_empty(),
         "report entry left behind"
@@ -137,12 +137,16 @@ fn tsm_requests_a_report_and_cleans_up() {
 
 #[test]
 fn tsm_detects_a_concurrent_writer_and_unknown_providers() {
-    let racy = TsmAttester::with_fs("/r", TeeKind::SevSnp, FakeTsm::new("sev_guest", true));
+    let racy = TsmAttester::with_fs("/r", EvidenceKind::SevSnp, FakeTsm::new("sev_guest", true));
     assert_eq!(
         racy.evidence(&[0; 64]).unwrap_err().to_string(),
         "configfs-tsm report was regenerated concurrently (generation 1 -> 7)"
     );
-    let odd = TsmAttester::with_fs("/r", TeeKind::SevSnp, FakeTsm::new("arm_cca_guest", false));
+    let odd = TsmAttester::with_fs(
+        "/r",
+        EvidenceKind::SevSnp,
+        FakeTsm::new("arm_cca_guest", false),
+    );
     assert_eq!(
         odd.evidence(&[0; 64]).unwrap_err().to_string(),
         "configfs-tsm provider \"arm_cca_guest\" is not supported (expected tdx_guest or sev_guest)"
@@ -162,14 +166,17 @@ fn detection_finds_the_real_interfaces() {
     let a = detect(&HostProbe::with_root(gramine.path())).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
-        (AttesterKind::Gramine, TeeKind::Sgx)
+        (AttesterKind::Gramine, EvidenceKind::Sgx)
     );
 
     let tdx = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tdx.path().join("sys/kernel/config/tsm/report")).unwrap();
     touch(tdx.path(), "dev/tdx_guest");
     let a = detect(&HostProbe::with_root(tdx.path())).unwrap();
-    assert_eq!((a.kind(), a.tee_kind()), (AttesterKind::Tsm, TeeKind::Tdx));
+    assert_eq!(
+        (a.kind(), a.tee_kind()),
+        (AttesterKind::Tsm, EvidenceKind::Tdx)
+    );
 
     let snp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(snp.path().join("sys/kernel/config/tsm/report")).unwrap();
@@ -177,7 +184,7 @@ fn detection_finds_the_real_interfaces() {
     let a = detect(&HostProbe::with_root(snp.path())).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
-        (AttesterKind::Tsm, TeeKind::SevSnp)
+        (AttesterKind::Tsm, EvidenceKind::SevSnp)
     );
 
     let plain = tempfile::tempdir().unwrap();
@@ -219,7 +226,7 @@ fn sealing_keys_per_attester() {
         )
     );
 
-    let snp = TsmAttester::with_fs("/r", TeeKind::SevSnp, FakeTsm::new("sev_guest", false));
+    let snp = TsmAttester::with_fs("/r", EvidenceKind::SevSnp, FakeTsm::new("sev_guest", false));
     assert_eq!(
         snp.sealing_key().unwrap_err().to_string(),
         "the tsm attester offers no sealing key: SEV-SNP derives it with the SNP_GET_DERIVED_KEY ioctl, not configfs-tsm"

@@ -3,7 +3,7 @@
 
 use mse_attest::report::Outcome;
 use mse_attest::{
-    Collateral, Evidence, Policy, Report, TeeKind, TrustAnchors, VerifyError, verify,
+    Collateral, Evidence, EvidenceKind, Policy, Report, TrustAnchors, VerifyError, verify,
 };
 use sha2::{Digest, Sha256};
 
@@ -88,7 +88,7 @@ fn sgx_quote_fields() {
 #[test]
 fn sgx_quote_valid_in_window_and_tcb_status_reported() {
     let report = run(SGX.0, SGX.1, &at(JULY_2025));
-    assert_eq!(report.kind, TeeKind::Sgx);
+    assert_eq!(report.kind, EvidenceKind::Sgx);
     assert_eq!(
         report.tcb_status.as_deref(),
         Some("ConfigurationAndSWHardeningNeeded")
@@ -182,7 +182,7 @@ fn tdx_v4_quote_valid_in_window() {
     let report = run(TDX.0, TDX.1, &at(JULY_2025));
     assert_eq!(report.error(), None);
     assert!(report.trusted());
-    assert_eq!(report.kind, TeeKind::Tdx);
+    assert_eq!(report.kind, EvidenceKind::Tdx);
     assert_eq!(report.tcb_status.as_deref(), Some("UpToDate"));
     assert_eq!(report.advisories, Vec::<String>::new());
     assert_eq!(report.signer, None);
@@ -305,7 +305,7 @@ fn dcap_evidence_with_vcek_collateral_is_refused() {
     assert_eq!(
         report.error(),
         Some(VerifyError::CollateralKind {
-            expected: TeeKind::Sgx,
+            expected: EvidenceKind::Sgx,
             got: "SEV-SNP (a VCEK certificate)"
         })
     );

@@ -2,7 +2,7 @@
 
 use mse_attest::report::Outcome;
 use mse_attest::{
-    Collateral, Evidence, SnpMinTcb, SnpSigningKey, TeeKind, TrustAnchors, VerifyError, verify,
+    Collateral, Evidence, EvidenceKind, SnpMinTcb, SnpSigningKey, TrustAnchors, VerifyError, verify,
 };
 
 mod vectors;
@@ -38,7 +38,7 @@ fn snp_report_valid() {
     );
     assert_eq!(report.error(), None);
     assert!(report.trusted());
-    assert_eq!(report.kind, TeeKind::SevSnp);
+    assert_eq!(report.kind, EvidenceKind::SevSnp);
     assert_eq!(
         report.platform_tcb.as_deref(),
         Some("bl3/tee0/snp8/ucode115")
@@ -138,7 +138,7 @@ fn snp_with_dcap_collateral_is_refused() {
     assert_eq!(
         report.error(),
         Some(VerifyError::CollateralKind {
-            expected: TeeKind::SevSnp,
+            expected: EvidenceKind::SevSnp,
             got: "SGX/TDX (DCAP collateral JSON)"
         })
     );

@@ -15,7 +15,7 @@ use clap::Args;
 use mse_attest::ratls::{RaTlsCert, anchors_for_collateral};
 use mse_attest::report::Outcome;
 use mse_attest::rfc3339;
-use mse_attest::{Collateral, Evidence, Policy, Report, TeeKind, TrustAnchors, verify};
+use mse_attest::{Collateral, Evidence, EvidenceKind, Policy, Report, TrustAnchors, verify};
 use serde::Serialize;
 
 /// Where collateral comes from when neither --pccs-url nor --collateral is given.
@@ -200,7 +200,7 @@ fn collateral(args: &VerifyArgs, evidence: &Evidence) -> anyhow::Result<Collater
     if let Some(path) = &args.collateral {
         return Ok(Collateral::from_file(path)?);
     }
-    if evidence.kind() == TeeKind::SevSnp {
+    if evidence.kind() == EvidenceKind::SevSnp {
         return Ok(Collateral::Unavailable(
             "SEV-SNP evidence needs --collateral with the VCEK certificate (PEM or DER)".into(),
         ));

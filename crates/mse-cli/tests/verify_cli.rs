@@ -158,7 +158,7 @@ fn json_report_for_a_certificate_file_with_offline_collateral() {
     assert_eq!(v["trusted"], true);
     assert_eq!(
         v["report"]["kind"],
-        serde_json::to_value(mse_attest::TeeKind::Sgx).unwrap()
+        serde_json::to_value(mse_attest::EvidenceKind::Sgx).unwrap()
     );
     assert_eq!(v["report"]["measurement"], hex::encode(MR_ENCLAVE));
     assert_eq!(v["report"]["simulated"], true);

@@ -8,7 +8,7 @@ use mse_attest_sim::{SimAttester, SimEnclave};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use mse_attest::evidence::TeeKind as EvidenceKind;
+use mse_attest::evidence::EvidenceKind;
 use mse_launch::TeeKind;
 
 /// Salt of the $HOME key derivation (HKDF-SHA256, info = the measurement).

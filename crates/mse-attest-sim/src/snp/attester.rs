@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use mse_attest::TeeKind;
+use mse_attest::EvidenceKind;
 use mse_attest::attester::{AttestError, Attester, AttesterKind, HostProbe};
 
 use super::pki::{SimAmdPki, SnpLaunch};
@@ -75,8 +75,8 @@ impl Attester for SimSnpAttester {
         AttesterKind::SimSnp
     }
 
-    fn tee_kind(&self) -> TeeKind {
-        TeeKind::SevSnp
+    fn tee_kind(&self) -> EvidenceKind {
+        EvidenceKind::SevSnp
     }
 
     fn evidence(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, AttestError> {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::{AttestError, Attester, AttesterKind, io_err};
-use crate::evidence::TeeKind;
+use crate::evidence::EvidenceKind;
 
 /// Gramine's quotes are at most this large (SGX_QUOTE_MAX_SIZE).
 const MAX_QUOTE: u64 = 8192;
@@ -26,8 +26,8 @@ impl Attester for GramineAttester {
         AttesterKind::Gramine
     }
 
-    fn tee_kind(&self) -> TeeKind {
-        TeeKind::Sgx
+    fn tee_kind(&self) -> EvidenceKind {
+        EvidenceKind::Sgx
     }
 
     fn evidence(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, AttestError> {

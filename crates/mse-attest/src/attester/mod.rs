@@ -13,7 +13,7 @@ pub use gramine::GramineAttester;
 pub use probe::{HostProbe, RealTee};
 pub use tsm::{ConfigFs, StdFs, TsmAttester};
 
-use crate::evidence::TeeKind;
+use crate::evidence::EvidenceKind;
 
 /// Which attester produced the evidence. A name only: the simulated ones (`Sim`, `SimSnp`)
 /// are implemented in `mse-attest-sim`.
@@ -126,7 +126,7 @@ pub trait Attester: Send + Sync + std::fmt::Debug {
     /// Which attester this is.
     fn kind(&self) -> AttesterKind;
     /// The kind of evidence it produces.
-    fn tee_kind(&self) -> TeeKind;
+    fn tee_kind(&self) -> EvidenceKind;
     /// Evidence (raw quote or report bytes) whose report data is `report_data`.
     fn evidence(&self, report_data: &[u8; 64]) -> Result<Vec<u8>, AttestError>;
 

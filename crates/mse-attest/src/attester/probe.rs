@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::evidence::TeeKind;
+use crate::evidence::EvidenceKind;
 
 /// A real TEE device found on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,14 +70,14 @@ impl HostProbe {
     }
 
     /// The TEE behind configfs-tsm, told by the guest device next to it.
-    pub fn tsm_tee(&self) -> Option<TeeKind> {
+    pub fn tsm_tee(&self) -> Option<EvidenceKind> {
         if !self.tsm_dir().is_dir() {
             return None;
         }
         if self.path("dev/tdx_guest").exists() {
-            Some(TeeKind::Tdx)
+            Some(EvidenceKind::Tdx)
         } else if self.path("dev/sev-guest").exists() {
-            Some(TeeKind::SevSnp)
+            Some(EvidenceKind::SevSnp)
         } else {
             None
         }

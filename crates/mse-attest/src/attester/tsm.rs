@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{AttestError, Attester, AttesterKind, io_err};
-use crate::evidence::TeeKind;
+use crate::evidence::EvidenceKind;
 
 static ENTRY_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -49,18 +49,22 @@ impl ConfigFs for StdFs {
 #[derive(Debug, Clone)]
 pub struct TsmAttester {
     dir: PathBuf,
-    tee: TeeKind,
+    tee: EvidenceKind,
     fs: Arc<dyn ConfigFs>,
 }
 
 impl TsmAttester {
     /// `dir` is `/sys/kernel/config/tsm/report`; `tee` the guest kind found next to it.
-    pub fn new(dir: impl Into<PathBuf>, tee: TeeKind) -> TsmAttester {
+    pub fn new(dir: impl Into<PathBuf>, tee: EvidenceKind) -> TsmAttester {
         TsmAttester::with_fs(dir, tee, Arc::new(StdFs))
     }
 
     /// Same, through another [`ConfigFs`] (tests).
-    pub fn with_fs(dir: impl Into<PathBuf>, tee: TeeKind, fs: Arc<dyn ConfigFs>) -> TsmAttester {
+    pub fn with_fs(
+        dir: impl Into<PathBuf>,
+        tee: EvidenceKind,
+        fs: Arc<dyn ConfigFs>,
+    ) -> TsmAttester {
         TsmAttester {
             dir: dir.into(),
             tee,
@@ -98,7 +102,7 @@ impl Attester for TsmAttester {
         AttesterKind::Tsm
     }
 
-    fn tee_kind(&self) -> TeeKind {
+    fn tee_kind(&self) -> EvidenceKind {
         self.tee
     }
 
@@ -147,7 +151,7 @@ impl Attester for TsmAttester {
         Err(AttestError::SealingUnsupported {
             attester: AttesterKind::Tsm,
             why: match self.tee {
-                TeeKind::SevSnp => {
+                EvidenceKind::SevSnp => {
                     "SEV-SNP derives it with the SNP_GET_DERIVED_KEY ioctl, not configfs-tsm"
                 }
                 _ => "TDX has no sealing key; it must come from a key broker",

@@ -20,7 +20,7 @@ pub const MAX_EVIDENCE_LEN: usize = 1 << 20;
 
 /// The kind of trusted execution environment that produced the evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum TeeKind {
+pub enum EvidenceKind {
     /// Intel SGX enclave (DCAP quote v3).
     Sgx,
     /// Intel TDX trust domain (DCAP quote v4 or v5).
@@ -29,12 +29,12 @@ pub enum TeeKind {
     SevSnp,
 }
 
-impl std::fmt::Display for TeeKind {
+impl std::fmt::Display for EvidenceKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            TeeKind::Sgx => "SGX",
-            TeeKind::Tdx => "TDX",
-            TeeKind::SevSnp => "SEV-SNP",
+            EvidenceKind::Sgx => "SGX",
+            EvidenceKind::Tdx => "TDX",
+            EvidenceKind::SevSnp => "SEV-SNP",
         })
     }
 }
@@ -157,11 +157,11 @@ impl Evidence {
     }
 
     /// Which TEE produced it.
-    pub fn kind(&self) -> TeeKind {
+    pub fn kind(&self) -> EvidenceKind {
         match self {
-            Evidence::Sgx(_) => TeeKind::Sgx,
-            Evidence::Tdx(_) => TeeKind::Tdx,
-            Evidence::SevSnp(_) => TeeKind::SevSnp,
+            Evidence::Sgx(_) => EvidenceKind::Sgx,
+            Evidence::Tdx(_) => EvidenceKind::Tdx,
+            Evidence::SevSnp(_) => EvidenceKind::SevSnp,
         }
     }
 

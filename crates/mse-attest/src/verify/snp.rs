@@ -62,7 +62,7 @@ pub(super) fn verify(
                     VerifyError::NotEvaluated(format!("no collateral: {why}"))
                 }
                 _ => VerifyError::CollateralKind {
-                    expected: crate::evidence::TeeKind::SevSnp,
+                    expected: crate::evidence::EvidenceKind::SevSnp,
                     got: "SGX/TDX (DCAP collateral JSON)",
                 },
             },
