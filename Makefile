@@ -78,7 +78,7 @@ rust-test: setup build image qemu
 py-test: setup build
 	$(VENV)/bin/python -m pytest -q tests/python
 
-test: setup build lint rust-test py-test
+test: setup build lint rust-test image-test py-test
 
 # The whole story on a local node (sim TEE), each step explained and checked: node, project,
 # login, scaffold, localtest, deploy, verify, curl, logs, stop (scripts/demo.sh; its outputs in
