@@ -24,6 +24,9 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 # --- A: this directory -------------------------------------------------------------------------
 t0=$(now)
+# `cargo test --workspace` (run before this in `make test`) relinks mse-enclave with the features
+# the test targets unify: relink make build's binary first, the one B is compared with.
+(cd "$ROOT" && "$CARGO" build -q --workspace --bin mse-enclave)
 (cd "$ROOT" && "$BIN/mse-node" image build --out "$T/a" --enclave "$BIN/mse-enclave") > "$T/a.digests"
 echo "image-test: build A (here) in $(secs "$t0" "$(now)") s"
 
