@@ -72,21 +72,23 @@
 
 mod error;
 mod home;
+mod kept;
 mod memory;
 mod ns;
 mod seccomp;
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::fd::AsRawFd as _;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags};
 use rustix::mount::MountFlags;
 
 pub use error::SandboxError;
 pub use home::{HomeError, HomeStorage, KeySource, MountedHome, SealFsHome};
+pub use kept::RUNTIME_DIR;
+use kept::{Kept, RUNTIME_DIR_BYTES, open_kept, python_prefix};
 pub use memory::MemoryLimit;
 pub use ns::{
     Isolation, NsError, enter_private_mount_namespace, isolate, mount_tmpfs, tmp_size_for_memory,
@@ -283,94 +285,6 @@ fn close_descriptors_on(dev: u64) -> usize {
         }
     }
     closed
-}
-
-/// Where the app's directories are mounted inside the namespace, hiding what the host has there.
-const OVERMOUNTED: [&str; 4] = ["/root", "/tmp", "/mse-app", "/key"];
-
-/// Where the paths the caller keeps visible are bind-mounted inside the namespace: under this
-/// directory, at their host path (`/tmp/x/.venv` is reachable at `/mse-runtime/tmp/x/.venv`),
-/// so that the app's `/tmp` and `/root` stay its own, empty at start, wherever the project or
-/// its virtualenvs live. [`Sandbox::runtime_path`] maps a kept path to where it is reachable.
-pub const RUNTIME_DIR: &str = "/mse-runtime";
-
-/// Size of the tmpfs at [`RUNTIME_DIR`] (it holds only mount-point directories).
-const RUNTIME_DIR_BYTES: u64 = 1024 * 1024;
-
-/// A host path under an overmounted directory that must stay visible.
-struct Kept {
-    /// The path as the caller gave it.
-    given: PathBuf,
-    /// Its canonical form.
-    path: PathBuf,
-    /// O_PATH descriptor opened before the mounts hide the path.
-    fd: OwnedFd,
-    is_dir: bool,
-    /// Bind-mounted under [`RUNTIME_DIR`] (the caller's paths); else in place (the Python
-    /// installation, which virtualenvs name by path in their `pyvenv.cfg`).
-    relocated: bool,
-}
-
-impl Kept {
-    /// Where the runtime reaches it inside the namespace.
-    fn target(&self) -> PathBuf {
-        if self.relocated {
-            relocated(&self.path)
-        } else {
-            self.path.clone()
-        }
-    }
-}
-
-/// `path` (absolute) under [`RUNTIME_DIR`].
-fn relocated(path: &Path) -> PathBuf {
-    Path::new(RUNTIME_DIR).join(path.strip_prefix("/").unwrap_or(path))
-}
-
-/// The installation prefix of the libpython mapped into this process (`<prefix>/lib/libpython…`).
-fn python_prefix() -> Option<PathBuf> {
-    let maps = fs::read_to_string("/proc/self/maps").ok()?;
-    maps.lines()
-        .filter_map(|l| l.splitn(6, char::is_whitespace).nth(5).map(str::trim))
-        .map(Path::new)
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("libpython"))
-        })
-        .and_then(|p| Some(p.parent()?.parent()?.to_path_buf()))
-}
-
-/// Opens the paths (that exist and lie strictly under an overmounted directory) to keep: each
-/// with whether it is relocated under [`RUNTIME_DIR`]. A path inside one kept before is
-/// reachable through it and skipped.
-fn open_kept(paths: &[(PathBuf, bool)]) -> Vec<Kept> {
-    let mut kept: Vec<Kept> = Vec::new();
-    for (p, relocate) in paths {
-        let Ok(path) = p.canonicalize() else {
-            tracing::warn!("sandbox: {} does not exist, not kept visible", p.display());
-            continue;
-        };
-        let under = OVERMOUNTED
-            .iter()
-            .any(|t| path.starts_with(t) && path != Path::new(t));
-        if !under || kept.iter().any(|k| path.starts_with(&k.path)) {
-            continue;
-        }
-        let Ok(md) = fs::metadata(&path) else {
-            continue;
-        };
-        match rustix::fs::open(&path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()) {
-            Ok(fd) => kept.push(Kept {
-                given: p.clone(),
-                path,
-                fd,
-                is_dir: md.is_dir(),
-                relocated: *relocate,
-            }),
-            Err(e) => tracing::warn!("sandbox: cannot open {}: {e}", path.display()),
-        }
-    }
-    kept
 }
 
 /// Enters the sandbox. Call it first in `main`, before any thread is started.
