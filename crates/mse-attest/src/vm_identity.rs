@@ -10,7 +10,27 @@
 //!   reference values the node publishes for its image (this module does not compute them).
 
 use crate::evidence::{SnpReport, TdReport};
-use crate::snp_measure::{SnpMeasureError, SnpMeasureInput, launch_digest};
+use crate::snp_measure::{SnpMeasureError, SnpMeasureInput, VcpuType, launch_digest};
+
+/// The measured inputs of a VM enclave's direct-kernel boot (QEMU, default guest features): the
+/// one description the VM launcher (sim-snp) and a verifier (from the node's published files)
+/// both measure.
+pub fn snp_boot_input<'a>(
+    firmware: &'a [u8],
+    kernel: &'a [u8],
+    initrd: &'a [u8],
+    cmdline: &'a str,
+    vcpus: u32,
+    vcpu_type: &str,
+) -> Result<SnpMeasureInput<'a>, SnpMeasureError> {
+    Ok(
+        SnpMeasureInput::new(firmware, vcpus, vcpu_type.parse::<VcpuType>()?).with_kernel(
+            kernel,
+            Some(initrd),
+            Some(cmdline),
+        ),
+    )
+}
 
 /// The kernel command-line parameter that names the launch spec: `mse.spec=<64 hex>`.
 pub fn spec_cmdline_param(spec_hash: &[u8; 32]) -> String {

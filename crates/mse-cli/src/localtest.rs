@@ -547,6 +547,7 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         },
         trust,
         &policy,
+        None,
         time::OffsetDateTime::now_utc().unix_timestamp(),
     )
     .map_err(|e| fail(format!("{e:#}")))?;

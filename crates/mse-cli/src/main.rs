@@ -33,6 +33,7 @@ mod package;
 mod scaffold;
 mod seal;
 mod verify;
+mod vm_expect;
 
 use std::process::ExitCode;
 

@@ -352,6 +352,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                 Ok((anchors(evidence, &collateral)?, collateral))
             }),
             &policy,
+            None,
         )?;
         (source, Some(examined.cert), examined.report, host)
     };

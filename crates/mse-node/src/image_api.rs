@@ -5,7 +5,8 @@
 //! - `GET /image`: `{"image_sha256", "image": <image.json>, "firmware_sha256", "files"}` —
 //!   `image_sha256` is the SHA-256 of the exact `image.json` bytes (the image identity, a
 //!   LaunchSpec's `runtime.vm.image_sha256`), `firmware_sha256` that of the configured firmware
-//!   file (null without one);
+//!   file (null without one), `vcpu_type` the vCPU model its VMs get (an SEV-SNP launch digest
+//!   depends on it);
 //! - `GET /image/vmlinuz`, `/image/initrd.img`, `/image/image.json`, `/image/firmware`: the bytes.
 //!
 //! Public data, no token (like `/pccs`): anyone checking an app's evidence needs it. Files are
@@ -32,6 +33,7 @@ pub const FILES: [&str; 3] = ["vmlinuz", "initrd.img", "image.json"];
 struct Published {
     dir: Option<PathBuf>,
     firmware: Option<PathBuf>,
+    vcpu_type: String,
 }
 
 /// The `/image` routes for a node configured with `vm_image` / `vm_firmware` (each optional:
@@ -40,6 +42,7 @@ pub fn router(cfg: &NodeConfig) -> Router {
     let state = Published {
         dir: cfg.vm_image.clone(),
         firmware: cfg.vm_firmware.clone(),
+        vcpu_type: cfg.vm.vcpu_type.clone(),
     };
     Router::new()
         .route("/image", get(summary))
@@ -102,6 +105,7 @@ async fn summary(State(p): State<Published>) -> Response {
         "image": image,
         "firmware_sha256": firmware_sha256,
         "files": files,
+        "vcpu_type": p.vcpu_type,
     }))
     .into_response()
 }
