@@ -338,3 +338,210 @@ impl VmIdentity {
         lines
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Deploy's refusals for a sim-snp VM enclave, without a VM boot: genuine-format reports
+    //! from the simulated SNP firmware with one value wrong each, in RA-TLS certificates, through
+    //! the very examination and verdict `mse deploy` uses (`attest::examine`,
+    //! `attest::require_trusted`). The positive path and one refusal through a TCG-booted VM:
+    //! tests/cloud_e2e.rs `deploy_on_a_sim_snp_vm_node_checks_the_launch_digest`.
+    use std::sync::Arc;
+
+    use mse_attest::attester::HostProbe;
+    use mse_attest::ratls::{RaTlsParams, generate};
+    use mse_attest::{Policy, TrustAnchors, VerifyError};
+    use mse_attest_sim::snp::{SimAmdPki, SimSnpAttester, SnpLaunch, amdsev_firmware};
+    use mse_launch::Digest32;
+
+    use super::*;
+    use crate::attest::{Enclave, examine, require_trusted};
+
+    const SAN: &str = "app.example.com";
+    const NOW: i64 = 1_800_000_000;
+
+    fn manifest(kernel: &[u8], initrd: &[u8]) -> Vec<u8> {
+        ImageManifest {
+            version: mse_launch::image::MANIFEST_VERSION,
+            kernel_sha256: sha256_hex(kernel),
+            initrd_sha256: sha256_hex(initrd),
+            cmdline: "console=ttyS0 mse.spec={spec}".into(),
+            kernel_version: "6.1.0-test".into(),
+            modules: Vec::new(),
+            lock_sha256: "00".repeat(32),
+            packages: Vec::new(),
+        }
+        .to_bytes()
+    }
+
+    fn files(kernel: &[u8], initrd: &[u8]) -> ImageFiles {
+        ImageFiles {
+            manifest: manifest(b"kernel", b"initrd"),
+            kernel: kernel.to_vec(),
+            initrd: initrd.to_vec(),
+            firmware: Some(amdsev_firmware()),
+            vcpu_type: Some("EPYC-v4".into()),
+            tdx: None,
+        }
+    }
+
+    fn spec() -> LaunchSpec {
+        LaunchSpec {
+            tee: TeeKind::SimSnp,
+            runtime: Runtime::Vm {
+                image_sha256: Digest32::of(&manifest(b"kernel", b"initrd")),
+            },
+            vcpus: 2,
+            ..LaunchSpec::example()
+        }
+    }
+
+    /// deploy's verdict on a certificate from `pki` attesting `launch`, held against `vm`.
+    fn verdict(
+        pki: &Arc<SimAmdPki>,
+        trusted: &SimAmdPki,
+        launch: SnpLaunch,
+        vm: &VmIdentity,
+        tamper: bool,
+    ) -> String {
+        let host = tempfile::tempdir().unwrap();
+        let attester =
+            SimSnpAttester::from_pki(&HostProbe::with_root(host.path()), pki.clone(), launch)
+                .unwrap();
+        let params = RaTlsParams {
+            san: SAN.into(),
+            not_before: time::OffsetDateTime::from_unix_timestamp(NOW - 60).unwrap(),
+            not_after: time::OffsetDateTime::from_unix_timestamp(NOW + 3600).unwrap(),
+            x25519_public: [0x25; 32],
+        };
+        let mut der = generate(&attester, &params).unwrap().cert_der;
+        if tamper {
+            // One bit of the report's MEASUREMENT (offset 0x90), inside the certificate.
+            let report = mse_attest::ratls::RaTlsCert::parse(&der).unwrap().quote;
+            let at = der
+                .windows(report.len())
+                .position(|w| w == report.as_slice())
+                .unwrap();
+            der[at + 0x90] ^= 1;
+        }
+        let collateral = trusted.collateral();
+        let anchors = TrustAnchors::intel().with_simulation_root(trusted.ark_der.clone());
+        let policy = Policy {
+            allow_simulation: true,
+            ..Policy::default()
+        };
+        let examined = match examine(
+            der,
+            "the enclave's certificate",
+            Box::new(move |_| Ok((anchors, collateral))),
+            &policy,
+            Some(vm),
+        ) {
+            Ok(e) => e,
+            Err(e) => return format!("{e:#}"),
+        };
+        let enclave = Enclave {
+            host: "127.0.0.1",
+            port: 443,
+            sni: SAN,
+            via: "through the node's router",
+            name: "the enclave of app a1",
+        };
+        match require_trusted(&examined, &enclave, NOW) {
+            Ok(()) => "trusted".into(),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[test]
+    fn deploy_refuses_every_wrong_sim_snp_report_with_one_line() {
+        let spec = spec();
+        let vm = expect(&spec, &files(b"kernel", b"initrd")).unwrap();
+        let Expected::Snp(want) = vm.expected.clone() else {
+            panic!("not SNP")
+        };
+        assert_eq!(want.host_data, spec.hash().0);
+        let pki = Arc::new(SimAmdPki::from_seed(&[7; 32]).unwrap());
+        let good = SnpLaunch::new(want.measurement, want.host_data);
+        assert_eq!(verdict(&pki, &pki, good.clone(), &vm, false), "trusted");
+
+        // The node boots another initrd than the one it publishes: another launch digest.
+        let booted = expect(&spec, &files(b"kernel", b"initrd"))
+            .map(|_| ())
+            .and_then(|()| {
+                let fw = amdsev_firmware();
+                let cmdline = format!("console=ttyS0 mse.spec={}", spec.hash().to_hex());
+                let input =
+                    snp_boot_input(&fw, b"kernel", b"other initrd", &cmdline, 2, "EPYC-v4")?;
+                Ok(mse_attest::snp_measure::launch_digest(&input)?)
+            });
+        let booted = booted.unwrap();
+        assert_eq!(
+            verdict(
+                &pki,
+                &pki,
+                SnpLaunch::new(booted, want.host_data),
+                &vm,
+                false
+            ),
+            format!(
+                "the enclave of app a1 is NOT trusted: not the expected VM: MEASUREMENT is {}, expected {}",
+                hex::encode(booted),
+                hex::encode(want.measurement)
+            )
+        );
+        // ... or publishes an initrd that is not the one its image.json names.
+        assert_eq!(
+            expect(&spec, &files(b"kernel", b"other initrd"))
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "the node's initrd.img has SHA-256 {}, but its image.json says {}",
+                sha256_hex(b"other initrd"),
+                sha256_hex(b"initrd")
+            )
+        );
+        // HOST_DATA of another spec.
+        assert_eq!(
+            verdict(
+                &pki,
+                &pki,
+                SnpLaunch::new(want.measurement, [0xcd; 32]),
+                &vm,
+                false
+            ),
+            format!(
+                "the enclave of app a1 is NOT trusted: not the expected VM: HOST_DATA is {}, expected {}",
+                "cd".repeat(32),
+                hex::encode(want.host_data)
+            )
+        );
+        // A debug policy.
+        let debug = SnpLaunch {
+            policy: good.policy | 1 << 19,
+            ..good.clone()
+        };
+        assert_eq!(
+            verdict(&pki, &pki, debug, &vm, false),
+            format!(
+                "the enclave of app a1 is NOT trusted: {}",
+                VerifyError::Debug {
+                    kind: mse_attest::EvidenceKind::SevSnp
+                }
+            )
+        );
+        // A report signed by another mock root than the one trusted.
+        let other = Arc::new(SimAmdPki::from_seed(&[8; 32]).unwrap());
+        let refused = verdict(&other, &pki, good.clone(), &vm, false);
+        assert_eq!(
+            refused,
+            "the enclave of app a1 is NOT trusted: signature invalid: VCEK signature over the SEV-SNP report is invalid"
+        );
+        // A tampered byte.
+        let tampered = verdict(&pki, &pki, good, &vm, true);
+        assert_eq!(
+            tampered,
+            "the enclave's certificate is not an RA-TLS certificate: the certificate is not self-signed by its key: signature does not verify with the certificate's own key"
+        );
+    }
+}

@@ -571,3 +571,80 @@ fn deploy_the_scaffolded_app_on_a_vm_node() {
     assert!(text.contains("VM ended: QEMU killed by signal 9"), "{text}");
     assert!(text.contains("configuration server on"), "log kept: {text}");
 }
+
+/// `tee = "sim-snp"` on the VM launcher (TCG): `mse deploy` downloads the node's published image
+/// and firmware, recomputes the SEV-SNP launch digest itself, and provisions the app only when
+/// the report's MEASUREMENT, HOST_DATA, chain (the node's mock AMD KDS) and policy all match;
+/// then a request works through the router. Two VM boots: first the node's seed file is
+/// replaced after the node started, so the VM's report comes from another mock AMD root than
+/// the one the node's KDS serves, and deploy sends nothing; then the real seed, and deploy
+/// succeeds. The other refusals (another kernel/initrd, HOST_DATA of another spec, debug
+/// policy, tampered byte) are exercised without a boot in src/vm_expect.rs's tests.
+#[test]
+fn deploy_on_a_sim_snp_vm_node_checks_the_launch_digest() {
+    let venv = venv();
+    let image = std::env::var_os("MSE_VM_IMAGE").map(PathBuf::from).expect(
+        "MSE_VM_IMAGE must name the guest image directory (make image; the Makefile sets it)",
+    );
+    let vm_venv = std::env::var_os("MSE_VM_VENV")
+        .map(PathBuf::from)
+        .expect("MSE_VM_VENV must name the VM tests' Flask venv (the Makefile sets it)");
+    let dir = tempfile::tempdir().unwrap();
+    let firmware = dir.path().join("OVMF.amdsev.fd");
+    std::fs::write(&firmware, mse_attest_sim::snp::amdsev_firmware()).unwrap();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\ntee = \"sim-snp\"\nlauncher = \"vm\"\nvm_image = {:?}\nvm_firmware = {:?}\nspawn_timeout_secs = 600\n\n[[hardware]]\nname = \"4g-eu-001\"\nmemory = 1024\ncores = 1\nenclave_size = 1024\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
+            image.display().to_string(),
+            firmware.display().to_string(),
+            vm_venv.display().to_string()
+        ),
+    )
+    .unwrap();
+    let token = create_project(&config, "default");
+    let node = serve(&config);
+    let cli = Cli::new(dir.path(), &venv);
+    cli.ok(&["scaffold", "helloworld"]);
+    cli.ok(&["cloud", "login", "--url", &node.api, "--token", &token]);
+
+    // The node's KDS was built from this seed at start; the VM gets whatever the file holds.
+    let seed_file = dir.path().join("data/sim-seed");
+    let seed = std::fs::read(&seed_file).unwrap();
+    std::fs::write(&seed_file, [0x42u8; 32]).unwrap();
+    let out = cli.run(&["deploy", "--path", "helloworld/mse.toml"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("Expected MEASUREMENT "), "{stdout}");
+    assert!(!stdout.contains("Sent the code key"), "{stdout}");
+    let last = stderr.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "Error: nothing was sent to the enclave: collateral from the node's mock KDS http://"
+        ),
+        "{stdout}{stderr}"
+    );
+    std::fs::write(&seed_file, &seed).unwrap();
+
+    let text = cli.ok(&["deploy", "-y", "--path", "helloworld/mse.toml"]);
+    assert!(text.contains("App helloworld is running ("), "{text}");
+    assert!(
+        text.contains("WARNING: this node declares a SIMULATED TEE (sim-snp)"),
+        "{text}"
+    );
+    let expected = field(&text, "Expected MEASUREMENT ");
+    assert_eq!(expected.len(), 96, "{text}");
+    assert!(
+        text.contains(&format!(
+            "Enclave verified: SIMULATED TEE, measurement {expected} (recomputed locally: match)"
+        )),
+        "{text}"
+    );
+    let id = field(&text, "  id:").to_owned();
+    let text = cli.ok(&["test", &id]);
+    assert!(text.contains("4 passed"), "{text}");
+}
