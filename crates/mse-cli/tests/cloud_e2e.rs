@@ -647,4 +647,34 @@ fn deploy_on_a_sim_snp_vm_node_checks_the_launch_digest() {
     let id = field(&text, "  id:").to_owned();
     let text = cli.ok(&["test", &id]);
     assert!(text.contains("4 passed"), "{text}");
+
+    // `mse verify` of the VM enclave: the same recomputation, every field printed, JSON.
+    let ctx = dir.path().join("config/context").join(&id);
+    let spec = ctx.join("launch-spec.json");
+    let info = std::fs::read_to_string(ctx.join("context.toml")).unwrap();
+    let domain = info
+        .lines()
+        .find_map(|l| l.strip_prefix("config_domain_name = "))
+        .map(|d| d.trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("no config_domain_name in {info}"));
+    let json = cli.ok(&[
+        "verify",
+        &domain,
+        "--connect",
+        &node.router,
+        "--allow-simulation",
+        "--launch-spec",
+        spec.to_str().unwrap(),
+        "--node",
+        &node.api,
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["trusted"], true, "{json}");
+    assert_eq!(v["vm"]["tee"], "sim-snp", "{json}");
+    assert_eq!(v["vm"]["fields"][0]["field"], "MEASUREMENT", "{json}");
+    assert_eq!(v["vm"]["fields"][0]["expected"], expected, "{json}");
+    assert_eq!(v["vm"]["fields"][0]["actual"], expected, "{json}");
+    assert_eq!(v["vm"]["fields"][1]["field"], "HOST_DATA", "{json}");
+    assert_eq!(v["vm"]["outcome"], "pass", "{json}");
 }
