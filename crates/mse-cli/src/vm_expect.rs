@@ -544,4 +544,74 @@ mod tests {
             "the enclave's certificate is not an RA-TLS certificate: the certificate is not self-signed by its key: signature does not verify with the certificate's own key"
         );
     }
+
+    #[test]
+    fn tdx_identity_is_the_published_reference_and_the_padded_spec_hash() {
+        let spec = LaunchSpec {
+            tee: TeeKind::Tdx,
+            ..spec()
+        };
+        let mut f = files(b"kernel", b"initrd");
+        f.firmware = None;
+        assert_eq!(
+            expect(&spec, &f).unwrap_err().to_string(),
+            "the node publishes no TDX reference values for its image"
+        );
+        let published = TdxPublished {
+            mr_td: "11".repeat(48),
+            rtmrs: ["22".repeat(48), "33".repeat(48), "44".repeat(48)],
+        };
+        f.tdx = Some(TdxPublished {
+            rtmrs: ["22".repeat(48), "3".into(), "44".repeat(48)],
+            ..published.clone()
+        });
+        assert_eq!(
+            format!("{:#}", expect(&spec, &f).unwrap_err()),
+            "the node's TDX RTMR1 is not 96 hex characters: Odd number of digits"
+        );
+        f.tdx = Some(published);
+        let vm = expect(&spec, &f).unwrap();
+        let Expected::Tdx(t) = &vm.expected else {
+            panic!("not TDX")
+        };
+        let mut config_id = [0u8; 48];
+        config_id[..32].copy_from_slice(&spec.hash().0);
+        assert_eq!(
+            (t.mr_td, t.rtmrs, t.mr_config_id),
+            ([0x11; 48], [[0x22; 48], [0x33; 48], [0x44; 48]], config_id)
+        );
+        let names: Vec<&str> = vm.expected_fields().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["MRTD", "RTMR0", "RTMR1", "RTMR2", "MRCONFIGID"]);
+        // Evidence of another TEE than the spec's.
+        let host = tempfile::tempdir().unwrap();
+        let snp = SimSnpAttester::with_probe(
+            &HostProbe::with_root(host.path()),
+            &[7; 32],
+            [0; 48],
+            [0; 32],
+        )
+        .unwrap();
+        let evidence =
+            Evidence::parse(&mse_attest::attester::Attester::evidence(&snp, &[0; 64]).unwrap())
+                .unwrap();
+        assert_eq!(
+            vm.check(&evidence).unwrap_err(),
+            "the launch spec's TEE is tdx, but the enclave presents SEV-SNP evidence"
+        );
+        // A spec naming another image than the one the node publishes.
+        let other = LaunchSpec {
+            runtime: Runtime::Vm {
+                image_sha256: Digest32([9; 32]),
+            },
+            ..spec
+        };
+        assert_eq!(
+            expect(&other, &f).unwrap_err().to_string(),
+            format!(
+                "the node publishes image.json {} but the launch spec names image {}",
+                sha256_hex(&f.manifest),
+                "09".repeat(32)
+            )
+        );
+    }
 }

@@ -621,10 +621,19 @@ fn deploy_on_a_sim_snp_vm_node_checks_the_launch_digest() {
     assert!(!out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("Expected MEASUREMENT "), "{stdout}");
     assert!(!stdout.contains("Sent the code key"), "{stdout}");
-    let last = stderr.trim_end().lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with(
-            "Error: nothing was sent to the enclave: collateral from the node's mock KDS http://"
+    // The other seed's chip is unknown to the node's KDS, as AMD's KDS answers a chip that is
+    // not AMD's: the report cannot chain to the root the node serves.
+    let other = mse_attest_sim::SimAmdPki::from_seed(&[0x42; 32]).unwrap();
+    let kds = format!("{}/kds", node.api);
+    assert_eq!(
+        stderr.trim_end().lines().last().unwrap_or_default(),
+        format!(
+            "Error: nothing was sent to the enclave: collateral from the node's mock KDS {kds}: KDS request {kds}/vcek/v1/Milan/{}?blSPL={}&teeSPL={}&snpSPL={}&ucodeSPL={} returned HTTP 404",
+            hex::encode(other.chip_id),
+            other.tcb.bootloader,
+            other.tcb.tee,
+            other.tcb.snp,
+            other.tcb.microcode
         ),
         "{stdout}{stderr}"
     );
@@ -677,4 +686,23 @@ fn deploy_on_a_sim_snp_vm_node_checks_the_launch_digest() {
     assert_eq!(v["vm"]["fields"][0]["actual"], expected, "{json}");
     assert_eq!(v["vm"]["fields"][1]["field"], "HOST_DATA", "{json}");
     assert_eq!(v["vm"]["outcome"], "pass", "{json}");
+    let text = cli.ok(&[
+        "verify",
+        &domain,
+        "--connect",
+        &node.router,
+        "--allow-simulation",
+        "--launch-spec",
+        spec.to_str().unwrap(),
+        "--node",
+        &node.api,
+    ]);
+    for line in [
+        "VM TEE:       sim-snp (launch spec ".to_owned(),
+        format!("  [ OK ] MEASUREMENT: expected {expected}, actual {expected}"),
+        "Measured:     1 vCPU(s) EPYC-v4".to_owned(),
+        "Verdict:      TRUSTED".to_owned(),
+    ] {
+        assert!(text.contains(&line), "{line:?} not in:\n{text}");
+    }
 }
