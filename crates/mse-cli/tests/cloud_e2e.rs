@@ -509,13 +509,10 @@ fn qemu_pid_of(id: &str) -> Option<i32> {
     })
 }
 
-/// `launcher = "vm"`: the same deploy of the scaffolded app, the enclave a QEMU VM booted from
-/// the guest image (TCG here) with the simulated TEE inside; `mse test` passes through the
-/// router; `kill -9` of the QEMU makes the app `on_error` within 5 s with its log kept. One VM
-/// boot (TCG is slow): the seeds' app, the limitations, the disks and $HOME are proven by
-/// crates/mse-launch/tests/vm.rs through the launcher.
-#[test]
-fn deploy_the_scaffolded_app_on_a_vm_node() {
+/// A node with `launcher = "vm"` (the guest image of `MSE_VM_IMAGE`, one 1-vCPU tier, the VM
+/// venv of `MSE_VM_VENV`) and `extra` node.toml lines, and a CLI logged in to it with the
+/// scaffolded app in `dir/helloworld`.
+fn vm_node(dir: &Path, extra: &str) -> (Node, Cli) {
     let venv = venv();
     let image = std::env::var_os("MSE_VM_IMAGE").map(PathBuf::from).expect(
         "MSE_VM_IMAGE must name the guest image directory (make image; the Makefile sets it)",
@@ -523,12 +520,11 @@ fn deploy_the_scaffolded_app_on_a_vm_node() {
     let vm_venv = std::env::var_os("MSE_VM_VENV")
         .map(PathBuf::from)
         .expect("MSE_VM_VENV must name the VM tests' Flask venv (the Makefile sets it)");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("node.toml");
+    let config = dir.join("node.toml");
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nlauncher = \"vm\"\nvm_image = {:?}\nspawn_timeout_secs = 600\n\n[[hardware]]\nname = \"4g-eu-001\"\nmemory = 1024\ncores = 1\nenclave_size = 1024\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
+            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nlauncher = \"vm\"\nvm_image = {:?}\nspawn_timeout_secs = 600\n{extra}\n[[hardware]]\nname = \"4g-eu-001\"\nmemory = 1024\ncores = 1\nenclave_size = 1024\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
             image.display().to_string(),
             vm_venv.display().to_string()
         ),
@@ -536,9 +532,21 @@ fn deploy_the_scaffolded_app_on_a_vm_node() {
     .unwrap();
     let token = create_project(&config, "default");
     let node = serve(&config);
-    let cli = Cli::new(dir.path(), &venv);
+    let cli = Cli::new(dir, &venv);
     cli.ok(&["scaffold", "helloworld"]);
     cli.ok(&["cloud", "login", "--url", &node.api, "--token", &token]);
+    (node, cli)
+}
+
+/// `launcher = "vm"`: the same deploy of the scaffolded app, the enclave a QEMU VM booted from
+/// the guest image (TCG here) with the simulated TEE inside; `mse test` passes through the
+/// router; `kill -9` of the QEMU makes the app `on_error` within 5 s with its log kept. One VM
+/// boot (TCG is slow): the seeds' app, the limitations, the disks and $HOME are proven by
+/// crates/mse-launch/tests/vm.rs through the launcher.
+#[test]
+fn deploy_the_scaffolded_app_on_a_vm_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, cli) = vm_node(dir.path(), "");
     let text = cli.ok(&["deploy", "--path", "helloworld/mse.toml"]);
     assert!(text.contains("App helloworld is running ("), "{text}");
     assert!(text.contains(" (VM image "), "{text}");
@@ -582,32 +590,16 @@ fn deploy_the_scaffolded_app_on_a_vm_node() {
 /// policy, tampered byte) are exercised without a boot in src/vm_expect.rs's tests.
 #[test]
 fn deploy_on_a_sim_snp_vm_node_checks_the_launch_digest() {
-    let venv = venv();
-    let image = std::env::var_os("MSE_VM_IMAGE").map(PathBuf::from).expect(
-        "MSE_VM_IMAGE must name the guest image directory (make image; the Makefile sets it)",
-    );
-    let vm_venv = std::env::var_os("MSE_VM_VENV")
-        .map(PathBuf::from)
-        .expect("MSE_VM_VENV must name the VM tests' Flask venv (the Makefile sets it)");
     let dir = tempfile::tempdir().unwrap();
     let firmware = dir.path().join("OVMF.amdsev.fd");
     std::fs::write(&firmware, mse_attest_sim::snp::amdsev_firmware()).unwrap();
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\ntee = \"sim-snp\"\nlauncher = \"vm\"\nvm_image = {:?}\nvm_firmware = {:?}\nspawn_timeout_secs = 600\n\n[[hardware]]\nname = \"4g-eu-001\"\nmemory = 1024\ncores = 1\nenclave_size = 1024\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
-            image.display().to_string(),
-            firmware.display().to_string(),
-            vm_venv.display().to_string()
+    let (node, cli) = vm_node(
+        dir.path(),
+        &format!(
+            "tee = \"sim-snp\"\nvm_firmware = {:?}\n",
+            firmware.display().to_string()
         ),
-    )
-    .unwrap();
-    let token = create_project(&config, "default");
-    let node = serve(&config);
-    let cli = Cli::new(dir.path(), &venv);
-    cli.ok(&["scaffold", "helloworld"]);
-    cli.ok(&["cloud", "login", "--url", &node.api, "--token", &token]);
+    );
 
     // The node's KDS was built from this seed at start; the VM gets whatever the file holds.
     let seed_file = dir.path().join("data/sim-seed");
@@ -666,7 +658,7 @@ fn deploy_on_a_sim_snp_vm_node_checks_the_launch_digest() {
         .find_map(|l| l.strip_prefix("config_domain_name = "))
         .map(|d| d.trim_matches('"').to_owned())
         .unwrap_or_else(|| panic!("no config_domain_name in {info}"));
-    let json = cli.ok(&[
+    let verify = [
         "verify",
         &domain,
         "--connect",
@@ -676,8 +668,8 @@ fn deploy_on_a_sim_snp_vm_node_checks_the_launch_digest() {
         spec.to_str().unwrap(),
         "--node",
         &node.api,
-        "--json",
-    ]);
+    ];
+    let json = cli.ok(&[&verify[..], &["--json"]].concat());
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["trusted"], true, "{json}");
     assert_eq!(v["vm"]["tee"], "sim-snp", "{json}");
@@ -686,17 +678,7 @@ fn deploy_on_a_sim_snp_vm_node_checks_the_launch_digest() {
     assert_eq!(v["vm"]["fields"][0]["actual"], expected, "{json}");
     assert_eq!(v["vm"]["fields"][1]["field"], "HOST_DATA", "{json}");
     assert_eq!(v["vm"]["outcome"], "pass", "{json}");
-    let text = cli.ok(&[
-        "verify",
-        &domain,
-        "--connect",
-        &node.router,
-        "--allow-simulation",
-        "--launch-spec",
-        spec.to_str().unwrap(),
-        "--node",
-        &node.api,
-    ]);
+    let text = cli.ok(&verify);
     for line in [
         "VM TEE:       sim-snp (launch spec ".to_owned(),
         format!("  [ OK ] MEASUREMENT: expected {expected}, actual {expected}"),
