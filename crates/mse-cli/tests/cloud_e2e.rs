@@ -687,4 +687,43 @@ fn deploy_on_a_sim_snp_vm_node_checks_the_launch_digest() {
     ] {
         assert!(text.contains(&line), "{line:?} not in:\n{text}");
     }
+
+    // The same running VM held against another spec (2 vCPUs instead of 1): its report's
+    // MEASUREMENT and HOST_DATA are not that spec's, and verify says so in one line.
+    let mut other = mse_launch::LaunchSpec::from_json(&std::fs::read(&spec).unwrap()).unwrap();
+    other.vcpus = 2;
+    let other_file = dir.path().join("other-spec.json");
+    std::fs::write(&other_file, other.canonical_bytes()).unwrap();
+    let image = PathBuf::from(std::env::var_os("MSE_VM_IMAGE").unwrap());
+    let read = |f: &str| std::fs::read(image.join(f)).unwrap();
+    let manifest = mse_launch::image::ImageManifest::from_bytes(&read("image.json")).unwrap();
+    let (fw, kernel, initrd) = (
+        mse_attest_sim::snp::amdsev_firmware(),
+        read("vmlinuz"),
+        read("initrd.img"),
+    );
+    let cmdline = manifest.cmdline.replace("{spec}", &other.hash().to_hex());
+    let input =
+        mse_attest::vm_identity::snp_boot_input(&fw, &kernel, &initrd, &cmdline, 2, "EPYC-v4")
+            .unwrap();
+    let other_digest = mse_attest::snp_measure::launch_digest(&input).unwrap();
+    let mut args = verify.to_vec();
+    args[6] = other_file.to_str().unwrap();
+    let out = cli.run(&args);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap_or_default(),
+        format!(
+            "Error: https://{domain}:443 is NOT trusted: not the expected VM: MEASUREMENT is {expected}, expected {}; HOST_DATA is {}, expected {}",
+            hex::encode(other_digest),
+            v["vm"]["fields"][1]["actual"].as_str().unwrap(),
+            other.hash().to_hex()
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
