@@ -12,6 +12,23 @@
 use crate::evidence::{SnpReport, TdReport};
 use crate::snp_measure::{SnpMeasureError, SnpMeasureInput, VcpuType, launch_digest};
 
+/// The launch digest of a VM enclave's direct-kernel boot from its files (read here): the VM
+/// launcher's `snp_measure` (a node's and `mse localtest --vm --tee sim-snp`'s).
+pub fn snp_boot_digest(
+    firmware: &std::path::Path,
+    kernel: &std::path::Path,
+    initrd: &std::path::Path,
+    cmdline: &str,
+    vcpus: u32,
+    vcpu_type: &str,
+) -> Result<[u8; 48], String> {
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (firmware, kernel, initrd) = (read(firmware)?, read(kernel)?, read(initrd)?);
+    let input = snp_boot_input(&firmware, &kernel, &initrd, cmdline, vcpus, vcpu_type)
+        .map_err(|e| e.to_string())?;
+    launch_digest(&input).map_err(|e| e.to_string())
+}
+
 /// The measured inputs of a VM enclave's direct-kernel boot (QEMU, default guest features): the
 /// one description the VM launcher (sim-snp) and a verifier (from the node's published files)
 /// both measure.

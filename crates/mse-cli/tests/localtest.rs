@@ -127,3 +127,49 @@ fn an_sdist_only_requirement_is_refused_as_the_node_refuses_it() {
         .unwrap_or_default();
     assert!(venvs.is_empty(), "{venvs:?}");
 }
+
+/// `mse localtest --vm --tee sim-snp`: the app in a VM (TCG here) whose simulated SEV-SNP
+/// firmware reports the launch digest of its boot; `mse` recomputes it from the image files and
+/// checks MEASUREMENT and HOST_DATA before it provisions the app, then the app's tests pass.
+#[test]
+fn scaffolded_app_passes_its_tests_in_a_sim_snp_vm() {
+    let image = std::env::var_os("MSE_VM_IMAGE").expect(
+        "MSE_VM_IMAGE must name the guest image directory (make image; the Makefile sets it)",
+    );
+    let vm_venv = std::env::var_os("MSE_VM_VENV")
+        .expect("MSE_VM_VENV must name the VM tests' Flask venv (the Makefile sets it)");
+    let tmp = tempfile::tempdir().unwrap();
+    let app = scaffold(tmp.path());
+    let port = free_port().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_mse"))
+        .args(["localtest", "--vm", "--tee", "sim-snp", "--port", &port])
+        .current_dir(&app)
+        .env("MSE_VM_IMAGE", image)
+        .env("MSE_LOCALTEST_VENV", vm_venv)
+        .env("MSE_LOCALTEST_TESTS_VENV", venv())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verified = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Verified the enclave (SIMULATED TEE, sim-snp): measurement "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(
+        verified
+            .strip_suffix(" matches the local build")
+            .map(str::len),
+        Some(96),
+        "{stdout}"
+    );
+    assert!(stdout.contains("4 passed"), "{stdout}");
+
+    assert_eq!(
+        String::from_utf8_lossy(&mse(&app, &["localtest", "--tee", "sim-snp"]).stderr),
+        "Error: --tee sim-snp needs --vm\n"
+    );
+}

@@ -160,23 +160,6 @@ fn free_port() -> std::io::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-/// The SEV-SNP launch digest of a VM boot, from the files the node also publishes (`GET /image`):
-/// what the sim-snp firmware inside the guest reports, and what a client recomputes.
-fn snp_launch_digest(boot: &mse_launch::vm::SnpBoot<'_>) -> Result<[u8; 48], String> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    let (firmware, kernel, initrd) = (read(boot.firmware)?, read(boot.kernel)?, read(boot.initrd)?);
-    let input = mse_attest::vm_identity::snp_boot_input(
-        &firmware,
-        &kernel,
-        &initrd,
-        boot.append,
-        boot.vcpus,
-        boot.vcpu_type,
-    )
-    .map_err(|e| e.to_string())?;
-    mse_attest::snp_measure::launch_digest(&input).map_err(|e| e.to_string())
-}
-
 impl Node {
     /// A node launching `mse-enclave` processes. Must be called inside the tokio runtime the
     /// node runs on.
@@ -204,7 +187,16 @@ impl Node {
                 vm.firmware = cfg.vm_firmware.clone();
                 vm.vcpu_type = cfg.vm.vcpu_type.clone();
                 vm.restrict_net = cfg.vm.restrict;
-                vm.snp_measure = Some(Arc::new(snp_launch_digest));
+                vm.snp_measure = Some(Arc::new(|b: &mse_launch::vm::SnpBoot<'_>| {
+                    mse_attest::vm_identity::snp_boot_digest(
+                        b.firmware,
+                        b.kernel,
+                        b.initrd,
+                        b.append,
+                        b.vcpus,
+                        b.vcpu_type,
+                    )
+                }));
                 let launcher = mse_launch::vm::VmLauncher::new(vm)?;
                 tracing::info!(
                     "VM launcher: image {}, accelerator {}",
