@@ -13,7 +13,7 @@ use crate::evidence::{SnpReport, TdReport};
 use crate::snp_measure::{SnpMeasureError, SnpMeasureInput, VcpuType, launch_digest};
 
 /// The launch digest of a VM enclave's direct-kernel boot from its files (read here): the VM
-/// launcher's `snp_measure` (a node's and `mse localtest --vm --tee sim-snp`'s).
+/// launcher's `SnpMeasure` (a node's and `mse localtest --vm --tee sim-snp`'s).
 pub fn snp_boot_digest(
     firmware: &std::path::Path,
     kernel: &std::path::Path,

@@ -448,16 +448,7 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
             fs::write(&firmware, mse_attest_sim::snp::amdsev_firmware())
                 .with_context(|| format!("cannot write {}", firmware.display()))?;
             config.firmware = Some(firmware.clone());
-            config.snp_measure = Some(Arc::new(|b: &mse_launch::vm::SnpBoot<'_>| {
-                mse_attest::vm_identity::snp_boot_digest(
-                    b.firmware,
-                    b.kernel,
-                    b.initrd,
-                    b.append,
-                    b.vcpus,
-                    b.vcpu_type,
-                )
-            }));
+            config.snp_measure = Some(Arc::new(mse_attest::vm_identity::snp_boot_digest));
         }
         vm_config = Some(config.clone());
         let launcher = mse_launch::vm::VmLauncher::new(config)?;

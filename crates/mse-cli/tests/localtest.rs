@@ -17,6 +17,11 @@ fn free_port() -> u16 {
 }
 
 fn mse(dir: &Path, args: &[&str]) -> Output {
+    mse_with(dir, args, &[])
+}
+
+/// `mse args` in `dir` with these variables set too (after the default ones).
+fn mse_with(dir: &Path, args: &[&str], env: &[(&str, std::ffi::OsString)]) -> Output {
     let bin = Path::new(env!("CARGO_BIN_EXE_mse"));
     assert!(
         bin.with_file_name("mse-enclave").is_file(),
@@ -26,8 +31,20 @@ fn mse(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env("MSE_LOCALTEST_VENV", venv())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap()
+}
+
+/// The stdout of a command that must have succeeded (else its stdout and stderr).
+fn succeeded(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 fn scaffold(dir: &Path) -> PathBuf {
@@ -42,12 +59,7 @@ fn scaffolded_app_passes_its_tests() {
     let app = scaffold(tmp.path());
     let port = free_port().to_string();
     let out = mse(&app, &["cloud", "localtest", "--port", &port]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     assert!(stdout.contains("Warning: SIMULATED TEE"), "{stdout}");
     assert!(stdout.contains("matches the local build"), "{stdout}");
     assert!(stdout.contains("4 passed"), "{stdout}");
@@ -141,20 +153,16 @@ fn scaffolded_app_passes_its_tests_in_a_sim_snp_vm() {
     let tmp = tempfile::tempdir().unwrap();
     let app = scaffold(tmp.path());
     let port = free_port().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_mse"))
-        .args(["localtest", "--vm", "--tee", "sim-snp", "--port", &port])
-        .current_dir(&app)
-        .env("MSE_VM_IMAGE", image)
-        .env("MSE_LOCALTEST_VENV", vm_venv)
-        .env("MSE_LOCALTEST_TESTS_VENV", venv())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = mse_with(
+        &app,
+        &["localtest", "--vm", "--tee", "sim-snp", "--port", &port],
+        &[
+            ("MSE_VM_IMAGE", image),
+            ("MSE_LOCALTEST_VENV", vm_venv),
+            ("MSE_LOCALTEST_TESTS_VENV", venv().into()),
+        ],
     );
+    let stdout = succeeded(&out);
     let verified = stdout
         .lines()
         .find_map(|l| l.strip_prefix("Verified the enclave (SIMULATED TEE, sim-snp): measurement "))

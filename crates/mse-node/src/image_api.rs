@@ -54,6 +54,17 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// Logs why a configured file cannot be served and answers 503 with `message`.
+fn unavailable(
+    route: &str,
+    path: &std::path::Path,
+    e: impl std::fmt::Display,
+    message: impl Into<String>,
+) -> Response {
+    tracing::error!("{route}: {}: {e}", path.display());
+    error(StatusCode::SERVICE_UNAVAILABLE, message)
+}
+
 fn no_image() -> Response {
     error(StatusCode::NOT_FOUND, "this node has no VM image")
 }
@@ -66,33 +77,24 @@ async fn summary(State(p): State<Published>) -> Response {
     let bytes = match tokio::fs::read(&path).await {
         Ok(b) => b,
         Err(e) => {
-            tracing::error!("GET /image: {}: {e}", path.display());
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
+            return unavailable(
+                "GET /image",
+                &path,
+                e,
                 "the node's image.json is unreadable",
             );
         }
     };
     let image = match mse_launch::image::ImageManifest::from_bytes(&bytes) {
         Ok(m) => m,
-        Err(e) => {
-            tracing::error!("GET /image: {}: {e}", path.display());
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the node's image.json is invalid",
-            );
-        }
+        Err(e) => return unavailable("GET /image", &path, e, "the node's image.json is invalid"),
     };
     let firmware_sha256 = match &p.firmware {
         None => None,
         Some(f) => match sha256_file(f.clone()).await {
             Ok(h) => Some(h),
             Err(e) => {
-                tracing::error!("GET /image: {}: {e}", f.display());
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the node's firmware is unreadable",
-                );
+                return unavailable("GET /image", f, e, "the node's firmware is unreadable");
             }
         },
     };
@@ -136,9 +138,10 @@ async fn file(State(p): State<Published>, Path(name): Path<String>) -> Response 
     let f = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) => {
-            tracing::error!("GET /image/{name}: {}: {e}", path.display());
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
+            return unavailable(
+                &format!("GET /image/{name}"),
+                &path,
+                e,
                 format!("the node's {name} is unreadable"),
             );
         }

@@ -187,16 +187,7 @@ impl Node {
                 vm.firmware = cfg.vm_firmware.clone();
                 vm.vcpu_type = cfg.vm.vcpu_type.clone();
                 vm.restrict_net = cfg.vm.restrict;
-                vm.snp_measure = Some(Arc::new(|b: &mse_launch::vm::SnpBoot<'_>| {
-                    mse_attest::vm_identity::snp_boot_digest(
-                        b.firmware,
-                        b.kernel,
-                        b.initrd,
-                        b.append,
-                        b.vcpus,
-                        b.vcpu_type,
-                    )
-                }));
+                vm.snp_measure = Some(Arc::new(mse_attest::vm_identity::snp_boot_digest));
                 let launcher = mse_launch::vm::VmLauncher::new(vm)?;
                 tracing::info!(
                     "VM launcher: image {}, accelerator {}",
