@@ -176,6 +176,44 @@ pub struct AppView {
     pub pccs_url: Option<String>,
 }
 
+/// `GET /apps/{id}/environment`: `mse_launch::envlock::EnvLock`, the recipe of the app's
+/// environment (schema only; the node serves the lock it packed the environment from).
+#[derive(Serialize, ToSchema)]
+pub struct EnvLockView {
+    /// Lock version (1).
+    pub version: u32,
+    /// Pack rules (`mse-env-pack-v1`).
+    pub rules: String,
+    /// The Python the environment is for.
+    pub python: EnvPythonView,
+    /// Every wheel, sorted by file name.
+    pub wheels: Vec<EnvWheelView>,
+}
+
+/// The Python of an [`EnvLockView`].
+#[derive(Serialize, ToSchema)]
+pub struct EnvPythonView {
+    /// Full version (`3.11.7`).
+    pub version: String,
+    /// Absolute path of the interpreter (`bin/python` points to it).
+    pub executable: String,
+    /// `sysconfig` SOABI.
+    pub soabi: String,
+}
+
+/// A wheel of an [`EnvLockView`].
+#[derive(Serialize, ToSchema)]
+pub struct EnvWheelView {
+    /// Project name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// SHA-256 of the wheel file (hex).
+    pub sha256: String,
+    /// The wheel's file name.
+    pub file: String,
+}
+
 /// `GET /apps/{id}/logs`: the last 64 kB of the app's output.
 #[derive(Serialize, ToSchema)]
 pub struct LogsView {
@@ -243,6 +281,7 @@ pub fn spec() -> utoipa::openapi::OpenApi {
             crate::api::stop_app,
             crate::api::app_logs,
             crate::api::app_metrics,
+            crate::api::app_environment,
             crate::api::projects,
             crate::api::hardwares,
             crate::api::hardware,

@@ -540,6 +540,16 @@ impl Store {
         Ok(())
     }
 
+    /// Records the lock of the app's environment (JSON text of an `mse_launch::envlock::EnvLock`),
+    /// published by `GET /apps/{id}/environment`.
+    pub fn set_environment_lock(&self, id: &str, lock: &str) -> Result<(), StoreError> {
+        self.lock().execute(
+            "UPDATE apps SET config = json_set(config, '$.environment_lock', json(?2)) WHERE id = ?1",
+            params![id, lock],
+        )?;
+        Ok(())
+    }
+
     /// Records the app's launch spec (a JSON object in the app's config).
     pub fn set_launch_spec(
         &self,
