@@ -531,7 +531,7 @@ impl Venvs {
             PathBuf::from(name)
         };
         let (wheels, ready) = (sibling(".wheels"), sibling(".ready"));
-        self.build_once(&dir, &ready, log, || {
+        let built = self.build_once(&dir, &ready, log, || {
             self.clean(&wheels)?;
             std::fs::create_dir_all(&wheels).map_err(io_err(&wheels))?;
             let wanted: Vec<&String> = packages.iter().chain(lines).collect();
@@ -570,7 +570,12 @@ impl Venvs {
             ));
             crate::envlock::pack(&lock, &wheels, &dir)?;
             Ok(())
-        })
+        });
+        if built.is_err() {
+            // Nothing half-fetched is left behind either.
+            let _ = std::fs::remove_dir_all(&wheels);
+        }
+        built
     }
 }
 
