@@ -219,6 +219,34 @@ pub fn check(
     ))
 }
 
+/// `mse verify DOMAIN --rebuild-env`: the app this CLI deployed at `host` (its context names
+/// the node and holds the launch spec checked at deploy) has its environment rebuilt from the
+/// node's lock and compared with that spec's. Returns the line saying so, and the measurement
+/// the spec implies when its TEE is simulated (the sim measurement is the spec hash).
+pub fn check_deployed(
+    host: &str,
+    args: &RebuildEnvArgs,
+) -> anyhow::Result<(String, Option<[u8; 32]>)> {
+    use crate::cloud::config::{Login, config_dir};
+    use crate::cloud::context::{ContextStore, SPEC_FILE};
+    let dir = config_dir()?;
+    let store = ContextStore::new(&dir);
+    let (infos, _) = store.list()?;
+    let info = infos
+        .iter()
+        .find(|i| i.domain_name == host || i.config_domain_name == host)
+        .with_context(|| {
+            format!("--rebuild-env: no app deployed from here has the domain {host} (it needs the deploy's context)")
+        })?;
+    let spec = mse_launch::LaunchSpec::from_json(store.read_file(&info.id, SPEC_FILE)?.as_bytes())
+        .with_context(|| format!("the launch spec saved for app {}", info.id))?;
+    let login = Login::load(&dir)?;
+    let client = NodeClient::new(&info.node_url, &login.token);
+    let line = check(&client, &info.id, spec.environment_sha256, args).context("--rebuild-env")?;
+    let measurement = spec.tee.is_simulated().then(|| spec.sim_measurement());
+    Ok((line, measurement))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -726,6 +726,30 @@ fn rebuild_env_reproduces_the_nodes_environment_and_catches_another() {
     );
     assert!(text.contains(" (recomputed locally: match)\n"), "{text}");
     assert!(text.contains("App helloworld is running ("), "{text}");
+    let rebuilt = format!(
+        "Environment rebuilt here from the node's lock ({} wheels from {}, {python}, rules mse-env-pack-v1): digest {digest}, the launch spec's\n",
+        files.len(),
+        wheels.display()
+    );
+
+    // An end user's check (from the deployer's context) rebuilds it too, and expects the
+    // measurement of the launch spec saved at deploy.
+    let id = field(&text, "  id:").to_owned();
+    let port = node.router.rsplit_once(':').unwrap().1;
+    let text = cli.ok(&[
+        "verify",
+        &format!("{id}.localhost:{port}"),
+        "--connect",
+        &node.router,
+        "--allow-simulation",
+        "--pccs-url",
+        &format!("{}/pccs", node.api),
+        "--rebuild-env",
+        "--find-links",
+        wheels.to_str().unwrap(),
+    ]);
+    assert!(text.starts_with(&rebuilt), "{text}");
+    assert!(text.ends_with("Verdict:      TRUSTED\n"), "{text}");
 
     // (b) The node's cached environment gains a file; the node measures it again (its digest
     // cache is keyed on pyvenv.cfg, touched here) and declares that digest, with the same lock.
