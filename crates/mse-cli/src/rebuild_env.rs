@@ -1,5 +1,5 @@
 //! `--rebuild-env`: the app's environment is checked, not taken on the node's word. The node
-//! publishes the lock of the environment it packed (`GET /apps/{id}/environment`); `mse`
+//! publishes the lock of the environment it packed (`environment_lock` in `GET /apps/{id}`); `mse`
 //! fetches the same wheels by file name (a PEP 503 simple index, or a local directory), checks
 //! each one's SHA-256 against the lock, packs them with the same code as the node
 //! (`mse_launch::envlock::pack`), measures the tree with the same code as the enclave
@@ -186,9 +186,9 @@ pub fn check(
     declared: Digest32,
     args: &RebuildEnvArgs,
 ) -> anyhow::Result<String> {
-    let value: serde_json::Value = client
-        .get(&format!("/apps/{id}/environment"))
-        .context("the node publishes no lock of the app's environment (--rebuild-env needs one; a pre-built venv has none)")?;
+    let value = client.app(id)?.environment_lock.context(
+        "the node publishes no lock of the app's environment (--rebuild-env needs one; a pre-built venv has none)",
+    )?;
     let lock = EnvLock::from_json(&value.to_string()).context("the node's environment lock")?;
     let source = Source::of(args);
     let work = tempfile::tempdir().context("cannot create a temporary directory")?;

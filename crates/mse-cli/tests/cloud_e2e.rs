@@ -47,13 +47,22 @@ impl Drop for Node {
 }
 
 fn start_node(dir: &Path, venv: &Path, enclave_bin: &Path) -> (Node, String) {
+    node_with_environment(
+        dir,
+        enclave_bin,
+        &format!("venv = {:?}\n", venv.display().to_string()),
+    )
+}
+
+/// A node on loopback whose one environment `mse-flask` has these settings (TOML lines), and
+/// the token of its project `default`.
+fn node_with_environment(dir: &Path, enclave_bin: &Path, environment: &str) -> (Node, String) {
     let config = dir.join("node.toml");
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nenclave_bin = {:?}\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
+            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nenclave_bin = {:?}\n\n[[environment]]\nname = \"mse-flask\"\n{environment}",
             enclave_bin.display().to_string(),
-            venv.display().to_string()
         ),
     )
     .unwrap();
@@ -137,6 +146,20 @@ impl Cli {
             .unwrap()
     }
 
+    /// A deploy that uploads and then fails (exit 1): its stdout, stderr and the app's id.
+    fn refused_deploy(&self, args: &[&str]) -> (String, String, String) {
+        let o = self.run(args);
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{text}{err}");
+        let id = field(&text, "Uploaded; the node created app ")
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        (text, err, id)
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -150,6 +173,25 @@ impl Cli {
     }
 }
 
+/// `mse verify` of app `id` by its domain through the node's router (sim TEE, the node's mock
+/// PCCS), with `extra` arguments; its output.
+fn verify_through_router(cli: &Cli, node: &Node, id: &str, extra: &[&str]) -> String {
+    let port = node.router.rsplit_once(':').unwrap().1;
+    let target = format!("{id}.localhost:{port}");
+    let pccs = format!("{}/pccs", node.api);
+    let mut args = vec![
+        "verify",
+        &target,
+        "--connect",
+        &node.router,
+        "--allow-simulation",
+        "--pccs-url",
+        &pccs,
+    ];
+    args.extend_from_slice(extra);
+    cli.ok(&args)
+}
+
 fn field<'a>(text: &'a str, prefix: &str) -> &'a str {
     text.lines()
         .find_map(|l| l.strip_prefix(prefix))
@@ -157,14 +199,20 @@ fn field<'a>(text: &'a str, prefix: &str) -> &'a str {
         .trim()
 }
 
+/// A node running the real mse-enclave with the test venv as `mse-flask`, its project's token,
+/// and a CLI in `dir` where the app `helloworld` is scaffolded.
+fn scaffolded_on_a_node(dir: &Path) -> (Node, String, Cli) {
+    let venv = venv();
+    let (node, token) = start_node(dir, &venv, &bin("mse-enclave"));
+    let cli = Cli::new(dir, &venv);
+    cli.ok(&["scaffold", "helloworld"]);
+    (node, token, cli)
+}
+
 #[test]
 fn deploy_the_scaffolded_app_on_a_real_node() {
-    let venv = venv();
     let dir = tempfile::tempdir().unwrap();
-    let (node, token) = start_node(dir.path(), &venv, &bin("mse-enclave"));
-    let cli = Cli::new(dir.path(), &venv);
-
-    cli.ok(&["scaffold", "helloworld"]);
+    let (node, token, cli) = scaffolded_on_a_node(dir.path());
     let code_canary = "canary-code-5d1e9b";
     let secret_canary = "canary-secret-83c4aa";
     let app_py = dir.path().join("helloworld/mse_src/app.py");
@@ -211,17 +259,7 @@ fn deploy_the_scaffolded_app_on_a_real_node() {
     );
 
     // An end user's check of the same app, by its domain through the router.
-    let text = cli.ok(&[
-        "verify",
-        &format!("{id}.localhost:{port}"),
-        "--connect",
-        &node.router,
-        "--allow-simulation",
-        "--pccs-url",
-        &format!("{}/pccs", node.api),
-        "--fingerprint",
-        &measurement,
-    ]);
+    let text = verify_through_router(&cli, &node, &id, &["--fingerprint", &measurement]);
     assert!(text.ends_with("Verdict:      TRUSTED\n"), "{text}");
 
     let text = cli.ok(&["status", &id]);
@@ -330,15 +368,7 @@ fn a_measurement_mismatch_on_a_real_node_sends_nothing() {
     let cli = Cli::new(dir.path(), &venv);
     cli.ok(&["scaffold", "helloworld"]);
     cli.ok(&["login", "--url", &node.api, "--token", &token]);
-    let o = cli.run(&["deploy", "--path", "helloworld/mse.toml"]);
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "{text}{err}");
-    let id = field(&text, "Uploaded; the node created app ")
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (text, err, id) = cli.refused_deploy(&["deploy", "--path", "helloworld/mse.toml"]);
     let expected = field(&text, "Expected measurement ")
         .split(' ')
         .next()
@@ -352,14 +382,20 @@ fn a_measurement_mismatch_on_a_real_node_sends_nothing() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!text.contains("Sent the code key"), "{text}");
-    let status = cli.ok(&["status", &id]);
+    assert_left_waiting(&cli, &node, &id);
+}
+
+/// The enclave side of "nothing was sent": app `id` is still initializing and its enclave still
+/// answers `Mse-Status: Waiting` (it got no configuration). Then stops it.
+fn assert_left_waiting(cli: &Cli, node: &Node, id: &str) {
+    let status = cli.ok(&["status", id]);
     assert!(status.contains("Status:       initializing\n"), "{status}");
     let router: std::net::SocketAddr = node.router.parse().unwrap();
     assert_eq!(
         cloud_support::mse_status(router, &format!("{id}.localhost")).as_deref(),
         Some("Waiting")
     );
-    cli.ok(&["stop", &id]);
+    cli.ok(&["stop", id]);
 }
 
 /// Owner mode: the node gets the certificate chain, the enclave alone gets its private key
@@ -367,11 +403,8 @@ fn a_measurement_mismatch_on_a_real_node_sends_nothing() {
 /// for the owner's domain through the router.
 #[test]
 fn owner_certificate_and_sealed_secrets_on_a_real_node() {
-    let venv = venv();
     let dir = tempfile::tempdir().unwrap();
-    let (node, token) = start_node(dir.path(), &venv, &bin("mse-enclave"));
-    let cli = Cli::new(dir.path(), &venv);
-    cli.ok(&["scaffold", "helloworld"]);
+    let (node, token, cli) = scaffolded_on_a_node(dir.path());
     let app = dir.path().join("helloworld");
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["app.example.com".to_owned()]).unwrap();
@@ -434,16 +467,9 @@ fn an_enclave_that_dies_at_start_fails_the_deploy_with_the_reason() {
     let cli = Cli::new(dir.path(), &venv);
     cli.ok(&["scaffold", "helloworld"]);
     cli.ok(&["login", "--url", &node.api, "--token", &token]);
-    let o = cli.run(&["deploy", "--path", "helloworld/mse.toml"]);
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(o.status.code(), Some(1), "{text}");
-    let id = field(&text, "Uploaded; the node created app ")
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (text, err, id) = cli.refused_deploy(&["deploy", "--path", "helloworld/mse.toml"]);
     assert_eq!(
-        String::from_utf8_lossy(&o.stderr),
+        err,
         format!(
             "Error: app {id} is on_error instead of waiting for its configuration (enclave exited with code 1); `mse logs {id}` may tell why\n"
         )
@@ -578,16 +604,11 @@ fn wheelhouse(venv: &Path, dir: &Path) -> Vec<String> {
     let script = dir.with_extension("py");
     std::fs::write(&script, include_str!("cloud_support/repack_wheels.py")).unwrap();
     let out = Command::new(venv.join("bin/python"))
-        .arg(&script)
-        .arg(dir)
-        .arg("flask")
+        .args([script.as_os_str(), dir.as_os_str(), "flask".as_ref()])
+        .stderr(Stdio::inherit())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "repack_wheels.py failed");
     let mut files: Vec<String> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -665,19 +686,15 @@ fn rebuild_env_reproduces_the_nodes_environment_and_catches_another() {
         files.iter().any(|f| f.starts_with("Flask-")) && files.len() >= 6,
         "{files:?}"
     );
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nenclave_bin = {:?}\n\n[[environment]]\nname = \"mse-flask\"\npython = {:?}\npackages = [\"flask\"]\nfind_links = {:?}\n",
-            bin("mse-enclave").display().to_string(),
+    let (node, token) = node_with_environment(
+        dir.path(),
+        &bin("mse-enclave"),
+        &format!(
+            "python = {:?}\npackages = [\"flask\"]\nfind_links = {:?}\n",
             venv.join("bin/python").display().to_string(),
             wheels.display().to_string(),
         ),
-    )
-    .unwrap();
-    let token = create_project(&config, "default");
-    let node = serve(&config);
+    );
     let cli = Cli::new(dir.path(), &venv);
     cli.ok(&["scaffold", "helloworld"]);
     cli.ok(&["login", "--url", &node.api, "--token", &token]);
@@ -735,19 +752,12 @@ fn rebuild_env_reproduces_the_nodes_environment_and_catches_another() {
     // An end user's check (from the deployer's context) rebuilds it too, and expects the
     // measurement of the launch spec saved at deploy.
     let id = field(&text, "  id:").to_owned();
-    let port = node.router.rsplit_once(':').unwrap().1;
-    let text = cli.ok(&[
-        "verify",
-        &format!("{id}.localhost:{port}"),
-        "--connect",
-        &node.router,
-        "--allow-simulation",
-        "--pccs-url",
-        &format!("{}/pccs", node.api),
-        "--rebuild-env",
-        "--find-links",
-        wheels.to_str().unwrap(),
-    ]);
+    let text = verify_through_router(
+        &cli,
+        &node,
+        &id,
+        &["--rebuild-env", "--find-links", wheels.to_str().unwrap()],
+    );
     assert!(text.starts_with(&rebuilt), "{text}");
     assert!(text.ends_with("Verdict:      TRUSTED\n"), "{text}");
 
@@ -773,7 +783,7 @@ fn rebuild_env_reproduces_the_nodes_environment_and_catches_another() {
         .unwrap();
     assert!(touch.success());
     let attached = hex::encode(mse_attest::measurement::environment_digest(&env_dir).unwrap());
-    let o = cli.run(&[
+    let (text, err, id) = cli.refused_deploy(&[
         "deploy",
         "--path",
         "helloworld/mse.toml",
@@ -782,14 +792,6 @@ fn rebuild_env_reproduces_the_nodes_environment_and_catches_another() {
         "--find-links",
         wheels.to_str().unwrap(),
     ]);
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "{text}{err}");
-    let id = field(&text, "Uploaded; the node created app ")
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned();
     assert_eq!(
         err,
         format!(
@@ -800,12 +802,5 @@ fn rebuild_env_reproduces_the_nodes_environment_and_catches_another() {
     );
     assert!(!text.contains("Sent the code key"), "{text}");
     // The enclave side: it runs (it measured what it was given), and got no configuration.
-    let status = cli.ok(&["status", &id]);
-    assert!(status.contains("Status:       initializing\n"), "{status}");
-    let router: std::net::SocketAddr = node.router.parse().unwrap();
-    assert_eq!(
-        cloud_support::mse_status(router, &format!("{id}.localhost")).as_deref(),
-        Some("Waiting")
-    );
-    cli.ok(&["stop", &id]);
+    assert_left_waiting(&cli, &node, &id);
 }

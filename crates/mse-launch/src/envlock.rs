@@ -128,7 +128,8 @@ pub enum PackError {
     },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PackError + '_ {
+/// `PackError::Io` of `path`.
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PackError + '_ {
     move |source| PackError::Io {
         path: path.display().to_string(),
         source,
@@ -467,31 +468,24 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn sample(dir: &Path) -> EnvLock {
-        wheel(
-            dir,
-            "alpha",
-            "1.0",
-            &[
-                ("alpha/__init__.py", b"A = 1\n", 0o600),
-                ("alpha/__pycache__/__init__.cpython-311.pyc", b"junk", 0o644),
-                (
-                    "alpha-1.0.dist-info/RECORD",
-                    b"alpha/__init__.py,,\n",
-                    0o644,
-                ),
-                ("alpha-1.0.data/scripts/run", b"#!python\nprint(1)\n", 0o644),
-                ("alpha-1.0.data/platlib/_alpha.so", b"\x7fELF", 0o755),
-            ],
-        );
-        wheel(
-            dir,
-            "beta",
-            "2.0",
-            &[
-                ("beta.py", b"B = 2\n", 0o664),
-                ("beta-2.0.data/data/share/b.txt", b"b", 0o644),
-            ],
-        );
+        let alpha: &[(&str, &[u8], u32)] = &[
+            ("alpha/__init__.py", b"A = 1\n", 0o600),
+            ("alpha/__pycache__/__init__.cpython-311.pyc", b"junk", 0o644),
+            (
+                "alpha-1.0.dist-info/RECORD",
+                b"alpha/__init__.py,,\n",
+                0o644,
+            ),
+            ("alpha-1.0.data/scripts/run", b"#!python\nprint(1)\n", 0o644),
+            ("alpha-1.0.data/platlib/_alpha.so", b"\x7fELF", 0o755),
+        ];
+        let beta: &[(&str, &[u8], u32)] = &[
+            ("beta.py", b"B = 2\n", 0o664),
+            ("beta-2.0.data/data/share/b.txt", b"b", 0o644),
+        ];
+        for (name, version, files) in [("alpha", "1.0", alpha), ("beta", "2.0", beta)] {
+            wheel(dir, name, version, files);
+        }
         EnvLock {
             version: LOCK_VERSION,
             rules: PACK_RULES.into(),

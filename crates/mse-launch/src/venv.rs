@@ -39,6 +39,10 @@ pub enum VenvError {
     /// The package is not a tar.
     #[error("package is not a readable tar archive: {0}")]
     Tar(std::io::Error),
+    /// The environment could not be packed from its wheels, or a file system failure
+    /// (`PackError::Io`, shared with the pack).
+    #[error(transparent)]
+    Pack(#[from] PackError),
     /// `requirements.txt` is too large.
     #[error("requirements.txt is larger than {MAX_REQUIREMENTS} bytes")]
     RequirementsTooLarge,
@@ -47,15 +51,6 @@ pub enum VenvError {
         "requirements.txt line {0}: only plain requirement specifiers are allowed (no pip options, URLs or paths)"
     )]
     BadRequirement(usize),
-    /// A file system failure.
-    #[error("{path}: {source}")]
-    Io {
-        /// The path.
-        path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
     /// A command could not be started.
     #[error("{what}: cannot start {program}: {source}")]
     Spawn {
@@ -77,16 +72,10 @@ pub enum VenvError {
         /// Its last non-empty stderr line.
         last: String,
     },
-    /// The environment could not be packed from its wheels.
-    #[error(transparent)]
-    Pack(#[from] PackError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> VenvError + '_ {
-    move |source| VenvError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| crate::envlock::io_err(path)(source).into()
 }
 
 /// Where an environment's base virtualenv comes from.

@@ -141,7 +141,6 @@ pub fn router(node: Arc<Node>, pccs: Router) -> Router {
         .route("/apps/{id}/stop", post(stop_app))
         .route("/apps/{id}/logs", get(app_logs))
         .route("/apps/{id}/metrics", get(app_metrics))
-        .route("/apps/{id}/environment", get(app_environment))
         .route("/projects", get(projects))
         .route("/hardwares", get(hardwares))
         .route("/hardwares/{name}", get(hardware))
@@ -223,6 +222,7 @@ fn app_json(node: &Node, app: &AppRecord) -> Value {
         owner_certificate_sha256: conf["owner_certificate_sha256"].clone(),
         runtime_digest: conf["runtime_digest"].clone(),
         environment_digest: conf["environment_digest"].clone(),
+        environment_lock: conf["environment_lock"].clone(),
         router_address: router,
         // The node's mock PCCS, for verifying sim evidence (null for real TEEs).
         pccs_url,
@@ -380,30 +380,6 @@ pub(crate) async fn app_metrics(
 ) -> ApiResult<Json<Value>> {
     let app = owned_app(&node, &project, &id)?;
     Ok(Json(node.metrics(&app)))
-}
-
-#[utoipa::path(
-    get,
-    path = "/apps/{id}/environment",
-    security(("bearer" = [])),
-    params(("id" = String, Path, description = "App UUID")),
-    responses(
-        (status = 200, description = "The lock of the app's environment: what `mse deploy --rebuild-env` packs again to check the environment digest", body = crate::openapi::EnvLockView),
-        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
-        (status = 404, description = "No such app in the caller's project, or its environment has no lock (not built yet, or a pre-built venv)", body = ErrorBody),
-    ),
-)]
-pub(crate) async fn app_environment(
-    State(node): State<Arc<Node>>,
-    Auth(project): Auth,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> ApiResult<Json<Value>> {
-    let app = owned_app(&node, &project, &id)?;
-    let conf: Value = serde_json::from_str(&app.config).map_err(ApiError::internal)?;
-    match &conf["environment_lock"] {
-        Value::Null => Err(ApiError::not_found("environment lock")),
-        lock => Ok(Json(lock.clone())),
-    }
 }
 
 #[derive(Deserialize)]

@@ -170,14 +170,18 @@ pub struct AppView {
     /// Launch input of the measurement: digest of the app's environment (null until built).
     #[schema(value_type = Option<String>)]
     pub environment_digest: Value,
+    /// The lock the app's environment was packed from (what `mse deploy --rebuild-env` packs
+    /// again); null until it is built, and for a pre-built venv.
+    #[schema(value_type = Option<EnvLockView>)]
+    pub environment_lock: Value,
     /// Where the node's SNI router listens.
     pub router_address: Option<String>,
     /// The node's mock PCCS, for verifying sim evidence (null for real TEEs).
     pub pccs_url: Option<String>,
 }
 
-/// `GET /apps/{id}/environment`: `mse_launch::envlock::EnvLock`, the recipe of the app's
-/// environment (schema only; the node serves the lock it packed the environment from).
+/// `mse_launch::envlock::EnvLock`, the recipe of an app's environment (schema only: the node
+/// serves the lock it packed the environment from).
 #[derive(Serialize, ToSchema)]
 pub struct EnvLockView {
     /// Lock version (1).
@@ -281,7 +285,6 @@ pub fn spec() -> utoipa::openapi::OpenApi {
             crate::api::stop_app,
             crate::api::app_logs,
             crate::api::app_metrics,
-            crate::api::app_environment,
             crate::api::projects,
             crate::api::hardwares,
             crate::api::hardware,

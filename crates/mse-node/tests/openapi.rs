@@ -34,7 +34,6 @@ fn the_document_is_served_and_describes_the_api() {
         "/apps/{id}/stop",
         "/apps/{id}/logs",
         "/apps/{id}/metrics",
-        "/apps/{id}/environment",
         "/projects",
         "/hardwares",
         "/hardwares/{name}",
