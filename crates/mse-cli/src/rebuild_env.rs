@@ -59,6 +59,12 @@ impl Source {
                     ureq::Agent::config_builder()
                         .timeout_global(Some(Duration::from_secs(600)))
                         .http_status_as_error(false)
+                        // The system's roots (and a proxy's CA the machine trusts), as pip does.
+                        .tls_config(
+                            ureq::tls::TlsConfig::builder()
+                                .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                                .build(),
+                        )
                         .user_agent(concat!("mse-cli/", env!("CARGO_PKG_VERSION")))
                         .build(),
                 ),
