@@ -132,20 +132,9 @@ pub fn fetch_image(base: &str, with_firmware: bool) -> anyhow::Result<ImageFiles
             .http_status_as_error(false)
             .build(),
     );
-    let get = |name: &str| -> anyhow::Result<Vec<u8>> {
+    let get = |name: &str| {
         let url = format!("{}/{name}", base.trim_end_matches('/'));
-        let mut resp = agent
-            .get(&url)
-            .call()
-            .map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
-        if !resp.status().is_success() {
-            bail!("GET {url}: HTTP {}", resp.status());
-        }
-        resp.body_mut()
-            .with_config()
-            .limit(MAX_FILE_BYTES)
-            .read_to_vec()
-            .map_err(|e| anyhow::anyhow!("GET {url}: {e}"))
+        crate::rebuild_env::get(&agent, &url, MAX_FILE_BYTES)
     };
     let summary: Summary = serde_json::from_slice(&get("image")?)
         .context("the node's GET /image answer is not the expected JSON")?;
