@@ -10,7 +10,44 @@
 //! when other processes compete for the CPU, a woken batch thread waits behind them too.
 //! The pool's monitor thread always runs as batch: its periodic check can wait.
 
+use std::cell::{Cell, RefCell};
 use std::io;
+use std::sync::Arc;
+
+/// Work an I/O thread postpones until it has no ready task left (it is about to park).
+pub(crate) trait OnPark: Send + Sync {
+    fn on_park(&self);
+}
+
+thread_local! {
+    /// This thread has run the park hook of a runtime built by [`runtime`], so it will again
+    /// (a runtime worker; the blocking-pool threads never park this way).
+    static HOOKED: Cell<bool> = const { Cell::new(false) };
+    static AT_PARK: RefCell<Vec<Arc<dyn OnPark>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `hook` once when this thread next parks. False on a thread without the park hook (a
+/// runtime not built by [`runtime`], or not a runtime worker): the caller must act now.
+pub(crate) fn at_park(hook: &Arc<dyn OnPark>) -> bool {
+    if !HOOKED.get() {
+        return false;
+    }
+    AT_PARK.with_borrow_mut(|hooks| {
+        if !hooks.iter().any(|h| Arc::ptr_eq(h, hook)) {
+            hooks.push(hook.clone());
+        }
+    });
+    true
+}
+
+fn run_park_hooks() {
+    HOOKED.set(true);
+    // Taken out first: a hook may register again.
+    let hooks = AT_PARK.with_borrow_mut(std::mem::take);
+    for h in hooks {
+        h.on_park();
+    }
+}
 
 /// Marks the calling thread as a batch (non-preempting) thread. Linux only; elsewhere, or where
 /// the kernel refuses (a sandbox), the thread keeps its policy and the reason is logged.
@@ -43,6 +80,12 @@ fn set_batch() -> io::Result<()> {
 /// doc). Callers building their own runtime get the same with
 /// `.on_thread_start(mse_wsgi::batch_current_thread)`.
 ///
+/// Its workers hand requests to the ASGI event loop once per batch: the loop is woken when the
+/// worker has no ready connection left (its park hook), not per request, so on a shared CPU the
+/// woken loop does not preempt the worker halfway through the ready connections (about two
+/// context switches per batch instead of per request). On another runtime every request wakes
+/// the loop.
+///
 /// Batch I/O threads pay off when the server has its CPUs to itself (an enclave): fewer context
 /// switches per request. When other processes compete for the same CPU they lose throughput,
 /// because a woken I/O thread then also waits behind those processes (bench/RESULTS.md).
@@ -52,6 +95,7 @@ pub fn runtime(batch_io: bool) -> io::Result<tokio::runtime::Runtime> {
     if batch_io {
         builder.on_thread_start(batch_current_thread);
     }
+    builder.on_thread_park(run_park_hooks);
     builder.build()
 }
 
