@@ -288,6 +288,8 @@ impl AsgiApp {
         if let Err(e) = self.runner.bind(py).call_method1("shutdown", (10.0,)) {
             tracing::error!("ASGI shutdown: {}", format_exception(py, &e));
         }
+        // A flush scheduled as the loop stopped never ran.
+        self.batch.flush();
     }
 }
 

@@ -121,4 +121,47 @@ mod tests {
             "the calling thread is left alone"
         );
     }
+
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl super::OnPark for Count {
+        fn on_park(&self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_worker_runs_the_park_hook_once_when_it_idles() {
+        use std::sync::Arc;
+        use std::sync::atomic::Ordering::SeqCst;
+        let rt = super::runtime(false).expect("runtime");
+        let count = Arc::new(Count(Default::default()));
+        let hook: Arc<dyn super::OnPark> = count.clone();
+        let (task_hook, task_count) = (hook.clone(), count.clone());
+        let (registered, during_task) = rt.block_on(async move {
+            tokio::spawn(async move {
+                // After a wait the worker has parked at least once (it has the hook).
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                let registered = super::at_park(&task_hook) && super::at_park(&task_hook);
+                (registered, task_count.0.load(SeqCst))
+            })
+            .await
+            .expect("task")
+        });
+        assert!(registered);
+        assert_eq!(during_task, 0, "not before the worker runs out of tasks");
+        while count.0.load(SeqCst) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(
+            count.0.load(SeqCst),
+            1,
+            "once, however often it was registered"
+        );
+        assert!(
+            !super::at_park(&hook),
+            "a thread that is no runtime worker must act at once"
+        );
+    }
 }
