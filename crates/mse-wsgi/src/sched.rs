@@ -40,7 +40,10 @@ pub(crate) fn at_park(hook: &Arc<dyn OnPark>) -> bool {
     true
 }
 
-fn run_park_hooks() {
+/// The park hook of [`runtime`]'s workers: a runtime built elsewhere gets the batched hand-over
+/// to the Python side with `.on_thread_park(mse_wsgi::park_hook)` (without it, every request
+/// wakes the Python side at once).
+pub fn park_hook() {
     HOOKED.set(true);
     // Taken out first: a hook may register again.
     let hooks = AT_PARK.with_borrow_mut(std::mem::take);
@@ -95,7 +98,7 @@ pub fn runtime(batch_io: bool) -> io::Result<tokio::runtime::Runtime> {
     if batch_io {
         builder.on_thread_start(batch_current_thread);
     }
-    builder.on_thread_park(run_park_hooks);
+    builder.on_thread_park(park_hook);
     builder.build()
 }
 
