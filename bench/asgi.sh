@@ -37,28 +37,9 @@ for tool in wrk:wrk h2load:nghttp2-client; do
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}" >/dev/null
 	}
 done
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$ROOT/bench/requirements-asgi.txt" "$VENV/.requirements"; then
-	rm -rf "$VENV"
-	python3 -m venv "$VENV"
-	"$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/bench/requirements-asgi.txt"
-	cp "$ROOT/bench/requirements-asgi.txt" "$VENV/.requirements"
-fi
-cargo build -q --release -p mse-wsgi --bin mse-serve
-
-TMP=$(mktemp -d)
-SERVER_PID=
-cleanup() {
-	if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
-	-keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
-
-if [ "$(nproc)" -ge 2 ]; then SRV_CPU=(taskset -c 1); WRK_CPU=(taskset -c 0); else SRV_CPU=(); WRK_CPU=(); fi
-
 # shellcheck source=bench/http-lib.sh
 . "$ROOT/bench/http-lib.sh"
+prepare "$ROOT/bench/requirements-asgi.txt"
 
 # start_server NAME SCHEME: starts it in the background on $PORT, sets SERVER_PID.
 start_server() {
@@ -90,13 +71,7 @@ start_server() {
 	*) echo "unknown server $name" >&2; return 1 ;;
 	esac
 	SERVER_PID=$!
-	for _ in $(seq 1 300); do
-		if curl -skf -o /dev/null "$scheme://127.0.0.1:$PORT/"; then return 0; fi
-		sleep 0.1
-	done
-	echo "$name did not start:" >&2
-	cat "$TMP/server.log" >&2
-	return 1
+	await_server "$name" "$scheme"
 }
 
 # run_h2load URL → "req/s cpu_us_per_request" (64 connections, 10 streams each, one client thread)

@@ -34,25 +34,9 @@ command -v wrk >/dev/null || {
 	echo "installing wrk (Debian package)" >&2
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 }
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$ROOT/bench/requirements-wsgi.txt" "$VENV/.requirements"; then
-	rm -rf "$VENV"
-	python3 -m venv "$VENV"
-	"$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/bench/requirements-wsgi.txt"
-	cp "$ROOT/bench/requirements-wsgi.txt" "$VENV/.requirements"
-fi
-cargo build -q --release -p mse-wsgi --bin mse-serve
-
-TMP=$(mktemp -d)
-SERVER_PID=
-cleanup() {
-	if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
-	-keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
-
-if [ "$(nproc)" -ge 2 ]; then SRV_CPU=(taskset -c 1); WRK_CPU=(taskset -c 0); else SRV_CPU=(); WRK_CPU=(); fi
+# shellcheck source=bench/http-lib.sh
+. "$ROOT/bench/http-lib.sh"
+prepare "$ROOT/bench/requirements-wsgi.txt"
 
 # start_server NAME MODULE SCHEME: starts it in the background on $PORT, sets SERVER_PID.
 start_server() {
@@ -88,19 +72,10 @@ start_server() {
 		;;
 	esac
 	SERVER_PID=$!
-	for _ in $(seq 1 300); do
-		if curl -skf -o /dev/null "$scheme://127.0.0.1:$PORT/"; then return 0; fi
-		sleep 0.1
-	done
-	echo "$name did not start:" >&2
-	cat "$TMP/server.log" >&2
-	return 1
+	await_server "$name" "$scheme"
 }
 
 # stop_server, cpu_ticks, ctx_switches, run_wrk URL, median: shared with bench/asgi.sh.
-# shellcheck source=bench/http-lib.sh
-. "$ROOT/bench/http-lib.sh"
-
 read -r -a SERVERS <<<"${SERVERS:-mse-serve mse-t1 mse-batch granian gunicorn hypercorn}"
 echo "# bench/wsgi.sh $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPU(s): wrk -t1 -c$CONNS, ${WARMUP}s warm-up, ${DURATION}s measured, median of $REPEAT"
 printf '%-6s %-6s %-11s %10s %10s %11s %7s %8s %9s\n' app proto server "req/s" p99 "CPU us/req" cs/req "/limit" "mse/this"
