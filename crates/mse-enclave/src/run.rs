@@ -242,6 +242,9 @@ fn serve(
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // The app server runs on this runtime: its workers hand requests to Python once per
+        // batch, when they run out of ready connections.
+        .on_thread_park(mse_wsgi::park_hook)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
