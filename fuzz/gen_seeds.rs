@@ -8,9 +8,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use mse_attest::ratls::{RaTlsParams, generate};
-use mse_crypto::{CodeKey, PackageFile, build_package};
 use mse_sealfs::{Ciphers, SealKey, SealedFile};
 
+#[path = "common/pack.rs"]
+mod pack;
 #[path = "common/sim.rs"]
 mod sim;
 
@@ -26,46 +27,22 @@ fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
     fs::write(d.join(name), bytes).expect("seed file");
 }
 
-/// A package of `files` (relative path, content) packed with the real packer.
-fn package(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let src = tempfile::tempdir().expect("tempdir");
-    let list: Vec<PackageFile> = files
-        .iter()
-        .map(|(rel, data)| {
-            let abs: PathBuf = src.path().join(rel);
-            fs::create_dir_all(abs.parent().expect("parent")).expect("mkdir");
-            fs::write(&abs, data).expect("write");
-            PackageFile {
-                rel: (*rel).to_owned(),
-                abs,
-            }
-        })
-        .collect();
-    let mut out = Vec::new();
-    build_package(
-        &list,
-        &CodeKey::from_bytes(PACKAGE_KEY),
-        None,
-        &mut out,
-        &|_| {},
-    )
-    .expect("package");
-    out
-}
-
 fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "seeds".into()));
 
-    let app = package(&[
-        (
-            "app.py",
-            b"from flask import Flask\napp = Flask(__name__)\n",
-        ),
-        ("requirements.txt", b"flask==3.0.0\nrequests>=2.31\n"),
-        ("pkg/__init__.py", b""),
-        ("pkg/static/index.html", b"<html></html>"),
-    ]);
-    let bare = package(&[("app.py", b"app = None\n")]);
+    let app = pack::package(
+        PACKAGE_KEY,
+        &[
+            (
+                "app.py",
+                b"from flask import Flask\napp = Flask(__name__)\n",
+            ),
+            ("requirements.txt", b"flask==3.0.0\nrequests>=2.31\n"),
+            ("pkg/__init__.py", b""),
+            ("pkg/static/index.html", b"<html></html>"),
+        ],
+    );
+    let bare = pack::package(PACKAGE_KEY, &[("app.py", b"app = None\n")]);
     for target in ["package_unpack", "venv_requirements"] {
         write(&dir, target, "flask-app.tar", &app);
         write(&dir, target, "no-requirements.tar", &bare);

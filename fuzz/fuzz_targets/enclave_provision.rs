@@ -6,6 +6,9 @@
 //! Invariant: a refused payload leaves nothing behind (no secrets file, empty module dir).
 #![no_main]
 
+#[path = "../common/pack.rs"]
+mod pack;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
@@ -13,7 +16,7 @@ use arbitrary::Arbitrary;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
-use mse_crypto::{CodeKey, PackageFile, UnpackLimits, X25519KeyPair, build_package};
+use mse_crypto::{UnpackLimits, X25519KeyPair};
 use mse_enclave::provision::{Mode, Provisioner};
 use rustls_pki_types::CertificateDer;
 use serde_json::{Map, Value, json};
@@ -59,23 +62,8 @@ fn provisioner(
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let dir = tempfile::tempdir().expect("tempdir");
-    let src = dir.path().join("src");
-    std::fs::create_dir_all(&src).expect("src");
-    std::fs::write(src.join("app.py"), b"app = None\n").expect("app.py");
     let package: PathBuf = dir.path().join("package.tar");
-    let files = [PackageFile {
-        rel: "app.py".into(),
-        abs: src.join("app.py"),
-    }];
-    let mut tar = Vec::new();
-    build_package(
-        &files,
-        &CodeKey::from_bytes(CODE_KEY),
-        None,
-        &mut tar,
-        &|_| {},
-    )
-    .expect("package");
+    let tar = pack::package(CODE_KEY, &[("app.py", b"app = None\n")]);
     std::fs::write(&package, &tar).expect("package file");
     let digest: [u8; 32] = Sha256::digest(&tar).into();
 

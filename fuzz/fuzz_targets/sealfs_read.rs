@@ -40,15 +40,10 @@ struct Input {
 
 fuzz_target!(|input: Input| {
     let c = &*CIPHERS;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("backing");
+    let backing = tempfile::NamedTempFile::new().expect("tempfile");
+    let path = backing.path();
     {
-        let file = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .expect("create");
+        let file = backing.reopen().expect("reopen");
         let mut sealed = SealedFile::create(c, file, BINDING).expect("create sealed");
         if !input.plain.is_empty() {
             sealed.write(c, 0, &input.plain).expect("write");
@@ -58,7 +53,7 @@ fuzz_target!(|input: Input| {
     let mut file = std::fs::File::options()
         .read(true)
         .write(true)
-        .open(&path)
+        .open(path)
         .expect("open");
     if let Some(raw) = &input.raw {
         file.set_len(0).expect("truncate");
@@ -80,7 +75,7 @@ fuzz_target!(|input: Input| {
             }
         }
     }
-    let _ = mse_sealfs::read_dir_id_file(c, &std::fs::File::open(&path).expect("open"));
+    let _ = mse_sealfs::read_dir_id_file(c, &std::fs::File::open(path).expect("open"));
     let binding: &[u8] = if input.other_binding {
         b"another name"
     } else {
