@@ -528,6 +528,18 @@ pub(crate) struct DeployConf {
     docker: String,
 }
 
+/// For fuzz/ (fuzz_targets/node_deploy_conf.rs): the `conf` part's JSON shape and its
+/// `python_application` check, as `create_app` applies them.
+#[doc(hidden)]
+pub fn fuzz_deploy_conf(bytes: &[u8]) -> Result<(), String> {
+    let conf: DeployConf = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if valid_python_application(&conf.python_application) {
+        Ok(())
+    } else {
+        Err(conf.python_application)
+    }
+}
+
 fn valid_python_application(s: &str) -> bool {
     let ident = |p: &str| {
         !p.is_empty()
