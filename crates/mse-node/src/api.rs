@@ -615,14 +615,9 @@ pub(crate) async fn create_app(
             format!("POST /apps takes multipart/form-data: {}", e.body_text()),
         )
     })?;
+    // Early, to spare a full node the upload; the store decides when it inserts.
     if node.live_count() >= node.cfg.max_apps {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "this node runs its maximum of {} apps; try again later",
-                node.cfg.max_apps
-            ),
-        ));
+        return Err(crate::store::StoreError::NodeFull(node.cfg.max_apps).into());
     }
     let id = uuid::Uuid::new_v4().to_string();
     let dir = node.app_dir(&id);

@@ -98,7 +98,6 @@ pub async fn serve(
         tracing::warn!("{note}");
     }
     let (store, seed) = node::open_data_dir(&cfg)?;
-    store.set_quota(limits::quota(&cfg));
     let pki = mse_attest_sim::SimPki::from_seed(&seed).map_err(|e| ServeError::Sim {
         what: "sim PKI from the node's seed",
         source: Box::new(e),

@@ -150,7 +150,7 @@ pub fn open_data_dir(cfg: &NodeConfig) -> Result<(Store, [u8; 32]), NodeError> {
         .mode(0o700)
         .create(dir.join("apps"))
         .map_err(io_err(dir))?;
-    let store = Store::open(&dir.join("node.db"))?;
+    let store = Store::open(&dir.join("node.db"), crate::limits::quota(cfg))?;
     let seed = load_or_create_seed(&dir.join("sim-seed"))?;
     Ok((store, seed))
 }
