@@ -575,6 +575,9 @@ async fn write_package(
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if let Some(slow) = crate::api_conn::slow_body(&e) {
+        return ApiError::new(StatusCode::REQUEST_TIMEOUT, slow.to_string());
+    }
     // A body that ends early or breaks its framing is the client's fault (axum says 500).
     let status = match e.status() {
         s if s.is_server_error() => StatusCode::BAD_REQUEST,

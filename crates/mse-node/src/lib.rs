@@ -138,15 +138,12 @@ pub async fn serve(
         }
     });
     let router_task = tokio::spawn(router::serve(node.clone(), router_listener));
-    let app = api::router(node.clone(), pccs);
-    let read_timeout = std::time::Duration::from_secs(node.cfg.api_read_timeout_secs);
-    axum::serve(
-        api_conn::TimedListener::new(api_listener, read_timeout),
-        app,
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(io("API server"))?;
+    let limits = api_conn::ConnLimits::new(&node.cfg);
+    let app = api_conn::layer(api::router(node.clone(), pccs), limits);
+    axum::serve(api_conn::ApiListener::new(api_listener, limits), app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(io("API server"))?;
     router_task.abort();
     node.shutdown().await;
     Ok(())

@@ -558,3 +558,183 @@ fn one_client_address_cannot_take_every_router_connection() {
     assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
     drop(held);
 }
+
+/// Writes `head` then trickles `slow` one byte every 100 ms (stopping at the first write error,
+/// once the node has hung up) while reading the answer; returns it as `raw_request` would.
+fn trickled(addr: std::net::SocketAddr, head: &[u8], slow: &[u8], step: usize) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    s.write_all(head).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let slow = slow.to_vec();
+    let writer = std::thread::spawn(move || {
+        for piece in slow.chunks(step) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if w.write_all(piece).is_err() {
+                return;
+            }
+        }
+    });
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    drop(s);
+    writer.join().unwrap();
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
+    )
+}
+
+#[test]
+fn a_trickled_request_header_is_cut_at_its_deadline() {
+    // Bytes keep coming (every 100 ms, well within api_read_timeout_secs), but the header is
+    // not complete after api_header_timeout_secs: a JSON 408 (it stayed open for as long as
+    // the client kept trickling).
+    let node = TestNode::start("api_read_timeout_secs = 5\napi_header_timeout_secs = 1");
+    let (code, answer) = trickled(
+        node.api,
+        b"GET /users/me HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+        &[b'a'; 300],
+        1,
+    );
+    assert_eq!(
+        (code, answer),
+        (
+            408,
+            json!({"error": "request header not complete within 1 s (api_header_timeout_secs)"})
+        )
+    );
+}
+
+#[test]
+fn a_trickled_upload_is_cut_below_the_minimum_rate() {
+    // 100 bytes every 100 ms is 1 KB/s: below api_min_body_rate_kib once the grace of
+    // api_read_timeout_secs is over, although no single read waits long.
+    let node = TestNode::start("api_read_timeout_secs = 1\napi_min_body_rate_kib = 16");
+    let token = node.project("alpha");
+    let (ct, body) = multipart(&[
+        ("code", "app.tar", &package_of(40 << 10)),
+        ("conf", "", conf("slow").to_string().as_bytes()),
+    ]);
+    let head = format!(
+        "POST /apps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (code, answer) = trickled(node.api, head.as_bytes(), &body, 100);
+    assert_eq!(
+        (code, answer),
+        (
+            408,
+            json!({"error": "request body arrived slower than 16 KiB/s (api_min_body_rate_kib)"})
+        )
+    );
+    assert_eq!(
+        std::fs::read_dir(node.data().join("apps")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn malformed_requests_get_json_errors_from_the_connection_layer() {
+    let node = TestNode::start("");
+    let big = "a".repeat(80 << 10);
+    let cases: Vec<(String, u16, &str)> = vec![
+        (
+            format!("GET /users/me HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n"),
+            431,
+            "request header larger than 64 KiB",
+        ),
+        (
+            "GET /users/me HTTP/1.1\r\nHost: x\r\n".to_owned() + &"X-H: 1\r\n".repeat(101) + "\r\n",
+            431,
+            "request header has more than 100 fields",
+        ),
+        (
+            "GARBAGE\r\n\r\n".to_owned(),
+            400,
+            "malformed request header: invalid token",
+        ),
+        (
+            "GET /users/me HTTP/9.9\r\nHost: x\r\n\r\n".to_owned(),
+            400,
+            "malformed request header: invalid HTTP version",
+        ),
+        (
+            "GET /users/me HTTP/1.1\r\nHo st: x\r\n\r\n".to_owned(),
+            400,
+            "malformed request header: invalid header name",
+        ),
+        (
+            "POST /apps HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".to_owned(),
+            400,
+            "invalid Content-Length",
+        ),
+        (
+            "POST /apps HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello"
+                .to_owned(),
+            400,
+            "invalid Content-Length",
+        ),
+        (
+            "POST /apps HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n".to_owned(),
+            400,
+            "Transfer-Encoding must end with chunked",
+        ),
+        (
+            "POST /apps HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned(),
+            400,
+            "Transfer-Encoding is not allowed in HTTP/1.0",
+        ),
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(40 << 10)),
+            414,
+            "request target longer than 32 KiB",
+        ),
+    ];
+    for (head, status, message) in cases {
+        let (code, answer) = raw_request(node.api, &head, b"");
+        assert_eq!(
+            (code, answer),
+            (status, json!({ "error": message })),
+            "{}",
+            &head[..head.len().min(60)]
+        );
+    }
+    // A good request on a fresh connection still works.
+    let token = node.project("alpha");
+    assert_eq!(node.get("/users/me", Some(&token)).0, 200);
+}
+
+#[test]
+fn parallel_deploys_across_projects_do_not_exceed_max_apps() {
+    let node = TestNode::start("max_apps = 3");
+    let deploys: Vec<(String, Value)> = (0..8)
+        .map(|i| (node.project(&format!("p{i}")), conf("app")))
+        .collect();
+    let answers = deploy_together(&node, &deploys);
+    let created = answers.iter().filter(|(code, _)| *code == 201).count();
+    assert_eq!(created, 3, "{answers:?}");
+    for (code, body) in answers.iter().filter(|(code, _)| *code != 201) {
+        assert_eq!(
+            (*code, body),
+            (
+                503,
+                &json!({"error": "this node runs its maximum of 3 apps; try again later"})
+            )
+        );
+    }
+    // Refused deploys kept nothing on disk.
+    assert_eq!(
+        std::fs::read_dir(node.data().join("apps")).unwrap().count(),
+        3
+    );
+}
