@@ -7,9 +7,10 @@
 //!   Content-Length, Transfer-Encoding). Every refusal is a JSON `{"error": ...}` like the API's.
 //! - Each connection carries one request (answers say `Connection: close`), so that every head
 //!   goes through these checks.
-//! - A client that sends nothing for `api_read_timeout_secs` while the server waits for bytes is
-//!   disconnected, and a request body must arrive at `api_min_body_rate_kib` on average once
-//!   that same grace time has passed: a slow upload cannot hold a connection for hours.
+//! - A client that sends nothing for `api_read_timeout_secs` while its head is read is
+//!   answered 408, and a request body must arrive at `api_min_body_rate_kib` on average once
+//!   that same grace time has passed (a stalled body fails this too): a slow upload cannot hold
+//!   a connection for hours.
 
 use std::io;
 use std::net::SocketAddr;
@@ -62,7 +63,7 @@ pub struct ApiListener {
     inner: TcpListener,
     limits: ConnLimits,
     /// Connections whose head is being read, each in its own task.
-    heads: JoinSet<Option<(TimedStream, SocketAddr)>>,
+    heads: JoinSet<Option<(ApiStream, SocketAddr)>>,
 }
 
 impl ApiListener {
@@ -76,7 +77,7 @@ impl ApiListener {
 }
 
 impl axum::serve::Listener for ApiListener {
-    type Io = TimedStream;
+    type Io = ApiStream;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -114,12 +115,21 @@ async fn read_head(
     mut stream: TcpStream,
     addr: SocketAddr,
     limits: ConnLimits,
-) -> Option<(TimedStream, SocketAddr)> {
+) -> Option<(ApiStream, SocketAddr)> {
     let deadline = Instant::now() + limits.header_timeout;
     let mut buf = Vec::with_capacity(4096);
     let refusal = loop {
         match check_head(&buf) {
-            Ok(true) => return Some((TimedStream::new(stream, buf, limits.read_timeout), addr)),
+            Ok(true) => {
+                return Some((
+                    ApiStream {
+                        inner: stream,
+                        prefix: buf,
+                        pos: 0,
+                    },
+                    addr,
+                ));
+            }
             Ok(false) => {}
             Err(r) => break r,
         }
@@ -375,31 +385,16 @@ pub fn slow_body<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Slo
 }
 
 /// A connection whose first bytes (the request head, read by [`read_head`]) are replayed to
-/// hyper, and whose reads fail with `TimedOut` once the peer has sent nothing for `timeout`
-/// while the server waited for bytes.
-pub struct TimedStream {
+/// hyper. Reads past the head need no timer of their own: hyper reads only the body then, which
+/// [`PacedBody`] bounds, and only while a handler wants it.
+pub struct ApiStream {
     inner: TcpStream,
     prefix: Vec<u8>,
     /// How much of `prefix` hyper has read.
     pos: usize,
-    timeout: Duration,
-    /// Armed when a read finds nothing, disarmed by any byte.
-    deadline: Option<Pin<Box<Sleep>>>,
 }
 
-impl TimedStream {
-    fn new(inner: TcpStream, prefix: Vec<u8>, timeout: Duration) -> TimedStream {
-        TimedStream {
-            inner,
-            prefix,
-            pos: 0,
-            timeout,
-            deadline: None,
-        }
-    }
-}
-
-impl AsyncRead for TimedStream {
+impl AsyncRead for ApiStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -416,29 +411,11 @@ impl AsyncRead for TimedStream {
             }
             return Poll::Ready(Ok(()));
         }
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(r) => {
-                this.deadline = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => {
-                let timeout = this.timeout;
-                let deadline = this
-                    .deadline
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                match deadline.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "client sent nothing in time",
-                    ))),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for TimedStream {
+impl AsyncWrite for ApiStream {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -699,6 +699,34 @@ mod tests {
         );
     }
 
+    /// docs/guide/node-operator.md has a row for every node.toml key (the list is serde's own,
+    /// from the unknown-field error).
+    #[test]
+    fn the_operator_guide_lists_every_key() {
+        let err = parse("not_a_key = 1\n").unwrap_err();
+        let keys: Vec<&str> = err
+            .split_once("expected one of ")
+            .unwrap()
+            .1
+            .split(", ")
+            .map(|k| k.trim_matches('`'))
+            .collect();
+        assert!(keys.len() > 20, "{err}");
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/guide/node-operator.md"),
+        )
+        .unwrap();
+        let missing: Vec<&&str> = keys
+            .iter()
+            .filter(|k| {
+                !doc.contains(&format!("| `{k}` |"))
+                    && !doc.contains(&format!("| `[{k}]")) // [vm] keys
+                    && !doc.contains(&format!("| `[[{k}]]` |"))
+            })
+            .collect();
+        assert!(missing.is_empty(), "not in node-operator.md: {missing:?}");
+    }
+
     #[test]
     fn launcher_and_vm_settings() {
         let cfg = parse("").unwrap();

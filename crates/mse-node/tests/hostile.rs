@@ -422,22 +422,27 @@ fn client_errors_are_json_4xx() {
 
 #[test]
 fn silent_api_clients_are_disconnected() {
-    use std::io::{Read, Write};
+    use std::io::Read;
     let node = TestNode::start("api_read_timeout_secs = 1");
     let token = node.project("alpha");
-    // Half a request header, then silence: the node closes the connection (the test's own read
-    // timeout, 30 s, is not what ends the read).
+    // Half a request header, then silence: a JSON 408 then the end of the connection (the
+    // test's own read timeout, 30 s, is not what ends the read).
+    let (code, answer) = raw_request(node.api, "GET /users/me HTTP/1.1\r\nHost: x\r\nAuthor", b"");
+    assert_eq!(
+        (code, answer),
+        (
+            408,
+            json!({"error": "request header stalled: nothing for 1 s (api_read_timeout_secs)"})
+        )
+    );
+    // A connection that sends nothing at all is closed without a word.
     let mut s = std::net::TcpStream::connect(node.api).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
-    s.write_all(b"GET /users/me HTTP/1.1\r\nHost: x\r\nAuthor")
-        .unwrap();
     let mut buf = Vec::new();
-    match s.read_to_end(&mut buf) {
-        Ok(_) => {}
-        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
-    }
-    // A body that stalls halfway: a JSON 400, nothing kept.
+    assert_eq!(s.read_to_end(&mut buf).unwrap(), 0);
+    // A body that stalls halfway falls below the minimum body rate once the grace time is
+    // over: a JSON 408, nothing kept.
     let (ct, body) = multipart(&[
         ("code", "app.tar", &package()),
         ("conf", "", conf("stall").to_string().as_bytes()),
@@ -450,8 +455,8 @@ fn silent_api_clients_are_disconnected() {
     assert_eq!(
         (code, answer),
         (
-            400,
-            json!({"error": "malformed multipart body: failed to read stream"})
+            408,
+            json!({"error": "request body arrived slower than 64 KiB/s (api_min_body_rate_kib)"})
         )
     );
     assert_eq!(
