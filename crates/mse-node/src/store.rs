@@ -225,6 +225,15 @@ pub fn token_hash(token: &str) -> String {
 
 const APP_COLUMNS: &str = "id, name, project_id, status, domain, custom_domain, port, pid, hardware, env, created_at, ready_at, stopped_at, exit_reason, expires_at, config";
 
+/// A project from columns `id, name, created_at` (in that order, first).
+fn project_from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
+    Ok(Project {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created_at: r.get(2)?,
+    })
+}
+
 fn app_from_row(r: &Row<'_>) -> rusqlite::Result<AppRecord> {
     let status: String = r.get(3)?;
     Ok(AppRecord {
@@ -362,14 +371,7 @@ impl Store {
             "SELECT p.id, p.name, p.created_at, (SELECT COUNT(*) FROM tokens t WHERE t.project_id = p.id) FROM projects p ORDER BY p.name",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok((
-                Project {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    created_at: r.get(2)?,
-                },
-                r.get::<_, i64>(3)? as u64,
-            ))
+            Ok((project_from_row(r)?, r.get::<_, i64>(3)? as u64))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -381,13 +383,19 @@ impl Store {
             .query_row(
                 "SELECT p.id, p.name, p.created_at FROM tokens t JOIN projects p ON p.id = t.project_id WHERE t.hash = ?1",
                 [token_hash(token)],
-                |r| {
-                    Ok(Project {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        created_at: r.get(2)?,
-                    })
-                },
+                project_from_row,
+            )
+            .optional()?)
+    }
+
+    /// The project with id `id`.
+    pub fn project(&self, id: &str) -> Result<Option<Project>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT id, name, created_at FROM projects WHERE id = ?1",
+                [id],
+                project_from_row,
             )
             .optional()?)
     }
@@ -636,6 +644,8 @@ mod tests {
             "no project named \"nope\""
         );
         assert_eq!(store.projects().unwrap(), vec![(p.clone(), 2)]);
+        assert_eq!(store.project(&p.id).unwrap(), Some(p.clone()));
+        assert_eq!(store.project("no-such-id").unwrap(), None);
         store
             .insert_app(&app("a1", &p.id, "one", Status::Spawning))
             .unwrap();
