@@ -679,40 +679,56 @@ mod tests {
         assert!(!wal.windows(needle.len()).any(|w| w == needle));
     }
 
-    #[test]
-    fn live_names_and_domains_are_unique() {
+    /// A new store under `quota` with projects alpha and beta (the dir must outlive it).
+    fn two_projects(quota: Quota) -> (tempfile::TempDir, Store, Project, Project) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("node.db"), Quota::UNLIMITED).unwrap();
+        let store = Store::open(&dir.path().join("node.db"), quota).unwrap();
         let (p, _) = store.create_project("alpha").unwrap();
         let (q, _) = store.create_project("beta").unwrap();
-        store
-            .insert_app(&app("a1", &p.id, "web", Status::Spawning))
-            .unwrap();
-        let e = store
-            .insert_app(&app("a2", &p.id, "web", Status::Spawning))
-            .unwrap_err();
-        assert_eq!(e.client_status(), Some(409));
+        (dir, store, p, q)
+    }
+
+    /// Inserts `(id, project, name, status)` apps, which must all be accepted.
+    fn insert_all(store: &Store, apps: &[(&str, &str, &str, Status)]) {
+        for (id, project, name, status) in apps {
+            store.insert_app(&app(id, project, name, *status)).unwrap();
+        }
+    }
+
+    /// Asserts that inserting `app` is refused with the API status `status` and `message`.
+    fn refused(store: &Store, app: &AppRecord, status: u16, message: &str) {
+        let e = store.insert_app(app).unwrap_err();
         assert_eq!(
-            e.to_string(),
-            "an app named \"web\" is already alive in this project (a1); stop it first"
+            (e.client_status(), e.to_string()),
+            (Some(status), message.to_owned())
+        );
+    }
+
+    #[test]
+    fn live_names_and_domains_are_unique() {
+        let (_dir, store, p, q) = two_projects(Quota::UNLIMITED);
+        insert_all(&store, &[("a1", &p.id, "web", Status::Spawning)]);
+        refused(
+            &store,
+            &app("a2", &p.id, "web", Status::Spawning),
+            409,
+            "an app named \"web\" is already alive in this project (a1); stop it first",
         );
         // Same name in another project, or next to a stopped app: fine.
-        store
-            .insert_app(&app("b1", &q.id, "web", Status::Spawning))
-            .unwrap();
+        insert_all(&store, &[("b1", &q.id, "web", Status::Spawning)]);
         assert!(store.set_status("a1", Status::Stopped, None).unwrap());
-        store
-            .insert_app(&app("a3", &p.id, "web", Status::Spawning))
-            .unwrap();
+        insert_all(&store, &[("a3", &p.id, "web", Status::Spawning)]);
         // One live custom domain across projects.
         let mut d1 = app("d1", &p.id, "shop", Status::Spawning);
         d1.custom_domain = Some("shop.example.com".into());
         store.insert_app(&d1).unwrap();
         let mut d2 = app("d2", &q.id, "other", Status::Spawning);
         d2.custom_domain = Some("shop.example.com".into());
-        assert_eq!(
-            store.insert_app(&d2).unwrap_err().to_string(),
-            "domain \"shop.example.com\" is already used by another app"
+        refused(
+            &store,
+            &d2,
+            409,
+            "domain \"shop.example.com\" is already used by another app",
         );
         assert!(store.set_status("d1", Status::OnError, None).unwrap());
         store.insert_app(&d2).unwrap();
@@ -721,36 +737,28 @@ mod tests {
 
     #[test]
     fn the_node_wide_app_limit_counts_every_project() {
-        let dir = tempfile::tempdir().unwrap();
         let quota = Quota {
             node_apps: 2,
             ..Quota::UNLIMITED
         };
-        let store = Store::open(&dir.path().join("node.db"), quota).unwrap();
-        let (p, _) = store.create_project("alpha").unwrap();
-        let (q, _) = store.create_project("beta").unwrap();
-        store
-            .insert_app(&app("a1", &p.id, "one", Status::Spawning))
-            .unwrap();
-        store
-            .insert_app(&app("b1", &q.id, "one", Status::Running))
-            .unwrap();
-        let e = store
-            .insert_app(&app("b2", &q.id, "two", Status::Spawning))
-            .unwrap_err();
-        assert_eq!(e.client_status(), Some(503));
-        assert_eq!(
-            e.to_string(),
-            "this node runs its maximum of 2 apps; try again later"
+        let (_dir, store, p, q) = two_projects(quota);
+        insert_all(
+            &store,
+            &[
+                ("a1", &p.id, "one", Status::Spawning),
+                ("b1", &q.id, "one", Status::Running),
+            ],
+        );
+        refused(
+            &store,
+            &app("b2", &q.id, "two", Status::Spawning),
+            503,
+            "this node runs its maximum of 2 apps; try again later",
         );
         // A stopped app is not counted, and a record that is not live is not limited.
-        store
-            .insert_app(&app("b3", &q.id, "three", Status::Stopped))
-            .unwrap();
+        insert_all(&store, &[("b3", &q.id, "three", Status::Stopped)]);
         assert!(store.set_status("a1", Status::Stopped, None).unwrap());
-        store
-            .insert_app(&app("b2", &q.id, "two", Status::Spawning))
-            .unwrap();
+        insert_all(&store, &[("b2", &q.id, "two", Status::Spawning)]);
     }
 
     /// A database of the first schema version holding duplicates (as the racy deploys could

@@ -49,8 +49,7 @@ fn six_parallel_deploys_of_one_name_give_one_app() {
     let (_, list) = node.get("/apps?name=web", Some(&token));
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     // The refused deploys left no app directory behind.
-    let dirs = std::fs::read_dir(node.data().join("apps")).unwrap().count();
-    assert_eq!(dirs, 1);
+    assert_eq!(app_dirs(&node), 1);
 }
 
 #[test]
@@ -161,58 +160,14 @@ fn tls_over(
     mut tcp: std::net::TcpStream,
     host: &str,
 ) -> Result<(std::net::TcpStream, rustls::ClientConnection), String> {
-    use std::sync::Arc;
     tcp.set_nonblocking(false).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut conn = any_cert_client(host);
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
     while conn.is_handshaking() {
         conn.complete_io(&mut tcp).map_err(|e| e.to_string())?;
     }
     Ok((tcp, conn))
-}
-
-#[derive(Debug)]
-struct NoVerify(std::sync::Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &rustls::pki_types::CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &rustls::pki_types::CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// Deploys an app named `name` and waits until its configuration server answers.
@@ -380,18 +335,36 @@ fn raw_request(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (u16, Val
     )
 }
 
+/// How many app directories the node's data dir holds.
+fn app_dirs(node: &TestNode) -> usize {
+    std::fs::read_dir(node.data().join("apps")).unwrap().count()
+}
+
+/// A `POST /apps` of app `name` with `package`, framed by `framing` (a Content-Length or
+/// Transfer-Encoding line): the request head and the multipart body.
+fn upload(token: &str, name: &str, package: &[u8], framing: Option<&str>) -> (String, Vec<u8>) {
+    let (ct, body) = multipart(&[
+        ("code", "app.tar", package),
+        ("conf", "", conf(name).to_string().as_bytes()),
+    ]);
+    let framing = framing.map_or_else(|| format!("Content-Length: {}", body.len()), str::to_owned);
+    let head = format!(
+        "POST /apps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: {ct}\r\n{framing}\r\n\r\n"
+    );
+    (head, body)
+}
+
 #[test]
 fn client_errors_are_json_4xx() {
     let node = TestNode::start("");
     let token = node.project("alpha");
     // A chunked multipart body whose second chunk has a broken size line: the client's fault,
     // 400 (it was 500).
-    let (ct, body) = multipart(&[
-        ("code", "app.tar", &package()),
-        ("conf", "", conf("cut").to_string().as_bytes()),
-    ]);
-    let head = format!(
-        "POST /apps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: {ct}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    let (head, body) = upload(
+        &token,
+        "cut",
+        &package(),
+        Some("Transfer-Encoding: chunked"),
     );
     let half = &body[..body.len() / 2];
     let mut chunked = format!("{:x}\r\n", half.len()).into_bytes();
@@ -414,10 +387,7 @@ fn client_errors_are_json_4xx() {
     assert_eq!(code, 400, "{answer}");
     assert!(answer["error"].is_string(), "{answer}");
     // And nothing of the cut deploy stayed.
-    assert_eq!(
-        std::fs::read_dir(node.data().join("apps")).unwrap().count(),
-        0
-    );
+    assert_eq!(app_dirs(&node), 0);
 }
 
 #[test]
@@ -443,14 +413,7 @@ fn silent_api_clients_are_disconnected() {
     assert_eq!(s.read_to_end(&mut buf).unwrap(), 0);
     // A body that stalls halfway falls below the minimum body rate once the grace time is
     // over: a JSON 408, nothing kept.
-    let (ct, body) = multipart(&[
-        ("code", "app.tar", &package()),
-        ("conf", "", conf("stall").to_string().as_bytes()),
-    ]);
-    let head = format!(
-        "POST /apps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
+    let (head, body) = upload(&token, "stall", &package(), None);
     let (code, answer) = raw_request(node.api, &head, &body[..body.len() / 2]);
     assert_eq!(
         (code, answer),
@@ -459,10 +422,7 @@ fn silent_api_clients_are_disconnected() {
             json!({"error": "request body arrived slower than 64 KiB/s (api_min_body_rate_kib)"})
         )
     );
-    assert_eq!(
-        std::fs::read_dir(node.data().join("apps")).unwrap().count(),
-        0
-    );
+    assert_eq!(app_dirs(&node), 0);
     // The API still answers.
     assert_eq!(node.get("/users/me", Some(&token)).0, 200);
 }
@@ -520,10 +480,7 @@ fn per_project_quotas_refuse_with_the_limit_named() {
         )
     );
     // Refused deploys left nothing on disk: three apps, three directories.
-    assert_eq!(
-        std::fs::read_dir(node.data().join("apps")).unwrap().count(),
-        3
-    );
+    assert_eq!(app_dirs(&node), 3);
 }
 
 #[test]
@@ -626,14 +583,7 @@ fn a_trickled_upload_is_cut_below_the_minimum_rate() {
     // api_read_timeout_secs is over, although no single read waits long.
     let node = TestNode::start("api_read_timeout_secs = 1\napi_min_body_rate_kib = 16");
     let token = node.project("alpha");
-    let (ct, body) = multipart(&[
-        ("code", "app.tar", &package_of(40 << 10)),
-        ("conf", "", conf("slow").to_string().as_bytes()),
-    ]);
-    let head = format!(
-        "POST /apps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
+    let (head, body) = upload(&token, "slow", &package_of(40 << 10), None);
     let (code, answer) = trickled(node.api, head.as_bytes(), &body, 100);
     assert_eq!(
         (code, answer),
@@ -642,10 +592,7 @@ fn a_trickled_upload_is_cut_below_the_minimum_rate() {
             json!({"error": "request body arrived slower than 16 KiB/s (api_min_body_rate_kib)"})
         )
     );
-    assert_eq!(
-        std::fs::read_dir(node.data().join("apps")).unwrap().count(),
-        0
-    );
+    assert_eq!(app_dirs(&node), 0);
 }
 
 #[test]
@@ -738,8 +685,5 @@ fn parallel_deploys_across_projects_do_not_exceed_max_apps() {
         );
     }
     // Refused deploys kept nothing on disk.
-    assert_eq!(
-        std::fs::read_dir(node.data().join("apps")).unwrap().count(),
-        3
-    );
+    assert_eq!(app_dirs(&node), 3);
 }
