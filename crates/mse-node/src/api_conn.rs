@@ -118,8 +118,14 @@ async fn read_head(
 ) -> Option<(ApiStream, SocketAddr)> {
     let deadline = Instant::now() + limits.header_timeout;
     let mut buf = Vec::with_capacity(4096);
+    // How much of `buf` was searched for the empty line that ends a head: the head is parsed
+    // only once that line is there, so a client sending one byte at a time does not make
+    // the node parse its growing head again for every byte.
+    let mut searched: usize = 0;
     let refusal = loop {
-        match check_head(&buf) {
+        let ended = head_ended(&buf[searched.saturating_sub(2)..]);
+        searched = buf.len();
+        match if ended { check_head(&buf) } else { Ok(false) } {
             Ok(true) => {
                 return Some((
                     ApiStream {
@@ -144,7 +150,19 @@ async fn read_head(
         let room = (MAX_HEAD_BYTES - buf.len()).min(chunk.len());
         match tokio::time::timeout_at(deadline.min(quiet), stream.read(&mut chunk[..room])).await {
             Ok(Ok(0)) | Ok(Err(_)) => return None,
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Ok(Ok(n)) => {
+                buf.extend_from_slice(&chunk[..n]);
+                // Empty lines before the request line are ignored (RFC 9112 §2.2); dropped
+                // here so that they do not look like a head's end.
+                let lead = buf
+                    .iter()
+                    .take_while(|b| matches!(b, b'\r' | b'\n'))
+                    .count();
+                if lead > 0 {
+                    buf.drain(..lead);
+                    searched = 0;
+                }
+            }
             // Nothing at all: a silent connection, closed without a word.
             Err(_) if buf.is_empty() => return None,
             Err(_) if Instant::now() >= deadline => {
@@ -170,6 +188,12 @@ async fn read_head(
     tracing::debug!(%addr, "API: refused request head: {}", refusal.1);
     answer(&mut stream, refusal, limits.read_timeout).await;
     None
+}
+
+/// Whether `bytes` hold the empty line that ends a request head (CRLF or bare LF line ends,
+/// both of which the parser accepts).
+fn head_ended(bytes: &[u8]) -> bool {
+    bytes.windows(2).any(|w| w == b"\n\n") || bytes.windows(3).any(|w| w == b"\n\r\n")
 }
 
 /// Whether `buf` holds a complete request head that hyper will accept; an error for one it
@@ -448,6 +472,14 @@ impl AsyncWrite for ApiStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_head_ends_with_an_empty_line() {
+        assert!(head_ended(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(head_ended(b"GET / HTTP/1.1\nHost: x\n\n"));
+        assert!(!head_ended(b"GET / HTTP/1.1\r\nHost: x\r\n"));
+        assert!(!head_ended(b"GET / HTTP/1.1\r\nHost: x\r"));
+    }
 
     #[test]
     fn heads_hyper_would_refuse_are_refused_here() {
