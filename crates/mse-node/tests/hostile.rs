@@ -521,9 +521,10 @@ fn one_client_address_cannot_take_every_router_connection() {
     drop(held);
 }
 
-/// Writes `head` then trickles `slow` one byte every 100 ms (stopping at the first write error,
-/// once the node has hung up) while reading the answer; returns it as `raw_request` would.
-fn trickled(addr: std::net::SocketAddr, head: &[u8], slow: &[u8], step: usize) -> (u16, Value) {
+/// Writes `head` then trickles `slow`, `step` bytes every 100 ms (stopping at the first write
+/// error, once the node has hung up) while reading the answer; returns the answer's bytes and
+/// how many pieces of `slow` were written.
+fn trickle(addr: std::net::SocketAddr, head: &[u8], slow: &[u8], step: usize) -> (Vec<u8>, usize) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
@@ -532,17 +533,25 @@ fn trickled(addr: std::net::SocketAddr, head: &[u8], slow: &[u8], step: usize) -
     let mut w = s.try_clone().unwrap();
     let slow = slow.to_vec();
     let writer = std::thread::spawn(move || {
+        let mut sent = 0;
         for piece in slow.chunks(step) {
             std::thread::sleep(std::time::Duration::from_millis(100));
             if w.write_all(piece).is_err() {
-                return;
+                break;
             }
+            sent += 1;
         }
+        sent
     });
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);
     drop(s);
-    writer.join().unwrap();
+    (resp, writer.join().unwrap())
+}
+
+/// [`trickle`]'s answer as `raw_request` returns it.
+fn trickled(addr: std::net::SocketAddr, head: &[u8], slow: &[u8], step: usize) -> (u16, Value) {
+    let (resp, _) = trickle(addr, head, slow, step);
     let text = String::from_utf8_lossy(&resp).into_owned();
     let status = text
         .split_whitespace()
@@ -554,6 +563,16 @@ fn trickled(addr: std::net::SocketAddr, head: &[u8], slow: &[u8], step: usize) -
         status,
         serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
     )
+}
+
+#[test]
+fn a_trickled_client_hello_is_cut_at_its_deadline() {
+    // A TLS record header announcing 16 KiB, then its bytes one every 100 ms: the router
+    // closes the connection at client_hello_timeout_ms (1 s here), long before the 600th.
+    let node = TestNode::start("");
+    let (answer, sent) = trickle(node.router, &[22, 3, 1, 0x3f, 0xff], &[0u8; 600], 1);
+    assert_eq!(answer, b"");
+    assert!(sent < 600, "the router read all {sent} bytes");
 }
 
 #[test]
