@@ -67,78 +67,9 @@ fn snp_report_is_checked_field_by_field() {
     assert!(!err.to_string().contains('\n'));
 }
 
-/// A firmware image in the OVMF AmdSev layout (the unit tests of snp_measure describe it).
-fn amdsev_firmware() -> Vec<u8> {
-    let len = 4 * 4096;
-    let mut img = vec![0u8; len];
-    let meta_at = len - 0x1000;
-    let mut meta = b"ASEV".to_vec();
-    meta.extend_from_slice(&(16u32 + 24).to_le_bytes());
-    meta.extend_from_slice(&1u32.to_le_bytes());
-    meta.extend_from_slice(&2u32.to_le_bytes());
-    for v in [0x0080_0000u32, 0x1000, 2, 0x0080_1000, 0x1000, 0x10] {
-        meta.extend_from_slice(&v.to_le_bytes());
-    }
-    img[meta_at..meta_at + meta.len()].copy_from_slice(&meta);
-    let guid = |d1: u32, d2: u16, d3: u16, d4: [u8; 8]| {
-        let mut g = Vec::new();
-        g.extend_from_slice(&d1.to_le_bytes());
-        g.extend_from_slice(&d2.to_le_bytes());
-        g.extend_from_slice(&d3.to_le_bytes());
-        g.extend_from_slice(&d4);
-        g
-    };
-    let mut table = Vec::new();
-    let mut entry = |data: &[u8], g: Vec<u8>| {
-        table.extend_from_slice(data);
-        table.extend_from_slice(&((data.len() + 18) as u16).to_le_bytes());
-        table.extend_from_slice(&g);
-    };
-    entry(
-        &0x0080_1c00u32.to_le_bytes(),
-        guid(
-            0x7255_371f,
-            0x3a3b,
-            0x4b04,
-            [0x92, 0x7b, 0x1d, 0xa6, 0xef, 0xa8, 0xd4, 0x54],
-        ),
-    );
-    entry(
-        &0xffff_f004u32.to_le_bytes(),
-        guid(
-            0x00f7_71de,
-            0x1a7e,
-            0x4fcb,
-            [0x89, 0x0e, 0x68, 0xc7, 0x7e, 0x2f, 0xb4, 0x4e],
-        ),
-    );
-    entry(
-        &0x1000u32.to_le_bytes(),
-        guid(
-            0xdc88_6566,
-            0x984a,
-            0x4798,
-            [0xa7, 0x5e, 0x55, 0x85, 0xa7, 0xbf, 0x67, 0xcc],
-        ),
-    );
-    entry(
-        &[],
-        guid(
-            0x96b5_82de,
-            0x1fb2,
-            0x45f7,
-            [0xba, 0xea, 0xa3, 0x66, 0xc5, 0x5a, 0x08, 0x2d],
-        ),
-    );
-    let n = table.len();
-    table[n - 18..n - 16].copy_from_slice(&(n as u16).to_le_bytes());
-    img[len - 32 - n..len - 32].copy_from_slice(&table);
-    img
-}
-
 #[test]
 fn snp_expected_identity_binds_the_spec() {
-    let fw = amdsev_firmware();
+    let fw = mse_attest_sim::snp::amdsev_firmware();
     let cmdline = cmdline_with_spec("console=ttyS0", &SPEC);
     let input = SnpMeasureInput::new(&fw, 2, VcpuType::EpycMilan).with_kernel(
         b"kernel",

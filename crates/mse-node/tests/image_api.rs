@@ -56,6 +56,7 @@ fn the_node_publishes_its_image_files_and_digests_without_a_token() {
             "image": serde_json::to_value(&m).unwrap(),
             "firmware_sha256": sha256_hex(b"firmware volume"),
             "files": ["vmlinuz", "initrd.img", "image.json", "firmware"],
+            "vcpu_type": "EPYC-v4",
         })
     );
     for (name, want) in [
