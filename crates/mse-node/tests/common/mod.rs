@@ -365,13 +365,8 @@ pub fn https_post_json(
     https_body(router, host, "POST", "/", Some(json))
 }
 
-fn https_body(
-    router: SocketAddr,
-    host: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> Result<(u16, String, String), String> {
+/// A TLS client for `host` that accepts any certificate (the fake enclave's is self-signed).
+pub fn any_cert_client(host: &str) -> rustls::ClientConnection {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -380,7 +375,17 @@ fn https_body(
         .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
         .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    rustls::ClientConnection::new(Arc::new(config), name).unwrap()
+}
+
+fn https_body(
+    router: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String, String), String> {
+    let mut conn = any_cert_client(host);
     let mut tcp = TcpStream::connect(router).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
