@@ -6,7 +6,8 @@
 //!   `image_sha256` is the SHA-256 of the exact `image.json` bytes (the image identity, a
 //!   LaunchSpec's `runtime.vm.image_sha256`), `firmware_sha256` that of the configured firmware
 //!   file (null without one), `vcpu_type` the vCPU model its VMs get (an SEV-SNP launch digest
-//!   depends on it);
+//!   depends on it), `tdx` the TDX reference values of the image (`{"mr_td", "rtmrs": [3]}`,
+//!   hex; null unless `[vm] tdx_mrtd`/`tdx_rtmr0..2` are configured);
 //! - `GET /image/vmlinuz`, `/image/initrd.img`, `/image/image.json`, `/image/firmware`: the bytes.
 //!
 //! Public data, no token (like `/pccs`): anyone checking an app's evidence needs it. Files are
@@ -34,6 +35,7 @@ struct Published {
     dir: Option<PathBuf>,
     firmware: Option<PathBuf>,
     vcpu_type: String,
+    tdx: Option<crate::config::TdxReference>,
 }
 
 /// The `/image` routes for a node configured with `vm_image` / `vm_firmware` (each optional:
@@ -43,6 +45,7 @@ pub fn router(cfg: &NodeConfig) -> Router {
         dir: cfg.vm_image.clone(),
         firmware: cfg.vm_firmware.clone(),
         vcpu_type: cfg.vm.vcpu_type.clone(),
+        tdx: cfg.vm.tdx.clone(),
     };
     Router::new()
         .route("/image", get(summary))
@@ -108,6 +111,10 @@ async fn summary(State(p): State<Published>) -> Response {
         "firmware_sha256": firmware_sha256,
         "files": files,
         "vcpu_type": p.vcpu_type,
+        "tdx": p.tdx.as_ref().map(|t| json!({
+            "mr_td": hex::encode(t.mr_td),
+            "rtmrs": t.rtmrs.iter().map(hex::encode).collect::<Vec<_>>(),
+        })),
     }))
     .into_response()
 }

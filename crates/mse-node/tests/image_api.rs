@@ -57,6 +57,7 @@ fn the_node_publishes_its_image_files_and_digests_without_a_token() {
             "firmware_sha256": sha256_hex(b"firmware volume"),
             "files": ["vmlinuz", "initrd.img", "image.json", "firmware"],
             "vcpu_type": "EPYC-v4",
+            "tdx": null,
         })
     );
     for (name, want) in [
@@ -86,6 +87,32 @@ fn the_node_publishes_its_image_files_and_digests_without_a_token() {
     assert_eq!(
         (status, body),
         (503, json!({ "error": "the node's image.json is invalid" }))
+    );
+}
+
+/// `[vm] tdx_mrtd`/`tdx_rtmr0..2`: the TDX reference values the operator measured, published
+/// as `mse` reads them (`tdx` in `GET /image`).
+#[test]
+fn the_node_publishes_its_tdx_reference_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("image");
+    std::fs::create_dir_all(&image).unwrap();
+    let m = manifest(b"k", b"i");
+    std::fs::write(image.join("image.json"), m.to_bytes()).unwrap();
+    let h = |b: u8| hex::encode([b; 48]);
+    let node = TestNode::start(&format!(
+        "vm_image = {:?}\n[vm]\ntdx_mrtd = \"{}\"\ntdx_rtmr0 = \"{}\"\ntdx_rtmr1 = \"{}\"\ntdx_rtmr2 = \"{}\"\n",
+        image.display().to_string(),
+        h(0x11),
+        h(0x20),
+        h(0x21),
+        h(0x22)
+    ));
+    let (status, body) = node.get("/image", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["tdx"],
+        json!({ "mr_td": h(0x11), "rtmrs": [h(0x20), h(0x21), h(0x22)] })
     );
 }
 
