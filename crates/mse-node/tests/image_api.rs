@@ -3,28 +3,9 @@
 
 mod common;
 
-use common::{TestNode, http_raw};
-use mse_launch::image::{ImageManifest, LockedPackage, sha256_hex};
+use common::{TestNode, http_raw, image_manifest as manifest, published_image};
+use mse_launch::image::sha256_hex;
 use serde_json::{Value, json};
-
-fn manifest(kernel: &[u8], initrd: &[u8]) -> ImageManifest {
-    ImageManifest {
-        version: 1,
-        kernel_sha256: sha256_hex(kernel),
-        initrd_sha256: sha256_hex(initrd),
-        cmdline: "console=ttyS0 quiet panic=-1 mse.spec={spec}".into(),
-        kernel_version: "6.12.95+deb12-cloud-amd64".into(),
-        modules: vec![
-            "/lib/modules/6.12.95+deb12-cloud-amd64/kernel/drivers/virt/coco/tsm.ko".into(),
-        ],
-        lock_sha256: sha256_hex(b"lock"),
-        packages: vec![LockedPackage {
-            name: "libc6".into(),
-            version: "2.36-9+deb12u14".into(),
-            sha256: sha256_hex(b"libc6.deb"),
-        }],
-    }
-}
 
 #[test]
 fn the_node_publishes_its_image_files_and_digests_without_a_token() {
@@ -95,21 +76,10 @@ fn the_node_publishes_its_image_files_and_digests_without_a_token() {
 #[test]
 fn the_node_publishes_its_tdx_reference_values() {
     let dir = tempfile::tempdir().unwrap();
-    let image = dir.path().join("image");
-    std::fs::create_dir_all(&image).unwrap();
-    let m = manifest(b"k", b"i");
-    std::fs::write(image.join("image.json"), m.to_bytes()).unwrap();
-    let h = |b: u8| hex::encode([b; 48]);
-    let node = TestNode::start(&format!(
-        "vm_image = {:?}\n[vm]\ntdx_mrtd = \"{}\"\ntdx_rtmr0 = \"{}\"\ntdx_rtmr1 = \"{}\"\ntdx_rtmr2 = \"{}\"\n",
-        image.display().to_string(),
-        h(0x11),
-        h(0x20),
-        h(0x21),
-        h(0x22)
-    ));
+    let node = TestNode::start(&published_image(dir.path(), true));
     let (status, body) = node.get("/image", None);
     assert_eq!(status, 200, "{body}");
+    let h = |b: u8| hex::encode([b; 48]);
     assert_eq!(
         body["tdx"],
         json!({ "mr_td": h(0x11), "rtmrs": [h(0x20), h(0x21), h(0x22)] })
