@@ -236,23 +236,16 @@ pub fn check_deployed(
     args: &RebuildEnvArgs,
 ) -> anyhow::Result<(String, Option<[u8; 32]>)> {
     use crate::cloud::config::{Login, config_dir};
-    use crate::cloud::context::{ContextStore, SPEC_FILE};
     let dir = config_dir()?;
-    let store = ContextStore::new(&dir);
-    let (infos, _) = store.list()?;
-    let info = infos
-        .iter()
-        .find(|i| i.domain_name == host || i.config_domain_name == host)
-        .with_context(|| {
+    let crate::cloud::context::Deployed { info, spec } =
+        crate::cloud::context::deployed_at(&dir, host)?.with_context(|| {
             format!("--rebuild-env: no app deployed from here has the domain {host} (it needs the deploy's context)")
         })?;
-    let spec = mse_launch::LaunchSpec::from_json(store.read_file(&info.id, SPEC_FILE)?.as_bytes())
-        .with_context(|| format!("the launch spec saved for app {}", info.id))?;
     let login = Login::load(&dir)?;
     let client = NodeClient::new(&info.node_url, &login.token);
     let line = check(&client, &info.id, spec.environment_sha256, args).context("--rebuild-env")?;
-    // The sim TEE's measurement is the spec hash; a sim-snp VM's is its launch digest, which
-    // `--launch-spec`/`--node` recompute (vm_expect).
+    // The sim TEE's measurement is the spec hash; a VM's identity is recomputed by verify from
+    // the same context (vm_expect).
     let measurement = (spec.tee == mse_launch::TeeKind::Sim).then(|| spec.sim_measurement());
     Ok((line, measurement))
 }

@@ -74,10 +74,12 @@ pub struct VerifyArgs {
     pub json: bool,
     /// A VM enclave (SEV-SNP, sim-snp, TDX): its launch spec (JSON, e.g. the one `mse deploy`
     /// saved); the expected measurement is recomputed from it and the image --node publishes.
-    #[arg(long, value_name = "FILE", requires = "node", conflicts_with = "quote")]
+    /// [default with DOMAIN of an app deployed from here: the spec saved at deploy]
+    #[arg(long, value_name = "FILE", conflicts_with = "quote")]
     pub launch_spec: Option<PathBuf>,
     /// The node whose `GET /image` publishes the VM image (with --launch-spec).
-    #[arg(long, value_name = "URL", requires = "launch_spec")]
+    /// [default with DOMAIN of an app deployed from here: the node it was deployed to]
+    #[arg(long, value_name = "URL")]
     pub node: Option<String>,
     /// Write the verified certificate here (PEM, for `curl --cacert`); only when trusted.
     #[arg(long, short = 'o', value_name = "FILE", conflicts_with = "quote")]
@@ -123,6 +125,17 @@ struct Output<'a> {
 struct VmInfo {
     tee: String,
     spec_sha256: String,
+    /// Where the launch spec came from (a file, or the deploy's context).
+    launch_spec: String,
+    /// The node whose published image was downloaded.
+    node: String,
+    /// SEV-SNP: the chip that signed (CHIP_ID), the report's version and guest policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chip_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report_version: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guest_policy: Option<String>,
     image: crate::vm_expect::ImageDigests,
     #[serde(skip_serializing_if = "Option::is_none")]
     cmdline: Option<String>,
@@ -142,13 +155,29 @@ struct VmField {
     actual: String,
 }
 
-fn vm_info(vm: &crate::vm_expect::VmIdentity, quote: &[u8], outcome: Outcome) -> VmInfo {
-    let actual = Evidence::parse(quote)
-        .map(|e| crate::vm_expect::actual_fields(&e))
+fn vm_info(vm: &VmSource, quote: &[u8], outcome: Outcome) -> VmInfo {
+    let VmSource {
+        identity: vm,
+        spec_from,
+        node,
+    } = vm;
+    let evidence = Evidence::parse(quote).ok();
+    let actual = evidence
+        .as_ref()
+        .map(crate::vm_expect::actual_fields)
         .unwrap_or_default();
+    let snp = match &evidence {
+        Some(Evidence::SevSnp(r)) => Some(r),
+        _ => None,
+    };
     VmInfo {
         tee: vm.tee.to_string(),
         spec_sha256: hex::encode(vm.spec_hash),
+        launch_spec: spec_from.clone(),
+        node: node.clone(),
+        chip_id: snp.map(|r| hex::encode(r.chip_id)),
+        report_version: snp.map(|r| r.version),
+        guest_policy: snp.map(|r| format!("{:#x}", r.policy)),
         image: vm.image.clone(),
         cmdline: vm.cmdline.clone(),
         vcpus: vm.vcpus.as_ref().map(|v| v.0),
@@ -261,13 +290,17 @@ fn cert_der(path: &Path) -> anyhow::Result<Vec<u8>> {
 /// The collateral to judge `evidence` with. When none can be had (PCCS unreachable, SNP
 /// without its VCEK), `Collateral::Unavailable`: the checks that read the evidence alone are
 /// still evaluated and printed. A --collateral file that cannot be read stays an error.
-fn collateral(args: &VerifyArgs, evidence: &Evidence) -> anyhow::Result<Collateral> {
+fn collateral(
+    args: &VerifyArgs,
+    node: Option<&str>,
+    evidence: &Evidence,
+) -> anyhow::Result<Collateral> {
     if let Some(path) = &args.collateral {
         return Ok(Collateral::from_file(path)?);
     }
     if evidence.kind() == EvidenceKind::SevSnp
         && args.allow_simulation
-        && let Some(node) = &args.node
+        && let Some(node) = node
     {
         // A sim-snp node serves its mock AMD KDS (VCEK, ASK, ARK) next to its image.
         let kds = format!("{}/kds", node.trim_end_matches('/'));
@@ -372,6 +405,10 @@ fn print_human(out: &Output<'_>) -> Result<(), crate::StdoutError> {
     }
     if let Some(vm) = &out.vm {
         println!("VM TEE:       {} (launch spec {})", vm.tee, vm.spec_sha256);
+        println!(
+            "VM identity:  recomputed from {} and the image {} publishes",
+            vm.launch_spec, vm.node
+        );
         let i = &vm.image;
         println!(
             "Image:        image.json {}, kernel {}, initrd {}",
@@ -379,6 +416,9 @@ fn print_human(out: &Output<'_>) -> Result<(), crate::StdoutError> {
         );
         if let Some(f) = &i.firmware_sha256 {
             println!("Firmware:     {f}");
+        }
+        if let (Some(chip), Some(v), Some(p)) = (&vm.chip_id, vm.report_version, &vm.guest_policy) {
+            println!("Chip:         {chip} (report version {v}, guest policy {p})");
         }
         if let (Some(n), Some(t)) = (vm.vcpus, &vm.vcpu_type) {
             println!("Measured:     {n} vCPU(s) {t}");
@@ -411,6 +451,72 @@ fn print_human(out: &Output<'_>) -> Result<(), crate::StdoutError> {
     Ok(())
 }
 
+/// A VM enclave's recomputed identity and where its inputs came from.
+struct VmSource {
+    identity: crate::vm_expect::VmIdentity,
+    spec_from: String,
+    node: String,
+}
+
+/// The VM identity to hold the enclave against: from --launch-spec and --node, each defaulting
+/// to what the context of the app deployed from here at `domain` saved; `None` when neither
+/// names a VM enclave's spec.
+fn vm_source(args: &VerifyArgs, domain: Option<&str>) -> anyhow::Result<Option<VmSource>> {
+    let deployed = match domain {
+        Some(d) if args.launch_spec.is_none() || args.node.is_none() => {
+            match crate::cloud::config::config_dir() {
+                Ok(dir) => crate::cloud::context::deployed_at(&dir, d)?,
+                Err(_) => None,
+            }
+        }
+        _ => None,
+    };
+    let no_context = || {
+        domain
+            .map(|d| format!(" (no app deployed from here has the domain {d})"))
+            .unwrap_or_default()
+    };
+    let (spec, spec_from) = match (&args.launch_spec, &deployed) {
+        (Some(path), _) => {
+            let spec = mse_launch::LaunchSpec::from_json(&read(path)?)
+                .with_context(|| format!("{}", path.display()))?;
+            if !crate::vm_expect::applies(&spec) {
+                bail!(
+                    "{}: TEE {} in a {} has no VM identity to recompute",
+                    path.display(),
+                    spec.tee,
+                    if matches!(spec.runtime, mse_launch::Runtime::Vm { .. }) {
+                        "VM"
+                    } else {
+                        "process"
+                    }
+                );
+            }
+            (spec, path.display().to_string())
+        }
+        // A process or sim-TEE app deployed from here has no VM identity.
+        (None, Some(d)) if crate::vm_expect::applies(&d.spec) => (
+            d.spec.clone(),
+            format!("the launch spec saved at the deploy of app {}", d.info.id),
+        ),
+        (None, _) => return Ok(None),
+    };
+    let node = match (&args.node, &deployed) {
+        (Some(node), _) => node.clone(),
+        (None, Some(d)) => d.info.node_url.clone(),
+        (None, None) => bail!(
+            "--launch-spec needs --node URL (the node that publishes the VM image){}",
+            no_context()
+        ),
+    };
+    let identity = crate::vm_expect::recompute(&node, &spec)?;
+    Ok(Some(VmSource {
+        identity,
+        spec_from,
+        node,
+    }))
+}
+
 /// Run `mse verify`.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let mut policy = policy(args)?;
@@ -439,32 +545,44 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             None => anchors_for_collateral(evidence, collateral),
         })
     };
-    // A VM enclave: its identity recomputed from its launch spec and the node's image.
-    let vm = match (&args.launch_spec, &args.node) {
-        (Some(path), Some(node)) => {
-            let spec = mse_launch::LaunchSpec::from_json(&read(path)?)
-                .with_context(|| format!("{}", path.display()))?;
-            if !crate::vm_expect::applies(&spec) {
-                bail!(
-                    "{}: TEE {} in a {} has no VM identity to recompute",
-                    path.display(),
-                    spec.tee,
-                    if matches!(spec.runtime, mse_launch::Runtime::Vm { .. }) {
-                        "VM"
-                    } else {
-                        "process"
-                    }
-                );
-            }
-            Some(crate::vm_expect::recompute(node, &spec)?)
+    // A VM enclave: its identity recomputed from its launch spec and the node's image (the
+    // flags, else what the deployer's context of DOMAIN saved).
+    let domain = args
+        .target
+        .as_deref()
+        .map(parse_target)
+        .transpose()?
+        .map(|(h, _)| h);
+    let vm = vm_source(args, domain.as_deref())?;
+    let node = vm
+        .as_ref()
+        .map(|v| v.node.clone())
+        .or_else(|| args.node.clone());
+    // A certificate with VM evidence is only judged against a recomputed identity: without one,
+    // what is missing instead of a partial verdict.
+    let missing_vm = |evidence: &Evidence| -> anyhow::Result<()> {
+        if vm.is_none() && matches!(evidence.kind(), EvidenceKind::SevSnp | EvidenceKind::Tdx) {
+            bail!(
+                "{} evidence is a VM enclave's: its expected identity needs {}{}",
+                evidence.kind(),
+                if args.node.is_some() {
+                    "--launch-spec FILE"
+                } else {
+                    "--launch-spec FILE and --node URL"
+                },
+                match &domain {
+                    Some(d) => format!(" (no app deployed from here has the domain {d})"),
+                    None => String::new(),
+                }
+            );
         }
-        _ => None,
+        Ok(())
     };
     let (source, cert, report, host, vm_check) = if let Some(path) = &args.quote {
         let source = path.display().to_string();
         let evidence =
             Evidence::parse(&read(path)?).with_context(|| format!("evidence from {source}"))?;
-        let collateral = collateral(args, &evidence)?;
+        let collateral = collateral(args, node.as_deref(), &evidence)?;
         let report = verify(
             &evidence,
             &collateral,
@@ -493,11 +611,12 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             der,
             &source,
             Box::new(|evidence: &Evidence| {
-                let collateral = collateral(args, evidence)?;
+                missing_vm(evidence)?;
+                let collateral = collateral(args, node.as_deref(), evidence)?;
                 Ok((anchors(evidence, &collateral)?, collateral))
             }),
             &policy,
-            vm.as_ref(),
+            vm.as_ref().map(|v| &v.identity),
         )?;
         (
             source,

@@ -759,6 +759,82 @@ fn deploy_on_a_sim_snp_vm_node_checks_the_launch_digest() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+
+    // `mse verify DOMAIN` alone: the deployer's context names the launch spec and the node.
+    let plain = [
+        "verify",
+        &domain,
+        "--connect",
+        &node.router,
+        "--allow-simulation",
+    ];
+    let json = cli.ok(&[&plain[..], &["--json"]].concat());
+    let c: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(c["trusted"], true, "{json}");
+    assert_eq!(c["vm"]["fields"], v["vm"]["fields"], "{json}");
+    let from = format!("the launch spec saved at the deploy of app {id}");
+    assert_eq!(c["vm"]["launch_spec"], from, "{json}");
+    assert_eq!(c["vm"]["node"], node.api, "{json}");
+    let spec_hash = mse_launch::LaunchSpec::from_json(&std::fs::read(&spec).unwrap())
+        .unwrap()
+        .hash()
+        .to_hex();
+    let sha = |b: &[u8]| mse_launch::Digest32::of(b).to_hex();
+    let pki = mse_attest_sim::SimAmdPki::from_seed(&seed.try_into().unwrap()).unwrap();
+    let text = cli.ok(&plain);
+    let report_data = c["report"]["report_data"].as_str().unwrap();
+    for line in [
+        "TEE:          SEV-SNP (simulated)".to_owned(),
+        format!("Measurement:  {expected}"),
+        format!("Report data:  {report_data}"),
+        "Debug:        no".to_owned(),
+        format!(
+            "Platform TCB: bl{}/tee{}/snp{}/ucode{}",
+            pki.tcb.bootloader, pki.tcb.tee, pki.tcb.snp, pki.tcb.microcode
+        ),
+        "Signing key:  VCEK (simulation)".to_owned(),
+        "  [ OK ] report_signature".to_owned(),
+        "  [ OK ] guest_policy".to_owned(),
+        "  [ OK ] report_data_binding".to_owned(),
+        format!("VM TEE:       sim-snp (launch spec {spec_hash})"),
+        format!(
+            "VM identity:  recomputed from {from} and the image {} publishes",
+            node.api
+        ),
+        format!(
+            "Image:        image.json {}, kernel {}, initrd {}",
+            sha(&read("image.json")),
+            sha(&kernel),
+            sha(&initrd)
+        ),
+        format!("Firmware:     {}", sha(&fw)),
+        format!(
+            "Chip:         {} (report version 3, guest policy 0x30000)",
+            hex::encode(pki.chip_id)
+        ),
+        "Measured:     1 vCPU(s) EPYC-v4".to_owned(),
+        format!(
+            "Cmdline:      {}",
+            manifest.cmdline.replace("{spec}", &spec_hash)
+        ),
+        format!("  [ OK ] MEASUREMENT: expected {expected}, actual {expected}"),
+        format!("  [ OK ] HOST_DATA: expected {spec_hash}, actual {spec_hash}"),
+        "Verdict:      TRUSTED".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
+    }
+
+    // Without that context (another machine) nor the flags: what is missing, in one line.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Cli::new(elsewhere.path(), &venv()).run(&plain);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "Error: SEV-SNP evidence is a VM enclave's: its expected identity needs --launch-spec FILE and --node URL (no app deployed from here has the domain {domain})\n"
+        )
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
 }
 
 /// A wheelhouse made from the pinned test venv's Flask and its requirements (no index reached).

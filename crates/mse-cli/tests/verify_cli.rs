@@ -568,3 +568,41 @@ fn simulated_sev_snp_report_needs_allow_simulation() {
     assert!(stdout(&allowed).contains("TEE:          SEV-SNP (simulated)\n"));
     assert!(stdout(&allowed).contains("Signing key:  VCEK (simulation)\n"));
 }
+
+/// A VM enclave's certificate (simulated SEV-SNP evidence) verified by DOMAIN from a machine
+/// that did not deploy it and without --launch-spec/--node: no partial verdict, one line saying
+/// which flags are missing.
+#[test]
+fn a_vm_enclave_without_its_launch_spec_names_the_missing_flags() {
+    // A fake host with no TEE device (the sim attester refuses to run where one exists).
+    let host = tempfile::tempdir().unwrap();
+    let probe = mse_attest::attester::HostProbe::with_root(host.path());
+    let attester =
+        mse_attest_sim::SimSnpAttester::with_probe(&probe, &[0x5E; 32], [0x4D; 48], [0x48; 32])
+            .unwrap();
+    let id = mse_attest::ratls::generate(&attester, &params("127.0.0.1")).unwrap();
+    let server = TlsServer::start(id.cert_der.clone(), id.key_pkcs8_der.clone());
+    let target = format!("127.0.0.1:{}", server.addr.port());
+    let config = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["verify", &target, "--allow-simulation"];
+        args.extend_from_slice(extra);
+        let o = Command::new(env!("CARGO_BIN_EXE_mse"))
+            .args(&args)
+            .env("MSE_CONFIG_DIR", config.path())
+            .env("NO_PROXY", "127.0.0.1")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+        assert_eq!(stdout(&o), "");
+        stderr(&o)
+    };
+    assert_eq!(
+        run(&[]),
+        "Error: SEV-SNP evidence is a VM enclave's: its expected identity needs --launch-spec FILE and --node URL (no app deployed from here has the domain 127.0.0.1)\n"
+    );
+    assert_eq!(
+        run(&["--node", "http://127.0.0.1:1"]),
+        "Error: SEV-SNP evidence is a VM enclave's: its expected identity needs --launch-spec FILE (no app deployed from here has the domain 127.0.0.1)\n"
+    );
+}

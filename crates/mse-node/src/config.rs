@@ -123,6 +123,17 @@ pub struct VmSettings {
     pub vcpu_type: String,
     /// `restrict = true`: guests get no outbound network (forwarded ports still work).
     pub restrict: bool,
+    /// TDX reference values of the image (`tdx_mrtd`, `tdx_rtmr0..2`), measured by the operator
+    /// and published in `GET /image`: a client cannot recompute them without a TDX measurement
+    /// tool, so the node states them and the quote must match.
+    pub tdx: Option<TdxReference>,
+}
+
+/// MRTD and RTMR0..2 of the image's TD (48 bytes each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TdxReference {
+    pub mr_td: [u8; 48],
+    pub rtmrs: [[u8; 48]; 3],
 }
 
 impl Default for VmSettings {
@@ -131,6 +142,7 @@ impl Default for VmSettings {
             qemu: PathBuf::from("qemu-system-x86_64"),
             vcpu_type: "EPYC-v4".into(),
             restrict: false,
+            tdx: None,
         }
     }
 }
@@ -205,6 +217,10 @@ struct RawVm {
     qemu: Option<String>,
     vcpu_type: Option<String>,
     restrict: Option<bool>,
+    tdx_mrtd: Option<Spanned<String>>,
+    tdx_rtmr0: Option<Spanned<String>>,
+    tdx_rtmr1: Option<Spanned<String>>,
+    tdx_rtmr2: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -248,6 +264,48 @@ impl Doc<'_> {
             message: message.into(),
         }
     }
+}
+
+/// `[vm] tdx_mrtd` and `tdx_rtmr0..2`: all four or none, each 48 bytes of hex.
+fn tdx_reference(doc: &Doc<'_>, vm: &RawVm) -> Result<Option<TdxReference>, ConfigError> {
+    let keys = [
+        ("tdx_mrtd", &vm.tdx_mrtd),
+        ("tdx_rtmr0", &vm.tdx_rtmr0),
+        ("tdx_rtmr1", &vm.tdx_rtmr1),
+        ("tdx_rtmr2", &vm.tdx_rtmr2),
+    ];
+    let Some((_, first)) = keys.iter().find_map(|(k, v)| v.as_ref().map(|v| (k, v))) else {
+        return Ok(None);
+    };
+    let mut values = [[0u8; 48]; 4];
+    for ((key, value), out) in keys.iter().zip(values.iter_mut()) {
+        let Some(value) = value else {
+            return Err(doc.err(
+                first,
+                format!("{key} is missing: the TDX reference values are tdx_mrtd, tdx_rtmr0, tdx_rtmr1 and tdx_rtmr2, all four"),
+            ));
+        };
+        let text = value.get_ref().trim();
+        hex::decode_to_slice(text, out).map_err(|_| {
+            doc.err(
+                value,
+                format!(
+                    "{key} must be 96 hex characters (48 bytes), got {} characters{}",
+                    text.len(),
+                    if text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        ""
+                    } else {
+                        " with non-hex ones"
+                    }
+                ),
+            )
+        })?;
+    }
+    let [mr_td, r0, r1, r2] = values;
+    Ok(Some(TdxReference {
+        mr_td,
+        rtmrs: [r0, r1, r2],
+    }))
 }
 
 fn default_enclave_bin() -> PathBuf {
@@ -423,6 +481,7 @@ impl NodeConfig {
             if let Some(r) = vm.restrict {
                 cfg.vm.restrict = r;
             }
+            cfg.vm.tdx = tdx_reference(&doc, vm)?;
         }
         let positive = |v: &Spanned<u64>, field: &str| -> Result<u64, ConfigError> {
             if *v.get_ref() == 0 {
@@ -747,6 +806,41 @@ mod tests {
         assert_eq!(
             parse("launcher = \"kvm\"\n").unwrap_err().to_string(),
             "/etc/node.toml:1: launcher = \"kvm\": expected \"process\" or \"vm\""
+        );
+    }
+
+    #[test]
+    fn tdx_reference_values() {
+        let h = |b: u8| hex::encode([b; 48]);
+        let all = format!(
+            "[vm]\ntdx_mrtd = \"{}\"\ntdx_rtmr0 = \"{}\"\ntdx_rtmr1 = \"{}\"\ntdx_rtmr2 = \"{}\"\n",
+            h(1),
+            h(2),
+            h(3),
+            h(4)
+        );
+        assert_eq!(
+            parse(&all).unwrap().vm.tdx,
+            Some(TdxReference {
+                mr_td: [1; 48],
+                rtmrs: [[2; 48], [3; 48], [4; 48]],
+            })
+        );
+        assert_eq!(parse("[vm]\nrestrict = true\n").unwrap().vm.tdx, None);
+        let bad_hex = all.replace(&h(3), &"zz".repeat(48));
+        assert_eq!(
+            parse(&bad_hex).unwrap_err().to_string(),
+            "/etc/node.toml:4: tdx_rtmr1 must be 96 hex characters (48 bytes), got 96 characters with non-hex ones"
+        );
+        let short = all.replace(&h(1), &hex::encode([1u8; 32]));
+        assert_eq!(
+            parse(&short).unwrap_err().to_string(),
+            "/etc/node.toml:2: tdx_mrtd must be 96 hex characters (48 bytes), got 64 characters"
+        );
+        let missing = format!("[vm]\ntdx_mrtd = \"{}\"\ntdx_rtmr0 = \"{}\"\n", h(1), h(2));
+        assert_eq!(
+            parse(&missing).unwrap_err().to_string(),
+            "/etc/node.toml:2: tdx_rtmr1 is missing: the TDX reference values are tdx_mrtd, tdx_rtmr0, tdx_rtmr1 and tdx_rtmr2, all four"
         );
     }
 

@@ -6,7 +6,8 @@
 //!   `image_sha256` is the SHA-256 of the exact `image.json` bytes (the image identity, a
 //!   LaunchSpec's `runtime.vm.image_sha256`), `firmware_sha256` that of the configured firmware
 //!   file (null without one), `vcpu_type` the vCPU model its VMs get (an SEV-SNP launch digest
-//!   depends on it);
+//!   depends on it), `tdx` the TDX reference values of the image (`{"mr_td", "rtmrs": [3]}`,
+//!   hex; null unless `[vm] tdx_mrtd`/`tdx_rtmr0..2` are configured);
 //! - `GET /image/vmlinuz`, `/image/initrd.img`, `/image/image.json`, `/image/firmware`: the bytes.
 //!
 //! Public data, no token (like `/pccs`): anyone checking an app's evidence needs it. Files are
@@ -25,15 +26,17 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::NodeConfig;
+use crate::openapi::{ImageView, TdxView};
 
 /// The image files a client may fetch, by the name in the URL.
 pub const FILES: [&str; 3] = ["vmlinuz", "initrd.img", "image.json"];
 
 #[derive(Clone)]
-struct Published {
+pub(crate) struct Published {
     dir: Option<PathBuf>,
     firmware: Option<PathBuf>,
     vcpu_type: String,
+    tdx: Option<crate::config::TdxReference>,
 }
 
 /// The `/image` routes for a node configured with `vm_image` / `vm_firmware` (each optional:
@@ -43,6 +46,7 @@ pub fn router(cfg: &NodeConfig) -> Router {
         dir: cfg.vm_image.clone(),
         firmware: cfg.vm_firmware.clone(),
         vcpu_type: cfg.vm.vcpu_type.clone(),
+        tdx: cfg.vm.tdx.clone(),
     };
     Router::new()
         .route("/image", get(summary))
@@ -69,7 +73,18 @@ fn no_image() -> Response {
     error(StatusCode::NOT_FOUND, "this node has no VM image")
 }
 
-async fn summary(State(p): State<Published>) -> Response {
+/// `GET /image`: the published image's digests and settings.
+#[utoipa::path(
+    get,
+    path = "/image",
+    tag = "image",
+    responses(
+        (status = 200, description = "The published VM image", body = crate::openapi::ImageView),
+        (status = 404, description = "This node has no VM image", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The configured image or firmware is unreadable or invalid", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub(crate) async fn summary(State(p): State<Published>) -> Response {
     let Some(dir) = &p.dir else {
         return no_image();
     };
@@ -102,13 +117,17 @@ async fn summary(State(p): State<Published>) -> Response {
     if p.firmware.is_some() {
         files.push("firmware");
     }
-    axum::Json(json!({
-        "image_sha256": hex::encode(Sha256::digest(&bytes)),
-        "image": image,
-        "firmware_sha256": firmware_sha256,
-        "files": files,
-        "vcpu_type": p.vcpu_type,
-    }))
+    axum::Json(ImageView {
+        image_sha256: hex::encode(Sha256::digest(&bytes)),
+        image: serde_json::to_value(&image).unwrap_or_default(),
+        firmware_sha256,
+        files: files.into_iter().map(str::to_owned).collect(),
+        vcpu_type: p.vcpu_type,
+        tdx: p.tdx.as_ref().map(|t| TdxView {
+            mr_td: hex::encode(t.mr_td),
+            rtmrs: t.rtmrs.iter().map(hex::encode).collect(),
+        }),
+    })
     .into_response()
 }
 
@@ -123,7 +142,22 @@ async fn sha256_file(path: PathBuf) -> std::io::Result<String> {
     .map_err(std::io::Error::other)?
 }
 
-async fn file(State(p): State<Published>, Path(name): Path<String>) -> Response {
+/// `GET /image/{file}`: one published file, streamed.
+#[utoipa::path(
+    get,
+    path = "/image/{file}",
+    tag = "image",
+    params(("file" = String, Path, description = "vmlinuz, initrd.img, image.json or firmware")),
+    responses(
+        (status = 200, description = "The file's bytes (image.json as JSON)", content(
+            (Vec<u8> = "application/octet-stream"),
+            (Object = "application/json"),
+        )),
+        (status = 404, description = "No such file, or no VM image or firmware on this node", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The configured file is unreadable", body = crate::openapi::ErrorBody),
+    ),
+)]
+pub(crate) async fn file(State(p): State<Published>, Path(name): Path<String>) -> Response {
     let path = match name.as_str() {
         "firmware" => match &p.firmware {
             Some(f) => f.clone(),

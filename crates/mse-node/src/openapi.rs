@@ -239,6 +239,35 @@ pub struct DefaultsView {
     pub hardware: Option<String>,
 }
 
+/// `GET /image`: the VM guest image the node publishes, from which a client recomputes a VM
+/// enclave's expected identity.
+#[derive(Serialize, ToSchema)]
+pub struct ImageView {
+    /// SHA-256 of the exact `image.json` bytes (a launch spec's `runtime.vm.image_sha256`).
+    pub image_sha256: String,
+    /// `image.json` (kernel and initrd digests, command line, package lock).
+    #[schema(value_type = Object)]
+    pub image: Value,
+    /// SHA-256 of the firmware file (null without `vm_firmware`).
+    pub firmware_sha256: Option<String>,
+    /// What `GET /image/{file}` serves.
+    pub files: Vec<String>,
+    /// The vCPU model of the node's VMs (part of an SEV-SNP launch digest).
+    pub vcpu_type: String,
+    /// The image's TDX reference values (null unless `[vm] tdx_mrtd`/`tdx_rtmr0..2` are set).
+    pub tdx: Option<TdxView>,
+}
+
+/// TDX reference values, hex (48 bytes each).
+#[derive(Serialize, ToSchema)]
+pub struct TdxView {
+    /// MRTD.
+    pub mr_td: String,
+    /// RTMR0, RTMR1, RTMR2.
+    #[schema(min_items = 3, max_items = 3)]
+    pub rtmrs: Vec<String>,
+}
+
 /// The `code` and `conf` parts of `POST /apps`.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -291,6 +320,8 @@ pub fn spec() -> utoipa::openapi::OpenApi {
             crate::api::environments,
             crate::api::me,
             crate::oauth::token,
+            crate::image_api::summary,
+            crate::image_api::file,
             document,
         ),
     )]

@@ -3,28 +3,9 @@
 
 mod common;
 
-use common::{TestNode, http_raw};
-use mse_launch::image::{ImageManifest, LockedPackage, sha256_hex};
+use common::{TestNode, http_raw, image_manifest as manifest, published_image};
+use mse_launch::image::sha256_hex;
 use serde_json::{Value, json};
-
-fn manifest(kernel: &[u8], initrd: &[u8]) -> ImageManifest {
-    ImageManifest {
-        version: 1,
-        kernel_sha256: sha256_hex(kernel),
-        initrd_sha256: sha256_hex(initrd),
-        cmdline: "console=ttyS0 quiet panic=-1 mse.spec={spec}".into(),
-        kernel_version: "6.12.95+deb12-cloud-amd64".into(),
-        modules: vec![
-            "/lib/modules/6.12.95+deb12-cloud-amd64/kernel/drivers/virt/coco/tsm.ko".into(),
-        ],
-        lock_sha256: sha256_hex(b"lock"),
-        packages: vec![LockedPackage {
-            name: "libc6".into(),
-            version: "2.36-9+deb12u14".into(),
-            sha256: sha256_hex(b"libc6.deb"),
-        }],
-    }
-}
 
 #[test]
 fn the_node_publishes_its_image_files_and_digests_without_a_token() {
@@ -57,6 +38,7 @@ fn the_node_publishes_its_image_files_and_digests_without_a_token() {
             "firmware_sha256": sha256_hex(b"firmware volume"),
             "files": ["vmlinuz", "initrd.img", "image.json", "firmware"],
             "vcpu_type": "EPYC-v4",
+            "tdx": null,
         })
     );
     for (name, want) in [
@@ -86,6 +68,21 @@ fn the_node_publishes_its_image_files_and_digests_without_a_token() {
     assert_eq!(
         (status, body),
         (503, json!({ "error": "the node's image.json is invalid" }))
+    );
+}
+
+/// `[vm] tdx_mrtd`/`tdx_rtmr0..2`: the TDX reference values the operator measured, published
+/// as `mse` reads them (`tdx` in `GET /image`).
+#[test]
+fn the_node_publishes_its_tdx_reference_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(&published_image(dir.path(), true));
+    let (status, body) = node.get("/image", None);
+    assert_eq!(status, 200, "{body}");
+    let h = |b: u8| hex::encode([b; 48]);
+    assert_eq!(
+        body["tdx"],
+        json!({ "mr_td": h(0x11), "rtmrs": [h(0x20), h(0x21), h(0x22)] })
     );
 }
 

@@ -41,6 +41,8 @@ fn the_document_is_served_and_describes_the_api() {
         "/users/me",
         "/oauth/token",
         "/openapi.json",
+        "/image",
+        "/image/{file}",
     ] {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
     }
@@ -54,6 +56,8 @@ fn the_document_is_served_and_describes_the_api() {
         ("UserView", "email_verified"),
         ("AppView", "config_domain_name"),
         ("Tier", "enclave_size"),
+        ("ImageView", "vcpu_type"),
+        ("TdxView", "rtmrs"),
     ] {
         assert!(
             schemas[schema]["required"]
@@ -79,7 +83,9 @@ fn schemathesis_finds_nothing() {
         .expect("MSE_TEST_VENV must name the pinned test venv (the Makefile sets it)");
     let st = Path::new(&venv).join("bin").join("schemathesis");
     assert!(st.is_file(), "{} missing: run `make setup`", st.display());
-    let node = TestNode::start("");
+    // A published VM image, so that /image answers with real objects too.
+    let image = tempfile::tempdir().unwrap();
+    let node = TestNode::start(&published_image(image.path(), true));
     let token = node.project("alpha");
     // One app, so that list and stop answer with real objects too.
     let (code, app) = node.deploy(&token, &package(), &conf("web"));

@@ -59,6 +59,30 @@ pub struct ContextInfo {
     pub tests_requirements: Vec<String>,
 }
 
+/// An app deployed from this machine, found by its domain: its context and the launch spec
+/// checked at deploy (what `mse verify DOMAIN` holds the enclave against).
+pub struct Deployed {
+    pub info: ContextInfo,
+    pub spec: mse_launch::LaunchSpec,
+}
+
+/// The app deployed from here (contexts under `config_dir`) whose domain is `host`, newest
+/// first; `None` when there is none.
+pub fn deployed_at(config_dir: &Path, host: &str) -> anyhow::Result<Option<Deployed>> {
+    let store = ContextStore::new(config_dir);
+    let (infos, _) = store.list()?;
+    let Some(info) = infos
+        .into_iter()
+        .rev()
+        .find(|i| i.domain_name == host || i.config_domain_name == host)
+    else {
+        return Ok(None);
+    };
+    let spec = mse_launch::LaunchSpec::from_json(store.read_file(&info.id, SPEC_FILE)?.as_bytes())
+        .with_context(|| format!("the launch spec saved for app {}", info.id))?;
+    Ok(Some(Deployed { info, spec }))
+}
+
 /// The contexts directory.
 pub struct ContextStore {
     root: PathBuf,

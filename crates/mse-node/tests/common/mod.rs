@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mse_launch::image::{ImageManifest, sha256_hex};
 use serde_json::Value;
 
 pub fn node_bin() -> PathBuf {
@@ -450,4 +451,56 @@ pub fn http_raw_headers(addr: SocketAddr, path: &str, header: &str) -> (u16, Str
     let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
     let body = resp.split_once("\r\n\r\n").unwrap().1.to_owned();
     (status, body)
+}
+
+/// An `image.json` for these kernel and initrd bytes.
+pub fn image_manifest(kernel: &[u8], initrd: &[u8]) -> ImageManifest {
+    ImageManifest {
+        version: 1,
+        kernel_sha256: sha256_hex(kernel),
+        initrd_sha256: sha256_hex(initrd),
+        cmdline: "console=ttyS0 quiet panic=-1 mse.spec={spec}".into(),
+        kernel_version: "6.12.95+deb12-cloud-amd64".into(),
+        modules: vec![
+            "/lib/modules/6.12.95+deb12-cloud-amd64/kernel/drivers/virt/coco/tsm.ko".into(),
+        ],
+        lock_sha256: sha256_hex(b"lock"),
+        packages: vec![mse_launch::image::LockedPackage {
+            name: "libc6".into(),
+            version: "2.36-9+deb12u14".into(),
+            sha256: sha256_hex(b"libc6.deb"),
+        }],
+    }
+}
+
+/// node.toml lines publishing a small VM image written under `dir` (`vm_image`, `vm_firmware`
+/// and, with `tdx`, the TDX reference values `[0x11; 48]`, `[0x20..=0x22; 48]`).
+pub fn published_image(dir: &Path, tdx: bool) -> String {
+    let image = dir.join("image");
+    std::fs::create_dir_all(&image).unwrap();
+    std::fs::write(image.join("vmlinuz"), b"k").unwrap();
+    std::fs::write(image.join("initrd.img"), b"i").unwrap();
+    std::fs::write(
+        image.join("image.json"),
+        image_manifest(b"k", b"i").to_bytes(),
+    )
+    .unwrap();
+    let firmware = dir.join("OVMF.fd");
+    std::fs::write(&firmware, b"firmware volume").unwrap();
+    let mut lines = format!(
+        "vm_image = {:?}\nvm_firmware = {:?}\n",
+        image.display().to_string(),
+        firmware.display().to_string()
+    );
+    if tdx {
+        let h = |b: u8| hex::encode([b; 48]);
+        lines.push_str(&format!(
+            "[vm]\ntdx_mrtd = \"{}\"\ntdx_rtmr0 = \"{}\"\ntdx_rtmr1 = \"{}\"\ntdx_rtmr2 = \"{}\"\n",
+            h(0x11),
+            h(0x20),
+            h(0x21),
+            h(0x22)
+        ));
+    }
+    lines
 }
