@@ -134,16 +134,11 @@ fn our_parser_reads_the_original_certificate_format() {
     );
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
     std::fs::write(&quote_path, &quote).unwrap();
-    let out = Command::new(sgxra_venv().join("bin/python"))
-        .arg("-c")
-        .arg(ORIGINAL_CERT_PY)
-        .args([&key_path, &quote_path, &cert_path])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    mse_testkit::run_ok(
+        Command::new(sgxra_venv().join("bin/python"))
+            .arg("-c")
+            .arg(ORIGINAL_CERT_PY)
+            .args([&key_path, &quote_path, &cert_path]),
     );
     let pem = std::fs::read(&cert_path).unwrap();
 

@@ -493,25 +493,20 @@ fn the_written_certificate_works_with_curl_cacert() {
         &pem,
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    let curl = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "10",
-            "--noproxy",
-            "*",
-            "--cacert",
-            &pem,
-        ])
-        .arg(format!("https://{target}/"))
-        .output()
-        .unwrap();
-    assert!(
-        curl.status.success(),
-        "{}",
-        String::from_utf8_lossy(&curl.stderr)
+    let body = mse_testkit::run_ok(
+        Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "--noproxy",
+                "*",
+                "--cacert",
+                &pem,
+            ])
+            .arg(format!("https://{target}/")),
     );
-    assert_eq!(String::from_utf8_lossy(&curl.stdout), "ok");
+    assert_eq!(body, "ok");
 }
 
 #[test]

@@ -17,17 +17,9 @@ const KEY_A: &str = "11111111111111111111111111111111111111111111111111111111111
 const KEY_B: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 const HOOK: &str = "is not allowed inside the enclave: no fork, no subprocess";
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 macro_rules! require_root {
     () => {
-        if !is_root() {
-            eprintln!(
-                "\n!!! SKIPPED {}: the sandbox tests need root (mount namespace, FUSE, cgroup) !!!\n",
-                module_path!()
-            );
+        if mse_testkit::lacks_root("mount namespace, FUSE, cgroup") {
             return;
         }
     };

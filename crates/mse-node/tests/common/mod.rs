@@ -2,7 +2,7 @@
 //! HTTP client for its API, and a TLS client for its router.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -95,25 +95,16 @@ impl TestNode {
 
     /// Starts the node process and reads its bound addresses from its first stdout line.
     pub fn spawn(&mut self) {
-        let mut child = Command::new(node_bin())
-            .args(["serve", "--config"])
-            .arg(&self.config)
-            .env("RUST_LOG", "warn")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "mse-node: API on http://A , router on R , data in D"
-        let words: Vec<&str> = line.split_whitespace().collect();
-        assert!(words.len() >= 8, "the node did not start: {line:?}");
-        assert_eq!(words[..3], ["mse-node:", "API", "on"], "{line}");
-        self.api = words[3].trim_start_matches("http://").parse().unwrap();
-        self.router = words[7].parse().unwrap();
+        let (child, api, router) = mse_testkit::spawn_node(
+            Command::new(node_bin())
+                .args(["serve", "--config"])
+                .arg(&self.config)
+                .env("RUST_LOG", "warn")
+                .envs(self.env.iter().map(|(k, v)| (k, v)))
+                .stderr(Stdio::inherit()),
+        );
+        self.api = api.trim_start_matches("http://").parse().unwrap();
+        self.router = router.parse().unwrap();
         self.child = Some(child);
     }
 
@@ -126,17 +117,13 @@ impl TestNode {
     }
 
     pub fn project(&self, name: &str) -> String {
-        let out = Command::new(node_bin())
-            .args(["project", "create", name, "--config"])
-            .arg(&self.config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        mse_testkit::run_ok(
+            Command::new(node_bin())
+                .args(["project", "create", name, "--config"])
+                .arg(&self.config),
+        )
+        .trim()
+        .to_owned()
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -310,6 +297,19 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A TLS client configuration that accepts any server certificate (the fake enclave's are
+/// self-signed; these tests are about routing, not trust).
+pub fn any_cert_config() -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
 #[derive(Debug)]
 struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
 
@@ -372,15 +372,8 @@ fn https_body(
     path: &str,
     body: Option<&str>,
 ) -> Result<(u16, String, String), String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-        .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut conn = rustls::ClientConnection::new(any_cert_config(), name).unwrap();
     let mut tcp = TcpStream::connect(router).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
