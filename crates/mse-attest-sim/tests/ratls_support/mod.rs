@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mse_attest::attester::HostProbe;
 use mse_attest::ratls::{RaTlsIdentity, RaTlsParams, generate};
-use mse_attest_sim::SimAttester;
+use mse_attest_sim::{MockServer, SimAttester};
 use mse_attest_sim::{SimEnclave, SimPki};
 use tokio::io::AsyncWriteExt;
 
@@ -56,8 +56,7 @@ pub fn identity(san: &str, debug: bool) -> RaTlsIdentity {
 /// HTTP response. Stops when dropped.
 pub struct TlsServer {
     pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: MockServer,
 }
 
 impl TlsServer {
@@ -81,52 +80,30 @@ impl TlsServer {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(Fixed(Arc::new(certified))));
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                loop {
-                    tokio::select! {
-                        _ = &mut rx => break,
-                        accepted = listener.accept() => {
-                            let Ok((tcp, _)) = accepted else { continue };
-                            let acceptor = acceptor.clone();
-                            tokio::spawn(async move {
-                                let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
-                                if let Ok(Ok(mut tls)) = handshake.await {
-                                    let _ = tls
-                                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-                                        .await;
-                                    let _ = tls.shutdown().await;
-                                }
-                            });
-                        }
+        let server = MockServer::spawn("tls-server", move |listener, mut stop| async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    accepted = listener.accept() => {
+                        let Ok((tcp, _)) = accepted else { continue };
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
+                            if let Ok(Ok(mut tls)) = handshake.await {
+                                let _ = tls
+                                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                                    .await;
+                                let _ = tls.shutdown().await;
+                            }
+                        });
                     }
                 }
-            });
-        });
+            }
+        })
+        .unwrap();
         TlsServer {
-            addr,
-            stop: Some(tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            addr: server.addr(),
+            _server: server,
         }
     }
 }
