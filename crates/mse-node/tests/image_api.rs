@@ -4,24 +4,25 @@
 mod common;
 
 use common::{TestNode, http_raw};
-use mse_launch::image::{ImageManifest, LockedPackage, sha256_hex};
+use mse_launch::Digest32;
+use mse_launch::image::{ImageManifest, LockedPackage};
 use serde_json::{Value, json};
 
 fn manifest(kernel: &[u8], initrd: &[u8]) -> ImageManifest {
     ImageManifest {
         version: 1,
-        kernel_sha256: sha256_hex(kernel),
-        initrd_sha256: sha256_hex(initrd),
+        kernel_sha256: Digest32::of(kernel).to_hex(),
+        initrd_sha256: Digest32::of(initrd).to_hex(),
         cmdline: "console=ttyS0 quiet panic=-1 mse.spec={spec}".into(),
         kernel_version: "6.12.95+deb12-cloud-amd64".into(),
         modules: vec![
             "/lib/modules/6.12.95+deb12-cloud-amd64/kernel/drivers/virt/coco/tsm.ko".into(),
         ],
-        lock_sha256: sha256_hex(b"lock"),
+        lock_sha256: Digest32::of(b"lock").to_hex(),
         packages: vec![LockedPackage {
             name: "libc6".into(),
             version: "2.36-9+deb12u14".into(),
-            sha256: sha256_hex(b"libc6.deb"),
+            sha256: Digest32::of(b"libc6.deb").to_hex(),
         }],
     }
 }
@@ -52,9 +53,9 @@ fn the_node_publishes_its_image_files_and_digests_without_a_token() {
     assert_eq!(
         body,
         json!({
-            "image_sha256": sha256_hex(&json_bytes),
+            "image_sha256": Digest32::of(&json_bytes).to_hex(),
             "image": serde_json::to_value(&m).unwrap(),
-            "firmware_sha256": sha256_hex(b"firmware volume"),
+            "firmware_sha256": Digest32::of(b"firmware volume").to_hex(),
             "files": ["vmlinuz", "initrd.img", "image.json", "firmware"],
         })
     );

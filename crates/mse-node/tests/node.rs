@@ -241,7 +241,9 @@ fn lifecycle_through_the_router() {
     let app = node.wait_status(&token, &id, "initializing", 20);
     assert_eq!(
         app["runtime_digest"].as_str().unwrap(),
-        mse_node::digest::file_sha256(&fake_enclave()).unwrap()
+        mse_launch::process::file_sha256(&fake_enclave())
+            .unwrap()
+            .to_hex()
     );
     assert_eq!(app["environment_digest"].as_str().unwrap().len(), 64);
 

@@ -90,7 +90,7 @@ pub const SEED_HEX: &str = "0101010101010101010101010101010101010101010101010101
 
 /// SHA-256 of a file.
 pub fn sha256_file(path: &Path) -> Digest32 {
-    Digest32(mse_attest::measurement::file_digest(path).unwrap())
+    mse_launch::process::file_sha256(path).unwrap()
 }
 
 /// The launch spec of `l`, for the sim TEE, as a node would write it.
