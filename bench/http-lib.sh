@@ -1,5 +1,39 @@
-# Helpers shared by bench/wsgi.sh and bench/asgi.sh (sourced; they set ROOT, TMP, PORT, CONNS,
-# WARMUP, DURATION, WRK_CPU and SERVER_PID).
+# Helpers shared by bench/wsgi.sh and bench/asgi.sh (sourced; they set ROOT, PORT, CONNS, WARMUP,
+# DURATION and VENV; bench_setup sets TMP, SERVER_PID, SRV_CPU and WRK_CPU).
+
+# bench_setup REQUIREMENTS TOOL:PACKAGE...: installs the missing tools (Debian packages), the
+# venv $VENV from bench/REQUIREMENTS (rebuilt when that file changes) and mse-serve (release);
+# makes $TMP (removed at exit, with the server stopped) with a self-signed cert.pem/key.pem; pins
+# servers to CPU 1 and the client to CPU 0 on a machine with >= 2 CPUs.
+bench_setup() {
+	local req=$ROOT/bench/$1 tool
+	shift
+	for tool in "$@"; do
+		command -v "${tool%%:*}" >/dev/null || {
+			echo "installing ${tool#*:} (Debian package)" >&2
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}" >/dev/null
+		}
+	done
+	if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$req" "$VENV/.requirements"; then
+		rm -rf "$VENV"
+		python3 -m venv "$VENV"
+		"$VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
+		cp "$req" "$VENV/.requirements"
+	fi
+	cargo build -q --release -p mse-wsgi --bin mse-serve
+
+	TMP=$(mktemp -d)
+	SERVER_PID=
+	trap bench_cleanup EXIT
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
+		-keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
+
+	if [ "$(nproc)" -ge 2 ]; then SRV_CPU=(taskset -c 1); WRK_CPU=(taskset -c 0); else SRV_CPU=(); WRK_CPU=(); fi
+}
+bench_cleanup() {
+	if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+	rm -rf "$TMP"
+}
 
 stop_server() {
 	kill "$SERVER_PID" 2>/dev/null || true

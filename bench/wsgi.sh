@@ -30,29 +30,9 @@ APPS=$ROOT/crates/mse-wsgi/tests/apps
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 MSE=$TARGET/release/mse-serve
 
-command -v wrk >/dev/null || {
-	echo "installing wrk (Debian package)" >&2
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-}
-if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$ROOT/bench/requirements-wsgi.txt" "$VENV/.requirements"; then
-	rm -rf "$VENV"
-	python3 -m venv "$VENV"
-	"$VENV/bin/pip" install -q --disable-pip-version-check -r "$ROOT/bench/requirements-wsgi.txt"
-	cp "$ROOT/bench/requirements-wsgi.txt" "$VENV/.requirements"
-fi
-cargo build -q --release -p mse-wsgi --bin mse-serve
-
-TMP=$(mktemp -d)
-SERVER_PID=
-cleanup() {
-	if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
-	-keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
-
-if [ "$(nproc)" -ge 2 ]; then SRV_CPU=(taskset -c 1); WRK_CPU=(taskset -c 0); else SRV_CPU=(); WRK_CPU=(); fi
+# shellcheck source=bench/http-lib.sh
+. "$ROOT/bench/http-lib.sh"
+bench_setup requirements-wsgi.txt wrk:wrk
 
 # start_server NAME MODULE SCHEME: starts it in the background on $PORT, sets SERVER_PID.
 start_server() {
@@ -98,8 +78,6 @@ start_server() {
 }
 
 # stop_server, cpu_ticks, ctx_switches, run_wrk URL, median: shared with bench/asgi.sh.
-# shellcheck source=bench/http-lib.sh
-. "$ROOT/bench/http-lib.sh"
 
 read -r -a SERVERS <<<"${SERVERS:-mse-serve mse-t1 mse-batch granian gunicorn hypercorn}"
 echo "# bench/wsgi.sh $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPU(s): wrk -t1 -c$CONNS, ${WARMUP}s warm-up, ${DURATION}s measured, median of $REPEAT"
