@@ -66,13 +66,7 @@ start_server() {
 	*) echo "unknown server $name" >&2; return 1 ;;
 	esac
 	SERVER_PID=$!
-	for _ in $(seq 1 300); do
-		if curl -skf -o /dev/null "$scheme://127.0.0.1:$PORT/"; then return 0; fi
-		sleep 0.1
-	done
-	echo "$name did not start:" >&2
-	cat "$TMP/server.log" >&2
-	return 1
+	wait_server "$name" "$scheme"
 }
 
 # run_h2load URL → "req/s cpu_us_per_request" (64 connections, 10 streams each, one client thread)

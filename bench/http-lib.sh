@@ -35,6 +35,17 @@ bench_cleanup() {
 	rm -rf "$TMP"
 }
 
+# wait_server NAME SCHEME: waits (30 s at most) until the server just started on $PORT answers.
+wait_server() {
+	for _ in $(seq 1 300); do
+		if curl -skf -o /dev/null "$2://127.0.0.1:$PORT/"; then return 0; fi
+		sleep 0.1
+	done
+	echo "$1 did not start:" >&2
+	cat "$TMP/server.log" >&2
+	return 1
+}
+
 stop_server() {
 	kill "$SERVER_PID" 2>/dev/null || true
 	wait "$SERVER_PID" 2>/dev/null || true

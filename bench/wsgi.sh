@@ -68,13 +68,7 @@ start_server() {
 		;;
 	esac
 	SERVER_PID=$!
-	for _ in $(seq 1 300); do
-		if curl -skf -o /dev/null "$scheme://127.0.0.1:$PORT/"; then return 0; fi
-		sleep 0.1
-	done
-	echo "$name did not start:" >&2
-	cat "$TMP/server.log" >&2
-	return 1
+	wait_server "$name" "$scheme"
 }
 
 # stop_server, cpu_ticks, ctx_switches, run_wrk URL, median: shared with bench/asgi.sh.
