@@ -4,7 +4,7 @@
 
 use mse_attest::Evidence;
 use mse_attest::evidence::TdReport;
-use mse_attest::snp_measure::{SnpMeasureInput, VcpuType};
+use mse_attest::snp_measure::{Guid, SnpMeasureInput, VcpuType};
 use mse_attest::vm_identity::{
     FieldMismatch, SnpExpected, SpecBindingError, TdxExpected, TdxReference, cmdline_with_spec,
     mr_config_id, spec_cmdline_param,
@@ -80,14 +80,7 @@ fn amdsev_firmware() -> Vec<u8> {
         meta.extend_from_slice(&v.to_le_bytes());
     }
     img[meta_at..meta_at + meta.len()].copy_from_slice(&meta);
-    let guid = |d1: u32, d2: u16, d3: u16, d4: [u8; 8]| {
-        let mut g = Vec::new();
-        g.extend_from_slice(&d1.to_le_bytes());
-        g.extend_from_slice(&d2.to_le_bytes());
-        g.extend_from_slice(&d3.to_le_bytes());
-        g.extend_from_slice(&d4);
-        g
-    };
+    let guid = |text: &str| Guid::parse(text).bytes().to_vec();
     let mut table = Vec::new();
     let mut entry = |data: &[u8], g: Vec<u8>| {
         table.extend_from_slice(data);
@@ -96,40 +89,17 @@ fn amdsev_firmware() -> Vec<u8> {
     };
     entry(
         &0x0080_1c00u32.to_le_bytes(),
-        guid(
-            0x7255_371f,
-            0x3a3b,
-            0x4b04,
-            [0x92, 0x7b, 0x1d, 0xa6, 0xef, 0xa8, 0xd4, 0x54],
-        ),
+        guid("7255371f-3a3b-4b04-927b-1da6efa8d454"),
     );
     entry(
         &0xffff_f004u32.to_le_bytes(),
-        guid(
-            0x00f7_71de,
-            0x1a7e,
-            0x4fcb,
-            [0x89, 0x0e, 0x68, 0xc7, 0x7e, 0x2f, 0xb4, 0x4e],
-        ),
+        guid("00f771de-1a7e-4fcb-890e-68c77e2fb44e"),
     );
     entry(
         &0x1000u32.to_le_bytes(),
-        guid(
-            0xdc88_6566,
-            0x984a,
-            0x4798,
-            [0xa7, 0x5e, 0x55, 0x85, 0xa7, 0xbf, 0x67, 0xcc],
-        ),
+        guid("dc886566-984a-4798-a75e-5585a7bf67cc"),
     );
-    entry(
-        &[],
-        guid(
-            0x96b5_82de,
-            0x1fb2,
-            0x45f7,
-            [0xba, 0xea, 0xa3, 0x66, 0xc5, 0x5a, 0x08, 0x2d],
-        ),
-    );
+    entry(&[], guid("96b582de-1fb2-45f7-baea-a366c55a082d"));
     let n = table.len();
     table[n - 18..n - 16].copy_from_slice(&(n as u16).to_le_bytes());
     img[len - 32 - n..len - 32].copy_from_slice(&table);
