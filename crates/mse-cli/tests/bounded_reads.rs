@@ -19,30 +19,28 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `mse package` of `dir/mse.toml`, expected to fail (exit 1): its stderr.
+fn package_error(dir: &Path) -> String {
+    let o = mse(dir, &["package", "--path", "mse.toml", "--output", "out"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    stderr(&o)
+}
+
 #[test]
 fn package_with_mse_toml_on_dev_zero_fails_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let toml = tmp.path().join("mse.toml");
     std::os::unix::fs::symlink("/dev/zero", &toml).unwrap();
-    let o = mse(
-        tmp.path(),
-        &["package", "--path", "mse.toml", "--output", "out"],
-    );
-    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
-        stderr(&o),
+        package_error(tmp.path()),
         "Error: mse.toml: cannot read: more than the 1 MiB limit for this file\n"
     );
     // A regular file over the limit is refused from its size, before reading.
     std::fs::remove_file(&toml).unwrap();
     let f = std::fs::File::create(&toml).unwrap();
     f.set_len(3 << 30).unwrap();
-    let o = mse(
-        tmp.path(),
-        &["package", "--path", "mse.toml", "--output", "out"],
-    );
     assert_eq!(
-        stderr(&o),
+        package_error(tmp.path()),
         "Error: mse.toml: cannot read: 3221225472 bytes is over the 1 MiB limit for this file\n"
     );
 }
@@ -72,13 +70,8 @@ fn a_long_bad_value_is_quoted_short() {
         ),
     )
     .unwrap();
-    let o = mse(
-        tmp.path(),
-        &["package", "--path", "mse.toml", "--output", "out"],
-    );
-    assert_eq!(o.status.code(), Some(1));
     assert_eq!(
-        stderr(&o),
+        package_error(tmp.path()),
         format!(
             "Error: mse.toml:1: name must be 1 to 255 characters, got \"{}…\" (500000 characters)\n",
             "n".repeat(64)

@@ -7,11 +7,10 @@
 mod vm_support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mse_attest::ratls::RaTlsCert;
-use mse_launch::{Digest32, Disposal, Exit, Launcher};
+use mse_launch::{Digest32, Disposal, Exit};
 use vm_support::*;
 
 /// Every byte of every file under `dir` (the VM's disks included) searched for `needle`. Sparse
@@ -80,12 +79,7 @@ fn memmem(hay: &[u8], needle: &[u8]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vm_enclave_serves_the_seeds_app_and_keeps_home_encrypted() {
     let s = setup();
-    let log = Arc::new(Log::default());
-    let instance = s
-        .launcher
-        .launch(&s.spec, &s.inputs, log.clone())
-        .await
-        .unwrap();
+    let (instance, log) = s.launch().await;
     let port = instance.addr().port();
     let t0 = Instant::now();
     let waiting = poll(&instance, &log, "/", |r| {
@@ -222,12 +216,7 @@ fn env_data_offset(env_img: &Path, name: &str) -> u64 {
 async fn vm_guest_refuses_altered_disks() {
     for disk in ["spec.img", "code.img", "env.img"] {
         let s = setup();
-        let log = Arc::new(Log::default());
-        let instance = s
-            .launcher
-            .launch(&s.spec, &s.inputs, log.clone())
-            .await
-            .unwrap();
+        let (instance, log) = s.launch().await;
         let state = &s.inputs.state_dir;
         let offset = match disk {
             "env.img" => env_data_offset(&state.join("vm/env.img"), "pyvenv.cfg"),

@@ -91,6 +91,19 @@ pub struct Setup {
     pub key: CodeKey,
 }
 
+impl Setup {
+    /// Launches the spec, its output collected in the returned log.
+    pub async fn launch(&self) -> (Arc<dyn Instance>, Arc<Log>) {
+        let log = Arc::new(Log::default());
+        let instance = self
+            .launcher
+            .launch(&self.spec, &self.inputs, log.clone())
+            .await
+            .unwrap();
+        (instance, log)
+    }
+}
+
 pub fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let (pkg, key) = package(dir.path());
