@@ -55,18 +55,17 @@ fn outcome<'a>(report: &'a mse_attest::Report, name: &str) -> &'a Outcome {
         .outcome
 }
 
-#[test]
-fn sim_quote_verifies_against_mock_root_when_simulation_allowed() {
+/// A non-debug sim quote verified against the Intel roots plus the mock one.
+fn verify_sim_quote(policy: &Policy, report_data: Option<&[u8]>) -> mse_attest::Report {
     let (pki, quote, collateral) = sim_parts(false);
     let evidence = Evidence::parse(&quote).unwrap();
     let anchors = TrustAnchors::intel().with_simulation_root(pki.root_der.clone());
-    let report = verify(
-        &evidence,
-        &collateral,
-        &anchors,
-        &policy(true, false),
-        Some(&[0x11; 64]),
-    );
+    verify(&evidence, &collateral, &anchors, policy, report_data)
+}
+
+#[test]
+fn sim_quote_verifies_against_mock_root_when_simulation_allowed() {
+    let report = verify_sim_quote(&policy(true, false), Some(&[0x11; 64]));
     assert!(report.trusted(), "{report}");
     assert!(report.simulated);
     assert_eq!(report.measurement, vec![0xAA; 32]);
@@ -77,16 +76,7 @@ fn sim_quote_verifies_against_mock_root_when_simulation_allowed() {
 
 #[test]
 fn sim_quote_refused_without_allow_simulation() {
-    let (pki, quote, collateral) = sim_parts(false);
-    let evidence = Evidence::parse(&quote).unwrap();
-    let anchors = TrustAnchors::intel().with_simulation_root(pki.root_der.clone());
-    let report = verify(
-        &evidence,
-        &collateral,
-        &anchors,
-        &policy(false, false),
-        None,
-    );
+    let report = verify_sim_quote(&policy(false, false), None);
     assert!(!report.trusted());
     assert_eq!(
         report.error().unwrap().to_string(),
