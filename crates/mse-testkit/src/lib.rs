@@ -53,3 +53,41 @@ pub fn lacks_root(why: &str) -> bool {
     }
     lacks
 }
+
+#[cfg(feature = "enclave")]
+mod ratls;
+#[cfg(feature = "enclave")]
+pub use ratls::{Response, ratls_request};
+
+/// Encrypts every file of directory `src` (sorted by name) into `dir/app.tar` with a new key;
+/// returns its path and the key.
+#[cfg(feature = "enclave")]
+pub fn package_dir(
+    src: &std::path::Path,
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, mse_crypto::CodeKey) {
+    let mut files: Vec<mse_crypto::PackageFile> = std::fs::read_dir(src)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| mse_crypto::PackageFile {
+            rel: e.file_name().to_string_lossy().into_owned(),
+            abs: e.path(),
+        })
+        .collect();
+    files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let key = mse_crypto::CodeKey::generate();
+    let out = dir.join("app.tar");
+    let f = std::fs::File::create(&out).unwrap();
+    mse_crypto::build_package(&files, &key, None, f, &|_| {}).unwrap();
+    (out, key)
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
