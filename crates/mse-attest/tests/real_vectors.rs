@@ -8,7 +8,7 @@ use mse_attest::{
 use sha2::{Digest, Sha256};
 
 mod vectors;
-use vectors::{at, data};
+use vectors::{at, data, verify_intel};
 
 fn run(quote: &str, collateral: &str, policy: &Policy) -> Report {
     run_bound(quote, collateral, policy, None)
@@ -395,13 +395,7 @@ fn measurement_signer_and_binding_mismatches_are_reported_with_values() {
     let collateral = Collateral::from_bytes(&data(TDX.1)).unwrap();
     let mut policy = at(JULY_2025);
     policy.expected_signer = Some(vec![0xBB; 32]);
-    let report = verify(
-        &evidence,
-        &collateral,
-        &TrustAnchors::intel(),
-        &policy,
-        None,
-    );
+    let report = verify_intel(&evidence, &collateral, &policy);
     assert_eq!(
         report.error().unwrap().to_string(),
         format!(

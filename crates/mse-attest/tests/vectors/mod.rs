@@ -3,7 +3,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use mse_attest::Policy;
+use mse_attest::{Collateral, Evidence, Policy, Report, TrustAnchors, verify};
 
 /// A file of tests/data.
 pub fn data(path: &str) -> Vec<u8> {
@@ -17,4 +17,19 @@ pub fn at(unix: u64) -> Policy {
         now: Some(UNIX_EPOCH + Duration::from_secs(unix)),
         ..Policy::default()
     }
+}
+
+/// [`at`] `unix`, also accepting the TCB status of the recorded SGX quote's platform
+/// (`ConfigurationAndSWHardeningNeeded`).
+pub fn at_accepting_config(unix: u64) -> Policy {
+    let mut policy = at(unix);
+    policy
+        .accept_tcb(["ConfigurationAndSWHardeningNeeded"])
+        .unwrap();
+    policy
+}
+
+/// `evidence` verified against Intel's roots under `policy`, no report data expected.
+pub fn verify_intel(evidence: &Evidence, collateral: &Collateral, policy: &Policy) -> Report {
+    verify(evidence, collateral, &TrustAnchors::intel(), policy, None)
 }
