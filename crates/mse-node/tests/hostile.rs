@@ -49,7 +49,7 @@ fn six_parallel_deploys_of_one_name_give_one_app() {
     let (_, list) = node.get("/apps?name=web", Some(&token));
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     // The refused deploys left no app directory behind.
-    let dirs = std::fs::read_dir(node.data().join("apps")).unwrap().count();
+    let dirs = node.app_dirs();
     assert_eq!(dirs, 1);
 }
 
@@ -58,15 +58,11 @@ fn one_domain_across_two_projects_goes_to_one_app() {
     let node = TestNode::start("");
     let alpha = node.project("alpha");
     let beta = node.project("beta");
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["race.example.com".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
+    let cert_pem = self_signed_pem("race.example.com");
     let owned = |name: &str| {
         let mut c = conf(name);
         c["domain_name"] = json!("race.example.com");
-        c["ssl_certificate"] = json!(cert.pem());
+        c["ssl_certificate"] = json!(cert_pem);
         c
     };
     let deploys: Vec<(String, Value)> = (0..6)
@@ -95,26 +91,10 @@ fn one_domain_across_two_projects_goes_to_one_app() {
     };
     let wid = answers[w].1["id"].as_str().unwrap().to_owned();
     node.wait_status(wtoken, &wid, "initializing", 30);
-    assert_eq!(
-        https_post_json(node.router, "race.example.com", "{}")
-            .unwrap()
-            .0,
-        200
-    );
-    assert_eq!(
-        https(node.router, "race.example.com", "GET", "/")
-            .unwrap()
-            .2,
-        format!("app {wid} /")
-    );
+    provision_and_check_route(&node, &wid);
     // A deploy refused for the domain does not unroute it.
     assert_eq!(node.deploy(loser_token, &package(), &owned("late")).0, 409);
-    assert_eq!(
-        https(node.router, "race.example.com", "GET", "/")
-            .unwrap()
-            .2,
-        format!("app {wid} /")
-    );
+    assert_routed_to(&node, &wid);
     // Once the winner is stopped, the other project may take the domain, and it routes there.
     let (code, _) = node.post(&format!("/apps/{wid}/stop"), Some(wtoken));
     assert_eq!(code, 200);
@@ -123,18 +103,20 @@ fn one_domain_across_two_projects_goes_to_one_app() {
     assert_eq!(code, 201, "{app}");
     let nid = app["id"].as_str().unwrap().to_owned();
     node.wait_status(loser_token, &nid, "initializing", 30);
-    assert_eq!(
-        https_post_json(node.router, "race.example.com", "{}")
-            .unwrap()
-            .0,
-        200
-    );
-    assert_eq!(
-        https(node.router, "race.example.com", "GET", "/")
-            .unwrap()
-            .2,
-        format!("app {nid} /")
-    );
+    provision_and_check_route(&node, &nid);
+}
+
+/// Provisions the app behind race.example.com and checks the router sends it there.
+fn provision_and_check_route(node: &TestNode, id: &str) {
+    let (code, _, _) = https_post_json(node.router, "race.example.com", "{}").unwrap();
+    assert_eq!(code, 200);
+    assert_routed_to(node, id);
+}
+
+/// race.example.com routes to app `id` (the fake enclave echoes its id).
+fn assert_routed_to(node: &TestNode, id: &str) {
+    let (_, _, body) = https(node.router, "race.example.com", "GET", "/").unwrap();
+    assert_eq!(body, format!("app {id} /"));
 }
 
 /// A TLS connection through the router to `host`, handshake done, then left idle.
@@ -371,10 +353,7 @@ fn client_errors_are_json_4xx() {
     assert_eq!(code, 400, "{answer}");
     assert!(answer["error"].is_string(), "{answer}");
     // And nothing of the cut deploy stayed.
-    assert_eq!(
-        std::fs::read_dir(node.data().join("apps")).unwrap().count(),
-        0
-    );
+    assert_eq!(node.app_dirs(), 0);
 }
 
 #[test]
@@ -411,10 +390,7 @@ fn silent_api_clients_are_disconnected() {
             json!({"error": "malformed multipart body: failed to read stream"})
         )
     );
-    assert_eq!(
-        std::fs::read_dir(node.data().join("apps")).unwrap().count(),
-        0
-    );
+    assert_eq!(node.app_dirs(), 0);
     // The API still answers.
     assert_eq!(node.get("/users/me", Some(&token)).0, 200);
 }
@@ -472,10 +448,7 @@ fn per_project_quotas_refuse_with_the_limit_named() {
         )
     );
     // Refused deploys left nothing on disk: three apps, three directories.
-    assert_eq!(
-        std::fs::read_dir(node.data().join("apps")).unwrap().count(),
-        3
-    );
+    assert_eq!(node.app_dirs(), 3);
 }
 
 #[test]

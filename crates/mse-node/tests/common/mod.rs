@@ -108,6 +108,11 @@ impl TestNode {
         self.child = Some(child);
     }
 
+    /// How many app directories the node's data directory holds.
+    pub fn app_dirs(&self) -> usize {
+        std::fs::read_dir(self.data().join("apps")).unwrap().count()
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -175,6 +180,13 @@ impl Drop for TestNode {
             let _ = c.wait();
         }
     }
+}
+
+/// A self-signed certificate for `name` (PEM).
+pub fn self_signed_pem(name: &str) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params.self_signed(&key).unwrap().pem()
 }
 
 pub fn conf(name: &str) -> Value {
