@@ -1,4 +1,5 @@
-//! Shared by the tests that read the recorded evidence in tests/data.
+//! Shared by the tests that read the recorded evidence in tests/data, and by the attester
+//! detection tests (of mse-attest-sim too).
 #![allow(dead_code)] // each test crate uses its own subset
 
 use std::time::{Duration, UNIX_EPOCH};
@@ -32,4 +33,19 @@ pub fn at_accepting_config(unix: u64) -> Policy {
 /// `evidence` verified against Intel's roots under `policy`, no report data expected.
 pub fn verify_intel(evidence: &Evidence, collateral: &Collateral, policy: &Policy) -> Report {
     verify(evidence, collateral, &TrustAnchors::intel(), policy, None)
+}
+
+/// A fake host root holding `paths`: empty files, or directories when they end with `/`.
+pub fn fake_host(paths: &[&str]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    for rel in paths {
+        let p = root.path().join(rel);
+        if rel.ends_with('/') {
+            std::fs::create_dir_all(&p).unwrap();
+        } else {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"").unwrap();
+        }
+    }
+    root
 }
