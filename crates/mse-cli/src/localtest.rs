@@ -236,6 +236,7 @@ fn app_venv(code: &Path) -> anyhow::Result<PathBuf> {
         None => EnvSource::Packages {
             python: python(),
             packages: BASE_PACKAGES.iter().map(|s| s.to_string()).collect(),
+            find_links: None,
         },
     };
     let env = Environment {

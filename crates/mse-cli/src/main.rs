@@ -30,6 +30,7 @@ mod cloud;
 mod localtest;
 mod measure;
 mod package;
+mod rebuild_env;
 mod scaffold;
 mod seal;
 mod verify;

@@ -75,6 +75,10 @@ pub struct VerifyArgs {
     /// Write the verified certificate here (PEM, for `curl --cacert`); only when trusted.
     #[arg(long, short = 'o', value_name = "FILE", conflicts_with = "quote")]
     pub output: Option<PathBuf>,
+    /// With DOMAIN of an app deployed from here: rebuild its environment from the node's lock
+    /// (see `mse deploy --rebuild-env`), and expect the measurement of its launch spec.
+    #[command(flatten)]
+    pub env: crate::rebuild_env::RebuildEnvArgs,
 }
 
 /// A certificate-level check (the evidence checks are in the report).
@@ -305,7 +309,23 @@ fn print_human(out: &Output<'_>) -> Result<(), crate::StdoutError> {
 
 /// Run `mse verify`.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let policy = policy(args)?;
+    let mut policy = policy(args)?;
+    if args.env.rebuild_env {
+        let (host, _) = parse_target(
+            args.target
+                .as_deref()
+                .context("--rebuild-env needs the app's DOMAIN")?,
+        )?;
+        let (line, measurement) = crate::rebuild_env::check_deployed(&host, &args.env)?;
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+        if policy.expected_measurement.is_none() {
+            policy.expected_measurement = measurement.map(|m| m.to_vec());
+        }
+    }
     let now = policy.now.unwrap_or_else(SystemTime::now);
 
     // A sim SNP report carries no certificates: its mock ARK is found in the collateral.

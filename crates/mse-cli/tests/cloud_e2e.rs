@@ -47,13 +47,22 @@ impl Drop for Node {
 }
 
 fn start_node(dir: &Path, venv: &Path, enclave_bin: &Path) -> (Node, String) {
+    node_with_environment(
+        dir,
+        enclave_bin,
+        &format!("venv = {:?}\n", venv.display().to_string()),
+    )
+}
+
+/// A node on loopback whose one environment `mse-flask` has these settings (TOML lines), and
+/// the token of its project `default`.
+fn node_with_environment(dir: &Path, enclave_bin: &Path, environment: &str) -> (Node, String) {
     let config = dir.join("node.toml");
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nenclave_bin = {:?}\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
+            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nenclave_bin = {:?}\n\n[[environment]]\nname = \"mse-flask\"\n{environment}",
             enclave_bin.display().to_string(),
-            venv.display().to_string()
         ),
     )
     .unwrap();
@@ -117,6 +126,20 @@ impl Cli {
             .unwrap()
     }
 
+    /// A deploy that uploads and then fails (exit 1): its stdout, stderr and the app's id.
+    fn refused_deploy(&self, args: &[&str]) -> (String, String, String) {
+        let o = self.run(args);
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{text}{err}");
+        let id = field(&text, "Uploaded; the node created app ")
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        (text, err, id)
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
@@ -130,6 +153,25 @@ impl Cli {
     }
 }
 
+/// `mse verify` of app `id` by its domain through the node's router (sim TEE, the node's mock
+/// PCCS), with `extra` arguments; its output.
+fn verify_through_router(cli: &Cli, node: &Node, id: &str, extra: &[&str]) -> String {
+    let port = node.router.rsplit_once(':').unwrap().1;
+    let target = format!("{id}.localhost:{port}");
+    let pccs = format!("{}/pccs", node.api);
+    let mut args = vec![
+        "verify",
+        &target,
+        "--connect",
+        &node.router,
+        "--allow-simulation",
+        "--pccs-url",
+        &pccs,
+    ];
+    args.extend_from_slice(extra);
+    cli.ok(&args)
+}
+
 fn field<'a>(text: &'a str, prefix: &str) -> &'a str {
     text.lines()
         .find_map(|l| l.strip_prefix(prefix))
@@ -137,14 +179,20 @@ fn field<'a>(text: &'a str, prefix: &str) -> &'a str {
         .trim()
 }
 
+/// A node running the real mse-enclave with the test venv as `mse-flask`, its project's token,
+/// and a CLI in `dir` where the app `helloworld` is scaffolded.
+fn scaffolded_on_a_node(dir: &Path) -> (Node, String, Cli) {
+    let venv = venv();
+    let (node, token) = start_node(dir, &venv, &bin("mse-enclave"));
+    let cli = Cli::new(dir, &venv);
+    cli.ok(&["scaffold", "helloworld"]);
+    (node, token, cli)
+}
+
 #[test]
 fn deploy_the_scaffolded_app_on_a_real_node() {
-    let venv = venv();
     let dir = tempfile::tempdir().unwrap();
-    let (node, token) = start_node(dir.path(), &venv, &bin("mse-enclave"));
-    let cli = Cli::new(dir.path(), &venv);
-
-    cli.ok(&["scaffold", "helloworld"]);
+    let (node, token, cli) = scaffolded_on_a_node(dir.path());
     let code_canary = "canary-code-5d1e9b";
     let secret_canary = "canary-secret-83c4aa";
     let app_py = dir.path().join("helloworld/mse_src/app.py");
@@ -191,17 +239,7 @@ fn deploy_the_scaffolded_app_on_a_real_node() {
     );
 
     // An end user's check of the same app, by its domain through the router.
-    let text = cli.ok(&[
-        "verify",
-        &format!("{id}.localhost:{port}"),
-        "--connect",
-        &node.router,
-        "--allow-simulation",
-        "--pccs-url",
-        &format!("{}/pccs", node.api),
-        "--fingerprint",
-        &measurement,
-    ]);
+    let text = verify_through_router(&cli, &node, &id, &["--fingerprint", &measurement]);
     assert!(text.ends_with("Verdict:      TRUSTED\n"), "{text}");
 
     let text = cli.ok(&["status", &id]);
@@ -310,15 +348,7 @@ fn a_measurement_mismatch_on_a_real_node_sends_nothing() {
     let cli = Cli::new(dir.path(), &venv);
     cli.ok(&["scaffold", "helloworld"]);
     cli.ok(&["login", "--url", &node.api, "--token", &token]);
-    let o = cli.run(&["deploy", "--path", "helloworld/mse.toml"]);
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "{text}{err}");
-    let id = field(&text, "Uploaded; the node created app ")
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (text, err, id) = cli.refused_deploy(&["deploy", "--path", "helloworld/mse.toml"]);
     let expected = field(&text, "Expected measurement ")
         .split(' ')
         .next()
@@ -332,14 +362,20 @@ fn a_measurement_mismatch_on_a_real_node_sends_nothing() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!text.contains("Sent the code key"), "{text}");
-    let status = cli.ok(&["status", &id]);
+    assert_left_waiting(&cli, &node, &id);
+}
+
+/// The enclave side of "nothing was sent": app `id` is still initializing and its enclave still
+/// answers `Mse-Status: Waiting` (it got no configuration). Then stops it.
+fn assert_left_waiting(cli: &Cli, node: &Node, id: &str) {
+    let status = cli.ok(&["status", id]);
     assert!(status.contains("Status:       initializing\n"), "{status}");
     let router: std::net::SocketAddr = node.router.parse().unwrap();
     assert_eq!(
         cloud_support::mse_status(router, &format!("{id}.localhost")).as_deref(),
         Some("Waiting")
     );
-    cli.ok(&["stop", &id]);
+    cli.ok(&["stop", id]);
 }
 
 /// Owner mode: the node gets the certificate chain, the enclave alone gets its private key
@@ -347,11 +383,8 @@ fn a_measurement_mismatch_on_a_real_node_sends_nothing() {
 /// for the owner's domain through the router.
 #[test]
 fn owner_certificate_and_sealed_secrets_on_a_real_node() {
-    let venv = venv();
     let dir = tempfile::tempdir().unwrap();
-    let (node, token) = start_node(dir.path(), &venv, &bin("mse-enclave"));
-    let cli = Cli::new(dir.path(), &venv);
-    cli.ok(&["scaffold", "helloworld"]);
+    let (node, token, cli) = scaffolded_on_a_node(dir.path());
     let app = dir.path().join("helloworld");
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["app.example.com".to_owned()]).unwrap();
@@ -414,16 +447,9 @@ fn an_enclave_that_dies_at_start_fails_the_deploy_with_the_reason() {
     let cli = Cli::new(dir.path(), &venv);
     cli.ok(&["scaffold", "helloworld"]);
     cli.ok(&["login", "--url", &node.api, "--token", &token]);
-    let o = cli.run(&["deploy", "--path", "helloworld/mse.toml"]);
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(o.status.code(), Some(1), "{text}");
-    let id = field(&text, "Uploaded; the node created app ")
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (text, err, id) = cli.refused_deploy(&["deploy", "--path", "helloworld/mse.toml"]);
     assert_eq!(
-        String::from_utf8_lossy(&o.stderr),
+        err,
         format!(
             "Error: app {id} is on_error instead of waiting for its configuration (enclave exited with code 1); `mse logs {id}` may tell why\n"
         )
@@ -550,4 +576,211 @@ fn deploy_the_scaffolded_app_on_a_vm_node() {
     let text = cli.ok(&["logs", &id]);
     assert!(text.contains("VM ended: QEMU killed by signal 9"), "{text}");
     assert!(text.contains("configuration server on"), "log kept: {text}");
+}
+
+/// A wheelhouse made from the pinned test venv's Flask and its requirements (no index reached).
+fn wheelhouse(venv: &Path, dir: &Path) -> Vec<String> {
+    std::fs::create_dir_all(dir).unwrap();
+    let script = dir.with_extension("py");
+    std::fs::write(&script, include_str!("cloud_support/repack_wheels.py")).unwrap();
+    let out = Command::new(venv.join("bin/python"))
+        .args([script.as_os_str(), dir.as_os_str(), "flask".as_ref()])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "repack_wheels.py failed");
+    let mut files: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    files.sort();
+    files
+}
+
+/// A PEP 503 simple index of the wheels in `dir` on loopback: `/simple/<name>/` lists the
+/// files (links relative to the page), `/files/<file>` serves one. Runs until the test ends.
+fn simple_index(dir: &Path) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let req = String::from_utf8_lossy(&req).into_owned();
+            let path = req.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let norm = |s: &str| s.to_lowercase().replace(['_', '.'], "-");
+            let (status, body) = if let Some(name) = path
+                .strip_prefix("/simple/")
+                .and_then(|p| p.strip_suffix('/'))
+            {
+                let mut page = String::from("<html><body>\n");
+                for e in std::fs::read_dir(&dir).unwrap() {
+                    let f = e.unwrap().file_name().to_string_lossy().into_owned();
+                    if norm(f.split('-').next().unwrap()) == norm(name) {
+                        page.push_str(&format!("<a href=\"../../files/{f}#sha256=x\">{f}</a>\n"));
+                    }
+                }
+                ("200 OK", page.into_bytes())
+            } else if let Some(f) = path.strip_prefix("/files/") {
+                match std::fs::read(dir.join(f)) {
+                    Ok(b) if !f.contains('/') => ("200 OK", b),
+                    _ => ("404 Not Found", b"no".to_vec()),
+                }
+            } else {
+                ("404 Not Found", b"no".to_vec())
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(&body);
+        }
+    });
+    format!("http://{addr}/simple")
+}
+
+/// Issue 13, point 5. (a) `mse deploy --rebuild-env` of the scaffolded app, against a node
+/// whose environment is packed from wheels, fetches the locked wheels from a (loopback) index,
+/// rebuilds the environment and gets the launch spec's digest, then deploys. (b) The node then
+/// attaches another environment than its lock (a file added to its cached environment, which
+/// it measures and declares): the rebuild catches it before anything is sent, and the enclave
+/// is left waiting with nothing.
+#[test]
+fn rebuild_env_reproduces_the_nodes_environment_and_catches_another() {
+    let venv = venv();
+    let dir = tempfile::tempdir().unwrap();
+    let wheels = dir.path().join("wheels");
+    let files = wheelhouse(&venv, &wheels);
+    assert!(
+        files.iter().any(|f| f.starts_with("Flask-")) && files.len() >= 6,
+        "{files:?}"
+    );
+    let (node, token) = node_with_environment(
+        dir.path(),
+        &bin("mse-enclave"),
+        &format!(
+            "python = {:?}\npackages = [\"flask\"]\nfind_links = {:?}\n",
+            venv.join("bin/python").display().to_string(),
+            wheels.display().to_string(),
+        ),
+    );
+    let cli = Cli::new(dir.path(), &venv);
+    cli.ok(&["scaffold", "helloworld"]);
+    cli.ok(&["login", "--url", &node.api, "--token", &token]);
+
+    let index = simple_index(&wheels);
+    let text = cli.ok(&[
+        "deploy",
+        "--path",
+        "helloworld/mse.toml",
+        "--rebuild-env",
+        "--wheel-index",
+        &index,
+    ]);
+    let line = field(&text, "Environment rebuilt here from the node's lock (");
+    let python = std::fs::canonicalize(venv.join("bin/python")).unwrap();
+    let version = Command::new(&python)
+        .args([
+            "-c",
+            "import sys; print('.'.join(map(str, sys.version_info[:3])))",
+        ])
+        .output()
+        .unwrap()
+        .stdout;
+    let python = format!(
+        "Python {} ({})",
+        String::from_utf8(version).unwrap().trim(),
+        python.display()
+    );
+    let (what, digest) = line.split_once("): digest ").unwrap();
+    assert_eq!(
+        what,
+        format!(
+            "{} wheels from {index}, {python}, rules mse-env-pack-v1",
+            files.len()
+        )
+    );
+    let digest = digest
+        .strip_suffix(", the launch spec's")
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains(&format!(
+            " and environment {digest} rebuilt here from the node's lock)\n"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(" (recomputed locally: match)\n"), "{text}");
+    assert!(text.contains("App helloworld is running ("), "{text}");
+    let rebuilt = format!(
+        "Environment rebuilt here from the node's lock ({} wheels from {}, {python}, rules mse-env-pack-v1): digest {digest}, the launch spec's\n",
+        files.len(),
+        wheels.display()
+    );
+
+    // An end user's check (from the deployer's context) rebuilds it too, and expects the
+    // measurement of the launch spec saved at deploy.
+    let id = field(&text, "  id:").to_owned();
+    let text = verify_through_router(
+        &cli,
+        &node,
+        &id,
+        &["--rebuild-env", "--find-links", wheels.to_str().unwrap()],
+    );
+    assert!(text.starts_with(&rebuilt), "{text}");
+    assert!(text.ends_with("Verdict:      TRUSTED\n"), "{text}");
+
+    // (b) The node's cached environment gains a file; the node measures it again (its digest
+    // cache is keyed on pyvenv.cfg, touched here) and declares that digest, with the same lock.
+    let env_dir = std::fs::read_dir(dir.path().join("data/venvs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir() && p.extension().is_none())
+        .unwrap();
+    let flask = std::fs::read_dir(env_dir.join("lib"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("site-packages/flask");
+    std::fs::write(flask.join("extra.py"), "SURPRISE = 1\n").unwrap();
+    let touch = Command::new("touch")
+        .args(["-d", "2001-02-03"])
+        .arg(env_dir.join("pyvenv.cfg"))
+        .status()
+        .unwrap();
+    assert!(touch.success());
+    let attached = hex::encode(mse_attest::measurement::environment_digest(&env_dir).unwrap());
+    let (text, err, id) = cli.refused_deploy(&[
+        "deploy",
+        "--path",
+        "helloworld/mse.toml",
+        "-y",
+        "--rebuild-env",
+        "--find-links",
+        wheels.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        err,
+        format!(
+            "Error: --rebuild-env: refusing (nothing was sent): the environment in the node's launch spec ({attached}) is not the one its published lock rebuilds to here ({digest}; {} wheels from {}, {python}, rules mse-env-pack-v1): the node attaches another environment than it declares\n",
+            files.len(),
+            wheels.display(),
+        )
+    );
+    assert!(!text.contains("Sent the code key"), "{text}");
+    // The enclave side: it runs (it measured what it was given), and got no configuration.
+    assert_left_waiting(&cli, &node, &id);
 }

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod envlock;
 pub mod image;
 mod launcher;
 mod payload;

@@ -1,9 +1,14 @@
 //! The one venv builder, used by `mse-node` on deploy and by `mse localtest` alike, so that
 //! localtest installs exactly what a node would.
 //!
-//! An app's virtualenv is its environment's base venv plus the packages of the package's
-//! plaintext `requirements.txt`, in a venv layered on top (base packages hard-linked in, so the
-//! tree handed to the enclave is self-contained and all of it measured), cached by hash.
+//! An environment built from packages ([`EnvSource::Packages`]) is resolved by `pip download`
+//! (the environment's packages plus the package's plaintext `requirements.txt`, wheels only) and
+//! then packed from those wheels by [`crate::envlock::pack`], with no pip install: its
+//! [`crate::envlock::EnvLock`] is what the node publishes and what `mse deploy --rebuild-env`
+//! packs again to check the environment digest. A pre-built venv ([`EnvSource::Venv`]) is used
+//! as is, with the `requirements.txt` packages in a venv layered on top (base packages
+//! hard-linked in, so the tree handed to the enclave is self-contained and all of it measured);
+//! it has no lock. Both are cached by hash.
 //!
 //! pip runs on the host with requirements chosen by the uploader, so it is held to one set of
 //! rules: wheels only (`--only-binary :all:`: no setup.py of theirs ever runs), plain requirement
@@ -19,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 
 use crate::OutputSink;
+use crate::envlock::{EnvLock, LOCK_VERSION, PACK_RULES, PackError, PythonAbi};
 
 /// Largest `requirements.txt` read out of a package.
 pub const MAX_REQUIREMENTS: u64 = 64 * 1024;
@@ -33,6 +39,10 @@ pub enum VenvError {
     /// The package is not a tar.
     #[error("package is not a readable tar archive: {0}")]
     Tar(std::io::Error),
+    /// The environment could not be packed from its wheels, or a file system failure
+    /// (`PackError::Io`, shared with the pack).
+    #[error(transparent)]
+    Pack(#[from] PackError),
     /// `requirements.txt` is too large.
     #[error("requirements.txt is larger than {MAX_REQUIREMENTS} bytes")]
     RequirementsTooLarge,
@@ -41,15 +51,6 @@ pub enum VenvError {
         "requirements.txt line {0}: only plain requirement specifiers are allowed (no pip options, URLs or paths)"
     )]
     BadRequirement(usize),
-    /// A file system failure.
-    #[error("{path}: {source}")]
-    Io {
-        /// The path.
-        path: String,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
     /// A command could not be started.
     #[error("{what}: cannot start {program}: {source}")]
     Spawn {
@@ -74,10 +75,7 @@ pub enum VenvError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> VenvError + '_ {
-    move |source| VenvError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| crate::envlock::io_err(path)(source).into()
 }
 
 /// Where an environment's base virtualenv comes from.
@@ -85,12 +83,15 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> VenvError + '_ {
 pub enum EnvSource {
     /// A virtualenv that already exists; used as is.
     Venv(PathBuf),
-    /// Built at first use: `python -m venv` plus these requirements (wheels only).
+    /// Built at first use: these requirements resolved to wheels by `pip download`, packed from
+    /// them ([`crate::envlock::pack`]).
     Packages {
         /// The Python interpreter.
         python: String,
         /// pip requirement specifiers.
         packages: Vec<String>,
+        /// A local directory of wheels to resolve from instead of the package index (offline).
+        find_links: Option<PathBuf>,
     },
 }
 
@@ -333,7 +334,14 @@ impl Venvs {
             Some(text) => requirement_lines(text)?,
             None => Vec::new(),
         };
-        let base = self.base(env, log)?;
+        let base = match &env.source {
+            EnvSource::Packages {
+                python,
+                packages,
+                find_links,
+            } => return self.packed(env, python, packages, find_links.as_deref(), &lines, log),
+            EnvSource::Venv(base) => base.clone(),
+        };
         if lines.is_empty() {
             return Ok(base);
         }
@@ -342,7 +350,7 @@ impl Venvs {
             "app-{}",
             short_hash(&[base.as_os_str().as_encoded_bytes(), joined.as_bytes()])
         ));
-        self.build_once(&dir, log, || {
+        self.build_once(&dir, &dir.join(READY), log, || {
             let base_python = base.join("bin").join("python");
             run(
                 Command::new(&base_python)
@@ -373,18 +381,19 @@ impl Venvs {
     fn build_once(
         &self,
         dir: &Path,
+        ready: &Path,
         log: &dyn OutputSink,
         build: impl FnOnce() -> Result<(), VenvError>,
     ) -> Result<PathBuf, VenvError> {
         let lock = self.lock_for(dir);
         let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        if dir.join(READY).exists() {
+        if ready.exists() {
             log.note(&format!("reusing cached virtualenv {}", dir.display()));
             return Ok(dir.to_path_buf());
         }
         self.clean(dir)?;
         std::fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
-        let built = build().and_then(|()| self.mark_ready(dir));
+        let built = build().and_then(|()| std::fs::write(ready, b"").map_err(io_err(ready)));
         if built.is_err() {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -425,10 +434,6 @@ impl Venvs {
         Ok(())
     }
 
-    fn mark_ready(&self, dir: &Path) -> Result<(), VenvError> {
-        std::fs::write(dir.join(READY), b"").map_err(io_err(dir))
-    }
-
     fn record_wheels(
         &self,
         dir: &Path,
@@ -446,33 +451,120 @@ impl Venvs {
         body.push('\n');
         std::fs::write(&path, body).map_err(io_err(&path))
     }
+}
 
-    fn base(&self, env: &Environment, log: &dyn OutputSink) -> Result<PathBuf, VenvError> {
-        let (python, packages) = match &env.source {
-            EnvSource::Venv(path) => return Ok(path.clone()),
-            EnvSource::Packages { python, packages } => (python, packages),
-        };
-        let joined = packages.join("\n");
+/// The Python `python` runs: its version, real executable and SOABI.
+pub fn python_abi(python: &str) -> Result<PythonAbi, VenvError> {
+    const PROBE: &str = "import os, sys, sysconfig\n\
+        print('.'.join(map(str, sys.version_info[:3])))\n\
+        print(os.path.realpath(sys._base_executable))\n\
+        print(sysconfig.get_config_var('SOABI') or '')";
+    let what = format!("asking {python} for its version");
+    let out = Command::new(python)
+        .args(["-I", "-c", PROBE])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|source| VenvError::Spawn {
+            what: what.clone(),
+            program: python.to_owned(),
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    if !out.status.success() || lines.len() != 3 {
+        return Err(VenvError::Command {
+            what,
+            status: out.status.to_string(),
+            last: String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("unexpected output")
+                .to_owned(),
+        });
+    }
+    Ok(PythonAbi {
+        version: lines[0].to_owned(),
+        executable: lines[1].to_owned(),
+        soabi: lines[2].to_owned(),
+    })
+}
+
+impl Venvs {
+    /// The environment of `packages` plus the app's requirement `lines`: `pip download` (wheels
+    /// only) into `<dir>.wheels`, then packed from the lock of those wheels into `<dir>`. The
+    /// ready marker is `<dir>.ready`, outside the measured tree.
+    fn packed(
+        &self,
+        env: &Environment,
+        python: &str,
+        packages: &[String],
+        find_links: Option<&Path>,
+        lines: &[String],
+        log: &dyn OutputSink,
+    ) -> Result<PathBuf, VenvError> {
+        let links = find_links.map(|p| p.as_os_str().as_encoded_bytes());
         let dir = self.root.join(format!(
             "env-{}-{}",
             env.name,
-            short_hash(&[python.as_bytes(), joined.as_bytes()])
+            short_hash(&[
+                PACK_RULES.as_bytes(),
+                python.as_bytes(),
+                packages.join("\n").as_bytes(),
+                lines.join("\n").as_bytes(),
+                links.unwrap_or(b""),
+            ])
         ));
-        self.build_once(&dir, log, || {
-            run(
-                Command::new(python).args(["-m", "venv"]).arg(&dir),
-                &format!("creating the base virtualenv of environment {}", env.name),
-                log,
-            )?;
-            if packages.is_empty() {
-                return Ok(());
+        let sibling = |ext: &str| {
+            let mut name = dir.as_os_str().to_owned();
+            name.push(ext);
+            PathBuf::from(name)
+        };
+        let (wheels, ready) = (sibling(".wheels"), sibling(".ready"));
+        let built = self.build_once(&dir, &ready, log, || {
+            self.clean(&wheels)?;
+            std::fs::create_dir_all(&wheels).map_err(io_err(&wheels))?;
+            let wanted: Vec<&String> = packages.iter().chain(lines).collect();
+            if !wanted.is_empty() {
+                let mut cmd = Command::new(python);
+                cmd.args(["-m", "pip", "--disable-pip-version-check", "--no-input"])
+                    .args(["download", "--only-binary", ":all:", "--dest"])
+                    .arg(&wheels);
+                if let Some(dir) = find_links {
+                    cmd.arg("--no-index").arg("--find-links").arg(dir);
+                }
+                cmd.args(&wanted);
+                let what = format!(
+                    "pip download {} (wheels only)",
+                    wanted
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+                run(&mut cmd, &what, log)?;
             }
-            let python = dir.join("bin").join("python");
-            self.pip_install(&python, None, &dir, log, |cmd| {
-                cmd.args(packages);
-                format!("pip install {} (wheels only)", packages.join(" "))
-            })
-        })
+            let lock = EnvLock {
+                version: LOCK_VERSION,
+                rules: PACK_RULES.to_owned(),
+                python: python_abi(python)?,
+                wheels: crate::envlock::lock_wheels(&wheels)?,
+            };
+            for w in lock.wheel_lines() {
+                log.note(&format!("locked wheel {w}"));
+            }
+            log.note(&format!(
+                "packing environment {} from {} wheels ({PACK_RULES})",
+                env.name,
+                lock.wheels.len()
+            ));
+            crate::envlock::pack(&lock, &wheels, &dir)?;
+            Ok(())
+        });
+        if built.is_err() {
+            // Nothing half-fetched is left behind either.
+            let _ = std::fs::remove_dir_all(&wheels);
+        }
+        built
     }
 }
 

@@ -222,6 +222,7 @@ fn app_json(node: &Node, app: &AppRecord) -> Value {
         owner_certificate_sha256: conf["owner_certificate_sha256"].clone(),
         runtime_digest: conf["runtime_digest"].clone(),
         environment_digest: conf["environment_digest"].clone(),
+        environment_lock: conf["environment_lock"].clone(),
         router_address: router,
         // The node's mock PCCS, for verifying sim evidence (null for real TEEs).
         pccs_url,

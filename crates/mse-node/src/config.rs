@@ -152,6 +152,7 @@ fn default_environments() -> Vec<Environment> {
         source: EnvSource::Packages {
             python: "python3".to_owned(),
             packages: packages.iter().map(|p| (*p).to_owned()).collect(),
+            find_links: None,
         },
     };
     vec![
@@ -214,6 +215,7 @@ struct RawEnv {
     venv: Option<String>,
     python: Option<String>,
     packages: Option<Vec<String>>,
+    find_links: Option<String>,
 }
 
 struct Doc<'a> {
@@ -537,10 +539,10 @@ impl NodeConfig {
                 }
                 let source = match (&r.venv, &r.packages) {
                     (Some(v), None) => {
-                        if r.python.is_some() {
+                        if r.python.is_some() || r.find_links.is_some() {
                             return Err(doc.err(
                                 e,
-                                format!("environment {:?}: `python` only goes with `packages`, not with `venv`", r.name),
+                                format!("environment {:?}: `python` and `find_links` only go with `packages`, not with `venv`", r.name),
                             ));
                         }
                         let v = rel(v);
@@ -559,6 +561,7 @@ impl NodeConfig {
                     (None, Some(p)) => EnvSource::Packages {
                         python: r.python.clone().unwrap_or_else(|| "python3".to_owned()),
                         packages: p.clone(),
+                        find_links: r.find_links.as_deref().map(rel),
                     },
                     _ => {
                         return Err(doc.err(

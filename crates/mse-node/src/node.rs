@@ -441,9 +441,17 @@ impl Node {
                 .await
                 .unwrap_or_else(|e| Err(std::io::Error::other(e)))
         };
+        // The lock of an environment packed from wheels is published with its digest, as the
+        // environment's recipe; a pre-built venv has none.
+        let lock_path = venv.join(mse_launch::envlock::LOCK_FILE);
+        let lock = match std::fs::read_to_string(&lock_path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return (Status::OnError, format!("{}: {e}", lock_path.display())),
+        };
         let environment = match digest {
             Ok(d) => {
-                if let Err(e) = self.store.set_environment_digest(&app.id, &d) {
+                if let Err(e) = self.store.set_environment(&app.id, &d, lock.as_deref()) {
                     return (
                         Status::OnError,
                         format!("cannot record the environment digest: {e}"),

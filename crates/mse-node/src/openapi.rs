@@ -170,10 +170,52 @@ pub struct AppView {
     /// Launch input of the measurement: digest of the app's environment (null until built).
     #[schema(value_type = Option<String>)]
     pub environment_digest: Value,
+    /// The lock the app's environment was packed from (what `mse deploy --rebuild-env` packs
+    /// again); null until it is built, and for a pre-built venv.
+    #[schema(value_type = Option<EnvLockView>)]
+    pub environment_lock: Value,
     /// Where the node's SNI router listens.
     pub router_address: Option<String>,
     /// The node's mock PCCS, for verifying sim evidence (null for real TEEs).
     pub pccs_url: Option<String>,
+}
+
+/// `mse_launch::envlock::EnvLock`, the recipe of an app's environment (schema only: the node
+/// serves the lock it packed the environment from).
+#[derive(Serialize, ToSchema)]
+pub struct EnvLockView {
+    /// Lock version (1).
+    pub version: u32,
+    /// Pack rules (`mse-env-pack-v1`).
+    pub rules: String,
+    /// The Python the environment is for.
+    pub python: EnvPythonView,
+    /// Every wheel, sorted by file name.
+    pub wheels: Vec<EnvWheelView>,
+}
+
+/// The Python of an [`EnvLockView`].
+#[derive(Serialize, ToSchema)]
+pub struct EnvPythonView {
+    /// Full version (`3.11.7`).
+    pub version: String,
+    /// Absolute path of the interpreter (`bin/python` points to it).
+    pub executable: String,
+    /// `sysconfig` SOABI.
+    pub soabi: String,
+}
+
+/// A wheel of an [`EnvLockView`].
+#[derive(Serialize, ToSchema)]
+pub struct EnvWheelView {
+    /// Project name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// SHA-256 of the wheel file (hex).
+    pub sha256: String,
+    /// The wheel's file name.
+    pub file: String,
 }
 
 /// `GET /apps/{id}/logs`: the last 64 kB of the app's output.

@@ -531,11 +531,18 @@ impl Store {
             .is_some())
     }
 
-    /// Records the digest of the virtualenv the app runs in (known once the venv is built).
-    pub fn set_environment_digest(&self, id: &str, digest: &str) -> Result<(), StoreError> {
+    /// Records the digest of the virtualenv the app runs in (known once the venv is built) and
+    /// the lock it was packed from (JSON text of an `mse_launch::envlock::EnvLock`; None for a
+    /// pre-built venv), both published in the app's view.
+    pub fn set_environment(
+        &self,
+        id: &str,
+        digest: &str,
+        lock: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.lock().execute(
-            "UPDATE apps SET config = json_set(config, '$.environment_digest', ?2) WHERE id = ?1",
-            params![id, digest],
+            "UPDATE apps SET config = json_set(config, '$.environment_digest', ?2, '$.environment_lock', json(?3)) WHERE id = ?1",
+            params![id, digest, lock],
         )?;
         Ok(())
     }

@@ -72,6 +72,10 @@ pub struct App {
     /// Environment digest of the app's virtualenv (hex), known once it is built.
     #[serde(default)]
     pub environment_digest: Option<String>,
+    /// The lock the environment was packed from (`mse_launch::envlock::EnvLock`, checked only
+    /// by `--rebuild-env`).
+    #[serde(default)]
+    pub environment_lock: Option<serde_json::Value>,
     /// The SNI router's address (`host:port`).
     #[serde(default)]
     pub router_address: Option<String>,

@@ -64,7 +64,7 @@ pub struct DeployArgs {
     pub yes: bool,
     /// Do not recompute the measurement locally (the evidence is still verified in full:
     /// genuine TEE, certificate key binding, TCB, debug mode).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "rebuild_env")]
     pub no_verify: bool,
     /// Ignore [cloud.ssl]: serve the app with its RA-TLS certificate (not trusted by browsers)
     /// instead of the owner's certificate.
@@ -85,6 +85,8 @@ pub struct DeployArgs {
     /// Print the result as one JSON object on stdout (the progress goes to stderr).
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub env: crate::rebuild_env::RebuildEnvArgs,
 }
 
 /// What the owner mode adds: the certificate chain sent to the node, the key sent only to
@@ -596,8 +598,17 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
                 spec.tee
             ),
         };
+        let env_origin = if args.env.rebuild_env {
+            let line =
+                crate::rebuild_env::check(&client, &app.id, spec.environment_sha256, &args.env)
+                    .context("--rebuild-env: refusing (nothing was sent)")?;
+            say!("{line}");
+            "rebuilt here from the node's lock"
+        } else {
+            "as declared by the node"
+        };
         say!(
-            "Expected measurement {} ({} and environment {} as declared by the node)",
+            "Expected measurement {} ({} and environment {} {env_origin})",
             spec.hash(),
             runtime,
             spec.environment_sha256
