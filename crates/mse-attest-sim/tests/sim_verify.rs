@@ -2,9 +2,12 @@
 //! when simulation is allowed, debug sim quotes only when debug is allowed, any flipped byte
 //! breaks them, and the mock PCCS serves collateral the verifier accepts.
 
+#[path = "ratls_support/mod.rs"]
+mod support;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mse_attest::attester::{AttestError, Attester, HostProbe};
+use mse_attest::attester::{Attester, HostProbe};
 use mse_attest::{Collateral, Evidence, Outcome, Policy, TrustAnchors, verify};
 use mse_attest_sim::SimAttester;
 use mse_attest_sim::{
@@ -222,28 +225,15 @@ fn sealing_key_is_bound_to_seed_and_measurement() {
 
 #[test]
 fn sim_attester_refuses_to_run_where_a_real_tee_exists() {
-    for dev in [
-        "dev/sgx_enclave",
-        "dev/tdx_guest",
-        "dev/sev-guest",
-        "sys/kernel/config/tsm/report",
-    ] {
-        let root = tempfile::tempdir().unwrap();
-        let path = root.path().join(dev);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, b"").unwrap();
-        let err =
-            SimAttester::with_probe(&HostProbe::with_root(root.path()), &SEED, enclave(false))
-                .unwrap_err();
-        assert!(matches!(err, AttestError::RealTeePresent(_)));
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "refusing to run the simulated TEE: a real TEE is present ({})",
-                path.display()
-            )
-        );
-    }
+    support::assert_sim_refused_next_to_real_tee(
+        &[
+            "dev/sgx_enclave",
+            "dev/tdx_guest",
+            "dev/sev-guest",
+            "sys/kernel/config/tsm/report",
+        ],
+        |probe| SimAttester::with_probe(probe, &SEED, enclave(false)),
+    );
     let empty = tempfile::tempdir().unwrap();
     let sim = SimAttester::with_probe(&HostProbe::with_root(empty.path()), &SEED, enclave(false))
         .unwrap();

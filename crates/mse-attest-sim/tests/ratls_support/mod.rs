@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mse_attest::attester::HostProbe;
+use mse_attest::attester::{AttestError, HostProbe};
 use mse_attest::ratls::{RaTlsIdentity, RaTlsParams, generate};
 use mse_attest_sim::{MockServer, SimAttester};
 use mse_attest_sim::{SimEnclave, SimPki};
@@ -117,5 +117,30 @@ impl rustls::server::ResolvesServerCert for Fixed {
         _hello: rustls::server::ClientHello<'_>,
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         Some(self.0.clone())
+    }
+}
+
+/// For each of `devices` (a real TEE's interface): a sim attester made by `start` on a host
+/// with only that device is refused, naming it.
+pub fn assert_sim_refused_next_to_real_tee<A>(
+    devices: &[&str],
+    start: impl Fn(&HostProbe) -> Result<A, AttestError>,
+) {
+    for dev in devices {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join(dev);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        let Err(err) = start(&HostProbe::with_root(root.path())) else {
+            panic!("a sim attester next to {dev}");
+        };
+        assert!(matches!(err, AttestError::RealTeePresent(_)));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "refusing to run the simulated TEE: a real TEE is present ({})",
+                path.display()
+            )
+        );
     }
 }
