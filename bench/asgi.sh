@@ -31,10 +31,15 @@ APP=hello_fastapi:app
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 MSE=$TARGET/release/mse-serve
 
+for tool in wrk:wrk h2load:nghttp2-client; do
+	command -v "${tool%%:*}" >/dev/null || {
+		echo "installing ${tool#*:} (Debian package)" >&2
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}" >/dev/null
+	}
+done
 # shellcheck source=bench/http-lib.sh
 . "$ROOT/bench/http-lib.sh"
-bench_setup requirements-asgi.txt wrk:wrk h2load:nghttp2-client
-
+prepare "$ROOT/bench/requirements-asgi.txt"
 
 # start_server NAME SCHEME: starts it in the background on $PORT, sets SERVER_PID.
 start_server() {
@@ -66,7 +71,7 @@ start_server() {
 	*) echo "unknown server $name" >&2; return 1 ;;
 	esac
 	SERVER_PID=$!
-	wait_server "$name" "$scheme"
+	await_server "$name" "$scheme"
 }
 
 # run_h2load URL → "req/s cpu_us_per_request" (64 connections, 10 streams each, one client thread)

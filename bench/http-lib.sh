@@ -1,42 +1,32 @@
-# Helpers shared by bench/wsgi.sh and bench/asgi.sh (sourced; they set ROOT, PORT, CONNS, WARMUP,
-# DURATION and VENV; bench_setup sets TMP, SERVER_PID, SRV_CPU and WRK_CPU).
+# Helpers shared by bench/wsgi.sh and bench/asgi.sh (sourced; they set ROOT, VENV, PORT, CONNS,
+# WARMUP and DURATION; `prepare` sets TMP, SERVER_PID, SRV_CPU and WRK_CPU).
 
-# bench_setup REQUIREMENTS TOOL:PACKAGE...: installs the missing tools (Debian packages), the
-# venv $VENV from bench/REQUIREMENTS (rebuilt when that file changes) and mse-serve (release);
-# makes $TMP (removed at exit, with the server stopped) with a self-signed cert.pem/key.pem; pins
-# servers to CPU 1 and the client to CPU 0 on a machine with >= 2 CPUs.
-bench_setup() {
-	local req=$ROOT/bench/$1 tool
-	shift
-	for tool in "$@"; do
-		command -v "${tool%%:*}" >/dev/null || {
-			echo "installing ${tool#*:} (Debian package)" >&2
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}" >/dev/null
-		}
-	done
-	if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$req" "$VENV/.requirements"; then
+# prepare REQUIREMENTS: the bench venv (rebuilt when the pinned list changed), the release
+# mse-serve, a scratch directory with a self-signed certificate (removed at exit, with the running
+# server), and the CPU pinning (server on CPU 1, client on CPU 0, when there are two).
+prepare() {
+	if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$1" "$VENV/.requirements"; then
 		rm -rf "$VENV"
 		python3 -m venv "$VENV"
-		"$VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
-		cp "$req" "$VENV/.requirements"
+		"$VENV/bin/pip" install -q --disable-pip-version-check -r "$1"
+		cp "$1" "$VENV/.requirements"
 	fi
 	cargo build -q --release -p mse-wsgi --bin mse-serve
-
 	TMP=$(mktemp -d)
 	SERVER_PID=
-	trap bench_cleanup EXIT
+	trap cleanup EXIT
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
 		-keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
-
 	if [ "$(nproc)" -ge 2 ]; then SRV_CPU=(taskset -c 1); WRK_CPU=(taskset -c 0); else SRV_CPU=(); WRK_CPU=(); fi
 }
-bench_cleanup() {
+
+cleanup() {
 	if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
 	rm -rf "$TMP"
 }
 
-# wait_server NAME SCHEME: waits (30 s at most) until the server just started on $PORT answers.
-wait_server() {
+# await_server NAME SCHEME: waits (bounded) until the server started on $PORT answers.
+await_server() {
 	for _ in $(seq 1 300); do
 		if curl -skf -o /dev/null "$2://127.0.0.1:$PORT/"; then return 0; fi
 		sleep 0.1

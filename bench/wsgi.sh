@@ -30,9 +30,13 @@ APPS=$ROOT/crates/mse-wsgi/tests/apps
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 MSE=$TARGET/release/mse-serve
 
+command -v wrk >/dev/null || {
+	echo "installing wrk (Debian package)" >&2
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+}
 # shellcheck source=bench/http-lib.sh
 . "$ROOT/bench/http-lib.sh"
-bench_setup requirements-wsgi.txt wrk:wrk
+prepare "$ROOT/bench/requirements-wsgi.txt"
 
 # start_server NAME MODULE SCHEME: starts it in the background on $PORT, sets SERVER_PID.
 start_server() {
@@ -68,11 +72,10 @@ start_server() {
 		;;
 	esac
 	SERVER_PID=$!
-	wait_server "$name" "$scheme"
+	await_server "$name" "$scheme"
 }
 
 # stop_server, cpu_ticks, ctx_switches, run_wrk URL, median: shared with bench/asgi.sh.
-
 read -r -a SERVERS <<<"${SERVERS:-mse-serve mse-t1 mse-batch granian gunicorn hypercorn}"
 echo "# bench/wsgi.sh $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPU(s): wrk -t1 -c$CONNS, ${WARMUP}s warm-up, ${DURATION}s measured, median of $REPEAT"
 printf '%-6s %-6s %-11s %10s %10s %11s %7s %8s %9s\n' app proto server "req/s" p99 "CPU us/req" cs/req "/limit" "mse/this"

@@ -10,7 +10,44 @@
 //!   reference values the node publishes for its image (this module does not compute them).
 
 use crate::evidence::{SnpReport, TdReport};
-use crate::snp_measure::{SnpMeasureError, SnpMeasureInput, launch_digest};
+use crate::snp_measure::{SnpMeasureError, SnpMeasureInput, VcpuType, launch_digest};
+
+/// The launch digest of a VM enclave's direct-kernel boot from its files (read here): the VM
+/// launcher's `SnpMeasure` (a node's and `mse localtest --vm --tee sim-snp`'s).
+pub fn snp_boot_digest(
+    firmware: &std::path::Path,
+    kernel: &std::path::Path,
+    initrd: &std::path::Path,
+    cmdline: &str,
+    vcpus: u32,
+    vcpu_type: &str,
+) -> Result<[u8; 48], String> {
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (firmware, kernel, initrd) = (read(firmware)?, read(kernel)?, read(initrd)?);
+    let input = snp_boot_input(&firmware, &kernel, &initrd, cmdline, vcpus, vcpu_type)
+        .map_err(|e| e.to_string())?;
+    launch_digest(&input).map_err(|e| e.to_string())
+}
+
+/// The measured inputs of a VM enclave's direct-kernel boot (QEMU, default guest features): the
+/// one description the VM launcher (sim-snp) and a verifier (from the node's published files)
+/// both measure.
+pub fn snp_boot_input<'a>(
+    firmware: &'a [u8],
+    kernel: &'a [u8],
+    initrd: &'a [u8],
+    cmdline: &'a str,
+    vcpus: u32,
+    vcpu_type: &str,
+) -> Result<SnpMeasureInput<'a>, SnpMeasureError> {
+    Ok(
+        SnpMeasureInput::new(firmware, vcpus, vcpu_type.parse::<VcpuType>()?).with_kernel(
+            kernel,
+            Some(initrd),
+            Some(cmdline),
+        ),
+    )
+}
 
 /// The kernel command-line parameter that names the launch spec: `mse.spec=<64 hex>`.
 pub fn spec_cmdline_param(spec_hash: &[u8; 32]) -> String {

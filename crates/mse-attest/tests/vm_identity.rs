@@ -4,7 +4,7 @@
 
 use mse_attest::Evidence;
 use mse_attest::evidence::TdReport;
-use mse_attest::snp_measure::{Guid, SnpMeasureInput, VcpuType};
+use mse_attest::snp_measure::{SnpMeasureInput, VcpuType};
 use mse_attest::vm_identity::{
     FieldMismatch, SnpExpected, SpecBindingError, TdxExpected, TdxReference, cmdline_with_spec,
     mr_config_id, spec_cmdline_param,
@@ -67,48 +67,9 @@ fn snp_report_is_checked_field_by_field() {
     assert!(!err.to_string().contains('\n'));
 }
 
-/// A firmware image in the OVMF AmdSev layout (the unit tests of snp_measure describe it).
-fn amdsev_firmware() -> Vec<u8> {
-    let len = 4 * 4096;
-    let mut img = vec![0u8; len];
-    let meta_at = len - 0x1000;
-    let mut meta = b"ASEV".to_vec();
-    meta.extend_from_slice(&(16u32 + 24).to_le_bytes());
-    meta.extend_from_slice(&1u32.to_le_bytes());
-    meta.extend_from_slice(&2u32.to_le_bytes());
-    for v in [0x0080_0000u32, 0x1000, 2, 0x0080_1000, 0x1000, 0x10] {
-        meta.extend_from_slice(&v.to_le_bytes());
-    }
-    img[meta_at..meta_at + meta.len()].copy_from_slice(&meta);
-    let guid = |text: &str| Guid::parse(text).bytes().to_vec();
-    let mut table = Vec::new();
-    let mut entry = |data: &[u8], g: Vec<u8>| {
-        table.extend_from_slice(data);
-        table.extend_from_slice(&((data.len() + 18) as u16).to_le_bytes());
-        table.extend_from_slice(&g);
-    };
-    entry(
-        &0x0080_1c00u32.to_le_bytes(),
-        guid("7255371f-3a3b-4b04-927b-1da6efa8d454"),
-    );
-    entry(
-        &0xffff_f004u32.to_le_bytes(),
-        guid("00f771de-1a7e-4fcb-890e-68c77e2fb44e"),
-    );
-    entry(
-        &0x1000u32.to_le_bytes(),
-        guid("dc886566-984a-4798-a75e-5585a7bf67cc"),
-    );
-    entry(&[], guid("96b582de-1fb2-45f7-baea-a366c55a082d"));
-    let n = table.len();
-    table[n - 18..n - 16].copy_from_slice(&(n as u16).to_le_bytes());
-    img[len - 32 - n..len - 32].copy_from_slice(&table);
-    img
-}
-
 #[test]
 fn snp_expected_identity_binds_the_spec() {
-    let fw = amdsev_firmware();
+    let fw = mse_attest_sim::snp::amdsev_firmware();
     let cmdline = cmdline_with_spec("console=ttyS0", &SPEC);
     let input = SnpMeasureInput::new(&fw, 2, VcpuType::EpycMilan).with_kernel(
         b"kernel",

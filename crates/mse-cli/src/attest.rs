@@ -4,7 +4,8 @@
 //! and name, and return what it established with a TLS verifier pinned to that certificate.
 //! `mse deploy` and `mse localtest` attest through [`attest_enclave`]; `mse verify` uses its
 //! two halves ([`fetch_certificate`], [`examine`]) to print every check even when one fails;
-//! `mse test` talks to the certificate that deploy verified.
+//! `mse test` talks to the certificate that deploy verified. A VM enclave's evidence is also
+//! held against the identity the client recomputed ([`crate::vm_expect`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use mse_attest::ratls::{PinnedCertVerifier, RaTlsCert, fetch_server_certificate};
 use mse_attest::{Collateral, Evidence, Policy, Report, TrustAnchors};
+
+use crate::vm_expect::VmIdentity;
 
 /// Longest wait for an enclave's certificate.
 pub const CERT_FETCH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,6 +45,9 @@ pub struct Examined {
     pub cert: RaTlsCert,
     /// Every check.
     pub report: Report,
+    /// A VM enclave: its evidence against the recomputed identity (`Err`: every field that
+    /// differs, one line).
+    pub vm: Option<Result<(), String>>,
 }
 
 /// An enclave that passed every check.
@@ -66,12 +72,14 @@ pub fn fetch_certificate(
     Ok(runtime.block_on(fetch_server_certificate(host, port, sni, timeout))?)
 }
 
-/// Parses `der` (named `what` in messages) and verifies its evidence.
+/// Parses `der` (named `what` in messages) and verifies its evidence (and, for a VM enclave,
+/// compares it with `vm`).
 pub fn examine(
     der: Vec<u8>,
     what: &str,
     trust: TrustFor<'_>,
     policy: &Policy,
+    vm: Option<&VmIdentity>,
 ) -> anyhow::Result<Examined> {
     let cert =
         RaTlsCert::parse(&der).with_context(|| format!("{what} is not an RA-TLS certificate"))?;
@@ -84,20 +92,34 @@ pub fn examine(
         policy,
         Some(&cert.expected_report_data),
     );
-    Ok(Examined { der, cert, report })
+    let vm = vm.map(|v| v.check(&evidence));
+    Ok(Examined {
+        der,
+        cert,
+        report,
+        vm,
+    })
 }
 
 /// Fetches, examines and requires every check to pass (`now`: Unix time); any failure is an
-/// error naming the enclave.
+/// error naming the enclave. `vm`: the identity recomputed for a VM enclave.
 pub fn attest_enclave(
     enclave: &Enclave<'_>,
     trust: TrustFor<'_>,
     policy: &Policy,
+    vm: Option<&VmIdentity>,
     now: i64,
 ) -> anyhow::Result<Attested> {
     let der = fetch_certificate(enclave.host, enclave.port, enclave.sni, CERT_FETCH_TIMEOUT)
         .with_context(|| format!("cannot fetch the enclave's certificate {}", enclave.via))?;
-    let examined = examine(der, "the enclave's certificate", trust, policy)?;
+    let examined = examine(der, "the enclave's certificate", trust, policy, vm)?;
+    require_trusted(&examined, enclave, now)?;
+    let pinned = Arc::new(PinnedCertVerifier::new(examined.der.clone()));
+    Ok(Attested { examined, pinned })
+}
+
+/// Every check of `examined` passed, its certificate is valid at `now` and names the SNI.
+pub fn require_trusted(examined: &Examined, enclave: &Enclave<'_>, now: i64) -> anyhow::Result<()> {
     if !examined.report.trusted() {
         let reason = examined
             .report
@@ -123,6 +145,8 @@ pub fn attest_enclave(
             enclave.sni
         );
     }
-    let pinned = Arc::new(PinnedCertVerifier::new(examined.der.clone()));
-    Ok(Attested { examined, pinned })
+    if let Some(Err(why)) = &examined.vm {
+        bail!("{} is NOT trusted: {why}", enclave.name);
+    }
+    Ok(())
 }

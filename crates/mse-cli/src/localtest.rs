@@ -66,6 +66,10 @@ pub struct LocaltestArgs {
     /// `$MSE_VM_IMAGE`.
     #[arg(long, value_name = "DIR", requires = "vm")]
     pub vm_image: Option<PathBuf>,
+    /// The simulated TEE: `sim` (mock SGX), or with --vm `sim-snp` (mock SEV-SNP: the launch
+    /// digest of the VM's boot, recomputed here from the image, is its measurement).
+    #[arg(long, value_name = "TEE", default_value = "sim", value_parser = ["sim", "sim-snp"])]
+    pub tee: String,
 }
 
 /// The enclave, launched by the node's process launcher; stopped (SIGTERM, then SIGKILL; its
@@ -423,13 +427,32 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let tee = if args.tee == "sim-snp" {
+        if !args.vm {
+            bail!("--tee sim-snp needs --vm");
+        }
+        TeeKind::SimSnp
+    } else {
+        TeeKind::Sim
+    };
+    // sim-snp: a synthetic AmdSev-layout firmware, only measured (QEMU boots the kernel).
+    let firmware = work.path().join("OVMF.amdsev.fd");
+    let mut vm_config = None;
     let launcher: Box<dyn Launcher> = if args.vm {
         let image = args
             .vm_image
             .clone()
             .or_else(|| std::env::var_os("MSE_VM_IMAGE").map(PathBuf::from))
             .context("--vm needs the guest image: --vm-image DIR or MSE_VM_IMAGE (make image builds target/image)")?;
-        let launcher = mse_launch::vm::VmLauncher::new(mse_launch::vm::VmConfig::new(image))?;
+        let mut config = mse_launch::vm::VmConfig::new(image);
+        if tee == TeeKind::SimSnp {
+            fs::write(&firmware, mse_attest_sim::snp::amdsev_firmware())
+                .with_context(|| format!("cannot write {}", firmware.display()))?;
+            config.firmware = Some(firmware.clone());
+            config.snp_measure = Some(Arc::new(mse_attest::vm_identity::snp_boot_digest));
+        }
+        vm_config = Some(config.clone());
+        let launcher = mse_launch::vm::VmLauncher::new(config)?;
         println!(
             "VM: the app runs in a QEMU VM ({})",
             match launcher.accel() {
@@ -449,7 +472,7 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         application: application.clone(),
         memory_mb: size,
         vcpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-        tee: TeeKind::Sim,
+        tee,
         tls: TlsSpec::Expiration(expiration),
         package: PackageRef {
             sha256: mse_launch::process::file_sha256(&package)
@@ -525,16 +548,55 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let expected = spec.sim_measurement();
+    // sim-snp: the VM's identity recomputed from the image files, collateral from a mock KDS.
+    let vm = match &vm_config {
+        Some(config) if tee == TeeKind::SimSnp => {
+            let read =
+                |p: &Path| fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+            let files = crate::vm_expect::ImageFiles {
+                manifest: read(&config.image_dir.join("image.json"))?,
+                kernel: read(&config.image_dir.join("vmlinuz"))?,
+                initrd: read(&config.image_dir.join("initrd.img"))?,
+                firmware: Some(read(&firmware)?),
+                vcpu_type: Some(config.vcpu_type.clone()),
+                tdx: None,
+            };
+            Some(crate::vm_expect::expect(&spec, &files)?)
+        }
+        _ => None,
+    };
+    let kds = match &vm {
+        Some(_) => Some(
+            mse_attest_sim::MockKds::start(
+                &mse_attest_sim::SimAmdPki::from_seed(&seed)
+                    .context("cannot build the simulated AMD PKI")?,
+            )
+            .context("cannot start the mock KDS")?,
+        ),
+        None => None,
+    };
+    let expected = match vm.as_ref().map(|v| &v.expected) {
+        Some(crate::vm_expect::Expected::Snp(e)) => e.measurement.to_vec(),
+        _ => spec.sim_measurement().to_vec(),
+    };
     let policy = Policy {
         allow_simulation: true,
-        expected_measurement: Some(expected.to_vec()),
+        // A VM identity is compared field by field (MEASUREMENT, HOST_DATA) instead.
+        expected_measurement: vm.is_none().then(|| expected.clone()),
         ..Policy::default()
     };
     let pccs_url = pccs.url();
     let trust: crate::attest::TrustFor<'_> = Box::new(|evidence: &Evidence| {
-        let collateral = mse_attest::fetch_collateral_blocking(&pccs_url, evidence.raw())
-            .context("collateral from the mock PCCS")?;
+        let collateral = match &kds {
+            Some(kds) => mse_attest::fetch_snp_collateral_blocking(
+                &kds.url(),
+                evidence.raw(),
+                Some(mse_attest_sim::snp::SIM_SNP_PRODUCT),
+            )
+            .context("collateral from the mock KDS")?,
+            None => mse_attest::fetch_collateral_blocking(&pccs_url, evidence.raw())
+                .context("collateral from the mock PCCS")?,
+        };
         Ok((anchors_for_collateral(evidence, &collateral), collateral))
     });
     let port_text = format!("from 127.0.0.1:{}", args.port);
@@ -548,13 +610,15 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
         },
         trust,
         &policy,
+        vm.as_ref(),
         time::OffsetDateTime::now_utc().unix_timestamp(),
     )
     .map_err(|e| fail(format!("{e:#}")))?;
     let cert = &attested.examined.cert;
     println!(
-        "Verified the enclave (SIMULATED TEE): measurement {} matches the local build",
-        hex::encode(expected)
+        "Verified the enclave (SIMULATED TEE{}): measurement {} matches the local build",
+        if vm.is_some() { ", sim-snp" } else { "" },
+        hex::encode(&expected)
     );
     let cert_path = work.path().join("cert.pem");
     fs::write(&cert_path, cert.pem())

@@ -34,6 +34,7 @@ mod rebuild_env;
 mod scaffold;
 mod seal;
 mod verify;
+mod vm_expect;
 
 use std::process::ExitCode;
 
@@ -63,7 +64,7 @@ enum Command {
     /// Open a sealed box with an X25519 private key.
     Unseal(seal::UnsealArgs),
     /// Verify that an app (or a certificate / evidence file) runs the expected code in a genuine TEE.
-    Verify(verify::VerifyArgs),
+    Verify(Box<verify::VerifyArgs>),
     /// Store the node URL and project token used by the commands below.
     Login(cloud::ops::LoginArgs),
     /// Forget the stored node URL and token.

@@ -103,7 +103,9 @@ impl Source {
     }
 }
 
-fn get(agent: &ureq::Agent, url: &str, limit: u64) -> anyhow::Result<Vec<u8>> {
+/// The body of `GET url` (at most `limit` bytes); any status but 2xx is an error naming the URL.
+/// Also the download of a node's published VM image (vm_expect).
+pub(crate) fn get(agent: &ureq::Agent, url: &str, limit: u64) -> anyhow::Result<Vec<u8>> {
     let mut resp = agent
         .get(url)
         .call()
@@ -249,7 +251,9 @@ pub fn check_deployed(
     let login = Login::load(&dir)?;
     let client = NodeClient::new(&info.node_url, &login.token);
     let line = check(&client, &info.id, spec.environment_sha256, args).context("--rebuild-env")?;
-    let measurement = spec.tee.is_simulated().then(|| spec.sim_measurement());
+    // The sim TEE's measurement is the spec hash; a sim-snp VM's is its launch digest, which
+    // `--launch-spec`/`--node` recompute (vm_expect).
+    let measurement = (spec.tee == mse_launch::TeeKind::Sim).then(|| spec.sim_measurement());
     Ok((line, measurement))
 }
 

@@ -72,6 +72,13 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// A VM enclave (SEV-SNP, sim-snp, TDX): its launch spec (JSON, e.g. the one `mse deploy`
+    /// saved); the expected measurement is recomputed from it and the image --node publishes.
+    #[arg(long, value_name = "FILE", requires = "node", conflicts_with = "quote")]
+    pub launch_spec: Option<PathBuf>,
+    /// The node whose `GET /image` publishes the VM image (with --launch-spec).
+    #[arg(long, value_name = "URL", requires = "launch_spec")]
+    pub node: Option<String>,
     /// Write the verified certificate here (PEM, for `curl --cacert`); only when trusted.
     #[arg(long, short = 'o', value_name = "FILE", conflicts_with = "quote")]
     pub output: Option<PathBuf>,
@@ -107,6 +114,60 @@ struct Output<'a> {
     trusted: bool,
     certificate: Option<CertInfo>,
     report: &'a Report,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vm: Option<VmInfo>,
+}
+
+/// A VM enclave's identity: what was recomputed, what the evidence says.
+#[derive(Debug, Serialize)]
+struct VmInfo {
+    tee: String,
+    spec_sha256: String,
+    image: crate::vm_expect::ImageDigests,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cmdline: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vcpus: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vcpu_type: Option<String>,
+    fields: Vec<VmField>,
+    #[serde(flatten)]
+    outcome: Outcome,
+}
+
+#[derive(Debug, Serialize)]
+struct VmField {
+    field: &'static str,
+    expected: String,
+    actual: String,
+}
+
+fn vm_info(vm: &crate::vm_expect::VmIdentity, quote: &[u8], outcome: Outcome) -> VmInfo {
+    let actual = Evidence::parse(quote)
+        .map(|e| crate::vm_expect::actual_fields(&e))
+        .unwrap_or_default();
+    VmInfo {
+        tee: vm.tee.to_string(),
+        spec_sha256: hex::encode(vm.spec_hash),
+        image: vm.image.clone(),
+        cmdline: vm.cmdline.clone(),
+        vcpus: vm.vcpus.as_ref().map(|v| v.0),
+        vcpu_type: vm.vcpus.as_ref().map(|v| v.1.clone()),
+        fields: vm
+            .expected_fields()
+            .into_iter()
+            .map(|(field, expected)| VmField {
+                field,
+                expected,
+                actual: actual
+                    .iter()
+                    .find(|(f, _)| *f == field)
+                    .map(|(_, a)| a.clone())
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        outcome,
+    }
 }
 
 fn parse_hex(what: &str, text: &str) -> anyhow::Result<Vec<u8>> {
@@ -204,6 +265,19 @@ fn collateral(args: &VerifyArgs, evidence: &Evidence) -> anyhow::Result<Collater
     if let Some(path) = &args.collateral {
         return Ok(Collateral::from_file(path)?);
     }
+    if evidence.kind() == EvidenceKind::SevSnp
+        && args.allow_simulation
+        && let Some(node) = &args.node
+    {
+        // A sim-snp node serves its mock AMD KDS (VCEK, ASK, ARK) next to its image.
+        let kds = format!("{}/kds", node.trim_end_matches('/'));
+        return Ok(mse_attest::fetch_snp_collateral_blocking(
+            &kds,
+            evidence.raw(),
+            Some(mse_attest_sim::snp::SIM_SNP_PRODUCT),
+        )
+        .unwrap_or_else(|e| Collateral::Unavailable(e.to_string())));
+    }
     if evidence.kind() == EvidenceKind::SevSnp {
         return Ok(Collateral::Unavailable(
             "SEV-SNP evidence needs --collateral with the VCEK certificate (PEM or DER)".into(),
@@ -296,6 +370,36 @@ fn print_human(out: &Output<'_>) -> Result<(), crate::StdoutError> {
             Outcome::Fail(why) => println!("  [FAIL] {}: {why}", check.name),
         }
     }
+    if let Some(vm) = &out.vm {
+        println!("VM TEE:       {} (launch spec {})", vm.tee, vm.spec_sha256);
+        let i = &vm.image;
+        println!(
+            "Image:        image.json {}, kernel {}, initrd {}",
+            i.image_sha256, i.kernel_sha256, i.initrd_sha256
+        );
+        if let Some(f) = &i.firmware_sha256 {
+            println!("Firmware:     {f}");
+        }
+        if let (Some(n), Some(t)) = (vm.vcpus, &vm.vcpu_type) {
+            println!("Measured:     {n} vCPU(s) {t}");
+        }
+        if let Some(c) = &vm.cmdline {
+            println!("Cmdline:      {c}");
+        }
+        for f in &vm.fields {
+            println!(
+                "  [{}] {}: expected {}, actual {}",
+                if f.expected == f.actual {
+                    " OK "
+                } else {
+                    "FAIL"
+                },
+                f.field,
+                f.expected,
+                f.actual
+            );
+        }
+    }
     println!(
         "Verdict:      {}",
         if out.trusted {
@@ -335,7 +439,28 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             None => anchors_for_collateral(evidence, collateral),
         })
     };
-    let (source, cert, report, host) = if let Some(path) = &args.quote {
+    // A VM enclave: its identity recomputed from its launch spec and the node's image.
+    let vm = match (&args.launch_spec, &args.node) {
+        (Some(path), Some(node)) => {
+            let spec = mse_launch::LaunchSpec::from_json(&read(path)?)
+                .with_context(|| format!("{}", path.display()))?;
+            if !crate::vm_expect::applies(&spec) {
+                bail!(
+                    "{}: TEE {} in a {} has no VM identity to recompute",
+                    path.display(),
+                    spec.tee,
+                    if matches!(spec.runtime, mse_launch::Runtime::Vm { .. }) {
+                        "VM"
+                    } else {
+                        "process"
+                    }
+                );
+            }
+            Some(crate::vm_expect::recompute(node, &spec)?)
+        }
+        _ => None,
+    };
+    let (source, cert, report, host, vm_check) = if let Some(path) = &args.quote {
         let source = path.display().to_string();
         let evidence =
             Evidence::parse(&read(path)?).with_context(|| format!("evidence from {source}"))?;
@@ -347,7 +472,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
             &policy,
             None,
         );
-        (source, None, report, None)
+        (source, None, report, None, None)
     } else {
         let (source, der, host) = match (&args.cert, &args.target) {
             (Some(path), _) => (path.display().to_string(), read(path)?, None),
@@ -372,8 +497,15 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                 Ok((anchors(evidence, &collateral)?, collateral))
             }),
             &policy,
+            vm.as_ref(),
         )?;
-        (source, Some(examined.cert), examined.report, host)
+        (
+            source,
+            Some(examined.cert),
+            examined.report,
+            host,
+            examined.vm,
+        )
     };
 
     let certificate = cert
@@ -383,12 +515,25 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .flat_map(|c| &c.checks)
         .all(|check| !matches!(check.outcome, Outcome::Fail(_)));
-    let trusted = report.trusted() && cert_ok;
+    let vm_ok = !matches!(vm_check, Some(Err(_)));
+    let trusted = report.trusted() && cert_ok && vm_ok;
+    let vm_out = match (&vm, &cert, vm_check) {
+        (Some(vm), Some(c), Some(check)) => Some(vm_info(
+            vm,
+            &c.quote,
+            match check {
+                Ok(()) => Outcome::Pass,
+                Err(why) => Outcome::Fail(why),
+            },
+        )),
+        _ => None,
+    };
     let out = Output {
         source,
         trusted,
         certificate,
         report: &report,
+        vm: vm_out,
     };
     if args.json {
         println!(
@@ -413,6 +558,10 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
                         Outcome::Fail(why) => Some(format!("{}: {why}", c.name)),
                         _ => None,
                     })
+            })
+            .or_else(|| match out.vm.as_ref().map(|v| &v.outcome) {
+                Some(Outcome::Fail(why)) => Some(why.to_string()),
+                _ => None,
             })
             .unwrap_or_else(|| "a check failed".into());
         bail!("{} is NOT trusted: {reason}", out.source);

@@ -57,12 +57,23 @@ fn start_node(dir: &Path, venv: &Path, enclave_bin: &Path) -> (Node, String) {
 /// A node on loopback whose one environment `mse-flask` has these settings (TOML lines), and
 /// the token of its project `default`.
 fn node_with_environment(dir: &Path, enclave_bin: &Path, environment: &str) -> (Node, String) {
+    serve_config(
+        dir,
+        &format!(
+            "enclave_bin = {:?}\n\n[[environment]]\nname = \"mse-flask\"\n{environment}",
+            enclave_bin.display().to_string(),
+        ),
+    )
+}
+
+/// A node on loopback (data in `dir/data`) with these node.toml lines after its addresses, and
+/// the token of its project `default`.
+fn serve_config(dir: &Path, lines: &str) -> (Node, String) {
     let config = dir.join("node.toml");
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nenclave_bin = {:?}\n\n[[environment]]\nname = \"mse-flask\"\n{environment}",
-            enclave_bin.display().to_string(),
+            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\n{lines}"
         ),
     )
     .unwrap();
@@ -515,13 +526,10 @@ fn qemu_pid_of(id: &str) -> Option<i32> {
     })
 }
 
-/// `launcher = "vm"`: the same deploy of the scaffolded app, the enclave a QEMU VM booted from
-/// the guest image (TCG here) with the simulated TEE inside; `mse test` passes through the
-/// router; `kill -9` of the QEMU makes the app `on_error` within 5 s with its log kept. One VM
-/// boot (TCG is slow): the seeds' app, the limitations, the disks and $HOME are proven by
-/// crates/mse-launch/tests/vm.rs through the launcher.
-#[test]
-fn deploy_the_scaffolded_app_on_a_vm_node() {
+/// A node with `launcher = "vm"` (the guest image of `MSE_VM_IMAGE`, one 1-vCPU tier, the VM
+/// venv of `MSE_VM_VENV`) and `extra` node.toml lines, and a CLI logged in to it with the
+/// scaffolded app in `dir/helloworld`.
+fn vm_node(dir: &Path, extra: &str) -> (Node, Cli) {
     let venv = venv();
     let image = std::env::var_os("MSE_VM_IMAGE").map(PathBuf::from).expect(
         "MSE_VM_IMAGE must name the guest image directory (make image; the Makefile sets it)",
@@ -529,22 +537,29 @@ fn deploy_the_scaffolded_app_on_a_vm_node() {
     let vm_venv = std::env::var_os("MSE_VM_VENV")
         .map(PathBuf::from)
         .expect("MSE_VM_VENV must name the VM tests' Flask venv (the Makefile sets it)");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"data\"\napi_bind = \"127.0.0.1:0\"\nrouter_bind = \"127.0.0.1:0\"\nlauncher = \"vm\"\nvm_image = {:?}\nspawn_timeout_secs = 600\n\n[[hardware]]\nname = \"4g-eu-001\"\nmemory = 1024\ncores = 1\nenclave_size = 1024\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
+    let (node, token) = serve_config(
+        dir,
+        &format!(
+            "launcher = \"vm\"\nvm_image = {:?}\nspawn_timeout_secs = 600\n{extra}\n[[hardware]]\nname = \"4g-eu-001\"\nmemory = 1024\ncores = 1\nenclave_size = 1024\n\n[[environment]]\nname = \"mse-flask\"\nvenv = {:?}\n",
             image.display().to_string(),
             vm_venv.display().to_string()
         ),
-    )
-    .unwrap();
-    let token = create_project(&config, "default");
-    let node = serve(&config);
-    let cli = Cli::new(dir.path(), &venv);
+    );
+    let cli = Cli::new(dir, &venv);
     cli.ok(&["scaffold", "helloworld"]);
     cli.ok(&["cloud", "login", "--url", &node.api, "--token", &token]);
+    (node, cli)
+}
+
+/// `launcher = "vm"`: the same deploy of the scaffolded app, the enclave a QEMU VM booted from
+/// the guest image (TCG here) with the simulated TEE inside; `mse test` passes through the
+/// router; `kill -9` of the QEMU makes the app `on_error` within 5 s with its log kept. One VM
+/// boot (TCG is slow): the seeds' app, the limitations, the disks and $HOME are proven by
+/// crates/mse-launch/tests/vm.rs through the launcher.
+#[test]
+fn deploy_the_scaffolded_app_on_a_vm_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, cli) = vm_node(dir.path(), "");
     let text = cli.ok(&["deploy", "--path", "helloworld/mse.toml"]);
     assert!(text.contains("App helloworld is running ("), "{text}");
     assert!(text.contains(" (VM image "), "{text}");
@@ -576,6 +591,154 @@ fn deploy_the_scaffolded_app_on_a_vm_node() {
     let text = cli.ok(&["logs", &id]);
     assert!(text.contains("VM ended: QEMU killed by signal 9"), "{text}");
     assert!(text.contains("configuration server on"), "log kept: {text}");
+}
+
+/// `tee = "sim-snp"` on the VM launcher (TCG): `mse deploy` downloads the node's published image
+/// and firmware, recomputes the SEV-SNP launch digest itself, and provisions the app only when
+/// the report's MEASUREMENT, HOST_DATA, chain (the node's mock AMD KDS) and policy all match;
+/// then a request works through the router. Two VM boots: first the node's seed file is
+/// replaced after the node started, so the VM's report comes from another mock AMD root than
+/// the one the node's KDS serves, and deploy sends nothing; then the real seed, and deploy
+/// succeeds. The other refusals (another kernel/initrd, HOST_DATA of another spec, debug
+/// policy, tampered byte) are exercised without a boot in src/vm_expect.rs's tests.
+#[test]
+fn deploy_on_a_sim_snp_vm_node_checks_the_launch_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let firmware = dir.path().join("OVMF.amdsev.fd");
+    std::fs::write(&firmware, mse_attest_sim::snp::amdsev_firmware()).unwrap();
+    let (node, cli) = vm_node(
+        dir.path(),
+        &format!(
+            "tee = \"sim-snp\"\nvm_firmware = {:?}\n",
+            firmware.display().to_string()
+        ),
+    );
+
+    // The node's KDS was built from this seed at start; the VM gets whatever the file holds.
+    let seed_file = dir.path().join("data/sim-seed");
+    let seed = std::fs::read(&seed_file).unwrap();
+    std::fs::write(&seed_file, [0x42u8; 32]).unwrap();
+    let out = cli.run(&["deploy", "--path", "helloworld/mse.toml"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("Expected MEASUREMENT "), "{stdout}");
+    assert!(!stdout.contains("Sent the code key"), "{stdout}");
+    // The other seed's chip is unknown to the node's KDS, as AMD's KDS answers a chip that is
+    // not AMD's: the report cannot chain to the root the node serves.
+    let other = mse_attest_sim::SimAmdPki::from_seed(&[0x42; 32]).unwrap();
+    let kds = format!("{}/kds", node.api);
+    assert_eq!(
+        stderr.trim_end().lines().last().unwrap_or_default(),
+        format!(
+            "Error: nothing was sent to the enclave: collateral from the node's mock KDS {kds}: KDS request {kds}/vcek/v1/Milan/{}?blSPL={}&teeSPL={}&snpSPL={}&ucodeSPL={} returned HTTP 404",
+            hex::encode(other.chip_id),
+            other.tcb.bootloader,
+            other.tcb.tee,
+            other.tcb.snp,
+            other.tcb.microcode
+        ),
+        "{stdout}{stderr}"
+    );
+    std::fs::write(&seed_file, &seed).unwrap();
+
+    let text = cli.ok(&["deploy", "-y", "--path", "helloworld/mse.toml"]);
+    assert!(text.contains("App helloworld is running ("), "{text}");
+    assert!(
+        text.contains("WARNING: this node declares a SIMULATED TEE (sim-snp)"),
+        "{text}"
+    );
+    let expected = field(&text, "Expected MEASUREMENT ");
+    assert_eq!(expected.len(), 96, "{text}");
+    assert!(
+        text.contains(&format!(
+            "Enclave verified: SIMULATED TEE, measurement {expected} (recomputed locally: match)"
+        )),
+        "{text}"
+    );
+    let id = field(&text, "  id:").to_owned();
+    let text = cli.ok(&["test", &id]);
+    assert!(text.contains("4 passed"), "{text}");
+
+    // `mse verify` of the VM enclave: the same recomputation, every field printed, JSON.
+    let ctx = dir.path().join("config/context").join(&id);
+    let spec = ctx.join("launch-spec.json");
+    let info = std::fs::read_to_string(ctx.join("context.toml")).unwrap();
+    let domain = info
+        .lines()
+        .find_map(|l| l.strip_prefix("config_domain_name = "))
+        .map(|d| d.trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("no config_domain_name in {info}"));
+    let verify = [
+        "verify",
+        &domain,
+        "--connect",
+        &node.router,
+        "--allow-simulation",
+        "--launch-spec",
+        spec.to_str().unwrap(),
+        "--node",
+        &node.api,
+    ];
+    let json = cli.ok(&[&verify[..], &["--json"]].concat());
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["trusted"], true, "{json}");
+    assert_eq!(v["vm"]["tee"], "sim-snp", "{json}");
+    assert_eq!(v["vm"]["fields"][0]["field"], "MEASUREMENT", "{json}");
+    assert_eq!(v["vm"]["fields"][0]["expected"], expected, "{json}");
+    assert_eq!(v["vm"]["fields"][0]["actual"], expected, "{json}");
+    assert_eq!(v["vm"]["fields"][1]["field"], "HOST_DATA", "{json}");
+    assert_eq!(v["vm"]["outcome"], "pass", "{json}");
+    let text = cli.ok(&verify);
+    for line in [
+        "VM TEE:       sim-snp (launch spec ".to_owned(),
+        format!("  [ OK ] MEASUREMENT: expected {expected}, actual {expected}"),
+        "Measured:     1 vCPU(s) EPYC-v4".to_owned(),
+        "Verdict:      TRUSTED".to_owned(),
+    ] {
+        assert!(text.contains(&line), "{line:?} not in:\n{text}");
+    }
+
+    // The same running VM held against another spec (2 vCPUs instead of 1): its report's
+    // MEASUREMENT and HOST_DATA are not that spec's, and verify says so in one line.
+    let mut other = mse_launch::LaunchSpec::from_json(&std::fs::read(&spec).unwrap()).unwrap();
+    other.vcpus = 2;
+    let other_file = dir.path().join("other-spec.json");
+    std::fs::write(&other_file, other.canonical_bytes()).unwrap();
+    let image = PathBuf::from(std::env::var_os("MSE_VM_IMAGE").unwrap());
+    let read = |f: &str| std::fs::read(image.join(f)).unwrap();
+    let manifest = mse_launch::image::ImageManifest::from_bytes(&read("image.json")).unwrap();
+    let (fw, kernel, initrd) = (
+        mse_attest_sim::snp::amdsev_firmware(),
+        read("vmlinuz"),
+        read("initrd.img"),
+    );
+    let cmdline = manifest.cmdline.replace("{spec}", &other.hash().to_hex());
+    let input =
+        mse_attest::vm_identity::snp_boot_input(&fw, &kernel, &initrd, &cmdline, 2, "EPYC-v4")
+            .unwrap();
+    let other_digest = mse_attest::snp_measure::launch_digest(&input).unwrap();
+    let mut args = verify.to_vec();
+    args[6] = other_file.to_str().unwrap();
+    let out = cli.run(&args);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap_or_default(),
+        format!(
+            "Error: https://{domain}:443 is NOT trusted: not the expected VM: MEASUREMENT is {expected}, expected {}; HOST_DATA is {}, expected {}",
+            hex::encode(other_digest),
+            v["vm"]["fields"][1]["actual"].as_str().unwrap(),
+            other.hash().to_hex()
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// A wheelhouse made from the pinned test venv's Flask and its requirements (no index reached).

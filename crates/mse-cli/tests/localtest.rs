@@ -17,6 +17,11 @@ fn free_port() -> u16 {
 }
 
 fn mse(dir: &Path, args: &[&str]) -> Output {
+    mse_with(dir, args, &[])
+}
+
+/// `mse args` in `dir` with these variables set too (after the default ones).
+fn mse_with(dir: &Path, args: &[&str], env: &[(&str, std::ffi::OsString)]) -> Output {
     let bin = Path::new(env!("CARGO_BIN_EXE_mse"));
     assert!(
         bin.with_file_name("mse-enclave").is_file(),
@@ -26,8 +31,20 @@ fn mse(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env("MSE_LOCALTEST_VENV", venv())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap()
+}
+
+/// The stdout of a command that must have succeeded (else its stdout and stderr).
+fn succeeded(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 fn scaffold(dir: &Path) -> PathBuf {
@@ -42,12 +59,7 @@ fn scaffolded_app_passes_its_tests() {
     let app = scaffold(tmp.path());
     let port = free_port().to_string();
     let out = mse(&app, &["cloud", "localtest", "--port", &port]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     assert!(stdout.contains("Warning: SIMULATED TEE"), "{stdout}");
     assert!(stdout.contains("matches the local build"), "{stdout}");
     assert!(stdout.contains("4 passed"), "{stdout}");
@@ -126,4 +138,46 @@ fn an_sdist_only_requirement_is_refused_as_the_node_refuses_it() {
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
     assert!(venvs.is_empty(), "{venvs:?}");
+}
+
+/// `mse localtest --vm --tee sim-snp`: the app in a VM (TCG here) whose simulated SEV-SNP
+/// firmware reports the launch digest of its boot; `mse` recomputes it from the image files and
+/// checks MEASUREMENT and HOST_DATA before it provisions the app, then the app's tests pass.
+#[test]
+fn scaffolded_app_passes_its_tests_in_a_sim_snp_vm() {
+    let image = std::env::var_os("MSE_VM_IMAGE").expect(
+        "MSE_VM_IMAGE must name the guest image directory (make image; the Makefile sets it)",
+    );
+    let vm_venv = std::env::var_os("MSE_VM_VENV")
+        .expect("MSE_VM_VENV must name the VM tests' Flask venv (the Makefile sets it)");
+    let tmp = tempfile::tempdir().unwrap();
+    let app = scaffold(tmp.path());
+    let port = free_port().to_string();
+    let out = mse_with(
+        &app,
+        &["localtest", "--vm", "--tee", "sim-snp", "--port", &port],
+        &[
+            ("MSE_VM_IMAGE", image),
+            ("MSE_LOCALTEST_VENV", vm_venv),
+            ("MSE_LOCALTEST_TESTS_VENV", venv().into()),
+        ],
+    );
+    let stdout = succeeded(&out);
+    let verified = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Verified the enclave (SIMULATED TEE, sim-snp): measurement "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(
+        verified
+            .strip_suffix(" matches the local build")
+            .map(str::len),
+        Some(96),
+        "{stdout}"
+    );
+    assert!(stdout.contains("4 passed"), "{stdout}");
+
+    assert_eq!(
+        String::from_utf8_lossy(&mse(&app, &["localtest", "--tee", "sim-snp"]).stderr),
+        "Error: --tee sim-snp needs --vm\n"
+    );
 }

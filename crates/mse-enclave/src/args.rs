@@ -101,7 +101,10 @@ pub fn validate(spec: &LaunchSpec, inputs: &LaunchInputs, now: i64) -> anyhow::R
     }
     match (spec.tee, &inputs.sim_seed) {
         (TeeKind::Sim, None) => bail!("the launch spec's TEE is sim: give --sim-seed"),
-        (TeeKind::Sim, Some(_)) => {}
+        (TeeKind::SimSnp, None) => {
+            bail!("the launch spec's TEE is sim-snp: only a VM launched by mse-launch has it")
+        }
+        (TeeKind::Sim | TeeKind::SimSnp, Some(_)) => {}
         (other, Some(_)) => {
             bail!("--sim-seed is only for the sim TEE, the launch spec's is {other}")
         }
@@ -169,6 +172,13 @@ mod tests {
         assert_eq!(
             validate(&spec(), &no_seed, 0).unwrap_err().to_string(),
             "the launch spec's TEE is sim: give --sim-seed"
+        );
+        let mut snp = spec();
+        snp.tee = TeeKind::SimSnp;
+        validate(&snp, &inputs(), 0).unwrap();
+        assert_eq!(
+            validate(&snp, &no_seed, 0).unwrap_err().to_string(),
+            "the launch spec's TEE is sim-snp: only a VM launched by mse-launch has it"
         );
         let mut gramine = spec();
         gramine.tee = TeeKind::GramineSgx;

@@ -4,10 +4,9 @@ use std::net::ToSocketAddrs;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use mse_attest::attester::AttesterKind;
 use mse_attest::measurement::{environment_digest, file_digest};
 use mse_crypto::UnpackLimits;
-use mse_launch::{LaunchInputs, LaunchSpec, Runtime, TlsSpec};
+use mse_launch::{LaunchInputs, LaunchSpec, Runtime, TeeKind, TlsSpec};
 use mse_wsgi::{Bind, Server, ServerConfig, Tls};
 use time::OffsetDateTime;
 
@@ -151,10 +150,16 @@ pub fn run_spec(
         "measured"
     );
     let attester = tee::attester(spec.tee, inputs.sim_seed.as_deref(), measurement)?;
-    if attester.kind() == AttesterKind::Sim {
+    if spec.tee.is_simulated() {
         tracing::warn!(
-            "SIMULATED TEE: no hardware protection; this enclave's evidence is signed by a mock \
-             Intel PKI and only verifiers that explicitly allow simulation accept it"
+            "SIMULATED TEE ({}): no hardware protection; this enclave's evidence is signed by a \
+             mock {} PKI and only verifiers that explicitly allow simulation accept it",
+            spec.tee,
+            if spec.tee == TeeKind::SimSnp {
+                "AMD"
+            } else {
+                "Intel"
+            }
         );
     }
     let home_key = match &guest {
@@ -237,6 +242,9 @@ fn serve(
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // The app server runs on this runtime: its workers hand requests to Python once per
+        // batch, when they run out of ready connections.
+        .on_thread_park(mse_wsgi::park_hook)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

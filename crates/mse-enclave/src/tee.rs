@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use mse_attest::attester::{Attester, GramineAttester, HostProbe, TsmAttester};
-use mse_attest_sim::{SimAttester, SimEnclave};
+use mse_attest_sim::{SimAttester, SimEnclave, SimSnpAttester};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -41,7 +41,12 @@ pub fn sim_mr_signer() -> [u8; 32] {
     Sha256::digest(b"mse-enclave sim signer v1").into()
 }
 
-/// The attester for `tee`; the sim one reports `measurement` as MRENCLAVE.
+/// Where a sim-snp guest keeps the launch digest the launcher handed over (96 hex characters),
+/// next to the sim seed: what a real SNP firmware would have measured.
+pub const SNP_MEASUREMENT_FILE: &str = "snp-measurement";
+
+/// The attester for `tee`; the sim one reports `measurement` (the spec hash) as MRENCLAVE, the
+/// sim-snp one the launcher's launch digest as MEASUREMENT and `measurement` as HOST_DATA.
 pub fn attester(
     tee: TeeKind,
     sim_seed: Option<&Path>,
@@ -49,6 +54,26 @@ pub fn attester(
 ) -> anyhow::Result<Box<dyn Attester>> {
     let probe = HostProbe::system();
     Ok(match tee {
+        TeeKind::SimSnp => {
+            let path = sim_seed.context("TEE sim-snp: only a VM launched by mse-launch has it")?;
+            let seed = read_sim_seed(path)?;
+            let file = path.with_file_name(SNP_MEASUREMENT_FILE);
+            let text = std::fs::read_to_string(&file).with_context(|| {
+                format!(
+                    "TEE sim-snp: cannot read {} (only a VM launched by mse-launch has it)",
+                    file.display()
+                )
+            })?;
+            let mut launch_digest = [0u8; 48];
+            hex::decode_to_slice(text.trim_ascii(), &mut launch_digest)
+                .with_context(|| format!("{}: not 96 hex characters", file.display()))?;
+            Box::new(SimSnpAttester::with_probe(
+                &probe,
+                &seed,
+                launch_digest,
+                measurement,
+            )?)
+        }
         TeeKind::Sim => {
             let path = sim_seed.context("the sim TEE needs --sim-seed")?;
             let seed = read_sim_seed(path)?;
@@ -79,7 +104,6 @@ pub fn attester(
                 None => bail!("TEE {tee}: no configfs-tsm guest interface here"),
             }
         }
-        TeeKind::SimSnp => bail!("TEE sim-snp: only a VM launched by mse-launch has it"),
     })
 }
 
@@ -117,6 +141,34 @@ mod tests {
                 "{}: a sim seed is 32 raw bytes or 64 hex characters (3 bytes found)",
                 bad.display()
             )
+        );
+    }
+
+    #[test]
+    fn sim_snp_reports_the_launch_digest_and_binds_the_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = dir.path().join("sim-seed");
+        std::fs::write(&seed, "07".repeat(32)).unwrap();
+        let err = attester(TeeKind::SimSnp, Some(&seed), [9; 32])
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "TEE sim-snp: cannot read {}",
+                dir.path().join(SNP_MEASUREMENT_FILE).display()
+            )),
+            "{err}"
+        );
+        std::fs::write(dir.path().join(SNP_MEASUREMENT_FILE), "ab".repeat(48)).unwrap();
+        let a = attester(TeeKind::SimSnp, Some(&seed), [9; 32]).unwrap();
+        let evidence = a.evidence(&[5; 64]).unwrap();
+        let mse_attest::Evidence::SevSnp(r) = mse_attest::Evidence::parse(&evidence).unwrap()
+        else {
+            panic!("not an SNP report")
+        };
+        assert_eq!(
+            (r.measurement, r.host_data, r.report_data),
+            ([0xab; 48], [9; 32], [5; 64])
         );
     }
 }

@@ -125,7 +125,9 @@ impl FromRequestParts<Arc<Node>> for Auth {
     }
 }
 
-pub fn router(node: Arc<Node>, pccs: Router) -> Router {
+/// The API; `sim` holds the mock collateral services of the node's seed (`/pccs` for sim,
+/// `/kds` for sim-snp).
+pub fn router(node: Arc<Node>, sim: Router) -> Router {
     let upload_limit = node.cfg.max_package_bytes as usize + MAX_CONF_BYTES + (64 << 10);
     // The VM guest image (public, no token): crate::image_api.
     let image = crate::image_api::router(&node.cfg);
@@ -162,7 +164,7 @@ pub fn router(node: Arc<Node>, pccs: Router) -> Router {
         ))
         // Collateral is public, signed data that any verifier of the node's sim evidence
         // needs (end users included): no token.
-        .nest("/pccs", pccs)
+        .merge(sim)
         .merge(image)
 }
 

@@ -5,7 +5,8 @@
 //! - `GET /image`: `{"image_sha256", "image": <image.json>, "firmware_sha256", "files"}` —
 //!   `image_sha256` is the SHA-256 of the exact `image.json` bytes (the image identity, a
 //!   LaunchSpec's `runtime.vm.image_sha256`), `firmware_sha256` that of the configured firmware
-//!   file (null without one);
+//!   file (null without one), `vcpu_type` the vCPU model its VMs get (an SEV-SNP launch digest
+//!   depends on it);
 //! - `GET /image/vmlinuz`, `/image/initrd.img`, `/image/image.json`, `/image/firmware`: the bytes.
 //!
 //! Public data, no token (like `/pccs`): anyone checking an app's evidence needs it. Files are
@@ -32,6 +33,7 @@ pub const FILES: [&str; 3] = ["vmlinuz", "initrd.img", "image.json"];
 struct Published {
     dir: Option<PathBuf>,
     firmware: Option<PathBuf>,
+    vcpu_type: String,
 }
 
 /// The `/image` routes for a node configured with `vm_image` / `vm_firmware` (each optional:
@@ -40,6 +42,7 @@ pub fn router(cfg: &NodeConfig) -> Router {
     let state = Published {
         dir: cfg.vm_image.clone(),
         firmware: cfg.vm_firmware.clone(),
+        vcpu_type: cfg.vm.vcpu_type.clone(),
     };
     Router::new()
         .route("/image", get(summary))
@@ -49,6 +52,17 @@ pub fn router(cfg: &NodeConfig) -> Router {
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Logs why a configured file cannot be served and answers 503 with `message`.
+fn unavailable(
+    route: &str,
+    path: &std::path::Path,
+    e: impl std::fmt::Display,
+    message: impl Into<String>,
+) -> Response {
+    tracing::error!("{route}: {}: {e}", path.display());
+    error(StatusCode::SERVICE_UNAVAILABLE, message)
 }
 
 fn no_image() -> Response {
@@ -63,33 +77,24 @@ async fn summary(State(p): State<Published>) -> Response {
     let bytes = match tokio::fs::read(&path).await {
         Ok(b) => b,
         Err(e) => {
-            tracing::error!("GET /image: {}: {e}", path.display());
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
+            return unavailable(
+                "GET /image",
+                &path,
+                e,
                 "the node's image.json is unreadable",
             );
         }
     };
     let image = match mse_launch::image::ImageManifest::from_bytes(&bytes) {
         Ok(m) => m,
-        Err(e) => {
-            tracing::error!("GET /image: {}: {e}", path.display());
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the node's image.json is invalid",
-            );
-        }
+        Err(e) => return unavailable("GET /image", &path, e, "the node's image.json is invalid"),
     };
     let firmware_sha256 = match &p.firmware {
         None => None,
         Some(f) => match sha256_file(f.clone()).await {
             Ok(h) => Some(h),
             Err(e) => {
-                tracing::error!("GET /image: {}: {e}", f.display());
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the node's firmware is unreadable",
-                );
+                return unavailable("GET /image", f, e, "the node's firmware is unreadable");
             }
         },
     };
@@ -102,6 +107,7 @@ async fn summary(State(p): State<Published>) -> Response {
         "image": image,
         "firmware_sha256": firmware_sha256,
         "files": files,
+        "vcpu_type": p.vcpu_type,
     }))
     .into_response()
 }
@@ -127,9 +133,10 @@ async fn file(State(p): State<Published>, Path(name): Path<String>) -> Response 
     let f = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) => {
-            tracing::error!("GET /image/{name}: {}: {e}", path.display());
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
+            return unavailable(
+                &format!("GET /image/{name}"),
+                &path,
+                e,
                 format!("the node's {name} is unreadable"),
             );
         }

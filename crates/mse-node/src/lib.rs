@@ -108,6 +108,14 @@ pub async fn serve(
             what: "mock PCCS",
             source: Box::new(e),
         })?;
+    // sim-snp: the mock AMD KDS of the same seed (ARK -> ASK -> VCEK), at /kds.
+    let amd = mse_attest_sim::SimAmdPki::from_seed(&seed).map_err(|e| ServeError::Sim {
+        what: "sim AMD PKI from the node's seed",
+        source: Box::new(e),
+    })?;
+    let sim = axum::Router::new()
+        .nest("/pccs", pccs)
+        .nest("/kds", mse_attest_sim::snp::kds_router(&amd));
     let api_listener = tokio::net::TcpListener::bind(cfg.api_bind)
         .await
         .map_err(io(format!("API bind {}", cfg.api_bind)))?;
@@ -139,7 +147,7 @@ pub async fn serve(
         }
     });
     let router_task = tokio::spawn(router::serve(node.clone(), router_listener));
-    let app = api::router(node.clone(), pccs);
+    let app = api::router(node.clone(), sim);
     let read_timeout = std::time::Duration::from_secs(node.cfg.api_read_timeout_secs);
     axum::serve(
         api_conn::TimedListener::new(api_listener, read_timeout),

@@ -187,6 +187,7 @@ impl Node {
                 vm.firmware = cfg.vm_firmware.clone();
                 vm.vcpu_type = cfg.vm.vcpu_type.clone();
                 vm.restrict_net = cfg.vm.restrict;
+                vm.snp_measure = Some(Arc::new(mse_attest::vm_identity::snp_boot_digest));
                 let launcher = mse_launch::vm::VmLauncher::new(vm)?;
                 tracing::info!(
                     "VM launcher: image {}, accelerator {}",

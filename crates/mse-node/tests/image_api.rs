@@ -57,6 +57,7 @@ fn the_node_publishes_its_image_files_and_digests_without_a_token() {
             "image": serde_json::to_value(&m).unwrap(),
             "firmware_sha256": Digest32::of(b"firmware volume").to_hex(),
             "files": ["vmlinuz", "initrd.img", "image.json", "firmware"],
+            "vcpu_type": "EPYC-v4",
         })
     );
     for (name, want) in [

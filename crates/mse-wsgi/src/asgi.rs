@@ -6,7 +6,9 @@
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
@@ -19,7 +21,8 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyModule, PyTuple};
 use crate::error::Error;
 use crate::python::{format_exception, helper_module};
 use crate::request::{BodyReader, RequestInfo};
-use crate::response::{Headers, Sink, is_hop_by_hop};
+use crate::response::{Deferred, Headers, Sink, is_hop_by_hop};
+use crate::sched::{self, OnPark};
 use crate::wsgi::method_str;
 
 fn glue(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
@@ -42,6 +45,7 @@ pub fn is_asgi(py: Python<'_>, app: &Py<PyAny>) -> Result<bool, Error> {
 pub struct AsgiApp {
     runner: Py<PyAny>,
     inbox: Arc<Inbox>,
+    batch: Arc<Deferred>,
 }
 
 /// One request waiting for the event loop.
@@ -53,13 +57,28 @@ pub struct Job {
 
 /// Requests handed from the I/O threads straight to the event-loop thread (no pool thread, no
 /// GIL hand-off between two Python threads, no `call_soon_threadsafe` per request): the I/O
-/// thread queues the job and, only when the queue was empty, writes one byte to a socket pair
-/// the loop watches (`add_reader`); the loop then takes every queued job in one go.
+/// thread queues the job and the loop is woken by one byte on a socket pair it watches
+/// (`add_reader`); the loop then takes every queued job in one go. The byte is written once per
+/// batch: when the I/O thread runs out of ready connections (`sched::at_park`), or at once when
+/// the batch is large or old, or on a runtime without the park hook.
 struct Inbox {
-    jobs: Mutex<Vec<Job>>,
+    jobs: Mutex<Queued>,
+    /// A wake-up byte was written and the loop has not taken the jobs yet.
+    signaled: AtomicBool,
     wake_tx: UnixStream,
     wake_rx: UnixStream,
 }
+
+#[derive(Default)]
+struct Queued {
+    jobs: Vec<Job>,
+    /// When the first job of the batch was queued.
+    since: Option<Instant>,
+}
+
+/// A batch this large or this old wakes the loop without waiting for the I/O thread to park.
+const MAX_BATCH: usize = 64;
+const MAX_BATCH_DELAY: Duration = Duration::from_millis(1);
 
 impl Inbox {
     fn new() -> std::io::Result<Self> {
@@ -67,35 +86,98 @@ impl Inbox {
         wake_tx.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
         Ok(Self {
-            jobs: Mutex::new(Vec::new()),
+            jobs: Mutex::new(Queued::default()),
+            signaled: AtomicBool::new(false),
             wake_tx,
             wake_rx,
         })
     }
 
-    fn push(&self, job: Job) {
-        let was_empty = {
-            let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-            jobs.push(job);
-            jobs.len() == 1
+    fn push(self: &Arc<Self>, job: Job) {
+        let now_or_later = {
+            let mut q = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            q.jobs.push(job);
+            let since = *q.since.get_or_insert_with(Instant::now);
+            q.jobs.len() >= MAX_BATCH || since.elapsed() >= MAX_BATCH_DELAY
         };
-        if was_empty {
+        if self.signaled.load(Ordering::SeqCst) {
+            return;
+        }
+        let hook: Arc<dyn OnPark> = self.clone();
+        if now_or_later || !sched::at_park(&hook) {
+            self.signal();
+        }
+    }
+
+    fn signal(&self) {
+        if !self.signaled.swap(true, Ordering::SeqCst) {
             // WouldBlock: the pipe is full of wake-ups the loop has not read yet; one is enough.
             let _ = (&self.wake_tx).write(&[1]);
         }
     }
 
     fn take(&self) -> Vec<Job> {
-        // Read the wake-ups before taking the jobs: a job queued after the take wakes us again.
+        // Cleared before taking: a job queued after the take signals again.
+        self.signaled.store(false, Ordering::SeqCst);
         let mut buf = [0u8; 64];
         while let Ok(n) = (&self.wake_rx).read(&mut buf) {
             if n < buf.len() {
                 break;
             }
         }
-        std::mem::take(&mut *self.jobs.lock().unwrap_or_else(|p| p.into_inner()))
+        let mut q = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        q.since = None;
+        std::mem::take(&mut q.jobs)
     }
 }
+
+impl OnPark for Inbox {
+    fn on_park(&self) {
+        let queued = !self
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .jobs
+            .is_empty();
+        if queued {
+            self.signal();
+        }
+    }
+}
+
+/// Complete responses the loop's tasks produce are held (`Deferred`, installed on the loop
+/// thread) and handed to the I/O side together by this callback, which runs once per loop
+/// iteration that finished any: after the tasks a batch of requests started.
+#[pyclass(module = "mse_wsgi", frozen)]
+struct Flusher {
+    batch: Arc<Deferred>,
+    scheduled: AtomicBool,
+    call_soon: Py<PyAny>,
+}
+
+#[pymethods]
+impl Flusher {
+    fn __call__(&self) {
+        self.scheduled.store(false, Ordering::Relaxed);
+        self.batch.flush();
+    }
+}
+
+/// Runs the flusher after the callbacks already scheduled (called on the loop thread).
+fn schedule_flush(py: Python<'_>, flusher: &Py<Flusher>) {
+    let f = flusher.get();
+    if !f.scheduled.swap(true, Ordering::Relaxed)
+        && let Err(e) = f.call_soon.bind(py).call1((flusher.clone_ref(py),))
+    {
+        // The loop is closing: hand over what is held now.
+        f.scheduled.store(false, Ordering::Relaxed);
+        f.batch.flush();
+        tracing::debug!("cannot schedule the response flush: {e}");
+    }
+}
+
+/// Most responses the loop holds before handing them over (one batch of requests).
+const MAX_HELD: usize = MAX_BATCH;
 
 /// The loop's reader callback: starts a task for every queued request.
 #[pyclass(module = "mse_wsgi", frozen)]
@@ -104,12 +186,22 @@ struct Dispatcher {
     base: Py<PyDict>,
     handle: Py<PyAny>,
     create_task: Py<PyAny>,
+    flusher: Py<Flusher>,
 }
 
 #[pymethods]
 impl Dispatcher {
+    /// Makes the calling thread (the loop's) hold complete responses for the flusher.
+    fn install(&self) {
+        Deferred::install(self.flusher.get().batch.clone());
+    }
+
     fn __call__(&self, py: Python<'_>) {
-        for job in self.inbox.take() {
+        let jobs = self.inbox.take();
+        if jobs.is_empty() {
+            return;
+        }
+        for job in jobs {
             let label = format!("{} {}", job.info.method, job.info.uri.path());
             let start = || -> PyResult<()> {
                 let scope = scope(py, &self.base, &job.info)?;
@@ -122,6 +214,7 @@ impl Dispatcher {
                         pending: None,
                         label: label.clone(),
                     }),
+                    flusher: self.flusher.clone_ref(py),
                 };
                 let coro = self.handle.bind(py).call1((scope, rx, tx))?;
                 self.create_task.bind(py).call1((coro,))?;
@@ -132,6 +225,8 @@ impl Dispatcher {
                 tracing::error!(target: "mse_wsgi::app", "{label}: cannot start the ASGI task\n{}", format_exception(py, &e));
             }
         }
+        // After the tasks' first steps, which finish most requests.
+        schedule_flush(py, &self.flusher);
     }
 }
 
@@ -142,28 +237,45 @@ impl AsgiApp {
             Inbox::new()
                 .map_err(|e| Error::LifespanStartup(format!("ASGI wake-up socket: {e}")))?,
         );
+        let batch = Arc::new(Deferred::new(MAX_HELD));
         let start = || -> PyResult<(Py<PyAny>, Option<String>)> {
             let glue = glue(py)?;
             let log = wrap_pyfunction!(log_error, &glue)?;
             let runner = glue.getattr("Runner")?.call1((app, log, io_threads))?;
+            let event_loop = runner.getattr("loop")?;
+            let flusher = Flusher {
+                batch: batch.clone(),
+                scheduled: AtomicBool::new(false),
+                call_soon: event_loop.getattr("call_soon")?.unbind(),
+            };
             let dispatcher = Dispatcher {
                 inbox: inbox.clone(),
                 base: base_scope(py)?,
                 handle: runner.getattr("_handle")?.unbind(),
-                create_task: runner.getattr("loop")?.getattr("create_task")?.unbind(),
+                create_task: event_loop.getattr("create_task")?.unbind(),
+                flusher: Py::new(py, flusher)?,
             };
             runner.call_method1("listen", (inbox.wake_rx.as_raw_fd(), dispatcher))?;
             let failed: Option<String> = runner.call_method1("startup", (60.0,))?.extract()?;
             Ok((runner.unbind(), failed))
         };
         match start() {
-            Ok((runner, None)) => Ok(Self { runner, inbox }),
+            Ok((runner, None)) => Ok(Self {
+                runner,
+                inbox,
+                batch,
+            }),
             Ok((runner, Some(msg))) => {
                 let _ = runner.bind(py).call_method1("shutdown", (5.0,));
                 Err(Error::LifespanStartup(msg))
             }
             Err(e) => Err(Error::LifespanStartup(format_exception(py, &e))),
         }
+    }
+
+    /// Held responses are delivered by a task on this runtime (one wake-up per batch).
+    pub fn set_runtime(&self, handle: tokio::runtime::Handle) {
+        self.batch.set_runtime(handle);
     }
 
     /// Queues a request for the event loop (called on an I/O thread, without the GIL).
@@ -176,6 +288,8 @@ impl AsgiApp {
         if let Err(e) = self.runner.bind(py).call_method1("shutdown", (10.0,)) {
             tracing::error!("ASGI shutdown: {}", format_exception(py, &e));
         }
+        // A flush scheduled as the loop stopped never ran.
+        self.batch.flush();
     }
 }
 
@@ -356,6 +470,7 @@ struct SenderState {
 #[pyclass(module = "mse_wsgi")]
 pub struct Sender {
     state: Mutex<SenderState>,
+    flusher: Py<Flusher>,
 }
 
 impl Sender {
@@ -415,7 +530,7 @@ impl Sender {
     }
 
     /// Non-blocking body send: 0 sent, 1 channel full (call `body`), 2 client gone.
-    fn try_body(&self, body: &[u8], more: bool) -> PyResult<u8> {
+    fn try_body(&self, py: Python<'_>, body: &[u8], more: bool) -> PyResult<u8> {
         let mut st = self.lock();
         if !st.sink.head_sent() {
             let (status, headers) = st.pending.take().ok_or_else(|| {
@@ -425,6 +540,7 @@ impl Sender {
                 let ok = st
                     .sink
                     .send_head(status, headers, Some(Bytes::copy_from_slice(body)));
+                schedule_flush(py, &self.flusher);
                 return Ok(if ok { SENT } else { CLOSED });
             }
             if !st.sink.send_head(status, headers, None) {
@@ -462,6 +578,7 @@ impl Sender {
             st.sink.fail(py);
         }
         st.sink.finish();
+        schedule_flush(py, &self.flusher);
     }
 
     /// The app stopped because the client went away: not an application error.
@@ -470,6 +587,7 @@ impl Sender {
         tracing::debug!(target: "mse_wsgi::app", "{}: client disconnected", st.label);
         st.pending = None;
         st.sink.fail(py);
+        schedule_flush(py, &self.flusher);
     }
 
     fn fail(&self, py: Python<'_>, traceback: &str) {
@@ -477,5 +595,6 @@ impl Sender {
         tracing::error!(target: "mse_wsgi::app", "{}: application error\n{}", st.label, traceback.trim_end());
         st.pending = None;
         st.sink.fail(py);
+        schedule_flush(py, &self.flusher);
     }
 }

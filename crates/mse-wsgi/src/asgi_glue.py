@@ -124,6 +124,7 @@ class Runner:
 
     def listen(self, fd, dispatcher):
         """Requests arrive through `dispatcher`, called when `fd` is readable."""
+        self.loop.call_soon_threadsafe(dispatcher.install)
         self.loop.call_soon_threadsafe(self.loop.add_reader, fd, dispatcher)
 
     # HTTP -----------------------------------------------------------------------------------

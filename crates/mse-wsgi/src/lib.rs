@@ -47,7 +47,7 @@ pub use config::{
 };
 pub use error::Error;
 pub use python::{check_libpython, initialize as initialize_python};
-pub use sched::{batch_current_thread, runtime};
+pub use sched::{batch_current_thread, park_hook, runtime};
 pub use server::{Server, serve};
 
 /// Entry points for `fuzz/fuzz_targets/wsgi_request.rs`; not a stable API.

@@ -47,21 +47,35 @@ pub struct BodyFlags {
 /// switches per request); a batch pays that once. Whoever installed the batch on a thread
 /// (`Deferred::install`) flushes it when that thread runs out of queued work, and the pool's
 /// monitor flushes responses held longer than its tick, so no response waits behind a slow one.
-#[derive(Default)]
 pub struct Deferred {
     held: std::sync::Mutex<Vec<(oneshot::Sender<First>, First)>>,
     /// When the oldest held response was held, if any.
     since: std::sync::Mutex<Option<Instant>>,
+    /// Most responses held at once; the next one flushes them all.
+    max: usize,
+    /// Where a batch is delivered (see `flush`).
+    runtime: std::sync::OnceLock<tokio::runtime::Handle>,
 }
 
 thread_local! {
     static DEFERRED: std::cell::RefCell<Option<Arc<Deferred>>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Most responses held at once; the next one flushes them all.
-const MAX_DEFERRED: usize = 4;
-
 impl Deferred {
+    pub fn new(max: usize) -> Self {
+        Self {
+            held: Default::default(),
+            since: Default::default(),
+            max,
+            runtime: Default::default(),
+        }
+    }
+
+    /// Batches are delivered by one task on `handle` from now on.
+    pub fn set_runtime(&self, handle: tokio::runtime::Handle) {
+        let _ = self.runtime.set(handle);
+    }
+
     /// Complete responses sent from this thread are held in `batch` from now on.
     pub fn install(batch: Arc<Deferred>) {
         DEFERRED.with(|d| *d.borrow_mut() = Some(batch));
@@ -74,7 +88,7 @@ impl Deferred {
                 *self.since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
             }
             held.push((tx, msg));
-            held.len() >= MAX_DEFERRED
+            held.len() >= self.max
         };
         if full {
             self.flush();
@@ -91,8 +105,16 @@ impl Deferred {
             *self.since.lock().unwrap_or_else(|p| p.into_inner()) = None;
             std::mem::take(&mut *held)
         };
-        for (tx, msg) in held {
-            let _ = tx.send(msg);
+        let deliver = move || {
+            for (tx, msg) in held {
+                let _ = tx.send(msg);
+            }
+        };
+        match self.runtime.get() {
+            // One wake-up of the I/O side for the whole batch: sent one by one from here, the
+            // first send would wake an I/O thread that preempts this one before the second.
+            Some(rt) => drop(rt.spawn(async move { deliver() })),
+            None => deliver(),
         }
     }
 

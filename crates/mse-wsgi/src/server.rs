@@ -120,6 +120,9 @@ impl Server {
         let acceptor = tls::acceptor(&self.config.tls)?;
         let listener = tokio::net::TcpListener::from_std(self.listener).map_err(Error::Listener)?;
         let pool = PythonPool::start(self.config.threads)?;
+        if let App::Asgi(app) = &self.app {
+            app.set_runtime(tokio::runtime::Handle::current());
+        }
         let shared = Arc::new(Shared {
             app: self.app,
             pool,

@@ -6,11 +6,13 @@
 //! the root differs (the mock ARK, accepted only when the policy allows simulation).
 
 mod attester;
+mod firmware;
 mod kds;
 mod keys;
 mod pki;
 
 pub use attester::SimSnpAttester;
+pub use firmware::amdsev_firmware;
 pub use kds::{MockKds, kds_router};
 pub use pki::{
     SIM_AMD_ARK_CN, SIM_AMD_ASK_CN, SIM_AMD_ORG, SIM_SNP_CPUID, SIM_SNP_POLICY, SIM_SNP_PRODUCT,

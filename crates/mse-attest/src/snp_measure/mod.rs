@@ -11,7 +11,7 @@
 //! `sev` crate's `measurement::vmsa` (its OVMF parser and top-level function are not used: they read
 //! paths and index the image without bounds checks).
 
-mod guid;
+pub mod guid;
 mod ovmf;
 mod vcpu;
 

@@ -74,6 +74,9 @@ pub struct Login {
     /// required to stay the same afterwards (trust on first use).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sim_root_sha256: Option<String>,
+    /// The same for the node's mock AMD ARK (sim-snp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_amd_root_sha256: Option<String>,
 }
 
 impl Login {
@@ -208,6 +211,7 @@ mod tests {
             url: "http://127.0.0.1:9443".into(),
             token: "tok-123".into(),
             sim_root_sha256: None,
+            sim_amd_root_sha256: None,
         };
         login.save(&cfg).unwrap();
         assert_eq!(Login::load(&cfg).unwrap(), login);

@@ -306,6 +306,8 @@ struct AttestInputs<'a> {
     /// The TEE the node declares (the launch spec's, else the app's).
     tee: Option<TeeKind>,
     expected: Option<[u8; 32]>,
+    /// A VM enclave's identity, recomputed from the node's published image.
+    vm: Option<crate::vm_expect::VmIdentity>,
 }
 
 /// Fetches the enclave's certificate through the router and verifies its evidence (and the
@@ -327,27 +329,42 @@ fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
     let config_dir = inp.config_dir;
     let trust: crate::attest::TrustFor<'_> = Box::new(move |evidence: &Evidence| {
         let simulated_evidence = mse_attest::sim_root_from_quote(evidence.raw()).is_some();
-        if tee == Some(TeeKind::Sim) {
+        if let Some(sim @ (TeeKind::Sim | TeeKind::SimSnp)) = tee {
             say!();
             say!(
-                "WARNING: this node declares a SIMULATED TEE: the enclave has NO hardware protection;"
+                "WARNING: this node declares a SIMULATED TEE ({sim}): the enclave has NO hardware protection;"
             );
             say!("WARNING: the node's operator can read its memory, its code and its secrets.");
             say!("WARNING: use it only for local testing, never with real secrets.");
             say!();
-            let pccs = format!("{}/pccs", client.base());
-            let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
-                .with_context(|| format!("collateral from the node's PCCS {pccs}"))?;
-            let root = sim_root_of(&collateral)?;
+            let (collateral, root, pin) = if sim == TeeKind::SimSnp {
+                // The node's mock AMD KDS: the VCEK and its ASK -> ARK chain.
+                let kds = format!("{}/kds", client.base());
+                let collateral = mse_attest::fetch_snp_collateral_blocking(
+                    &kds,
+                    evidence.raw(),
+                    Some(mse_attest_sim::snp::SIM_SNP_PRODUCT),
+                )
+                .with_context(|| format!("collateral from the node's mock KDS {kds}"))?;
+                let root = mse_attest::sim_ark_from_collateral(&collateral)
+                    .context("the node's mock KDS serves no simulation ARK")?;
+                (collateral, root, &mut login.sim_amd_root_sha256)
+            } else {
+                let pccs = format!("{}/pccs", client.base());
+                let collateral = mse_attest::fetch_collateral_blocking(&pccs, evidence.raw())
+                    .with_context(|| format!("collateral from the node's PCCS {pccs}"))?;
+                let root = sim_root_of(&collateral)?;
+                (collateral, root, &mut login.sim_root_sha256)
+            };
             let fingerprint = hex::encode(Sha256::digest(&root));
-            match &login.sim_root_sha256 {
+            match pin {
                 Some(pinned) if *pinned != fingerprint => bail!(
                     "the node's simulation root changed (was {pinned}, now {fingerprint}): refusing; \
                      `mse login` again if the node was re-created"
                 ),
                 Some(_) => {}
                 None => {
-                    login.sim_root_sha256 = Some(fingerprint.clone());
+                    *pin = Some(fingerprint.clone());
                     login.save(config_dir)?;
                     say!("Pinned this node's simulation root (SHA-256 {fingerprint}).");
                 }
@@ -369,7 +386,7 @@ fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
         }
     });
     let policy = Policy {
-        allow_simulation: tee == Some(TeeKind::Sim),
+        allow_simulation: tee.is_some_and(TeeKind::is_simulated),
         expected_measurement: inp.expected.map(|m| m.to_vec()),
         ..Policy::default()
     };
@@ -386,6 +403,7 @@ fn attest(inp: AttestInputs<'_>) -> anyhow::Result<Attested> {
         },
         trust,
         &policy,
+        inp.vm.as_ref(),
         now,
     )?;
     let examined = attested.examined;
@@ -525,6 +543,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
 
     let spec = app.launch_spec.clone();
     let declared_tee = spec.as_ref().map(|s| s.tee).or(app.tee);
+    let mut vm_identity = None;
     let expected = if args.no_verify {
         None
     } else {
@@ -583,9 +602,11 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
                 format!("runtime {enclave_sha256}")
             }
             // A VM with the simulated TEE inside: the sim quote's measurement is the spec hash,
-            // which binds the image digest like every other field. A hardware TEE's launch
-            // measurement (SEV-SNP / TDX) is recomputed from the image files: not here yet.
-            Runtime::Vm { image_sha256 } if spec.tee.is_simulated() => {
+            // which binds the image digest like every other field. SEV-SNP (sim-snp) and TDX:
+            // the hardware identity is recomputed from the image files below.
+            Runtime::Vm { image_sha256 }
+                if spec.tee.is_simulated() || crate::vm_expect::applies(spec) =>
+            {
                 if runtime_pin.is_some() {
                     bail!(
                         "--runtime-digest pins an mse-enclave, but the node runs VM image {image_sha256}: refusing (nothing was sent)"
@@ -614,7 +635,17 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
             spec.environment_sha256
         );
         store.write_file(&app.id, SPEC_FILE, &spec.canonical_bytes())?;
-        Some(spec.sim_measurement())
+        if crate::vm_expect::applies(spec) {
+            let vm = crate::vm_expect::recompute(client.base(), spec)
+                .context("nothing was sent to the enclave")?;
+            for line in vm.describe() {
+                say!("{line}");
+            }
+            vm_identity = Some(vm);
+            None
+        } else {
+            Some(spec.sim_measurement())
+        }
     };
 
     say!("Verifying the enclave of {sni} through the router at {router}...");
@@ -627,6 +658,7 @@ pub fn run(args: &DeployArgs) -> anyhow::Result<ExitCode> {
         router: &router,
         tee: declared_tee,
         expected,
+        vm: vm_identity,
     })
     .inspect_err(|_| {
         let line = format!(

@@ -102,6 +102,7 @@ pub fn login(args: &LoginArgs) -> anyhow::Result<ExitCode> {
         url: url.clone(),
         token: args.token.clone(),
         sim_root_sha256: None,
+        sim_amd_root_sha256: None,
     }
     .save(&config_dir()?)?;
     let project = me.project.map(|p| p.name).unwrap_or_else(|| "?".into());

@@ -409,12 +409,12 @@ pub fn read_sim(
         })?;
     if let Some(snp) = &sim.snp {
         let dir = seed_to.parent().unwrap_or(Path::new("/"));
-        fs::write(dir.join("snp-measurement"), &snp.measurement).map_err(|source| {
-            DiskError::Io {
+        fs::write(dir.join(crate::tee::SNP_MEASUREMENT_FILE), &snp.measurement).map_err(
+            |source| DiskError::Io {
                 disk: serial,
                 source,
-            }
-        })?;
+            },
+        )?;
     }
     Ok(Some(seed_to.to_path_buf()))
 }

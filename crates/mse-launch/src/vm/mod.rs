@@ -31,26 +31,11 @@ use qemu::{Accel, QemuArgs, QemuVersion, TeeArgs};
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// What computes the SEV-SNP launch digest of a boot (for `sim-snp`, whose simulated firmware
-/// inside the guest reports it as MEASUREMENT). Wired by the node to
-/// `mse_attest::snp_measure::launch_digest`.
-pub type SnpMeasure = Arc<dyn Fn(&SnpBoot<'_>) -> Result<[u8; 48], String> + Send + Sync>;
-
-/// The inputs of an SNP launch digest.
-#[derive(Debug)]
-pub struct SnpBoot<'a> {
-    /// The firmware the node publishes.
-    pub firmware: &'a Path,
-    /// The image's kernel.
-    pub kernel: &'a Path,
-    /// The image's initrd.
-    pub initrd: &'a Path,
-    /// The kernel command line (with `mse.spec=`).
-    pub append: &'a str,
-    /// vCPUs.
-    pub vcpus: u32,
-    /// vCPU model.
-    pub vcpu_type: &'a str,
-}
+/// inside the guest reports it as MEASUREMENT), from (the firmware the node publishes, the
+/// image's kernel, its initrd, the kernel command line with `mse.spec=`, vCPUs, vCPU model).
+/// Wired by the node and `mse localtest` to `mse_attest::vm_identity::snp_boot_digest`.
+pub type SnpMeasure =
+    Arc<dyn Fn(&Path, &Path, &Path, &str, u32, &str) -> Result<[u8; 48], String> + Send + Sync>;
 
 /// The VM launcher's settings (node.toml's `[vm]`).
 #[derive(Clone)]
@@ -331,14 +316,14 @@ impl VmLauncher {
                 )
             })?;
             let append = self.image.cmdline(&spec.hash());
-            let digest = measure(&SnpBoot {
+            let digest = measure(
                 firmware,
-                kernel: &self.image.kernel,
-                initrd: &self.image.initrd,
-                append: &append,
-                vcpus: spec.vcpus,
-                vcpu_type: &self.config.vcpu_type,
-            })
+                &self.image.kernel,
+                &self.image.initrd,
+                &append,
+                spec.vcpus,
+                &self.config.vcpu_type,
+            )
             .map_err(|e| LaunchError::Other(format!("sim-snp launch digest: {e}")))?;
             Some(SimSnp {
                 measurement: hex::encode(digest),
