@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(lines) = mse_node::venv::requirement_lines(text) {
+        if let Ok(lines) = mse_launch::venv::requirement_lines(text) {
             for l in lines {
                 assert!(!l.starts_with('-') && !l.contains("://"));
             }

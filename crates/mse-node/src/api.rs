@@ -528,6 +528,18 @@ pub(crate) struct DeployConf {
     docker: String,
 }
 
+/// For fuzz/ (fuzz_targets/node_deploy_conf.rs): the `conf` part's JSON shape and its
+/// `python_application` check, as `create_app` applies them.
+#[doc(hidden)]
+pub fn fuzz_deploy_conf(bytes: &[u8]) -> Result<(), String> {
+    let conf: DeployConf = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if valid_python_application(&conf.python_application) {
+        Ok(())
+    } else {
+        Err(conf.python_application)
+    }
+}
+
 fn valid_python_application(s: &str) -> bool {
     let ident = |p: &str| {
         !p.is_empty()
@@ -578,6 +590,9 @@ async fn write_package(
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if let Some(slow) = crate::api_conn::slow_body(&e) {
+        return ApiError::new(StatusCode::REQUEST_TIMEOUT, slow.to_string());
+    }
     // A body that ends early or breaks its framing is the client's fault (axum says 500).
     let status = match e.status() {
         s if s.is_server_error() => StatusCode::BAD_REQUEST,
@@ -600,7 +615,9 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
         (status = 201, description = "The new app, spawning", body = AppView),
         (status = 400, description = "Bad package or conf", body = ErrorBody),
         (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
+        (status = 403, description = "A per-project quota (the message names it)", body = ErrorBody),
         (status = 404, description = "conf.project is not the caller's project", body = ErrorBody),
+        (status = 408, description = "Upload slower than api_min_body_rate_kib", body = ErrorBody),
         (status = 409, description = "Name or domain already in use", body = ErrorBody),
         (status = 413, description = "Package or conf too large", body = ErrorBody),
         (status = 415, description = "Not multipart/form-data", body = ErrorBody),
@@ -618,14 +635,9 @@ pub(crate) async fn create_app(
             format!("POST /apps takes multipart/form-data: {}", e.body_text()),
         )
     })?;
+    // Early, to spare a full node the upload; the store decides when it inserts.
     if node.live_count() >= node.cfg.max_apps {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "this node runs its maximum of {} apps; try again later",
-                node.cfg.max_apps
-            ),
-        ));
+        return Err(crate::store::StoreError::NodeFull(node.cfg.max_apps).into());
     }
     let id = uuid::Uuid::new_v4().to_string();
     let dir = node.app_dir(&id);

@@ -82,6 +82,12 @@ pub struct NodeConfig {
     /// An API client that sends nothing for this long while the server waits for its request
     /// (header or body) is disconnected, in seconds.
     pub api_read_timeout_secs: u64,
+    /// An API request's header must be complete this long after its connection opened, in
+    /// seconds (a client trickling bytes is cut too).
+    pub api_header_timeout_secs: u64,
+    /// Slowest average rate an API request body may arrive at once `api_read_timeout_secs`
+    /// have passed, in KiB/s.
+    pub api_min_body_rate_kib: u64,
     /// Lifetime of an app whose conf gives no expiration, in hours.
     pub default_lifetime_hours: u64,
     /// How long the enclave may take to reach `initializing`, in seconds.
@@ -181,6 +187,8 @@ struct RawConfig {
     router_idle_timeout_secs: Option<Spanned<u64>>,
     client_hello_timeout_ms: Option<Spanned<u64>>,
     api_read_timeout_secs: Option<Spanned<u64>>,
+    api_header_timeout_secs: Option<Spanned<u64>>,
+    api_min_body_rate_kib: Option<Spanned<u64>>,
     default_lifetime_hours: Option<Spanned<u64>>,
     spawn_timeout_secs: Option<Spanned<u64>>,
     hardware: Option<Vec<Spanned<RawTier>>>,
@@ -285,6 +293,8 @@ impl NodeConfig {
             router_idle_timeout_secs: 300,
             client_hello_timeout_ms: 5000,
             api_read_timeout_secs: 30,
+            api_header_timeout_secs: 10,
+            api_min_body_rate_kib: 64,
             default_lifetime_hours: 24,
             spawn_timeout_secs: 120,
             hardware: default_tiers(),
@@ -457,6 +467,12 @@ impl NodeConfig {
         }
         if let Some(v) = &raw.api_read_timeout_secs {
             cfg.api_read_timeout_secs = positive(v, "api_read_timeout_secs")?;
+        }
+        if let Some(v) = &raw.api_header_timeout_secs {
+            cfg.api_header_timeout_secs = positive(v, "api_header_timeout_secs")?;
+        }
+        if let Some(v) = &raw.api_min_body_rate_kib {
+            cfg.api_min_body_rate_kib = positive(v, "api_min_body_rate_kib")?;
         }
         if let Some(v) = &raw.default_lifetime_hours {
             cfg.default_lifetime_hours = positive(v, "default_lifetime_hours")?;
@@ -669,7 +685,7 @@ mod tests {
         );
         assert_eq!(
             parse("tee = \"sim\"\nfoo = 1\n").unwrap_err(),
-            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `max_apps_per_project`, `max_project_package_mb`, `max_lifetime_hours`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `api_read_timeout_secs`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`, `vm_image`, `vm_firmware`, `launcher`, `vm`"
+            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `max_apps_per_project`, `max_project_package_mb`, `max_lifetime_hours`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `api_read_timeout_secs`, `api_header_timeout_secs`, `api_min_body_rate_kib`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`, `vm_image`, `vm_firmware`, `launcher`, `vm`"
         );
         assert_eq!(
             parse("[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n")
@@ -684,6 +700,34 @@ mod tests {
             parse("[[environment]]\nname = \"e\"\nvenv = \"/nonexistent-venv\"\n").unwrap_err(),
             "/etc/node.toml:1: environment \"e\": venv /nonexistent-venv has no bin/python"
         );
+    }
+
+    /// docs/guide/node-operator.md has a row for every node.toml key (the list is serde's own,
+    /// from the unknown-field error).
+    #[test]
+    fn the_operator_guide_lists_every_key() {
+        let err = parse("not_a_key = 1\n").unwrap_err();
+        let keys: Vec<&str> = err
+            .split_once("expected one of ")
+            .unwrap()
+            .1
+            .split(", ")
+            .map(|k| k.trim_matches('`'))
+            .collect();
+        assert!(keys.len() > 20, "{err}");
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/guide/node-operator.md"),
+        )
+        .unwrap();
+        let missing: Vec<&&str> = keys
+            .iter()
+            .filter(|k| {
+                !doc.contains(&format!("| `{k}` |"))
+                    && !doc.contains(&format!("| `[{k}]")) // [vm] keys
+                    && !doc.contains(&format!("| `[[{k}]]` |"))
+            })
+            .collect();
+        assert!(missing.is_empty(), "not in node-operator.md: {missing:?}");
     }
 
     #[test]

@@ -98,7 +98,6 @@ pub async fn serve(
         tracing::warn!("{note}");
     }
     let (store, seed) = node::open_data_dir(&cfg)?;
-    store.set_quota(limits::quota(&cfg));
     let pki = mse_attest_sim::SimPki::from_seed(&seed).map_err(|e| ServeError::Sim {
         what: "sim PKI from the node's seed",
         source: Box::new(e),
@@ -147,15 +146,12 @@ pub async fn serve(
         }
     });
     let router_task = tokio::spawn(router::serve(node.clone(), router_listener));
-    let app = api::router(node.clone(), sim);
-    let read_timeout = std::time::Duration::from_secs(node.cfg.api_read_timeout_secs);
-    axum::serve(
-        api_conn::TimedListener::new(api_listener, read_timeout),
-        app,
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(io("API server"))?;
+    let limits = api_conn::ConnLimits::new(&node.cfg);
+    let app = api_conn::layer(api::router(node.clone(), sim), limits);
+    axum::serve(api_conn::ApiListener::new(api_listener, limits), app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(io("API server"))?;
     router_task.abort();
     node.shutdown().await;
     Ok(())

@@ -96,9 +96,10 @@ pub fn fit(cfg: &mut NodeConfig, nofile: u64) -> Result<Option<String>, LimitErr
     )))
 }
 
-/// The per-project limits of `cfg`, for [`crate::store::Store::set_quota`].
+/// The app limits of `cfg`, for [`crate::store::Store::open`].
 pub fn quota(cfg: &NodeConfig) -> crate::store::Quota {
     crate::store::Quota {
+        node_apps: cfg.max_apps,
         apps: cfg.max_apps_per_project,
         package_bytes: cfg.max_project_package_bytes,
     }

@@ -53,7 +53,6 @@ pub struct Live {
     pub log: Arc<AppLog>,
     pub stats: Arc<Stats>,
     stop: watch::Sender<Option<StopReason>>,
-    pub pid: AtomicU64,
     /// The running instance, once launched.
     instance: Mutex<Option<Arc<dyn Instance>>>,
     /// The enclave's port once handed out (0 before).
@@ -150,7 +149,7 @@ pub fn open_data_dir(cfg: &NodeConfig) -> Result<(Store, [u8; 32]), NodeError> {
         .mode(0o700)
         .create(dir.join("apps"))
         .map_err(io_err(dir))?;
-    let store = Store::open(&dir.join("node.db"))?;
+    let store = Store::open(&dir.join("node.db"), crate::limits::quota(cfg))?;
     let seed = load_or_create_seed(&dir.join("sim-seed"))?;
     Ok((store, seed))
 }
@@ -325,7 +324,6 @@ impl Node {
             log,
             stats: Arc::new(Stats::default()),
             stop,
-            pid: AtomicU64::new(0),
             instance: Mutex::new(None),
             port: std::sync::atomic::AtomicU16::new(0),
         });
@@ -505,7 +503,6 @@ impl Node {
         };
         *live.instance.lock().unwrap_or_else(|p| p.into_inner()) = Some(instance.clone());
         let pid = instance.pid().unwrap_or(0);
-        live.pid.store(u64::from(pid), Ordering::Relaxed);
         log.note(&format!("enclave started (pid {pid}, port {port})"));
         if let Err(e) = self.store.set_process(&app.id, port, pid) {
             tracing::error!(app = %app.id, "cannot record the enclave's pid: {e}");

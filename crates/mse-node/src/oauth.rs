@@ -148,12 +148,7 @@ pub fn project_for_access_token(
     let Ok(id) = verify_access_token(token) else {
         return Ok(None);
     };
-    Ok(node
-        .store
-        .projects()?
-        .into_iter()
-        .map(|(p, _)| p)
-        .find(|p| p.id == id))
+    node.store.project(&id)
 }
 
 /// The form of a token request (RFC 6749 §6). `client_id` is accepted and ignored: the node

@@ -36,31 +36,39 @@ pub enum StoreError {
     /// A per-project limit of this node (named) would be exceeded.
     #[error("{0}")]
     Quota(String),
+    /// The node already runs `max_apps` live apps.
+    #[error("this node runs its maximum of {0} apps; try again later")]
+    NodeFull(usize),
 }
 
-/// Per-project limits checked when an app is inserted, under the same lock as the insert.
+/// The node's limits checked when a live app is inserted, under the same lock as the insert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
+    /// Most live apps on the node, all projects together (`max_apps`).
+    pub node_apps: usize,
     /// Most live apps per project (`max_apps_per_project`).
     pub apps: usize,
     /// Most package bytes of a project's live apps together (`max_project_package_mb`).
     pub package_bytes: u64,
 }
 
-impl StoreError {
-    /// Whether the error is a conflict with another live app (an API 409).
-    pub fn is_conflict(&self) -> bool {
-        matches!(
-            self,
-            StoreError::NameTaken { .. } | StoreError::DomainTaken(_)
-        )
-    }
+impl Quota {
+    /// No limit at all (a store opened for administration or in tests).
+    pub const UNLIMITED: Quota = Quota {
+        node_apps: usize::MAX,
+        apps: usize::MAX,
+        package_bytes: u64::MAX,
+    };
+}
 
-    /// The HTTP status of an error the API client caused (a conflict, a quota), if it is one.
+impl StoreError {
+    /// The HTTP status of an error the API client caused or must retry (a conflict, a quota,
+    /// a full node), if it is one.
     pub fn client_status(&self) -> Option<u16> {
         match self {
             StoreError::NameTaken { .. } | StoreError::DomainTaken(_) => Some(409),
             StoreError::Quota(_) => Some(403),
+            StoreError::NodeFull(_) => Some(503),
             _ => None,
         }
     }
@@ -217,6 +225,15 @@ pub fn token_hash(token: &str) -> String {
 
 const APP_COLUMNS: &str = "id, name, project_id, status, domain, custom_domain, port, pid, hardware, env, created_at, ready_at, stopped_at, exit_reason, expires_at, config";
 
+/// A project from columns `id, name, created_at` (in that order, first).
+fn project_from_row(r: &Row<'_>) -> rusqlite::Result<Project> {
+    Ok(Project {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created_at: r.get(2)?,
+    })
+}
+
 fn app_from_row(r: &Row<'_>) -> rusqlite::Result<AppRecord> {
     let status: String = r.get(3)?;
     Ok(AppRecord {
@@ -247,12 +264,13 @@ fn app_from_row(r: &Row<'_>) -> rusqlite::Result<AppRecord> {
 
 pub struct Store {
     conn: Mutex<Connection>,
-    quota: Mutex<Option<Quota>>,
+    quota: Quota,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date;
+    /// every later [`Store::insert_app`] of a live app checks `quota`.
+    pub fn open(path: &Path, quota: Quota) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
             path: path.display().to_string(),
             source,
@@ -266,15 +284,10 @@ impl Store {
             .map_err(open_err)?;
         let store = Store {
             conn: Mutex::new(conn),
-            quota: Mutex::new(None),
+            quota,
         };
         store.migrate()?;
         Ok(store)
-    }
-
-    /// Sets the per-project limits every later [`Store::insert_app`] of a live app checks.
-    pub fn set_quota(&self, quota: Quota) {
-        *self.quota.lock().unwrap_or_else(|p| p.into_inner()) = Some(quota);
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -358,14 +371,7 @@ impl Store {
             "SELECT p.id, p.name, p.created_at, (SELECT COUNT(*) FROM tokens t WHERE t.project_id = p.id) FROM projects p ORDER BY p.name",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok((
-                Project {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    created_at: r.get(2)?,
-                },
-                r.get::<_, i64>(3)? as u64,
-            ))
+            Ok((project_from_row(r)?, r.get::<_, i64>(3)? as u64))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -377,36 +383,46 @@ impl Store {
             .query_row(
                 "SELECT p.id, p.name, p.created_at FROM tokens t JOIN projects p ON p.id = t.project_id WHERE t.hash = ?1",
                 [token_hash(token)],
-                |r| {
-                    Ok(Project {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        created_at: r.get(2)?,
-                    })
-                },
+                project_from_row,
+            )
+            .optional()?)
+    }
+
+    /// The project with id `id`.
+    pub fn project(&self, id: &str) -> Result<Option<Project>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT id, name, created_at FROM projects WHERE id = ?1",
+                [id],
+                project_from_row,
             )
             .optional()?)
     }
 
     /// Inserts an app. A live app whose name is already alive in its project, or whose custom
     /// domain another live app claims, is refused ([`StoreError::NameTaken`],
-    /// [`StoreError::DomainTaken`]) by the unique indexes, in the same statement that inserts.
+    /// [`StoreError::DomainTaken`]) by the unique indexes, in the same statement that inserts;
+    /// one beyond the node's or its project's limits ([`StoreError::NodeFull`],
+    /// [`StoreError::Quota`]) by a count under the same lock.
     pub fn insert_app(&self, app: &AppRecord) -> Result<(), StoreError> {
         let conn = self.lock();
-        let quota = *self.quota.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(q) = quota
-            && app.status.is_live()
-        {
-            // Counted under the connection's lock: concurrent deploys see each other.
-            let (apps, bytes): (i64, i64) = conn.query_row(
-                "SELECT COUNT(*), COALESCE(SUM(json_extract(config, '$.package_bytes')), 0) FROM apps WHERE project_id = ?1 AND status IN ('spawning', 'initializing', 'running')",
+        if app.status.is_live() {
+            // Counted under the connection's lock, which the insert below also holds:
+            // concurrent deploys see each other.
+            let q = self.quota;
+            let (node_apps, apps, bytes): (i64, i64, i64) = conn.query_row(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE project_id = ?1), COALESCE(SUM(json_extract(config, '$.package_bytes')) FILTER (WHERE project_id = ?1), 0) FROM apps WHERE status IN ('spawning', 'initializing', 'running')",
                 [&app.project_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
             let mine: i64 = serde_json::from_str::<serde_json::Value>(&app.config)
                 .ok()
                 .and_then(|c| c["package_bytes"].as_i64())
                 .unwrap_or(0);
+            if node_apps as u64 >= q.node_apps as u64 {
+                return Err(StoreError::NodeFull(q.node_apps));
+            }
             if apps as u64 >= q.apps as u64 {
                 return Err(StoreError::Quota(format!(
                     "this project already runs {apps} apps, the most this node allows per project (max_apps_per_project = {}); stop one first",
@@ -618,7 +634,7 @@ mod tests {
     #[test]
     fn projects_tokens_and_apps() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("node.db")).unwrap();
+        let store = Store::open(&dir.path().join("node.db"), Quota::UNLIMITED).unwrap();
         let (p, token) = store.create_project("alpha").unwrap();
         assert!(token.starts_with("mse_") && token.len() == 68);
         assert_eq!(store.project_for_token(&token).unwrap(), Some(p.clone()));
@@ -635,6 +651,8 @@ mod tests {
             "no project named \"nope\""
         );
         assert_eq!(store.projects().unwrap(), vec![(p.clone(), 2)]);
+        assert_eq!(store.project(&p.id).unwrap(), Some(p.clone()));
+        assert_eq!(store.project("no-such-id").unwrap(), None);
         store
             .insert_app(&app("a1", &p.id, "one", Status::Spawning))
             .unwrap();
@@ -657,7 +675,7 @@ mod tests {
         assert_eq!(store.live_apps().unwrap().len(), 1);
         // Reopening keeps everything and does not re-run migrations.
         drop(store);
-        let store = Store::open(&dir.path().join("node.db")).unwrap();
+        let store = Store::open(&dir.path().join("node.db"), Quota::UNLIMITED).unwrap();
         assert_eq!(store.app("a2").unwrap().unwrap().status, Status::Stopped);
         // The token itself is never stored.
         drop(store);
@@ -668,44 +686,86 @@ mod tests {
         assert!(!wal.windows(needle.len()).any(|w| w == needle));
     }
 
-    #[test]
-    fn live_names_and_domains_are_unique() {
+    /// A new store under `quota` with projects alpha and beta (the dir must outlive it).
+    fn two_projects(quota: Quota) -> (tempfile::TempDir, Store, Project, Project) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("node.db")).unwrap();
+        let store = Store::open(&dir.path().join("node.db"), quota).unwrap();
         let (p, _) = store.create_project("alpha").unwrap();
         let (q, _) = store.create_project("beta").unwrap();
-        store
-            .insert_app(&app("a1", &p.id, "web", Status::Spawning))
-            .unwrap();
-        let e = store
-            .insert_app(&app("a2", &p.id, "web", Status::Spawning))
-            .unwrap_err();
-        assert!(e.is_conflict());
+        (dir, store, p, q)
+    }
+
+    /// Inserts `(id, project, name, status)` apps, which must all be accepted.
+    fn insert_all(store: &Store, apps: &[(&str, &str, &str, Status)]) {
+        for (id, project, name, status) in apps {
+            store.insert_app(&app(id, project, name, *status)).unwrap();
+        }
+    }
+
+    /// Asserts that inserting `app` is refused with the API status `status` and `message`.
+    fn refused(store: &Store, app: &AppRecord, status: u16, message: &str) {
+        let e = store.insert_app(app).unwrap_err();
         assert_eq!(
-            e.to_string(),
-            "an app named \"web\" is already alive in this project (a1); stop it first"
+            (e.client_status(), e.to_string()),
+            (Some(status), message.to_owned())
+        );
+    }
+
+    #[test]
+    fn live_names_and_domains_are_unique() {
+        let (_dir, store, p, q) = two_projects(Quota::UNLIMITED);
+        insert_all(&store, &[("a1", &p.id, "web", Status::Spawning)]);
+        refused(
+            &store,
+            &app("a2", &p.id, "web", Status::Spawning),
+            409,
+            "an app named \"web\" is already alive in this project (a1); stop it first",
         );
         // Same name in another project, or next to a stopped app: fine.
-        store
-            .insert_app(&app("b1", &q.id, "web", Status::Spawning))
-            .unwrap();
+        insert_all(&store, &[("b1", &q.id, "web", Status::Spawning)]);
         assert!(store.set_status("a1", Status::Stopped, None).unwrap());
-        store
-            .insert_app(&app("a3", &p.id, "web", Status::Spawning))
-            .unwrap();
+        insert_all(&store, &[("a3", &p.id, "web", Status::Spawning)]);
         // One live custom domain across projects.
         let mut d1 = app("d1", &p.id, "shop", Status::Spawning);
         d1.custom_domain = Some("shop.example.com".into());
         store.insert_app(&d1).unwrap();
         let mut d2 = app("d2", &q.id, "other", Status::Spawning);
         d2.custom_domain = Some("shop.example.com".into());
-        assert_eq!(
-            store.insert_app(&d2).unwrap_err().to_string(),
-            "domain \"shop.example.com\" is already used by another app"
+        refused(
+            &store,
+            &d2,
+            409,
+            "domain \"shop.example.com\" is already used by another app",
         );
         assert!(store.set_status("d1", Status::OnError, None).unwrap());
         store.insert_app(&d2).unwrap();
         assert!(store.app("a2").unwrap().is_none());
+    }
+
+    #[test]
+    fn the_node_wide_app_limit_counts_every_project() {
+        let quota = Quota {
+            node_apps: 2,
+            ..Quota::UNLIMITED
+        };
+        let (_dir, store, p, q) = two_projects(quota);
+        insert_all(
+            &store,
+            &[
+                ("a1", &p.id, "one", Status::Spawning),
+                ("b1", &q.id, "one", Status::Running),
+            ],
+        );
+        refused(
+            &store,
+            &app("b2", &q.id, "two", Status::Spawning),
+            503,
+            "this node runs its maximum of 2 apps; try again later",
+        );
+        // A stopped app is not counted, and a record that is not live is not limited.
+        insert_all(&store, &[("b3", &q.id, "three", Status::Stopped)]);
+        assert!(store.set_status("a1", Status::Stopped, None).unwrap());
+        insert_all(&store, &[("b2", &q.id, "two", Status::Spawning)]);
     }
 
     /// A database of the first schema version holding duplicates (as the racy deploys could
@@ -736,7 +796,7 @@ mod tests {
                 .unwrap();
             }
         }
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path, Quota::UNLIMITED).unwrap();
         let status = |id: &str| store.app(id).unwrap().unwrap().status;
         assert_eq!(status("old"), Status::Running);
         assert_eq!(status("new"), Status::OnError);
@@ -750,7 +810,8 @@ mod tests {
             store
                 .insert_app(&app("again", "p", "web", Status::Spawning))
                 .unwrap_err()
-                .is_conflict()
+                .client_status()
+                == Some(409)
         );
     }
 }

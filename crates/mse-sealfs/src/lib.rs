@@ -120,6 +120,8 @@ pub use crypto::{
 pub use error::{FormatError, SealFsError};
 pub use file::{FileError, Presealed, SealedFile};
 pub use fs::DIR_ID_FILE;
+#[doc(hidden)] // for fuzz/ (fuzz_targets/sealfs_read.rs)
+pub use fs::read_dir_id_file;
 pub use mount::{
     DEFAULT_QUOTA_BYTES, MountedSealFs, SealFsOptions, check_key, mount, wipe_backing,
 };

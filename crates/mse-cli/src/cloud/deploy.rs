@@ -256,30 +256,32 @@ struct ExpectedSpec<'a> {
 }
 
 impl ExpectedSpec<'_> {
-    /// An error naming the first field of `spec` that is not what was asked.
+    /// An error naming the first field of `spec` that is not what was asked. Values are
+    /// compared typed; only a differing field is formatted for the message.
     fn check(&self, spec: &LaunchSpec) -> anyhow::Result<()> {
+        fn differs<T: PartialEq + std::fmt::Debug + ?Sized>(
+            field: &'static str,
+            theirs: &T,
+            ours: &T,
+        ) -> Option<(&'static str, String, String)> {
+            (theirs != ours).then(|| (field, format!("{theirs:?}"), format!("{ours:?}")))
+        }
         let package = |p: &PackageRef| format!("{} ({} bytes)", p.sha256, p.size);
-        let fields = [
-            (
-                "app_id",
-                format!("{:?}", spec.app_id),
-                format!("{:?}", self.app_id),
-            ),
-            ("san", format!("{:?}", spec.san), format!("{:?}", self.san)),
-            (
-                "application",
-                format!("{:?}", spec.application),
-                format!("{:?}", self.application),
-            ),
-            (
-                "memory_mb",
-                spec.memory_mb.to_string(),
-                self.memory_mb.to_string(),
-            ),
-            ("tls", format!("{:?}", spec.tls), format!("{:?}", self.tls)),
-            ("package", package(&spec.package), package(&self.package)),
-        ];
-        match fields.into_iter().find(|(_, theirs, ours)| theirs != ours) {
+        let first = differs("app_id", spec.app_id.as_str(), self.app_id)
+            .or_else(|| differs("san", spec.san.as_str(), self.san))
+            .or_else(|| differs("application", spec.application.as_str(), self.application))
+            .or_else(|| {
+                (spec.memory_mb != self.memory_mb).then(|| {
+                    let (theirs, ours) = (spec.memory_mb.to_string(), self.memory_mb.to_string());
+                    ("memory_mb", theirs, ours)
+                })
+            })
+            .or_else(|| differs("tls", &spec.tls, &self.tls))
+            .or_else(|| {
+                (spec.package != self.package)
+                    .then(|| ("package", package(&spec.package), package(&self.package)))
+            });
+        match first {
             Some((field, theirs, ours)) => bail!(
                 "the node's launch spec has {field} {theirs} instead of {ours}: refusing (nothing was sent)"
             ),

@@ -309,19 +309,6 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
-/// A TLS client configuration that accepts any server certificate (the fake enclave's are
-/// self-signed; these tests are about routing, not trust).
-pub fn any_cert_config() -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
 #[derive(Debug)]
 struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
 
@@ -377,6 +364,19 @@ pub fn https_post_json(
     https_body(router, host, "POST", "/", Some(json))
 }
 
+/// A TLS client for `host` that accepts any certificate (the fake enclave's is self-signed).
+pub fn any_cert_client(host: &str) -> rustls::ClientConnection {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
+    rustls::ClientConnection::new(Arc::new(config), name).unwrap()
+}
+
 fn https_body(
     router: SocketAddr,
     host: &str,
@@ -384,8 +384,7 @@ fn https_body(
     path: &str,
     body: Option<&str>,
 ) -> Result<(u16, String, String), String> {
-    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
-    let mut conn = rustls::ClientConnection::new(any_cert_config(), name).unwrap();
+    let mut conn = any_cert_client(host);
     let mut tcp = TcpStream::connect(router).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
