@@ -375,10 +375,10 @@ mod tests {
     /// The fuzz target's seeds are valid specs (so fuzzing starts past the JSON shape).
     #[test]
     fn fuzz_seeds_are_valid_canonical_specs() {
-        let seed = include_bytes!("../../../fuzz/corpus/launch_spec/self-sim-process.json");
+        let seed = include_bytes!("../../../fuzz/seeds/launch_spec/self-sim-process.json");
         assert_eq!(LaunchSpec::from_json(seed).unwrap(), spec());
         assert_eq!(&spec().canonical_bytes()[..], &seed[..]);
-        let seed = include_bytes!("../../../fuzz/corpus/launch_spec/owner-snp-vm.json");
+        let seed = include_bytes!("../../../fuzz/seeds/launch_spec/owner-snp-vm.json");
         let vm = LaunchSpec::from_json(seed).unwrap();
         assert_eq!(vm.canonical_bytes(), seed.to_vec());
         assert_eq!(vm.tee, TeeKind::SevSnp);
