@@ -16,15 +16,9 @@ for b in mse mse-node mse-enclave; do
     [ -x "$BIN_DIR/$b" ] || { echo "$BIN_DIR/$b missing (cargo build --release --workspace --bins)" >&2; exit 1; }
 done
 
-work=$(mktemp -d)
-node_pid=""
-cleanup() {
-    [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
 . "$ROOT/bench/node-lib.sh"
+node_work
+
 start_node "$work" "$BIN_DIR/mse-enclave" "$VENV" 127.0.0.1:0 127.0.0.1:0 default
 
 export MSE_CONFIG_DIR="$work/config"

@@ -1,5 +1,22 @@
 # Sourced by the node benchmarks (bench/node.sh, deploy.sh, node_load.sh): one local sim node.
 #
+# node_work: makes the working directory $work, removed at exit with the node ($node_pid)
+# stopped and the /etc/hosts line $hosts_line (when a benchmark added one) taken out again.
+node_work() {
+    work=$(mktemp -d)
+    node_pid=""
+    hosts_line=""
+    trap node_cleanup EXIT
+}
+node_cleanup() {
+    [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null || true
+    if [ -n "$hosts_line" ]; then
+        grep -vxF "$hosts_line" /etc/hosts > "$work/hosts" || true
+        cat "$work/hosts" > /etc/hosts
+    fi
+    rm -rf "$work"
+}
+#
 # start_node WORK ENCLAVE VENV API_BIND ROUTER_BIND PROJECT [NODE]
 # writes WORK/node.toml, creates PROJECT, starts the node in the background and waits for its
 # startup line; sets node_pid, token, api (http://...) and router (HOST:PORT).

@@ -27,19 +27,9 @@ API_PORT=${API_PORT:-29443}
 ROUTER_PORT=${ROUTER_PORT:-28443}
 API=http://127.0.0.1:$API_PORT
 
-work=$(mktemp -d)
-node_pid=""
-hosts_line=""
-cleanup() {
-    [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null || true
-    if [ -n "$hosts_line" ]; then
-        grep -vxF "$hosts_line" /etc/hosts > "$work/hosts" && cat "$work/hosts" > /etc/hosts
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
 . "$ROOT/bench/node-lib.sh"
+node_work
+
 start_node "$work" "$ENCLAVE" "$VENV" "127.0.0.1:$API_PORT" "127.0.0.1:$ROUTER_PORT" bench "$NODE"
 
 "$MSE" scaffold "$work/app" > /dev/null

@@ -33,23 +33,12 @@ if ! command -v wrk > /dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk > /dev/null
 fi
 
-work=$(mktemp -d)
-node_pid=""
-hosts_line=""
-cleanup() {
-    [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null || true
-    if [ -n "$hosts_line" ]; then
-        grep -vxF "$hosts_line" /etc/hosts > "$work/hosts" || true
-        cat "$work/hosts" > /etc/hosts
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+. "$ROOT/bench/node-lib.sh"
+node_work
 
 echo "machine: $(nproc) cores, $(uptime)"
 echo "binaries: $BIN_DIR"
 
-. "$ROOT/bench/node-lib.sh"
 start_node "$work" "$BIN_DIR/mse-enclave" "$VENV" 127.0.0.1:0 127.0.0.1:0 default
 port=${router##*:}
 

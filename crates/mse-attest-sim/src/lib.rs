@@ -11,12 +11,15 @@
 #![warn(missing_docs)]
 
 mod attester;
+mod derive;
+mod server;
 mod sgx;
 pub mod snp;
 
 pub use attester::{SimAttester, SimAttesterConfig, detect_or_sim};
 pub use mse_attest::encode::{pem_encode, rfc3339, to_pem};
 pub use mse_attest::verify::{sim_ark_from_collateral, sim_root_from_quote};
+pub use server::MockServer;
 pub use sgx::*;
 pub use snp::{MockKds, SimAmdPki, SimSnpAttester, SnpLaunch};
 

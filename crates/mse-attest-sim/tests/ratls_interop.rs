@@ -24,19 +24,15 @@ fn sgxra_venv() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-sgxra"))
 }
 
-#[test]
-fn intel_sgx_ra_accepts_our_sim_server_with_our_mock_pccs() {
+/// Intel's `sgx-ra-verify` (with `expect` arguments) against our sim server (debug or not) and
+/// our mock PCCS.
+fn sgx_ra_verify(debug: bool, expect: &[&str]) -> std::process::Output {
     let pki = pki();
     let pccs = MockPccs::start(&pki, &CollateralOptions::default()).unwrap();
-    let id = identity("127.0.0.1", false);
+    let id = identity("127.0.0.1", debug);
     let server = TlsServer::start(id.cert_der.clone(), id.key_pkcs8_der.clone());
-    let out = Command::new(sgxra_venv().join("bin/sgx-ra-verify"))
-        .args([
-            "--mrenclave",
-            &hex::encode(MR_ENCLAVE),
-            "--mrsigner",
-            &hex::encode(MR_SIGNER),
-        ])
+    Command::new(sgxra_venv().join("bin/sgx-ra-verify"))
+        .args(expect)
         .args(["--pccs-url", &pccs.url()])
         .args([
             "certificate",
@@ -46,7 +42,20 @@ fn intel_sgx_ra_accepts_our_sim_server_with_our_mock_pccs() {
         .env("NO_PROXY", "127.0.0.1")
         .env("no_proxy", "127.0.0.1")
         .output()
-        .expect("run sgx-ra-verify from the intel-sgx-ra venv");
+        .expect("run sgx-ra-verify from the intel-sgx-ra venv")
+}
+
+#[test]
+fn intel_sgx_ra_accepts_our_sim_server_with_our_mock_pccs() {
+    let out = sgx_ra_verify(
+        false,
+        &[
+            "--mrenclave",
+            &hex::encode(MR_ENCLAVE),
+            "--mrsigner",
+            &hex::encode(MR_SIGNER),
+        ],
+    );
     let log = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -70,20 +79,7 @@ fn intel_sgx_ra_accepts_our_sim_server_with_our_mock_pccs() {
 
 #[test]
 fn intel_sgx_ra_refuses_our_debug_sim_server() {
-    let pki = pki();
-    let pccs = MockPccs::start(&pki, &CollateralOptions::default()).unwrap();
-    let id = identity("127.0.0.1", true);
-    let server = TlsServer::start(id.cert_der.clone(), id.key_pkcs8_der.clone());
-    let out = Command::new(sgxra_venv().join("bin/sgx-ra-verify"))
-        .args(["--pccs-url", &pccs.url()])
-        .args([
-            "certificate",
-            "--url",
-            &format!("https://127.0.0.1:{}", server.addr.port()),
-        ])
-        .env("NO_PROXY", "127.0.0.1")
-        .output()
-        .unwrap();
+    let out = sgx_ra_verify(true, &[]);
     // sgx-ra-verify's exit code 3 = debug enclave.
     assert_eq!(
         out.status.code(),
@@ -134,16 +130,11 @@ fn our_parser_reads_the_original_certificate_format() {
     );
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
     std::fs::write(&quote_path, &quote).unwrap();
-    let out = Command::new(sgxra_venv().join("bin/python"))
-        .arg("-c")
-        .arg(ORIGINAL_CERT_PY)
-        .args([&key_path, &quote_path, &cert_path])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    mse_testkit::run_ok(
+        Command::new(sgxra_venv().join("bin/python"))
+            .arg("-c")
+            .arg(ORIGINAL_CERT_PY)
+            .args([&key_path, &quote_path, &cert_path]),
     );
     let pem = std::fs::read(&cert_path).unwrap();
 

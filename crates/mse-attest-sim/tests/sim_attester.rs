@@ -1,17 +1,13 @@
 //! Auto-detection with the simulated fallback: real interfaces win, the sim attester stands
 //! in only when allowed and refuses to run next to real hardware; its sealing key.
 
-use std::path::Path;
+#[path = "../../mse-attest/tests/vectors/mod.rs"]
+mod vectors;
+use vectors::fake_host;
 
 use mse_attest::EvidenceKind;
 use mse_attest::attester::{AttestError, AttesterKind, HostProbe};
 use mse_attest_sim::{SimAttesterConfig, SimEnclave, detect_or_sim};
-
-fn touch(root: &Path, rel: &str) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, b"").unwrap();
-}
 
 fn sim_config() -> SimAttesterConfig {
     SimAttesterConfig {
@@ -28,26 +24,21 @@ fn sim_config() -> SimAttesterConfig {
 
 #[test]
 fn detection_prefers_real_interfaces_and_falls_back_to_sim_only_when_allowed() {
-    let gramine = tempfile::tempdir().unwrap();
-    touch(gramine.path(), "dev/attestation/quote");
+    let gramine = fake_host(&["dev/attestation/quote"]);
     let a = detect_or_sim(&HostProbe::with_root(gramine.path()), Some(sim_config())).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
         (AttesterKind::Gramine, EvidenceKind::Sgx)
     );
 
-    let tdx = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(tdx.path().join("sys/kernel/config/tsm/report")).unwrap();
-    touch(tdx.path(), "dev/tdx_guest");
+    let tdx = fake_host(&["sys/kernel/config/tsm/report/", "dev/tdx_guest"]);
     let a = detect_or_sim(&HostProbe::with_root(tdx.path()), Some(sim_config())).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
         (AttesterKind::Tsm, EvidenceKind::Tdx)
     );
 
-    let snp = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(snp.path().join("sys/kernel/config/tsm/report")).unwrap();
-    touch(snp.path(), "dev/sev-guest");
+    let snp = fake_host(&["sys/kernel/config/tsm/report/", "dev/sev-guest"]);
     let a = detect_or_sim(&HostProbe::with_root(snp.path()), None).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
@@ -68,8 +59,7 @@ fn detection_prefers_real_interfaces_and_falls_back_to_sim_only_when_allowed() {
     );
 
     // An SGX host without Gramine: no usable interface, and the sim refuses to stand in.
-    let sgx = tempfile::tempdir().unwrap();
-    touch(sgx.path(), "dev/sgx_enclave");
+    let sgx = fake_host(&["dev/sgx_enclave"]);
     let err = detect_or_sim(&HostProbe::with_root(sgx.path()), Some(sim_config())).unwrap_err();
     assert_eq!(
         err.to_string(),

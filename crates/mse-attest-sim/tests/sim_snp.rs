@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use mse_attest::attester::{AttestError, Attester, AttesterKind, HostProbe};
+use mse_attest::attester::{Attester, AttesterKind, HostProbe};
 use mse_attest::evidence::SnpSigningKey;
 use mse_attest::ratls::{
     CollateralSource, RaTlsParams, anchors_for_collateral, attest_server, generate,
@@ -400,31 +400,14 @@ fn sim_snp_attester_takes_the_launchers_three_inputs() {
         derived_key(&SEED, &[0; 48])
     );
 
-    for dev in [
-        "dev/sev-guest",
-        "sys/kernel/config/tsm/report",
-        "dev/tdx_guest",
-    ] {
-        let root = empty_host();
-        let path = root.path().join(dev);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, b"").unwrap();
-        let err = SimSnpAttester::with_probe(
-            &HostProbe::with_root(root.path()),
-            &SEED,
-            MEASUREMENT,
-            HOST_DATA,
-        )
-        .unwrap_err();
-        assert!(matches!(err, AttestError::RealTeePresent(_)));
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "refusing to run the simulated TEE: a real TEE is present ({})",
-                path.display()
-            )
-        );
-    }
+    support::assert_sim_refused_next_to_real_tee(
+        &[
+            "dev/sev-guest",
+            "sys/kernel/config/tsm/report",
+            "dev/tdx_guest",
+        ],
+        |probe| SimSnpAttester::with_probe(probe, &SEED, MEASUREMENT, HOST_DATA),
+    );
 }
 
 fn ratls_params() -> RaTlsParams {

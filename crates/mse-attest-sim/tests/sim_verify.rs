@@ -2,9 +2,12 @@
 //! when simulation is allowed, debug sim quotes only when debug is allowed, any flipped byte
 //! breaks them, and the mock PCCS serves collateral the verifier accepts.
 
+#[path = "ratls_support/mod.rs"]
+mod support;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mse_attest::attester::{AttestError, Attester, HostProbe};
+use mse_attest::attester::{Attester, HostProbe};
 use mse_attest::{Collateral, Evidence, Outcome, Policy, TrustAnchors, verify};
 use mse_attest_sim::SimAttester;
 use mse_attest_sim::{
@@ -55,18 +58,17 @@ fn outcome<'a>(report: &'a mse_attest::Report, name: &str) -> &'a Outcome {
         .outcome
 }
 
-#[test]
-fn sim_quote_verifies_against_mock_root_when_simulation_allowed() {
+/// A non-debug sim quote verified against the Intel roots plus the mock one.
+fn verify_sim_quote(policy: &Policy, report_data: Option<&[u8]>) -> mse_attest::Report {
     let (pki, quote, collateral) = sim_parts(false);
     let evidence = Evidence::parse(&quote).unwrap();
     let anchors = TrustAnchors::intel().with_simulation_root(pki.root_der.clone());
-    let report = verify(
-        &evidence,
-        &collateral,
-        &anchors,
-        &policy(true, false),
-        Some(&[0x11; 64]),
-    );
+    verify(&evidence, &collateral, &anchors, policy, report_data)
+}
+
+#[test]
+fn sim_quote_verifies_against_mock_root_when_simulation_allowed() {
+    let report = verify_sim_quote(&policy(true, false), Some(&[0x11; 64]));
     assert!(report.trusted(), "{report}");
     assert!(report.simulated);
     assert_eq!(report.measurement, vec![0xAA; 32]);
@@ -77,16 +79,7 @@ fn sim_quote_verifies_against_mock_root_when_simulation_allowed() {
 
 #[test]
 fn sim_quote_refused_without_allow_simulation() {
-    let (pki, quote, collateral) = sim_parts(false);
-    let evidence = Evidence::parse(&quote).unwrap();
-    let anchors = TrustAnchors::intel().with_simulation_root(pki.root_der.clone());
-    let report = verify(
-        &evidence,
-        &collateral,
-        &anchors,
-        &policy(false, false),
-        None,
-    );
+    let report = verify_sim_quote(&policy(false, false), None);
     assert!(!report.trusted());
     assert_eq!(
         report.error().unwrap().to_string(),
@@ -232,28 +225,15 @@ fn sealing_key_is_bound_to_seed_and_measurement() {
 
 #[test]
 fn sim_attester_refuses_to_run_where_a_real_tee_exists() {
-    for dev in [
-        "dev/sgx_enclave",
-        "dev/tdx_guest",
-        "dev/sev-guest",
-        "sys/kernel/config/tsm/report",
-    ] {
-        let root = tempfile::tempdir().unwrap();
-        let path = root.path().join(dev);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, b"").unwrap();
-        let err =
-            SimAttester::with_probe(&HostProbe::with_root(root.path()), &SEED, enclave(false))
-                .unwrap_err();
-        assert!(matches!(err, AttestError::RealTeePresent(_)));
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "refusing to run the simulated TEE: a real TEE is present ({})",
-                path.display()
-            )
-        );
-    }
+    support::assert_sim_refused_next_to_real_tee(
+        &[
+            "dev/sgx_enclave",
+            "dev/tdx_guest",
+            "dev/sev-guest",
+            "sys/kernel/config/tsm/report",
+        ],
+        |probe| SimAttester::with_probe(probe, &SEED, enclave(false)),
+    );
     let empty = tempfile::tempdir().unwrap();
     let sim = SimAttester::with_probe(&HostProbe::with_root(empty.path()), &SEED, enclave(false))
         .unwrap();

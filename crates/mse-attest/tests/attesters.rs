@@ -1,6 +1,9 @@
 //! Attesters against fake hosts: Gramine's /dev/attestation, configfs-tsm (an in-memory
 //! kernel), and auto-detection of the real ones (the sim fallback is tested in mse-attest-sim).
 
+mod vectors;
+use vectors::fake_host;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -153,34 +156,23 @@ fn tsm_detects_a_concurrent_writer_and_unknown_providers() {
     );
 }
 
-fn touch(root: &Path, rel: &str) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, b"").unwrap();
-}
-
 #[test]
 fn detection_finds_the_real_interfaces() {
-    let gramine = tempfile::tempdir().unwrap();
-    touch(gramine.path(), "dev/attestation/quote");
+    let gramine = fake_host(&["dev/attestation/quote"]);
     let a = detect(&HostProbe::with_root(gramine.path())).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
         (AttesterKind::Gramine, EvidenceKind::Sgx)
     );
 
-    let tdx = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(tdx.path().join("sys/kernel/config/tsm/report")).unwrap();
-    touch(tdx.path(), "dev/tdx_guest");
+    let tdx = fake_host(&["sys/kernel/config/tsm/report/", "dev/tdx_guest"]);
     let a = detect(&HostProbe::with_root(tdx.path())).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
         (AttesterKind::Tsm, EvidenceKind::Tdx)
     );
 
-    let snp = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(snp.path().join("sys/kernel/config/tsm/report")).unwrap();
-    touch(snp.path(), "dev/sev-guest");
+    let snp = fake_host(&["sys/kernel/config/tsm/report/", "dev/sev-guest"]);
     let a = detect(&HostProbe::with_root(snp.path())).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
@@ -196,8 +188,7 @@ fn detection_finds_the_real_interfaces() {
     );
 
     // An SGX host without Gramine: no usable interface.
-    let sgx = tempfile::tempdir().unwrap();
-    touch(sgx.path(), "dev/sgx_enclave");
+    let sgx = fake_host(&["dev/sgx_enclave"]);
     let err = detect(&HostProbe::with_root(sgx.path())).unwrap_err();
     assert!(matches!(err, AttestError::NoTee));
 }

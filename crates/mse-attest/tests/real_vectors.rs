@@ -8,12 +8,23 @@ use mse_attest::{
 use sha2::{Digest, Sha256};
 
 mod vectors;
-use vectors::{at, data};
+use vectors::{at, data, verify_intel};
 
 fn run(quote: &str, collateral: &str, policy: &Policy) -> Report {
+    run_bound(quote, collateral, policy, None)
+}
+
+/// [`run`] expecting `report_data` in the evidence.
+fn run_bound(quote: &str, collateral: &str, policy: &Policy, report_data: Option<&[u8]>) -> Report {
     let evidence = Evidence::parse(&data(quote)).expect("parse evidence");
     let collateral = Collateral::from_bytes(&data(collateral)).expect("parse collateral");
-    verify(&evidence, &collateral, &TrustAnchors::intel(), policy, None)
+    verify(
+        &evidence,
+        &collateral,
+        &TrustAnchors::intel(),
+        policy,
+        report_data,
+    )
 }
 
 fn outcomes(report: &Report) -> Vec<(&'static str, String)> {
@@ -44,6 +55,25 @@ const TDX5: (&str, &str) = (
 
 fn pass(name: &'static str) -> (&'static str, String) {
     (name, "pass".to_string())
+}
+
+/// The seven checks of signatures and chains (up to the quote's), passed, then `rest`.
+fn signatures_pass_then<const N: usize>(
+    rest: [(&'static str, String); N],
+) -> Vec<(&'static str, String)> {
+    [
+        "simulation",
+        "quote_format",
+        "collateral",
+        "certificate_chain",
+        "qe_report_signature",
+        "qe_identity",
+        "quote_signature",
+    ]
+    .map(pass)
+    .into_iter()
+    .chain(rest)
+    .collect()
 }
 
 fn na(name: &'static str) -> (&'static str, String) {
@@ -98,14 +128,7 @@ fn sgx_quote_valid_in_window_and_tcb_status_reported() {
     // Every signature and chain is valid; only the TCB status is outside the default policy.
     assert_eq!(
         outcomes(&report),
-        [
-            pass("simulation"),
-            pass("quote_format"),
-            pass("collateral"),
-            pass("certificate_chain"),
-            pass("qe_report_signature"),
-            pass("qe_identity"),
-            pass("quote_signature"),
+        signatures_pass_then([
             (
                 "tcb_status",
                 "fail: TCB status ConfigurationAndSWHardeningNeeded is not accepted (accepted: UpToDate, SWHardeningNeeded)"
@@ -116,7 +139,7 @@ fn sgx_quote_valid_in_window_and_tcb_status_reported() {
             na("report_data_binding"),
             na("measurement"),
             na("signer"),
-        ]
+        ])
     );
     assert!(!report.trusted());
     assert_eq!(
@@ -140,15 +163,7 @@ fn sgx_quote_trusted_when_its_tcb_status_is_accepted() {
     policy.expected_signer = Some(
         hex::decode("815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66cf9a3e0e6").unwrap(),
     );
-    let evidence = Evidence::parse(&data(SGX.0)).unwrap();
-    let collateral = Collateral::from_bytes(&data(SGX.1)).unwrap();
-    let report = verify(
-        &evidence,
-        &collateral,
-        &TrustAnchors::intel(),
-        &policy,
-        Some(b"Hello, world!"),
-    );
+    let report = run_bound(SGX.0, SGX.1, &policy, Some(b"Hello, world!"));
     assert_eq!(report.error(), None);
     assert!(report.trusted());
     assert_eq!(report.check("measurement"), Some(&Outcome::Pass));
@@ -239,14 +254,7 @@ fn tdx_v5_outdated_quote_has_valid_signatures_but_no_tcb_level() {
     let outcomes = outcomes(&report);
     assert_eq!(
         outcomes[..9],
-        [
-            pass("simulation"),
-            pass("quote_format"),
-            pass("collateral"),
-            pass("certificate_chain"),
-            pass("qe_report_signature"),
-            pass("qe_identity"),
-            pass("quote_signature"),
+        signatures_pass_then([
             (
                 "tcb_status",
                 "fail: TCB evaluation failed: No matching TCB level found".to_string()
@@ -255,7 +263,7 @@ fn tdx_v5_outdated_quote_has_valid_signatures_but_no_tcb_level() {
                 "attributes",
                 "fail: not evaluated: verification stopped at tcb_status".to_string()
             ),
-        ]
+        ])
     );
     assert_eq!(
         report.error(),
@@ -357,15 +365,7 @@ fn measurement_signer_and_binding_mismatches_are_reported_with_values() {
         .unwrap();
     policy.expected_measurement = Some(vec![0xAA; 32]);
     policy.expected_signer = Some(vec![0xBB; 32]);
-    let evidence = Evidence::parse(&data(SGX.0)).unwrap();
-    let collateral = Collateral::from_bytes(&data(SGX.1)).unwrap();
-    let report = verify(
-        &evidence,
-        &collateral,
-        &TrustAnchors::intel(),
-        &policy,
-        Some(b"Goodbye"),
-    );
+    let report = run_bound(SGX.0, SGX.1, &policy, Some(b"Goodbye"));
     assert!(!report.trusted());
     let mut report_data = b"Hello, world!".to_vec();
     report_data.resize(64, 0);
@@ -395,13 +395,7 @@ fn measurement_signer_and_binding_mismatches_are_reported_with_values() {
     let collateral = Collateral::from_bytes(&data(TDX.1)).unwrap();
     let mut policy = at(JULY_2025);
     policy.expected_signer = Some(vec![0xBB; 32]);
-    let report = verify(
-        &evidence,
-        &collateral,
-        &TrustAnchors::intel(),
-        &policy,
-        None,
-    );
+    let report = verify_intel(&evidence, &collateral, &policy);
     assert_eq!(
         report.error().unwrap().to_string(),
         format!(

@@ -1,12 +1,10 @@
 //! Random corruption anywhere in real evidence (signature, QE report, certificate chain,
 //! trailing bytes) never panics, and evidence is trusted only if its signed part is intact.
 
-use std::time::{Duration, UNIX_EPOCH};
-
-use mse_attest::{Collateral, Evidence, Policy, TrustAnchors, verify};
+use mse_attest::{Collateral, Evidence};
 
 mod vectors;
-use vectors::data;
+use vectors::{at_accepting_config, data, verify_intel};
 
 /// xorshift64*: deterministic, so a failure reproduces.
 struct Rng(u64);
@@ -26,13 +24,7 @@ impl Rng {
 
 #[test]
 fn random_corruption_never_panics_and_never_forges() {
-    let mut policy = Policy {
-        now: Some(UNIX_EPOCH + Duration::from_secs(1_751_328_000)),
-        ..Policy::default()
-    };
-    policy
-        .accept_tcb(["ConfigurationAndSWHardeningNeeded"])
-        .unwrap();
+    let policy = at_accepting_config(1_751_328_000);
     let cases = [
         (
             "dcap/sgx_quote",
@@ -65,13 +57,7 @@ fn random_corruption_never_panics_and_never_forges() {
             let Ok(evidence) = Evidence::parse(&raw) else {
                 continue;
             };
-            let report = verify(
-                &evidence,
-                &collateral,
-                &TrustAnchors::intel(),
-                &policy,
-                None,
-            );
+            let report = verify_intel(&evidence, &collateral, &policy);
             if report.trusted() {
                 assert_eq!(
                     raw[..signed_len],

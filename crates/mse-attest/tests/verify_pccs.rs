@@ -5,17 +5,17 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use dcap_qvl::QuoteCollateralV3;
 use mse_attest::{
-    Collateral, CollateralError, Evidence, Policy, TrustAnchors, fetch_collateral,
+    Collateral, CollateralError, Evidence, TrustAnchors, fetch_collateral,
     fetch_collateral_blocking, verify,
 };
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 mod vectors;
-use vectors::data;
+use vectors::{at_accepting_config, data};
 
 fn file_collateral() -> QuoteCollateralV3 {
     match Collateral::from_bytes(&data("dcap/sgx_quote_collateral.json")).unwrap() {
@@ -173,13 +173,7 @@ fn fetched_collateral_equals_the_file_and_verifies_the_quote() {
             "/sgx/certification/v4/rootcacrl",
         ]
     );
-    let mut policy = Policy {
-        now: Some(UNIX_EPOCH + Duration::from_secs(1_751_328_000)),
-        ..Policy::default()
-    };
-    policy
-        .accept_tcb(["ConfigurationAndSWHardeningNeeded"])
-        .unwrap();
+    let policy = at_accepting_config(1_751_328_000);
     let evidence = Evidence::parse(&quote).unwrap();
     let report = verify(
         &evidence,

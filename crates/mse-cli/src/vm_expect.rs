@@ -16,10 +16,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use mse_attest::Evidence;
 use mse_attest::vm_identity::{SnpExpected, TdxExpected, TdxReference, snp_boot_input};
+use mse_launch::Digest32;
 use mse_launch::image::{ImageManifest, SPEC_PLACEHOLDER};
 use mse_launch::{LaunchSpec, Runtime, TeeKind};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// Longest wait for one image file (a kernel and an initrd are tens of MB).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
@@ -120,10 +120,6 @@ pub struct ImageFiles {
     pub tdx: Option<TdxPublished>,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// Downloads the node's published image (`{base}/image` and its files).
 pub fn fetch_image(base: &str, with_firmware: bool) -> anyhow::Result<ImageFiles> {
     let agent = ureq::Agent::new_with_config(
@@ -167,10 +163,10 @@ pub fn expect(spec: &LaunchSpec, files: &ImageFiles) -> anyhow::Result<VmIdentit
     };
     let spec_hash = spec.hash().0;
     let image = ImageDigests {
-        image_sha256: sha256_hex(&files.manifest),
-        kernel_sha256: sha256_hex(&files.kernel),
-        initrd_sha256: sha256_hex(&files.initrd),
-        firmware_sha256: files.firmware.as_deref().map(sha256_hex),
+        image_sha256: Digest32::of(&files.manifest).to_hex(),
+        kernel_sha256: Digest32::of(&files.kernel).to_hex(),
+        initrd_sha256: Digest32::of(&files.initrd).to_hex(),
+        firmware_sha256: files.firmware.as_deref().map(|f| Digest32::of(f).to_hex()),
     };
     if image.image_sha256 != image_sha256.to_hex() {
         bail!(
@@ -341,7 +337,6 @@ mod tests {
     use mse_attest::ratls::{RaTlsParams, generate};
     use mse_attest::{Policy, TrustAnchors, VerifyError};
     use mse_attest_sim::snp::{SimAmdPki, SimSnpAttester, SnpLaunch, amdsev_firmware};
-    use mse_launch::Digest32;
 
     use super::*;
     use crate::attest::{Enclave, examine, require_trusted};
@@ -352,8 +347,8 @@ mod tests {
     fn manifest(kernel: &[u8], initrd: &[u8]) -> Vec<u8> {
         ImageManifest {
             version: mse_launch::image::MANIFEST_VERSION,
-            kernel_sha256: sha256_hex(kernel),
-            initrd_sha256: sha256_hex(initrd),
+            kernel_sha256: Digest32::of(kernel).to_hex(),
+            initrd_sha256: Digest32::of(initrd).to_hex(),
             cmdline: "console=ttyS0 mse.spec={spec}".into(),
             kernel_version: "6.1.0-test".into(),
             modules: Vec::new(),
@@ -486,8 +481,8 @@ mod tests {
                 .to_string(),
             format!(
                 "the node's initrd.img has SHA-256 {}, but its image.json says {}",
-                sha256_hex(b"other initrd"),
-                sha256_hex(b"initrd")
+                Digest32::of(b"other initrd").to_hex(),
+                Digest32::of(b"initrd").to_hex()
             )
         );
         // HOST_DATA of another spec.
@@ -598,7 +593,7 @@ mod tests {
             expect(&other, &f).unwrap_err().to_string(),
             format!(
                 "the node publishes image.json {} but the launch spec names image {}",
-                sha256_hex(&f.manifest),
+                Digest32::of(&f.manifest).to_hex(),
                 "09".repeat(32)
             )
         );

@@ -19,10 +19,10 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// `mse package` of `dir/mse.toml`, refused (exit 1): its stderr.
-fn refused_package(dir: &Path) -> String {
+/// `mse package` of `dir/mse.toml`, expected to fail (exit 1): its stderr.
+fn package_error(dir: &Path) -> String {
     let o = mse(dir, &["package", "--path", "mse.toml", "--output", "out"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     stderr(&o)
 }
 
@@ -32,7 +32,7 @@ fn package_with_mse_toml_on_dev_zero_fails_with_one_line() {
     let toml = tmp.path().join("mse.toml");
     std::os::unix::fs::symlink("/dev/zero", &toml).unwrap();
     assert_eq!(
-        refused_package(tmp.path()),
+        package_error(tmp.path()),
         "Error: mse.toml: cannot read: more than the 1 MiB limit for this file\n"
     );
     // A regular file over the limit is refused from its size, before reading.
@@ -40,7 +40,7 @@ fn package_with_mse_toml_on_dev_zero_fails_with_one_line() {
     let f = std::fs::File::create(&toml).unwrap();
     f.set_len(3 << 30).unwrap();
     assert_eq!(
-        refused_package(tmp.path()),
+        package_error(tmp.path()),
         "Error: mse.toml: cannot read: 3221225472 bytes is over the 1 MiB limit for this file\n"
     );
 }
@@ -71,7 +71,7 @@ fn a_long_bad_value_is_quoted_short() {
     )
     .unwrap();
     assert_eq!(
-        refused_package(tmp.path()),
+        package_error(tmp.path()),
         format!(
             "Error: mse.toml:1: name must be 1 to 255 characters, got \"{}…\" (500000 characters)\n",
             "n".repeat(64)

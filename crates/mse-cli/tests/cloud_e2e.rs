@@ -7,7 +7,7 @@
 
 mod cloud_support;
 
-use std::io::{BufRead, BufReader};
+use mse_testkit::{run_ok, spawn_node};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -83,45 +83,25 @@ fn serve_config(dir: &Path, lines: &str) -> (Node, String) {
 
 /// `mse-node project create NAME`: the project's token.
 fn create_project(config: &Path, name: &str) -> String {
-    let out = Command::new(bin("mse-node"))
-        .args(["project", "create", name, "--config"])
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    run_ok(
+        Command::new(bin("mse-node"))
+            .args(["project", "create", name, "--config"])
+            .arg(config),
+    )
+    .trim()
+    .to_owned()
 }
 
 /// `mse-node serve`, its addresses read from its first line of output.
 fn serve(config: &Path) -> Node {
-    let mut child = Command::new(bin("mse-node"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    // "mse-node: API on http://A , router on R , data in D"
-    let words: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(
-        words.get(..3),
-        Some(&["mse-node:", "API", "on"][..]),
-        "{line}"
+    let (child, api, router) = spawn_node(
+        Command::new(bin("mse-node"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null()),
     );
-    Node {
-        child,
-        api: words[3].to_owned(),
-        router: words[7].to_owned(),
-    }
+    Node { child, api, router }
 }
 
 struct Cli {

@@ -188,14 +188,7 @@ fn entry(table: &mut Vec<u8>, data: &[u8], guid: &[u8; 16]) {
 
 /// A GUID's on-disk bytes from its canonical text.
 fn guid(s: &str) -> [u8; 16] {
-    let h: String = s.chars().filter(|c| *c != '-').collect();
-    let b = hex::decode(h).unwrap();
-    let mut g = [0u8; 16];
-    g[..4].copy_from_slice(&[b[3], b[2], b[1], b[0]]);
-    g[4..6].copy_from_slice(&[b[5], b[4]]);
-    g[6..8].copy_from_slice(&[b[7], b[6]]);
-    g[8..].copy_from_slice(&b[8..]);
-    g
+    *mse_attest::snp_measure::Guid::parse(s).bytes()
 }
 
 /// A random firmware image in the OVMF layout of an AmdSev build: random code pages, the SEV

@@ -1,34 +1,16 @@
 //! `mse verify` end to end: the built binary against a sim RA-TLS server and a mock PCCS on
 //! loopback, and against certificate / quote files.
 
-#[path = "../../mse-attest-sim/tests/ratls_support/mod.rs"]
-mod support;
+mod verify_support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use mse_attest::attester::Attester;
 use mse_attest::ratls::report_data_for_key;
 use mse_attest_sim::{CollateralOptions, MockPccs};
 use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256};
-use support::*;
-
-fn mse(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mse"))
-        .args(args)
-        .env("NO_PROXY", "127.0.0.1")
-        .env_remove("MSE_PCCS_URL")
-        .output()
-        .expect("run mse")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use verify_support::*;
 
 fn collateral_file(dir: &Path, opts: &CollateralOptions) -> String {
     let path = dir.join("collateral.json");
@@ -493,25 +475,20 @@ fn the_written_certificate_works_with_curl_cacert() {
         &pem,
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    let curl = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "10",
-            "--noproxy",
-            "*",
-            "--cacert",
-            &pem,
-        ])
-        .arg(format!("https://{target}/"))
-        .output()
-        .unwrap();
-    assert!(
-        curl.status.success(),
-        "{}",
-        String::from_utf8_lossy(&curl.stderr)
+    let body = mse_testkit::run_ok(
+        Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "--noproxy",
+                "*",
+                "--cacert",
+                &pem,
+            ])
+            .arg(format!("https://{target}/")),
     );
-    assert_eq!(String::from_utf8_lossy(&curl.stdout), "ok");
+    assert_eq!(body, "ok");
 }
 
 #[test]

@@ -2,23 +2,12 @@
 //! (debug, report_data binding, measurement, certificate) is still evaluated and printed, the
 //! others say "not evaluated" and why, and the exit code is 1.
 
-#[path = "../../mse-attest-sim/tests/ratls_support/mod.rs"]
-mod support;
+mod verify_support;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use mse_attest_sim::CollateralOptions;
-use support::*;
-
-fn mse(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mse"))
-        .args(args)
-        .env("NO_PROXY", "127.0.0.1")
-        .env_remove("MSE_PCCS_URL")
-        .output()
-        .expect("run mse")
-}
+use verify_support::*;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

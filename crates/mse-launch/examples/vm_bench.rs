@@ -70,13 +70,8 @@ async fn main() {
     let mut kept = None;
     for i in 0..runs {
         let s = setup();
-        let log = Arc::new(Log::default());
         let t0 = Instant::now();
-        let instance = s
-            .launcher
-            .launch(&s.spec, &s.inputs, log.clone())
-            .await
-            .unwrap();
+        let (instance, log) = s.launch().await;
         poll(&instance, &log, "/", |r| {
             r.header("mse-status") == Some("Waiting")
         })

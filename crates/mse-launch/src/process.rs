@@ -281,17 +281,8 @@ impl Launcher for ProcessLauncher {
 /// SHA-256 of a file's content, streamed.
 pub fn file_sha256(path: &Path) -> std::io::Result<Digest32> {
     use sha2::Digest;
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
     let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
     Ok(Digest32(hasher.finalize().into()))
 }
 

@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
+use mse_launch::Digest32;
 use mse_launch::image::{self, BuildOptions, ImageManifest, LockMode};
 
 const KVER: &str = "6.1.0-test";
@@ -167,7 +168,7 @@ impl Fixture {
             ("libc6", "2.36-9+deb12u14", &libc),
             ("linux-image-6.1.0-test", "6.1.0-1~bpo12+1", &kernel),
         ] {
-            let sha = image::sha256_hex(bytes);
+            let sha = Digest32::of(bytes).to_hex();
             std::fs::write(debs.join(format!("{sha}.deb")), bytes).unwrap();
             lock_lines.push(format!("{name} {version} {sha}\n"));
         }
@@ -176,7 +177,7 @@ impl Fixture {
         std::fs::write(root.join("image/modules"), "virtio_net # and deps\nfuse\n").unwrap();
         let lock = format!(
             "# recipe-sha256 {}\n{}",
-            image::sha256_hex(recipe),
+            Digest32::of(recipe).to_hex(),
             lock_lines.concat()
         );
         std::fs::write(root.join("image/lock"), lock).unwrap();
@@ -231,15 +232,15 @@ fn two_builds_in_two_directories_are_identical_and_hold_what_the_guest_needs() {
     assert_eq!(a.image_sha256, b.image_sha256);
     let out = f.opts("out-a").out;
     let json = std::fs::read(out.join("image.json")).unwrap();
-    assert_eq!(a.image_sha256, image::sha256_hex(&json));
+    assert_eq!(a.image_sha256, Digest32::of(&json).to_hex());
     let m = ImageManifest::from_bytes(&json).unwrap();
     assert_eq!(m, a.manifest);
     assert_eq!(m.kernel_version, KVER);
-    assert_eq!(m.kernel_sha256, image::sha256_hex(b"KERNEL"));
+    assert_eq!(m.kernel_sha256, Digest32::of(b"KERNEL").to_hex());
     let initrd = std::fs::read(out.join("initrd.img")).unwrap();
-    assert_eq!(m.initrd_sha256, image::sha256_hex(&initrd));
+    assert_eq!(m.initrd_sha256, Digest32::of(&initrd).to_hex());
     let lock = std::fs::read(f.dir.path().join("image/lock")).unwrap();
-    assert_eq!(m.lock_sha256, image::sha256_hex(&lock));
+    assert_eq!(m.lock_sha256, Digest32::of(&lock).to_hex());
     let names: Vec<&str> = m.packages.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
@@ -311,7 +312,7 @@ fn two_builds_in_two_directories_are_identical_and_hold_what_the_guest_needs() {
         format!(
             "{}: SHA-256 {}, image.json says {}",
             out.join("initrd.img").display(),
-            image::sha256_hex(&tampered),
+            Digest32::of(&tampered).to_hex(),
             m.initrd_sha256
         )
     );
@@ -329,13 +330,13 @@ fn two_builds_in_two_directories_are_identical_and_hold_what_the_guest_needs() {
 fn a_lock_from_another_recipe_or_no_lock_is_a_moved_lock() {
     let f = Fixture::new();
     let opts = f.opts("out");
-    let before = image::sha256_hex(&std::fs::read(&opts.recipe).unwrap());
+    let before = Digest32::of(&std::fs::read(&opts.recipe).unwrap()).to_hex();
     let mut recipe = std::fs::OpenOptions::new()
         .append(true)
         .open(&opts.recipe)
         .unwrap();
     recipe.write_all(b"zlib1g\n").unwrap();
-    let after = image::sha256_hex(&std::fs::read(&opts.recipe).unwrap());
+    let after = Digest32::of(&std::fs::read(&opts.recipe).unwrap()).to_hex();
     let e = logged(&opts).unwrap_err();
     assert_eq!(
         e.to_string(),

@@ -7,11 +7,10 @@
 mod vm_support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mse_attest::ratls::RaTlsCert;
-use mse_launch::{Digest32, Disposal, Exit, Launcher};
+use mse_launch::{Digest32, Disposal, Exit};
 use vm_support::*;
 
 /// Every byte of every file under `dir` (the VM's disks included) searched for `needle`. Sparse
@@ -80,12 +79,7 @@ fn memmem(hay: &[u8], needle: &[u8]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vm_enclave_serves_the_seeds_app_and_keeps_home_encrypted() {
     let s = setup();
-    let log = Arc::new(Log::default());
-    let instance = s
-        .launcher
-        .launch(&s.spec, &s.inputs, log.clone())
-        .await
-        .unwrap();
+    let (instance, log) = s.launch().await;
     let port = instance.addr().port();
     let t0 = Instant::now();
     let waiting = poll(&instance, &log, "/", |r| {
@@ -127,37 +121,34 @@ async fn vm_enclave_serves_the_seeds_app_and_keeps_home_encrypted() {
     })
     .await;
     assert_eq!(
-        (whoami.status, whoami.body.as_str()),
+        (whoami.status, whoami.text().as_str()),
         (200, "alice@example.com")
     );
     let r = call(port, "GET", "/", vec![]).await;
     assert_eq!(
-        (r.status, r.body.as_str()),
+        (r.status, r.text().as_str()),
         (404, "You should write before read")
     );
     assert_eq!(call(port, "POST", "/", vec![]).await.status, 200);
     let r = call(port, "GET", "/", vec![]).await;
     assert_eq!(r.status, 200);
-    assert!(r.body.starts_with("20"), "a date: {}", r.body);
+    assert!(r.text().starts_with("20"), "a date: {}", r.text());
     assert_eq!(call(port, "GET", "/", vec![]).await.status, 404);
 
     let r = call(port, "GET", "/fork", vec![]).await;
     assert_eq!(
-        r.body,
+        r.text(),
         "PermissionError: os.fork is not allowed inside the enclave: no fork, no subprocess"
     );
     let r = call(port, "GET", "/subprocess", vec![]).await;
     assert_eq!(
-        r.body,
+        r.text(),
         "PermissionError: subprocess.Popen is not allowed inside the enclave: no fork, no subprocess"
     );
 
     let canary = format!("CANARY-{}", hex::encode(Digest32::of(ID.as_bytes()).0));
     let r = call(port, "POST", "/canary", canary.clone().into_bytes()).await;
-    assert_eq!(
-        (r.status, r.body.clone()),
-        (200, (canary.len() * 64).to_string())
-    );
+    assert_eq!((r.status, r.text()), (200, (canary.len() * 64).to_string()));
     let home = s.inputs.state_dir.join("vm/home.img");
     assert!(home.is_file());
     assert_eq!(
@@ -222,12 +213,7 @@ fn env_data_offset(env_img: &Path, name: &str) -> u64 {
 async fn vm_guest_refuses_altered_disks() {
     for disk in ["spec.img", "code.img", "env.img"] {
         let s = setup();
-        let log = Arc::new(Log::default());
-        let instance = s
-            .launcher
-            .launch(&s.spec, &s.inputs, log.clone())
-            .await
-            .unwrap();
+        let (instance, log) = s.launch().await;
         let state = &s.inputs.state_dir;
         let offset = match disk {
             "env.img" => env_data_offset(&state.join("vm/env.img"), "pyvenv.cfg"),

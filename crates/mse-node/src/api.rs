@@ -798,7 +798,11 @@ pub(crate) async fn create_app(
         crate::limits::lifetime(&node.cfg, now, expires_at, conf.expires_at.as_deref())
             .map_err(ApiError::bad)?;
     let owner_cert_sha256 = match &certificate {
-        Some(path) => Some(crate::digest::file_sha256(path).map_err(ApiError::internal)?),
+        Some(path) => Some(
+            mse_launch::process::file_sha256(path)
+                .map_err(ApiError::internal)?
+                .to_hex(),
+        ),
         None => None,
     };
     // Hashing the runtime (cached after the first deploy) must not stall the executor.

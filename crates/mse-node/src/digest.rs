@@ -9,14 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use mse_attest::measurement::{environment_digest, file_digest};
-
-/// SHA-256 of a file, hex.
-pub fn file_sha256(path: &Path) -> std::io::Result<String> {
-    file_digest(path)
-        .map(hex::encode)
-        .map_err(std::io::Error::other)
-}
+use mse_attest::measurement::environment_digest;
+use mse_launch::process::file_sha256;
 
 /// A cached digest: the key file's length and mtime when computed, and the digest.
 type Entry = (u64, Option<SystemTime>, String);
@@ -60,7 +54,7 @@ impl DigestCache {
     }
 
     pub fn runtime(&self, bin: &Path) -> std::io::Result<String> {
-        self.get(Kind::Runtime, bin, || file_sha256(bin))
+        self.get(Kind::Runtime, bin, || file_sha256(bin).map(|d| d.to_hex()))
     }
 
     /// A venv's digest, keyed on its `pyvenv.cfg`: the venvs the node builds never change once

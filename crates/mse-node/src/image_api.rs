@@ -132,14 +132,9 @@ pub(crate) async fn summary(State(p): State<Published>) -> Response {
 }
 
 async fn sha256_file(path: PathBuf) -> std::io::Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let mut f = std::fs::File::open(path)?;
-        let mut h = Sha256::new();
-        std::io::copy(&mut f, &mut h)?;
-        Ok(hex::encode(h.finalize()))
-    })
-    .await
-    .map_err(std::io::Error::other)?
+    tokio::task::spawn_blocking(move || mse_launch::process::file_sha256(&path).map(|d| d.to_hex()))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// `GET /image/{file}`: one published file, streamed.

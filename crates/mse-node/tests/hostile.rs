@@ -49,7 +49,7 @@ fn six_parallel_deploys_of_one_name_give_one_app() {
     let (_, list) = node.get("/apps?name=web", Some(&token));
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     // The refused deploys left no app directory behind.
-    assert_eq!(app_dirs(&node), 1);
+    assert_eq!(node.app_dirs(), 1);
 }
 
 #[test]
@@ -57,15 +57,11 @@ fn one_domain_across_two_projects_goes_to_one_app() {
     let node = TestNode::start("");
     let alpha = node.project("alpha");
     let beta = node.project("beta");
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["race.example.com".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
+    let cert_pem = self_signed_pem("race.example.com");
     let owned = |name: &str| {
         let mut c = conf(name);
         c["domain_name"] = json!("race.example.com");
-        c["ssl_certificate"] = json!(cert.pem());
+        c["ssl_certificate"] = json!(cert_pem);
         c
     };
     let deploys: Vec<(String, Value)> = (0..6)
@@ -94,26 +90,10 @@ fn one_domain_across_two_projects_goes_to_one_app() {
     };
     let wid = answers[w].1["id"].as_str().unwrap().to_owned();
     node.wait_status(wtoken, &wid, "initializing", 30);
-    assert_eq!(
-        https_post_json(node.router, "race.example.com", "{}")
-            .unwrap()
-            .0,
-        200
-    );
-    assert_eq!(
-        https(node.router, "race.example.com", "GET", "/")
-            .unwrap()
-            .2,
-        format!("app {wid} /")
-    );
+    provision_and_check_route(&node, &wid);
     // A deploy refused for the domain does not unroute it.
     assert_eq!(node.deploy(loser_token, &package(), &owned("late")).0, 409);
-    assert_eq!(
-        https(node.router, "race.example.com", "GET", "/")
-            .unwrap()
-            .2,
-        format!("app {wid} /")
-    );
+    assert_routed_to(&node, &wid);
     // Once the winner is stopped, the other project may take the domain, and it routes there.
     let (code, _) = node.post(&format!("/apps/{wid}/stop"), Some(wtoken));
     assert_eq!(code, 200);
@@ -122,18 +102,20 @@ fn one_domain_across_two_projects_goes_to_one_app() {
     assert_eq!(code, 201, "{app}");
     let nid = app["id"].as_str().unwrap().to_owned();
     node.wait_status(loser_token, &nid, "initializing", 30);
-    assert_eq!(
-        https_post_json(node.router, "race.example.com", "{}")
-            .unwrap()
-            .0,
-        200
-    );
-    assert_eq!(
-        https(node.router, "race.example.com", "GET", "/")
-            .unwrap()
-            .2,
-        format!("app {nid} /")
-    );
+    provision_and_check_route(&node, &nid);
+}
+
+/// Provisions the app behind race.example.com and checks the router sends it there.
+fn provision_and_check_route(node: &TestNode, id: &str) {
+    let (code, _, _) = https_post_json(node.router, "race.example.com", "{}").unwrap();
+    assert_eq!(code, 200);
+    assert_routed_to(node, id);
+}
+
+/// race.example.com routes to app `id` (the fake enclave echoes its id).
+fn assert_routed_to(node: &TestNode, id: &str) {
+    let (_, _, body) = https(node.router, "race.example.com", "GET", "/").unwrap();
+    assert_eq!(body, format!("app {id} /"));
 }
 
 /// A TLS connection through the router to `host`, handshake done, then left idle.
@@ -337,11 +319,6 @@ fn raw_request(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> (u16, Val
     )
 }
 
-/// How many app directories the node's data dir holds.
-fn app_dirs(node: &TestNode) -> usize {
-    std::fs::read_dir(node.data().join("apps")).unwrap().count()
-}
-
 /// A `POST /apps` of app `name` with `package`, framed by `framing` (a Content-Length or
 /// Transfer-Encoding line): the request head and the multipart body.
 fn upload(token: &str, name: &str, package: &[u8], framing: Option<&str>) -> (String, Vec<u8>) {
@@ -389,7 +366,7 @@ fn client_errors_are_json_4xx() {
     assert_eq!(code, 400, "{answer}");
     assert!(answer["error"].is_string(), "{answer}");
     // And nothing of the cut deploy stayed.
-    assert_eq!(app_dirs(&node), 0);
+    assert_eq!(node.app_dirs(), 0);
 }
 
 #[test]
@@ -424,7 +401,7 @@ fn silent_api_clients_are_disconnected() {
             json!({"error": "request body arrived slower than 64 KiB/s (api_min_body_rate_kib)"})
         )
     );
-    assert_eq!(app_dirs(&node), 0);
+    assert_eq!(node.app_dirs(), 0);
     // The API still answers.
     assert_eq!(node.get("/users/me", Some(&token)).0, 200);
 }
@@ -482,7 +459,7 @@ fn per_project_quotas_refuse_with_the_limit_named() {
         )
     );
     // Refused deploys left nothing on disk: three apps, three directories.
-    assert_eq!(app_dirs(&node), 3);
+    assert_eq!(node.app_dirs(), 3);
 }
 
 #[test]
@@ -613,7 +590,7 @@ fn a_trickled_upload_is_cut_below_the_minimum_rate() {
             json!({"error": "request body arrived slower than 16 KiB/s (api_min_body_rate_kib)"})
         )
     );
-    assert_eq!(app_dirs(&node), 0);
+    assert_eq!(node.app_dirs(), 0);
 }
 
 #[test]
@@ -706,5 +683,5 @@ fn parallel_deploys_across_projects_do_not_exceed_max_apps() {
         );
     }
     // Refused deploys kept nothing on disk.
-    assert_eq!(app_dirs(&node), 3);
+    assert_eq!(node.app_dirs(), 3);
 }

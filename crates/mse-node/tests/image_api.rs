@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TestNode, http_raw, image_manifest as manifest, published_image};
-use mse_launch::image::sha256_hex;
+use mse_launch::Digest32;
 use serde_json::{Value, json};
 
 #[test]
@@ -33,9 +33,9 @@ fn the_node_publishes_its_image_files_and_digests_without_a_token() {
     assert_eq!(
         body,
         json!({
-            "image_sha256": sha256_hex(&json_bytes),
+            "image_sha256": Digest32::of(&json_bytes).to_hex(),
             "image": serde_json::to_value(&m).unwrap(),
-            "firmware_sha256": sha256_hex(b"firmware volume"),
+            "firmware_sha256": Digest32::of(b"firmware volume").to_hex(),
             "files": ["vmlinuz", "initrd.img", "image.json", "firmware"],
             "vcpu_type": "EPYC-v4",
             "tdx": null,

@@ -241,7 +241,9 @@ fn lifecycle_through_the_router() {
     let app = node.wait_status(&token, &id, "initializing", 20);
     assert_eq!(
         app["runtime_digest"].as_str().unwrap(),
-        mse_node::digest::file_sha256(&fake_enclave()).unwrap()
+        mse_launch::process::file_sha256(&fake_enclave())
+            .unwrap()
+            .to_hex()
     );
     assert_eq!(app["environment_digest"].as_str().unwrap().len(), 64);
 
@@ -463,14 +465,10 @@ fn slow_or_nameless_client_hellos_are_dropped() {
 fn owner_mode_routes_the_owners_domain() {
     let node = TestNode::start("");
     let token = node.project("alpha");
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["*.example.com".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
+    let cert_pem = self_signed_pem("*.example.com");
     let mut c = conf("owned");
     c["domain_name"] = json!("shop.example.com");
-    c["ssl_certificate"] = json!(cert.pem());
+    c["ssl_certificate"] = json!(cert_pem);
     let (code, app) = node.deploy(&token, &package(), &c);
     assert_eq!(code, 201, "{app}");
     assert_eq!(app["ssl_certificate_origin"], "owner");
@@ -479,7 +477,7 @@ fn owner_mode_routes_the_owners_domain() {
     use sha2::Digest;
     assert_eq!(
         app["owner_certificate_sha256"],
-        hex::encode(sha2::Sha256::digest(cert.pem().as_bytes()))
+        hex::encode(sha2::Sha256::digest(cert_pem.as_bytes()))
     );
     let id = app["id"].as_str().unwrap().to_owned();
     node.wait_status(&token, &id, "initializing", 20);
@@ -488,7 +486,7 @@ fn owner_mode_routes_the_owners_domain() {
     assert!(head.contains("mse-status: waiting"));
     // The fake enclave was given the chain instead of an expiration.
     let fullchain = node.data().join("apps").join(&id).join("fullchain.pem");
-    assert_eq!(std::fs::read_to_string(&fullchain).unwrap(), cert.pem());
+    assert_eq!(std::fs::read_to_string(&fullchain).unwrap(), cert_pem);
     let pid = pid_with_arg(&id).unwrap();
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
@@ -498,7 +496,7 @@ fn owner_mode_routes_the_owners_domain() {
     let (_, now) = node.get(&format!("/apps/{id}"), Some(&token));
     assert_eq!(
         now["launch_spec"]["tls"],
-        json!({"owner_certificate_sha256": hex::encode(sha2::Sha256::digest(cert.pem().as_bytes()))})
+        json!({"owner_certificate_sha256": hex::encode(sha2::Sha256::digest(cert_pem.as_bytes()))})
     );
 
     // A second app cannot take the domain; a certificate that does not cover it is refused.

@@ -66,15 +66,11 @@ fn py_datetime(v: &Value) -> String {
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
-    let base = format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
+    // "YYYY-MM-DDTHH:MM:SSZ" → "YYYY-MM-DD HH:MM:SS".
+    let base = mse_attest::encode::rfc3339(t.unix_timestamp())
+        .unwrap()
+        .replacen('T', " ", 1)
+        .replace('Z', "");
     match t.microsecond() {
         0 => format!("{base}+00:00"),
         us => format!("{base}.{us:06}+00:00"),

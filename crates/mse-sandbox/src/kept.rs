@@ -50,8 +50,8 @@ pub(crate) fn relocated(path: &Path) -> PathBuf {
     Path::new(RUNTIME_DIR).join(path.strip_prefix("/").unwrap_or(path))
 }
 
-/// The installation prefix of the libpython mapped into this process (`<prefix>/lib/libpython…`).
-pub(crate) fn python_prefix() -> Option<PathBuf> {
+/// The libpython mapped into this process (from `/proc/self/maps`).
+pub fn loaded_libpython() -> Option<PathBuf> {
     let maps = fs::read_to_string("/proc/self/maps").ok()?;
     maps.lines()
         .filter_map(|l| l.splitn(6, char::is_whitespace).nth(5).map(str::trim))
@@ -60,7 +60,13 @@ pub(crate) fn python_prefix() -> Option<PathBuf> {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("libpython"))
         })
-        .and_then(|p| Some(p.parent()?.parent()?.to_path_buf()))
+        .map(Path::to_path_buf)
+}
+
+/// The installation prefix of the libpython mapped into this process (`<prefix>/lib/libpython…`).
+pub(crate) fn python_prefix() -> Option<PathBuf> {
+    let lib = loaded_libpython()?;
+    Some(lib.parent()?.parent()?.to_path_buf())
 }
 
 /// Opens the paths (that exist and lie strictly under an overmounted directory) to keep: each

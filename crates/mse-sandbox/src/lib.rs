@@ -87,8 +87,8 @@ use rustix::mount::MountFlags;
 
 pub use error::SandboxError;
 pub use home::{HomeError, HomeStorage, KeySource, MountedHome, SealFsHome};
-pub use kept::RUNTIME_DIR;
 use kept::{Kept, RUNTIME_DIR_BYTES, open_kept, python_prefix};
+pub use kept::{RUNTIME_DIR, loaded_libpython};
 pub use memory::MemoryLimit;
 pub use ns::{
     Isolation, NsError, enter_private_mount_namespace, isolate, mount_tmpfs, tmp_size_for_memory,

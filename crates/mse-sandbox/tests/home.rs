@@ -6,10 +6,6 @@ use std::path::Path;
 use mse_sandbox::{HomeError, HomeStorage, KeySource, SealFsHome};
 use zeroize::Zeroizing;
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 fn mounted(dir: &Path) -> bool {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -27,8 +23,7 @@ impl KeySource for Unavailable {
 
 #[test]
 fn sealfs_home_is_keyed_mounted_and_torn_down_even_when_busy() {
-    if !is_root() {
-        eprintln!("\n!!! SKIPPED: needs root (FUSE mount) !!!\n");
+    if mse_testkit::lacks_root("FUSE mount") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -50,8 +45,7 @@ fn sealfs_home_is_keyed_mounted_and_torn_down_even_when_busy() {
 
 #[test]
 fn sealfs_home_refuses_another_key_and_a_failing_key_source() {
-    if !is_root() {
-        eprintln!("\n!!! SKIPPED: needs root (FUSE mount) !!!\n");
+    if mse_testkit::lacks_root("FUSE mount") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+use mse_testkit::{lacks_root, run_ok};
+
 const BIN: &str = env!("CARGO_BIN_EXE_mse-sandbox-memdir");
 
 fn mounted_here(dir: &std::path::Path) -> bool {
@@ -12,31 +14,21 @@ fn mounted_here(dir: &std::path::Path) -> bool {
         .any(|l| l.split(' ').nth(4) == dir.to_str())
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 #[test]
 fn tmp_is_a_private_tmpfs_of_a_quarter_of_memory() {
-    if !is_root() {
-        eprintln!("\n!!! SKIPPED: needs root (mount namespace) !!!\n");
+    if lacks_root("mount namespace") {
         return;
     }
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("tmp");
-    let out = Command::new(BIN)
-        .arg("--dir")
-        .arg(&dir)
-        .args(["--memory", &(64u64 * 1024 * 1024).to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(BIN)
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--memory", &(64u64 * 1024 * 1024).to_string()]),
     );
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
+        out,
         "isolation=namespace size=16777216 mounted=true written=16777216 error=ENOSPC\n"
     );
     // Never visible from outside the namespace, and removed at the end.
@@ -46,31 +38,25 @@ fn tmp_is_a_private_tmpfs_of_a_quarter_of_memory() {
 
 #[test]
 fn without_mount_privileges_a_user_namespace_still_gives_a_tmpfs() {
-    if !is_root() {
-        eprintln!("\n!!! SKIPPED: needs root (setpriv drops CAP_SYS_ADMIN) !!!\n");
+    if lacks_root("setpriv drops CAP_SYS_ADMIN") {
         return;
     }
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("tmp");
     // Root without CAP_SYS_ADMIN cannot create a mount namespace of its own, but can create a
     // user namespace that owns one.
-    let out = Command::new("setpriv")
-        .arg("--bounding-set=-sys_admin")
-        .arg("--inh-caps=-sys_admin")
-        .arg(BIN)
-        .arg("--dir")
-        .arg(&dir)
-        .args(["--memory", "1048576"])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new("setpriv")
+            .arg("--bounding-set=-sys_admin")
+            .arg("--inh-caps=-sys_admin")
+            .arg(BIN)
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--memory", "1048576"])
+            .env("NO_COLOR", "1"),
     );
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
+        out,
         "isolation=user-namespace size=262144 mounted=true written=262144 error=ENOSPC\n"
     );
     assert!(!mounted_here(&dir));

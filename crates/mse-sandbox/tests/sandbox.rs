@@ -17,17 +17,9 @@ const KEY_A: &str = "11111111111111111111111111111111111111111111111111111111111
 const KEY_B: &str = "2222222222222222222222222222222222222222222222222222222222222222";
 const HOOK: &str = "is not allowed inside the enclave: no fork, no subprocess";
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 macro_rules! require_root {
     () => {
-        if !is_root() {
-            eprintln!(
-                "\n!!! SKIPPED {}: the sandbox tests need root (mount namespace, FUSE, cgroup) !!!\n",
-                module_path!()
-            );
+        if mse_testkit::lacks_root("mount namespace, FUSE, cgroup") {
             return;
         }
     };
@@ -518,47 +510,56 @@ fn stop_closes_files_and_mappings_the_app_keeps_in_home_and_exits() {
     assert!(!backing.exists());
 }
 
-#[test]
-fn without_namespaces_the_directories_fall_back_under_the_state_dir() {
-    require_root!();
-    let demo = start(Opts {
-        no_namespaces: true,
-        ..Opts::default()
-    });
-    let s = demo.state.canonicalize().unwrap();
-    let s = s.display();
-    demo.assert_env_under(&s.to_string());
+/// Starts the demo with `opts`, checks that the app's directories lie under its state directory
+/// and that it serves; returns it with that directory (canonical).
+fn start_under_state(opts: Opts) -> (Demo, PathBuf) {
+    let demo = start(opts);
+    let state = demo.state.canonicalize().unwrap();
+    demo.assert_env_under(&state.display().to_string());
     assert_eq!(demo.get("/whoami"), "alice");
-    let canary = "f4llback-c4nary-";
-    demo.assert_canary_sealed(&demo.state, canary);
-    // Still no process creation.
+    (demo, state)
+}
+
+/// Checks that a `$HOME` canary stays sealed under `state`, that process creation is still
+/// refused and that the log has `line`; then stops the demo and checks nothing is left.
+fn sealed_no_fork_then_stop(demo: Demo, state: &Path, canary: &str, line: &str) {
+    demo.assert_canary_sealed(state, canary);
     assert_eq!(
         demo.get("/fork"),
         format!("PermissionError: os.fork {HOOK}")
     );
     let log = demo.log();
-    assert!(
-        log.contains(&format!(
-            "sandbox: FALLBACK to plain per-app directories under {s} (cannot create a private mount namespace: Operation not permitted (os error 1); cannot create a user namespace either: Operation not permitted (os error 1)); HOME={s}/HOME (sealed, quota 10 GiB), TMP_PATH={s}/TMP_PATH (plain directory, not size-limited)"
-        )),
-        "{log}"
-    );
-    let state = demo.state.clone();
+    assert!(log.contains(line), "{log}");
     let (log, _dir) = demo.stop_cleanly();
-    assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0, "{log}");
+    assert_eq!(std::fs::read_dir(state).unwrap().count(), 0, "{log}");
+}
+
+#[test]
+fn without_namespaces_the_directories_fall_back_under_the_state_dir() {
+    require_root!();
+    let (demo, state) = start_under_state(Opts {
+        no_namespaces: true,
+        ..Opts::default()
+    });
+    let s = state.display();
+    sealed_no_fork_then_stop(
+        demo,
+        &state,
+        "f4llback-c4nary-",
+        &format!(
+            "sandbox: FALLBACK to plain per-app directories under {s} (cannot create a private mount namespace: Operation not permitted (os error 1); cannot create a user namespace either: Operation not permitted (os error 1)); HOME={s}/HOME (sealed, quota 10 GiB), TMP_PATH={s}/TMP_PATH (plain directory, not size-limited)"
+        ),
+    );
 }
 
 #[test]
 fn with_only_a_user_namespace_the_directories_are_in_memory_under_the_state_dir() {
     require_root!();
-    let demo = start(Opts {
+    let (demo, state) = start_under_state(Opts {
         only_user_namespaces: true,
         ..Opts::default()
     });
-    let state = demo.state.canonicalize().unwrap();
     let s = state.display();
-    demo.assert_env_under(&s.to_string());
-    assert_eq!(demo.get("/whoami"), "alice");
     // In memory and size-limited, and what the app writes there never reaches the host.
     assert_eq!(
         demo.get("/statvfs/TMP_PATH"),
@@ -577,21 +578,14 @@ fn with_only_a_user_namespace_the_directories_are_in_memory_under_the_state_dir(
             .count(),
         0
     );
-    let canary = "us3rns-c4nary-";
-    demo.assert_canary_sealed(&state, canary);
-    assert_eq!(
-        demo.get("/fork"),
-        format!("PermissionError: os.fork {HOOK}")
-    );
-    let log = demo.log();
-    assert!(
-        log.contains(&format!(
+    sealed_no_fork_then_stop(
+        demo,
+        &state,
+        "us3rns-c4nary-",
+        &format!(
             "sandbox: user namespace (cannot create a private mount namespace: Operation not permitted (os error 1)): per-app directories under {s}, in memory; HOME={s}/HOME (sealed, quota 10 GiB), TMP_PATH={s}/TMP_PATH (64 MiB in memory)"
-        )),
-        "{log}"
+        ),
     );
-    let (log, _dir) = demo.stop_cleanly();
-    assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0, "{log}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The `mse-sealfs mount` development command (used by bench/sealfs.sh and by POSIX suites).
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
@@ -17,23 +17,18 @@ fn read_as_nobody(extra: &[&str]) -> Result<String, String> {
     let key = dir.path().join("key");
     std::fs::write(&key, [7u8; 32]).unwrap();
     let mnt = dir.path().join("mnt");
-    let mut child = Command::new(BIN)
-        .arg("mount")
-        .arg("--backing")
-        .arg(dir.path().join("backing"))
-        .arg("--mountpoint")
-        .arg(&mnt)
-        .arg("--key-file")
-        .arg(&key)
-        .args(extra)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, line) = mse_testkit::spawn_first_line(
+        Command::new(BIN)
+            .arg("mount")
+            .arg("--backing")
+            .arg(dir.path().join("backing"))
+            .arg("--mountpoint")
+            .arg(&mnt)
+            .arg("--key-file")
+            .arg(&key)
+            .args(extra)
+            .stdin(Stdio::piped()),
+    );
     assert_eq!(line, format!("mounted {}\n", mnt.display()));
     let serve = || {
         std::fs::set_permissions(&mnt, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -65,8 +60,7 @@ fn read_as_nobody(extra: &[&str]) -> Result<String, String> {
 
 #[test]
 fn allow_other_lets_other_users_in_and_is_off_by_default() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("\n!!! SKIPPED: needs root (FUSE allow_other, switching to user nobody) !!!\n");
+    if mse_testkit::lacks_root("FUSE allow_other, switching to user nobody") {
         return;
     }
     assert_eq!(

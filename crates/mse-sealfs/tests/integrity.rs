@@ -47,13 +47,7 @@ fn tampered_block_fails_only_where_touched() {
     let mut t = TestMount::new();
     let data = pattern(3 * 4096 + 100);
     fs::write(t.p("f"), &data).unwrap();
-    t.unmount();
-    let backing = only_backing_file(&t.backing());
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&backing)
-        .unwrap();
+    let f = t.unmount_and_open_backing();
     let at = (HEADER_LEN + mse_sealfs::CIPHER_BLOCK_SIZE + 100) as u64;
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, at).unwrap();
@@ -283,13 +277,7 @@ fn a_failure_after_an_early_acknowledged_write_surfaces_at_fsync() {
     // Write-through mode (the default); with kernel write-back caching the kernel reports it.
     let mut t = TestMount::with(common::KEY, SealFsOptions::default());
     fs::write(t.p("w"), pattern(3 * 4096)).unwrap();
-    t.unmount();
-    let backing = only_backing_file(&t.backing());
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&backing)
-        .unwrap();
+    let f = t.unmount_and_open_backing();
     let last_block = (HEADER_LEN + 2 * mse_sealfs::CIPHER_BLOCK_SIZE + 40) as u64;
     f.write_all_at(&[0u8; 8], last_block).unwrap();
     drop(f);

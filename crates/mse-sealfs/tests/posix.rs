@@ -718,8 +718,7 @@ mod users {
 
     #[test]
     fn new_objects_get_their_creators_owner_and_exactly_the_mode_asked_for() {
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("\n!!! SKIPPED: needs root (allow_other, other users) !!!\n");
+        if mse_testkit::lacks_root("allow_other, other users") {
             return;
         }
         let t = mount();
@@ -754,8 +753,7 @@ mod users {
 
     #[test]
     fn chmod_chown_truncate_utimes_unlink_and_rename_are_checked_per_user() {
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("\n!!! SKIPPED: needs root (allow_other, other users) !!!\n");
+        if mse_testkit::lacks_root("allow_other, other users") {
             return;
         }
         let t = mount();

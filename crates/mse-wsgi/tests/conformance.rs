@@ -182,19 +182,7 @@ fn alpn_h2_with_an_invalid_preface_is_goaway_protocol_error() {
     // hyper's HTTP/1 parser closes on an HTTP/2 preface without an answer (no SETTINGS frame).
     assert_eq!(out.trim_end(), "http/1.1");
     // A real HTTP/2 client still works.
-    let resolve = format!("localhost:{port}:127.0.0.1");
-    let url = s.https_url("/");
-    let out = curl_ok(&[
-        "--cacert",
-        cert,
-        "--resolve",
-        &resolve,
-        "--http2",
-        "-w",
-        " %{http_version}",
-        &url,
-    ]);
-    assert_eq!(out, "Hello, World! 2");
+    assert_eq!(curl_h2_root(cert, s.addr.port()), "Hello, World! 2");
 }
 
 #[test]

@@ -90,19 +90,7 @@ fn library_api_end_to_end() {
     let handle = rt.spawn(server.serve(async {
         let _ = stop_rx.await;
     }));
-    let resolve = format!("localhost:{port}:127.0.0.1");
-    let url = format!("https://localhost:{port}/");
-    let out = curl_ok(&[
-        "--cacert",
-        ca.to_str().unwrap(),
-        "--resolve",
-        &resolve,
-        "--http2",
-        "-w",
-        " %{http_version}",
-        &url,
-    ]);
-    assert_eq!(out, "Hello, World! 2");
+    assert_eq!(curl_h2_root(ca.to_str().unwrap(), port), "Hello, World! 2");
     stop_tx.send(()).unwrap();
     let result = rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), handle).await });
     assert!(matches!(result, Ok(Ok(Ok(())))), "{result:?}");

@@ -10,9 +10,6 @@ mod pccs;
 mod pki;
 mod quote;
 
-use hkdf::Hkdf;
-use sha2::Sha256;
-
 pub use collateral::{CollateralOptions, SignedJson};
 pub use keys::DetKey;
 pub use pccs::{MockPccs, router as pccs_router};
@@ -27,23 +24,11 @@ const SEALING_SALT: &[u8] = b"mse-sim-sealing-v1";
 
 /// HKDF-SHA256 of `seed` to `N` bytes under `label` (PKI salt).
 pub(crate) fn derive_bytes<const N: usize>(seed: &[u8; 32], label: &str) -> [u8; N] {
-    let hk = Hkdf::<Sha256>::new(Some(b"mse-sim-pki-v1"), seed);
-    let mut out = [0u8; N];
-    // N is at most 32 here, far below HKDF's limit, so expand cannot fail.
-    if hk.expand(label.as_bytes(), &mut out).is_err() {
-        out = [0u8; N];
-    }
-    out
+    crate::derive::hkdf(b"mse-sim-pki-v1", seed, label.as_bytes())
 }
 
 /// The sim platform's sealing key for an enclave measurement: HKDF(seed, measurement).
 /// Different measurements (code versions) get unrelated keys.
 pub fn sealing_key(seed: &[u8; 32], measurement: &[u8]) -> [u8; 32] {
-    let hk = Hkdf::<Sha256>::new(Some(SEALING_SALT), seed);
-    let mut out = [0u8; 32];
-    // 32 bytes of output can never exceed HKDF-SHA256's limit.
-    if hk.expand(measurement, &mut out).is_err() {
-        out = [0u8; 32];
-    }
-    out
+    crate::derive::hkdf(SEALING_SALT, seed, measurement)
 }

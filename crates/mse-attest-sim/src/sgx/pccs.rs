@@ -1,7 +1,6 @@
 //! A mock PCCS on loopback serving the sim collateral with the PCCS v4 (and v3) API paths and
 //! the issuer-chain headers that dcap-qvl, Intel's QPL and PyPI intel-sgx-ra read.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -14,7 +13,7 @@ use serde::Deserialize;
 
 use super::CollateralOptions;
 use super::pki::{SIM_FMSPC, SimPki, pem_encode};
-use crate::SimError;
+use crate::{MockServer, SimError};
 
 /// Pre-rendered responses: the PCCS only ever serves these bytes.
 struct Bodies {
@@ -151,84 +150,18 @@ async fn qe_identity(Path(version): Path<String>, State(b): State<Arc<Bodies>>) 
     )
 }
 
-/// A mock PCCS running on its own thread and runtime, bound to 127.0.0.1 on a free port.
-/// Dropping it stops the server and joins the thread.
-pub struct MockPccs {
-    addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for MockPccs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MockPccs")
-            .field("addr", &self.addr)
-            .finish()
-    }
-}
+/// The mock PCCS: [`MockPccs::start`] gives a [`MockServer`] whose `url()` is the base URL to
+/// give PCCS clients.
+#[derive(Debug)]
+pub struct MockPccs;
 
 impl MockPccs {
     /// Start serving `pki`'s collateral described by `opts`.
-    pub fn start(pki: &SimPki, opts: &CollateralOptions) -> Result<MockPccs, SimError> {
+    pub fn start(pki: &SimPki, opts: &CollateralOptions) -> Result<MockServer, SimError> {
         let app = router(pki, opts)?;
-        let err = |reason: String| SimError::Pccs {
+        MockServer::start("mock-pccs", app).map_err(|e| SimError::Pccs {
             addr: "127.0.0.1:0".to_owned(),
-            reason,
-        };
-        let std_listener =
-            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| err(format!("bind: {e}")))?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|e| err(format!("nonblocking: {e}")))?;
-        let addr = std_listener
-            .local_addr()
-            .map_err(|e| err(format!("local_addr: {e}")))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| err(format!("runtime: {e}")))?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("mock-pccs".to_owned())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                        return;
-                    };
-                    let server = axum::serve(listener, app).with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    });
-                    if let Err(e) = server.await {
-                        tracing::warn!("mock PCCS stopped: {e}");
-                    }
-                });
-            })
-            .map_err(|e| err(format!("thread: {e}")))?;
-        Ok(MockPccs {
-            addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            reason: e.to_string(),
         })
-    }
-
-    /// The socket address it listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The base URL to give PCCS clients (`http://127.0.0.1:PORT`).
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for MockPccs {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

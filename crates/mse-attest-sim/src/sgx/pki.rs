@@ -6,13 +6,13 @@
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CustomExtension,
-    DistinguishedName, DnType, IsCa, Issuer, KeyIdMethod, KeyUsagePurpose, SerialNumber,
+    DistinguishedName, DnType, IsCa, KeyIdMethod, KeyUsagePurpose, SerialNumber,
 };
-use time::OffsetDateTime;
 use yasna::models::ObjectIdentifier;
 
 use super::keys::DetKey;
 use crate::SimError;
+use crate::derive::{ca_chain, cert_params, pki_err, ts};
 pub use mse_attest::encode::{pem_encode, to_pem};
 
 /// Common name of the mock root: how a simulated chain is recognised (the verifier's name).
@@ -73,11 +73,6 @@ impl std::fmt::Debug for SimPki {
     }
 }
 
-fn ts(secs: i64) -> Result<OffsetDateTime, SimError> {
-    OffsetDateTime::from_unix_timestamp(secs)
-        .map_err(|e| SimError::Pki(format!("bad time {secs}: {e}")))
-}
-
 fn dn(cn: &str) -> DistinguishedName {
     let mut name = DistinguishedName::new();
     name.push(DnType::CommonName, cn);
@@ -89,17 +84,7 @@ fn dn(cn: &str) -> DistinguishedName {
 }
 
 fn base_params(cn: &str, serial: u8) -> Result<CertificateParams, SimError> {
-    let mut params = CertificateParams::default();
-    params.not_before = ts(SIM_NOT_BEFORE)?;
-    params.not_after = ts(SIM_NOT_AFTER)?;
-    params.serial_number = Some(SerialNumber::from_slice(&[0x5E, 0x11, serial]));
-    params.distinguished_name = dn(cn);
-    params.key_identifier_method = KeyIdMethod::Sha256;
-    Ok(params)
-}
-
-fn pki_err(what: &str) -> impl FnOnce(rcgen::Error) -> SimError + '_ {
-    move |e| SimError::Pki(format!("{what}: {e}"))
+    cert_params(dn(cn), [0x5E, 0x11, serial])
 }
 
 fn oid(parts: &[u64]) -> ObjectIdentifier {
@@ -186,22 +171,11 @@ impl SimPki {
         let mut instance = [0u8; 16];
         instance.copy_from_slice(&ids[16..]);
 
-        let mut root_params = base_params(SIM_ROOT_CN, 1)?;
-        root_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
-        root_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let root = root_params
-            .self_signed(&root_key)
-            .map_err(pki_err("root CA"))?;
-        let root_issuer = Issuer::from_params(&root_params, &root_key);
-
-        let mut ca_params = base_params(PCK_PLATFORM_CA_CN, 2)?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        ca_params.use_authority_key_identifier_extension = true;
-        let pck_ca = ca_params
-            .signed_by(&pck_ca_key, &root_issuer)
-            .map_err(pki_err("PCK CA"))?;
-        let ca_issuer = Issuer::from_params(&ca_params, &pck_ca_key);
+        let [(root, root_issuer), (pck_ca, ca_issuer)] = ca_chain(
+            (base_params(SIM_ROOT_CN, 1)?, &root_key, "root CA"),
+            BasicConstraints::Constrained(1),
+            (base_params(PCK_PLATFORM_CA_CN, 2)?, &pck_ca_key, "PCK CA"),
+        )?;
 
         let mut pck_params = base_params("Intel SGX PCK Certificate", 3)?;
         pck_params.is_ca = IsCa::ExplicitNoCa;

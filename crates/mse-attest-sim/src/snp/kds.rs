@@ -7,7 +7,6 @@
 //!   chip or TCB)
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -17,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::pki::{SIM_SNP_PRODUCT, SimAmdPki};
-use crate::SimError;
+use crate::{MockServer, SimError};
 
 struct Kds {
     chain_pem: String,
@@ -73,82 +72,18 @@ async fn vcek_or_chain(
         .into_response()
 }
 
-/// A mock KDS on its own thread and runtime, bound to 127.0.0.1 on a free port. Dropping it
-/// stops the server and joins the thread.
-pub struct MockKds {
-    addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for MockKds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MockKds").field("addr", &self.addr).finish()
-    }
-}
+/// The mock KDS: [`MockKds::start`] gives a [`MockServer`] whose `url()` is the base URL to
+/// give KDS clients.
+#[derive(Debug)]
+pub struct MockKds;
 
 impl MockKds {
     /// Start serving `pki`'s certificates.
-    pub fn start(pki: &SimAmdPki) -> Result<MockKds, SimError> {
+    pub fn start(pki: &SimAmdPki) -> Result<MockServer, SimError> {
         let app = kds_router(pki);
-        let err = |reason: String| SimError::Kds {
+        MockServer::start("mock-kds", app).map_err(|e| SimError::Kds {
             addr: "127.0.0.1:0".to_owned(),
-            reason,
-        };
-        let std_listener =
-            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| err(format!("bind: {e}")))?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|e| err(format!("nonblocking: {e}")))?;
-        let addr = std_listener
-            .local_addr()
-            .map_err(|e| err(format!("local_addr: {e}")))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| err(format!("runtime: {e}")))?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("mock-kds".to_owned())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                        return;
-                    };
-                    let server = axum::serve(listener, app).with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    });
-                    if let Err(e) = server.await {
-                        tracing::warn!("mock KDS stopped: {e}");
-                    }
-                });
-            })
-            .map_err(|e| err(format!("thread: {e}")))?;
-        Ok(MockKds {
-            addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
+            reason: e.to_string(),
         })
-    }
-
-    /// The socket address it listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The base URL to give KDS clients (`http://127.0.0.1:PORT`).
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for MockKds {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

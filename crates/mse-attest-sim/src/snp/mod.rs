@@ -11,9 +11,6 @@ mod kds;
 mod keys;
 mod pki;
 
-use hkdf::Hkdf;
-use sha2::Sha256;
-
 pub use attester::SimSnpAttester;
 pub use firmware::amdsev_firmware;
 pub use kds::{MockKds, kds_router};
@@ -27,11 +24,5 @@ const DERIVED_KEY_SALT: &[u8] = b"mse-sim-snp-derived-key-v1";
 
 /// The sim SNP platform's derived key for a guest measurement: HKDF(seed, measurement).
 pub fn derived_key(seed: &[u8; 32], measurement: &[u8; 48]) -> [u8; 32] {
-    let hk = Hkdf::<Sha256>::new(Some(DERIVED_KEY_SALT), seed);
-    let mut out = [0u8; 32];
-    // 32 bytes of output can never exceed HKDF-SHA256's limit.
-    if hk.expand(measurement, &mut out).is_err() {
-        out = [0u8; 32];
-    }
-    out
+    crate::derive::hkdf(DERIVED_KEY_SALT, seed, measurement)
 }

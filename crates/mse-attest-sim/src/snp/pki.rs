@@ -7,14 +7,12 @@
 //! verifier of `mse-attest` accepts for any pinned root: only the roots differ.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
-    KeyIdMethod, KeyUsagePurpose, SerialNumber,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa,
 };
-use time::OffsetDateTime;
 
 use super::keys::DetKey384;
 use crate::SimError;
-use crate::sgx::{SIM_NOT_AFTER, SIM_NOT_BEFORE};
+use crate::derive::{ca_chain, cert_params, pki_err};
 use mse_attest::evidence::snp::{SNP_REPORT_LEN, SNP_SIGNED_LEN};
 
 pub use mse_attest::verify::SIM_AMD_ARK_CN;
@@ -137,11 +135,6 @@ impl std::fmt::Debug for SimAmdPki {
     }
 }
 
-fn ts(secs: i64) -> Result<OffsetDateTime, SimError> {
-    OffsetDateTime::from_unix_timestamp(secs)
-        .map_err(|e| SimError::Pki(format!("bad time {secs}: {e}")))
-}
-
 fn dn(cn: &str) -> DistinguishedName {
     let mut name = DistinguishedName::new();
     name.push(DnType::OrganizationalUnitName, "Engineering");
@@ -154,17 +147,7 @@ fn dn(cn: &str) -> DistinguishedName {
 }
 
 fn params(cn: &str, serial: u8) -> Result<CertificateParams, SimError> {
-    let mut p = CertificateParams::default();
-    p.not_before = ts(SIM_NOT_BEFORE)?;
-    p.not_after = ts(SIM_NOT_AFTER)?;
-    p.serial_number = Some(SerialNumber::from_slice(&[0x5E, 0xA0, serial]));
-    p.distinguished_name = dn(cn);
-    p.key_identifier_method = KeyIdMethod::Sha256;
-    Ok(p)
-}
-
-fn pki_err(what: &str) -> impl FnOnce(rcgen::Error) -> SimError + '_ {
-    move |e| SimError::Pki(format!("{what}: {e}"))
+    cert_params(dn(cn), [0x5E, 0xA0, serial])
 }
 
 fn amd_ext(tail: &[u64], content: Vec<u8>) -> CustomExtension {
@@ -186,6 +169,11 @@ impl SimAmdPki {
     pub fn with_tcb(seed: &[u8; 32], tcb: SimSnpTcb) -> Result<SimAmdPki, SimError> {
         let ark_key = DetKey384::derive(seed, "ark");
         let ask_key = DetKey384::derive(seed, "ask");
+        let [(ark, _), (ask, ask_issuer)] = ca_chain(
+            (params(SIM_AMD_ARK_CN, 1)?, &ark_key, "mock ARK"),
+            BasicConstraints::Unconstrained,
+            (params(SIM_AMD_ASK_CN, 2)?, &ask_key, "mock ASK"),
+        )?;
         let chip_id = crate::sgx::derive_bytes::<32>(seed, "snp-chip-id-0");
         let chip_id_hi = crate::sgx::derive_bytes::<32>(seed, "snp-chip-id-1");
         let mut chip = [0u8; 64];
@@ -196,23 +184,6 @@ impl SimAmdPki {
             seed,
             &format!("vcek/{}/{:016x}", hex::encode(chip), tcb.raw()),
         );
-
-        let mut ark_params = params(SIM_AMD_ARK_CN, 1)?;
-        ark_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ark_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ark = ark_params
-            .self_signed(&ark_key)
-            .map_err(pki_err("mock ARK"))?;
-        let ark_issuer = Issuer::from_params(&ark_params, &ark_key);
-
-        let mut ask_params = params(SIM_AMD_ASK_CN, 2)?;
-        ask_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        ask_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        ask_params.use_authority_key_identifier_extension = true;
-        let ask = ask_params
-            .signed_by(&ask_key, &ark_issuer)
-            .map_err(pki_err("mock ASK"))?;
-        let ask_issuer = Issuer::from_params(&ask_params, &ask_key);
 
         let mut vcek_params = params("SEV-VCEK", 3)?;
         vcek_params.is_ca = IsCa::ExplicitNoCa;

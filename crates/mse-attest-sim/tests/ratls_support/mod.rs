@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mse_attest::attester::HostProbe;
+use mse_attest::attester::{AttestError, HostProbe};
 use mse_attest::ratls::{RaTlsIdentity, RaTlsParams, generate};
-use mse_attest_sim::SimAttester;
+use mse_attest_sim::{MockServer, SimAttester};
 use mse_attest_sim::{SimEnclave, SimPki};
 use tokio::io::AsyncWriteExt;
 
@@ -56,8 +56,7 @@ pub fn identity(san: &str, debug: bool) -> RaTlsIdentity {
 /// HTTP response. Stops when dropped.
 pub struct TlsServer {
     pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: MockServer,
 }
 
 impl TlsServer {
@@ -81,52 +80,30 @@ impl TlsServer {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(Fixed(Arc::new(certified))));
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                loop {
-                    tokio::select! {
-                        _ = &mut rx => break,
-                        accepted = listener.accept() => {
-                            let Ok((tcp, _)) = accepted else { continue };
-                            let acceptor = acceptor.clone();
-                            tokio::spawn(async move {
-                                let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
-                                if let Ok(Ok(mut tls)) = handshake.await {
-                                    let _ = tls
-                                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-                                        .await;
-                                    let _ = tls.shutdown().await;
-                                }
-                            });
-                        }
+        let server = MockServer::spawn("tls-server", move |listener, mut stop| async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    accepted = listener.accept() => {
+                        let Ok((tcp, _)) = accepted else { continue };
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
+                            if let Ok(Ok(mut tls)) = handshake.await {
+                                let _ = tls
+                                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                                    .await;
+                                let _ = tls.shutdown().await;
+                            }
+                        });
                     }
                 }
-            });
-        });
+            }
+        })
+        .unwrap();
         TlsServer {
-            addr,
-            stop: Some(tx),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            addr: server.addr(),
+            _server: server,
         }
     }
 }
@@ -140,5 +117,30 @@ impl rustls::server::ResolvesServerCert for Fixed {
         _hello: rustls::server::ClientHello<'_>,
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
         Some(self.0.clone())
+    }
+}
+
+/// For each of `devices` (a real TEE's interface): a sim attester made by `start` on a host
+/// with only that device is refused, naming it.
+pub fn assert_sim_refused_next_to_real_tee<A>(
+    devices: &[&str],
+    start: impl Fn(&HostProbe) -> Result<A, AttestError>,
+) {
+    for dev in devices {
+        let root = tempfile::tempdir().unwrap();
+        let path = root.path().join(dev);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        let Err(err) = start(&HostProbe::with_root(root.path())) else {
+            panic!("a sim attester next to {dev}");
+        };
+        assert!(matches!(err, AttestError::RealTeePresent(_)));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "refusing to run the simulated TEE: a real TEE is present ({})",
+                path.display()
+            )
+        );
     }
 }

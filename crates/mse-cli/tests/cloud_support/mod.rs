@@ -20,7 +20,7 @@ use axum::routing::{get, post};
 use mse_attest::attester::{Attester, HostProbe};
 use mse_attest::ratls::{RaTlsParams, generate, report_data_for_key};
 use mse_attest_sim::SimAttester;
-use mse_attest_sim::{CollateralOptions, SimEnclave, SimPki, pccs_router};
+use mse_attest_sim::{CollateralOptions, MockServer, SimEnclave, SimPki, pccs_router};
 use mse_launch::{Digest32, LaunchSpec, PackageRef, Runtime, TeeKind, TlsSpec};
 use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256};
 use serde_json::{Value, json};
@@ -130,19 +130,7 @@ fn app_json(id: &str, name: &str, status: &str, router: &str, expires: &str) -> 
 pub struct FakeNode {
     pub url: String,
     pub state: Arc<NodeState>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for FakeNode {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    _server: MockServer,
 }
 
 fn json_response(status: StatusCode, v: Value) -> Response {
@@ -581,31 +569,11 @@ impl FakeNode {
             .route("/apps/{id}/logs", get(logs))
             .with_state(state.clone())
             .nest("/pccs", pccs);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
+        let server = MockServer::start("fake-node", app).unwrap();
         FakeNode {
-            url,
+            url: server.url(),
             state,
-            stop: Some(tx),
-            thread: Some(thread),
+            _server: server,
         }
     }
 

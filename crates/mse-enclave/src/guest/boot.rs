@@ -163,17 +163,11 @@ pub fn mount_configfs() -> Result<(), GuestError> {
 /// The directory of the libpython `mse-wsgi` was built against (the build interpreter's).
 const BUILT_PYTHON_LIBDIR: &str = env!("MSE_ENCLAVE_PYTHON_LIBDIR");
 
-/// The directory of the libpython mapped into this process (from `/proc/self/maps`).
+/// The directory of the libpython mapped into this process.
 fn loaded_libpython_dir() -> Option<PathBuf> {
-    let maps = fs::read_to_string("/proc/self/maps").ok()?;
-    maps.lines()
-        .filter_map(|l| l.splitn(6, char::is_whitespace).nth(5).map(str::trim))
-        .map(Path::new)
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("libpython"))
-        })
-        .and_then(|p| p.parent().map(Path::to_path_buf))
+    mse_sandbox::loaded_libpython()?
+        .parent()
+        .map(Path::to_path_buf)
 }
 
 /// mse-wsgi refuses a libpython loaded from another directory than the build interpreter's

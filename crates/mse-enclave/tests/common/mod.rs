@@ -2,15 +2,13 @@
 //! TEE, and talks HTTP/1.1 over TLS to it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mse_attest::ratls::{CaptureVerifier, RaTlsCert};
-use mse_crypto::{CodeKey, PackageFile};
+use mse_crypto::CodeKey;
 use mse_launch::{Digest32, LaunchInputs, LaunchSpec, PackageRef, Runtime, TeeKind, TlsSpec};
 
 pub const ID: &str = "123e4567-e89b-12d3-a456-426614174000";
@@ -27,30 +25,7 @@ pub fn app_dir(name: &str) -> PathBuf {
 
 /// Encrypt every file of `tests/apps/<name>` into `<dir>/app.tar`; returns its path and key.
 pub fn package(name: &str, dir: &Path) -> (PathBuf, CodeKey) {
-    let src = app_dir(name);
-    let mut files: Vec<PackageFile> = std::fs::read_dir(&src)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().unwrap().is_file())
-        .map(|e| PackageFile {
-            rel: e.file_name().to_string_lossy().into_owned(),
-            abs: e.path(),
-        })
-        .collect();
-    files.sort_by(|a, b| a.rel.cmp(&b.rel));
-    let key = CodeKey::generate();
-    let out = dir.join("app.tar");
-    let f = std::fs::File::create(&out).unwrap();
-    mse_crypto::build_package(&files, &key, None, f, &|_| {}).unwrap();
-    (out, key)
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    mse_testkit::package_dir(&app_dir(name), dir)
 }
 
 /// A running enclave; killed on drop. Its stderr is collected.
@@ -90,7 +65,7 @@ pub const SEED_HEX: &str = "0101010101010101010101010101010101010101010101010101
 
 /// SHA-256 of a file.
 pub fn sha256_file(path: &Path) -> Digest32 {
-    Digest32(mse_attest::measurement::file_digest(path).unwrap())
+    mse_launch::process::file_sha256(path).unwrap()
 }
 
 /// The launch spec of `l`, for the sim TEE, as a node would write it.
@@ -288,108 +263,9 @@ impl Drop for Enclave {
     }
 }
 
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    /// The certificate the server presented (DER).
-    pub cert: Vec<u8>,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    pub fn ratls(&self) -> RaTlsCert {
-        RaTlsCert::parse(&self.cert).unwrap()
-    }
-}
+pub use mse_testkit::{Response, free_port};
 
 /// One HTTP/1.1 request over TLS (`Connection: close`), the certificate captured.
 pub fn request(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<Response> {
-    let capture = Arc::new(CaptureVerifier::default());
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(capture.clone())
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
-    let tcp = TcpStream::connect(("127.0.0.1", port))?;
-    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    tls.write_all(head.as_bytes())?;
-    tls.write_all(body)?;
-    tls.flush()?;
-    let mut raw = Vec::new();
-    match tls.read_to_end(&mut raw) {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-        Err(e) => return Err(e),
-    }
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no response head"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other("bad status line"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    Ok(Response {
-        status,
-        headers,
-        body,
-        cert: capture.captured().unwrap_or_default(),
-    })
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(pos) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(
-            String::from_utf8_lossy(&data[..pos])
-                .split(';')
-                .next()
-                .unwrap()
-                .trim(),
-            16,
-        )
-        .unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&data[pos + 2..pos + 2 + size]);
-        data = &data[pos + 2 + size + 2..];
-    }
-    out
+    mse_testkit::ratls_request(port, method, path, body, Duration::from_secs(30))
 }

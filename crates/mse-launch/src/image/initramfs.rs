@@ -208,19 +208,7 @@ pub fn read_deb(package: &str, deb: &[u8]) -> Result<Vec<DebEntry>, ImageError> 
         package: package.into(),
         msg,
     };
-    let mut ar = ar::Archive::new(deb);
-    while let Some(member) = ar.next_entry() {
-        let mut member = member.map_err(|e| err(format!("not an ar archive: {e}")))?;
-        let name = String::from_utf8_lossy(member.header().identifier()).into_owned();
-        let reader: Box<dyn Read + '_> = match name.as_str() {
-            "data.tar.xz" => Box::new(liblzma::read::XzDecoder::new(&mut member)),
-            "data.tar" => Box::new(&mut member),
-            n if n.starts_with("data.tar") => {
-                return Err(err(format!("unsupported data archive {n}")));
-            }
-            _ => continue,
-        };
-        let mut tar = tar::Archive::new(reader);
+    let entries = deb_tar(deb, "data", &err, |mut tar| {
         let mut out = Vec::new();
         for entry in tar
             .entries()
@@ -266,9 +254,9 @@ pub fn read_deb(package: &str, deb: &[u8]) -> Result<Vec<DebEntry>, ImageError> 
             };
             out.push(DebEntry { path, kind, mode });
         }
-        return Ok(out);
-    }
-    Err(err("no data.tar member".into()))
+        Ok(out)
+    })?;
+    entries.ok_or_else(|| err("no data.tar member".into()))
 }
 
 /// The `Package` and `Version` fields of a .deb's control file.
@@ -277,19 +265,7 @@ pub fn deb_identity(package: &str, deb: &[u8]) -> Result<(String, String), Image
         package: package.into(),
         msg,
     };
-    let mut ar = ar::Archive::new(deb);
-    while let Some(member) = ar.next_entry() {
-        let mut member = member.map_err(|e| err(format!("not an ar archive: {e}")))?;
-        let name = String::from_utf8_lossy(member.header().identifier()).into_owned();
-        let reader: Box<dyn Read + '_> = match name.as_str() {
-            "control.tar.xz" => Box::new(liblzma::read::XzDecoder::new(&mut member)),
-            "control.tar" => Box::new(&mut member),
-            n if n.starts_with("control.tar") => {
-                return Err(err(format!("unsupported control archive {n}")));
-            }
-            _ => continue,
-        };
-        let mut tar = tar::Archive::new(reader);
+    let identity = deb_tar(deb, "control", &err, |mut tar| {
         for entry in tar
             .entries()
             .map_err(|e| err(format!("control archive: {e}")))?
@@ -309,12 +285,40 @@ pub fn deb_identity(package: &str, deb: &[u8]) -> Result<(String, String), Image
                     .map(|v| v.trim().to_string())
             };
             return match (field("Package:"), field("Version:")) {
-                (Some(n), Some(v)) => Ok((n, v)),
+                (Some(n), Some(v)) => Ok(Some((n, v))),
                 _ => Err(err("control file without Package or Version".into())),
             };
         }
+        Ok(None)
+    })?;
+    identity
+        .flatten()
+        .ok_or_else(|| err("no control file".into()))
+}
+
+/// Runs `read` on the tar archive of the .deb's `{what}.tar` or `{what}.tar.xz` member
+/// (`what`: `data` or `control`); `None` without such a member. `err` makes the package's errors.
+fn deb_tar<T>(
+    deb: &[u8],
+    what: &str,
+    err: &dyn Fn(String) -> ImageError,
+    read: impl FnOnce(tar::Archive<Box<dyn Read + '_>>) -> Result<T, ImageError>,
+) -> Result<Option<T>, ImageError> {
+    let mut ar = ar::Archive::new(deb);
+    while let Some(member) = ar.next_entry() {
+        let mut member = member.map_err(|e| err(format!("not an ar archive: {e}")))?;
+        let name = String::from_utf8_lossy(member.header().identifier()).into_owned();
+        let Some(compression) = name.strip_prefix(what).and_then(|n| n.strip_prefix(".tar")) else {
+            continue;
+        };
+        let reader: Box<dyn Read + '_> = match compression {
+            ".xz" => Box::new(liblzma::read::XzDecoder::new(&mut member)),
+            "" => Box::new(&mut member),
+            _ => return Err(err(format!("unsupported {what} archive {name}"))),
+        };
+        return read(tar::Archive::new(reader)).map(Some);
     }
-    Err(err("no control file".into()))
+    Ok(None)
 }
 
 fn normalise(p: &str) -> String {

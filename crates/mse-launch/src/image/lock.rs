@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::ImageError;
+use crate::Digest32;
 
 /// One Debian package pinned by the lock: name, exact version, SHA-256 of its .deb.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -81,7 +82,7 @@ impl Recipe {
         Ok(Recipe {
             kernel,
             roots,
-            sha256: super::sha256_hex(bytes),
+            sha256: Digest32::of(bytes).to_hex(),
         })
     }
 }

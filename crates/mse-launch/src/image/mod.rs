@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use self::apt::Apt;
 use self::initramfs::{Kind, Node, Tree};
 pub use self::lock::{Lock, LockedPackage, Recipe};
+use crate::Digest32;
 
 /// `image.json`'s format version.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -72,7 +72,7 @@ impl ImageManifest {
 
     /// The image identity: SHA-256 (hex) of [`ImageManifest::to_bytes`].
     pub fn sha256(&self) -> String {
-        sha256_hex(&self.to_bytes())
+        Digest32::of(&self.to_bytes()).to_hex()
     }
 
     /// Reads `dir/image.json` and checks `dir/vmlinuz` and `dir/initrd.img` against its digests
@@ -87,7 +87,8 @@ impl ImageManifest {
             ("initrd.img", &m.initrd_sha256),
         ] {
             let p = dir.join(file);
-            let actual = sha256_hex(&std::fs::read(&p).map_err(|e| ImageError::io(&p, e))?);
+            let actual =
+                Digest32::of(&std::fs::read(&p).map_err(|e| ImageError::io(&p, e))?).to_hex();
             if &actual != expected {
                 return Err(ImageError::FileDigest {
                     file: p.display().to_string(),
@@ -96,7 +97,7 @@ impl ImageManifest {
                 });
             }
         }
-        Ok((m, sha256_hex(&bytes)))
+        Ok((m, Digest32::of(&bytes).to_hex()))
     }
 
     /// The command line of one app's VM: the template with the spec hash in place.
@@ -386,12 +387,12 @@ pub fn build(opts: &BuildOptions, log: &mut dyn FnMut(&str)) -> Result<BuildRepo
     let initrd = tree.to_cpio()?;
     let manifest = ImageManifest {
         version: MANIFEST_VERSION,
-        kernel_sha256: sha256_hex(&kernel.vmlinuz),
-        initrd_sha256: sha256_hex(&initrd),
+        kernel_sha256: Digest32::of(&kernel.vmlinuz).to_hex(),
+        initrd_sha256: Digest32::of(&initrd).to_hex(),
         cmdline: CMDLINE_TEMPLATE.to_string(),
         kernel_version: kernel.version.clone(),
         modules: guest_paths,
-        lock_sha256: sha256_hex(&lock_bytes),
+        lock_sha256: Digest32::of(&lock_bytes).to_hex(),
         packages: lock.packages.clone(),
     };
     std::fs::create_dir_all(&opts.out).map_err(|e| ImageError::io(&opts.out, e))?;
@@ -585,7 +586,7 @@ fn fetch(
     for p in &lock.packages {
         let path = debs_dir.join(format!("{}.deb", p.sha256));
         match std::fs::read(&path) {
-            Ok(b) if sha256_hex(&b) == p.sha256 => {
+            Ok(b) if Digest32::of(&b).to_hex() == p.sha256 => {
                 have.insert(p.name.clone(), b);
             }
             Ok(_) => {
@@ -635,7 +636,7 @@ fn fetch(
                     .find(|u| u.name == p.name && u.version == p.version);
                 let file = tmp.join(&u.expect("checked above").filename);
                 let b = std::fs::read(&file).map_err(|e| ImageError::io(&file, e))?;
-                let actual = sha256_hex(&b);
+                let actual = Digest32::of(&b).to_hex();
                 if actual != p.sha256 {
                     return Err(ImageError::Sha256Mismatch {
                         package: p.name.clone(),
@@ -753,11 +754,6 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
     std::fs::rename(&tmp, path).map_err(|e| ImageError::io(path, e))
 }
 
-/// SHA-256, lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -788,7 +784,7 @@ mod tests {
                 .starts_with("{\n  \"version\": 1,\n  \"kernel_sha256\": \"k\",")
         );
         assert_eq!(ImageManifest::from_bytes(&b).unwrap(), m);
-        assert_eq!(m.sha256(), sha256_hex(&b));
+        assert_eq!(m.sha256(), Digest32::of(&b).to_hex());
         assert_eq!(
             m.cmdline_for("ab12"),
             "console=ttyS0 quiet panic=-1 mse.spec=ab12"

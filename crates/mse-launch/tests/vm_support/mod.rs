@@ -2,14 +2,11 @@
 //! environment, a packaged test app, a launch spec, a provisioning client over RA-TLS.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mse_attest::ratls::CaptureVerifier;
-use mse_crypto::{CodeKey, PackageFile};
+use mse_crypto::CodeKey;
 use mse_launch::vm::{VmConfig, VmLauncher};
 use mse_launch::{
     Digest32, Instance, LaunchInputs, LaunchSpec, Launcher, OutputSink, PackageRef, TeeKind,
@@ -55,32 +52,10 @@ impl Log {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Encrypts `tests/apps/vm_app` into `dir/app.tar`.
 pub fn package(dir: &Path) -> (PathBuf, CodeKey) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/vm_app");
-    let mut files: Vec<PackageFile> = std::fs::read_dir(&src)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().unwrap().is_file())
-        .map(|e| PackageFile {
-            rel: e.file_name().to_string_lossy().into_owned(),
-            abs: e.path(),
-        })
-        .collect();
-    files.sort_by(|a, b| a.rel.cmp(&b.rel));
-    let key = CodeKey::generate();
-    let out = dir.join("app.tar");
-    let f = std::fs::File::create(&out).unwrap();
-    mse_crypto::build_package(&files, &key, None, f, &|_| {}).unwrap();
-    (out, key)
+    mse_testkit::package_dir(&src, dir)
 }
 
 pub struct Setup {
@@ -89,6 +64,19 @@ pub struct Setup {
     pub spec: LaunchSpec,
     pub inputs: LaunchInputs,
     pub key: CodeKey,
+}
+
+impl Setup {
+    /// Launches the spec, its output collected in the returned log.
+    pub async fn launch(&self) -> (Arc<dyn Instance>, Arc<Log>) {
+        let log = Arc::new(Log::default());
+        let instance = self
+            .launcher
+            .launch(&self.spec, &self.inputs, log.clone())
+            .await
+            .unwrap();
+        (instance, log)
+    }
 }
 
 pub fn setup() -> Setup {
@@ -138,86 +126,11 @@ pub fn setup() -> Setup {
     }
 }
 
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-    pub cert: Vec<u8>,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
+pub use mse_testkit::{Response, free_port};
 
 /// One HTTP/1.1 request over TLS (`Connection: close`), the server certificate captured.
 pub fn request(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<Response> {
-    request_timeout(port, method, path, body, Duration::from_secs(60))
-}
-
-/// [`request`] with a read timeout. Readiness probes use a short one: QEMU's user-mode network
-/// accepts the host-side connection at once, and while the guest's network is not up yet the
-/// forwarded connection stalls (about 11 s) instead of being refused.
-pub fn request_timeout(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: &[u8],
-    timeout: Duration,
-) -> std::io::Result<Response> {
-    let capture = Arc::new(CaptureVerifier::default());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .dangerous()
-    .with_custom_certificate_verifier(capture.clone())
-    .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
-    let tcp = TcpStream::connect(("127.0.0.1", port))?;
-    tcp.set_read_timeout(Some(timeout))?;
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    tls.write_all(head.as_bytes())?;
-    tls.write_all(body)?;
-    tls.flush()?;
-    let mut raw = Vec::new();
-    match tls.read_to_end(&mut raw) {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-        Err(e) => return Err(e),
-    }
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no response head"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other("bad status line"))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    Ok(Response {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&raw[split + 4..]).into_owned(),
-        cert: capture.captured().unwrap_or_default(),
-    })
+    mse_testkit::ratls_request(port, method, path, body, Duration::from_secs(60))
 }
 
 /// Retries `GET path` until `done` accepts the answer, the VM ends, or the deadline passes.
@@ -232,7 +145,9 @@ pub async fn poll(
     loop {
         let p = path.to_owned();
         if let Ok(Ok(r)) = tokio::task::spawn_blocking(move || {
-            request_timeout(port, "GET", &p, b"", Duration::from_secs(3))
+            // A short timeout: QEMU's user-mode network accepts the host-side connection at
+            // once, and while the guest's network is not up the forwarded one stalls (~11 s).
+            mse_testkit::ratls_request(port, "GET", &p, b"", Duration::from_secs(3))
         })
         .await
             && done(&r)

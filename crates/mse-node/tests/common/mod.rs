@@ -2,14 +2,15 @@
 //! HTTP client for its API, and a TLS client for its router.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mse_launch::image::{ImageManifest, sha256_hex};
+use mse_launch::Digest32;
+use mse_launch::image::ImageManifest;
 use serde_json::Value;
 
 pub fn node_bin() -> PathBuf {
@@ -96,26 +97,22 @@ impl TestNode {
 
     /// Starts the node process and reads its bound addresses from its first stdout line.
     pub fn spawn(&mut self) {
-        let mut child = Command::new(node_bin())
-            .args(["serve", "--config"])
-            .arg(&self.config)
-            .env("RUST_LOG", "warn")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "mse-node: API on http://A , router on R , data in D"
-        let words: Vec<&str> = line.split_whitespace().collect();
-        assert!(words.len() >= 8, "the node did not start: {line:?}");
-        assert_eq!(words[..3], ["mse-node:", "API", "on"], "{line}");
-        self.api = words[3].trim_start_matches("http://").parse().unwrap();
-        self.router = words[7].parse().unwrap();
+        let (child, api, router) = mse_testkit::spawn_node(
+            Command::new(node_bin())
+                .args(["serve", "--config"])
+                .arg(&self.config)
+                .env("RUST_LOG", "warn")
+                .envs(self.env.iter().map(|(k, v)| (k, v)))
+                .stderr(Stdio::inherit()),
+        );
+        self.api = api.trim_start_matches("http://").parse().unwrap();
+        self.router = router.parse().unwrap();
         self.child = Some(child);
+    }
+
+    /// How many app directories the node's data directory holds.
+    pub fn app_dirs(&self) -> usize {
+        std::fs::read_dir(self.data().join("apps")).unwrap().count()
     }
 
     /// SIGKILL, as a crash would.
@@ -127,17 +124,13 @@ impl TestNode {
     }
 
     pub fn project(&self, name: &str) -> String {
-        let out = Command::new(node_bin())
-            .args(["project", "create", name, "--config"])
-            .arg(&self.config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        mse_testkit::run_ok(
+            Command::new(node_bin())
+                .args(["project", "create", name, "--config"])
+                .arg(&self.config),
+        )
+        .trim()
+        .to_owned()
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
@@ -189,6 +182,13 @@ impl Drop for TestNode {
             let _ = c.wait();
         }
     }
+}
+
+/// A self-signed certificate for `name` (PEM).
+pub fn self_signed_pem(name: &str) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params.self_signed(&key).unwrap().pem()
 }
 
 pub fn conf(name: &str) -> Value {
@@ -457,18 +457,18 @@ pub fn http_raw_headers(addr: SocketAddr, path: &str, header: &str) -> (u16, Str
 pub fn image_manifest(kernel: &[u8], initrd: &[u8]) -> ImageManifest {
     ImageManifest {
         version: 1,
-        kernel_sha256: sha256_hex(kernel),
-        initrd_sha256: sha256_hex(initrd),
+        kernel_sha256: Digest32::of(kernel).to_hex(),
+        initrd_sha256: Digest32::of(initrd).to_hex(),
         cmdline: "console=ttyS0 quiet panic=-1 mse.spec={spec}".into(),
         kernel_version: "6.12.95+deb12-cloud-amd64".into(),
         modules: vec![
             "/lib/modules/6.12.95+deb12-cloud-amd64/kernel/drivers/virt/coco/tsm.ko".into(),
         ],
-        lock_sha256: sha256_hex(b"lock"),
+        lock_sha256: Digest32::of(b"lock").to_hex(),
         packages: vec![mse_launch::image::LockedPackage {
             name: "libc6".into(),
             version: "2.36-9+deb12u14".into(),
-            sha256: sha256_hex(b"libc6.deb"),
+            sha256: Digest32::of(b"libc6.deb").to_hex(),
         }],
     }
 }

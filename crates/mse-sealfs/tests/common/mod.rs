@@ -63,6 +63,16 @@ impl TestMount {
         }
     }
 
+    /// Unmounts and opens the one backing file read-write, as a host tampering with it would.
+    pub fn unmount_and_open_backing(&mut self) -> std::fs::File {
+        self.unmount();
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(only_backing_file(&self.backing()))
+            .unwrap()
+    }
+
     pub fn mount_with(&mut self, key: [u8; 32]) {
         self.unmount();
         self.key = key;

@@ -169,6 +169,23 @@ pub fn curl_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `GET https://localhost:port/` over HTTP/2 (localhost resolved to 127.0.0.1, the server's
+/// certificate checked against `ca`): the body, a space and the HTTP version curl used.
+pub fn curl_h2_root(ca: &str, port: u16) -> String {
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let url = format!("https://localhost:{port}/");
+    curl_ok(&[
+        "--cacert",
+        ca,
+        "--resolve",
+        &resolve,
+        "--http2",
+        "-w",
+        " %{http_version}",
+        &url,
+    ])
+}
+
 /// Runs a Python snippet in the test venv; returns stdout (asserting success).
 pub fn python(code: &str, args: &[&str]) -> String {
     let out = Command::new(venv().join("bin/python"))
