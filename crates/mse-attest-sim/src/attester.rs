@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use mse_attest::EvidenceKind;
-use mse_attest::attester::{AttestError, Attester, AttesterKind, HostProbe, detect};
+use mse_attest::attester::{AttestError, Attester, HostProbe, detect};
+use mse_attest::{EvidenceKind, TeeKind};
 
 use crate::{SimEnclave, SimPki};
 
@@ -28,7 +28,7 @@ impl SimAttester {
         enclave: SimEnclave,
     ) -> Result<SimAttester, AttestError> {
         let pki = Arc::new(SimPki::from_seed(seed).map_err(|e| AttestError::Provider {
-            attester: AttesterKind::Sim,
+            attester: TeeKind::Sim,
             source: Box::new(e),
         })?);
         SimAttester::from_pki(probe, pki, enclave)
@@ -58,8 +58,8 @@ impl SimAttester {
 }
 
 impl Attester for SimAttester {
-    fn kind(&self) -> AttesterKind {
-        AttesterKind::Sim
+    fn kind(&self) -> TeeKind {
+        TeeKind::Sim
     }
 
     fn tee_kind(&self) -> EvidenceKind {

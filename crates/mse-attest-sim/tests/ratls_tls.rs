@@ -181,23 +181,14 @@ async fn expired_certificate_is_refused_even_with_good_evidence() {
 }
 
 #[tokio::test]
-async fn attest_server_with_a_pccs_then_talk_to_the_pinned_key() {
-    use mse_attest::ratls::{CollateralSource, attest_server};
+async fn attest_a_server_with_a_pccs_then_talk_to_the_pinned_key() {
     let pki = pki();
     let pccs = mse_attest_sim::MockPccs::start(&pki, &CollateralOptions::default()).unwrap();
     let id = identity("app.example.com", false);
     let server = TlsServer::start(id.cert_der.clone(), id.key_pkcs8_der.clone());
-    let source = CollateralSource::Pccs(pccs.url());
-    let (cert, report) = attest_server(
-        "127.0.0.1",
-        server.addr.port(),
-        "app.example.com",
-        &source,
-        &policy(),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let source = Source::Pccs(pccs.url());
+    let (cert, report) =
+        fetch_and_verify(server.addr.port(), "app.example.com", &source, &policy()).await;
     assert!(report.trusted(), "{report}");
     assert_eq!(cert.x25519_public(), Some(X25519));
     let body = get(
@@ -212,15 +203,7 @@ async fn attest_server_with_a_pccs_then_talk_to_the_pinned_key() {
         allow_simulation: false,
         ..policy()
     };
-    let (_, refused) = attest_server(
-        "127.0.0.1",
-        server.addr.port(),
-        "app.example.com",
-        &source,
-        &strict,
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap();
+    let (_, refused) =
+        fetch_and_verify(server.addr.port(), "app.example.com", &source, &strict).await;
     assert!(!refused.trusted());
 }

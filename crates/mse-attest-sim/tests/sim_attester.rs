@@ -5,8 +5,8 @@
 mod vectors;
 use vectors::fake_host;
 
-use mse_attest::EvidenceKind;
-use mse_attest::attester::{AttestError, AttesterKind, HostProbe};
+use mse_attest::attester::{AttestError, HostProbe};
+use mse_attest::{EvidenceKind, TeeKind};
 use mse_attest_sim::{SimAttesterConfig, SimEnclave, detect_or_sim};
 
 fn sim_config() -> SimAttesterConfig {
@@ -28,29 +28,23 @@ fn detection_prefers_real_interfaces_and_falls_back_to_sim_only_when_allowed() {
     let a = detect_or_sim(&HostProbe::with_root(gramine.path()), Some(sim_config())).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
-        (AttesterKind::Gramine, EvidenceKind::Sgx)
+        (TeeKind::GramineSgx, EvidenceKind::Sgx)
     );
 
     let tdx = fake_host(&["sys/kernel/config/tsm/report/", "dev/tdx_guest"]);
     let a = detect_or_sim(&HostProbe::with_root(tdx.path()), Some(sim_config())).unwrap();
-    assert_eq!(
-        (a.kind(), a.tee_kind()),
-        (AttesterKind::Tsm, EvidenceKind::Tdx)
-    );
+    assert_eq!((a.kind(), a.tee_kind()), (TeeKind::Tdx, EvidenceKind::Tdx));
 
     let snp = fake_host(&["sys/kernel/config/tsm/report/", "dev/sev-guest"]);
     let a = detect_or_sim(&HostProbe::with_root(snp.path()), None).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
-        (AttesterKind::Tsm, EvidenceKind::SevSnp)
+        (TeeKind::SevSnp, EvidenceKind::SevSnp)
     );
 
     let plain = tempfile::tempdir().unwrap();
     let a = detect_or_sim(&HostProbe::with_root(plain.path()), Some(sim_config())).unwrap();
-    assert_eq!(
-        (a.kind(), a.tee_kind()),
-        (AttesterKind::Sim, EvidenceKind::Sgx)
-    );
+    assert_eq!((a.kind(), a.tee_kind()), (TeeKind::Sim, EvidenceKind::Sgx));
     let err = detect_or_sim(&HostProbe::with_root(plain.path()), None).unwrap_err();
     assert!(matches!(err, AttestError::NoTee));
     assert_eq!(

@@ -6,15 +6,15 @@ mod support;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use mse_attest::attester::{Attester, AttesterKind, HostProbe};
+use mse_attest::attester::{Attester, HostProbe};
 use mse_attest::evidence::SnpSigningKey;
 use mse_attest::ratls::{
-    CollateralSource, RaTlsParams, anchors_for_collateral, attest_server, generate,
-    report_data_for_key, verify_certificate,
+    RaTlsParams, anchors_for_collateral, generate, report_data_for_key, verify_certificate,
 };
 use mse_attest::report::Outcome;
 use mse_attest::{
-    Collateral, CollateralError, Evidence, EvidenceKind, Policy, TrustAnchors, VerifyError, verify,
+    Collateral, CollateralError, Evidence, EvidenceKind, Policy, TeeKind, TrustAnchors,
+    VerifyError, verify,
 };
 use mse_attest_sim::snp::{SIM_SNP_POLICY, SimSnpTcb, derived_key};
 use mse_attest_sim::{MockKds, SimAmdPki, SimSnpAttester, SnpLaunch, sim_ark_from_collateral};
@@ -386,7 +386,7 @@ fn sim_snp_attester_takes_the_launchers_three_inputs() {
     .unwrap();
     assert_eq!(
         (attester.kind(), attester.tee_kind()),
-        (AttesterKind::SimSnp, EvidenceKind::SevSnp)
+        (TeeKind::SimSnp, EvidenceKind::SevSnp)
     );
     assert_eq!(attester.kind().to_string(), "sim-snp");
     let raw = attester.evidence(&REPORT_DATA).unwrap();
@@ -474,29 +474,23 @@ async fn attest_a_sim_snp_server_with_the_mock_kds() {
     let id = generate(&attester, &ratls_params()).unwrap();
     let server = TlsServer::start(id.cert_der.clone(), id.key_pkcs8_der.clone());
     let kds = MockKds::start(&pki()).unwrap();
-    let source = CollateralSource::Kds(kds.url());
-    let (_, report) = attest_server(
-        "127.0.0.1",
+    let source = support::Source::Kds(kds.url());
+    let (_, report) = support::fetch_and_verify(
         server.addr.port(),
         "app.example.com",
         &source,
         &policy(true),
-        Duration::from_secs(10),
     )
-    .await
-    .unwrap();
+    .await;
     assert!(report.trusted(), "{report}");
     assert_eq!(report.signing_key.as_deref(), Some("VCEK (simulation)"));
-    let (_, refused) = attest_server(
-        "127.0.0.1",
+    let (_, refused) = support::fetch_and_verify(
         server.addr.port(),
         "app.example.com",
         &source,
         &policy(false),
-        Duration::from_secs(10),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(refused.error(), Some(VerifyError::SimulationRefused));
 }
 

@@ -9,6 +9,7 @@ pub mod attester;
 pub mod measurement;
 pub mod ratls;
 pub mod snp_measure;
+mod tee;
 pub mod vm_identity;
 // attest-verify: evidence parsers, verifiers, collateral, policy, report
 pub mod collateral;
@@ -27,4 +28,5 @@ pub use evidence::{
 };
 pub use policy::{Policy, SnpMinTcb};
 pub use report::{Check, Outcome, Report, VerifyError};
+pub use tee::{TeeKind, UnknownTee};
 pub use verify::{TrustAnchors, sim_ark_from_collateral, sim_root_from_quote, verify};

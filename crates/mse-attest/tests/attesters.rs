@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use mse_attest::EvidenceKind;
 use mse_attest::attester::{
-    AttestError, Attester, AttesterKind, ConfigFs, GramineAttester, HostProbe, TsmAttester, detect,
+    AttestError, Attester, ConfigFs, GramineAttester, HostProbe, TsmAttester, detect,
 };
+use mse_attest::{EvidenceKind, TeeKind};
 
 fn gramine_dir(kind: &str, quote: &[u8]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -25,7 +25,7 @@ fn gramine_dir(kind: &str, quote: &[u8]) -> tempfile::TempDir {
 fn gramine_writes_report_data_and_reads_the_quote() {
     let dir = gramine_dir("dcap\n", b"QUOTE-BYTES");
     let attester = GramineAttester::new(dir.path());
-    assert_eq!(attester.kind(), AttesterKind::Gramine);
+    assert_eq!(attester.kind(), TeeKind::GramineSgx);
     assert_eq!(attester.evidence(&[9; 64]).unwrap(), b"QUOTE-BYTES");
     assert_eq!(
         std::fs::read(dir.path().join("user_report_data")).unwrap(),
@@ -162,21 +162,18 @@ fn detection_finds_the_real_interfaces() {
     let a = detect(&HostProbe::with_root(gramine.path())).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
-        (AttesterKind::Gramine, EvidenceKind::Sgx)
+        (TeeKind::GramineSgx, EvidenceKind::Sgx)
     );
 
     let tdx = fake_host(&["sys/kernel/config/tsm/report/", "dev/tdx_guest"]);
     let a = detect(&HostProbe::with_root(tdx.path())).unwrap();
-    assert_eq!(
-        (a.kind(), a.tee_kind()),
-        (AttesterKind::Tsm, EvidenceKind::Tdx)
-    );
+    assert_eq!((a.kind(), a.tee_kind()), (TeeKind::Tdx, EvidenceKind::Tdx));
 
     let snp = fake_host(&["sys/kernel/config/tsm/report/", "dev/sev-guest"]);
     let a = detect(&HostProbe::with_root(snp.path())).unwrap();
     assert_eq!(
         (a.kind(), a.tee_kind()),
-        (AttesterKind::Tsm, EvidenceKind::SevSnp)
+        (TeeKind::SevSnp, EvidenceKind::SevSnp)
     );
 
     let plain = tempfile::tempdir().unwrap();
@@ -220,6 +217,6 @@ fn sealing_keys_per_attester() {
     let snp = TsmAttester::with_fs("/r", EvidenceKind::SevSnp, FakeTsm::new("sev_guest", false));
     assert_eq!(
         snp.sealing_key().unwrap_err().to_string(),
-        "the tsm attester offers no sealing key: SEV-SNP derives it with the SNP_GET_DERIVED_KEY ioctl, not configfs-tsm"
+        "the sev-snp attester offers no sealing key: SEV-SNP derives it with the SNP_GET_DERIVED_KEY ioctl, not configfs-tsm"
     );
 }

@@ -15,7 +15,6 @@ mod launcher;
 mod payload;
 pub mod process;
 mod spec;
-mod tee;
 pub mod venv;
 pub mod vm;
 
@@ -28,4 +27,6 @@ pub use spec::{
     Digest32, LaunchSpec, MAX_SPEC_BYTES, PackageRef, Runtime, SPEC_VERSION, SpecError, TlsSpec,
     is_application, is_uuid,
 };
-pub use tee::{TeeKind, UnknownTee};
+// The one TEE kind lives in mse-attest (its attesters name it too); re-exported here, where
+// the launch contract uses it.
+pub use mse_attest::{TeeKind, UnknownTee};

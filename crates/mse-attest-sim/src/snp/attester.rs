@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
-use mse_attest::EvidenceKind;
-use mse_attest::attester::{AttestError, Attester, AttesterKind, HostProbe};
+use mse_attest::attester::{AttestError, Attester, HostProbe};
+use mse_attest::{EvidenceKind, TeeKind};
 
 use super::pki::{SimAmdPki, SnpLaunch};
 
@@ -41,7 +41,7 @@ impl SimSnpAttester {
         host_data: [u8; 32],
     ) -> Result<SimSnpAttester, AttestError> {
         let pki = SimAmdPki::from_seed(seed).map_err(|e| AttestError::Provider {
-            attester: AttesterKind::SimSnp,
+            attester: TeeKind::SimSnp,
             source: Box::new(e),
         })?;
         SimSnpAttester::from_pki(probe, Arc::new(pki), SnpLaunch::new(measurement, host_data))
@@ -71,8 +71,8 @@ impl SimSnpAttester {
 }
 
 impl Attester for SimSnpAttester {
-    fn kind(&self) -> AttesterKind {
-        AttesterKind::SimSnp
+    fn kind(&self) -> TeeKind {
+        TeeKind::SimSnp
     }
 
     fn tee_kind(&self) -> EvidenceKind {

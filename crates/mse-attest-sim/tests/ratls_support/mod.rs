@@ -144,3 +144,45 @@ pub fn assert_sim_refused_next_to_real_tee<A>(
         );
     }
 }
+
+/// Where a test client gets the collateral for a server's evidence.
+pub enum Source {
+    /// DCAP collateral from this PCCS.
+    Pccs(String),
+    /// SEV-SNP collateral from this KDS.
+    Kds(String),
+}
+
+/// The client side of RA-TLS without the CLI: fetch `port`'s certificate for `sni` over TLS,
+/// get collateral from `source`, and verify it with the anchors its chain calls for (the sim
+/// roots count only under `policy.allow_simulation`). `mse` does the same in its one attest
+/// routine (crates/mse-cli/src/attest.rs).
+pub async fn fetch_and_verify(
+    port: u16,
+    sni: &str,
+    source: &Source,
+    policy: &mse_attest::Policy,
+) -> (mse_attest::ratls::RaTlsCert, mse_attest::Report) {
+    use mse_attest::ratls::{anchors_for_collateral, fetch_server_certificate, verify_certificate};
+    let der = fetch_server_certificate("127.0.0.1", port, sni, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let cert = mse_attest::ratls::RaTlsCert::parse(&der).unwrap();
+    let evidence = mse_attest::Evidence::parse(&cert.quote).unwrap();
+    let collateral = match source {
+        Source::Pccs(url) => mse_attest::fetch_collateral(url, evidence.raw())
+            .await
+            .unwrap(),
+        Source::Kds(url) => {
+            let (url, raw) = (url.clone(), evidence.raw().to_vec());
+            tokio::task::spawn_blocking(move || {
+                mse_attest::fetch_snp_collateral_blocking(&url, &raw, None)
+            })
+            .await
+            .unwrap()
+            .unwrap()
+        }
+    };
+    let anchors = anchors_for_collateral(&evidence, &collateral);
+    verify_certificate(&der, &collateral, &anchors, policy).unwrap()
+}

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use super::{AttestError, Attester, AttesterKind, io_err};
+use super::{AttestError, Attester, io_err};
+use crate::TeeKind;
 use crate::evidence::EvidenceKind;
 
 /// Gramine's quotes are at most this large (SGX_QUOTE_MAX_SIZE).
@@ -22,8 +23,8 @@ impl GramineAttester {
 }
 
 impl Attester for GramineAttester {
-    fn kind(&self) -> AttesterKind {
-        AttesterKind::Gramine
+    fn kind(&self) -> TeeKind {
+        TeeKind::GramineSgx
     }
 
     fn tee_kind(&self) -> EvidenceKind {

@@ -13,33 +13,8 @@ pub use gramine::GramineAttester;
 pub use probe::{HostProbe, RealTee};
 pub use tsm::{ConfigFs, StdFs, TsmAttester};
 
+use crate::TeeKind;
 use crate::evidence::EvidenceKind;
-
-/// Which attester produced the evidence. A name only: the simulated ones (`Sim`, `SimSnp`)
-/// are implemented in `mse-attest-sim`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AttesterKind {
-    /// Software quoting enclave with the mock Intel PKI (SGX DCAP v3 quotes; `mse-attest-sim`).
-    Sim,
-    /// Software SEV-SNP firmware with the mock AMD PKI (SEV-SNP reports; `mse-attest-sim`).
-    SimSnp,
-    /// SGX under Gramine (`/dev/attestation`).
-    Gramine,
-    /// Linux configfs-tsm (TDX or SEV-SNP guest).
-    Tsm,
-}
-
-impl std::fmt::Display for AttesterKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            AttesterKind::Sim => "sim",
-            AttesterKind::SimSnp => "sim-snp",
-            AttesterKind::Gramine => "gramine",
-            AttesterKind::Tsm => "tsm",
-        })
-    }
-}
 
 /// What went wrong while producing evidence.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +66,7 @@ pub enum AttestError {
     #[error("the {attester} attester offers no sealing key: {why}")]
     SealingUnsupported {
         /// Which attester.
-        attester: AttesterKind,
+        attester: TeeKind,
         /// Why not.
         why: &'static str,
     },
@@ -107,7 +82,7 @@ pub enum AttestError {
     #[error("{attester} attester: {source}")]
     Provider {
         /// Which attester.
-        attester: AttesterKind,
+        attester: TeeKind,
         /// Its error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -123,8 +98,9 @@ pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> A
 
 /// A source of attestation evidence bound to caller-chosen report data.
 pub trait Attester: Send + Sync + std::fmt::Debug {
-    /// Which attester this is.
-    fn kind(&self) -> AttesterKind;
+    /// The TEE this attester is (a configfs-tsm attester is the TDX or SEV-SNP its provider
+    /// names).
+    fn kind(&self) -> TeeKind;
     /// The kind of evidence it produces.
     fn tee_kind(&self) -> EvidenceKind;
     /// Evidence (raw quote or report bytes) whose report data is `report_data`.

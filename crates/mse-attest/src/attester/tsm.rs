@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{AttestError, Attester, AttesterKind, io_err};
+use super::{AttestError, Attester, io_err};
+use crate::TeeKind;
 use crate::evidence::EvidenceKind;
 
 static ENTRY_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -98,8 +99,12 @@ impl Drop for Entry<'_> {
 }
 
 impl Attester for TsmAttester {
-    fn kind(&self) -> AttesterKind {
-        AttesterKind::Tsm
+    fn kind(&self) -> TeeKind {
+        // configfs-tsm serves the TDX and SEV-SNP guests only (see the provider check).
+        match self.tee {
+            EvidenceKind::SevSnp => TeeKind::SevSnp,
+            _ => TeeKind::Tdx,
+        }
     }
 
     fn tee_kind(&self) -> EvidenceKind {
@@ -149,7 +154,7 @@ impl Attester for TsmAttester {
 
     fn sealing_key(&self) -> Result<zeroize::Zeroizing<Vec<u8>>, AttestError> {
         Err(AttestError::SealingUnsupported {
-            attester: AttesterKind::Tsm,
+            attester: self.kind(),
             why: match self.tee {
                 EvidenceKind::SevSnp => {
                     "SEV-SNP derives it with the SNP_GET_DERIVED_KEY ioctl, not configfs-tsm"

@@ -115,57 +115,6 @@ pub fn anchors_for_collateral(evidence: &Evidence, collateral: &Collateral) -> T
     }
 }
 
-/// Where the collateral for a server's evidence comes from.
-#[derive(Debug, Clone)]
-pub enum CollateralSource {
-    /// Fetch DCAP collateral from this PCCS (API v4).
-    Pccs(String),
-    /// Fetch SEV-SNP collateral (VCEK and cert_chain) from this KDS.
-    Kds(String),
-    /// Use this collateral (offline, or fetched earlier).
-    Fixed(Box<Collateral>),
-}
-
-/// Attest a server: fetch its RA-TLS certificate over TLS (the server proves it holds the key),
-/// get collateral, and verify the evidence and the key binding under `policy`. Returns the
-/// certificate and the full report, trusted or not; connect afterwards with
-/// [`PinnedCertVerifier`] to talk only to that attested key.
-pub async fn attest_server(
-    host: &str,
-    port: u16,
-    sni: &str,
-    source: &CollateralSource,
-    policy: &Policy,
-    timeout: std::time::Duration,
-) -> Result<(RaTlsCert, Report), RaTlsError> {
-    let der = fetch_server_certificate(host, port, sni, timeout).await?;
-    let cert = RaTlsCert::parse(&der)?;
-    let evidence = Evidence::parse(&cert.quote)?;
-    let collateral = match source {
-        CollateralSource::Fixed(c) => (**c).clone(),
-        CollateralSource::Pccs(url) => crate::fetch_collateral(url, evidence.raw()).await?,
-        CollateralSource::Kds(url) => {
-            let (url, raw) = (url.clone(), evidence.raw().to_vec());
-            tokio::task::spawn_blocking(move || {
-                crate::fetch_snp_collateral_blocking(&url, &raw, None)
-            })
-            .await
-            .map_err(|e| crate::CollateralError::Transport {
-                url: "KDS".into(),
-                msg: format!("fetch task failed: {e}"),
-            })??
-        }
-    };
-    let report = crate::verify(
-        &evidence,
-        &collateral,
-        &anchors_for_collateral(&evidence, &collateral),
-        policy,
-        Some(&cert.expected_report_data),
-    );
-    Ok((cert, report))
-}
-
 /// Verify an RA-TLS certificate (DER or PEM): parse its evidence, then run the shared verifier
 /// with the certificate-key binding as expected report data. The report lists every check.
 pub fn verify_certificate(

@@ -1,4 +1,5 @@
-//! The one TEE kind, spelled the same in node.toml, the node API, the CLI and the enclave.
+//! The one TEE kind, spelled the same in node.toml, the node API, the CLI, the enclave and the
+//! attesters (re-exported as `mse_launch::TeeKind`).
 
 use std::fmt;
 use std::str::FromStr;
