@@ -187,6 +187,15 @@ struct Dispatcher {
     handle: Py<PyAny>,
     create_task: Py<PyAny>,
     flusher: Py<Flusher>,
+    send_glue: Arc<SendGlue>,
+}
+
+/// What `Sender.__call__` needs from the glue when a send cannot complete at once.
+struct SendGlue {
+    /// `Runner._send_wait(tx, body, more)`: waits for room in the channel off the loop.
+    wait: Py<PyAny>,
+    /// The glue's `ClientDisconnected` (an OSError).
+    disconnected: Py<PyAny>,
 }
 
 #[pymethods]
@@ -215,6 +224,9 @@ impl Dispatcher {
                         label: label.clone(),
                     }),
                     flusher: self.flusher.clone_ref(py),
+                    glue: self.send_glue.clone(),
+                    finished: AtomicBool::new(false),
+                    waiter: Mutex::new(None),
                 };
                 let coro = self.handle.bind(py).call1((scope, rx, tx))?;
                 self.create_task.bind(py).call1((coro,))?;
@@ -254,6 +266,10 @@ impl AsgiApp {
                 handle: runner.getattr("_handle")?.unbind(),
                 create_task: event_loop.getattr("create_task")?.unbind(),
                 flusher: Py::new(py, flusher)?,
+                send_glue: Arc::new(SendGlue {
+                    wait: runner.getattr("_send_wait")?.unbind(),
+                    disconnected: glue.getattr("ClientDisconnected")?.unbind(),
+                }),
             };
             runner.call_method1("listen", (inbox.wake_rx.as_raw_fd(), dispatcher))?;
             let failed: Option<String> = runner.call_method1("startup", (60.0,))?.extract()?;
@@ -467,10 +483,43 @@ struct SenderState {
     label: String,
 }
 
-#[pyclass(module = "mse_wsgi")]
+/// The app's `send` callable: a message that can be handed over at once (the usual case) returns
+/// `Ready`, an awaitable that completes on its first step, so no coroutine is made per call.
+#[pyclass(module = "mse_wsgi", frozen)]
 pub struct Sender {
     state: Mutex<SenderState>,
     flusher: Py<Flusher>,
+    glue: Arc<SendGlue>,
+    /// The response is over or the client left: receive() answers http.disconnect.
+    finished: AtomicBool,
+    /// A receive() waiting for `finished` (an asyncio future, resolved on the loop thread).
+    waiter: Mutex<Option<Py<PyAny>>>,
+}
+
+/// An awaitable that is already done (`await` gets None without suspending).
+#[pyclass(module = "mse_wsgi", frozen)]
+struct Ready;
+
+#[pymethods]
+impl Ready {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self) -> Option<()> {
+        None
+    }
+}
+
+/// The one `Ready` (stateless, so shared by every send).
+fn ready(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    static READY: PyOnceLock<Py<Ready>> = PyOnceLock::new();
+    let r = READY.get_or_try_init(py, || Py::new(py, Ready))?;
+    Ok(r.clone_ref(py).into_any())
 }
 
 impl Sender {
@@ -514,6 +563,78 @@ const CLOSED: u8 = 2;
 
 #[pymethods]
 impl Sender {
+    /// ASGI `send(message)`.
+    fn __call__(slf: &Bound<'_, Self>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        let kind = message.get_item(intern!(py, "type"))?;
+        let kind = kind.cast::<pyo3::types::PyString>()?;
+        let kind = kind.to_str()?;
+        if kind == "http.response.start" {
+            let status = message.get_item(intern!(py, "status"))?.extract()?;
+            let headers =
+                match message.call_method1(intern!(py, "get"), (intern!(py, "headers"),))? {
+                    h if h.is_none() => PyTuple::empty(py).into_any(),
+                    h => h,
+                };
+            this.start(status, &headers)?;
+        } else if kind == "http.response.body" {
+            let body = match message.call_method1(intern!(py, "get"), (intern!(py, "body"),))? {
+                b if b.is_none() => PyBytes::new(py, b"").into_any(),
+                b => b,
+            };
+            let more = message
+                .call_method1(intern!(py, "get"), (intern!(py, "more_body"),))?
+                .is_truthy()?;
+            let body = bytes_like(&body)?;
+            match this.try_body(py, &body, more)? {
+                SENT => {
+                    if !more {
+                        this.finish(py)?;
+                    }
+                }
+                FULL => {
+                    // The glue's coroutine waits for room in an executor thread.
+                    let wait = this.glue.wait.bind(py);
+                    return Ok(wait.call1((slf, PyBytes::new(py, &body), more))?.unbind());
+                }
+                _ => {
+                    this.finish(py)?;
+                    return Err(PyErr::from_value(
+                        this.glue
+                            .disconnected
+                            .bind(py)
+                            .call1(("client disconnected",))?,
+                    ));
+                }
+            }
+        }
+        ready(py)
+    }
+
+    /// True once the response is over or the client left.
+    #[getter]
+    fn finished(&self) -> bool {
+        self.finished.load(Ordering::Relaxed)
+    }
+
+    /// Resolves `waiter` at `finish` (called on the loop thread, like `finish`).
+    fn set_waiter(&self, waiter: Py<PyAny>) {
+        *self.waiter.lock().unwrap_or_else(|p| p.into_inner()) = Some(waiter);
+    }
+
+    fn finish(&self, py: Python<'_>) -> PyResult<()> {
+        self.finished.store(true, Ordering::Relaxed);
+        let waiter = self.waiter.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = waiter {
+            let w = w.bind(py);
+            if !w.call_method0(intern!(py, "done"))?.is_truthy()? {
+                w.call_method1(intern!(py, "set_result"), (py.None(),))?;
+            }
+        }
+        Ok(())
+    }
+
     fn start(&self, status: u16, headers: &Bound<'_, PyAny>) -> PyResult<()> {
         if !(100..=999).contains(&status) {
             return Err(PyValueError::new_err(format!(
