@@ -190,8 +190,13 @@ struct Dispatcher {
     send_glue: Arc<SendGlue>,
 }
 
-/// What `Sender.__call__` needs from the glue when a send cannot complete at once.
+/// What `Sender.__call__` and `Receiver.__call__` need from the glue when they cannot complete
+/// at once.
 struct SendGlue {
+    /// `Runner._recv_wait(rx)`: waits for a body chunk off the loop.
+    recv_wait: Py<PyAny>,
+    /// `Runner._disconnect_wait(tx)`: waits until the response is over.
+    disconnect_wait: Py<PyAny>,
     /// `Runner._send_wait(tx, body, more)`: waits for room in the channel off the loop.
     wait: Py<PyAny>,
     /// The glue's `ClientDisconnected` (an OSError).
@@ -214,9 +219,6 @@ impl Dispatcher {
             let label = format!("{} {}", job.info.method, job.info.uri.path());
             let start = || -> PyResult<()> {
                 let scope = scope(py, &self.base, &job.info)?;
-                let rx = Receiver {
-                    reader: Mutex::new(job.reader),
-                };
                 let tx = Sender {
                     state: Mutex::new(SenderState {
                         sink: job.sink,
@@ -227,6 +229,13 @@ impl Dispatcher {
                     glue: self.send_glue.clone(),
                     finished: AtomicBool::new(false),
                     waiter: Mutex::new(None),
+                };
+                let tx = Py::new(py, tx)?;
+                let rx = Receiver {
+                    reader: Mutex::new(job.reader),
+                    body_done: AtomicBool::new(false),
+                    tx: tx.clone_ref(py),
+                    glue: self.send_glue.clone(),
                 };
                 let coro = self.handle.bind(py).call1((scope, rx, tx))?;
                 self.create_task.bind(py).call1((coro,))?;
@@ -267,6 +276,8 @@ impl AsgiApp {
                 create_task: event_loop.getattr("create_task")?.unbind(),
                 flusher: Py::new(py, flusher)?,
                 send_glue: Arc::new(SendGlue {
+                    recv_wait: runner.getattr("_recv_wait")?.unbind(),
+                    disconnect_wait: runner.getattr("_disconnect_wait")?.unbind(),
                     wait: runner.getattr("_send_wait")?.unbind(),
                     disconnected: glue.getattr("ClientDisconnected")?.unbind(),
                 }),
@@ -440,9 +451,58 @@ fn header_name<'py>(py: Python<'py>, name: &HeaderName) -> Bound<'py, PyAny> {
     PyBytes::new(py, name.as_str().as_bytes()).into_any()
 }
 
-#[pyclass(module = "mse_wsgi")]
+/// The app's `receive` callable: a message that is ready now comes back in a `Done`, so no
+/// coroutine is made per call; otherwise the glue's coroutine waits for it.
+#[pyclass(module = "mse_wsgi", frozen)]
 pub struct Receiver {
     reader: Mutex<BodyReader>,
+    /// The whole body (or its failure) was delivered: only http.disconnect is left.
+    body_done: AtomicBool,
+    tx: Py<Sender>,
+    glue: Arc<SendGlue>,
+}
+
+/// An awaitable that is already done with a value (its first step raises StopIteration(value)).
+#[pyclass(module = "mse_wsgi", frozen)]
+struct Done {
+    value: Mutex<Option<Py<PyAny>>>,
+}
+
+#[pymethods]
+impl Done {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<()> {
+        let value = self
+            .value
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| py.None());
+        Err(pyo3::exceptions::PyStopIteration::new_err((value,)))
+    }
+}
+
+fn done_with(py: Python<'_>, value: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    Ok(Py::new(
+        py,
+        Done {
+            value: Mutex::new(Some(value.unbind())),
+        },
+    )?
+    .into_any())
+}
+
+fn disconnect_message(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let m = PyDict::new(py);
+    m.set_item(intern!(py, "type"), intern!(py, "http.disconnect"))?;
+    Ok(m)
 }
 
 type Chunk<'py> = (Option<Bound<'py, PyBytes>>, bool);
@@ -461,6 +521,41 @@ fn to_message<'py>(
 
 #[pymethods]
 impl Receiver {
+    /// ASGI `receive()`.
+    fn __call__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        if this.body_done.load(Ordering::Relaxed) {
+            let tx = this.tx.bind(py);
+            if tx.get().finished.load(Ordering::Relaxed) {
+                return done_with(py, disconnect_message(py)?.into_any());
+            }
+            return Ok(this.glue.disconnect_wait.bind(py).call1((tx,))?.unbind());
+        }
+        match this.try_recv(py) {
+            Some(chunk) => done_with(py, this.message(py, chunk)?.into_any()),
+            None => Ok(this.glue.recv_wait.bind(py).call1((slf,))?.unbind()),
+        }
+    }
+
+    /// The ASGI message for a chunk from `try_recv` or `recv`.
+    fn message<'py>(&self, py: Python<'py>, chunk: Chunk<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (body, more) = chunk;
+        let Some(body) = body else {
+            self.body_done.store(true, Ordering::Relaxed);
+            self.tx.get().finish(py)?;
+            return disconnect_message(py);
+        };
+        if !more {
+            self.body_done.store(true, Ordering::Relaxed);
+        }
+        let m = PyDict::new(py);
+        m.set_item(intern!(py, "type"), intern!(py, "http.request"))?;
+        m.set_item(intern!(py, "body"), body)?;
+        m.set_item(intern!(py, "more_body"), more)?;
+        Ok(m)
+    }
+
     /// (body, more_body) if a chunk is ready now, None if the caller must wait with `recv`.
     /// body is None when the request body failed (invalid or too large).
     fn try_recv<'py>(&self, py: Python<'py>) -> Option<Chunk<'py>> {

@@ -47,41 +47,6 @@ def _new_loop():
     return uvloop.new_event_loop()
 
 
-class _Cycle:
-    """One request's receive(); its send() is the Rust `Sender` itself, which also keeps whether
-    the response is over (`tx.finished`) and wakes a receive() waiting for http.disconnect."""
-
-    __slots__ = ("loop", "io", "rx", "tx", "body_done")
-
-    def __init__(self, loop, io, rx, tx):
-        self.loop = loop
-        self.io = io
-        self.rx = rx
-        self.tx = tx
-        self.body_done = False
-
-    async def receive(self):
-        if self.body_done:
-            # Nothing more to read: http.disconnect once the response is over or the client left.
-            tx = self.tx
-            if not tx.finished:
-                waiter = self.loop.create_future()
-                tx.set_waiter(waiter)
-                await waiter
-            return {"type": "http.disconnect"}
-        r = self.rx.try_recv()
-        if r is None:
-            r = await self.loop.run_in_executor(self.io, self.rx.recv)
-        chunk, more = r
-        if chunk is None:
-            self.body_done = True
-            self.tx.finish()
-            return {"type": "http.disconnect"}
-        if not more:
-            self.body_done = True
-        return {"type": "http.request", "body": chunk, "more_body": more}
-
-
 class Runner:
     def __init__(self, app, log_error, io_threads):
         self.app = app
@@ -108,9 +73,8 @@ class Runner:
     async def _handle(self, scope, rx, tx):
         if self.state:
             scope["state"] = dict(self.state)
-        cycle = _Cycle(self.loop, self.io, rx, tx)
         try:
-            await self.app(scope, cycle.receive, tx)
+            await self.app(scope, rx, tx)
         except BaseException as e:
             if _is_disconnect(e):
                 tx.gone()
@@ -120,6 +84,17 @@ class Runner:
             tx.done()
         finally:
             tx.finish()
+
+    async def _recv_wait(self, rx):
+        """receive() when no body chunk is ready: wait for one off the loop."""
+        return rx.message(await self.loop.run_in_executor(self.io, rx.recv))
+
+    async def _disconnect_wait(self, tx):
+        """receive() after the body: http.disconnect once the response is over or the client left."""
+        waiter = self.loop.create_future()
+        tx.set_waiter(waiter)
+        await waiter
+        return {"type": "http.disconnect"}
 
     async def _send_wait(self, tx, body, more):
         """send() when the connection's channel is full: wait for room off the loop."""
