@@ -591,6 +591,19 @@ pub struct Sender {
     waiter: Mutex<Option<Py<PyAny>>>,
 }
 
+/// `message.get(key)` of an ASGI message (a dict, read directly, or any mapping); None when
+/// absent or None.
+fn optional<'py>(
+    message: &Bound<'py, PyAny>,
+    key: &Bound<'py, pyo3::types::PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let value = match message.cast::<PyDict>() {
+        Ok(d) => d.get_item(key)?,
+        Err(_) => Some(message.call_method1(intern!(message.py(), "get"), (key,))?),
+    };
+    Ok(value.filter(|v| !v.is_none()))
+}
+
 /// An awaitable that is already done (`await` gets None without suspending).
 #[pyclass(module = "mse_wsgi", frozen)]
 struct Ready;
@@ -667,20 +680,20 @@ impl Sender {
         let kind = kind.to_str()?;
         if kind == "http.response.start" {
             let status = message.get_item(intern!(py, "status"))?.extract()?;
-            let headers =
-                match message.call_method1(intern!(py, "get"), (intern!(py, "headers"),))? {
-                    h if h.is_none() => PyTuple::empty(py).into_any(),
-                    h => h,
-                };
+            let headers = match optional(message, intern!(py, "headers"))? {
+                Some(h) => h,
+                None => PyTuple::empty(py).into_any(),
+            };
             this.start(status, &headers)?;
         } else if kind == "http.response.body" {
-            let body = match message.call_method1(intern!(py, "get"), (intern!(py, "body"),))? {
-                b if b.is_none() => PyBytes::new(py, b"").into_any(),
-                b => b,
+            let body = match optional(message, intern!(py, "body"))? {
+                Some(b) => b,
+                None => PyBytes::new(py, b"").into_any(),
             };
-            let more = message
-                .call_method1(intern!(py, "get"), (intern!(py, "more_body"),))?
-                .is_truthy()?;
+            let more = match optional(message, intern!(py, "more_body"))? {
+                Some(m) => m.is_truthy()?,
+                None => false,
+            };
             let body = bytes_like(&body)?;
             match this.try_body(py, &body, more)? {
                 SENT => {
