@@ -215,15 +215,15 @@ impl Dispatcher {
         if jobs.is_empty() {
             return;
         }
-        for job in jobs {
-            let label = format!("{} {}", job.info.method, job.info.uri.path());
+        for Job { info, reader, sink } in jobs {
+            let label = || format!("{} {}", info.method, info.uri.path());
             let start = || -> PyResult<()> {
-                let scope = scope(py, &self.base, &job.info)?;
+                let scope = scope(py, &self.base, &info)?;
                 let tx = Sender {
                     state: Mutex::new(SenderState {
-                        sink: job.sink,
+                        sink,
                         pending: None,
-                        label: label.clone(),
+                        label: label(),
                     }),
                     flusher: self.flusher.clone_ref(py),
                     glue: self.send_glue.clone(),
@@ -232,7 +232,7 @@ impl Dispatcher {
                 };
                 let tx = Py::new(py, tx)?;
                 let rx = Receiver {
-                    reader: Mutex::new(job.reader),
+                    reader: Mutex::new(reader),
                     body_done: AtomicBool::new(false),
                     tx: tx.clone_ref(py),
                     glue: self.send_glue.clone(),
@@ -243,7 +243,7 @@ impl Dispatcher {
             };
             if let Err(e) = start() {
                 // The sink was dropped with the failed call: the connection answers 500.
-                tracing::error!(target: "mse_wsgi::app", "{label}: cannot start the ASGI task\n{}", format_exception(py, &e));
+                tracing::error!(target: "mse_wsgi::app", "{}: cannot start the ASGI task\n{}", label(), format_exception(py, &e));
             }
         }
         // After the tasks' first steps, which finish most requests.
