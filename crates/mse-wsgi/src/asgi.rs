@@ -187,6 +187,20 @@ struct Dispatcher {
     handle: Py<PyAny>,
     create_task: Py<PyAny>,
     flusher: Py<Flusher>,
+    send_glue: Arc<SendGlue>,
+}
+
+/// What `Sender.__call__` and `Receiver.__call__` need from the glue when they cannot complete
+/// at once.
+struct SendGlue {
+    /// `Runner._recv_wait(rx)`: waits for a body chunk off the loop.
+    recv_wait: Py<PyAny>,
+    /// `Runner._disconnect_wait(tx)`: waits until the response is over.
+    disconnect_wait: Py<PyAny>,
+    /// `Runner._send_wait(tx, body, more)`: waits for room in the channel off the loop.
+    wait: Py<PyAny>,
+    /// The glue's `ClientDisconnected` (an OSError).
+    disconnected: Py<PyAny>,
 }
 
 #[pymethods]
@@ -201,20 +215,27 @@ impl Dispatcher {
         if jobs.is_empty() {
             return;
         }
-        for job in jobs {
-            let label = format!("{} {}", job.info.method, job.info.uri.path());
+        for Job { info, reader, sink } in jobs {
+            let label = || format!("{} {}", info.method, info.uri.path());
             let start = || -> PyResult<()> {
-                let scope = scope(py, &self.base, &job.info)?;
-                let rx = Receiver {
-                    reader: Mutex::new(job.reader),
-                };
+                let scope = scope(py, &self.base, &info)?;
                 let tx = Sender {
                     state: Mutex::new(SenderState {
-                        sink: job.sink,
+                        sink,
                         pending: None,
-                        label: label.clone(),
+                        label: label(),
                     }),
                     flusher: self.flusher.clone_ref(py),
+                    glue: self.send_glue.clone(),
+                    finished: AtomicBool::new(false),
+                    waiter: Mutex::new(None),
+                };
+                let tx = Py::new(py, tx)?;
+                let rx = Receiver {
+                    reader: Mutex::new(reader),
+                    body_done: AtomicBool::new(false),
+                    tx: tx.clone_ref(py),
+                    glue: self.send_glue.clone(),
                 };
                 let coro = self.handle.bind(py).call1((scope, rx, tx))?;
                 self.create_task.bind(py).call1((coro,))?;
@@ -222,7 +243,7 @@ impl Dispatcher {
             };
             if let Err(e) = start() {
                 // The sink was dropped with the failed call: the connection answers 500.
-                tracing::error!(target: "mse_wsgi::app", "{label}: cannot start the ASGI task\n{}", format_exception(py, &e));
+                tracing::error!(target: "mse_wsgi::app", "{}: cannot start the ASGI task\n{}", label(), format_exception(py, &e));
             }
         }
         // After the tasks' first steps, which finish most requests.
@@ -254,6 +275,12 @@ impl AsgiApp {
                 handle: runner.getattr("_handle")?.unbind(),
                 create_task: event_loop.getattr("create_task")?.unbind(),
                 flusher: Py::new(py, flusher)?,
+                send_glue: Arc::new(SendGlue {
+                    recv_wait: runner.getattr("_recv_wait")?.unbind(),
+                    disconnect_wait: runner.getattr("_disconnect_wait")?.unbind(),
+                    wait: runner.getattr("_send_wait")?.unbind(),
+                    disconnected: glue.getattr("ClientDisconnected")?.unbind(),
+                }),
             };
             runner.call_method1("listen", (inbox.wake_rx.as_raw_fd(), dispatcher))?;
             let failed: Option<String> = runner.call_method1("startup", (60.0,))?.extract()?;
@@ -424,9 +451,58 @@ fn header_name<'py>(py: Python<'py>, name: &HeaderName) -> Bound<'py, PyAny> {
     PyBytes::new(py, name.as_str().as_bytes()).into_any()
 }
 
-#[pyclass(module = "mse_wsgi")]
+/// The app's `receive` callable: a message that is ready now comes back in a `Done`, so no
+/// coroutine is made per call; otherwise the glue's coroutine waits for it.
+#[pyclass(module = "mse_wsgi", frozen)]
 pub struct Receiver {
     reader: Mutex<BodyReader>,
+    /// The whole body (or its failure) was delivered: only http.disconnect is left.
+    body_done: AtomicBool,
+    tx: Py<Sender>,
+    glue: Arc<SendGlue>,
+}
+
+/// An awaitable that is already done with a value (its first step raises StopIteration(value)).
+#[pyclass(module = "mse_wsgi", frozen)]
+struct Done {
+    value: Mutex<Option<Py<PyAny>>>,
+}
+
+#[pymethods]
+impl Done {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<()> {
+        let value = self
+            .value
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| py.None());
+        Err(pyo3::exceptions::PyStopIteration::new_err((value,)))
+    }
+}
+
+fn done_with(py: Python<'_>, value: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    Ok(Py::new(
+        py,
+        Done {
+            value: Mutex::new(Some(value.unbind())),
+        },
+    )?
+    .into_any())
+}
+
+fn disconnect_message(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let m = PyDict::new(py);
+    m.set_item(intern!(py, "type"), intern!(py, "http.disconnect"))?;
+    Ok(m)
 }
 
 type Chunk<'py> = (Option<Bound<'py, PyBytes>>, bool);
@@ -445,6 +521,41 @@ fn to_message<'py>(
 
 #[pymethods]
 impl Receiver {
+    /// ASGI `receive()`.
+    fn __call__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        if this.body_done.load(Ordering::Relaxed) {
+            let tx = this.tx.bind(py);
+            if tx.get().finished.load(Ordering::Relaxed) {
+                return done_with(py, disconnect_message(py)?.into_any());
+            }
+            return Ok(this.glue.disconnect_wait.bind(py).call1((tx,))?.unbind());
+        }
+        match this.try_recv(py) {
+            Some(chunk) => done_with(py, this.message(py, chunk)?.into_any()),
+            None => Ok(this.glue.recv_wait.bind(py).call1((slf,))?.unbind()),
+        }
+    }
+
+    /// The ASGI message for a chunk from `try_recv` or `recv`.
+    fn message<'py>(&self, py: Python<'py>, chunk: Chunk<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (body, more) = chunk;
+        let Some(body) = body else {
+            self.body_done.store(true, Ordering::Relaxed);
+            self.tx.get().finish(py)?;
+            return disconnect_message(py);
+        };
+        if !more {
+            self.body_done.store(true, Ordering::Relaxed);
+        }
+        let m = PyDict::new(py);
+        m.set_item(intern!(py, "type"), intern!(py, "http.request"))?;
+        m.set_item(intern!(py, "body"), body)?;
+        m.set_item(intern!(py, "more_body"), more)?;
+        Ok(m)
+    }
+
     /// (body, more_body) if a chunk is ready now, None if the caller must wait with `recv`.
     /// body is None when the request body failed (invalid or too large).
     fn try_recv<'py>(&self, py: Python<'py>) -> Option<Chunk<'py>> {
@@ -467,10 +578,56 @@ struct SenderState {
     label: String,
 }
 
-#[pyclass(module = "mse_wsgi")]
+/// The app's `send` callable: a message that can be handed over at once (the usual case) returns
+/// `Ready`, an awaitable that completes on its first step, so no coroutine is made per call.
+#[pyclass(module = "mse_wsgi", frozen)]
 pub struct Sender {
     state: Mutex<SenderState>,
     flusher: Py<Flusher>,
+    glue: Arc<SendGlue>,
+    /// The response is over or the client left: receive() answers http.disconnect.
+    finished: AtomicBool,
+    /// A receive() waiting for `finished` (an asyncio future, resolved on the loop thread).
+    waiter: Mutex<Option<Py<PyAny>>>,
+}
+
+/// `message.get(key)` of an ASGI message (a dict, read directly, or any mapping); None when
+/// absent or None.
+fn optional<'py>(
+    message: &Bound<'py, PyAny>,
+    key: &Bound<'py, pyo3::types::PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let value = match message.cast::<PyDict>() {
+        Ok(d) => d.get_item(key)?,
+        Err(_) => Some(message.call_method1(intern!(message.py(), "get"), (key,))?),
+    };
+    Ok(value.filter(|v| !v.is_none()))
+}
+
+/// An awaitable that is already done (`await` gets None without suspending).
+#[pyclass(module = "mse_wsgi", frozen)]
+struct Ready;
+
+#[pymethods]
+impl Ready {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self) -> Option<()> {
+        None
+    }
+}
+
+/// The one `Ready` (stateless, so shared by every send).
+fn ready(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    static READY: PyOnceLock<Py<Ready>> = PyOnceLock::new();
+    let r = READY.get_or_try_init(py, || Py::new(py, Ready))?;
+    Ok(r.clone_ref(py).into_any())
 }
 
 impl Sender {
@@ -514,6 +671,78 @@ const CLOSED: u8 = 2;
 
 #[pymethods]
 impl Sender {
+    /// ASGI `send(message)`.
+    fn __call__(slf: &Bound<'_, Self>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        let kind = message.get_item(intern!(py, "type"))?;
+        let kind = kind.cast::<pyo3::types::PyString>()?;
+        let kind = kind.to_str()?;
+        if kind == "http.response.start" {
+            let status = message.get_item(intern!(py, "status"))?.extract()?;
+            let headers = match optional(message, intern!(py, "headers"))? {
+                Some(h) => h,
+                None => PyTuple::empty(py).into_any(),
+            };
+            this.start(status, &headers)?;
+        } else if kind == "http.response.body" {
+            let body = match optional(message, intern!(py, "body"))? {
+                Some(b) => b,
+                None => PyBytes::new(py, b"").into_any(),
+            };
+            let more = match optional(message, intern!(py, "more_body"))? {
+                Some(m) => m.is_truthy()?,
+                None => false,
+            };
+            let body = bytes_like(&body)?;
+            match this.try_body(py, &body, more)? {
+                SENT => {
+                    if !more {
+                        this.finish(py)?;
+                    }
+                }
+                FULL => {
+                    // The glue's coroutine waits for room in an executor thread.
+                    let wait = this.glue.wait.bind(py);
+                    return Ok(wait.call1((slf, PyBytes::new(py, &body), more))?.unbind());
+                }
+                _ => {
+                    this.finish(py)?;
+                    return Err(PyErr::from_value(
+                        this.glue
+                            .disconnected
+                            .bind(py)
+                            .call1(("client disconnected",))?,
+                    ));
+                }
+            }
+        }
+        ready(py)
+    }
+
+    /// True once the response is over or the client left.
+    #[getter]
+    fn finished(&self) -> bool {
+        self.finished.load(Ordering::Relaxed)
+    }
+
+    /// Resolves `waiter` at `finish` (called on the loop thread, like `finish`).
+    fn set_waiter(&self, waiter: Py<PyAny>) {
+        *self.waiter.lock().unwrap_or_else(|p| p.into_inner()) = Some(waiter);
+    }
+
+    fn finish(&self, py: Python<'_>) -> PyResult<()> {
+        self.finished.store(true, Ordering::Relaxed);
+        let waiter = self.waiter.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(w) = waiter {
+            let w = w.bind(py);
+            if !w.call_method0(intern!(py, "done"))?.is_truthy()? {
+                w.call_method1(intern!(py, "set_result"), (py.None(),))?;
+            }
+        }
+        Ok(())
+    }
+
     fn start(&self, status: u16, headers: &Bound<'_, PyAny>) -> PyResult<()> {
         if !(100..=999).contains(&status) {
             return Err(PyValueError::new_err(format!(

@@ -47,64 +47,6 @@ def _new_loop():
     return uvloop.new_event_loop()
 
 
-class _Cycle:
-    """One request's receive() and send()."""
-
-    __slots__ = ("loop", "io", "rx", "tx", "body_done", "finished", "waiter")
-
-    def __init__(self, loop, io, rx, tx):
-        self.loop = loop
-        self.io = io
-        self.rx = rx
-        self.tx = tx
-        self.body_done = False
-        self.finished = False
-        self.waiter = None
-
-    def finish(self):
-        self.finished = True
-        w = self.waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-
-    async def receive(self):
-        if self.body_done:
-            # Nothing more to read: http.disconnect once the response is over or the client left.
-            if not self.finished:
-                if self.waiter is None:
-                    self.waiter = self.loop.create_future()
-                await self.waiter
-            return {"type": "http.disconnect"}
-        r = self.rx.try_recv()
-        if r is None:
-            r = await self.loop.run_in_executor(self.io, self.rx.recv)
-        chunk, more = r
-        if chunk is None:
-            self.body_done = True
-            self.finish()
-            return {"type": "http.disconnect"}
-        if not more:
-            self.body_done = True
-        return {"type": "http.request", "body": chunk, "more_body": more}
-
-    async def send(self, message):
-        kind = message["type"]
-        if kind == "http.response.body":
-            body = message.get("body", b"")
-            more = message.get("more_body", False)
-            tx = self.tx
-            r = tx.try_body(body, more)
-            if r == 1:
-                r = await self.loop.run_in_executor(self.io, tx.body, body, more)
-            if r == 2:
-                self.finish()
-                raise ClientDisconnected("client disconnected")
-            if not more:
-                self.finish()
-        elif kind == "http.response.start":
-            self.tx.start(message["status"], message.get("headers", ()))
-
-
 class Runner:
     def __init__(self, app, log_error, io_threads):
         self.app = app
@@ -131,9 +73,8 @@ class Runner:
     async def _handle(self, scope, rx, tx):
         if self.state:
             scope["state"] = dict(self.state)
-        cycle = _Cycle(self.loop, self.io, rx, tx)
         try:
-            await self.app(scope, cycle.receive, cycle.send)
+            await self.app(scope, rx, tx)
         except BaseException as e:
             if _is_disconnect(e):
                 tx.gone()
@@ -142,7 +83,27 @@ class Runner:
         else:
             tx.done()
         finally:
-            cycle.finish()
+            tx.finish()
+
+    async def _recv_wait(self, rx):
+        """receive() when no body chunk is ready: wait for one off the loop."""
+        return rx.message(await self.loop.run_in_executor(self.io, rx.recv))
+
+    async def _disconnect_wait(self, tx):
+        """receive() after the body: http.disconnect once the response is over or the client left."""
+        waiter = self.loop.create_future()
+        tx.set_waiter(waiter)
+        await waiter
+        return {"type": "http.disconnect"}
+
+    async def _send_wait(self, tx, body, more):
+        """send() when the connection's channel is full: wait for room off the loop."""
+        r = await self.loop.run_in_executor(self.io, tx.body, body, more)
+        if r == 2:
+            tx.finish()
+            raise ClientDisconnected("client disconnected")
+        if not more:
+            tx.finish()
 
     # Lifespan -------------------------------------------------------------------------------
     def startup(self, timeout):

@@ -79,3 +79,19 @@ fn interface_detection_and_override() {
     let code = curl_ok(&["-o", "/dev/null", "-w", "%{http_code}", &s.url("/sync")]);
     assert_eq!(code, "500");
 }
+
+#[test]
+fn bare_asgi_receive_and_send() {
+    let s = Serve::start("raw_asgi:app", &[]);
+    assert!(s.banner.ends_with(" (Asgi)"), "{}", s.banner);
+    let out = curl_ok(&["-s", "-D", "-", "--data-binary", "xyz-body", &s.url("/")]);
+    assert!(out.starts_with("HTTP/1.1 201"), "{out}");
+    assert!(out.contains("x-len: 8\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\nabxyz"), "{out}");
+    assert!(
+        s.wait_log("raw-asgi: disconnect after the response"),
+        "{}",
+        s.log_text()
+    );
+    assert!(!s.log_text().contains("ERROR"), "{}", s.log_text());
+}
