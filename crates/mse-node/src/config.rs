@@ -434,52 +434,32 @@ impl NodeConfig {
         if let Some(v) = &raw.max_package_mb {
             cfg.max_package_bytes = positive(v, "max_package_mb")?.saturating_mul(1 << 20);
         }
-        if let Some(v) = &raw.max_apps {
-            cfg.max_apps = positive(v, "max_apps")? as usize;
+        // Counts kept under the same name in NodeConfig, each at least 1.
+        macro_rules! positive_fields {
+            ($($field:ident $(as $t:ty)?),* $(,)?) => {$(
+                if let Some(v) = &raw.$field {
+                    cfg.$field = positive(v, stringify!($field))? $(as $t)?;
+                }
+            )*};
         }
-        if let Some(v) = &raw.max_apps_per_project {
-            cfg.max_apps_per_project = positive(v, "max_apps_per_project")? as usize;
-        }
+        positive_fields!(max_apps as usize, max_apps_per_project as usize);
         if let Some(v) = &raw.max_project_package_mb {
             cfg.max_project_package_bytes =
                 positive(v, "max_project_package_mb")?.saturating_mul(1 << 20);
         }
-        if let Some(v) = &raw.max_lifetime_hours {
-            cfg.max_lifetime_hours = positive(v, "max_lifetime_hours")?;
-        }
-        if let Some(v) = &raw.router_max_connections {
-            cfg.router_max_connections = positive(v, "router_max_connections")? as usize;
-            cfg.router_max_connections_explicit = true;
-        }
-        if let Some(v) = &raw.router_max_connections_per_app {
-            cfg.router_max_connections_per_app =
-                positive(v, "router_max_connections_per_app")? as usize;
-        }
-        if let Some(v) = &raw.router_max_connections_per_client {
-            cfg.router_max_connections_per_client =
-                positive(v, "router_max_connections_per_client")? as usize;
-        }
-        if let Some(v) = &raw.router_idle_timeout_secs {
-            cfg.router_idle_timeout_secs = positive(v, "router_idle_timeout_secs")?;
-        }
-        if let Some(v) = &raw.client_hello_timeout_ms {
-            cfg.client_hello_timeout_ms = positive(v, "client_hello_timeout_ms")?;
-        }
-        if let Some(v) = &raw.api_read_timeout_secs {
-            cfg.api_read_timeout_secs = positive(v, "api_read_timeout_secs")?;
-        }
-        if let Some(v) = &raw.api_header_timeout_secs {
-            cfg.api_header_timeout_secs = positive(v, "api_header_timeout_secs")?;
-        }
-        if let Some(v) = &raw.api_min_body_rate_kib {
-            cfg.api_min_body_rate_kib = positive(v, "api_min_body_rate_kib")?;
-        }
-        if let Some(v) = &raw.default_lifetime_hours {
-            cfg.default_lifetime_hours = positive(v, "default_lifetime_hours")?;
-        }
-        if let Some(v) = &raw.spawn_timeout_secs {
-            cfg.spawn_timeout_secs = positive(v, "spawn_timeout_secs")?;
-        }
+        positive_fields!(max_lifetime_hours, router_max_connections as usize);
+        cfg.router_max_connections_explicit = raw.router_max_connections.is_some();
+        positive_fields!(
+            router_max_connections_per_app as usize,
+            router_max_connections_per_client as usize,
+            router_idle_timeout_secs,
+            client_hello_timeout_ms,
+            api_read_timeout_secs,
+            api_header_timeout_secs,
+            api_min_body_rate_kib,
+            default_lifetime_hours,
+            spawn_timeout_secs,
+        );
         if let Some(tiers) = &raw.hardware {
             cfg.hardware.clear();
             for t in tiers {
@@ -675,31 +655,34 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_line() {
-        assert_eq!(
-            parse("data_dir = \"d\"\n\napi_bind = \"0.0.0.0:1\"\n").unwrap_err(),
-            "/etc/node.toml:3: api_bind must be a loopback address: the API is plain HTTP and carries bearer tokens"
-        );
-        assert_eq!(
-            parse("router_bind = \"nope\"\n").unwrap_err(),
-            "/etc/node.toml:1: router_bind = \"nope\" is not an IP:port address (e.g. \"127.0.0.1:9443\")"
-        );
-        assert_eq!(
-            parse("tee = \"sim\"\nfoo = 1\n").unwrap_err(),
-            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `max_apps_per_project`, `max_project_package_mb`, `max_lifetime_hours`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `api_read_timeout_secs`, `api_header_timeout_secs`, `api_min_body_rate_kib`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`, `vm_image`, `vm_firmware`, `launcher`, `vm`"
-        );
-        assert_eq!(
-            parse("[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n")
-                .unwrap_err(),
-            "/etc/node.toml:1: hardware \"x\": enclave_size = 1000 must be a power of two of at least 256 (MB)"
-        );
-        assert_eq!(
-            parse("[[environment]]\nname = \"e\"\n").unwrap_err(),
-            "/etc/node.toml:1: environment \"e\" needs exactly one of `venv` or `packages`"
-        );
-        assert_eq!(
-            parse("[[environment]]\nname = \"e\"\nvenv = \"/nonexistent-venv\"\n").unwrap_err(),
-            "/etc/node.toml:1: environment \"e\": venv /nonexistent-venv has no bin/python"
-        );
+        for (toml, error) in [
+            (
+                "data_dir = \"d\"\n\napi_bind = \"0.0.0.0:1\"\n",
+                "/etc/node.toml:3: api_bind must be a loopback address: the API is plain HTTP and carries bearer tokens",
+            ),
+            (
+                "router_bind = \"nope\"\n",
+                "/etc/node.toml:1: router_bind = \"nope\" is not an IP:port address (e.g. \"127.0.0.1:9443\")",
+            ),
+            (
+                "tee = \"sim\"\nfoo = 1\n",
+                "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `max_apps_per_project`, `max_project_package_mb`, `max_lifetime_hours`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `api_read_timeout_secs`, `api_header_timeout_secs`, `api_min_body_rate_kib`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`, `vm_image`, `vm_firmware`, `launcher`, `vm`",
+            ),
+            (
+                "[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n",
+                "/etc/node.toml:1: hardware \"x\": enclave_size = 1000 must be a power of two of at least 256 (MB)",
+            ),
+            (
+                "[[environment]]\nname = \"e\"\n",
+                "/etc/node.toml:1: environment \"e\" needs exactly one of `venv` or `packages`",
+            ),
+            (
+                "[[environment]]\nname = \"e\"\nvenv = \"/nonexistent-venv\"\n",
+                "/etc/node.toml:1: environment \"e\": venv /nonexistent-venv has no bin/python",
+            ),
+        ] {
+            assert_eq!(parse(toml).unwrap_err(), error, "{toml}");
+        }
     }
 
     /// docs/guide/node-operator.md has a row for every node.toml key (the list is serde's own,
