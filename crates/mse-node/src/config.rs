@@ -226,6 +226,30 @@ struct RawEnv {
     find_links: Option<String>,
 }
 
+/// What the names of a table's entries may be.
+struct NameRule {
+    table: &'static str,
+    max_len: usize,
+    /// Bytes allowed besides ASCII letters and digits.
+    extra: &'static [u8],
+    /// The rule in words.
+    allowed: &'static str,
+}
+
+const TIER_NAME: NameRule = NameRule {
+    table: "hardware",
+    max_len: 16,
+    extra: b"-",
+    allowed: "1..16 letters, digits or '-'",
+};
+
+const ENVIRONMENT_NAME: NameRule = NameRule {
+    table: "environment",
+    max_len: usize::MAX,
+    extra: b"-_.",
+    allowed: "letters, digits, '-', '_' or '.'",
+};
+
 struct Doc<'a> {
     file: &'a Path,
     text: &'a str,
@@ -247,6 +271,32 @@ impl Doc<'_> {
             line: Some(self.line(span.span().start)),
             message: message.into(),
         }
+    }
+
+    /// Checks the name of a `[[hardware]]` or `[[environment]]` entry against `rule`, and that
+    /// it is not one of the `taken` names already defined.
+    fn check_name<'n, T>(
+        &self,
+        entry: &Spanned<T>,
+        rule: &NameRule,
+        name: &str,
+        mut taken: impl Iterator<Item = &'n str>,
+    ) -> Result<(), ConfigError> {
+        if name.is_empty()
+            || name.len() > rule.max_len
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || rule.extra.contains(&b))
+        {
+            return Err(self.err(
+                entry,
+                format!("{} name {name:?} must be {}", rule.table, rule.allowed),
+            ));
+        }
+        if taken.any(|t| t == name) {
+            return Err(self.err(entry, format!("{} {name:?} is defined twice", rule.table)));
+        }
+        Ok(())
     }
 }
 
@@ -464,24 +514,12 @@ impl NodeConfig {
             cfg.hardware.clear();
             for t in tiers {
                 let r = t.get_ref();
-                if r.name.is_empty()
-                    || r.name.len() > 16
-                    || !r
-                        .name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                {
-                    return Err(doc.err(
-                        t,
-                        format!(
-                            "hardware name {:?} must be 1..16 letters, digits or '-'",
-                            r.name
-                        ),
-                    ));
-                }
-                if cfg.hardware.iter().any(|h| h.name == r.name) {
-                    return Err(doc.err(t, format!("hardware {:?} is defined twice", r.name)));
-                }
+                doc.check_name(
+                    t,
+                    &TIER_NAME,
+                    &r.name,
+                    cfg.hardware.iter().map(|h| h.name.as_str()),
+                )?;
                 if r.enclave_size < 256 || !r.enclave_size.is_power_of_two() {
                     return Err(doc.err(
                         t,
@@ -516,23 +554,12 @@ impl NodeConfig {
             cfg.environments.clear();
             for e in envs {
                 let r = e.get_ref();
-                if r.name.is_empty()
-                    || !r
-                        .name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                {
-                    return Err(doc.err(
-                        e,
-                        format!(
-                            "environment name {:?} must be letters, digits, '-', '_' or '.'",
-                            r.name
-                        ),
-                    ));
-                }
-                if cfg.environments.iter().any(|x| x.name == r.name) {
-                    return Err(doc.err(e, format!("environment {:?} is defined twice", r.name)));
-                }
+                doc.check_name(
+                    e,
+                    &ENVIRONMENT_NAME,
+                    &r.name,
+                    cfg.environments.iter().map(|x| x.name.as_str()),
+                )?;
                 let source = match (&r.venv, &r.packages) {
                     (Some(v), None) => {
                         if r.python.is_some() || r.find_links.is_some() {
@@ -671,6 +698,18 @@ mod tests {
             (
                 "[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n",
                 "/etc/node.toml:1: hardware \"x\": enclave_size = 1000 must be a power of two of at least 256 (MB)",
+            ),
+            (
+                "[[hardware]]\nname = \"x_1\"\nmemory = 1\ncores = 1\nenclave_size = 256\n",
+                "/etc/node.toml:1: hardware name \"x_1\" must be 1..16 letters, digits or '-'",
+            ),
+            (
+                "[[environment]]\nname = \"e/1\"\npackages = []\n",
+                "/etc/node.toml:1: environment name \"e/1\" must be letters, digits, '-', '_' or '.'",
+            ),
+            (
+                "[[environment]]\nname = \"e\"\npackages = []\n\n[[environment]]\nname = \"e\"\npackages = []\n",
+                "/etc/node.toml:5: environment \"e\" is defined twice",
             ),
             (
                 "[[environment]]\nname = \"e\"\n",
