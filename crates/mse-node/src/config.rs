@@ -234,6 +234,8 @@ struct NameRule {
     extra: &'static [u8],
     /// The rule in words.
     allowed: &'static str,
+    /// The error when the table is there but empty.
+    none: &'static str,
 }
 
 const TIER_NAME: NameRule = NameRule {
@@ -241,6 +243,7 @@ const TIER_NAME: NameRule = NameRule {
     max_len: 16,
     extra: b"-",
     allowed: "1..16 letters, digits or '-'",
+    none: "at least one [[hardware]] tier is needed",
 };
 
 const ENVIRONMENT_NAME: NameRule = NameRule {
@@ -248,6 +251,7 @@ const ENVIRONMENT_NAME: NameRule = NameRule {
     max_len: usize::MAX,
     extra: b"-_.",
     allowed: "letters, digits, '-', '_' or '.'",
+    none: "at least one [[environment]] is needed",
 };
 
 struct Doc<'a> {
@@ -273,30 +277,45 @@ impl Doc<'_> {
         }
     }
 
-    /// Checks the name of a `[[hardware]]` or `[[environment]]` entry against `rule`, and that
-    /// it is not one of the `taken` names already defined.
-    fn check_name<'n, T>(
+    /// The entries of a `[[table]]` (at least one), each turned into a `T` by `build` once its
+    /// name passes `rule` and is not taken by an earlier entry.
+    fn table<R, T>(
         &self,
-        entry: &Spanned<T>,
+        entries: &[Spanned<R>],
         rule: &NameRule,
-        name: &str,
-        mut taken: impl Iterator<Item = &'n str>,
-    ) -> Result<(), ConfigError> {
-        if name.is_empty()
-            || name.len() > rule.max_len
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || rule.extra.contains(&b))
-        {
-            return Err(self.err(
-                entry,
-                format!("{} name {name:?} must be {}", rule.table, rule.allowed),
-            ));
+        name: fn(&R) -> &str,
+        mut build: impl FnMut(&Spanned<R>, &R) -> Result<T, ConfigError>,
+    ) -> Result<Vec<T>, ConfigError> {
+        let mut names: Vec<&str> = Vec::new();
+        let mut out = Vec::new();
+        for entry in entries {
+            let r = entry.get_ref();
+            let n = name(r);
+            if n.is_empty()
+                || n.len() > rule.max_len
+                || !n
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || rule.extra.contains(&b))
+            {
+                return Err(self.err(
+                    entry,
+                    format!("{} name {n:?} must be {}", rule.table, rule.allowed),
+                ));
+            }
+            if names.contains(&n) {
+                return Err(self.err(entry, format!("{} {n:?} is defined twice", rule.table)));
+            }
+            names.push(n);
+            out.push(build(entry, r)?);
         }
-        if taken.any(|t| t == name) {
-            return Err(self.err(entry, format!("{} {name:?} is defined twice", rule.table)));
+        if out.is_empty() {
+            return Err(ConfigError {
+                file: self.file.to_path_buf(),
+                line: None,
+                message: rule.none.to_owned(),
+            });
         }
-        Ok(())
+        Ok(out)
     }
 }
 
@@ -511,15 +530,7 @@ impl NodeConfig {
             spawn_timeout_secs,
         );
         if let Some(tiers) = &raw.hardware {
-            cfg.hardware.clear();
-            for t in tiers {
-                let r = t.get_ref();
-                doc.check_name(
-                    t,
-                    &TIER_NAME,
-                    &r.name,
-                    cfg.hardware.iter().map(|h| h.name.as_str()),
-                )?;
+            cfg.hardware = doc.table(tiers, &TIER_NAME, |r| &r.name, |t, r| {
                 if r.enclave_size < 256 || !r.enclave_size.is_power_of_two() {
                     return Err(doc.err(
                         t,
@@ -535,31 +546,16 @@ impl NodeConfig {
                         format!("hardware {:?}: memory and cores must be at least 1", r.name),
                     ));
                 }
-                cfg.hardware.push(Tier {
+                Ok(Tier {
                     name: r.name.clone(),
                     memory: r.memory,
                     cores: r.cores,
                     enclave_size: r.enclave_size,
-                });
-            }
-            if cfg.hardware.is_empty() {
-                return Err(ConfigError {
-                    file: file.to_path_buf(),
-                    line: None,
-                    message: "at least one [[hardware]] tier is needed".to_owned(),
-                });
-            }
+                })
+            })?;
         }
         if let Some(envs) = &raw.environment {
-            cfg.environments.clear();
-            for e in envs {
-                let r = e.get_ref();
-                doc.check_name(
-                    e,
-                    &ENVIRONMENT_NAME,
-                    &r.name,
-                    cfg.environments.iter().map(|x| x.name.as_str()),
-                )?;
+            cfg.environments = doc.table(envs, &ENVIRONMENT_NAME, |r| &r.name, |e, r| {
                 let source = match (&r.venv, &r.packages) {
                     (Some(v), None) => {
                         if r.python.is_some() || r.find_links.is_some() {
@@ -596,18 +592,11 @@ impl NodeConfig {
                         ));
                     }
                 };
-                cfg.environments.push(Environment {
+                Ok(Environment {
                     name: r.name.clone(),
                     source,
-                });
-            }
-            if cfg.environments.is_empty() {
-                return Err(ConfigError {
-                    file: file.to_path_buf(),
-                    line: None,
-                    message: "at least one [[environment]] is needed".to_owned(),
-                });
-            }
+                })
+            })?;
         }
         Ok(cfg)
     }
@@ -710,6 +699,10 @@ mod tests {
             (
                 "[[environment]]\nname = \"e\"\npackages = []\n\n[[environment]]\nname = \"e\"\npackages = []\n",
                 "/etc/node.toml:5: environment \"e\" is defined twice",
+            ),
+            (
+                "environment = []\n",
+                "/etc/node.toml: at least one [[environment]] is needed",
             ),
             (
                 "[[environment]]\nname = \"e\"\n",
