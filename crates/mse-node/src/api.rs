@@ -265,7 +265,7 @@ impl FromRequestParts<Arc<Node>> for OwnedApp {
 /// The path parameter of the `/apps/{id}` routes (documentation only: [`OwnedApp`] reads it).
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
-#[allow(dead_code)]
+#[allow(dead_code)] // read by the derive, never built
 pub(crate) struct AppId {
     /// App UUID
     id: String,
@@ -273,7 +273,7 @@ pub(crate) struct AppId {
 
 /// The refusals every `/apps/{id}` route may answer with.
 #[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
+#[allow(dead_code)] // read by the derive, never built
 pub(crate) enum AppRefusals {
     /// Missing or invalid bearer token
     #[response(status = 401)]
