@@ -88,6 +88,33 @@ impl LaunchedEnclave {
                 .ok()
         })
     }
+
+    /// Polls `ready` every 50 ms until it holds; bails on Ctrl-C, and fails through `fail`
+    /// (which shows the enclave log) when the enclave exits (`stage` says when) or, with
+    /// `late`, at `deadline`.
+    fn wait_for(
+        &self,
+        mut ready: impl FnMut() -> bool,
+        interrupted: &AtomicBool,
+        deadline: Instant,
+        fail: impl Fn(String) -> anyhow::Error,
+        stage: &str,
+        late: String,
+    ) -> anyhow::Result<()> {
+        while !ready() {
+            if let Some(status) = self.exited() {
+                return Err(fail(format!("mse-enclave stopped ({status}) {stage}")));
+            }
+            if interrupted.load(Ordering::SeqCst) {
+                bail!("interrupted");
+            }
+            if Instant::now() > deadline {
+                return Err(fail(late));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
 }
 
 impl Drop for LaunchedEnclave {
@@ -517,37 +544,28 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
 
     // 5. Attest it once its configuration server is up: certificate, evidence, collateral from
     //    the mock PCCS, the measurement recomputed from the launch spec.
-    let deadline = Instant::now()
-        + if args.vm {
-            VM_READY_TIMEOUT
-        } else {
-            READY_TIMEOUT
-        };
-    loop {
-        let capture = Arc::new(CaptureVerifier::default());
-        if let Ok(r) = https(args.port, capture.clone(), "GET", "/", b"")
-            && r.mse_status
-            && capture.captured().is_some()
-        {
-            break;
-        }
-        if let Some(status) = enclave.exited() {
-            return Err(fail(format!(
-                "mse-enclave stopped ({status}) before its configuration server was up"
-            )));
-        }
-        if interrupted.load(Ordering::SeqCst) {
-            bail!("interrupted");
-        }
-        if Instant::now() > deadline {
-            return Err(fail(format!(
-                "the configuration server did not answer on port {} within {} s",
-                args.port,
-                READY_TIMEOUT.as_secs()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let ready_timeout = if args.vm {
+        VM_READY_TIMEOUT
+    } else {
+        READY_TIMEOUT
+    };
+    let deadline = Instant::now() + ready_timeout;
+    enclave.wait_for(
+        || {
+            let capture = Arc::new(CaptureVerifier::default());
+            matches!(https(args.port, capture.clone(), "GET", "/", b""), Ok(r) if r.mse_status)
+                && capture.captured().is_some()
+        },
+        &interrupted,
+        deadline,
+        fail,
+        "before its configuration server was up",
+        format!(
+            "the configuration server did not answer on port {} within {} s",
+            args.port,
+            ready_timeout.as_secs()
+        ),
+    )?;
     // sim-snp: the VM's identity recomputed from the image files, collateral from a mock KDS.
     let vm = match &vm_config {
         Some(config) if tee == TeeKind::SimSnp => {
@@ -646,35 +664,23 @@ pub fn run(args: &LocaltestArgs) -> anyhow::Result<ExitCode> {
 
     // 7. Wait for the app.
     let url = format!("https://{SAN}:{}", args.port);
-    loop {
-        if let Ok(r) = https(
-            args.port,
-            pinned.clone(),
-            "GET",
-            &conf.healthcheck_endpoint,
-            b"",
-        ) && r.status != 503
-            && !r.mse_status
-        {
-            break;
-        }
-        if let Some(status) = enclave.exited() {
-            return Err(fail(format!(
-                "mse-enclave stopped ({status}) while the app was starting"
-            )));
-        }
-        if interrupted.load(Ordering::SeqCst) {
-            bail!("interrupted");
-        }
-        if Instant::now() > deadline {
-            return Err(fail(format!(
-                "the app's healthcheck {} did not answer within {} s",
-                conf.healthcheck_endpoint,
-                READY_TIMEOUT.as_secs()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    enclave.wait_for(
+        || {
+            matches!(
+                https(args.port, pinned.clone(), "GET", &conf.healthcheck_endpoint, b""),
+                Ok(r) if r.status != 503 && !r.mse_status
+            )
+        },
+        &interrupted,
+        deadline,
+        fail,
+        "while the app was starting",
+        format!(
+            "the app's healthcheck {} did not answer within {} s",
+            conf.healthcheck_endpoint,
+            ready_timeout.as_secs()
+        ),
+    )?;
     println!(
         "The app is running at {url} (certificate: {})",
         cert_path.display()

@@ -154,18 +154,22 @@ mod tests {
 
     #[test]
     fn guest_features_are_read_like_sev_snp_measure() {
-        assert_eq!(parse_int("0x1").unwrap(), 1);
-        assert_eq!(parse_int("0X21").unwrap(), 0x21);
-        assert_eq!(parse_int("33").unwrap(), 33);
-        assert_eq!(parse_int("0b101").unwrap(), 5);
-        assert_eq!(parse_int("0o17").unwrap(), 15);
-        assert_eq!(
-            parse_int("0x").unwrap_err().to_string(),
-            "invalid --guest-features '0x': expected 0x-prefixed hex or decimal (64 bits)"
-        );
-        assert_eq!(
-            parse_int("zz").unwrap_err().to_string(),
-            "invalid --guest-features 'zz': expected 0x-prefixed hex or decimal (64 bits)"
-        );
+        for (text, value) in [
+            ("0x1", 1),
+            ("0X21", 0x21),
+            ("33", 33),
+            ("0b101", 5),
+            ("0o17", 15),
+        ] {
+            assert_eq!(parse_int(text).unwrap(), value);
+        }
+        for text in ["0x", "zz"] {
+            assert_eq!(
+                parse_int(text).unwrap_err().to_string(),
+                format!(
+                    "invalid --guest-features '{text}': expected 0x-prefixed hex or decimal (64 bits)"
+                )
+            );
+        }
     }
 }

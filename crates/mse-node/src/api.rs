@@ -239,6 +239,50 @@ fn owned_app(node: &Node, project: &Project, id: &str) -> ApiResult<AppRecord> {
     }
 }
 
+/// The app of an `/apps/{id}` route, found in the caller's project ([`owned_app`]).
+pub(crate) struct OwnedApp {
+    project: Project,
+    app: AppRecord,
+}
+
+impl FromRequestParts<Arc<Node>> for OwnedApp {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, node: &Arc<Node>) -> Result<Self, Response> {
+        // The token first: without one, even a malformed path is a 401.
+        let Auth(project) = Auth::from_request_parts(parts, node)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let axum::extract::Path(id) =
+            axum::extract::Path::<String>::from_request_parts(parts, node)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        let app = owned_app(node, &project, &id).map_err(IntoResponse::into_response)?;
+        Ok(OwnedApp { project, app })
+    }
+}
+
+/// The path parameter of the `/apps/{id}` routes (documentation only: [`OwnedApp`] reads it).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // read by the derive, never built
+pub(crate) struct AppId {
+    /// App UUID
+    id: String,
+}
+
+/// The refusals every `/apps/{id}` route may answer with.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // read by the derive, never built
+pub(crate) enum AppRefusals {
+    /// Missing or invalid bearer token
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// No such app in the caller's project
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
 #[derive(Deserialize)]
 pub(crate) struct ListQuery {
     name: Option<String>,
@@ -297,19 +341,16 @@ pub(crate) async fn list_apps(
     get,
     path = "/apps/{id}",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "App UUID")),
+    params(AppId),
     responses(
         (status = 200, description = "The app", body = AppView),
-        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
-        (status = 404, description = "No such app in the caller's project", body = ErrorBody),
+        AppRefusals,
     ),
 )]
 pub(crate) async fn get_app(
     State(node): State<Arc<Node>>,
-    Auth(project): Auth,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    OwnedApp { app, .. }: OwnedApp,
 ) -> ApiResult<Json<Value>> {
-    let app = owned_app(&node, &project, &id)?;
     Ok(Json(app_json(&node, &app)))
 }
 
@@ -317,24 +358,21 @@ pub(crate) async fn get_app(
     post,
     path = "/apps/{id}/stop",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "App UUID")),
+    params(AppId),
     responses(
         (status = 200, description = "The app, stopping or stopped", body = AppView),
-        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
-        (status = 404, description = "No such app in the caller's project", body = ErrorBody),
+        AppRefusals,
     ),
 )]
 pub(crate) async fn stop_app(
     State(node): State<Arc<Node>>,
-    Auth(project): Auth,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    OwnedApp { project, app }: OwnedApp,
 ) -> ApiResult<Json<Value>> {
-    let app = owned_app(&node, &project, &id)?;
     if !node.request_stop(&app.id, StopReason::User) {
         // Not alive here (already ended, or the node restarted): just erase its storage.
         node.wipe(&app.id);
     }
-    let app = owned_app(&node, &project, &id)?;
+    let app = owned_app(&node, &project, &app.id)?;
     Ok(Json(app_json(&node, &app)))
 }
 
@@ -342,19 +380,16 @@ pub(crate) async fn stop_app(
     get,
     path = "/apps/{id}/logs",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "App UUID")),
+    params(AppId),
     responses(
         (status = 200, description = "The last 64 kB of the app's output", body = LogsView),
-        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
-        (status = 404, description = "No such app in the caller's project", body = ErrorBody),
+        AppRefusals,
     ),
 )]
 pub(crate) async fn app_logs(
     State(node): State<Arc<Node>>,
-    Auth(project): Auth,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    OwnedApp { app, .. }: OwnedApp,
 ) -> ApiResult<Json<Value>> {
-    let app = owned_app(&node, &project, &id)?;
     let bytes = match node.live(&app.id) {
         Some(live) => live.log.tail(),
         None => {
@@ -368,19 +403,16 @@ pub(crate) async fn app_logs(
     get,
     path = "/apps/{id}/metrics",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "App UUID")),
+    params(AppId),
     responses(
         (status = 200, description = "Live metrics", body = MetricsView),
-        (status = 401, description = "Missing or invalid bearer token", body = ErrorBody),
-        (status = 404, description = "No such app in the caller's project", body = ErrorBody),
+        AppRefusals,
     ),
 )]
 pub(crate) async fn app_metrics(
     State(node): State<Arc<Node>>,
-    Auth(project): Auth,
-    axum::extract::Path(id): axum::extract::Path<String>,
+    OwnedApp { app, .. }: OwnedApp,
 ) -> ApiResult<Json<Value>> {
-    let app = owned_app(&node, &project, &id)?;
     Ok(Json(node.metrics(&app)))
 }
 

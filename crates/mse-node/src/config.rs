@@ -242,6 +242,34 @@ struct RawEnv {
     find_links: Option<String>,
 }
 
+/// What the names of a table's entries may be.
+struct NameRule {
+    table: &'static str,
+    max_len: usize,
+    /// Bytes allowed besides ASCII letters and digits.
+    extra: &'static [u8],
+    /// The rule in words.
+    allowed: &'static str,
+    /// The error when the table is there but empty.
+    none: &'static str,
+}
+
+const TIER_NAME: NameRule = NameRule {
+    table: "hardware",
+    max_len: 16,
+    extra: b"-",
+    allowed: "1..16 letters, digits or '-'",
+    none: "at least one [[hardware]] tier is needed",
+};
+
+const ENVIRONMENT_NAME: NameRule = NameRule {
+    table: "environment",
+    max_len: usize::MAX,
+    extra: b"-_.",
+    allowed: "letters, digits, '-', '_' or '.'",
+    none: "at least one [[environment]] is needed",
+};
+
 struct Doc<'a> {
     file: &'a Path,
     text: &'a str,
@@ -263,6 +291,47 @@ impl Doc<'_> {
             line: Some(self.line(span.span().start)),
             message: message.into(),
         }
+    }
+
+    /// The entries of a `[[table]]` (at least one), each turned into a `T` by `build` once its
+    /// name passes `rule` and is not taken by an earlier entry.
+    fn table<R, T>(
+        &self,
+        entries: &[Spanned<R>],
+        rule: &NameRule,
+        name: fn(&R) -> &str,
+        mut build: impl FnMut(&Spanned<R>, &R) -> Result<T, ConfigError>,
+    ) -> Result<Vec<T>, ConfigError> {
+        let mut names: Vec<&str> = Vec::new();
+        let mut out = Vec::new();
+        for entry in entries {
+            let r = entry.get_ref();
+            let n = name(r);
+            if n.is_empty()
+                || n.len() > rule.max_len
+                || !n
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || rule.extra.contains(&b))
+            {
+                return Err(self.err(
+                    entry,
+                    format!("{} name {n:?} must be {}", rule.table, rule.allowed),
+                ));
+            }
+            if names.contains(&n) {
+                return Err(self.err(entry, format!("{} {n:?} is defined twice", rule.table)));
+            }
+            names.push(n);
+            out.push(build(entry, r)?);
+        }
+        if out.is_empty() {
+            return Err(ConfigError {
+                file: self.file.to_path_buf(),
+                line: None,
+                message: rule.none.to_owned(),
+            });
+        }
+        Ok(out)
     }
 }
 
@@ -493,74 +562,34 @@ impl NodeConfig {
         if let Some(v) = &raw.max_package_mb {
             cfg.max_package_bytes = positive(v, "max_package_mb")?.saturating_mul(1 << 20);
         }
-        if let Some(v) = &raw.max_apps {
-            cfg.max_apps = positive(v, "max_apps")? as usize;
+        // Counts kept under the same name in NodeConfig, each at least 1.
+        macro_rules! positive_fields {
+            ($($field:ident $(as $t:ty)?),* $(,)?) => {$(
+                if let Some(v) = &raw.$field {
+                    cfg.$field = positive(v, stringify!($field))? $(as $t)?;
+                }
+            )*};
         }
-        if let Some(v) = &raw.max_apps_per_project {
-            cfg.max_apps_per_project = positive(v, "max_apps_per_project")? as usize;
-        }
+        positive_fields!(max_apps as usize, max_apps_per_project as usize);
         if let Some(v) = &raw.max_project_package_mb {
             cfg.max_project_package_bytes =
                 positive(v, "max_project_package_mb")?.saturating_mul(1 << 20);
         }
-        if let Some(v) = &raw.max_lifetime_hours {
-            cfg.max_lifetime_hours = positive(v, "max_lifetime_hours")?;
-        }
-        if let Some(v) = &raw.router_max_connections {
-            cfg.router_max_connections = positive(v, "router_max_connections")? as usize;
-            cfg.router_max_connections_explicit = true;
-        }
-        if let Some(v) = &raw.router_max_connections_per_app {
-            cfg.router_max_connections_per_app =
-                positive(v, "router_max_connections_per_app")? as usize;
-        }
-        if let Some(v) = &raw.router_max_connections_per_client {
-            cfg.router_max_connections_per_client =
-                positive(v, "router_max_connections_per_client")? as usize;
-        }
-        if let Some(v) = &raw.router_idle_timeout_secs {
-            cfg.router_idle_timeout_secs = positive(v, "router_idle_timeout_secs")?;
-        }
-        if let Some(v) = &raw.client_hello_timeout_ms {
-            cfg.client_hello_timeout_ms = positive(v, "client_hello_timeout_ms")?;
-        }
-        if let Some(v) = &raw.api_read_timeout_secs {
-            cfg.api_read_timeout_secs = positive(v, "api_read_timeout_secs")?;
-        }
-        if let Some(v) = &raw.api_header_timeout_secs {
-            cfg.api_header_timeout_secs = positive(v, "api_header_timeout_secs")?;
-        }
-        if let Some(v) = &raw.api_min_body_rate_kib {
-            cfg.api_min_body_rate_kib = positive(v, "api_min_body_rate_kib")?;
-        }
-        if let Some(v) = &raw.default_lifetime_hours {
-            cfg.default_lifetime_hours = positive(v, "default_lifetime_hours")?;
-        }
-        if let Some(v) = &raw.spawn_timeout_secs {
-            cfg.spawn_timeout_secs = positive(v, "spawn_timeout_secs")?;
-        }
+        positive_fields!(max_lifetime_hours, router_max_connections as usize);
+        cfg.router_max_connections_explicit = raw.router_max_connections.is_some();
+        positive_fields!(
+            router_max_connections_per_app as usize,
+            router_max_connections_per_client as usize,
+            router_idle_timeout_secs,
+            client_hello_timeout_ms,
+            api_read_timeout_secs,
+            api_header_timeout_secs,
+            api_min_body_rate_kib,
+            default_lifetime_hours,
+            spawn_timeout_secs,
+        );
         if let Some(tiers) = &raw.hardware {
-            cfg.hardware.clear();
-            for t in tiers {
-                let r = t.get_ref();
-                if r.name.is_empty()
-                    || r.name.len() > 16
-                    || !r
-                        .name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                {
-                    return Err(doc.err(
-                        t,
-                        format!(
-                            "hardware name {:?} must be 1..16 letters, digits or '-'",
-                            r.name
-                        ),
-                    ));
-                }
-                if cfg.hardware.iter().any(|h| h.name == r.name) {
-                    return Err(doc.err(t, format!("hardware {:?} is defined twice", r.name)));
-                }
+            cfg.hardware = doc.table(tiers, &TIER_NAME, |r| &r.name, |t, r| {
                 if r.enclave_size < 256 || !r.enclave_size.is_power_of_two() {
                     return Err(doc.err(
                         t,
@@ -576,42 +605,16 @@ impl NodeConfig {
                         format!("hardware {:?}: memory and cores must be at least 1", r.name),
                     ));
                 }
-                cfg.hardware.push(Tier {
+                Ok(Tier {
                     name: r.name.clone(),
                     memory: r.memory,
                     cores: r.cores,
                     enclave_size: r.enclave_size,
-                });
-            }
-            if cfg.hardware.is_empty() {
-                return Err(ConfigError {
-                    file: file.to_path_buf(),
-                    line: None,
-                    message: "at least one [[hardware]] tier is needed".to_owned(),
-                });
-            }
+                })
+            })?;
         }
         if let Some(envs) = &raw.environment {
-            cfg.environments.clear();
-            for e in envs {
-                let r = e.get_ref();
-                if r.name.is_empty()
-                    || !r
-                        .name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                {
-                    return Err(doc.err(
-                        e,
-                        format!(
-                            "environment name {:?} must be letters, digits, '-', '_' or '.'",
-                            r.name
-                        ),
-                    ));
-                }
-                if cfg.environments.iter().any(|x| x.name == r.name) {
-                    return Err(doc.err(e, format!("environment {:?} is defined twice", r.name)));
-                }
+            cfg.environments = doc.table(envs, &ENVIRONMENT_NAME, |r| &r.name, |e, r| {
                 let source = match (&r.venv, &r.packages) {
                     (Some(v), None) => {
                         if r.python.is_some() || r.find_links.is_some() {
@@ -648,18 +651,11 @@ impl NodeConfig {
                         ));
                     }
                 };
-                cfg.environments.push(Environment {
+                Ok(Environment {
                     name: r.name.clone(),
                     source,
-                });
-            }
-            if cfg.environments.is_empty() {
-                return Err(ConfigError {
-                    file: file.to_path_buf(),
-                    line: None,
-                    message: "at least one [[environment]] is needed".to_owned(),
-                });
-            }
+                })
+            })?;
         }
         Ok(cfg)
     }
@@ -734,31 +730,50 @@ mod tests {
 
     #[test]
     fn errors_name_file_and_line() {
-        assert_eq!(
-            parse("data_dir = \"d\"\n\napi_bind = \"0.0.0.0:1\"\n").unwrap_err(),
-            "/etc/node.toml:3: api_bind must be a loopback address: the API is plain HTTP and carries bearer tokens"
-        );
-        assert_eq!(
-            parse("router_bind = \"nope\"\n").unwrap_err(),
-            "/etc/node.toml:1: router_bind = \"nope\" is not an IP:port address (e.g. \"127.0.0.1:9443\")"
-        );
-        assert_eq!(
-            parse("tee = \"sim\"\nfoo = 1\n").unwrap_err(),
-            "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `max_apps_per_project`, `max_project_package_mb`, `max_lifetime_hours`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `api_read_timeout_secs`, `api_header_timeout_secs`, `api_min_body_rate_kib`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`, `vm_image`, `vm_firmware`, `launcher`, `vm`"
-        );
-        assert_eq!(
-            parse("[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n")
-                .unwrap_err(),
-            "/etc/node.toml:1: hardware \"x\": enclave_size = 1000 must be a power of two of at least 256 (MB)"
-        );
-        assert_eq!(
-            parse("[[environment]]\nname = \"e\"\n").unwrap_err(),
-            "/etc/node.toml:1: environment \"e\" needs exactly one of `venv` or `packages`"
-        );
-        assert_eq!(
-            parse("[[environment]]\nname = \"e\"\nvenv = \"/nonexistent-venv\"\n").unwrap_err(),
-            "/etc/node.toml:1: environment \"e\": venv /nonexistent-venv has no bin/python"
-        );
+        for (toml, error) in [
+            (
+                "data_dir = \"d\"\n\napi_bind = \"0.0.0.0:1\"\n",
+                "/etc/node.toml:3: api_bind must be a loopback address: the API is plain HTTP and carries bearer tokens",
+            ),
+            (
+                "router_bind = \"nope\"\n",
+                "/etc/node.toml:1: router_bind = \"nope\" is not an IP:port address (e.g. \"127.0.0.1:9443\")",
+            ),
+            (
+                "tee = \"sim\"\nfoo = 1\n",
+                "/etc/node.toml:2: unknown field `foo`, expected one of `data_dir`, `api_bind`, `router_bind`, `base_domain`, `tee`, `enclave_bin`, `max_package_mb`, `max_apps`, `max_apps_per_project`, `max_project_package_mb`, `max_lifetime_hours`, `router_max_connections`, `router_max_connections_per_app`, `router_max_connections_per_client`, `router_idle_timeout_secs`, `client_hello_timeout_ms`, `api_read_timeout_secs`, `api_header_timeout_secs`, `api_min_body_rate_kib`, `default_lifetime_hours`, `spawn_timeout_secs`, `hardware`, `environment`, `vm_image`, `vm_firmware`, `launcher`, `vm`",
+            ),
+            (
+                "[[hardware]]\nname = \"x\"\nmemory = 1\ncores = 1\nenclave_size = 1000\n",
+                "/etc/node.toml:1: hardware \"x\": enclave_size = 1000 must be a power of two of at least 256 (MB)",
+            ),
+            (
+                "[[hardware]]\nname = \"x_1\"\nmemory = 1\ncores = 1\nenclave_size = 256\n",
+                "/etc/node.toml:1: hardware name \"x_1\" must be 1..16 letters, digits or '-'",
+            ),
+            (
+                "[[environment]]\nname = \"e/1\"\npackages = []\n",
+                "/etc/node.toml:1: environment name \"e/1\" must be letters, digits, '-', '_' or '.'",
+            ),
+            (
+                "[[environment]]\nname = \"e\"\npackages = []\n\n[[environment]]\nname = \"e\"\npackages = []\n",
+                "/etc/node.toml:5: environment \"e\" is defined twice",
+            ),
+            (
+                "environment = []\n",
+                "/etc/node.toml: at least one [[environment]] is needed",
+            ),
+            (
+                "[[environment]]\nname = \"e\"\n",
+                "/etc/node.toml:1: environment \"e\" needs exactly one of `venv` or `packages`",
+            ),
+            (
+                "[[environment]]\nname = \"e\"\nvenv = \"/nonexistent-venv\"\n",
+                "/etc/node.toml:1: environment \"e\": venv /nonexistent-venv has no bin/python",
+            ),
+        ] {
+            assert_eq!(parse(toml).unwrap_err(), error, "{toml}");
+        }
     }
 
     /// docs/guide/node-operator.md has a row for every node.toml key (the list is serde's own,

@@ -102,35 +102,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ))?;
             Ok(())
         }
-        Cmd::Project {
-            command: ProjectCmd::Create { name, config },
-        } => {
-            let cfg = load(config.as_ref())?;
-            let (store, _) = mse_node::node::open_data_dir(&cfg)?;
+        Cmd::Project { command } => project(command),
+    }
+}
+
+/// Runs a project subcommand on the store of the data dir its node.toml names.
+fn project(command: ProjectCmd) -> anyhow::Result<()> {
+    let (ProjectCmd::Create { config, .. }
+    | ProjectCmd::Token { config, .. }
+    | ProjectCmd::List { config }) = &command;
+    let (store, _) = mse_node::node::open_data_dir(&load(config.as_ref())?)?;
+    match command {
+        ProjectCmd::Create { name, .. } => {
             let (project, token) = store.create_project(&name)?;
             eprintln!("project {} created (id {})", project.name, project.id);
             println!("{token}");
-            Ok(())
         }
-        Cmd::Project {
-            command: ProjectCmd::Token { name, config },
-        } => {
-            let cfg = load(config.as_ref())?;
-            let (store, _) = mse_node::node::open_data_dir(&cfg)?;
-            println!("{}", store.new_token(&name)?);
-            Ok(())
-        }
-        Cmd::Project {
-            command: ProjectCmd::List { config },
-        } => {
-            let cfg = load(config.as_ref())?;
-            let (store, _) = mse_node::node::open_data_dir(&cfg)?;
+        ProjectCmd::Token { name, .. } => println!("{}", store.new_token(&name)?),
+        ProjectCmd::List { .. } => {
             for (p, tokens) in store.projects()? {
                 println!("{}\t{}\t{} token(s)", p.name, p.id, tokens);
             }
-            Ok(())
         }
     }
+    Ok(())
 }
 
 fn main() {

@@ -135,35 +135,40 @@ fn client_hello(body: &[u8]) -> Result<Hello, SniError> {
     if r.buf.is_empty() {
         return Ok(Hello::NoSni);
     }
-    let mut exts = Reader {
-        buf: r.vec(2, "extensions")?,
-    };
-    while !exts.buf.is_empty() {
-        let kind = exts.u16("extension type")?;
-        let data = exts.vec(2, "extension data")?;
-        if kind != 0 {
-            continue;
-        }
-        let mut sni = Reader { buf: data };
-        let mut list = Reader {
-            buf: sni.vec(2, "server name list")?,
-        };
-        while !list.buf.is_empty() {
-            let name_type = list.u8("server name type")?;
-            let name = list.vec(2, "server name")?;
-            if name_type != 0 {
-                continue;
-            }
-            let name = std::str::from_utf8(name).map_err(|_| SniError::Malformed("server name"))?;
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            if !crate::config::valid_dns_name(&name) {
-                return Err(SniError::Malformed("server name"));
-            }
-            return Ok(Hello::Sni(name));
-        }
+    let exts = r.vec(2, "extensions")?;
+    // Both the server_name extension and its host_name entry have kind 0.
+    let Some(sni) = first_kind_zero(exts, Reader::u16, ["extension type", "extension data"])?
+    else {
         return Ok(Hello::NoSni);
+    };
+    let list = Reader { buf: sni }.vec(2, "server name list")?;
+    let Some(name) = first_kind_zero(list, Reader::u8, ["server name type", "server name"])? else {
+        return Ok(Hello::NoSni);
+    };
+    let name = std::str::from_utf8(name).map_err(|_| SniError::Malformed("server name"))?;
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if !crate::config::valid_dns_name(&name) {
+        return Err(SniError::Malformed("server name"));
     }
-    Ok(Hello::NoSni)
+    Ok(Hello::Sni(name))
+}
+
+/// The data of the first entry of kind 0 in a list of (kind, 2-byte-length-prefixed data)
+/// entries; entries after it are not read.
+fn first_kind_zero<'a>(
+    list: &'a [u8],
+    kind: fn(&mut Reader<'a>, &'static str) -> Result<usize, SniError>,
+    [kind_what, data_what]: [&'static str; 2],
+) -> Result<Option<&'a [u8]>, SniError> {
+    let mut r = Reader { buf: list };
+    while !r.buf.is_empty() {
+        let k = kind(&mut r, kind_what)?;
+        let data = r.vec(2, data_what)?;
+        if k == 0 {
+            return Ok(Some(data));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

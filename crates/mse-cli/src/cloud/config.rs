@@ -237,31 +237,34 @@ mod tests {
 
     #[test]
     fn url_and_token_checks() {
-        assert_eq!(
-            normalize_url("http://127.0.0.1:9443/").unwrap(),
-            "http://127.0.0.1:9443"
-        );
-        assert_eq!(
-            normalize_url("https://node.example.com/api").unwrap(),
-            "https://node.example.com/api"
-        );
-        assert_eq!(
-            normalize_url("127.0.0.1:9443").unwrap_err().to_string(),
-            "--url \"127.0.0.1:9443\" must start with http:// or https://"
-        );
-        assert_eq!(
-            normalize_url("http://").unwrap_err().to_string(),
-            "--url \"http://\" has no host"
-        );
-        assert_eq!(
-            normalize_url("http://a/?x=1").unwrap_err().to_string(),
-            "--url \"http://a/?x=1\" must be a base URL (no query, fragment or space)"
-        );
+        for (url, normalized) in [
+            ("http://127.0.0.1:9443/", "http://127.0.0.1:9443"),
+            (
+                "https://node.example.com/api",
+                "https://node.example.com/api",
+            ),
+        ] {
+            assert_eq!(normalize_url(url).unwrap(), normalized);
+        }
+        for (url, refusal) in [
+            (
+                "127.0.0.1:9443",
+                "--url \"127.0.0.1:9443\" must start with http:// or https://",
+            ),
+            ("http://", "--url \"http://\" has no host"),
+            (
+                "http://a/?x=1",
+                "--url \"http://a/?x=1\" must be a base URL (no query, fragment or space)",
+            ),
+        ] {
+            assert_eq!(normalize_url(url).unwrap_err().to_string(), refusal);
+        }
         check_token("abc_DEF-123.xyz").unwrap();
-        assert_eq!(check_token("").unwrap_err().to_string(), "--token is empty");
-        assert_eq!(
-            check_token("a b").unwrap_err().to_string(),
-            "--token must be printable ASCII without spaces"
-        );
+        for (token, refusal) in [
+            ("", "--token is empty"),
+            ("a b", "--token must be printable ASCII without spaces"),
+        ] {
+            assert_eq!(check_token(token).unwrap_err().to_string(), refusal);
+        }
     }
 }

@@ -41,70 +41,61 @@ pub fn pinned_request(
     json_body: Option<Vec<u8>>,
     timeout: Duration,
 ) -> anyhow::Result<Answer> {
-    let rt = runtime()?;
-    let work = request(addr, sni, pinned_der, method, path, json_body);
-    rt.block_on(async {
-        tokio::time::timeout(timeout, work)
+    let work = async {
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCertVerifier::new(pinned_der.to_vec())))
+        .with_no_client_auth();
+        let name = ServerName::try_from(sni.to_owned())
+            .with_context(|| format!("{sni:?} is not a valid server name"))?;
+        let tcp = tokio::net::TcpStream::connect(addr)
             .await
-            .map_err(|_| anyhow::anyhow!("timed out after {} s", timeout.as_secs()))?
-    })
-    .with_context(|| format!("https://{sni} (via {addr})"))
-}
-
-async fn request(
-    addr: &str,
-    sni: &str,
-    pinned_der: &[u8],
-    method: hyper::Method,
-    path: &str,
-    json_body: Option<Vec<u8>>,
-) -> anyhow::Result<Answer> {
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .context("TLS protocol versions")?
-    .dangerous()
-    .with_custom_certificate_verifier(Arc::new(PinnedCertVerifier::new(pinned_der.to_vec())))
-    .with_no_client_auth();
-    let name = ServerName::try_from(sni.to_owned())
-        .with_context(|| format!("{sni:?} is not a valid server name"))?;
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("cannot connect to {addr}"))?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .context("TLS handshake (the server must present the verified certificate)")?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .context("HTTP handshake")?;
-    let driver = tokio::spawn(conn);
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(hyper::header::HOST, sni);
-    let body = match json_body {
-        Some(b) => {
-            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
-            Full::new(Bytes::from(b))
-        }
-        None => Full::new(Bytes::new()),
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .context("TLS handshake (the server must present the verified certificate)")?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .context("HTTP handshake")?;
+        let driver = tokio::spawn(conn);
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, sni);
+        let body = match json_body {
+            Some(b) => {
+                builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+                Full::new(Bytes::from(b))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let req = builder.body(body).context("building the request")?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .context("sending the request")?;
+        let status = resp.status().as_u16();
+        let bytes = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading the answer: {e}"))?
+            .to_bytes();
+        driver.abort();
+        anyhow::Ok(Answer {
+            status,
+            body: String::from_utf8_lossy(&bytes).trim().to_owned(),
+        })
     };
-    let req = builder.body(body).context("building the request")?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .context("sending the request")?;
-    let status = resp.status().as_u16();
-    let bytes = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
-        .collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the answer: {e}"))?
-        .to_bytes();
-    driver.abort();
-    Ok(Answer {
-        status,
-        body: String::from_utf8_lossy(&bytes).trim().to_owned(),
-    })
+    runtime()?
+        .block_on(async {
+            tokio::time::timeout(timeout, work)
+                .await
+                .map_err(|_| anyhow::anyhow!("timed out after {} s", timeout.as_secs()))?
+        })
+        .with_context(|| format!("https://{sni} (via {addr})"))
 }
