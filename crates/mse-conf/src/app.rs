@@ -20,6 +20,7 @@ use crate::doc::{Doc, Located, TableReader};
 use crate::error::{ConfError, ConfWarning};
 use crate::secrets::load_secrets;
 
+/// Which generation of the `mse.toml` schema a file was written for (detected from its keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schema {
     /// mse-cli 1.x
@@ -43,11 +44,15 @@ impl fmt::Display for Schema {
 /// `module:variable`, e.g. `app:app` or `pkg.web:create_app`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PythonApp {
+    /// Dotted Python module path (each part an identifier), e.g. `pkg.web`.
     pub module: String,
+    /// Name of the ASGI/WSGI application object (or factory) in that module.
     pub variable: String,
 }
 
 impl PythonApp {
+    /// Parses `module:variable`; `None` unless every module part and the variable are
+    /// Python identifiers.
     pub fn parse(text: &str) -> Option<Self> {
         let (module, variable) = text.split_once(':')?;
         let ident = |s: &str| {
@@ -74,43 +79,71 @@ impl fmt::Display for PythonApp {
     }
 }
 
+/// The owner's own TLS identity for the app (`[cloud.ssl]`, or `[ssl]` in 0.x files), checked
+/// on load: both files exist, the key is outside the code directory, the certificate covers the
+/// domain and has not expired.
 #[derive(Debug, Clone)]
 pub struct SslConf {
+    /// Domain the app is served under; covered by the certificate's SAN DNS names.
     pub domain_name: String,
+    /// PEM certificate (chain, leaf first), resolved against the toml file's directory.
     pub certificate: PathBuf,
+    /// PEM private key of the certificate, resolved likewise; never packaged.
     pub private_key: PathBuf,
+    /// The leaf certificate's notAfter, read on load (the default expiration date).
     pub certificate_not_after: DateTime<Utc>,
 }
 
+/// What deploying to a node needs (`[cloud]` in 1.x, top level and `[code]` in 0.x). Paths are
+/// resolved against the toml file's directory and checked to exist on load.
 #[derive(Debug, Clone)]
 pub struct CloudConf {
+    /// Code directory to package (`code`, or `code.location` in 0.x); holds the Python module.
     pub code: PathBuf,
+    /// Directory of the app's tests (`tests`); 1.x only, `None` for 0.x files.
     pub tests: Option<PathBuf>,
+    /// Environment the app runs in, as the node names it (a Docker image reference in the
+    /// original), 1 to 1024 characters.
     pub docker: String,
     /// The project to deploy to; `None` (1.x schema only, when mse.toml names none) means the
     /// project the CLI is logged in to.
     pub project: Option<String>,
+    /// Hardware (enclave size) name such as `4g-eu-001` (`resource` in 0.9–0.10), 1 to 16
+    /// characters.
     pub hardware: String,
     /// From the file, or else the certificate's notAfter when `[ssl]` is given.
     pub expiration_date: Option<DateTime<Utc>>,
+    /// `secrets.json` sent to the attested enclave; a JSON object, outside the code directory.
     pub secrets: Option<PathBuf>,
+    /// The owner's TLS certificate and key; `None` means the enclave's self-signed RA-TLS one.
     pub ssl: Option<SslConf>,
 }
 
+/// A loaded and validated `mse.toml`, whatever its schema generation.
 #[derive(Debug, Clone)]
 pub struct AppConf {
     /// The file as the user named it (used in messages).
     pub file: PathBuf,
+    /// Schema generation the file was read as.
     pub schema: Schema,
+    /// App name, trimmed, 1 to 255 characters.
     pub name: String,
+    /// The app object to serve; its module file exists in the code directory when `[cloud]` is
+    /// given.
     pub python_application: PythonApp,
+    /// Path the app answers on once up; starts with `/`.
     pub healthcheck_endpoint: String,
+    /// Command that runs the app's tests (1.x only; `None` for 0.x files).
     pub tests_cmd: Option<String>,
+    /// pip requirements the tests need on top of the app's (1.x only; empty for 0.x files).
     pub tests_requirements: Vec<String>,
+    /// Deployment part; `None` only for a 1.x file without `[cloud]` (home use).
     pub cloud: Option<CloudConf>,
+    /// Non-fatal findings of the load (e.g. unknown fields), for the caller to print.
     pub warnings: Vec<ConfWarning>,
 }
 
+/// Parameters of [`AppConf::load_with`] that are not in the file.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// "Now", for the expiration checks (injectable for tests).
@@ -124,10 +157,12 @@ impl Default for LoadOptions {
 }
 
 impl AppConf {
+    /// Reads, parses and validates the file at `path`, with expiration checked against now.
     pub fn load(path: &Path) -> Result<Self, ConfError> {
         Self::load_with(path, &LoadOptions::default())
     }
 
+    /// As [`AppConf::load`], with explicit options (e.g. a fixed "now" in tests).
     pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Self, ConfError> {
         let text = crate::bounded::read_bounded_string(path, crate::bounded::MAX_CONF_FILE)
             .map_err(|e| {

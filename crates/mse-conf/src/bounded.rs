@@ -18,10 +18,21 @@ pub const MAX_SECRETS_FILE: u64 = 3 << 20;
 /// A file larger than its limit, or a read error.
 #[derive(Debug, thiserror::Error)]
 pub enum BoundedError {
+    /// A regular file whose metadata size is over the limit (nothing was read).
     #[error("{size} bytes is over the {} limit for this file", human(*limit))]
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        /// The file's size from its metadata, in bytes.
+        size: u64,
+        /// The limit that applied, in bytes.
+        limit: u64,
+    },
+    /// A non-regular file (pipe, device) that gave more than `limit` bytes.
     #[error("more than the {} limit for this file", human(*limit))]
-    Endless { limit: u64 },
+    Endless {
+        /// The limit that applied, in bytes.
+        limit: u64,
+    },
+    /// Opening or reading failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }

@@ -6,22 +6,31 @@ use chrono::{DateTime, Utc};
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::Pem;
 
+/// Why a certificate file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
+    /// The file could not be read (or is over [`crate::bounded::MAX_CERT_FILE`]).
     #[error("cannot read: {0}")]
     Read(#[source] std::io::Error),
+    /// The file holds no `CERTIFICATE` PEM block.
     #[error("no PEM certificate found")]
     NoCertificate,
+    /// The PEM encoding is broken (parser message).
     #[error("invalid PEM: {0}")]
     Pem(String),
+    /// The PEM block's DER is not an X.509 certificate (parser message).
     #[error("invalid X.509 certificate: {0}")]
     X509(String),
 }
 
+/// What the configuration checks of the leaf certificate.
 #[derive(Debug, Clone)]
 pub struct CertInfo {
+    /// DNS names of the subjectAltName extension, as written (may hold `*.` wildcards).
     pub dns_names: Vec<String>,
+    /// Start of validity (UTC, whole seconds).
     pub not_before: DateTime<Utc>,
+    /// End of validity (UTC, whole seconds).
     pub not_after: DateTime<Utc>,
 }
 

@@ -4,10 +4,13 @@ use std::path::PathBuf;
 /// A configuration error: where (file, line) and what.
 #[derive(Debug, thiserror::Error)]
 pub struct ConfError {
+    /// The file at fault, as the user named it (the toml, or the file it points to).
     pub file: PathBuf,
     /// 1-based line, when the error is tied to a place in the file.
     pub line: Option<usize>,
+    /// What is wrong and what was expected, naming the field; never a secret value.
     pub message: String,
+    /// The underlying error (I/O, secrets, certificate), kept for the cause chain.
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -40,8 +43,11 @@ impl fmt::Display for ConfError {
 /// Something suspicious that does not stop loading (e.g. an unknown field).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfWarning {
+    /// The file the warning is about.
     pub file: PathBuf,
+    /// 1-based line, when the warning is tied to a place in the file.
     pub line: Option<usize>,
+    /// What was found, e.g. an unknown field's name.
     pub message: String,
 }
 

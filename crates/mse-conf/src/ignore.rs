@@ -44,30 +44,66 @@ const MAX_DEPTH: usize = 64;
 /// A file to package: its path relative to the code directory (with `/`) and on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeFile {
+    /// Path inside the package: relative to the code directory, `/`-separated, UTF-8.
     pub rel: String,
+    /// Path on disk to read the content from (may be reached through an in-tree symlink).
     pub abs: PathBuf,
 }
 
+/// Why the code directory cannot be packaged.
 #[derive(Debug, thiserror::Error)]
 pub enum IgnoreError {
+    /// A bad pattern in `.mseignore`.
     #[error("{}: {message}", path.display())]
-    Pattern { path: PathBuf, message: String },
+    Pattern {
+        /// The `.mseignore` file.
+        path: PathBuf,
+        /// The matcher's description of the bad pattern.
+        message: String,
+    },
+    /// A file or directory could not be read or inspected.
     #[error("cannot read {}: {source}", path.display())]
     Io {
+        /// The path that failed.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A name that is not UTF-8 (package paths are UTF-8 strings).
     #[error("{}: path is not valid UTF-8", path.display())]
-    NonUtf8 { path: PathBuf },
+    NonUtf8 {
+        /// The offending path.
+        path: PathBuf,
+    },
+    /// A symbolic link whose target is outside the code directory.
     #[error("{}: symbolic link to {} leaves the code directory", path.display(), target.display())]
-    SymlinkOutside { path: PathBuf, target: PathBuf },
+    SymlinkOutside {
+        /// The link.
+        path: PathBuf,
+        /// Its resolved target.
+        target: PathBuf,
+    },
+    /// Neither a regular file nor a directory (socket, FIFO, device).
     #[error("{}: only regular files and directories can be packaged", path.display())]
-    Special { path: PathBuf },
+    Special {
+        /// The offending path.
+        path: PathBuf,
+    },
+    /// A directory symlink pointing to one of its own ancestors.
     #[error("{}: symbolic link to its own ancestor {} (a loop)", path.display(), target.display())]
-    SymlinkLoop { path: PathBuf, target: PathBuf },
+    SymlinkLoop {
+        /// The link.
+        path: PathBuf,
+        /// The ancestor it resolves to.
+        target: PathBuf,
+    },
+    /// More than `MAX_DEPTH` (64) nested directories.
     #[error("{}: nested deeper than {MAX_DEPTH} directories (a symbolic link loop?)", path.display())]
-    TooDeep { path: PathBuf },
+    TooDeep {
+        /// The directory past the limit.
+        path: PathBuf,
+    },
 }
 
 /// Lists the files to package, sorted by relative path. Files in `always_exclude` (the

@@ -4,6 +4,7 @@
 //! Every error names the file, the line and the field, and says what was expected, e.g.
 //! `mse.toml:3: python_application must be "module:variable", got "app"`.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod app;
 pub mod bounded;

@@ -2,23 +2,38 @@
 
 use std::path::{Path, PathBuf};
 
+/// Why a secrets file was refused. No variant carries any of the file's values.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
+    /// The file could not be read (or is over [`crate::bounded::MAX_SECRETS_FILE`]).
     #[error("{}: cannot read: {source}", path.display())]
     Read {
+        /// The secrets file.
         path: PathBuf,
+        /// The read (or size limit) error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not valid JSON.
     #[error("{}:{line}:{column}: invalid JSON: {message}", path.display())]
     Syntax {
+        /// The secrets file.
         path: PathBuf,
+        /// 1-based line of the error.
         line: usize,
+        /// 1-based column of the error.
         column: usize,
+        /// serde_json's description of the syntax error, without its position.
         message: String,
     },
+    /// The file is valid JSON but its top level is not an object.
     #[error("{}: must be a JSON object, got {got}", path.display())]
-    NotObject { path: PathBuf, got: &'static str },
+    NotObject {
+        /// The secrets file.
+        path: PathBuf,
+        /// The kind of value found instead, e.g. "an array".
+        got: &'static str,
+    },
 }
 
 /// Loads a secrets file; it must be one JSON object. Its values never appear in an error.

@@ -12,16 +12,27 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
 pub struct CodeKey([u8; 32]);
 
+/// Why a code key could not be read or decoded. No variant carries key bytes.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// The key file could not be opened or read.
     #[error("cannot read key file {path}: {source}")]
     Read {
+        /// The key file, as displayed.
         path: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The key file is neither 32 raw bytes nor 64 hex characters (whitespace trimmed).
     #[error("key file {path} must hold 32 raw bytes or 64 hexadecimal characters, got {len} bytes")]
-    BadLength { path: String, len: usize },
+    BadLength {
+        /// The key file, as displayed.
+        path: String,
+        /// Bytes read from it (at most 4096: a bigger file is never read whole).
+        len: usize,
+    },
+    /// A hex key that is not exactly 64 hexadecimal characters.
     #[error("code key must be 64 hexadecimal characters (32 bytes)")]
     BadHex,
 }
@@ -34,10 +45,12 @@ impl CodeKey {
         Self(key.into())
     }
 
+    /// Wraps raw key bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
 
+    /// The raw key bytes (for the cipher; never log them).
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -47,6 +60,7 @@ impl CodeKey {
         hex::encode(self.0)
     }
 
+    /// Parses the hex form (surrounding whitespace ignored), as [`CodeKey::to_hex`] writes it.
     pub fn from_hex(text: &str) -> Result<Self, KeyError> {
         let mut out = [0u8; 32];
         hex::decode_to_slice(text.trim(), &mut out).map_err(|_| KeyError::BadHex)?;

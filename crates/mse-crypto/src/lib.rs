@@ -3,6 +3,7 @@
 //! Byte formats are those of the original system (PyPI `mse-lib-crypto` 1.4 and PyNaCl), so that
 //! packages and sealed secrets interoperate both ways. Every primitive comes from RustCrypto.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod key;
 mod package;

@@ -21,37 +21,54 @@ pub type Nonces = BTreeMap<String, [u8; NONCE_LEN]>;
 /// A file to put in a package: its relative path (with `/`) and where to read it.
 #[derive(Debug, Clone)]
 pub struct PackageFile {
+    /// Member path: relative, `/`-separated, no empty, `.` or `..` component.
     pub rel: String,
+    /// Path on disk to read the plaintext from.
     pub abs: PathBuf,
 }
 
+/// What [`build_package`] wrote.
 #[derive(Debug, Clone)]
 pub struct PackageSummary {
+    /// Nonce used for each encrypted file; record them to rebuild the same package later.
     pub nonces: Nonces,
+    /// Number of files stored encrypted (`<path>.enc`).
     pub encrypted_files: usize,
+    /// Number of `requirements.txt` files stored in clear.
     pub clear_files: usize,
+    /// Total size of the input files, in bytes.
     pub plaintext_bytes: u64,
+    /// Size of the tar written, in bytes.
     pub package_bytes: u64,
     /// SHA-256 of the tar: the code fingerprint.
     pub fingerprint: [u8; 32],
 }
 
+/// Why a package could not be built (or its nonces not parsed).
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
+    /// An input file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The input file on disk.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// Writing the tar to its output failed.
     #[error("cannot write the package: {0}")]
     Write(#[source] io::Error),
+    /// Rebuilding with recorded nonces, a file has none: it was added since.
     #[error("no nonce recorded for {0:?}: the code changed since the package was first built")]
     NonceNotFound(String),
+    /// A member path that is empty, absolute, or has a `\`, NUL, empty, `.` or `..` component.
     #[error("invalid path in code directory: {0:?}")]
     BadPath(String),
+    /// Two input files with the same member path.
     #[error("{0:?} appears twice in the package")]
     Duplicate(String),
+    /// The nonces JSON is not an object of 48-hex-character strings.
     #[error("nonces JSON: {0}")]
     NoncesJson(String),
 }
@@ -393,6 +410,7 @@ pub fn nonces_to_json(nonces: &Nonces) -> String {
         .expect("a map of strings always serializes")
 }
 
+/// Parses what [`nonces_to_json`] writes (the original's context file format).
 pub fn nonces_from_json(text: &str) -> Result<Nonces, PackageError> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| PackageError::NoncesJson(e.to_string()))?;

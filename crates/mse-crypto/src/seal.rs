@@ -6,12 +6,19 @@ use crypto_box::aead::OsRng;
 use crypto_box::{PublicKey, SecretKey};
 use zeroize::Zeroizing;
 
+/// Why a sealed box could not be made or opened.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SealError {
+    /// Shorter than the ephemeral public key and tag (48 bytes).
     #[error("sealed box too short ({len} bytes, at least 48 expected)")]
-    TooShort { len: usize },
+    TooShort {
+        /// Length of the input, in bytes.
+        len: usize,
+    },
+    /// Authentication failed: modified, or sealed to another public key.
     #[error("sealed box does not open with this key (modified, or sealed for another recipient)")]
     Open,
+    /// The box construction failed (the backend reports no cause).
     #[error("sealing failed")]
     Seal,
 }
@@ -22,26 +29,31 @@ pub struct X25519KeyPair {
 }
 
 impl X25519KeyPair {
+    /// A fresh key pair from the operating system's CSPRNG.
     pub fn generate() -> Self {
         Self {
             secret: SecretKey::generate(&mut OsRng),
         }
     }
 
+    /// The key pair of a known 32-byte X25519 secret key.
     pub fn from_secret(bytes: [u8; 32]) -> Self {
         Self {
             secret: SecretKey::from(bytes),
         }
     }
 
+    /// The public key, which senders [`seal`] to.
     pub fn public(&self) -> [u8; 32] {
         *self.secret.public_key().as_bytes()
     }
 
+    /// The secret key bytes, wiped from memory when dropped.
     pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.secret.to_bytes())
     }
 
+    /// Opens a box sealed to this key pair's public key.
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
         if sealed.len() < 48 {
             return Err(SealError::TooShort { len: sealed.len() });

@@ -7,15 +7,23 @@ use crypto_secretbox::{Nonce, Tag, XSalsa20Poly1305};
 
 use crate::CodeKey;
 
+/// XSalsa20 nonce length, the first bytes of an encrypted file.
 pub const NONCE_LEN: usize = 24;
+/// Poly1305 tag length, right after the nonce.
 pub const TAG_LEN: usize = 16;
 /// Bytes an encrypted file has in addition to its plaintext.
 pub const OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 
+/// Why an encrypted file could not be decrypted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SecretboxError {
+    /// Shorter than [`OVERHEAD`], so not even a nonce and tag.
     #[error("too short to be an encrypted file ({len} bytes, at least {OVERHEAD} expected)")]
-    TooShort { len: usize },
+    TooShort {
+        /// Length of the input, in bytes.
+        len: usize,
+    },
+    /// The tag does not verify: modified ciphertext, or another key.
     #[error("integrity check failed: the file was modified or the key is wrong")]
     Integrity,
 }

@@ -15,10 +15,15 @@ use crypto_secretbox::aead::{OsRng, rand_core::RngCore};
 use crate::secretbox::{SecretboxError, decrypt_file};
 use crate::{CodeKey, ENC_SUFFIX, is_clear_file};
 
+/// Bounds on a package being unpacked, so a hostile one cannot fill the disk.
+/// The default is 1 GiB per member, 4 GiB in all, 100 000 entries.
 #[derive(Debug, Clone)]
 pub struct UnpackLimits {
+    /// Largest member as stored (encrypted), in bytes.
     pub max_member_bytes: u64,
+    /// Largest sum of the members' stored sizes, in bytes.
     pub max_total_bytes: u64,
+    /// Most tar entries (files and directories).
     pub max_entries: usize,
 }
 
@@ -32,46 +37,79 @@ impl Default for UnpackLimits {
     }
 }
 
+/// What [`unpack_package`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnpackSummary {
+    /// Number of files written (directories not counted).
     pub files: usize,
+    /// Sum of the file members' stored (encrypted) sizes, in bytes.
     pub bytes: u64,
 }
 
+/// Why a package was refused; on any of these nothing is left at the target.
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
+    /// The target directory exists and has entries.
     #[error("output directory {0} already exists and is not empty")]
     TargetExists(PathBuf),
+    /// A file system operation on the staging directory or target failed.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done, naming the path.
         context: String,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// Not a readable tar, or a member shorter than its header says.
     #[error("malformed package archive: {0}")]
     Malformed(String),
+    /// A member path that is absolute, empty, non-UTF-8 or has a `.` or `..` component.
     #[error("member {0:?}: unsafe path (absolute, empty, `.` or `..` component)")]
     UnsafePath(String),
+    /// A member that is neither a regular file nor a directory.
     #[error("member {member:?}: {kind} entries are not allowed in a code package")]
-    Forbidden { member: String, kind: &'static str },
+    Forbidden {
+        /// The member's path as stored.
+        member: String,
+        /// Its tar entry type, e.g. "symbolic link".
+        kind: &'static str,
+    },
+    /// A path given twice, or used both as a file and as a directory.
     #[error("member {0:?} appears twice or clashes with another member")]
     Duplicate(String),
+    /// A member over [`UnpackLimits::max_member_bytes`].
     #[error("member {member:?} is {size} bytes, over the limit of {limit} bytes")]
     MemberTooLarge {
+        /// The member's path.
         member: String,
+        /// Its size from the tar header, in bytes.
         size: u64,
+        /// The limit, in bytes.
         limit: u64,
     },
+    /// The members add up to more than [`UnpackLimits::max_total_bytes`].
     #[error("package holds more than {limit} bytes")]
-    TotalTooLarge { limit: u64 },
+    TotalTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// More entries than [`UnpackLimits::max_entries`].
     #[error("package holds more than {limit} entries")]
-    TooManyEntries { limit: usize },
+    TooManyEntries {
+        /// The limit, in entries.
+        limit: usize,
+    },
+    /// An encrypted member that does not decrypt with the key.
     #[error("member {member:?}: {source}")]
     Decrypt {
+        /// The member's path (with `.enc`).
         member: String,
+        /// Why decryption failed.
         #[source]
         source: SecretboxError,
     },
+    /// A member without `.enc` that is not a `requirements.txt`.
     #[error("member {0:?} is in clear but only requirements.txt files may be")]
     UnexpectedClear(String),
 }

@@ -31,6 +31,7 @@ use crate::store::{AppRecord, Project, Status, now_ms};
 /// Largest `conf` part (JSON plus an owner certificate chain).
 const MAX_CONF_BYTES: usize = 1 << 20;
 
+/// A refused or failed request: its HTTP status and the one-line message of its JSON body.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,

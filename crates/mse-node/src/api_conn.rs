@@ -48,6 +48,7 @@ pub struct ConnLimits {
 }
 
 impl ConnLimits {
+    /// The limits `cfg` sets (KiB/s converted to bytes per second).
     pub fn new(cfg: &NodeConfig) -> ConnLimits {
         ConnLimits {
             header_timeout: Duration::from_secs(cfg.api_header_timeout_secs),
@@ -67,6 +68,7 @@ pub struct ApiListener {
 }
 
 impl ApiListener {
+    /// Wraps a bound listener; each accepted connection gets `limits` until its head is read.
     pub fn new(inner: TcpListener, limits: ConnLimits) -> ApiListener {
         ApiListener {
             inner,
@@ -408,9 +410,9 @@ pub fn slow_body<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a Slo
     None
 }
 
-/// A connection whose first bytes (the request head, read by [`read_head`]) are replayed to
+/// A connection whose first bytes (the request head, read by `read_head`) are replayed to
 /// hyper. Reads past the head need no timer of their own: hyper reads only the body then, which
-/// [`PacedBody`] bounds, and only while a handler wants it.
+/// `PacedBody` bounds, and only while a handler wants it.
 pub struct ApiStream {
     inner: TcpStream,
     prefix: Vec<u8>,

@@ -12,14 +12,18 @@ use toml::Spanned;
 #[derive(Debug, thiserror::Error)]
 #[error("{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
 pub struct ConfigError {
+    /// The node.toml read.
     pub file: PathBuf,
+    /// 1-based line of the offending value, when known.
     pub line: Option<usize>,
+    /// What is wrong and what was expected.
     pub message: String,
 }
 
 /// A hardware tier (`GET /hardwares/{name}`): what an app deployed on it gets.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Tier {
+    /// What mse.toml's `hardware` names, e.g. `4g-eu-001`.
     pub name: String,
     /// Memory of the tier in MB (informational, as in the original API).
     pub memory: u64,
@@ -45,9 +49,13 @@ pub struct UnknownEnvironment {
 /// The node's configuration, after defaults and validation.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
+    /// Holds the SQLite store, the sim seed, the venvs and each app's work dir (absolute).
     pub data_dir: PathBuf,
+    /// Where the developers' API listens (plain HTTP; default [`DEFAULT_API_BIND`]).
     pub api_bind: SocketAddr,
+    /// Where the SNI router takes end users' TLS (default [`DEFAULT_ROUTER_BIND`]).
     pub router_bind: SocketAddr,
+    /// DNS suffix of app domains, `<app id>.<base_domain>` (default `localhost`).
     pub base_domain: String,
     /// The TEE apps run in (`sim` on the embedded default); it goes into every launch spec.
     pub tee: TeeKind,
@@ -92,7 +100,9 @@ pub struct NodeConfig {
     pub default_lifetime_hours: u64,
     /// How long the enclave may take to reach `initializing`, in seconds.
     pub spawn_timeout_secs: u64,
+    /// Hardware tiers offered (`[[hardware]]`), in file order.
     pub hardware: Vec<Tier>,
+    /// Python environments offered (`[[environment]]`), in file order; never empty.
     pub environments: Vec<Environment>,
     /// The guest image of VM enclaves: a directory with `vmlinuz`, `initrd.img` and `image.json`
     /// (`mse-node image build --out DIR`), published at `GET /image` (image_api).
@@ -132,7 +142,9 @@ pub struct VmSettings {
 /// MRTD and RTMR0..2 of the image's TD (48 bytes each).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TdxReference {
+    /// MRTD: the initial TD memory (firmware) measurement.
     pub mr_td: [u8; 48],
+    /// RTMR0, RTMR1 and RTMR2, in that order.
     pub rtmrs: [[u8; 48]; 3],
 }
 
@@ -147,7 +159,9 @@ impl Default for VmSettings {
     }
 }
 
+/// Default `api_bind`: loopback only, as the API is plain HTTP.
 pub const DEFAULT_API_BIND: &str = "127.0.0.1:9443";
+/// Default `router_bind`.
 pub const DEFAULT_ROUTER_BIND: &str = "127.0.0.1:8443";
 
 fn default_tiers() -> Vec<Tier> {
@@ -660,6 +674,7 @@ impl NodeConfig {
         Ok(cfg)
     }
 
+    /// The hardware tier called `name`, if the node offers it.
     pub fn tier(&self, name: &str) -> Option<&Tier> {
         self.hardware.iter().find(|t| t.name == name)
     }

@@ -21,6 +21,8 @@ enum Kind {
     Environment,
 }
 
+/// Digests of the runtime and environments, recomputed only when their key file's length or
+/// mtime changes, so that a deploy does not hash them again.
 #[derive(Default)]
 pub struct DigestCache {
     /// Keyed by kind (runtime or environment) and key file.
@@ -53,6 +55,7 @@ impl DigestCache {
         Ok(digest)
     }
 
+    /// SHA-256 (hex) of the enclave runtime executable `bin`.
     pub fn runtime(&self, bin: &Path) -> std::io::Result<String> {
         self.get(Kind::Runtime, bin, || file_sha256(bin).map(|d| d.to_hex()))
     }

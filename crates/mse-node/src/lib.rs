@@ -3,6 +3,7 @@
 //! status (`node`), and routes end users' TLS connections to the right enclave by SNI without
 //! terminating them (`router`).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod api;
 pub mod api_conn;
@@ -31,8 +32,11 @@ pub use node::Node;
 
 /// A started node: its bound addresses and the node state.
 pub struct Running {
+    /// The node's shared state.
     pub node: Arc<Node>,
+    /// The API's bound address (the actual port when node.toml asked for port 0).
     pub api: SocketAddr,
+    /// The SNI router's bound address (likewise).
     pub router: SocketAddr,
 }
 

@@ -22,16 +22,30 @@ pub enum LimitError {
     #[error(
         "node.toml: router_max_connections = {cap} needs {needed} open files ({FDS_PER_CONNECTION} per connection + {FDS_PER_APP} per app for max_apps = {apps} + {RESERVED_FDS} reserved), but RLIMIT_NOFILE is {nofile}: lower router_max_connections or max_apps, or raise the limit"
     )]
+    /// `router_max_connections`, set explicitly, does not fit.
     Router {
+        /// The router connection cap asked for.
         cap: u64,
+        /// `max_apps`.
         apps: u64,
+        /// Descriptors the caps need.
         needed: u64,
+        /// The soft RLIMIT_NOFILE after raising it.
         nofile: u64,
     },
     #[error(
         "node.toml: max_apps = {apps} needs {needed} open files ({FDS_PER_APP} per app + {RESERVED_FDS} reserved + {MIN_ROUTER_CONNECTIONS} router connections), but RLIMIT_NOFILE is {nofile}: lower max_apps or raise the limit"
     )]
-    Apps { apps: u64, needed: u64, nofile: u64 },
+    /// `max_apps` does not fit even with the least router cap.
+    Apps {
+        /// `max_apps`.
+        apps: u64,
+        /// Descriptors it needs with the least router cap.
+        needed: u64,
+        /// The soft RLIMIT_NOFILE after raising it.
+        nofile: u64,
+    },
+    /// Reading or raising RLIMIT_NOFILE failed (the system's message).
     #[error("RLIMIT_NOFILE: {0}")]
     Rlimit(String),
 }

@@ -13,6 +13,7 @@ pub const RING_BYTES: usize = 64 * 1024;
 /// The log file is rotated to `<file>.1` past this size.
 pub const FILE_CAP_BYTES: u64 = 16 << 20;
 
+/// One app's output log: the in-memory tail and the rotated file; shared by its readers.
 pub struct AppLog {
     ring: Mutex<VecDeque<u8>>,
     file: Mutex<Option<(File, u64)>>,
@@ -31,6 +32,9 @@ impl AppLog {
         })
     }
 
+    /// Appends output to the ring and the file, rotating the file past [`FILE_CAP_BYTES`]. A
+    /// failed write is skipped and a failed rotation drops the file (warned once): the ring
+    /// goes on either way.
     pub fn push(&self, bytes: &[u8]) {
         {
             let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());

@@ -28,29 +28,41 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(6);
 /// Traffic the router carried for an app.
 #[derive(Default)]
 pub struct Stats {
+    /// Connections open now.
     pub active: AtomicU64,
+    /// Connections accepted since the app started.
     pub total: AtomicU64,
+    /// Bytes from end users to the enclave.
     pub bytes_in: AtomicU64,
+    /// Bytes from the enclave to end users.
     pub bytes_out: AtomicU64,
 }
 
+/// Where the router splices a connection whose SNI names an app's domain.
 #[derive(Clone)]
 pub struct Route {
+    /// The app's id.
     pub app_id: String,
+    /// The enclave's TLS listener on the host.
     pub addr: SocketAddr,
+    /// The app's traffic counters, updated by the router.
     pub stats: Arc<Stats>,
 }
 
 /// Why a live app is being brought down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
+    /// Its owner asked (`DELETE /apps/{id}` or stop).
     User,
+    /// Its expiration date passed.
     Expired,
 }
 
 /// An app whose supervising task runs in this node process.
 pub struct Live {
+    /// The app's output log.
     pub log: Arc<AppLog>,
+    /// The app's router traffic counters.
     pub stats: Arc<Stats>,
     stop: watch::Sender<Option<StopReason>>,
     /// The running instance, once launched.
@@ -61,25 +73,36 @@ pub struct Live {
 
 /// What a deploy asks the spawner to run.
 pub struct Launch {
+    /// The app's row, as inserted by the deploy (status `spawning`).
     pub app: AppRecord,
+    /// The environment its `docker` value named.
     pub env: Environment,
+    /// The hardware tier it runs on.
     pub tier: Tier,
+    /// `module:variable` of the app object.
     pub python_application: String,
+    /// Path probed until the app answers, then it is `running`.
     pub healthcheck: String,
     /// `Some` in owner-certificate mode: the full chain's path.
     pub certificate: Option<PathBuf>,
 }
 
+/// The node's state, shared by the API, the router and the app supervisors.
 pub struct Node {
+    /// node.toml, validated and fitted to the open-files limit.
     pub cfg: NodeConfig,
+    /// Projects and apps.
     pub store: Store,
+    /// `<data_dir>/sim-seed`, created at first start: the simulated PKIs derive from it.
     pub seed: [u8; 32],
+    /// Runtime and environment digests for launch specs.
     pub digests: DigestCache,
     venvs: Arc<Venvs>,
     live: Mutex<HashMap<String, Arc<Live>>>,
     routes: RwLock<HashMap<String, Route>>,
     /// The router's actual address (port 0 in the config resolves at bind time).
     pub router_addr: Mutex<Option<SocketAddr>>,
+    /// The API's actual address, likewise.
     pub api_addr: Mutex<Option<SocketAddr>>,
     /// Ports handed to live enclaves.
     ports: Mutex<std::collections::HashSet<u16>>,
@@ -90,14 +113,19 @@ pub struct Node {
     stopping: std::sync::atomic::AtomicBool,
 }
 
+/// Why the data dir could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    /// A file or directory of the data dir (or the sim seed) cannot be created or read.
     #[error("data dir {path}: {source}")]
     DataDir {
+        /// The path at fault.
         path: String,
+        /// The I/O error, or a sim seed that is not 32 bytes.
         #[source]
         source: std::io::Error,
     },
+    /// The store cannot be opened or migrated.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -222,10 +250,12 @@ impl Node {
         })
     }
 
+    /// The work dir of app `id`: `enclave.log`, `app.tar` and the sealed `state/`.
     pub fn app_dir(&self, id: &str) -> PathBuf {
         self.cfg.data_dir.join("apps").join(id)
     }
 
+    /// The app `id` if this process supervises it.
     pub fn live(&self, id: &str) -> Option<Arc<Live>> {
         self.live
             .lock()
@@ -234,10 +264,12 @@ impl Node {
             .cloned()
     }
 
+    /// Number of apps this process supervises.
     pub fn live_count(&self) -> usize {
         self.live.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// The route of a host name (an app domain or custom domain), if an app serves it.
     pub fn route(&self, host: &str) -> Option<Route> {
         self.routes
             .read()
@@ -285,7 +317,7 @@ impl Node {
 
     /// On a clean node shutdown: every live app's enclave is stopped (SIGTERM, then SIGKILL),
     /// its storage kept, and the app recorded `on_error` ("node stopped"). Resolves once they
-    /// ended, or after [`SHUTDOWN_WAIT`].
+    /// ended, or after `SHUTDOWN_WAIT`.
     pub async fn shutdown(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         let live: Vec<(String, Arc<Live>)> = self

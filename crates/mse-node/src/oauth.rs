@@ -81,10 +81,13 @@ fn issue(project: &Project, now: i64) -> String {
 /// Why an access token was refused (never echoes the token).
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    /// Not three base64url parts, or a header or claims that are not ours (HS256 JSON).
     #[error("malformed access token")]
     Malformed,
+    /// Not signed by this node process (another node, or before a restart).
     #[error("access token signature does not verify")]
     BadSignature,
+    /// Its `exp` has passed.
     #[error("access token expired")]
     Expired,
 }

@@ -13,6 +13,7 @@ use crate::store::Project;
 pub struct ProjectView {
     /// UUID.
     pub id: String,
+    /// Unique on the node.
     pub name: String,
     /// Always empty: projects on a node have no description.
     pub description: String,
@@ -33,6 +34,7 @@ pub struct ProjectView {
 }
 
 impl ProjectView {
+    /// The view of `p`, with its creation time already formatted.
     pub fn new(p: &Project, created_at: Value) -> ProjectView {
         ProjectView {
             id: p.id.clone(),
@@ -72,6 +74,7 @@ pub struct UserView {
 }
 
 impl UserView {
+    /// The view of the caller's project `p`, with its creation time already formatted.
     pub fn new(p: &Project, created_at: Value) -> UserView {
         UserView {
             id: p.id.clone(),
@@ -89,6 +92,7 @@ impl UserView {
 /// Every error of the API: one line for a human.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
+    /// What went wrong; an internal error only points to the node's log.
     pub error: String,
 }
 
@@ -97,10 +101,15 @@ pub struct ErrorBody {
 #[serde(rename_all = "snake_case")]
 #[allow(dead_code)]
 pub enum AppStatus {
+    /// Launched; its configuration server is not up yet.
     Spawning,
+    /// Waiting for its code key and secrets.
     Initializing,
+    /// Answering its health check.
     Running,
+    /// Stopped by its owner, or expired.
     Stopped,
+    /// Failed, timed out, or lost to a node restart (see `exit_reason`).
     OnError,
 }
 
@@ -120,8 +129,11 @@ pub enum CertificateOrigin {
 pub struct AppView {
     /// UUID.
     pub id: String,
+    /// Unique among the project's live apps.
     pub name: String,
+    /// UUID of its project.
     pub project_id: String,
+    /// The project again (on a node, a project is its own owner).
     pub owner_id: String,
     /// The name end users reach the app by (the owner's domain in owner mode).
     pub domain_name: String,
@@ -132,24 +144,33 @@ pub struct AppView {
     pub docker: Value,
     /// The environment the app runs in.
     pub environment: String,
+    /// RFC 3339 time of the deploy.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Value,
+    /// RFC 3339 time it became `running` (null before).
     #[schema(value_type = Option<String>, format = DateTime)]
     pub ready_at: Option<Value>,
+    /// RFC 3339 time it ended (null while alive).
     #[schema(value_type = Option<String>, format = DateTime)]
     pub stopped_at: Option<Value>,
+    /// RFC 3339 time the node stops it.
     #[schema(value_type = String, format = DateTime)]
     pub expires_at: Value,
+    /// Where it is in its life.
     #[schema(value_type = AppStatus)]
     pub status: crate::store::Status,
     /// Why the app ended (null while alive).
     pub exit_reason: Option<String>,
+    /// Name of its hardware tier.
     pub hardware_name: String,
     /// Enclave size in MB of the app's hardware tier (null if the tier is gone).
     pub enclave_size: Option<u64>,
+    /// Whose certificate end users see.
     pub ssl_certificate_origin: CertificateOrigin,
+    /// `module:variable` of the app object, from the deploy.
     #[schema(value_type = String)]
     pub python_application: Value,
+    /// Path probed to tell it is up, from the deploy.
     #[schema(value_type = String)]
     pub healthcheck_endpoint: Value,
     /// The node's TEE kind (`sim`, ...).
@@ -221,6 +242,7 @@ pub struct EnvWheelView {
 /// `GET /apps/{id}/logs`: the last 64 kB of the app's output.
 #[derive(Serialize, ToSchema)]
 pub struct LogsView {
+    /// The app's stdout and stderr interleaved, with the node's status notes (lossy UTF-8).
     pub stdout: String,
 }
 
@@ -232,6 +254,7 @@ pub struct MetricsView(pub std::collections::BTreeMap<String, [f64; 2]>);
 /// `GET /apps/default`: what `mse scaffold` fills in.
 #[derive(Serialize, ToSchema)]
 pub struct DefaultsView {
+    /// The caller's project name.
     pub project: String,
     /// The first environment (null if none).
     pub docker: Option<String>,

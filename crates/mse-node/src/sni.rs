@@ -5,6 +5,7 @@
 /// Most bytes the router buffers while waiting for a complete ClientHello.
 pub const MAX_HELLO_BYTES: usize = 16 * 1024 + 5 + 4;
 
+/// What the first bytes of a connection say so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hello {
     /// More bytes are needed.
@@ -15,14 +16,19 @@ pub enum Hello {
     NoSni,
 }
 
+/// Why the first bytes are not a usable ClientHello (the router closes the connection).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SniError {
+    /// The first record is not of the handshake content type.
     #[error("not a TLS handshake record")]
     NotHandshake,
+    /// The first handshake message is not a ClientHello.
     #[error("not a ClientHello")]
     NotClientHello,
+    /// The ClientHello does not fit in [`MAX_HELLO_BYTES`].
     #[error("ClientHello longer than {MAX_HELLO_BYTES} bytes")]
     TooLong,
+    /// A length or field that does not add up; names which.
     #[error("malformed ClientHello: {0}")]
     Malformed(&'static str),
 }

@@ -8,28 +8,42 @@ use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
+/// Why a store operation failed; the conflict and quota variants map to HTTP statuses.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database file cannot be opened.
     #[error("database {path}: {source}")]
     Open {
+        /// The database file.
         path: String,
+        /// SQLite's error.
         #[source]
         source: rusqlite::Error,
     },
+    /// A statement failed.
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The file was migrated by a newer mse-node: (its version, the latest this one knows).
     #[error("database schema version {0} is newer than this mse-node knows ({1})")]
     TooNew(i64, i64),
+    /// Creating a project whose name is taken.
     #[error("project {0:?} already exists")]
     ProjectExists(String),
+    /// A project name that names none.
     #[error("no project named {0:?}")]
     NoProject(String),
+    /// A project name that is empty, too long or has control characters.
     #[error("project name {0:?} must be 1..255 characters without control characters")]
     BadProjectName(String),
     /// Another live app of the project has this name (checked by a unique index, so it holds
     /// whatever the number of concurrent deploys).
     #[error("an app named {name:?} is already alive in this project ({other}); stop it first")]
-    NameTaken { name: String, other: String },
+    NameTaken {
+        /// The app name asked for.
+        name: String,
+        /// Id of the live app that holds it.
+        other: String,
+    },
     /// Another live app, of any project, claims this custom domain.
     #[error("domain {0:?} is already used by another app")]
     DomainTaken(String),
@@ -137,14 +151,20 @@ CREATE UNIQUE INDEX apps_live_domain ON apps(custom_domain)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// Launched; the enclave's configuration server does not answer yet.
     Spawning,
+    /// The configuration server answers: waiting for the code key and secrets.
     Initializing,
+    /// The app answers its health check.
     Running,
+    /// Stopped by its owner, or expired (terminal).
     Stopped,
+    /// Failed, timed out, or lost to a node restart (terminal; `exit_reason` says which).
     OnError,
 }
 
 impl Status {
+    /// The name stored in the database and shown by the API (`on_error`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Spawning => "spawning",
@@ -155,6 +175,7 @@ impl Status {
         }
     }
 
+    /// The status [`Status::as_str`] names; `None` for any other text.
     pub fn parse(s: &str) -> Option<Status> {
         Some(match s {
             "spawning" => Status::Spawning,
@@ -175,35 +196,55 @@ impl Status {
     }
 }
 
+/// A project row: the unit that holds apps and bearer tokens. Times are Unix milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {
+    /// UUID v4.
     pub id: String,
+    /// Unique on the node, 1..255 characters without control characters.
     pub name: String,
+    /// Creation time.
     pub created_at: i64,
 }
 
 /// An app row. Times are Unix milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppRecord {
+    /// UUID v4, given by the node at deploy.
     pub id: String,
+    /// mse.toml's `name`; unique among the project's live apps.
     pub name: String,
+    /// Id of the owning project.
     pub project_id: String,
+    /// Where the app is in its life.
     pub status: Status,
+    /// Node-given domain, `<id>.<base_domain>` (the RA-TLS certificate's name).
     pub domain: String,
+    /// The owner's domain in owner-certificate mode; unique among live apps.
     pub custom_domain: Option<String>,
+    /// Host port of the enclave's TLS listener, once launched.
     pub port: Option<u16>,
+    /// Process id of the enclave (or its VM), once launched.
     pub pid: Option<u32>,
+    /// Name of its hardware tier.
     pub hardware: String,
+    /// Name of its environment.
     pub env: String,
+    /// Deploy time.
     pub created_at: i64,
+    /// When it became `running`.
     pub ready_at: Option<i64>,
+    /// When it reached a terminal status.
     pub stopped_at: Option<i64>,
+    /// Why it ended, e.g. "expired" or the enclave's exit.
     pub exit_reason: Option<String>,
+    /// When the node stops it.
     pub expires_at: i64,
     /// The deploy conf as the node accepted it (JSON).
     pub config: String,
 }
 
+/// Now as Unix milliseconds (0 if the clock is before 1970).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -262,6 +303,7 @@ fn app_from_row(r: &Row<'_>) -> rusqlite::Result<AppRecord> {
     })
 }
 
+/// The node's database.
 pub struct Store {
     conn: Mutex<Connection>,
     quota: Quota,
@@ -491,6 +533,7 @@ impl Store {
         }
     }
 
+    /// The app with id `id`, whatever its status.
     pub fn app(&self, id: &str) -> Result<Option<AppRecord>, StoreError> {
         Ok(self
             .lock()
@@ -577,6 +620,7 @@ impl Store {
         Ok(())
     }
 
+    /// Records the launched enclave's port and process id.
     pub fn set_process(&self, id: &str, port: u16, pid: u32) -> Result<(), StoreError> {
         self.lock().execute(
             "UPDATE apps SET port = ?2, pid = ?3 WHERE id = ?1",
