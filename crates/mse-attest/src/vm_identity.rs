@@ -12,6 +12,23 @@
 use crate::evidence::{SnpReport, TdReport};
 use crate::snp_measure::{SnpMeasureError, SnpMeasureInput, VcpuType, launch_digest};
 
+/// Why [`snp_boot_digest`] could not compute a launch digest.
+#[derive(Debug, thiserror::Error)]
+pub enum BootDigestError {
+    /// A boot file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The files or parameters cannot be measured.
+    #[error(transparent)]
+    Measure(#[from] SnpMeasureError),
+}
+
 /// The launch digest of a VM enclave's direct-kernel boot from its files (read here): the VM
 /// launcher's `SnpMeasure` (a node's and `mse localtest --vm --tee sim-snp`'s).
 pub fn snp_boot_digest(
@@ -21,12 +38,16 @@ pub fn snp_boot_digest(
     cmdline: &str,
     vcpus: u32,
     vcpu_type: &str,
-) -> Result<[u8; 48], String> {
-    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+) -> Result<[u8; 48], BootDigestError> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|source| BootDigestError::Read {
+            path: p.to_owned(),
+            source,
+        })
+    };
     let (firmware, kernel, initrd) = (read(firmware)?, read(kernel)?, read(initrd)?);
-    let input = snp_boot_input(&firmware, &kernel, &initrd, cmdline, vcpus, vcpu_type)
-        .map_err(|e| e.to_string())?;
-    launch_digest(&input).map_err(|e| e.to_string())
+    let input = snp_boot_input(&firmware, &kernel, &initrd, cmdline, vcpus, vcpu_type)?;
+    Ok(launch_digest(&input)?)
 }
 
 /// The measured inputs of a VM enclave's direct-kernel boot (QEMU, default guest features): the

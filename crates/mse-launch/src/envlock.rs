@@ -289,13 +289,22 @@ impl EnvLock {
     }
 }
 
+/// A wheel entry with no place in the environment.
+#[derive(Debug, thiserror::Error)]
+enum EntryError {
+    #[error("entry {} is not a relative path", .0.display())]
+    NotRelative(PathBuf),
+    #[error("unknown .data directory {0:?}")]
+    UnknownData(String),
+}
+
 /// Where one wheel entry goes, relative to the environment, or None to skip it.
-fn target_of(rel: &Path, name: &str, xy: &str) -> Result<Option<(PathBuf, bool)>, String> {
+fn target_of(rel: &Path, name: &str, xy: &str) -> Result<Option<(PathBuf, bool)>, EntryError> {
     let site = PathBuf::from(format!("lib/python{xy}/site-packages"));
     let mut comps = rel.components();
     let first = match comps.next() {
         Some(Component::Normal(c)) => c.to_string_lossy().into_owned(),
-        _ => return Err(format!("entry {} is not a relative path", rel.display())),
+        _ => return Err(EntryError::NotRelative(rel.to_owned())),
     };
     if rel.extension().is_some_and(|e| e == "pyc") {
         return Ok(None);
@@ -311,7 +320,7 @@ fn target_of(rel: &Path, name: &str, xy: &str) -> Result<Option<(PathBuf, bool)>
             "scripts" => return Ok(Some((Path::new("bin").join(rest), true))),
             "headers" => Path::new(&format!("include/site/python{xy}/{name}")).join(rest),
             "data" => rest.to_path_buf(),
-            other => return Err(format!("unknown .data directory {other:?}")),
+            other => return Err(EntryError::UnknownData(other.to_owned())),
         };
         return Ok(Some((to, false)));
     }
@@ -356,7 +365,9 @@ pub fn pack(lock: &EnvLock, wheels: &Path, dest: &Path) -> Result<(), PackError>
             let rel = entry
                 .enclosed_name()
                 .ok_or_else(|| bad(format!("entry {:?} escapes the archive", entry.name())))?;
-            let Some((to, script)) = target_of(&rel, &w.name, &xy).map_err(bad)? else {
+            let Some((to, script)) =
+                target_of(&rel, &w.name, &xy).map_err(|e| bad(e.to_string()))?
+            else {
                 continue;
             };
             let exec = script || entry.unix_mode().is_some_and(|m| m & 0o111 != 0);

@@ -120,6 +120,9 @@ pub enum LaunchError {
         #[source]
         source: std::io::Error,
     },
+    /// The QEMU binary is too old for the TEE kind.
+    #[error(transparent)]
+    QemuTooOld(#[from] crate::vm::qemu::QemuTooOld),
     /// Anything else the launcher reports.
     #[error("{0}")]
     Other(String),

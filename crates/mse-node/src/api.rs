@@ -564,13 +564,23 @@ pub(crate) struct DeployConf {
 /// For fuzz/ (fuzz_targets/node_deploy_conf.rs): the `conf` part's JSON shape and its
 /// `python_application` check, as `create_app` applies them.
 #[doc(hidden)]
-pub fn fuzz_deploy_conf(bytes: &[u8]) -> Result<(), String> {
-    let conf: DeployConf = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+pub fn fuzz_deploy_conf(bytes: &[u8]) -> Result<(), FuzzConfError> {
+    let conf: DeployConf = serde_json::from_slice(bytes)?;
     if valid_python_application(&conf.python_application) {
         Ok(())
     } else {
-        Err(conf.python_application)
+        Err(FuzzConfError::PythonApplication(conf.python_application))
     }
+}
+
+/// Why [`fuzz_deploy_conf`] refused a conf.
+#[doc(hidden)]
+#[derive(Debug, thiserror::Error)]
+pub enum FuzzConfError {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("conf.python_application {0:?} must be \"module:variable\"")]
+    PythonApplication(String),
 }
 
 fn valid_python_application(s: &str) -> bool {
@@ -829,7 +839,7 @@ pub(crate) async fn create_app(
     let expires_at = expires_at.unwrap_or(now + node.cfg.default_lifetime_hours as i64 * 3_600_000);
     let expires_at =
         crate::limits::lifetime(&node.cfg, now, expires_at, conf.expires_at.as_deref())
-            .map_err(ApiError::bad)?;
+            .map_err(|e| ApiError::bad(e.to_string()))?;
     let owner_cert_sha256 = match &certificate {
         Some(path) => Some(
             mse_launch::process::file_sha256(path)

@@ -119,6 +119,18 @@ pub fn quota(cfg: &NodeConfig) -> crate::store::Quota {
     }
 }
 
+/// A conf's `expires_at` beyond the node's maximum app lifetime.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "conf.expires_at {asked} is beyond this node's maximum app lifetime of {max_hours} hours (max_lifetime_hours)"
+)]
+pub struct LifetimeError {
+    /// The conf's value, quoted and bounded for the message.
+    pub asked: String,
+    /// `max_lifetime_hours`.
+    pub max_hours: u64,
+}
+
 /// An app's expiry (ms) within `max_lifetime_hours`: an `expires_at` the conf asks for beyond it
 /// is refused (the message quotes `asked`); one that comes from the default or from an owner
 /// certificate's notAfter is cut to it.
@@ -127,17 +139,16 @@ pub fn lifetime(
     now_ms: i64,
     expires_at: i64,
     asked: Option<&str>,
-) -> Result<i64, String> {
+) -> Result<i64, LifetimeError> {
     let max = now_ms.saturating_add((cfg.max_lifetime_hours as i64).saturating_mul(3_600_000));
     if expires_at <= max {
         return Ok(expires_at);
     }
     match asked {
-        Some(s) => Err(format!(
-            "conf.expires_at {} is beyond this node's maximum app lifetime of {} hours (max_lifetime_hours)",
-            mse_conf::bounded::quote(s),
-            cfg.max_lifetime_hours
-        )),
+        Some(s) => Err(LifetimeError {
+            asked: mse_conf::bounded::quote(s),
+            max_hours: cfg.max_lifetime_hours,
+        }),
         None => Ok(max),
     }
 }

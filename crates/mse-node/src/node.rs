@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use mse_launch::process::{is_enclave_of, signal};
 use mse_launch::{
-    Digest32, Disposal, Instance, LaunchInputs, LaunchSpec, Launcher, PackageRef, ProcessLauncher,
-    SPEC_VERSION, TlsSpec,
+    Digest32, Disposal, Instance, LaunchError, LaunchInputs, LaunchSpec, Launcher, PackageRef,
+    ProcessLauncher, SPEC_VERSION, SpecError, TlsSpec,
 };
 use tokio::sync::watch;
 
@@ -20,7 +20,7 @@ use crate::digest::DigestCache;
 use crate::logs::AppLog;
 use crate::probe::{Probe, probe};
 use crate::store::{AppRecord, Status, Store, StoreError, now_ms};
-use mse_launch::venv::{Venvs, requirements_of};
+use mse_launch::venv::{VenvError, Venvs, requirements_of};
 
 /// Longest a clean shutdown waits for the enclaves to end (SIGTERM grace plus output drain).
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(6);
@@ -128,6 +128,30 @@ pub enum NodeError {
     /// The store cannot be opened or migrated.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why an app's venv or launch spec could not be made; its message becomes the app's error.
+#[derive(Debug, thiserror::Error)]
+enum PrepareError {
+    #[error("virtualenv task failed: {0}")]
+    VenvTask(#[source] tokio::task::JoinError),
+    #[error("virtualenv: {0}")]
+    Venv(#[source] VenvError),
+    #[error("launch spec task failed: {0}")]
+    SpecTask(#[source] tokio::task::JoinError),
+    #[error("{what} {}: {source}", path.display())]
+    Digest {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Runtime(LaunchError),
+    #[error("environment digest {0:?} is not hex")]
+    EnvironmentDigest(String),
+    #[error(transparent)]
+    Spec(SpecError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
@@ -425,7 +449,11 @@ impl Node {
         }
     }
 
-    async fn prepare_venv(&self, launch: &Launch, log: &Arc<AppLog>) -> Result<PathBuf, String> {
+    async fn prepare_venv(
+        &self,
+        launch: &Launch,
+        log: &Arc<AppLog>,
+    ) -> Result<PathBuf, PrepareError> {
         let package = self.app_dir(&launch.app.id).join("app.tar");
         let venvs = self.venvs.clone();
         let env = launch.env.clone();
@@ -435,8 +463,8 @@ impl Node {
             venvs.for_app(&env, req.as_deref(), log.as_ref())
         })
         .await
-        .map_err(|e| format!("virtualenv task failed: {e}"))?
-        .map_err(|e| format!("virtualenv: {e}"))
+        .map_err(PrepareError::VenvTask)?
+        .map_err(PrepareError::Venv)
     }
 
     /// A port free now and not handed to another live enclave (which may not have bound it
@@ -464,7 +492,7 @@ impl Node {
         let log = &live.log;
         let venv = match self.prepare_venv(launch, log).await {
             Ok(v) => v,
-            Err(e) => return (Status::OnError, e),
+            Err(e) => return (Status::OnError, e.to_string()),
         };
         let digest = {
             let (node, venv) = (self.clone(), venv.clone());
@@ -507,7 +535,7 @@ impl Node {
         live.port.store(port, Ordering::Relaxed);
         let spec = match self.spec_of(launch, &environment).await {
             Ok(s) => s,
-            Err(e) => return (Status::OnError, e),
+            Err(e) => return (Status::OnError, e.to_string()),
         };
         if let Err(e) = self.store.set_launch_spec(&app.id, &spec) {
             return (
@@ -554,31 +582,38 @@ impl Node {
 
     /// The app's launch spec: what the node was asked for, plus the digests of what it attaches
     /// (package, owner certificate, venv) and of the launcher's runtime.
-    async fn spec_of(&self, launch: &Launch, environment: &str) -> Result<LaunchSpec, String> {
+    async fn spec_of(
+        &self,
+        launch: &Launch,
+        environment: &str,
+    ) -> Result<LaunchSpec, PrepareError> {
         let app = &launch.app;
         let package = self.app_dir(&app.id).join("app.tar");
         let certificate = launch.certificate.clone();
         let launcher = self.launcher.clone();
         let (package_ref, tls, runtime) = tokio::task::spawn_blocking(move || {
+            let digest_err = |what, path: &Path| {
+                let path = path.to_owned();
+                move |source| PrepareError::Digest { what, path, source }
+            };
             let size = std::fs::metadata(&package)
-                .map_err(|e| format!("package {}: {e}", package.display()))?
+                .map_err(digest_err("package", &package))?
                 .len();
             let sha256 = mse_launch::process::file_sha256(&package)
-                .map_err(|e| format!("package {}: {e}", package.display()))?;
+                .map_err(digest_err("package", &package))?;
             let tls = match &certificate {
                 Some(c) => Some(
-                    mse_launch::process::file_sha256(c)
-                        .map_err(|e| format!("certificate {}: {e}", c.display()))?,
+                    mse_launch::process::file_sha256(c).map_err(digest_err("certificate", c))?,
                 ),
                 None => None,
             };
-            let runtime = launcher.runtime().map_err(|e| e.to_string())?;
-            Ok::<_, String>((PackageRef { sha256, size }, tls, runtime))
+            let runtime = launcher.runtime().map_err(PrepareError::Runtime)?;
+            Ok::<_, PrepareError>((PackageRef { sha256, size }, tls, runtime))
         })
         .await
-        .map_err(|e| format!("launch spec task failed: {e}"))??;
+        .map_err(PrepareError::SpecTask)??;
         let environment_sha256 = Digest32::from_hex(environment)
-            .ok_or_else(|| format!("environment digest {environment:?} is not hex"))?;
+            .ok_or_else(|| PrepareError::EnvironmentDigest(environment.to_owned()))?;
         let spec = LaunchSpec {
             version: SPEC_VERSION,
             app_id: app.id.clone(),
@@ -595,7 +630,7 @@ impl Node {
             environment_sha256,
             runtime,
         };
-        spec.validate().map_err(|e| e.to_string())?;
+        spec.validate().map_err(PrepareError::Spec)?;
         Ok(spec)
     }
 

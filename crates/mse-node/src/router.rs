@@ -19,7 +19,40 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::node::{Node, Stats};
-use crate::sni::{self, Hello, MAX_HELLO_BYTES};
+use crate::sni::{self, Hello, MAX_HELLO_BYTES, SniError};
+
+/// Why the router closed a client's connection (logged at debug level).
+#[derive(Debug, thiserror::Error)]
+enum CloseReason {
+    #[error(transparent)]
+    Sni(#[from] SniError),
+    #[error("ClientHello without a server name")]
+    NoServerName,
+    #[error("ClientHello too long")]
+    HelloTooLong,
+    #[error("read: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("closed before a complete ClientHello")]
+    ClosedEarly,
+    #[error("no ClientHello in time")]
+    HelloTimeout,
+    #[error("unknown server name {0:?}")]
+    UnknownName(String),
+    #[error("app {0} has its maximum of connections")]
+    AppFull(String),
+    #[error("backend connect timed out")]
+    ConnectTimeout,
+    #[error("backend {addr}: {source}")]
+    Connect {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("backend write: {0}")]
+    BackendWrite(#[source] std::io::Error),
+    #[error("idle for {0} s")]
+    Idle(u64),
+}
 
 /// Connections held per client address.
 #[derive(Default)]
@@ -111,50 +144,51 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener) {
         });
     }
 }
-async fn read_hello(stream: &mut TcpStream) -> Result<(Vec<u8>, String), String> {
+async fn read_hello(stream: &mut TcpStream) -> Result<(Vec<u8>, String), CloseReason> {
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 4096];
     loop {
-        match sni::parse(&buf).map_err(|e| e.to_string())? {
+        match sni::parse(&buf)? {
             Hello::Sni(name) => return Ok((buf, name)),
-            Hello::NoSni => return Err("ClientHello without a server name".into()),
+            Hello::NoSni => return Err(CloseReason::NoServerName),
             Hello::Incomplete => {}
         }
         let room = MAX_HELLO_BYTES.saturating_sub(buf.len()).min(chunk.len());
         if room == 0 {
-            return Err("ClientHello too long".into());
+            return Err(CloseReason::HelloTooLong);
         }
         let n = stream
             .read(&mut chunk[..room])
             .await
-            .map_err(|e| format!("read: {e}"))?;
+            .map_err(CloseReason::Read)?;
         if n == 0 {
-            return Err("closed before a complete ClientHello".into());
+            return Err(CloseReason::ClosedEarly);
         }
         buf.extend_from_slice(&chunk[..n]);
     }
 }
 
-async fn splice(node: &Node, mut client: TcpStream) -> Result<(), String> {
+async fn splice(node: &Node, mut client: TcpStream) -> Result<(), CloseReason> {
     let timeout = Duration::from_millis(node.cfg.client_hello_timeout_ms);
     let (hello, name) = tokio::time::timeout(timeout, read_hello(&mut client))
         .await
-        .map_err(|_| "no ClientHello in time".to_owned())??;
-    let route = node
-        .route(&name)
-        .ok_or_else(|| format!("unknown server name {name:?}"))?;
+        .map_err(|_| CloseReason::HelloTimeout)??;
+    let route = node.route(&name).ok_or(CloseReason::UnknownName(name))?;
     let _slot = AppSlot::acquire(&route.stats, node.cfg.router_max_connections_per_app)
-        .ok_or_else(|| format!("app {} has its maximum of connections", route.app_id))?;
+        .ok_or_else(|| CloseReason::AppFull(route.app_id.clone()))?;
     let mut backend = tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(route.addr))
         .await
-        .map_err(|_| "backend connect timed out".to_owned())?
-        .map_err(|e| format!("backend {}: {e}", route.addr))?;
+        .map_err(|_| CloseReason::ConnectTimeout)?
+        .map_err(|source| CloseReason::Connect {
+            addr: route.addr,
+            source,
+        })?;
     let _ = client.set_nodelay(true);
     let _ = backend.set_nodelay(true);
     backend
         .write_all(&hello)
         .await
-        .map_err(|e| format!("backend write: {e}"))?;
+        .map_err(CloseReason::BackendWrite)?;
     let stats = route.stats;
     stats.total.fetch_add(1, Ordering::Relaxed);
     stats
@@ -164,7 +198,7 @@ async fn splice(node: &Node, mut client: TcpStream) -> Result<(), String> {
     let (cr, cw) = client.split();
     let (br, bw) = backend.split();
     if splice_idle(cr, cw, br, bw, idle, &stats).await {
-        return Err(format!("idle for {} s", idle.as_secs()));
+        return Err(CloseReason::Idle(idle.as_secs()));
     }
     Ok(())
 }

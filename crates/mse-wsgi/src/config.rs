@@ -52,14 +52,19 @@ pub enum Interface {
     Asgi,
 }
 
+/// A calling convention [`Interface`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown interface {0:?} (auto, wsgi, asgi)")]
+pub struct UnknownInterface(pub String);
+
 impl std::str::FromStr for Interface {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownInterface;
+    fn from_str(s: &str) -> Result<Self, UnknownInterface> {
         match s {
             "auto" => Ok(Self::Auto),
             "wsgi" => Ok(Self::Wsgi),
             "asgi" => Ok(Self::Asgi),
-            other => Err(format!("unknown interface {other:?} (auto, wsgi, asgi)")),
+            other => Err(UnknownInterface(other.to_owned())),
         }
     }
 }
@@ -138,5 +143,19 @@ impl ServerConfig {
     pub fn startup_code(mut self, code: Option<String>) -> Self {
         self.startup_code = code;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_interface_is_refused_in_one_line() {
+        assert_eq!("asgi".parse::<Interface>(), Ok(Interface::Asgi));
+        assert_eq!(
+            "cgi".parse::<Interface>().unwrap_err().to_string(),
+            "unknown interface \"cgi\" (auto, wsgi, asgi)"
+        );
     }
 }

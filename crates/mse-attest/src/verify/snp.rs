@@ -266,7 +266,7 @@ fn check_chain(
 
 /// `cert`'s signature checked with `issuer`'s key, accepting only the algorithms of AMD's PKI:
 /// RSASSA-PSS with SHA-384, or ECDSA with SHA-384 on P-384.
-fn signed_by(cert: &X509Certificate, issuer: &X509Certificate) -> Result<(), String> {
+fn signed_by(cert: &X509Certificate, issuer: &X509Certificate) -> Result<(), SignatureError> {
     let alg = &cert.signature_algorithm;
     let allowed = if alg.algorithm == OID_PKCS1_RSASSAPSS {
         matches!(SignatureAlgorithm::try_from(alg), Ok(SignatureAlgorithm::RSASSA_PSS(p)) if *p.hash_algorithm_oid() == OID_NIST_HASH_SHA384)
@@ -274,13 +274,18 @@ fn signed_by(cert: &X509Certificate, issuer: &X509Certificate) -> Result<(), Str
         alg.algorithm == OID_SIG_ECDSA_WITH_SHA384 && is_p384(issuer)
     };
     if !allowed {
-        return Err(format!(
-            "signature algorithm {} is not AMD's",
-            alg.algorithm
-        ));
+        return Err(SignatureError::Algorithm(alg.algorithm.to_string()));
     }
-    cert.verify_signature(Some(issuer.public_key()))
-        .map_err(|e| e.to_string())
+    Ok(cert.verify_signature(Some(issuer.public_key()))?)
+}
+
+/// Why [`signed_by`] refused a certificate.
+#[derive(Debug, thiserror::Error)]
+enum SignatureError {
+    #[error("signature algorithm {0} is not AMD's")]
+    Algorithm(String),
+    #[error(transparent)]
+    Invalid(#[from] x509_parser::error::X509Error),
 }
 
 fn is_p384(cert: &X509Certificate) -> bool {

@@ -16,6 +16,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mse_attest::vm_identity::BootDigestError;
 use tokio::io::AsyncReadExt as _;
 use tokio::sync::watch;
 
@@ -34,8 +35,9 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 /// inside the guest reports it as MEASUREMENT), from (the firmware the node publishes, the
 /// image's kernel, its initrd, the kernel command line with `mse.spec=`, vCPUs, vCPU model).
 /// Wired by the node and `mse localtest` to `mse_attest::vm_identity::snp_boot_digest`.
-pub type SnpMeasure =
-    Arc<dyn Fn(&Path, &Path, &Path, &str, u32, &str) -> Result<[u8; 48], String> + Send + Sync>;
+pub type SnpMeasure = Arc<
+    dyn Fn(&Path, &Path, &Path, &str, u32, &str) -> Result<[u8; 48], BootDigestError> + Send + Sync,
+>;
 
 /// The VM launcher's settings (node.toml's `[vm]`).
 #[derive(Clone)]
@@ -115,17 +117,49 @@ fn qemu_version(qemu: &Path) -> Result<QemuVersion, LaunchError> {
     })
 }
 
+/// Why [`probe_kvm`] found KVM unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum KvmProbeError {
+    /// `/dev/kvm` cannot be opened read-write.
+    #[error("/dev/kvm: {0}")]
+    DevKvm(#[source] std::io::Error),
+    /// QEMU cannot be started.
+    #[error("cannot run {}: {source}", qemu.display())]
+    Spawn {
+        /// The QEMU binary.
+        qemu: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// QEMU ended early without saying why.
+    #[error("QEMU cannot run a KVM vCPU ({0})")]
+    Exited(std::process::ExitStatus),
+    /// QEMU ended early with this first line on stderr.
+    #[error("QEMU cannot run a KVM vCPU: {0}")]
+    Refused(String),
+    /// QEMU's status cannot be read.
+    #[error("{}: {source}", qemu.display())]
+    Wait {
+        /// The QEMU binary.
+        qemu: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Whether KVM works: QEMU boots the same kind of machine and vCPU the launcher uses (no disk:
 /// the firmware just waits) and must still be running after [`KVM_PROBE_TIME`]; the reason if
 /// not. Opening `/dev/kvm` is not enough: on some hosts it opens but QEMU aborts when it sets the
 /// vCPU's registers up.
-pub fn probe_kvm(qemu: &Path) -> Result<(), String> {
+pub fn probe_kvm(qemu: &Path) -> Result<(), KvmProbeError> {
     if let Err(e) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
     {
-        return Err(format!("/dev/kvm: {e}"));
+        return Err(KvmProbeError::DevKvm(e));
     }
     let mut child = std::process::Command::new(qemu)
         .args([
@@ -144,7 +178,10 @@ pub fn probe_kvm(qemu: &Path) -> Result<(), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", qemu.display()))?;
+        .map_err(|source| KvmProbeError::Spawn {
+            qemu: qemu.to_owned(),
+            source,
+        })?;
     let started = std::time::Instant::now();
     while started.elapsed() < KVM_PROBE_TIME {
         match child.try_wait() {
@@ -163,12 +200,17 @@ pub fn probe_kvm(qemu: &Path) -> Result<(), String> {
                     .trim_start_matches("qemu-system-x86_64: ")
                     .to_owned();
                 return Err(if first.is_empty() {
-                    format!("QEMU cannot run a KVM vCPU ({status})")
+                    KvmProbeError::Exited(status)
                 } else {
-                    format!("QEMU cannot run a KVM vCPU: {first}")
+                    KvmProbeError::Refused(first)
                 });
             }
-            Err(e) => return Err(format!("{}: {e}", qemu.display())),
+            Err(source) => {
+                return Err(KvmProbeError::Wait {
+                    qemu: qemu.to_owned(),
+                    source,
+                });
+            }
         }
     }
     let _ = child.kill();
@@ -205,7 +247,7 @@ impl VmLauncher {
         let image =
             GuestImage::open(&config.image_dir).map_err(|e| LaunchError::Other(e.to_string()))?;
         let version = qemu_version(&config.qemu)?;
-        qemu::check_version(version, TeeKind::Sim, &config.qemu).map_err(LaunchError::Other)?;
+        qemu::check_version(version, TeeKind::Sim, &config.qemu)?;
         let (accel, accel_note) = match config.accel {
             Some(a) => (a, "forced by configuration".to_string()),
             None => match probe_kvm(&config.qemu) {
@@ -379,8 +421,7 @@ impl Launcher for VmLauncher {
                     tee: spec.tee,
                 });
             }
-            qemu::check_version(self.version, spec.tee, &self.config.qemu)
-                .map_err(LaunchError::Other)?;
+            qemu::check_version(self.version, spec.tee, &self.config.qemu)?;
             let sim = self.sim_disk(spec, inputs)?;
             let (spec2, inputs2, mkfs) =
                 (spec.clone(), inputs.clone(), self.config.mkfs_ext4.clone());

@@ -246,14 +246,30 @@ pub fn minimum_version(tee: TeeKind) -> QemuVersion {
     }
 }
 
+/// A QEMU older than the TEE kind needs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} is QEMU {version}; TEE {tee} needs QEMU {need} or newer", qemu.display())]
+pub struct QemuTooOld {
+    /// The QEMU binary.
+    pub qemu: PathBuf,
+    /// Its version.
+    pub version: QemuVersion,
+    /// The TEE kind asked for.
+    pub tee: TeeKind,
+    /// [`minimum_version`] of `tee`.
+    pub need: QemuVersion,
+}
+
 /// Refuses a QEMU older than [`minimum_version`] with one line.
-pub fn check_version(version: QemuVersion, tee: TeeKind, qemu: &Path) -> Result<(), String> {
+pub fn check_version(version: QemuVersion, tee: TeeKind, qemu: &Path) -> Result<(), QemuTooOld> {
     let need = minimum_version(tee);
     if version < need {
-        return Err(format!(
-            "{} is QEMU {version}; TEE {tee} needs QEMU {need} or newer",
-            qemu.display()
-        ));
+        return Err(QemuTooOld {
+            qemu: qemu.to_owned(),
+            version,
+            tee,
+            need,
+        });
     }
     Ok(())
 }
@@ -446,11 +462,13 @@ mod tests {
         assert_eq!(check_version(v, TeeKind::SevSnp, q), Ok(()));
         assert_eq!(check_version(v, TeeKind::Sim, q), Ok(()));
         assert_eq!(
-            check_version(v, TeeKind::Tdx, q).unwrap_err(),
+            check_version(v, TeeKind::Tdx, q).unwrap_err().to_string(),
             "/usr/bin/qemu-system-x86_64 is QEMU 10.0.2; TEE tdx needs QEMU 10.1.0 or newer"
         );
         assert_eq!(
-            check_version(QemuVersion(7, 2, 15), TeeKind::Sim, q).unwrap_err(),
+            check_version(QemuVersion(7, 2, 15), TeeKind::Sim, q)
+                .unwrap_err()
+                .to_string(),
             "/usr/bin/qemu-system-x86_64 is QEMU 7.2.15; TEE sim needs QEMU 10.0.0 or newer"
         );
     }
