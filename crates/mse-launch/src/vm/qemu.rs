@@ -320,35 +320,51 @@ mod tests {
         "-device",
     ];
 
-    fn expect(head: &[&str]) -> Vec<String> {
-        head.iter()
-            .chain(TAIL.iter())
-            .chain(DISKS_END.iter())
-            .chain(["virtio-blk-pci,drive=mse-home,serial=mse-home"].iter())
-            .map(|s| s.to_string())
-            .collect()
+    /// The expected arguments: the common head with `accel`, `machine` and `cpu`, then `tee`'s
+    /// own (memory backend, guest object, firmware), then the common tail.
+    fn expect(accel: &str, machine: &str, cpu: &str, tee: &[&str]) -> Vec<String> {
+        [
+            "-name",
+            "mse-123e4567",
+            "-nodefaults",
+            "-no-user-config",
+            "-nographic",
+            "-no-reboot",
+            "-accel",
+            accel,
+            "-machine",
+            machine,
+            "-cpu",
+            cpu,
+            "-m",
+            "2048M",
+        ]
+        .iter()
+        .chain(tee.iter())
+        .chain(TAIL.iter())
+        .chain(DISKS_END.iter())
+        .chain(["virtio-blk-pci,drive=mse-home,serial=mse-home"].iter())
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// What a TEE guest adds: its shared memfd backend, its guest object, its firmware.
+    fn tee_args<'a>(guest: &'a str, firmware: &'a str) -> [&'a str; 6] {
+        [
+            "-object",
+            "memory-backend-memfd,id=ram0,size=2048M,share=true,prealloc=false",
+            "-object",
+            guest,
+            "-bios",
+            firmware,
+        ]
     }
 
     #[test]
     fn golden_sim_under_tcg() {
         assert_eq!(
             base(TeeArgs::None, Accel::Tcg).to_args(),
-            expect(&[
-                "-name",
-                "mse-123e4567",
-                "-nodefaults",
-                "-no-user-config",
-                "-nographic",
-                "-no-reboot",
-                "-accel",
-                "tcg",
-                "-machine",
-                "q35",
-                "-cpu",
-                "max",
-                "-m",
-                "2048M",
-            ])
+            expect("tcg", "q35", "max", &[])
         );
         let mut restricted = base(TeeArgs::None, Accel::Kvm);
         restricted.restrict_net = true;
@@ -369,28 +385,15 @@ mod tests {
         .to_args();
         assert_eq!(
             args,
-            expect(&[
-                "-name",
-                "mse-123e4567",
-                "-nodefaults",
-                "-no-user-config",
-                "-nographic",
-                "-no-reboot",
-                "-accel",
+            expect(
                 "kvm",
-                "-machine",
                 "q35,confidential-guest-support=sev0,memory-backend=ram0",
-                "-cpu",
                 "EPYC-v4",
-                "-m",
-                "2048M",
-                "-object",
-                "memory-backend-memfd,id=ram0,size=2048M,share=true,prealloc=false",
-                "-object",
-                "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,kernel-hashes=on,host-data=q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=",
-                "-bios",
-                "/fw/OVMF.amdsev.fd",
-            ])
+                &tee_args(
+                    "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,kernel-hashes=on,host-data=q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=",
+                    "/fw/OVMF.amdsev.fd",
+                ),
+            )
         );
     }
 
@@ -405,28 +408,15 @@ mod tests {
         .to_args();
         assert_eq!(
             args,
-            expect(&[
-                "-name",
-                "mse-123e4567",
-                "-nodefaults",
-                "-no-user-config",
-                "-nographic",
-                "-no-reboot",
-                "-accel",
+            expect(
                 "kvm",
-                "-machine",
                 "q35,kernel-irqchip=split,confidential-guest-support=tdx0,memory-backend=ram0",
-                "-cpu",
                 "host",
-                "-m",
-                "2048M",
-                "-object",
-                "memory-backend-memfd,id=ram0,size=2048M,share=true,prealloc=false",
-                "-object",
-                "tdx-guest,id=tdx0,mrconfigid=q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6sAAAAAAAAAAAAAAAAAAAAA",
-                "-bios",
-                "/fw/OVMF.tdx.fd",
-            ])
+                &tee_args(
+                    "tdx-guest,id=tdx0,mrconfigid=q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6sAAAAAAAAAAAAAAAAAAAAA",
+                    "/fw/OVMF.tdx.fd",
+                ),
+            )
         );
     }
 
