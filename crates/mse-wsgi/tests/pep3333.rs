@@ -144,13 +144,7 @@ fn start_response_write_lazy_exc_info_and_close() {
     assert!(out.ends_with("\r\n\r\nabc"), "{out}");
     assert!(s.wait_log("body longer than its Content-Length; extra bytes dropped"));
     // close() is called even when iteration fails before the head is sent (→ 500).
-    let code = curl_ok(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &s.url("/close-fail"),
-    ]);
+    let code = http_code(&s.url("/close-fail"));
     assert_eq!(code, "500");
     assert_eq!(
         curl_ok(&[&s.url("/state")]),
