@@ -22,6 +22,13 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Asserts that `o`'s stdout contains `want` (showing the whole stdout if not).
+#[track_caller]
+pub fn assert_stdout_has(o: &Output, want: &str) {
+    let out = stdout(o);
+    assert!(out.contains(want), "{out}");
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
