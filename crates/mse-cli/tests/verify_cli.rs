@@ -12,33 +12,11 @@ use mse_attest_sim::{CollateralOptions, MockPccs};
 use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256};
 use verify_support::*;
 
-fn collateral_file(dir: &Path, opts: &CollateralOptions) -> String {
-    let path = dir.join("collateral.json");
-    let json = serde_json::to_string(&pki().collateral(opts).unwrap()).unwrap();
-    std::fs::write(&path, json).unwrap();
-    path.display().to_string()
-}
-
 /// Writes a sim quote (binary) to `dir/quote.bin`.
 fn sim_quote_file(dir: &Path) -> std::path::PathBuf {
     let quote = dir.join("quote.bin");
     std::fs::write(&quote, sim_attester(false).evidence(&[7; 64]).unwrap()).unwrap();
     quote
-}
-
-/// `mse verify FLAG FILE --collateral COLLATERAL --allow-simulation EXTRA...` (FLAG: `--quote`
-/// or `--cert`).
-fn verify_sim(flag: &str, file: &Path, collateral: &str, extra: &[&str]) -> std::process::Output {
-    let f = file.display().to_string();
-    let base = [
-        "verify",
-        flag,
-        &f,
-        "--collateral",
-        collateral,
-        "--allow-simulation",
-    ];
-    mse(&[&base[..], extra].concat())
 }
 
 /// A sim RA-TLS server (debug-mode evidence or not) on loopback with the mock PCCS, and where
@@ -75,11 +53,11 @@ fn verifies_a_sim_server_with_the_mock_pccs_and_writes_the_certificate() {
     let (target, out_pem, id) = (&node.target, &node.out_pem, &node.id);
     let url = node.pccs.url();
     for prefix in [&[][..], &["cloud"][..]] {
-        let _ = std::fs::remove_file(&out_pem);
+        let _ = std::fs::remove_file(out_pem);
         let mut args: Vec<&str> = prefix.to_vec();
         let pem_arg = out_pem.display().to_string();
         let fp = hex::encode(MR_ENCLAVE);
-        args.extend(["verify", &target, "--pccs-url", &url, "--allow-simulation"]);
+        args.extend(["verify", target, "--pccs-url", &url, "--allow-simulation"]);
         args.extend(["--fingerprint", &fp, "--output", &pem_arg]);
         let o = mse(&args);
         let text = stdout(&o);
@@ -112,7 +90,7 @@ fn verifies_a_sim_server_with_the_mock_pccs_and_writes_the_certificate() {
         }
         assert!(text.contains("Verdict:      TRUSTED\n"), "{text}");
         assert_eq!(
-            std::fs::read(&out_pem).unwrap(),
+            std::fs::read(out_pem).unwrap(),
             mse_attest::ratls::RaTlsCert::parse(&id.cert_der)
                 .unwrap()
                 .pem()
@@ -164,12 +142,7 @@ fn refuses_a_sim_server_without_allow_simulation_and_still_prints_every_check() 
 
 #[test]
 fn json_report_for_a_certificate_file_with_offline_collateral() {
-    let dir = tempfile::tempdir().unwrap();
-    let id = identity("app.example.com", false);
-    let cert = dir.path().join("ratls.pem");
-    std::fs::write(&cert, id.cert_pem()).unwrap();
-    let collateral = collateral_file(dir.path(), &CollateralOptions::default());
-    let o = verify_sim("--cert", &cert, &collateral, &["--json"]);
+    let o = verify_sim_cert(false, &["--json"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["trusted"], true);
