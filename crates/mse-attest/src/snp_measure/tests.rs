@@ -268,7 +268,7 @@ fn malformed_firmware_is_a_one_line_error() {
     let meta = good.len() - 0x1000;
     patched(
         meta,
-        &[b'B'],
+        b"B",
         "SEV metadata signature is 42534556 (hex), expected \"ASEV\"",
     );
     patched(meta + 8, &[2], "SEV metadata version is 2, expected 1");
