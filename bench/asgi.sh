@@ -20,25 +20,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-DURATION=${DURATION:-5}
-WARMUP=${WARMUP:-2}
-CONNS=${CONNS:-64}
-REPEAT=${REPEAT:-3}
-PORT=${PORT:-18081}
-VENV=$ROOT/bench/.venv-asgi
-APPS=$ROOT/crates/mse-wsgi/tests/apps
-APP=hello_fastapi:app
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-MSE=$TARGET/release/mse-serve
-
-for tool in wrk:wrk h2load:nghttp2-client; do
-	command -v "${tool%%:*}" >/dev/null || {
-		echo "installing ${tool#*:} (Debian package)" >&2
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}" >/dev/null
-	}
-done
 # shellcheck source=bench/http-lib.sh
 . "$ROOT/bench/http-lib.sh"
+http_bench_init 5 2 3 18081 asgi h2load:nghttp2-client
+APP=hello_fastapi:app
 prepare "$ROOT/bench/requirements-asgi.txt"
 
 # start_server NAME SCHEME: starts it in the background on $PORT, sets SERVER_PID.
@@ -103,25 +88,9 @@ for path in ${PATHS:-/ /json}; do
 	printf '%-6s %-6s %-11s %10s %10s %11s %7s %8s %9s\n' "$path" - "loop limit" "$limit" - \
 		"$(awk -v l="$limit" 'BEGIN { printf "%.1f", 1e6 / l }')" - 1.00 - | tee -a "$SUMMARY"
 	for scheme in http https; do
-		rm -f "$TMP"/res.*
-		for _ in $(seq 1 "$REPEAT"); do
-			for name in "${SERVERS[@]}"; do
-				start_server "$name" "$scheme"
-				run_wrk "$scheme://127.0.0.1:$PORT$path" >>"$TMP/res.$name"
-				stop_server
-			done
-		done
-		ours=
-		for name in "${SERVERS[@]}"; do
-			rps=$(awk '{print $1}' "$TMP/res.$name" | median)
-			p99=$(awk '{print $2}' "$TMP/res.$name" | median)ms
-			cpu=$(awk '{print $3}' "$TMP/res.$name" | median)
-			cs=$(awk '{print $4}' "$TMP/res.$name" | median)
-			[ -z "$ours" ] && ours=$rps
-			printf '%-6s %-6s %-11s %10s %10s %11s %7s %8s %9s\n' "$path" "$scheme" "$name" "$rps" "$p99" "$cpu" "$cs" \
-				"$(awk -v a="$rps" -v l="$limit" 'BEGIN { printf "%.2f", a / l }')" \
-				"$(awk -v a="$ours" -v b="$rps" 'BEGIN { printf "%.2fx", a / b }')" | tee -a "$SUMMARY"
-		done
+		# Not piped: the servers must start in this shell (its EXIT trap stops a running one).
+		wrk_rows "$path" "$scheme" "$scheme://127.0.0.1:$PORT$path" "$limit" >"$TMP/rows"
+		tee -a "$SUMMARY" <"$TMP/rows"
 	done
 done
 

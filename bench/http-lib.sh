@@ -1,5 +1,29 @@
-# Helpers shared by bench/wsgi.sh and bench/asgi.sh (sourced; they set ROOT, VENV, PORT, CONNS,
-# WARMUP and DURATION; `prepare` sets TMP, SERVER_PID, SRV_CPU and WRK_CPU).
+# Helpers shared by bench/wsgi.sh and bench/asgi.sh (sourced; they set ROOT; `http_bench_init` sets
+# DURATION, WARMUP, REPEAT, PORT, CONNS, VENV, APPS, TARGET and MSE; `prepare` sets TMP, SERVER_PID,
+# SRV_CPU and WRK_CPU).
+
+# http_bench_init DURATION WARMUP REPEAT PORT NAME [TOOL:PACKAGE...]: the bench's defaults (each
+# overridable from the environment), its venv bench/.venv-NAME, the test apps and the release
+# mse-serve; installs wrk and each other TOOL from its Debian PACKAGE when missing.
+http_bench_init() {
+	DURATION=${DURATION:-$1}
+	WARMUP=${WARMUP:-$2}
+	REPEAT=${REPEAT:-$3}
+	PORT=${PORT:-$4}
+	CONNS=${CONNS:-64}
+	VENV=$ROOT/bench/.venv-$5
+	APPS=$ROOT/crates/mse-wsgi/tests/apps
+	TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+	MSE=$TARGET/release/mse-serve
+	shift 5
+	local tool
+	for tool in wrk:wrk "$@"; do
+		command -v "${tool%%:*}" >/dev/null || {
+			echo "installing ${tool#*:} (Debian package)" >&2
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}" >/dev/null
+		}
+	done
+}
 
 # prepare REQUIREMENTS: the bench venv (rebuilt when the pinned list changed), the release
 # mse-serve, a scratch directory with a self-signed certificate (removed at exit, with the running
@@ -94,3 +118,29 @@ run_wrk() {
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+
+# wrk_rows LABEL SCHEME URL LIMIT [START_ARG...]: wrk on URL against each of SERVERS, REPEAT times
+# with the servers interleaved (each started as `start_server NAME START_ARG... SCHEME`), then one
+# row a server of medians: its ratio to the loop LIMIT and the first server's ratio to it.
+wrk_rows() {
+	local label=$1 scheme=$2 url=$3 limit=$4 name ours= rps p99 cpu cs
+	shift 4
+	rm -f "$TMP"/res.*
+	for _ in $(seq 1 "$REPEAT"); do
+		for name in "${SERVERS[@]}"; do
+			start_server "$name" "$@" "$scheme"
+			run_wrk "$url" >>"$TMP/res.$name"
+			stop_server
+		done
+	done
+	for name in "${SERVERS[@]}"; do
+		rps=$(awk '{print $1}' "$TMP/res.$name" | median)
+		p99=$(awk '{print $2}' "$TMP/res.$name" | median)ms
+		cpu=$(awk '{print $3}' "$TMP/res.$name" | median)
+		cs=$(awk '{print $4}' "$TMP/res.$name" | median)
+		[ -z "$ours" ] && ours=$rps
+		printf '%-6s %-6s %-11s %10s %10s %11s %7s %8s %9s\n' "$label" "$scheme" "$name" "$rps" "$p99" "$cpu" "$cs" \
+			"$(awk -v a="$rps" -v l="$limit" 'BEGIN { printf "%.2f", a / l }')" \
+			"$(awk -v a="$ours" -v b="$rps" 'BEGIN { printf "%.2fx", a / b }')"
+	done
+}

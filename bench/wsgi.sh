@@ -20,22 +20,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-3}
-CONNS=${CONNS:-64}
-REPEAT=${REPEAT:-1}
-PORT=${PORT:-18080}
-VENV=$ROOT/bench/.venv-wsgi
-APPS=$ROOT/crates/mse-wsgi/tests/apps
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-MSE=$TARGET/release/mse-serve
-
-command -v wrk >/dev/null || {
-	echo "installing wrk (Debian package)" >&2
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-}
 # shellcheck source=bench/http-lib.sh
 . "$ROOT/bench/http-lib.sh"
+http_bench_init 10 3 1 18080 wsgi
 prepare "$ROOT/bench/requirements-wsgi.txt"
 
 # start_server NAME MODULE SCHEME: starts it in the background on $PORT, sets SERVER_PID.
@@ -89,25 +76,7 @@ for module in ${MODULES:-hello_flask hello_raw}; do
 	printf '%-6s %-6s %-11s %10s %10s %11s %7s %8s %9s\n' "${module#hello_}" - "loop limit" "$limit" - \
 		"$(awk -v l="$limit" 'BEGIN { printf "%.1f", 1e6 / l }')" - 1.00 -
 	for scheme in http https; do
-		rm -f "$TMP"/res.*
-		for _ in $(seq 1 "$REPEAT"); do
-			for name in "${SERVERS[@]}"; do
-				start_server "$name" "$module" "$scheme"
-				run_wrk "$scheme://127.0.0.1:$PORT/" >>"$TMP/res.$name"
-				stop_server
-			done
-		done
-		ours=
-		for name in "${SERVERS[@]}"; do
-			rps=$(awk '{print $1}' "$TMP/res.$name" | median)
-			p99=$(awk '{print $2}' "$TMP/res.$name" | median)ms
-			cpu=$(awk '{print $3}' "$TMP/res.$name" | median)
-			cs=$(awk '{print $4}' "$TMP/res.$name" | median)
-			[ -z "$ours" ] && ours=$rps
-			ratio=$(awk -v a="$ours" -v b="$rps" 'BEGIN { printf "%.2fx", a / b }')
-			printf '%-6s %-6s %-11s %10s %10s %11s %7s %8s %9s\n' "${module#hello_}" "$scheme" "$name" "$rps" "$p99" "$cpu" "$cs" \
-				"$(awk -v a="$rps" -v l="$limit" 'BEGIN { printf "%.2f", a / l }')" "$ratio"
-		done
+		wrk_rows "${module#hello_}" "$scheme" "$scheme://127.0.0.1:$PORT/" "$limit" "$module"
 	done
 done
 

@@ -41,6 +41,17 @@ fn cert_with(key: &KeyPair, extensions: Vec<CustomExtension>) -> Vec<u8> {
     params.self_signed(key).unwrap().der().to_vec()
 }
 
+/// A certificate carrying `value` in the TCG DICE tagged-evidence extension (2.23.133.5.4.9).
+fn tcg_cert_with(key: &KeyPair, value: Vec<u8>) -> Vec<u8> {
+    cert_with(
+        key,
+        vec![CustomExtension::from_oid_content(
+            &[2, 23, 133, 5, 4, 9],
+            value,
+        )],
+    )
+}
+
 #[test]
 fn our_certificate_parses_and_verifies() {
     let id = identity("app.example.com", false);
@@ -131,13 +142,7 @@ fn tcg_tagged_evidence_form_is_read_and_bound_through_the_claims() {
     rd[..32].copy_from_slice(&Sha256::digest(&claims));
     let quote = sim_attester(false).evidence(&rd).unwrap();
     let value = encode_tagged_evidence(&quote, &claims).unwrap();
-    let der = cert_with(
-        &key,
-        vec![CustomExtension::from_oid_content(
-            &[2, 23, 133, 5, 4, 9],
-            value,
-        )],
-    );
+    let der = tcg_cert_with(&key, value);
     let cert = RaTlsCert::parse(&der).unwrap();
     assert_eq!(cert.form, EvidenceForm::TcgDice);
     let (anchors, collateral) = sim_context();
@@ -147,13 +152,7 @@ fn tcg_tagged_evidence_form_is_read_and_bound_through_the_claims() {
     // Claims naming another key are refused before any quote check.
     let wrong = encode_claims(&[0u8; 32]).unwrap();
     let value = encode_tagged_evidence(&quote, &wrong).unwrap();
-    let der = cert_with(
-        &key,
-        vec![CustomExtension::from_oid_content(
-            &[2, 23, 133, 5, 4, 9],
-            value,
-        )],
-    );
+    let der = tcg_cert_with(&key, value);
     let err = RaTlsCert::parse(&der).unwrap_err();
     assert_eq!(
         err.to_string(),

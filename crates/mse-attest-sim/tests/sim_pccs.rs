@@ -18,6 +18,15 @@ impl Resp {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     }
+
+    /// The issuer chain in header `name`, percent-decoded.
+    fn chain(&self, name: &str) -> String {
+        let header = self.header(name).unwrap();
+        percent_encoding::percent_decode_str(&header)
+            .decode_utf8()
+            .unwrap()
+            .into_owned()
+    }
 }
 
 fn get(url: &str) -> Resp {
@@ -41,13 +50,6 @@ fn get(url: &str) -> Resp {
     }
 }
 
-fn decode(header: &str) -> String {
-    percent_encoding::percent_decode_str(header)
-        .decode_utf8()
-        .unwrap()
-        .into_owned()
-}
-
 #[test]
 fn pccs_paths_bodies_and_issuer_chain_headers() {
     let pki = SimPki::from_seed(&[0x42; 32]).unwrap();
@@ -68,7 +70,7 @@ fn pccs_paths_bodies_and_issuer_chain_headers() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, pki.pck_crl_der);
     assert_eq!(
-        decode(&r.header("SGX-PCK-CRL-Issuer-Chain").unwrap()),
+        r.chain("SGX-PCK-CRL-Issuer-Chain"),
         format!("{}{}", to_pem(&pki.pck_ca_der), to_pem(&pki.root_der))
     );
     let pem = get(&format!("{base}/pckcrl?ca=platform"));
@@ -87,14 +89,8 @@ fn pccs_paths_bodies_and_issuer_chain_headers() {
         String::from_utf8(r.body.clone()).unwrap(),
         tcb.pccs_body("tcbInfo")
     );
-    assert_eq!(
-        decode(&r.header("TCB-Info-Issuer-Chain").unwrap()),
-        root_and_tcb
-    );
-    assert_eq!(
-        decode(&r.header("SGX-TCB-Info-Issuer-Chain").unwrap()),
-        root_and_tcb
-    );
+    assert_eq!(r.chain("TCB-Info-Issuer-Chain"), root_and_tcb);
+    assert_eq!(r.chain("SGX-TCB-Info-Issuer-Chain"), root_and_tcb);
     assert_eq!(
         get(&format!("{base}/tcb?fmspc={}", fmspc.to_lowercase())).status,
         200
@@ -106,10 +102,7 @@ fn pccs_paths_bodies_and_issuer_chain_headers() {
     let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["enclaveIdentity"]["id"], "QE");
     assert_eq!(body["signature"].as_str().unwrap().len(), 128);
-    assert_eq!(
-        decode(&r.header("SGX-Enclave-Identity-Issuer-Chain").unwrap()),
-        root_and_tcb
-    );
+    assert_eq!(r.chain("SGX-Enclave-Identity-Issuer-Chain"), root_and_tcb);
 
     assert_eq!(
         get(&format!("{}/sgx/certification/v3/qe/identity", pccs.url())).status,

@@ -1,6 +1,7 @@
 //! The real SEV-SNP report (Milan) verifies against AMD's ARK with its VCEK.
 
-use mse_attest::report::Outcome;
+use mse_attest::Policy;
+use mse_attest::report::{Outcome, Report};
 use mse_attest::{
     Collateral, Evidence, EvidenceKind, SnpMinTcb, SnpSigningKey, TrustAnchors, VerifyError, verify,
 };
@@ -9,6 +10,11 @@ mod vectors;
 use vectors::{at, data};
 
 const MARCH_2026: u64 = 1_772_323_200;
+
+/// `verify` with the default trust anchors and no expected report data.
+fn verify_snp(evidence: &Evidence, collateral: &Collateral, policy: &Policy) -> Report {
+    verify(evidence, collateral, &TrustAnchors::intel(), policy, None)
+}
 
 fn vcek() -> Collateral {
     Collateral::from_bytes(&data("sev-snp/vcek_milan.der")).unwrap()
@@ -29,13 +35,7 @@ fn snp_report_fields() {
 #[test]
 fn snp_report_valid() {
     let evidence = Evidence::parse(&data("sev-snp/report_milan.hex")).unwrap();
-    let report = verify(
-        &evidence,
-        &vcek(),
-        &TrustAnchors::intel(),
-        &at(MARCH_2026),
-        None,
-    );
+    let report = verify_snp(&evidence, &vcek(), &at(MARCH_2026));
     assert_eq!(report.error(), None);
     assert!(report.trusted());
     assert_eq!(report.kind, EvidenceKind::SevSnp);
@@ -108,13 +108,7 @@ fn snp_flipping_bit_0x80_of_byte_21_fails() {
     let mut raw = r.raw.clone();
     raw[21] ^= 0x80;
     let evidence = Evidence::parse(&raw).unwrap();
-    let report = verify(
-        &evidence,
-        &vcek(),
-        &TrustAnchors::intel(),
-        &at(MARCH_2026),
-        None,
-    );
+    let report = verify_snp(&evidence, &vcek(), &at(MARCH_2026));
     assert!(!report.trusted());
     assert_eq!(
         report.error(),
@@ -128,13 +122,7 @@ fn snp_flipping_bit_0x80_of_byte_21_fails() {
 fn snp_with_dcap_collateral_is_refused() {
     let evidence = Evidence::parse(&data("sev-snp/report_milan.hex")).unwrap();
     let dcap = Collateral::from_bytes(&data("dcap/sgx_quote_collateral.json")).unwrap();
-    let report = verify(
-        &evidence,
-        &dcap,
-        &TrustAnchors::intel(),
-        &at(MARCH_2026),
-        None,
-    );
+    let report = verify_snp(&evidence, &dcap, &at(MARCH_2026));
     assert_eq!(
         report.error(),
         Some(VerifyError::CollateralKind {
@@ -156,13 +144,7 @@ fn snp_vcek_not_from_amd_is_refused() {
     let chain = data("sev-snp/cert_chain_milan");
     let ask = Collateral::from_bytes(&chain).unwrap();
     let evidence = Evidence::parse(&data("sev-snp/report_milan.hex")).unwrap();
-    let report = verify(
-        &evidence,
-        &ask,
-        &TrustAnchors::intel(),
-        &at(MARCH_2026),
-        None,
-    );
+    let report = verify_snp(&evidence, &ask, &at(MARCH_2026));
     assert!(!report.trusted());
     assert_eq!(
         report.check("certificate_chain"),
@@ -177,13 +159,7 @@ fn snp_vcek_not_from_amd_is_refused() {
 fn snp_vcek_outside_its_validity_is_refused() {
     let evidence = Evidence::parse(&data("sev-snp/report_milan.hex")).unwrap();
     // 2000-01-01: before the VCEK was issued.
-    let report = verify(
-        &evidence,
-        &vcek(),
-        &TrustAnchors::intel(),
-        &at(946_684_800),
-        None,
-    );
+    let report = verify_snp(&evidence, &vcek(), &at(946_684_800));
     assert!(!report.trusted());
     let Some(VerifyError::CertificateChain(msg)) = report.error() else {
         panic!("unexpected {:?}", report.error())
@@ -197,10 +173,10 @@ fn snp_measurement_pinning() {
     let evidence = Evidence::parse(&data("sev-snp/report_milan.hex")).unwrap();
     let mut policy = at(MARCH_2026);
     policy.expected_measurement = Some(evidence.measurement().to_vec());
-    let report = verify(&evidence, &vcek(), &TrustAnchors::intel(), &policy, None);
+    let report = verify_snp(&evidence, &vcek(), &policy);
     assert!(report.trusted());
     policy.expected_measurement = Some(vec![0; 48]);
-    let report = verify(&evidence, &vcek(), &TrustAnchors::intel(), &policy, None);
+    let report = verify_snp(&evidence, &vcek(), &policy);
     assert_eq!(
         report.error(),
         Some(VerifyError::Measurement {
@@ -245,13 +221,7 @@ fn vlek_report_fields_name_its_key() {
 #[test]
 fn real_vlek_report_with_its_chain_verifies() {
     let evidence = Evidence::parse(&vlek_report()).unwrap();
-    let report = verify(
-        &evidence,
-        &vlek(),
-        &TrustAnchors::intel(),
-        &at(JUNE_2025),
-        None,
-    );
+    let report = verify_snp(&evidence, &vlek(), &at(JUNE_2025));
     assert_eq!(report.error(), None);
     assert!(report.trusted());
     assert!(!report.simulated);
@@ -273,13 +243,7 @@ fn real_vlek_report_with_its_chain_verifies() {
         panic!("not SEV-SNP collateral")
     };
     assert_eq!(chain_der.len(), 3);
-    let report = verify(
-        &evidence,
-        &collateral,
-        &TrustAnchors::intel(),
-        &at(JUNE_2025),
-        None,
-    );
+    let report = verify_snp(&evidence, &collateral, &at(JUNE_2025));
     assert_eq!(report.error(), None);
 }
 
@@ -289,13 +253,7 @@ fn real_vlek_report_with_a_flipped_byte_fails() {
         let mut raw = vlek_report();
         raw[pos] ^= 0x01;
         let evidence = Evidence::parse(&raw).unwrap();
-        let report = verify(
-            &evidence,
-            &vlek(),
-            &TrustAnchors::intel(),
-            &at(JUNE_2025),
-            None,
-        );
+        let report = verify_snp(&evidence, &vlek(), &at(JUNE_2025));
         assert!(!report.trusted(), "byte {pos:#x}");
         assert_eq!(
             report.check("report_signature"),
@@ -308,13 +266,7 @@ fn real_vlek_report_with_a_flipped_byte_fails() {
     // A flip in the signature itself.
     let mut raw = vlek_report();
     raw[0x2A0] ^= 0x01;
-    let report = verify(
-        &Evidence::parse(&raw).unwrap(),
-        &vlek(),
-        &TrustAnchors::intel(),
-        &at(JUNE_2025),
-        None,
-    );
+    let report = verify_snp(&Evidence::parse(&raw).unwrap(), &vlek(), &at(JUNE_2025));
     assert_eq!(
         report.error(),
         Some(VerifyError::Signature(
@@ -325,49 +277,34 @@ fn real_vlek_report_with_a_flipped_byte_fails() {
 
 #[test]
 fn vlek_report_checked_against_the_wrong_key_kind_fails() {
-    // The VLEK report with Milan's VCEK: a VCEK does not hang under the ASVK.
-    let evidence = Evidence::parse(&vlek_report()).unwrap();
-    let report = verify(
-        &evidence,
-        &vcek(),
-        &TrustAnchors::intel(),
-        &at(JUNE_2025),
-        None,
-    );
-    assert_eq!(
-        report.error(),
-        Some(VerifyError::CertificateChain(
-            "VLEK is not signed by AMD's Milan, Genoa or Turin ASVK/ARK".into()
-        ))
-    );
-    // The VCEK report with the VLEK: a VLEK does not hang under the ASK.
-    let evidence = Evidence::parse(&data("sev-snp/report_milan.hex")).unwrap();
-    let report = verify(
-        &evidence,
-        &vlek(),
-        &TrustAnchors::intel(),
-        &at(JUNE_2025),
-        None,
-    );
-    assert_eq!(
-        report.error(),
-        Some(VerifyError::CertificateChain(
-            "VCEK is not signed by AMD's Milan, Genoa or Turin ASK/ARK".into()
-        ))
-    );
+    let cases = [
+        // The VLEK report with Milan's VCEK: a VCEK does not hang under the ASVK.
+        (
+            vlek_report(),
+            vcek(),
+            "VLEK is not signed by AMD's Milan, Genoa or Turin ASVK/ARK",
+        ),
+        // The VCEK report with the VLEK: a VLEK does not hang under the ASK.
+        (
+            data("sev-snp/report_milan.hex"),
+            vlek(),
+            "VCEK is not signed by AMD's Milan, Genoa or Turin ASK/ARK",
+        ),
+    ];
+    for (raw, collateral, chain_error) in cases {
+        let report = verify_snp(&Evidence::parse(&raw).unwrap(), &collateral, &at(JUNE_2025));
+        assert_eq!(
+            report.error(),
+            Some(VerifyError::CertificateChain(chain_error.into()))
+        );
+    }
 }
 
 #[test]
 fn vlek_outside_its_validity_is_refused() {
     let evidence = Evidence::parse(&vlek_report()).unwrap();
     // 2026-03-01: after the sample VLEK expired.
-    let report = verify(
-        &evidence,
-        &vlek(),
-        &TrustAnchors::intel(),
-        &at(MARCH_2026),
-        None,
-    );
+    let report = verify_snp(&evidence, &vlek(), &at(MARCH_2026));
     assert_eq!(
         report.error(),
         Some(VerifyError::CertificateChain(
@@ -421,49 +358,25 @@ fn minimum_tcb_per_component() {
         microcode: 115,
         fmc: 0,
     };
-    let report = verify(&evidence, &vcek(), &TrustAnchors::intel(), &policy, None);
+    let report = verify_snp(&evidence, &vcek(), &policy);
     assert!(report.trusted());
     assert_eq!(report.check("minimum_tcb"), Some(&Outcome::Pass));
-    for (min, component, reported, minimum) in [
-        (
-            SnpMinTcb {
-                bootloader: 4,
-                ..SnpMinTcb::default()
-            },
-            "bootloader",
-            3,
-            4,
-        ),
-        (
-            SnpMinTcb {
-                tee: 1,
-                ..SnpMinTcb::default()
-            },
-            "tee",
-            0,
-            1,
-        ),
-        (
-            SnpMinTcb {
-                snp: 9,
-                ..SnpMinTcb::default()
-            },
-            "snp",
-            8,
-            9,
-        ),
-        (
-            SnpMinTcb {
-                microcode: 116,
-                ..SnpMinTcb::default()
-            },
-            "microcode",
-            115,
-            116,
-        ),
+    // Each component one above what the report has, the others unset.
+    for (component, reported, minimum) in [
+        ("bootloader", 3, 4),
+        ("tee", 0, 1),
+        ("snp", 8, 9),
+        ("microcode", 115, 116),
     ] {
+        let mut min = SnpMinTcb::default();
+        *match component {
+            "bootloader" => &mut min.bootloader,
+            "tee" => &mut min.tee,
+            "snp" => &mut min.snp,
+            _ => &mut min.microcode,
+        } = minimum;
         policy.snp_min_tcb = min;
-        let report = verify(&evidence, &vcek(), &TrustAnchors::intel(), &policy, None);
+        let report = verify_snp(&evidence, &vcek(), &policy);
         assert!(!report.trusted());
         let err = VerifyError::TcbBelowMinimum {
             component,

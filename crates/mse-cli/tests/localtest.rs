@@ -4,16 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use mse_testkit::free_port;
+
 fn venv() -> PathBuf {
     PathBuf::from(std::env::var("MSE_TEST_VENV").unwrap_or_else(|_| "/work/main/.venv".into()))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn mse(dir: &Path, args: &[&str]) -> Output {
@@ -134,9 +128,7 @@ fn an_sdist_only_requirement_is_refused_as_the_node_refuses_it() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(stderr, format!("Error: {SDIST_ONLY_REFUSAL}\n"));
     // Nothing half-built is left in the cache to be reused.
-    let venvs: Vec<_> = std::fs::read_dir(tmp.path().join("cache/mse/venvs"))
-        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
-        .unwrap_or_default();
+    let venvs = mse_testkit::dir_names(&tmp.path().join("cache/mse/venvs"));
     assert!(venvs.is_empty(), "{venvs:?}");
 }
 

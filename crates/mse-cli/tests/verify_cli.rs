@@ -12,28 +12,52 @@ use mse_attest_sim::{CollateralOptions, MockPccs};
 use rcgen::{CertificateParams, CustomExtension, KeyPair, PKCS_ECDSA_P256_SHA256};
 use verify_support::*;
 
-fn collateral_file(dir: &Path, opts: &CollateralOptions) -> String {
-    let path = dir.join("collateral.json");
-    let json = serde_json::to_string(&pki().collateral(opts).unwrap()).unwrap();
-    std::fs::write(&path, json).unwrap();
-    path.display().to_string()
+/// Writes a sim quote (binary) to `dir/quote.bin`.
+fn sim_quote_file(dir: &Path) -> std::path::PathBuf {
+    let quote = dir.join("quote.bin");
+    std::fs::write(&quote, sim_attester(false).evidence(&[7; 64]).unwrap()).unwrap();
+    quote
+}
+
+/// A sim RA-TLS server (debug-mode evidence or not) on loopback with the mock PCCS, and where
+/// `mse verify --output` writes its certificate.
+struct SimServer {
+    pccs: mse_attest_sim::MockServer,
+    id: mse_attest::ratls::RaTlsIdentity,
+    server: TlsServer,
+    target: String,
+    out_pem: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SimServer {
+    fn start(debug: bool) -> Self {
+        let pccs = MockPccs::start(&pki(), &CollateralOptions::default()).unwrap();
+        let id = identity("127.0.0.1", debug);
+        let server = TlsServer::start(id.cert_der.clone(), id.key_pkcs8_der.clone());
+        let dir = tempfile::tempdir().unwrap();
+        SimServer {
+            pccs,
+            id,
+            target: format!("127.0.0.1:{}", server.addr.port()),
+            server,
+            out_pem: dir.path().join("cert.pem"),
+            _dir: dir,
+        }
+    }
 }
 
 #[test]
 fn verifies_a_sim_server_with_the_mock_pccs_and_writes_the_certificate() {
-    let pccs = MockPccs::start(&pki(), &CollateralOptions::default()).unwrap();
-    let id = identity("127.0.0.1", false);
-    let server = TlsServer::start(id.cert_der.clone(), id.key_pkcs8_der.clone());
-    let dir = tempfile::tempdir().unwrap();
-    let out_pem = dir.path().join("cert.pem");
-    let target = format!("127.0.0.1:{}", server.addr.port());
-    let url = pccs.url();
+    let node = SimServer::start(false);
+    let (target, out_pem, id) = (&node.target, &node.out_pem, &node.id);
+    let url = node.pccs.url();
     for prefix in [&[][..], &["cloud"][..]] {
-        let _ = std::fs::remove_file(&out_pem);
+        let _ = std::fs::remove_file(out_pem);
         let mut args: Vec<&str> = prefix.to_vec();
         let pem_arg = out_pem.display().to_string();
         let fp = hex::encode(MR_ENCLAVE);
-        args.extend(["verify", &target, "--pccs-url", &url, "--allow-simulation"]);
+        args.extend(["verify", target, "--pccs-url", &url, "--allow-simulation"]);
         args.extend(["--fingerprint", &fp, "--output", &pem_arg]);
         let o = mse(&args);
         let text = stdout(&o);
@@ -66,7 +90,7 @@ fn verifies_a_sim_server_with_the_mock_pccs_and_writes_the_certificate() {
         }
         assert!(text.contains("Verdict:      TRUSTED\n"), "{text}");
         assert_eq!(
-            std::fs::read(&out_pem).unwrap(),
+            std::fs::read(out_pem).unwrap(),
             mse_attest::ratls::RaTlsCert::parse(&id.cert_der)
                 .unwrap()
                 .pem()
@@ -77,16 +101,13 @@ fn verifies_a_sim_server_with_the_mock_pccs_and_writes_the_certificate() {
 
 #[test]
 fn refuses_a_sim_server_without_allow_simulation_and_still_prints_every_check() {
-    let pccs = MockPccs::start(&pki(), &CollateralOptions::default()).unwrap();
-    let id = identity("127.0.0.1", true);
-    let server = TlsServer::start(id.cert_der.clone(), id.key_pkcs8_der.clone());
-    let dir = tempfile::tempdir().unwrap();
-    let out_pem = dir.path().join("cert.pem");
+    let node = SimServer::start(true);
+    let (server, out_pem) = (&node.server, &node.out_pem);
     let o = mse(&[
         "verify",
-        &format!("127.0.0.1:{}", server.addr.port()),
+        &node.target,
         "--pccs-url",
-        &pccs.url(),
+        &node.pccs.url(),
         "--fingerprint",
         &hex::encode([0u8; 32]),
         "--output",
@@ -121,20 +142,7 @@ fn refuses_a_sim_server_without_allow_simulation_and_still_prints_every_check() 
 
 #[test]
 fn json_report_for_a_certificate_file_with_offline_collateral() {
-    let dir = tempfile::tempdir().unwrap();
-    let id = identity("app.example.com", false);
-    let cert = dir.path().join("ratls.pem");
-    std::fs::write(&cert, id.cert_pem()).unwrap();
-    let collateral = collateral_file(dir.path(), &CollateralOptions::default());
-    let o = mse(&[
-        "verify",
-        "--cert",
-        &cert.display().to_string(),
-        "--collateral",
-        &collateral,
-        "--allow-simulation",
-        "--json",
-    ]);
+    let o = verify_sim_cert(false, &["--json"]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["trusted"], true);
@@ -170,14 +178,7 @@ fn certificate_whose_quote_does_not_bind_its_key_is_refused() {
     let cert = dir.path().join("forged.der");
     std::fs::write(&cert, params.self_signed(&served).unwrap().der()).unwrap();
     let collateral = collateral_file(dir.path(), &CollateralOptions::default());
-    let o = mse(&[
-        "verify",
-        "--cert",
-        &cert.display().to_string(),
-        "--collateral",
-        &collateral,
-        "--allow-simulation",
-    ]);
+    let o = verify_sim("--cert", &cert, &collateral, &[]);
     let text = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{text}");
     assert!(
@@ -208,30 +209,14 @@ fn quote_at_rest_with_offline_collateral_and_an_injected_time() {
         ..Default::default()
     };
     let collateral = collateral_file(dir.path(), &opts);
-    let q = quote.display().to_string();
-    let base = [
-        "verify",
-        "--quote",
-        &q,
-        "--collateral",
-        &collateral,
-        "--allow-simulation",
-    ];
-    let inside = mse(&[&base[..], &["--at", "2026-01-15T00:00:00Z"]].concat());
+    let at = |time| verify_sim("--quote", &quote, &collateral, &["--at", time]);
+    let inside = at("2026-01-15T00:00:00Z");
     assert_eq!(inside.status.code(), Some(0), "{}", stdout(&inside));
-    assert!(
-        stdout(&inside).contains("  [ -- ] report_data_binding (not applicable)\n"),
-        "{}",
-        stdout(&inside)
-    );
-    let after = mse(&[&base[..], &["--at", "2026-03-01T00:00:00Z"]].concat());
+    assert_stdout_has(&inside, "  [ -- ] report_data_binding (not applicable)\n");
+    let after = at("2026-03-01T00:00:00Z");
     assert_eq!(after.status.code(), Some(1));
-    assert!(
-        stdout(&after).contains("TCBInfo expired"),
-        "{}",
-        stdout(&after)
-    );
-    let bad = mse(&[&base[..], &["--at", "yesterday"]].concat());
+    assert_stdout_has(&after, "TCBInfo expired");
+    let bad = at("yesterday");
     assert_eq!(bad.status.code(), Some(1));
     assert_eq!(
         stderr(&bad),
@@ -242,36 +227,22 @@ fn quote_at_rest_with_offline_collateral_and_an_injected_time() {
 #[test]
 fn out_of_date_tcb_needs_accept_tcb() {
     let dir = tempfile::tempdir().unwrap();
-    let quote = dir.path().join("quote.bin");
-    std::fs::write(&quote, sim_attester(false).evidence(&[7; 64]).unwrap()).unwrap();
+    let quote = sim_quote_file(dir.path());
     let opts = CollateralOptions {
         tcb_status: "OutOfDate".into(),
         ..Default::default()
     };
     let collateral = collateral_file(dir.path(), &opts);
-    let q = quote.display().to_string();
-    let base = [
-        "verify",
-        "--quote",
-        &q,
-        "--collateral",
-        &collateral,
-        "--allow-simulation",
-    ];
-    let refused = mse(&base);
+    let with = |extra: &[&str]| verify_sim("--quote", &quote, &collateral, extra);
+    let refused = with(&[]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(
-        stdout(&refused).contains(
-            "TCB status OutOfDate is not accepted (accepted: UpToDate, SWHardeningNeeded)"
-        )
+    assert_stdout_has(
+        &refused,
+        "TCB status OutOfDate is not accepted (accepted: UpToDate, SWHardeningNeeded)",
     );
-    let accepted = mse(&[
-        &base[..],
-        &["--accept-tcb", "OutOfDate,ConfigurationNeeded"],
-    ]
-    .concat());
+    let accepted = with(&["--accept-tcb", "OutOfDate,ConfigurationNeeded"]);
     assert_eq!(accepted.status.code(), Some(0), "{}", stdout(&accepted));
-    let unknown = mse(&[&base[..], &["--accept-tcb", "Fine"]].concat());
+    let unknown = with(&["--accept-tcb", "Fine"]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(
         stderr(&unknown).starts_with("Error: unknown TCB status \"Fine\""),
@@ -406,41 +377,37 @@ fn expired_certificate_fails_the_validity_check() {
 #[test]
 fn sim_root_pins_one_mock_pki() {
     let dir = tempfile::tempdir().unwrap();
-    let quote = dir.path().join("quote.bin");
-    std::fs::write(&quote, sim_attester(false).evidence(&[7; 64]).unwrap()).unwrap();
+    let quote = sim_quote_file(dir.path());
     let collateral = collateral_file(dir.path(), &CollateralOptions::default());
     let own = dir.path().join("own-root.pem");
     std::fs::write(&own, mse_attest_sim::to_pem(&pki().root_der)).unwrap();
     let other = dir.path().join("other-root.der");
     let other_pki = mse_attest_sim::SimPki::from_seed(&[0x99; 32]).unwrap();
     std::fs::write(&other, &other_pki.root_der).unwrap();
-    let q = quote.display().to_string();
-    let base = [
-        "verify",
+    let ok = verify_sim(
         "--quote",
-        &q,
-        "--collateral",
+        &quote,
         &collateral,
-        "--allow-simulation",
-    ];
-    let ok = mse(&[&base[..], &["--sim-root", &own.display().to_string()]].concat());
+        &["--sim-root", &own.display().to_string()],
+    );
     assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
     assert!(
         stdout(&ok).contains(
             "Warning:      simulated TEE: no hardware protection, for local testing only\n"
         )
     );
-    let pinned_other = mse(&[&base[..], &["--sim-root", &other.display().to_string()]].concat());
-    assert_eq!(pinned_other.status.code(), Some(1));
-    assert!(
-        stdout(&pinned_other).contains("  [FAIL] certificate_chain: "),
-        "{}",
-        stdout(&pinned_other)
+    let pinned_other = verify_sim(
+        "--quote",
+        &quote,
+        &collateral,
+        &["--sim-root", &other.display().to_string()],
     );
+    assert_eq!(pinned_other.status.code(), Some(1));
+    assert_stdout_has(&pinned_other, "  [FAIL] certificate_chain: ");
     let without_allow = mse(&[
         "verify",
         "--quote",
-        &q,
+        quote.to_str().unwrap(),
         "--collateral",
         &collateral,
         "--sim-root",
@@ -459,17 +426,13 @@ fn the_written_certificate_works_with_curl_cacert() {
         eprintln!("curl not installed: skipping");
         return;
     }
-    let pccs = MockPccs::start(&pki(), &CollateralOptions::default()).unwrap();
-    let id = identity("127.0.0.1", false);
-    let server = TlsServer::start(id.cert_der.clone(), id.key_pkcs8_der.clone());
-    let dir = tempfile::tempdir().unwrap();
-    let pem = dir.path().join("cert.pem").display().to_string();
-    let target = format!("127.0.0.1:{}", server.addr.port());
+    let node = SimServer::start(false);
+    let (target, pem) = (&node.target, node.out_pem.display().to_string());
     let o = mse(&[
         "verify",
-        &target,
+        target,
         "--pccs-url",
-        &pccs.url(),
+        &node.pccs.url(),
         "--allow-simulation",
         "-o",
         &pem,
@@ -504,11 +467,7 @@ fn real_tdx_quote_inside_and_after_its_window() {
     assert_eq!(v["certificate"], serde_json::Value::Null);
     let after = mse(&[&base[..], &["--at", "2025-08-01T00:00:00Z"]].concat());
     assert_eq!(after.status.code(), Some(1));
-    assert!(
-        stdout(&after).contains("TCBInfo expired"),
-        "{}",
-        stdout(&after)
-    );
+    assert_stdout_has(&after, "TCBInfo expired");
 }
 
 #[test]
@@ -533,12 +492,9 @@ fn simulated_sev_snp_report_needs_allow_simulation() {
     ];
     let refused = mse(&base);
     assert_eq!(refused.status.code(), Some(1), "{}", stdout(&refused));
-    assert!(
-        stdout(&refused).contains(
-            "[FAIL] simulation: evidence chains to the simulation root, which this policy refuses (use --allow-simulation for a local sim node)\n"
-        ),
-        "{}",
-        stdout(&refused)
+    assert_stdout_has(
+        &refused,
+        "[FAIL] simulation: evidence chains to the simulation root, which this policy refuses (use --allow-simulation for a local sim node)\n",
     );
     let allowed = mse(&[&base[..], &["--allow-simulation"]].concat());
     assert_eq!(allowed.status.code(), Some(0), "{}", stdout(&allowed));

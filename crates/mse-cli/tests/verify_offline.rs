@@ -6,7 +6,6 @@ mod verify_support;
 
 use std::path::Path;
 
-use mse_attest_sim::CollateralOptions;
 use verify_support::*;
 
 fn text(b: &[u8]) -> String {
@@ -140,26 +139,7 @@ fn a_quote_without_collateral_is_examined_and_refused() {
 
 #[test]
 fn a_later_failure_still_prints_the_tcb_status() {
-    let dir = tempfile::tempdir().unwrap();
-    let id = identity("app.example.com", true);
-    let cert = dir.path().join("debug.pem");
-    std::fs::write(&cert, id.cert_pem()).unwrap();
-    let collateral = dir.path().join("collateral.json");
-    std::fs::write(
-        &collateral,
-        serde_json::to_string(&pki().collateral(&CollateralOptions::default()).unwrap()).unwrap(),
-    )
-    .unwrap();
-    let o = mse(&[
-        "verify",
-        "--cert",
-        &cert.display().to_string(),
-        "--collateral",
-        &collateral.display().to_string(),
-        "--allow-simulation",
-        "--fingerprint",
-        &hex::encode([0u8; 32]),
-    ]);
+    let o = verify_sim_cert(true, &["--fingerprint", &hex::encode([0u8; 32])]);
     let out = text(&o.stdout);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("\nTCB status:   UpToDate\n"), "{out}");

@@ -275,8 +275,7 @@ fn lifecycle_through_the_router() {
         metrics["total_connections"][1].as_u64().unwrap() >= 3,
         "{metrics}"
     );
-    let (_, logs) = node.get(&format!("/apps/{id}/logs"), Some(&token));
-    let logs = logs["stdout"].as_str().unwrap();
+    let logs = node.stdout_of(&token, &id);
     assert!(
         logs.contains(&format!("fake-enclave: app {id} starting")),
         "{logs}"
@@ -322,11 +321,8 @@ fn a_dead_enclave_is_on_error_within_5s_with_its_last_log() {
     let app = node.wait_status(&token, &id, "on_error", 5);
     assert!(killed.elapsed() < Duration::from_secs(5));
     assert_eq!(app["exit_reason"], "enclave killed by signal 9");
-    let (_, logs) = node.get(&format!("/apps/{id}/logs"), Some(&token));
     assert!(
-        logs["stdout"]
-            .as_str()
-            .unwrap()
+        node.stdout_of(&token, &id)
             .contains("fake-enclave: SIMULATED, attests nothing")
     );
 
@@ -337,8 +333,7 @@ fn a_dead_enclave_is_on_error_within_5s_with_its_last_log() {
     let id = app["id"].as_str().unwrap().to_owned();
     let app = node.wait_status(&token, &id, "on_error", 10);
     assert_eq!(app["exit_reason"], "enclave exited with code 3");
-    let (_, logs) = node.get(&format!("/apps/{id}/logs"), Some(&token));
-    let logs = logs["stdout"].as_str().unwrap();
+    let logs = node.stdout_of(&token, &id);
     assert!(
         logs.contains("fake-enclave: crashing as asked (last words)"),
         "{logs}"
@@ -376,8 +371,7 @@ fn node_restart_keeps_the_list_right() {
     assert_eq!(by_id(&a)["status"], "on_error");
     assert_eq!(by_id(&a)["exit_reason"], "node restarted");
     assert_eq!(by_id(&b)["status"], "stopped");
-    let (_, logs) = node.get(&format!("/apps/{a}/logs"), Some(&token));
-    let logs = logs["stdout"].as_str().unwrap();
+    let logs = node.stdout_of(&token, &a);
     assert!(
         logs.contains(&format!("fake-enclave: app {a} starting")),
         "{logs}"

@@ -214,13 +214,10 @@ fn original_client_runs_against_the_node() {
         );
     }
 
-    let (_, logs) = node.get(&format!("/apps/{id}/logs"), Some(&token));
+    let logs = node.stdout_of(&token, &id);
     assert_eq!(
         client.ok(&["logs", &id]),
-        format!(
-            "Fetching the logs (last 64kB) for {id}...\n\n{}\n",
-            logs["stdout"].as_str().unwrap()
-        )
+        format!("Fetching the logs (last 64kB) for {id}...\n\n{logs}\n")
     );
 
     let out = client.ok(&["stop", &id]);

@@ -61,8 +61,7 @@ fn a_real_enclave_goes_from_spawning_to_running_behind_the_router() {
     let app = node.wait_status(&token, &id, "initializing", 60);
     // The node declares the launch spec the enclave checked its inputs against and whose hash
     // it reports as its measurement; the digests the API lists are the spec's.
-    let (_, logs) = node.get(&format!("/apps/{id}/logs"), Some(&token));
-    let logs = logs["stdout"].as_str().unwrap().to_owned();
+    let logs = node.stdout_of(&token, &id);
     let spec: mse_launch::LaunchSpec = serde_json::from_value(app["launch_spec"].clone()).unwrap();
     assert!(
         logs.contains(&format!("measurement={}", spec.hash())),

@@ -73,9 +73,7 @@ fn an_sdist_only_requirement_is_refused_on_deploy() {
     assert_eq!(app["status"], "on_error", "{app}");
     assert_eq!(app["exit_reason"], SDIST_ONLY_REFUSAL, "{app}");
     // Nothing half-built is left to be reused.
-    let venvs: Vec<_> = std::fs::read_dir(node.data().join("venvs"))
-        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
-        .unwrap_or_default();
+    let venvs = mse_testkit::dir_names(&node.data().join("venvs"));
     assert!(venvs.is_empty(), "{venvs:?}");
 }
 
@@ -124,11 +122,8 @@ fn requirements_txt_gets_a_cached_layered_venv() {
         std::fs::read_to_string(venv.join("mse-wheels.txt")).unwrap(),
         "\n"
     );
-    let (_, logs) = node.get(&format!("/apps/{id}/logs"), Some(&token));
     assert!(
-        logs["stdout"]
-            .as_str()
-            .unwrap()
+        node.stdout_of(&token, &id)
             .contains("pip install -r requirements.txt (wheels only)")
     );
 }

@@ -224,7 +224,7 @@ pub(crate) fn group_dir(mount: &CgroupMount, group: &str) -> PathBuf {
 
 /// Creates the per-app group, sets its limit and moves this process in. Returns the limit and
 /// the `cgroup.procs` to move back to, or why no cgroup is possible.
-fn create_cgroup(bytes: u64, pid: u32) -> Result<(MemoryLimit, PathBuf), CgroupError> {
+fn create_cgroup(bytes: u64, pid: u32) -> Created {
     let read = |path: &'static str| {
         fs::read_to_string(path).map_err(|source| CgroupError::Read { path, source })
     };
@@ -330,21 +330,31 @@ fn fill_group(dir: &Path, limits: &[(&str, String, bool)], pid: u32) -> Result<(
     result
 }
 
-/// v1 has no "no internal processes" rule: the app's group nests under the current one, so any
-/// limit already on the runtime (e.g. from the node) still applies hierarchically.
-fn create_v1(
-    mount: &CgroupMount,
-    group: &str,
+/// Creates the group `name` under `parent` (after sweeping stale siblings) with `limits` and `pid`
+/// in it.
+fn new_group(
+    parent: &Path,
     name: &str,
-    bytes: u64,
+    limits: &[(&str, String, bool)],
     pid: u32,
-) -> Result<(MemoryLimit, PathBuf), CgroupError> {
-    let parent = group_dir(mount, group);
-    sweep_stale_groups(&parent);
+) -> Result<PathBuf, CgroupError> {
+    sweep_stale_groups(parent);
     let dir = parent.join(name);
     make_group(&dir)?;
-    fill_group(
-        &dir,
+    fill_group(&dir, limits, pid)?;
+    Ok(dir)
+}
+
+/// A created group and the `cgroup.procs` to move the runtime back to when it is removed.
+type Created = Result<(MemoryLimit, PathBuf), CgroupError>;
+
+/// v1 has no "no internal processes" rule: the app's group nests under the current one, so any
+/// limit already on the runtime (e.g. from the node) still applies hierarchically.
+fn create_v1(mount: &CgroupMount, group: &str, name: &str, bytes: u64, pid: u32) -> Created {
+    let parent = group_dir(mount, group);
+    let dir = new_group(
+        &parent,
+        name,
         &[
             ("memory.limit_in_bytes", bytes.to_string(), true),
             // Swap is counted too where the kernel accounts it (must be set after the above).
@@ -360,13 +370,7 @@ fn create_v1(
 
 /// v2 forbids processes in a group that delegates controllers, so the app's group goes under a
 /// dedicated `mse-sandbox` parent at the hierarchy's root (which needs root privileges).
-fn create_v2(
-    mount: &CgroupMount,
-    group: &str,
-    name: &str,
-    bytes: u64,
-    pid: u32,
-) -> Result<(MemoryLimit, PathBuf), CgroupError> {
+fn create_v2(mount: &CgroupMount, group: &str, name: &str, bytes: u64, pid: u32) -> Created {
     let root = &mount.mount_point;
     let base = root.join("mse-sandbox");
     match fs::create_dir(&base) {
@@ -384,11 +388,9 @@ fn create_v2(
             write_file(&control, "+memory").map_err(|e| fail(&control, e))?;
         }
     }
-    sweep_stale_groups(&base);
-    let dir = base.join(name);
-    make_group(&dir)?;
-    fill_group(
-        &dir,
+    let dir = new_group(
+        &base,
+        name,
         &[
             ("memory.max", bytes.to_string(), true),
             ("memory.swap.max", "0".to_string(), false),

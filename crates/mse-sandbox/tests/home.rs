@@ -1,7 +1,7 @@
 //! The `$HOME` storage trait with today's implementation (sealfs): keyed from a key source,
 //! mounted at a path, torn down (unmounted and wiped) even while the app still holds it busy.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mse_sandbox::{HomeError, HomeStorage, KeySource, SealFsHome};
 use zeroize::Zeroizing;
@@ -21,13 +21,22 @@ impl KeySource for Unavailable {
     }
 }
 
-#[test]
-fn sealfs_home_is_keyed_mounted_and_torn_down_even_when_busy() {
+/// A backing directory and a `$HOME` path in a fresh scratch directory (kept while the guard
+/// lives), or None (the test skipped) without root for a FUSE mount.
+fn scratch_dirs() -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
     if mse_testkit::lacks_root("FUSE mount") {
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let (backing, home) = (dir.path().join("backing"), dir.path().join("home"));
+    Some((dir, backing, home))
+}
+
+#[test]
+fn sealfs_home_is_keyed_mounted_and_torn_down_even_when_busy() {
+    let Some((_dir, backing, home)) = scratch_dirs() else {
+        return;
+    };
     let storage = SealFsHome::default();
     assert_eq!(storage.describe(), "sealed, quota 10 GiB");
     let mounted_home = storage.mount(&backing, &[9u8; 32], &home).unwrap();
@@ -45,11 +54,9 @@ fn sealfs_home_is_keyed_mounted_and_torn_down_even_when_busy() {
 
 #[test]
 fn sealfs_home_refuses_another_key_and_a_failing_key_source() {
-    if mse_testkit::lacks_root("FUSE mount") {
+    let Some((dir, backing, home)) = scratch_dirs() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (backing, home) = (dir.path().join("backing"), dir.path().join("home"));
+    };
     let fs = mse_sealfs::mount(
         &backing,
         &home,

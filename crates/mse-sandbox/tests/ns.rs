@@ -14,13 +14,22 @@ fn mounted_here(dir: &std::path::Path) -> bool {
         .any(|l| l.split(' ').nth(4) == dir.to_str())
 }
 
-#[test]
-fn tmp_is_a_private_tmpfs_of_a_quarter_of_memory() {
-    if lacks_root("mount namespace") {
-        return;
+/// A `tmp` path in a fresh scratch directory (kept while the guard lives), or None (the test
+/// skipped) without root for `why`.
+fn scratch_tmp(why: &str) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    if lacks_root(why) {
+        return None;
     }
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("tmp");
+    Some((root, dir))
+}
+
+#[test]
+fn tmp_is_a_private_tmpfs_of_a_quarter_of_memory() {
+    let Some((_root, dir)) = scratch_tmp("mount namespace") else {
+        return;
+    };
     let out = run_ok(
         Command::new(BIN)
             .arg("--dir")
@@ -38,11 +47,9 @@ fn tmp_is_a_private_tmpfs_of_a_quarter_of_memory() {
 
 #[test]
 fn without_mount_privileges_a_user_namespace_still_gives_a_tmpfs() {
-    if lacks_root("setpriv drops CAP_SYS_ADMIN") {
+    let Some((_root, dir)) = scratch_tmp("setpriv drops CAP_SYS_ADMIN") else {
         return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("tmp");
+    };
     // Root without CAP_SYS_ADMIN cannot create a mount namespace of its own, but can create a
     // user namespace that owns one.
     let out = run_ok(

@@ -242,13 +242,7 @@ fn unmount_and_wipe_removes_the_backing_directory() {
     let dir = tempfile::tempdir().unwrap();
     // Neither the backing directory nor the mountpoint exists yet: both are created.
     let (backing, mnt) = (dir.path().join("backing"), dir.path().join("home/root"));
-    let m = mse_sealfs::mount(
-        &backing,
-        &mnt,
-        &SealKey::from_bytes(common::KEY),
-        &SealFsOptions::default(),
-    )
-    .unwrap();
+    let m = common::mount_default(&backing, &mnt).unwrap();
     fs::write(mnt.join("x"), b"data").unwrap();
     m.unmount_and_wipe().unwrap();
     assert!(!backing.exists());
@@ -256,13 +250,7 @@ fn unmount_and_wipe_removes_the_backing_directory() {
     // A non-store directory is refused rather than mixed with sealed files.
     fs::create_dir(&backing).unwrap();
     fs::write(backing.join("stray"), b"x").unwrap();
-    let err = mse_sealfs::mount(
-        &backing,
-        &mnt,
-        &SealKey::from_bytes(common::KEY),
-        &SealFsOptions::default(),
-    )
-    .unwrap_err();
+    let err = common::mount_default(&backing, &mnt).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
@@ -311,12 +299,7 @@ fn swapped_file_contents_are_detected() {
     fs::rename(&tmp, &files[1]).unwrap();
     t.remount();
     // Both names still list, but neither opens the other's content.
-    let mut names: Vec<_> = fs::read_dir(t.mnt())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["bob", "carol"]);
+    assert_eq!(common::sorted_names(&t.mnt()), ["bob", "carol"]);
     assert_eq!(errno(&fs::read(t.p("bob")).unwrap_err()), libc::EIO);
     assert_eq!(errno(&fs::read(t.p("carol")).unwrap_err()), libc::EIO);
     // Swapped back: both open again (the rename re-sealed carol's header for its new name).
@@ -419,12 +402,7 @@ fn long_names_swapped_tampered_or_orphaned_on_the_host_are_detected() {
     // Put back, everything lists and reads as before.
     fs::write(&sides[1], &saved).unwrap();
     t.remount();
-    let mut listed: Vec<String> = fs::read_dir(t.mnt())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    listed.sort();
-    assert_eq!(listed, [a.clone(), b.clone()]);
+    assert_eq!(common::sorted_names(&t.mnt()), [a.clone(), b.clone()]);
     assert_eq!(fs::read(t.p(&a)).unwrap(), b"content of a");
     assert_eq!(fs::read(t.p(&b)).unwrap(), b"content of b");
 }

@@ -44,6 +44,13 @@ pub fn spawn_node(cmd: &mut Command) -> (Child, String, String) {
     (child, words[3].to_owned(), words[7].to_owned())
 }
 
+/// The names in directory `dir`; none if it does not exist.
+pub fn dir_names(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default()
+}
+
 /// True (after saying the test is skipped and why) when this process is not root: tests of
 /// mounts, namespaces and other users return early then.
 pub fn lacks_root(why: &str) -> bool {

@@ -74,9 +74,9 @@ fn interface_detection_and_override() {
     drop(s);
     let s = Serve::start("fastapi_app:app", &["--interface", "wsgi"]);
     assert!(s.banner.ends_with(" (Wsgi)"), "{}", s.banner);
-    let code = curl_ok(&["-o", "/dev/null", "-w", "%{http_code}", &s.url("/sync")]);
+    let code = http_code(&s.url("/sync"));
     assert_eq!(code, "500");
-    let code = curl_ok(&["-o", "/dev/null", "-w", "%{http_code}", &s.url("/sync")]);
+    let code = http_code(&s.url("/sync"));
     assert_eq!(code, "500");
 }
 

@@ -24,31 +24,23 @@ fn venv_of_another_python_is_refused() {
         "home = /usr/bin\nversion = 2.7.18\n",
     )
     .unwrap();
-    let venv = dir.path().canonicalize().unwrap();
-    let err = serve_err(&[
-        "hello_raw:app".as_ref(),
-        "--venv".as_ref(),
-        venv.as_os_str(),
-    ]);
-    assert!(
-        err.ends_with(&format!(
-            "mse-serve: error: virtualenv {}: created by Python 2.7.18, but mse-wsgi embeds Python 3.11\n",
-            venv.display()
-        )),
-        "{err}"
+    // `--venv venv` is refused with "virtualenv <venv>: <why>".
+    let refused = |venv: &std::path::Path, why: &str| {
+        let err = serve_err(&[
+            "hello_raw:app".as_ref(),
+            "--venv".as_ref(),
+            venv.as_os_str(),
+        ]);
+        let want = format!("mse-serve: error: virtualenv {}: {why}\n", venv.display());
+        assert!(err.ends_with(&want), "{err}");
+    };
+    refused(
+        &dir.path().canonicalize().unwrap(),
+        "created by Python 2.7.18, but mse-wsgi embeds Python 3.11",
     );
-    let missing = dir.path().join("nope");
-    let err = serve_err(&[
-        "hello_raw:app".as_ref(),
-        "--venv".as_ref(),
-        missing.as_os_str(),
-    ]);
-    assert!(
-        err.ends_with(&format!(
-            "mse-serve: error: virtualenv {}: No such file or directory (os error 2)\n",
-            missing.display()
-        )),
-        "{err}"
+    refused(
+        &dir.path().join("nope"),
+        "No such file or directory (os error 2)",
     );
 }
 

@@ -33,7 +33,7 @@ fn check(app: &str, forever: &str, boom: &str, boom_log: &str) {
     assert!(!log.contains("Traceback"), "{log}");
     assert_eq!(log.matches("client disconnected").count(), 1, "{log}");
     // A real failure is still an error with its traceback.
-    let code = curl_ok(&["-o", "/dev/null", "-w", "%{http_code}", &s.url(boom)]);
+    let code = http_code(&s.url(boom));
     assert_eq!(code, "500");
     assert!(s.wait_log(boom_log), "{}", s.log_text());
     let log = s.log_text();

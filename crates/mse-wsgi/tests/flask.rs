@@ -60,13 +60,7 @@ fn app_exception_is_500_with_traceback_only_in_log() {
     // Still serving.
     assert_eq!(curl_ok(&[&s.url("/lazy")]), "lazy body");
     // An invalid status from the app is an app error too.
-    let out = curl_ok(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &s.url("/bad-status"),
-    ]);
+    let out = http_code(&s.url("/bad-status"));
     assert_eq!(out, "500");
     assert!(s.wait_log("invalid WSGI status \"OK\""), "{}", s.log_text());
 }

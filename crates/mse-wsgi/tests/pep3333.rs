@@ -18,6 +18,14 @@ fn field(json: &str, key: &str) -> String {
     )
 }
 
+/// Asserts each `(key, value)` of the environ dump `json` (see [`field`]).
+#[track_caller]
+fn assert_fields(json: &str, expected: &[(&str, &str)]) {
+    for (key, value) in expected {
+        assert_eq!(field(json, key), *value, "{key}");
+    }
+}
+
 #[test]
 fn environ_is_built_from_the_request_only() {
     let s = Serve::start_env(
@@ -42,24 +50,29 @@ fn environ_is_built_from_the_request_only() {
         "/env/a%2Fb/caf%C3%A9?x=1&y=%20",
     );
     assert!(!j.contains("top-secret"), "process environment leaked: {j}");
-    assert_eq!(field(&j, "PATH"), "<absent>");
-    assert_eq!(field(&j, "REQUEST_METHOD"), "GET");
-    assert_eq!(field(&j, "SCRIPT_NAME"), "");
-    // PEP 3333: percent-decoded, then latin-1 (so UTF-8 bytes appear as two latin-1 chars).
-    assert_eq!(field(&j, "PATH_INFO"), "/env/a/b/cafÃ©");
-    assert_eq!(field(&j, "QUERY_STRING"), "x=1&y=%20");
-    assert_eq!(field(&j, "SERVER_PROTOCOL"), "HTTP/1.1");
-    assert_eq!(field(&j, "SERVER_NAME"), "127.0.0.1");
+    assert_fields(
+        &j,
+        &[
+            ("PATH", "<absent>"),
+            ("REQUEST_METHOD", "GET"),
+            ("SCRIPT_NAME", ""),
+            // PEP 3333: percent-decoded, then latin-1 (so UTF-8 bytes appear as two latin-1 chars).
+            ("PATH_INFO", "/env/a/b/cafÃ©"),
+            ("QUERY_STRING", "x=1&y=%20"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("SERVER_NAME", "127.0.0.1"),
+            ("REMOTE_ADDR", "127.0.0.1"),
+            ("wsgi.url_scheme", "http"),
+            ("HTTP_X_MULTI", "a, b"),
+            ("HTTP_COOKIE", "c1=1; c2=2"),
+            ("HTTP_X_SPOOFED", "<absent>"),
+            ("CONTENT_LENGTH", "<absent>"),
+            ("wsgi.input_terminated", "True"),
+            ("wsgi.version", "[1, 0]"),
+        ],
+    );
     assert_eq!(field(&j, "SERVER_PORT"), s.addr.port().to_string());
-    assert_eq!(field(&j, "REMOTE_ADDR"), "127.0.0.1");
     assert!(field(&j, "REMOTE_PORT").parse::<u16>().is_ok());
-    assert_eq!(field(&j, "wsgi.url_scheme"), "http");
-    assert_eq!(field(&j, "HTTP_X_MULTI"), "a, b");
-    assert_eq!(field(&j, "HTTP_COOKIE"), "c1=1; c2=2");
-    assert_eq!(field(&j, "HTTP_X_SPOOFED"), "<absent>");
-    assert_eq!(field(&j, "CONTENT_LENGTH"), "<absent>");
-    assert_eq!(field(&j, "wsgi.input_terminated"), "True");
-    assert_eq!(field(&j, "wsgi.version"), "[1, 0]");
 
     let j = env_json(&s, &["--http1.0"], "/env");
     assert_eq!(field(&j, "SERVER_PROTOCOL"), "HTTP/1.0");
@@ -76,9 +89,14 @@ fn environ_is_built_from_the_request_only() {
         ],
         "/env",
     );
-    assert_eq!(field(&j, "CONTENT_LENGTH"), "5");
-    assert_eq!(field(&j, "CONTENT_TYPE"), "text/x-test");
-    assert_eq!(field(&j, "HTTP_CONTENT_TYPE"), "<absent>");
+    assert_fields(
+        &j,
+        &[
+            ("CONTENT_LENGTH", "5"),
+            ("CONTENT_TYPE", "text/x-test"),
+            ("HTTP_CONTENT_TYPE", "<absent>"),
+        ],
+    );
 }
 
 #[test]
@@ -144,13 +162,7 @@ fn start_response_write_lazy_exc_info_and_close() {
     assert!(out.ends_with("\r\n\r\nabc"), "{out}");
     assert!(s.wait_log("body longer than its Content-Length; extra bytes dropped"));
     // close() is called even when iteration fails before the head is sent (→ 500).
-    let code = curl_ok(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &s.url("/close-fail"),
-    ]);
+    let code = http_code(&s.url("/close-fail"));
     assert_eq!(code, "500");
     assert_eq!(
         curl_ok(&[&s.url("/state")]),

@@ -191,6 +191,12 @@ fn malformed_firmware_is_a_one_line_error() {
         assert_eq!(got, want);
         assert!(!got.contains('\n'));
     };
+    // `good` with `bytes` written at `at`.
+    let patched = |at: usize, bytes: &[u8], want: &str| {
+        let mut img = good.clone();
+        img[at..at + bytes.len()].copy_from_slice(bytes);
+        check(&img, want);
+    };
     check(
         &[],
         "firmware is 0 bytes, too small to hold an OVMF footer table",
@@ -206,99 +212,86 @@ fn malformed_firmware_is_a_one_line_error() {
     let end = good.len() - 32;
 
     // Footer table size larger than the image.
-    let mut img = good.clone();
-    img[end - 18..end - 16].copy_from_slice(&0xffffu16.to_le_bytes());
-    check(
-        &img,
+    patched(
+        end - 18,
+        &0xffffu16.to_le_bytes(),
         "OVMF footer table size 65535 is out of range (18..=32736)",
     );
-    let mut img = good.clone();
-    img[end - 18..end - 16].copy_from_slice(&3u16.to_le_bytes());
-    check(
-        &img,
+    patched(
+        end - 18,
+        &3u16.to_le_bytes(),
         "OVMF footer table size 3 is out of range (18..=32736)",
     );
 
     // The last entry (metadata) claims more bytes than the table holds.
-    let mut img = good.clone();
-    img[end - 36..end - 34].copy_from_slice(&500u16.to_le_bytes());
-    check(
-        &img,
+    patched(
+        end - 36,
+        &500u16.to_le_bytes(),
         "OVMF footer table entry dc886566-984a-4798-a75e-5585a7bf67cc has size 500, out of range (18..=70)",
     );
-    let mut img = good.clone();
-    img[end - 36..end - 34].copy_from_slice(&2u16.to_le_bytes());
-    check(
-        &img,
+    patched(
+        end - 36,
+        &2u16.to_le_bytes(),
         "OVMF footer table entry dc886566-984a-4798-a75e-5585a7bf67cc has size 2, out of range (18..=70)",
     );
     // The metadata entry's GUID replaced by the reset block's: a duplicate.
-    let mut img = good.clone();
-    img[end - 34..end - 18].copy_from_slice(guid::SEV_ES_RESET_BLOCK.bytes());
-    check(
-        &img,
+    patched(
+        end - 34,
+        guid::SEV_ES_RESET_BLOCK.bytes(),
         "OVMF footer table has two entries with GUID 00f771de-1a7e-4fcb-890e-68c77e2fb44e",
     );
     // ... replaced by an unknown GUID: the metadata is missing.
-    let mut img = good.clone();
-    img[end - 34] ^= 0xff;
-    check(
-        &img,
+    patched(
+        end - 34,
+        &[good[end - 34] ^ 0xff],
         "OVMF footer table has no OVMF_SEV_METADATA entry (GUID dc886566-984a-4798-a75e-5585a7bf67cc): not a firmware that can boot an SEV-SNP guest",
     );
     // A bad GUID of the footer itself.
-    let mut img = good.clone();
-    img[end - 1] ^= 0x01;
-    check(
-        &img,
+    patched(
+        end - 1,
+        &[good[end - 1] ^ 0x01],
         "no OVMF footer table: GUID 96b582de-1fb2-45f7-baea-a366c55a082d not found 50 bytes before the end of the firmware",
     );
 
     // Metadata offset beyond the image, then too close to its end.
-    let mut img = good.clone();
-    img[end - 40..end - 36].copy_from_slice(&0x10_0000u32.to_le_bytes());
-    check(
-        &img,
+    patched(
+        end - 40,
+        &0x10_0000u32.to_le_bytes(),
         "SEV metadata offset 1048576 from the end is outside the 32768-byte firmware",
     );
-    let mut img = good.clone();
-    img[end - 40..end - 36].copy_from_slice(&8u32.to_le_bytes());
-    check(
-        &img,
+    patched(
+        end - 40,
+        &8u32.to_le_bytes(),
         "SEV metadata offset 8 from the end is outside the 32768-byte firmware",
     );
 
     let meta = good.len() - 0x1000;
-    let mut img = good.clone();
-    img[meta] = b'B';
-    check(
-        &img,
+    patched(
+        meta,
+        b"B",
         "SEV metadata signature is 42534556 (hex), expected \"ASEV\"",
     );
-    let mut img = good.clone();
-    img[meta + 8] = 2;
-    check(&img, "SEV metadata version is 2, expected 1");
-    let mut img = good.clone();
-    img[meta + 12..meta + 16].copy_from_slice(&0xffff_ffffu32.to_le_bytes());
-    check(
-        &img,
+    patched(meta + 8, &[2], "SEV metadata version is 2, expected 1");
+    patched(
+        meta + 12,
+        &0xffff_ffffu32.to_le_bytes(),
         "SEV metadata size 76 is out of range: 4294967295 sections need 51539607556 bytes and 4096 remain in the firmware",
     );
-    let mut img = good.clone();
-    img[meta + 4..meta + 8].copy_from_slice(&0x2000u32.to_le_bytes());
-    check(
-        &img,
+    patched(
+        meta + 4,
+        &0x2000u32.to_le_bytes(),
         "SEV metadata size 8192 is out of range: 5 sections need 76 bytes and 4096 remain in the firmware",
     );
     // Section 1 gets type 7.
-    let mut img = good.clone();
-    img[meta + 16 + 12 + 8] = 7;
-    check(&img, "SEV metadata section 1 has unknown type 0x7");
+    patched(
+        meta + 16 + 12 + 8,
+        &[7],
+        "SEV metadata section 1 has unknown type 0x7",
+    );
     // Section 0 gets size 0x1234.
-    let mut img = good.clone();
-    img[meta + 16 + 4..meta + 16 + 8].copy_from_slice(&0x1234u32.to_le_bytes());
-    check(
-        &img,
+    patched(
+        meta + 16 + 4,
+        &0x1234u32.to_le_bytes(),
         "SEV metadata section 0 (SNP_SEC_MEM) at GPA 0x800000 has size 0x1234, not a multiple of 4096",
     );
 
@@ -311,6 +304,11 @@ fn malformed_firmware_is_a_one_line_error() {
         &fw.build(),
         "the SEV-ES reset block gives application processors reset address 0",
     );
+}
+
+/// The error measuring firmware `fw` with a one-byte kernel.
+fn kernel_err(fw: &Fw) -> String {
+    err(&SnpMeasureInput::new(&fw.build(), 1, VcpuType::Epyc).with_kernel(b"k", None, None))
 }
 
 #[test]
@@ -338,34 +336,28 @@ fn bad_launch_parameters_are_errors() {
     let no_hashes = Fw {
         sections: vec![(0x0080_0000, 0x3000, 1), (0x0080_3000, 0x1000, 2)],
         ..Fw::default()
-    }
-    .build();
-    let input = SnpMeasureInput::new(&no_hashes, 1, VcpuType::Epyc).with_kernel(b"k", None, None);
+    };
     assert_eq!(
-        err(&input),
+        kernel_err(&no_hashes),
         "a kernel was given but the firmware has no SNP_KERNEL_HASHES section (it cannot measure a directly booted kernel)"
     );
     // Without a kernel the same firmware is fine.
-    launch_digest(&SnpMeasureInput::new(&no_hashes, 1, VcpuType::Epyc)).unwrap();
+    launch_digest(&SnpMeasureInput::new(&no_hashes.build(), 1, VcpuType::Epyc)).unwrap();
 
     let two_pages = Fw {
         sections: vec![(0x0080_5000, 0x2000, 0x10)],
         ..Fw::default()
-    }
-    .build();
-    let input = SnpMeasureInput::new(&two_pages, 1, VcpuType::Epyc).with_kernel(b"k", None, None);
+    };
     assert_eq!(
-        err(&input),
+        kernel_err(&two_pages),
         "SNP_KERNEL_HASHES section at GPA 0x805000 has size 0x2000, expected one page (0x1000)"
     );
     let late_table = Fw {
         hash_table_gpa: 0x0080_5f60,
         ..Fw::default()
-    }
-    .build();
-    let input = SnpMeasureInput::new(&late_table, 1, VcpuType::Epyc).with_kernel(b"k", None, None);
+    };
     assert_eq!(
-        err(&input),
+        kernel_err(&late_table),
         "SEV hash table at GPA 0x805f60 does not fit in its page (offset 0xf60 + 176 bytes > 4096)"
     );
     // 0xf50 + 176 = 4096 exactly: fits.

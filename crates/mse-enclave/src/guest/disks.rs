@@ -130,6 +130,14 @@ fn get<'a>(disks: &'a Disks, serial: &'static str) -> Result<&'a Disk, DiskError
     disks.get(serial).ok_or(DiskError::Missing(serial))
 }
 
+/// Opens the disk `serial` for reading.
+fn open(disks: &Disks, serial: &'static str) -> Result<fs::File, DiskError> {
+    fs::File::open(&get(disks, serial)?.dev).map_err(|source| DiskError::Io {
+        disk: serial,
+        source,
+    })
+}
+
 /// The spec hash of `mse.spec=<hex>` on the kernel command line (exactly one occurrence).
 pub fn spec_hash_from_cmdline(cmdline: &str) -> Result<Digest32, DiskError> {
     let prefix = format!("{}=", abi::CMDLINE_SPEC);
@@ -269,11 +277,7 @@ pub fn copy_exact<R: Read, W: Write>(
 /// Copies the code package into guest memory at `to` and checks it against the spec.
 pub fn copy_package(disks: &Disks, spec: &LaunchSpec, to: &Path) -> Result<PathBuf, DiskError> {
     let serial = abi::SERIAL_CODE;
-    let disk = get(disks, serial)?;
-    let input = fs::File::open(&disk.dev).map_err(|source| DiskError::Io {
-        disk: serial,
-        source,
-    })?;
+    let input = open(disks, serial)?;
     let mut out = create_private(to, serial)?;
     let actual = copy_exact(input, &mut out, spec.package.size, serial)?;
     if actual != spec.package.sha256 {
@@ -294,11 +298,7 @@ pub fn unpack_environment(
     dest: &Path,
 ) -> Result<PathBuf, DiskError> {
     let serial = abi::SERIAL_ENV;
-    let disk = get(disks, serial)?;
-    let input = fs::File::open(&disk.dev).map_err(|source| DiskError::Io {
-        disk: serial,
-        source,
-    })?;
+    let input = open(disks, serial)?;
     mse_launch::vm::envtar::unpack(io::BufReader::with_capacity(1 << 20, input), dest)?;
     check_environment(dest, &spec.environment_sha256)?;
     Ok(dest.to_path_buf())

@@ -280,29 +280,24 @@ mod tests {
             b.append_data(&mut h, path, &b"x"[..]).unwrap();
             b.into_inner().unwrap()
         };
-        let err = unpack(
-            &tar_with("a/__pycache__/m.pyc", tar::EntryType::Regular)[..],
-            &out.path().join("1"),
-        )
-        .unwrap_err();
+        // Each archive unpacks into a fresh directory; the error message is checked.
+        let refusal =
+            |tar: &[u8], into: &str| unpack(tar, &out.path().join(into)).unwrap_err().to_string();
         assert_eq!(
-            err.to_string(),
+            refusal(
+                &tar_with("a/__pycache__/m.pyc", tar::EntryType::Regular),
+                "1"
+            ),
             "environment entry a/__pycache__/m.pyc: compiled Python files are not part of an environment"
         );
-        let err = unpack(
-            &tar_with("fifo", tar::EntryType::Fifo)[..],
-            &out.path().join("2"),
-        )
-        .unwrap_err();
         assert_eq!(
-            err.to_string(),
+            refusal(&tar_with("fifo", tar::EntryType::Fifo), "2"),
             "environment entry fifo: not a directory, regular file or symbolic link"
         );
         let mut trailing = tar_with("ok", tar::EntryType::Regular);
         trailing.extend_from_slice(&[0, 0, 1]);
-        let err = unpack(&trailing[..], &out.path().join("3")).unwrap_err();
         assert_eq!(
-            err.to_string(),
+            refusal(&trailing, "3"),
             "environment disk: non-zero bytes after the end of the archive"
         );
     }

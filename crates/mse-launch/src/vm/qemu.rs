@@ -121,8 +121,33 @@ impl QemuArgs {
         push(&["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]);
         push(&["-accel", self.accel.as_str()]);
         let memory = format!("{}M", self.memory_mb);
-        match &self.tee {
-            TeeArgs::None => {
+        // A TEE guest: its machine, CPU, guest object and firmware (its RAM is a shared memfd).
+        let tee = match &self.tee {
+            TeeArgs::None => None,
+            TeeArgs::SevSnp {
+                firmware,
+                vcpu_type,
+            } => Some((
+                "q35,confidential-guest-support=sev0,memory-backend=ram0",
+                vcpu_type.as_str(),
+                format!(
+                    "sev-snp-guest,id=sev0,cbitpos={SNP_CBITPOS},reduced-phys-bits={SNP_REDUCED_PHYS_BITS},kernel-hashes=on,host-data={}",
+                    snp_host_data(&self.spec_hash)
+                ),
+                firmware,
+            )),
+            TeeArgs::Tdx { firmware } => Some((
+                "q35,kernel-irqchip=split,confidential-guest-support=tdx0,memory-backend=ram0",
+                "host",
+                format!(
+                    "tdx-guest,id=tdx0,mrconfigid={}",
+                    tdx_mrconfigid(&self.spec_hash)
+                ),
+                firmware,
+            )),
+        };
+        match tee {
+            None => {
                 push(&["-machine", "q35"]);
                 push(&[
                     "-cpu",
@@ -134,15 +159,9 @@ impl QemuArgs {
                 ]);
                 push(&["-m", &memory]);
             }
-            TeeArgs::SevSnp {
-                firmware,
-                vcpu_type,
-            } => {
-                push(&[
-                    "-machine",
-                    "q35,confidential-guest-support=sev0,memory-backend=ram0",
-                ]);
-                push(&["-cpu", vcpu_type]);
+            Some((machine, cpu, guest, firmware)) => {
+                push(&["-machine", machine]);
+                push(&["-cpu", cpu]);
                 push(&["-m", &memory]);
                 push(&[
                     "-object",
@@ -150,35 +169,7 @@ impl QemuArgs {
                         "memory-backend-memfd,id=ram0,size={memory},share=true,prealloc=false"
                     ),
                 ]);
-                push(&[
-                    "-object",
-                    &format!(
-                        "sev-snp-guest,id=sev0,cbitpos={SNP_CBITPOS},reduced-phys-bits={SNP_REDUCED_PHYS_BITS},kernel-hashes=on,host-data={}",
-                        snp_host_data(&self.spec_hash)
-                    ),
-                ]);
-                push(&["-bios", &escape(firmware)]);
-            }
-            TeeArgs::Tdx { firmware } => {
-                push(&[
-                    "-machine",
-                    "q35,kernel-irqchip=split,confidential-guest-support=tdx0,memory-backend=ram0",
-                ]);
-                push(&["-cpu", "host"]);
-                push(&["-m", &memory]);
-                push(&[
-                    "-object",
-                    &format!(
-                        "memory-backend-memfd,id=ram0,size={memory},share=true,prealloc=false"
-                    ),
-                ]);
-                push(&[
-                    "-object",
-                    &format!(
-                        "tdx-guest,id=tdx0,mrconfigid={}",
-                        tdx_mrconfigid(&self.spec_hash)
-                    ),
-                ]);
+                push(&["-object", &guest]);
                 push(&["-bios", &escape(firmware)]);
             }
         }
@@ -336,35 +327,51 @@ mod tests {
         "-device",
     ];
 
-    fn expect(head: &[&str]) -> Vec<String> {
-        head.iter()
-            .chain(TAIL.iter())
-            .chain(DISKS_END.iter())
-            .chain(["virtio-blk-pci,drive=mse-home,serial=mse-home"].iter())
-            .map(|s| s.to_string())
-            .collect()
+    /// The expected arguments: the common head with `accel`, `machine` and `cpu`, then `tee`'s
+    /// own (memory backend, guest object, firmware), then the common tail.
+    fn expect(accel: &str, machine: &str, cpu: &str, tee: &[&str]) -> Vec<String> {
+        [
+            "-name",
+            "mse-123e4567",
+            "-nodefaults",
+            "-no-user-config",
+            "-nographic",
+            "-no-reboot",
+            "-accel",
+            accel,
+            "-machine",
+            machine,
+            "-cpu",
+            cpu,
+            "-m",
+            "2048M",
+        ]
+        .iter()
+        .chain(tee.iter())
+        .chain(TAIL.iter())
+        .chain(DISKS_END.iter())
+        .chain(["virtio-blk-pci,drive=mse-home,serial=mse-home"].iter())
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// What a TEE guest adds: its shared memfd backend, its guest object, its firmware.
+    fn tee_args<'a>(guest: &'a str, firmware: &'a str) -> [&'a str; 6] {
+        [
+            "-object",
+            "memory-backend-memfd,id=ram0,size=2048M,share=true,prealloc=false",
+            "-object",
+            guest,
+            "-bios",
+            firmware,
+        ]
     }
 
     #[test]
     fn golden_sim_under_tcg() {
         assert_eq!(
             base(TeeArgs::None, Accel::Tcg).to_args(),
-            expect(&[
-                "-name",
-                "mse-123e4567",
-                "-nodefaults",
-                "-no-user-config",
-                "-nographic",
-                "-no-reboot",
-                "-accel",
-                "tcg",
-                "-machine",
-                "q35",
-                "-cpu",
-                "max",
-                "-m",
-                "2048M",
-            ])
+            expect("tcg", "q35", "max", &[])
         );
         let mut restricted = base(TeeArgs::None, Accel::Kvm);
         restricted.restrict_net = true;
@@ -374,76 +381,37 @@ mod tests {
     }
 
     #[test]
-    fn golden_sev_snp() {
-        let args = base(
-            TeeArgs::SevSnp {
-                firmware: "/fw/OVMF.amdsev.fd".into(),
-                vcpu_type: "EPYC-v4".into(),
-            },
-            Accel::Kvm,
-        )
-        .to_args();
-        assert_eq!(
-            args,
-            expect(&[
-                "-name",
-                "mse-123e4567",
-                "-nodefaults",
-                "-no-user-config",
-                "-nographic",
-                "-no-reboot",
-                "-accel",
-                "kvm",
-                "-machine",
+    fn golden_tee_guests() {
+        let snp = TeeArgs::SevSnp {
+            firmware: "/fw/OVMF.amdsev.fd".into(),
+            vcpu_type: "EPYC-v4".into(),
+        };
+        let tdx = TeeArgs::Tdx {
+            firmware: "/fw/OVMF.tdx.fd".into(),
+        };
+        // (TEE, -machine, -cpu, its guest object, its firmware)
+        let cases = [
+            (
+                snp,
                 "q35,confidential-guest-support=sev0,memory-backend=ram0",
-                "-cpu",
                 "EPYC-v4",
-                "-m",
-                "2048M",
-                "-object",
-                "memory-backend-memfd,id=ram0,size=2048M,share=true,prealloc=false",
-                "-object",
                 "sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,kernel-hashes=on,host-data=q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=",
-                "-bios",
                 "/fw/OVMF.amdsev.fd",
-            ])
-        );
-    }
-
-    #[test]
-    fn golden_tdx() {
-        let args = base(
-            TeeArgs::Tdx {
-                firmware: "/fw/OVMF.tdx.fd".into(),
-            },
-            Accel::Kvm,
-        )
-        .to_args();
-        assert_eq!(
-            args,
-            expect(&[
-                "-name",
-                "mse-123e4567",
-                "-nodefaults",
-                "-no-user-config",
-                "-nographic",
-                "-no-reboot",
-                "-accel",
-                "kvm",
-                "-machine",
+            ),
+            (
+                tdx,
                 "q35,kernel-irqchip=split,confidential-guest-support=tdx0,memory-backend=ram0",
-                "-cpu",
                 "host",
-                "-m",
-                "2048M",
-                "-object",
-                "memory-backend-memfd,id=ram0,size=2048M,share=true,prealloc=false",
-                "-object",
                 "tdx-guest,id=tdx0,mrconfigid=q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6sAAAAAAAAAAAAAAAAAAAAA",
-                "-bios",
                 "/fw/OVMF.tdx.fd",
-            ])
-        );
+            ),
+        ];
+        for (tee, machine, cpu, guest, firmware) in cases {
+            assert_eq!(
+                base(tee, Accel::Kvm).to_args(),
+                expect("kvm", machine, cpu, &tee_args(guest, firmware))
+            );
+        }
     }
 
     #[test]

@@ -52,9 +52,10 @@ impl Log {
     }
 }
 
-/// Encrypts `tests/apps/vm_app` into `dir/app.tar`.
+/// Encrypts the enclave tests' seed app (`crates/mse-enclave/tests/apps/seed_app`, which also
+/// serves the VM probes) into `dir/app.tar`.
 pub fn package(dir: &Path) -> (PathBuf, CodeKey) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/apps/vm_app");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mse-enclave/tests/apps/seed_app");
     mse_testkit::package_dir(&src, dir)
 }
 

@@ -137,6 +137,12 @@ impl TestNode {
         http(self.api, "GET", path, token, None, &[])
     }
 
+    /// The app's stdout as its owner reads it from `GET /apps/{id}/logs`.
+    pub fn stdout_of(&self, token: &str, id: &str) -> String {
+        let (_, logs) = self.get(&format!("/apps/{id}/logs"), Some(token));
+        logs["stdout"].as_str().unwrap().to_owned()
+    }
+
     pub fn post(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         http(self.api, "POST", path, token, None, &[])
     }

@@ -125,6 +125,26 @@ impl Drop for TestMount {
     }
 }
 
+/// Mounts `backing` at `mnt` with [`KEY`] and the default options, without a guard.
+pub fn mount_default(backing: &Path, mnt: &Path) -> Result<MountedSealFs, mse_sealfs::SealFsError> {
+    mount(
+        backing,
+        mnt,
+        &SealKey::from_bytes(KEY),
+        &SealFsOptions::default(),
+    )
+}
+
+/// The names in directory `dir`, sorted.
+pub fn sorted_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Every regular file under `dir` (backing store), recursively.
 pub fn backing_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

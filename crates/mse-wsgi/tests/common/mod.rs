@@ -169,6 +169,11 @@ pub fn curl_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The HTTP status code of `GET url` (the body discarded).
+pub fn http_code(url: &str) -> String {
+    curl_ok(&["-o", "/dev/null", "-w", "%{http_code}", url])
+}
+
 /// `GET https://localhost:port/` over HTTP/2 (localhost resolved to 127.0.0.1, the server's
 /// certificate checked against `ca`): the body, a space and the HTTP version curl used.
 pub fn curl_h2_root(ca: &str, port: u16) -> String {
