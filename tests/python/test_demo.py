@@ -83,7 +83,7 @@ def test_the_demo_story(tmp_path):
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", app_id)
     domain = f"{app_id}.localhost"
     assert f"  url:         https://{domain}:{port}\n" in text
-    assert "WARNING: this node declares a SIMULATED TEE: the enclave has NO hardware protection;\n" in text
+    assert "WARNING: this node declares a SIMULATED TEE (sim): the enclave has NO hardware protection;\n" in text
     measurement = re.search(r"^Enclave verified: SIMULATED TEE, measurement ([0-9a-f]{64}) \(recomputed locally: match\)$",
                             text, re.M).group(1)
     assert f"   ok: app {app_id} is running at https://{domain}:{port}\n" in text
