@@ -11,6 +11,8 @@ pub const DEFAULT_MAX_BODY: u64 = 2 * 1024 * 1024 * 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default number of Python threads: enough to overlap I/O waits, few enough to avoid GIL thrash.
 pub const DEFAULT_THREADS: usize = 4;
+/// How long a client gets to send a request head (as hyper's default).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where to listen.
 #[derive(Debug)]
@@ -87,6 +89,9 @@ pub struct ServerConfig {
     pub interface: Interface,
     /// How long graceful shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// How long an HTTP/1 connection may take to send a request head, counted from its opening
+    /// or the end of its previous response (idle keep-alive included); then it is closed.
+    pub header_timeout: Duration,
     /// Python source run once after the interpreter starts and before the app is imported
     /// (the enclave's audit hook), in its own namespace.
     pub startup_code: Option<String>,
@@ -105,6 +110,7 @@ impl ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             interface: Interface::Auto,
             shutdown_timeout: Duration::from_secs(10),
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
             startup_code: None,
         }
     }
@@ -138,6 +144,10 @@ impl ServerConfig {
     }
     pub fn shutdown_timeout(mut self, t: Duration) -> Self {
         self.shutdown_timeout = t;
+        self
+    }
+    pub fn header_timeout(mut self, t: Duration) -> Self {
+        self.header_timeout = t;
         self
     }
     pub fn startup_code(mut self, code: Option<String>) -> Self {

@@ -11,10 +11,13 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::deadline::Watch;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 pub const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -37,6 +40,10 @@ pub struct ConnIo<S> {
     inner: S,
     prefix: Bytes,
     guard: Option<H1Guard>,
+    /// The request-head deadline (HTTP/1): reads fail once it expired.
+    watch: Option<Arc<Watch>>,
+    /// Nothing read from the stream yet (an HTTP/2 preface there exempts `watch`).
+    first: bool,
 }
 
 impl<S> ConnIo<S> {
@@ -46,8 +53,23 @@ impl<S> ConnIo<S> {
             inner,
             prefix,
             guard: h1.then(H1Guard::default),
+            watch: None,
+            first: true,
         }
     }
+
+    /// Closes the connection (reads fail) when `watch` expires.
+    pub(crate) fn with_deadline(mut self, watch: Arc<Watch>) -> Self {
+        self.watch = Some(watch);
+        self
+    }
+}
+
+fn head_timeout() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "no request head within the deadline",
+    )
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for ConnIo<S> {
@@ -64,7 +86,25 @@ impl<S: AsyncRead + Unpin> AsyncRead for ConnIo<S> {
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
-        std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        if let Some(watch) = &this.watch {
+            if watch.expired() {
+                return Poll::Ready(Err(head_timeout()));
+            }
+            if Pin::new(&mut this.inner).poll_read(cx, buf)?.is_pending() {
+                watch.register(cx.waker());
+                // The sweeper may have expired it between the check and the registration.
+                if watch.expired() {
+                    return Poll::Ready(Err(head_timeout()));
+                }
+                return Poll::Pending;
+            }
+            if std::mem::take(&mut this.first) && buf.filled()[before..].starts_with(b"PRI ") {
+                watch.exempt();
+                this.watch = None;
+            }
+        } else {
+            std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
+        }
         if let Some(guard) = this.guard.as_mut() {
             guard.scan(&mut buf.filled_mut()[before..]);
             if guard.state == State::Off {

@@ -32,6 +32,7 @@
 mod asgi;
 mod config;
 mod conn_io;
+mod deadline;
 mod error;
 mod pool;
 mod python;
@@ -43,7 +44,8 @@ mod tls;
 mod wsgi;
 
 pub use config::{
-    Bind, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_THREADS, Interface, ServerConfig, Tls,
+    Bind, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_MAX_CONNECTIONS, DEFAULT_THREADS,
+    Interface, ServerConfig, Tls,
 };
 pub use error::Error;
 pub use python::{check_libpython, initialize as initialize_python};

@@ -14,6 +14,8 @@ use hyper::header::{HeaderName, HeaderValue};
 use pyo3::Python;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::deadline::InFlight;
+
 /// Chunks buffered between a Python thread and the connection (like Granian's 4).
 pub const CHANNEL_CAPACITY: usize = 4;
 
@@ -330,6 +332,8 @@ enum Kind {
 pub struct RespBody {
     kind: Kind,
     log: Option<Box<AccessLog>>,
+    /// Keeps the connection out of the request-head deadline until the body is done.
+    in_flight: Option<InFlight>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -344,13 +348,20 @@ impl RespBody {
         Self {
             kind: Kind::Full(Some(b)),
             log,
+            in_flight: None,
         }
     }
     pub fn stream(rx: mpsc::Receiver<Out>, log: Option<Box<AccessLog>>) -> Self {
         Self {
             kind: Kind::Stream(rx),
             log,
+            in_flight: None,
         }
+    }
+
+    /// Holds `in_flight` until this body is dropped (written out, or the connection ended).
+    pub(crate) fn hold(&mut self, in_flight: Option<InFlight>) {
+        self.in_flight = in_flight;
     }
 }
 

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use crate::asgi::{self, AsgiApp};
 use crate::config::{Bind, Interface, ServerConfig};
 use crate::conn_io::{ConnIo, H2_BAD_PREFACE_REPLY, H2_PREFACE};
+use crate::deadline::Deadlines;
 use crate::error::Error;
 use crate::pool::PythonPool;
 use crate::python;
@@ -30,7 +31,6 @@ use crate::wsgi::{self, ConnStrings, WsgiApp};
 
 /// Largest request head (request line + headers) hyper buffers; beyond it the request is refused.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Data a chunked request body may have read ahead of the app (see `request::prefetch`).
 const PREFETCH_BYTES: usize = 64 * 1024;
@@ -130,6 +130,9 @@ impl Server {
             handle: tokio::runtime::Handle::current(),
         });
         let builders = Arc::new(Builders::new());
+        let deadlines = Deadlines::new(self.config.header_timeout);
+        let sweeper = tokio::spawn(deadlines.clone().run());
+        let header_timeout = self.config.header_timeout;
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let limit = Arc::new(tokio::sync::Semaphore::new(
             self.config.max_connections.max(1),
@@ -162,18 +165,29 @@ impl Server {
             let builders = builders.clone();
             let shared = shared.clone();
             let acceptor = acceptor.clone();
+            let deadlines = deadlines.clone();
             while conns.try_join_next().is_some() {}
             conns.spawn(async move {
                 let _permit = permit;
                 let tls = acceptor.is_some();
                 let conn = Arc::new(ConnStrings::default());
+                let watch = deadlines.watch();
+                let svc_watch = watch.clone();
                 let svc = service_fn(move |req| {
-                    handle(shared.clone(), remote, local, tls, conn.clone(), req)
+                    let in_flight = svc_watch.begin();
+                    let resp = handle(shared.clone(), remote, local, tls, conn.clone(), req);
+                    async move {
+                        let mut resp = resp.await?;
+                        resp.body_mut().hold(Some(in_flight));
+                        Ok::<_, Infallible>(resp)
+                    }
                 });
                 let result = match acceptor {
                     // Plain port: HTTP/1.1, or HTTP/2 with prior knowledge (h2c).
                     None => {
-                        let io = TokioIo::new(ConnIo::new(stream, Bytes::new(), true));
+                        let io = TokioIo::new(
+                            ConnIo::new(stream, Bytes::new(), true).with_deadline(watch),
+                        );
                         let conn = builders.auto.serve_connection(io, svc);
                         watcher.watch(conn.into_owned()).await
                     }
@@ -196,7 +210,9 @@ impl Server {
                         };
                         // ALPN decided the protocol: no sniffing after it (RFC 9113 §3.3).
                         if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                            let Some(preface) = read_h2_preface(&mut tls_stream, remote).await
+                            watch.exempt();
+                            let Some(preface) =
+                                read_h2_preface(&mut tls_stream, remote, header_timeout).await
                             else {
                                 return;
                             };
@@ -204,7 +220,9 @@ impl Server {
                             let conn = builders.h2.serve_connection(io, svc);
                             watcher.watch(conn).await.map_err(Into::into)
                         } else {
-                            let io = TokioIo::new(ConnIo::new(tls_stream, Bytes::new(), true));
+                            let io = TokioIo::new(
+                                ConnIo::new(tls_stream, Bytes::new(), true).with_deadline(watch),
+                            );
                             let conn = builders.h1.serve_connection(io, svc);
                             watcher.watch(conn).await.map_err(Into::into)
                         }
@@ -227,6 +245,7 @@ impl Server {
             );
         }
         conns.abort_all();
+        sweeper.abort();
         while conns.join_next().await.is_some() {}
         // A Python thread stuck in the app cannot be killed: stop waiting after the same bound
         // (the threads die with the process).
@@ -263,14 +282,13 @@ impl Builders {
             // 400 for an unparsable request before flushing it.
             .keep_alive(true)
             .max_buf_size(MAX_HEAD_BYTES)
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+            // The head deadline is ours (`deadline`): hyper's costs a timer per request.
+            .header_read_timeout(None);
         auto.http2().timer(TokioTimer::new());
         let mut h1 = hyper::server::conn::http1::Builder::new();
         h1.keep_alive(true)
             .max_buf_size(MAX_HEAD_BYTES)
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
+            .header_read_timeout(None);
         let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new());
         Self { auto, h1, h2 }
@@ -280,7 +298,7 @@ impl Builders {
 /// Reads the client's HTTP/2 connection preface on a connection ALPN made HTTP/2. Anything else
 /// is a connection error: the answer is SETTINGS + GOAWAY(PROTOCOL_ERROR), then the connection
 /// closes (hyper's h2 would close without the GOAWAY). Returns the preface bytes to replay.
-async fn read_h2_preface<S>(stream: &mut S, remote: SocketAddr) -> Option<Bytes>
+async fn read_h2_preface<S>(stream: &mut S, remote: SocketAddr, timeout: Duration) -> Option<Bytes>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -302,7 +320,7 @@ where
         }
         true
     };
-    match tokio::time::timeout(HEADER_READ_TIMEOUT, read).await {
+    match tokio::time::timeout(timeout, read).await {
         Ok(true) if got == *H2_PREFACE => Some(Bytes::copy_from_slice(&got)),
         Ok(true) => {
             tracing::debug!("{remote}: invalid HTTP/2 connection preface");

@@ -130,3 +130,94 @@ fn connection_cap_makes_extra_clients_wait() {
     drop(idle);
     assert_eq!(curl_ok(&[&s.url("/")]), "Hello, World!");
 }
+
+/// How a connection ended: `Closed(bytes)` when the server closed it (EOF or reset) before
+/// `wait`, `Open(bytes)` when it was still open then.
+#[derive(Debug, PartialEq)]
+enum End {
+    Closed(String),
+    Open(String),
+}
+
+fn send_then_wait(addr: std::net::SocketAddr, bytes: &[u8], wait: Duration) -> End {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return End::Closed(status_line(&got)),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return End::Closed(status_line(&got));
+            }
+            Err(_) => return End::Open(status_line(&got)),
+        }
+    }
+}
+
+#[test]
+fn a_connection_without_a_request_head_in_time_is_closed_but_a_slow_app_is_not_cut() {
+    let s = Serve::start("environ_app:app", &["--header-timeout", "0.5"]);
+    // Well past the deadline and its sweep, far from a hang.
+    let wait = Duration::from_secs(8);
+    // A head trickled in and never finished (slowloris): closed without an answer.
+    assert_eq!(
+        send_then_wait(s.addr, b"GET / HTTP/1.1\r\nHost: x\r\n", wait),
+        End::Closed(String::new())
+    );
+    // A connection that never sends anything.
+    assert_eq!(
+        send_then_wait(s.addr, b"", wait),
+        End::Closed(String::new())
+    );
+    // An idle keep-alive connection, after its answered request.
+    assert_eq!(
+        send_then_wait(s.addr, b"GET /sleep?0 HTTP/1.1\r\nHost: x\r\n\r\n", wait),
+        End::Closed("HTTP/1.1 200 OK".into())
+    );
+    // A request in flight is never cut, however slow the app: 1.5 s against the 0.5 s deadline.
+    assert_eq!(curl_ok(&[&s.url("/sleep?1.5")]), "slept");
+    // The flag's value is checked.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mse-serve"))
+        .args(["x:app", "--header-timeout", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "invalid value '0' for '--header-timeout <HEADER_TIMEOUT>': \"0\" is not a positive number of seconds"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_idle_h2c_connection_is_not_under_the_head_deadline() {
+    // HTTP/2 with prior knowledge on the plain port: a PING answered after the deadline
+    // passed proves the connection stayed open.
+    let s = Serve::start("hello_raw:app", &["--header-timeout", "0.3"]);
+    let out = python(
+        r#"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(5)
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+time.sleep(1.5)
+s.sendall(b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"pingpong")
+data = b""
+while b"pingpong" not in data:
+    chunk = s.recv(4096)
+    if not chunk:
+        print("closed")
+        break
+    data += chunk
+else:
+    print("ping answered")
+"#,
+        &[&s.addr.port().to_string()],
+    );
+    assert_eq!(out.trim(), "ping answered");
+}

@@ -41,6 +41,10 @@ struct Args {
     /// auto, wsgi or asgi.
     #[arg(long, default_value = "auto")]
     interface: Interface,
+    /// Seconds an HTTP/1 client gets to send a request head (from the connection's opening or
+    /// its previous response: idle keep-alive connections close then too).
+    #[arg(long, default_value = "30", value_parser = seconds)]
+    header_timeout: std::time::Duration,
     /// Do not write the access log line per request.
     #[arg(long)]
     no_access_log: bool,
@@ -72,6 +76,15 @@ fn main() {
     }
 }
 
+/// A positive number of seconds, fractions allowed.
+fn seconds(s: &str) -> Result<std::time::Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| *v > 0.0)
+        .and_then(|v| std::time::Duration::try_from_secs_f64(v).ok())
+        .ok_or_else(|| format!("{s:?} is not a positive number of seconds"))
+}
+
 fn run(args: Args) -> Result<(), mse_wsgi::Error> {
     let venv = args
         .venv
@@ -87,6 +100,7 @@ fn run(args: Args) -> Result<(), mse_wsgi::Error> {
         .tls(tls.clone())
         .max_body(args.max_body)
         .max_connections(args.max_connections)
+        .header_timeout(args.header_timeout)
         .interface(args.interface);
     let server = Server::new(config)?;
     let scheme = if matches!(tls, Tls::None) {
