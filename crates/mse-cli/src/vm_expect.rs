@@ -380,6 +380,32 @@ mod tests {
         }
     }
 
+    /// An attester whose reports have one bit of MEASUREMENT (offset 0x90) flipped.
+    #[derive(Debug)]
+    struct Tampering(SimSnpAttester);
+
+    impl mse_attest::attester::Attester for Tampering {
+        fn kind(&self) -> TeeKind {
+            self.0.kind()
+        }
+        fn tee_kind(&self) -> mse_attest::EvidenceKind {
+            self.0.tee_kind()
+        }
+        fn evidence(
+            &self,
+            report_data: &[u8; 64],
+        ) -> Result<Vec<u8>, mse_attest::attester::AttestError> {
+            let mut report = self.0.evidence(report_data)?;
+            report[0x90] ^= 1;
+            Ok(report)
+        }
+        fn sealing_key(
+            &self,
+        ) -> Result<zeroize::Zeroizing<Vec<u8>>, mse_attest::attester::AttestError> {
+            self.0.sealing_key()
+        }
+    }
+
     /// deploy's verdict on a certificate from `pki` attesting `launch`, held against `vm`.
     fn verdict(
         pki: &Arc<SimAmdPki>,
@@ -398,16 +424,15 @@ mod tests {
             not_after: time::OffsetDateTime::from_unix_timestamp(NOW + 3600).unwrap(),
             x25519_public: [0x25; 32],
         };
-        let mut der = generate(&attester, &params).unwrap().cert_der;
-        if tamper {
-            // One bit of the report's MEASUREMENT (offset 0x90), inside the certificate.
-            let report = mse_attest::ratls::RaTlsCert::parse(&der).unwrap().quote;
-            let at = der
-                .windows(report.len())
-                .position(|w| w == report.as_slice())
-                .unwrap();
-            der[at + 0x90] ^= 1;
+        // A tampered report still sits in a certificate its key signed: only the report's own
+        // signature can catch it.
+        let der = if tamper {
+            generate(&Tampering(attester), &params)
+        } else {
+            generate(&attester, &params)
         }
+        .unwrap()
+        .cert_der;
         let collateral = trusted.collateral();
         let anchors = TrustAnchors::intel().with_simulation_root(trusted.ark_der.clone());
         let policy = Policy {
@@ -525,7 +550,7 @@ mod tests {
         let tampered = verdict(&pki, &pki, good, &vm, true);
         assert_eq!(
             tampered,
-            "the enclave's certificate is not an RA-TLS certificate: the certificate is not self-signed by its key: signature does not verify with the certificate's own key"
+            "the enclave of app a1 is NOT trusted: signature invalid: VCEK signature over the SEV-SNP report is invalid"
         );
     }
 
