@@ -665,6 +665,18 @@ fn deploy_on_a_sim_snp_vm_node_checks_the_launch_digest() {
     // `mse verify` of the VM enclave: the same recomputation, every field printed, JSON.
     let ctx = dir.path().join("config/context").join(&id);
     let spec = ctx.join("launch-spec.json");
+    // The node declares the guest image as the app's runtime, as its launch spec does (not
+    // the host's mse-enclave, which a VM app does not run).
+    let mse_launch::Runtime::Vm { image_sha256 } =
+        mse_launch::LaunchSpec::from_json(&std::fs::read(&spec).unwrap())
+            .unwrap()
+            .runtime
+    else {
+        panic!("a VM node's spec names a VM runtime")
+    };
+    let status: serde_json::Value =
+        serde_json::from_str(&cli.ok(&["status", &id, "--json"])).unwrap();
+    assert_eq!(status["runtime_digest"], image_sha256.to_hex(), "{status}");
     let info = std::fs::read_to_string(ctx.join("context.toml")).unwrap();
     let domain = info
         .lines()

@@ -851,11 +851,12 @@ pub(crate) async fn create_app(
     // Hashing the runtime (cached after the first deploy) must not stall the executor.
     let runtime_digest = {
         let node = node.clone();
-        tokio::task::spawn_blocking(move || node.digests.runtime(&node.cfg.enclave_bin))
+        tokio::task::spawn_blocking(move || node.runtime_digest())
             .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .map_err(ApiError::internal)?
     }
-    .map_err(|e| ApiError::internal(format!("{}: {e}", node.cfg.enclave_bin.display())))?;
+    .map_err(ApiError::internal)?
+    .to_hex();
     let stored_conf = json!({
         "name": name,
         "python_application": conf.python_application,

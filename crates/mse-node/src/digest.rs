@@ -1,6 +1,6 @@
-//! The digests the node declares for an app (`GET /apps/{id}`), which `mse` needs to recompute
-//! the enclave's measurement: the runtime (the `mse-enclave` executable) and the environment
-//! (the virtualenv handed to it with `--env`). Computed by `mse_attest::measurement`, the same
+//! The environment digest the node declares for an app (`GET /apps/{id}`), which `mse` needs to
+//! recompute the enclave's measurement: the virtualenv handed to it with `--env` (the runtime's
+//! digest is the launcher's, [`crate::node::Node::runtime_digest`]). Computed by `mse_attest::measurement`, the same
 //! code the enclave measures itself with, so the two cannot disagree; cached here because a
 //! venv tree takes a while to hash.
 
@@ -10,29 +10,21 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use mse_attest::measurement::environment_digest;
-use mse_launch::process::file_sha256;
 
 /// A cached digest: the key file's length and mtime when computed, and the digest.
 type Entry = (u64, Option<SystemTime>, String);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    Runtime,
-    Environment,
-}
-
-/// Digests of the runtime and environments, recomputed only when their key file's length or
-/// mtime changes, so that a deploy does not hash them again.
+/// Digests of the environments, recomputed only when their key file's length or mtime
+/// changes, so that a deploy does not hash them again.
 #[derive(Default)]
 pub struct DigestCache {
-    /// Keyed by kind (runtime or environment) and key file.
-    cache: Mutex<HashMap<(Kind, PathBuf), Entry>>,
+    /// Keyed by key file.
+    cache: Mutex<HashMap<PathBuf, Entry>>,
 }
 
 impl DigestCache {
     fn get(
         &self,
-        kind: Kind,
         key: &Path,
         compute: impl FnOnce() -> std::io::Result<String>,
     ) -> std::io::Result<String> {
@@ -42,22 +34,17 @@ impl DigestCache {
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&(kind, key.to_path_buf()))
+            .get(key)
             && (*len, *mtime) == stamp
         {
             return Ok(digest.clone());
         }
         let digest = compute()?;
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(
-            (kind, key.to_path_buf()),
-            (stamp.0, stamp.1, digest.clone()),
-        );
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_path_buf(), (stamp.0, stamp.1, digest.clone()));
         Ok(digest)
-    }
-
-    /// SHA-256 (hex) of the enclave runtime executable `bin`.
-    pub fn runtime(&self, bin: &Path) -> std::io::Result<String> {
-        self.get(Kind::Runtime, bin, || file_sha256(bin).map(|d| d.to_hex()))
     }
 
     /// A venv's digest, keyed on its `pyvenv.cfg`: the venvs the node builds never change once
@@ -69,7 +56,7 @@ impl DigestCache {
         } else {
             venv.to_path_buf()
         };
-        self.get(Kind::Environment, &key, || {
+        self.get(&key, || {
             environment_digest(venv)
                 .map(hex::encode)
                 .map_err(std::io::Error::other)
@@ -90,10 +77,6 @@ mod tests {
         assert_eq!(
             cache.environment(dir.path()).unwrap(),
             hex::encode(environment_digest(dir.path()).unwrap())
-        );
-        assert_eq!(
-            cache.runtime(&cfg).unwrap(),
-            "bb62b0cac199b86f650dec142feabcaee4e4087655bf27bc5c56ad3e40fff6a7"
         );
     }
 }

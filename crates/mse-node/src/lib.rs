@@ -142,7 +142,7 @@ pub async fn serve(
     // not pay for hashing them.
     let warm = node.clone();
     tokio::task::spawn_blocking(move || {
-        let _ = warm.digests.runtime(&warm.cfg.enclave_bin);
+        let _ = warm.runtime_digest();
         for env in &warm.cfg.environments {
             if let config::EnvSource::Venv(path) = &env.source {
                 let _ = warm.digests.environment(path);

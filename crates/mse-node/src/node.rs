@@ -250,6 +250,16 @@ impl Node {
         })
     }
 
+    /// The digest of what runs every enclave: the `mse-enclave` executable for the process
+    /// launcher, the guest image's `image.json` for the VM launcher (the spec's `runtime`).
+    /// Blocking: the first call hashes the executable.
+    pub fn runtime_digest(&self) -> Result<Digest32, LaunchError> {
+        Ok(match self.launcher.runtime()? {
+            mse_launch::Runtime::Process { enclave_sha256 } => enclave_sha256,
+            mse_launch::Runtime::Vm { image_sha256 } => image_sha256,
+        })
+    }
+
     /// A node launching through `launcher`.
     pub fn with_launcher(
         cfg: NodeConfig,

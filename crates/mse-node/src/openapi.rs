@@ -185,7 +185,8 @@ pub struct AppView {
     /// Launch input of the measurement: SHA-256 of the owner's certificate chain.
     #[schema(value_type = Option<String>)]
     pub owner_certificate_sha256: Value,
-    /// Launch input of the measurement: SHA-256 of the runtime.
+    /// Launch input of the measurement: SHA-256 of the runtime (the `mse-enclave` executable,
+    /// or the guest image's `image.json` on a VM node: the launch spec's `runtime`).
     #[schema(value_type = Option<String>)]
     pub runtime_digest: Value,
     /// Launch input of the measurement: digest of the app's environment (null until built).

@@ -66,7 +66,8 @@ pub struct App {
     /// measurement the simulated TEE reports).
     #[serde(default)]
     pub launch_spec: Option<mse_launch::LaunchSpec>,
-    /// SHA-256 of the `mse-enclave` executable the node runs (hex).
+    /// SHA-256 of what runs the app (hex): the `mse-enclave` executable, or the guest
+    /// image's `image.json` on a VM node.
     #[serde(default)]
     pub runtime_digest: Option<String>,
     /// Environment digest of the app's virtualenv (hex), known once it is built.
