@@ -9,7 +9,8 @@
 # bench/app_loop.py, no HTTP) and every server its ratio to it ("/limit").
 #
 # Usage: bench/wsgi.sh            (DURATION=10 WARMUP=3 CONNS=64 REPEAT=1 by default;
-#                                   MODULES="hello_flask hello_raw" picks the apps)
+#                                   MODULES="hello_flask hello_raw" picks the apps; hello_spin
+#                                   has Flask's CPU weight without its memory footprint)
 # With REPEAT=n every configuration runs n times, servers interleaved, and the median is shown
 # (use it on a busy machine). "CPU us/req" is the server's CPU time (all its processes and
 # threads) per completed request, a figure less sensitive to other load than req/s; "cs/req" its
