@@ -1,6 +1,7 @@
 """The Makefile in a directory whose path holds a space: `make -n` must see each target once
 (make splits target names at spaces) and give the shell every path of that directory quoted."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,8 +15,11 @@ def test_make_test_and_demo_in_a_path_with_a_space(tmp_path):
     shutil.copy(ROOT / "Makefile", repo)
     for req in ROOT.glob("tests/requirements*.txt"):
         shutil.copy(req, repo / "tests")
+    # Run by `make test` too: not as its sub-make (no "Entering directory" lines, no jobserver).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     for target in ("test", "demo"):
-        r = subprocess.run(["make", "-n", target], cwd=repo, capture_output=True, text=True, timeout=60, check=False)
+        r = subprocess.run(["make", "-n", target], cwd=repo, env=env, capture_output=True, text=True, timeout=60,
+                           check=False)
         assert r.returncode == 0, r.stderr
         # Before the fix: "Makefile:47: warning: overriding recipe for target '/tmp/.../with'".
         assert r.stderr == ""
