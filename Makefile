@@ -4,24 +4,26 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 PYTHON ?= python3
-VENV := $(CURDIR)/.venv
-VENV_SGXRA := $(CURDIR)/.venv-sgxra
-VENV_MSE_CLI := $(CURDIR)/.venv-mse-cli
-VENV_VM := $(CURDIR)/.venv-vm
-BIN := $(CURDIR)/target/debug
+# Targets and prerequisites are relative paths: make splits them at spaces, and the repository's
+# path may hold one. Recipes run here; the absolute paths below (exported) are quoted in them.
+VENV := .venv
+VENV_SGXRA := .venv-sgxra
+VENV_MSE_CLI := .venv-mse-cli
+VENV_VM := .venv-vm
+BIN := target/debug
 # Debian packages that the build, the tests or the demo need (installed only when missing;
 # e2fsprogs: the VM launcher formats each guest's $HOME disk with mkfs.ext4;
 # ovmf: the firmware of the SEV-SNP launch-digest differential tests).
 APT_PACKAGES := curl ca-certificates fuse3 pkg-config e2fsprogs ovmf
 
 # Tests find the pinned virtualenv and the freshly built binaries through these.
-export MSE_TEST_VENV := $(VENV)
-export MSE_SGXRA_VENV := $(VENV_SGXRA)
-export MSE_CLI_VENV := $(VENV_MSE_CLI)
-export MSE_BIN_DIR := $(BIN)
+export MSE_TEST_VENV := $(CURDIR)/$(VENV)
+export MSE_SGXRA_VENV := $(CURDIR)/$(VENV_SGXRA)
+export MSE_CLI_VENV := $(CURDIR)/$(VENV_MSE_CLI)
+export MSE_BIN_DIR := $(CURDIR)/$(BIN)
 # The VM launcher's tests (crates/mse-launch/tests/vm.rs) boot this guest image with this venv.
 export MSE_VM_IMAGE := $(CURDIR)/target/image
-export MSE_VM_VENV := $(VENV_VM)
+export MSE_VM_VENV := $(CURDIR)/$(VENV_VM)
 # pyo3 builds against this interpreter; its libpython is found at run time via the rpath that
 # crates/mse-wsgi's build script sets.
 export PYO3_PYTHON ?= $(shell command -v $(PYTHON))
@@ -39,26 +41,26 @@ apt:
 
 $(VENV)/.stamp: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
 # PyPI intel-sgx-ra pins a cryptography that conflicts with mse-lib-crypto's: its own venv.
 $(VENV_SGXRA)/.stamp: tests/requirements-sgx-ra.txt
 	$(PYTHON) -m venv $(VENV_SGXRA)
-	$(VENV_SGXRA)/bin/pip install -q --disable-pip-version-check -r tests/requirements-sgx-ra.txt
+	$(VENV_SGXRA)/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements-sgx-ra.txt
 	touch $@
 
 # PyPI mse-cli 1.3 (the original client, for the configuration-protocol compatibility test) pins
 # urllib3<1.27, pydantic<2 and cryptography<43: its own venv too.
 $(VENV_MSE_CLI)/.stamp: tests/requirements-mse-cli.txt
 	$(PYTHON) -m venv $(VENV_MSE_CLI)
-	$(VENV_MSE_CLI)/bin/pip install -q --disable-pip-version-check -r tests/requirements-mse-cli.txt
+	$(VENV_MSE_CLI)/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements-mse-cli.txt
 	touch $@
 
 # Flask only: packed into the guest's environment disk by the VM launcher's tests and bench.
 $(VENV_VM)/.stamp: tests/requirements-vm.txt
 	$(PYTHON) -m venv $(VENV_VM)
-	$(VENV_VM)/bin/pip install -q --disable-pip-version-check --only-binary :all: -r tests/requirements-vm.txt
+	$(VENV_VM)/bin/python -m pip install -q --disable-pip-version-check --only-binary :all: -r tests/requirements-vm.txt
 	touch $@
 
 venv: $(VENV)/.stamp $(VENV_SGXRA)/.stamp $(VENV_MSE_CLI)/.stamp $(VENV_VM)/.stamp
@@ -87,14 +89,13 @@ test: setup build lint rust-test image-test py-test
 # same script on any free ports with the pinned venv.
 # DEMO_LAUNCHER=vm make demo: the same story with VM enclaves (guest image, QEMU, TCG here).
 demo: setup build $(if $(filter vm,$(DEMO_LAUNCHER)),image qemu)
-	MSE_BIN_DIR=$(BIN) scripts/demo.sh
+	scripts/demo.sh
 
 # The guest image of VM enclaves (docs/image.md): target/image/{vmlinuz,initrd.img,image.json},
 # from image/packages + the committed image/lock (Debian packages fetched by the build's own
 # private apt, cached in ~/.cache/mse/image) and target/debug/mse-enclave as /init. When Debian
 # no longer has a locked version, the lock is resolved afresh and rewritten, with a loud
 # "image lock moved" warning (commit the new lock).
-IMAGE_DIR := $(CURDIR)/target/image
 IMAGE_APT_PACKAGES := binutils debian-archive-keyring git
 image: apt build
 	@missing=""; for p in $(IMAGE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -104,7 +105,7 @@ image: apt build
 	fi
 	@# /init is make build's mse-enclave (cargo test may have relinked it with other features)
 	$(CARGO) build -q --workspace --bin mse-enclave
-	$(BIN)/mse-node image build --out $(IMAGE_DIR) --enclave $(BIN)/mse-enclave --update-lock-if-moved
+	"$(MSE_BIN_DIR)/mse-node" image build --out "$(MSE_VM_IMAGE)" --enclave "$(MSE_BIN_DIR)/mse-enclave" --update-lock-if-moved
 
 # QEMU >= 10 from bookworm-backports (bookworm's 7.2 double-faults under TCG on the guest's
 # initramfs); adds the backports suite to the host's apt sources (scripts/apt-backports.sh).

@@ -45,7 +45,8 @@ def node_pid(stdout: str) -> int:
 
 
 def test_the_demo_story(tmp_path):
-    out = tmp_path / "out"
+    # A space in the path: the script quotes every path it is given.
+    out = tmp_path / "demo out"
     r = run_demo(out, bin_dir())
     assert r.returncode == 0, r.stdout + r.stderr
     text = r.stdout
@@ -124,7 +125,7 @@ def test_a_wrong_step_result_stops_the_demo_and_the_node(tmp_path):
     """`mse logs` replaced by one that prints nothing useful: the demo stops at step 9 with a
     one-line reason, shows the node's last log lines, and leaves no node running."""
     real = bin_dir()
-    bins = tmp_path / "bin"
+    bins = tmp_path / "bin dir"
     bins.mkdir()
     for name in ("mse-node", "mse-enclave"):
         (bins / name).symlink_to(real / name)

@@ -347,7 +347,8 @@ fn deploy_attests_then_sends_key_and_secrets_and_saves_the_context() {
     let ctx_toml = std::fs::read_to_string(ctx.join("context.toml")).unwrap();
     let ctx_toml = ctx_toml.replace(
         "tests_cmd = \"pytest\"",
-        &format!("tests_cmd = \"{venv}/bin/python check.py\""),
+        // Quoted for sh: the venv's path may hold a space.
+        &format!("tests_cmd = \"'{venv}/bin/python' check.py\""),
     );
     std::fs::write(ctx.join("context.toml"), ctx_toml).unwrap();
     let o = env.mse(&["test", APP_ID]);
@@ -629,8 +630,9 @@ fn redeploying_on_a_terminal_asks_and_honours_the_answer() {
     node.state.add_app(OTHER_ID, "helloworld", "running");
     let (env, toml) = Env::ready(&node);
     let on_terminal = |answer: &str| {
+        // Quoted for sh: the repository's path may hold a space.
         let cmd = format!(
-            "{} deploy --path {}",
+            "'{}' deploy --path '{}'",
             env!("CARGO_BIN_EXE_mse"),
             toml.display()
         );

@@ -5,9 +5,8 @@
 //! How a launch goes: the command line carries only [`LaunchInputs`] (`--spec -` and host
 //! paths); the spec's canonical bytes go to the enclave's stdin, which it reads to the end
 //! before it starts any thread, so the CPU pinning set on its pid in between applies to every
-//! thread it will have. Every enclave is forked by one long-lived spawner thread: the enclave
-//! asks for SIGKILL when the thread that forked it exits (`PR_SET_PDEATHSIG`), and tokio retires
-//! its own threads at will.
+//! thread it will have. Every enclave is started by the shared spawner ([`crate::spawner`]), so
+//! it is SIGKILLed when the launcher's process dies.
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -75,15 +74,9 @@ pub fn signal(pid: u32, sig: rustix::process::Signal) {
     }
 }
 
-type SpawnRequest = (
-    Command,
-    tokio::sync::oneshot::Sender<std::io::Result<Child>>,
-);
-
 /// Starts `mse-enclave` processes.
 pub struct ProcessLauncher {
     enclave_bin: PathBuf,
-    spawn_tx: Mutex<std::sync::mpsc::Sender<SpawnRequest>>,
     /// Round-robin start for CPU pinning, so apps spread over the host's CPUs.
     next_cpu: AtomicUsize,
     /// The runtime digest, keyed on the binary's size and mtime.
@@ -91,12 +84,10 @@ pub struct ProcessLauncher {
 }
 
 impl ProcessLauncher {
-    /// A launcher of `enclave_bin`. Must be called inside the tokio runtime the instances are
-    /// supervised on (it starts the spawner thread with that runtime's context).
+    /// A launcher of `enclave_bin`.
     pub fn new(enclave_bin: impl Into<PathBuf>) -> ProcessLauncher {
         ProcessLauncher {
             enclave_bin: enclave_bin.into(),
-            spawn_tx: Mutex::new(spawner_thread(tokio::runtime::Handle::current())),
             next_cpu: AtomicUsize::new(0),
             runtime: Mutex::new(None),
         }
@@ -145,17 +136,6 @@ impl ProcessLauncher {
         cmd
     }
 
-    async fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.spawn_tx
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send((cmd, tx))
-            .map_err(|_| std::io::Error::other("spawner thread is gone"))?;
-        rx.await
-            .map_err(|_| std::io::Error::other("spawner thread is gone"))?
-    }
-
     async fn start(
         &self,
         spec: &LaunchSpec,
@@ -193,8 +173,7 @@ impl ProcessLauncher {
             what: format!("cannot create the state dir {}", inputs.state_dir.display()),
             source,
         })?;
-        let mut child = self
-            .spawn(self.command(spec, inputs))
+        let mut child = crate::spawner::spawn(self.command(spec, inputs))
             .await
             .map_err(|source| LaunchError::Io {
                 what: format!("cannot start {}", self.enclave_bin.display()),
@@ -284,29 +263,6 @@ pub fn file_sha256(path: &Path) -> std::io::Result<Digest32> {
     let mut hasher = sha2::Sha256::new();
     std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
     Ok(Digest32(hasher.finalize().into()))
-}
-
-/// A thread that lives as long as the process and forks every enclave (see the module docs).
-fn spawner_thread(runtime: tokio::runtime::Handle) -> std::sync::mpsc::Sender<SpawnRequest> {
-    let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
-    let started = std::thread::Builder::new()
-        .name("mse-launch-spawner".into())
-        .spawn(move || {
-            // tokio's child handling (its SIGCHLD reaper) needs the runtime's context.
-            let _guard = runtime.enter();
-            while let Ok((mut cmd, reply)) = rx.recv() {
-                let _ = reply.send(cmd.spawn());
-            }
-        });
-    if let Err(e) = started {
-        // Every spawn then fails with "spawner thread is gone" and this reason in the log.
-        tracing_note(&format!("cannot start the spawner thread: {e}"));
-    }
-    tx
-}
-
-fn tracing_note(line: &str) {
-    eprintln!("mse-launch: {line}");
 }
 
 /// The supervisor of one enclave: waits for its exit or a stop request, terminates it, drains

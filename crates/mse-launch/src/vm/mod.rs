@@ -451,17 +451,20 @@ impl Launcher for VmLauncher {
                 .ok_or_else(|| {
                     LaunchError::Other(format!("{}:{} is not an address", inputs.host, inputs.port))
                 })?;
-            let mut child = tokio::process::Command::new(&self.config.qemu)
-                .args(args.to_args())
+            let mut qemu = tokio::process::Command::new(&self.config.qemu);
+            qemu.args(args.to_args())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(|source| LaunchError::Io {
-                    what: format!("cannot start {}", self.config.qemu.display()),
-                    source,
-                })?;
+                .kill_on_drop(true);
+            // Through the shared spawner: the guest is SIGKILLed when the launcher's process dies.
+            let mut child =
+                crate::spawner::spawn(qemu)
+                    .await
+                    .map_err(|source| LaunchError::Io {
+                        what: format!("cannot start {}", self.config.qemu.display()),
+                        source,
+                    })?;
             let pid = child.id();
             let (tx, rx) = watch::channel(None);
             let state = Arc::new(VmState {
