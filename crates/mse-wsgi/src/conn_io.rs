@@ -42,8 +42,9 @@ pub struct ConnIo<S> {
     guard: Option<H1Guard>,
     /// The request-head deadline (HTTP/1): reads fail once it expired.
     watch: Option<Arc<Watch>>,
-    /// Nothing read from the stream yet (an HTTP/2 preface there exempts `watch`).
-    first: bool,
+    /// How many of the stream's first bytes matched the start of the HTTP/2 preface, until
+    /// it is decided: `PREFACE_START` of them exempt `watch` (h2c); None once decided.
+    sniffed: Option<usize>,
 }
 
 impl<S> ConnIo<S> {
@@ -54,7 +55,7 @@ impl<S> ConnIo<S> {
             prefix,
             guard: h1.then(H1Guard::default),
             watch: None,
-            first: true,
+            sniffed: Some(0),
         }
     }
 
@@ -63,6 +64,17 @@ impl<S> ConnIo<S> {
         self.watch = Some(watch);
         self
     }
+}
+
+/// Enough of the HTTP/2 preface to tell it from any HTTP/1 request line.
+const PREFACE_START: &[u8] = b"PRI * HTTP/2";
+
+/// Follows the first bytes of a stream against [`PREFACE_START`], `seen` of them matched so far:
+/// the new count, all of it when they match, None as soon as they do not.
+fn sniff_h2(seen: usize, read: &[u8]) -> Option<usize> {
+    let want = &PREFACE_START[seen..];
+    let n = want.len().min(read.len());
+    (want[..n] == read[..n]).then_some(seen + n)
 }
 
 fn head_timeout() -> io::Error {
@@ -98,9 +110,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for ConnIo<S> {
                 }
                 return Poll::Pending;
             }
-            if std::mem::take(&mut this.first) && buf.filled()[before..].starts_with(b"PRI ") {
-                watch.exempt();
-                this.watch = None;
+            if let Some(seen) = this.sniffed {
+                this.sniffed = sniff_h2(seen, &buf.filled()[before..]);
+                if this.sniffed == Some(PREFACE_START.len()) {
+                    watch.exempt();
+                    this.watch = None;
+                    this.sniffed = None;
+                }
             }
         } else {
             std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
@@ -351,6 +367,23 @@ pub fn guard_scan(data: &mut [u8], split: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_http2_preface_is_told_apart_however_it_is_split() {
+        let full = PREFACE_START.len();
+        // In one read, with the rest of the preface after it.
+        assert_eq!(sniff_h2(0, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Some(full));
+        // Split: undecided after "PR", decided by the rest.
+        assert_eq!(sniff_h2(0, b"PR"), Some(2));
+        assert_eq!(sniff_h2(2, b"I * HTTP/2.0\r\n"), Some(full));
+        // HTTP/1 request lines, whole or split at the same place.
+        assert_eq!(sniff_h2(0, b"GET / HTTP/1.1\r\n"), None);
+        assert_eq!(sniff_h2(0, b"P"), Some(1));
+        assert_eq!(sniff_h2(1, b"OST / HTTP/1.1\r\n"), None);
+        assert_eq!(sniff_h2(0, b"PRI / HTTP/1.1\r\n"), None);
+        // An empty read (end of stream) decides nothing.
+        assert_eq!(sniff_h2(3, b""), Some(3));
+    }
 
     fn guarded(input: &[u8]) -> Vec<Vec<u8>> {
         (0..=input.len())
