@@ -22,7 +22,7 @@ type Request = (Command, Handle, oneshot::Sender<io::Result<Child>>);
 /// Starts `cmd` from the spawner thread; the child is SIGKILLed when this process ends. Must be
 /// awaited inside the tokio runtime that will supervise the child.
 pub(crate) async fn spawn(mut cmd: Command) -> io::Result<Child> {
-    die_with_this_process(&mut cmd);
+    die_with_this_process(cmd.as_std_mut());
     let (tx, rx) = oneshot::channel();
     thread()
         .send((cmd, Handle::current(), tx))
@@ -58,8 +58,10 @@ fn thread() -> &'static mpsc::Sender<Request> {
 }
 
 /// Makes the child ask for SIGKILL when this process dies, and give up (exec nothing) if it
-/// already has: a death between fork and `prctl` would send no signal.
-fn die_with_this_process(cmd: &mut Command) {
+/// already has: a death between fork and `prctl` would send no signal. Also for a short-lived
+/// child that the forking thread waits for itself (that thread then outlives it).
+pub(crate) fn die_with_this_process(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
     let launcher = rustix::process::getpid();
     let before_exec = move || -> io::Result<()> {
         rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;

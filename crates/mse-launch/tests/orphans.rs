@@ -30,14 +30,16 @@ impl OutputSink for Discard {
 }
 
 /// An executable `name` in `dir`: `qemu-system-x86_64 --version` for a stand-in QEMU, otherwise
-/// a sleep that is the launched process itself (`exec`).
+/// a sleep that is the launched process itself (`exec`). An existing `name` is kept.
 fn stand_in(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
-    std::fs::write(
-        &path,
-        "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'QEMU emulator version 10.0.0'; exit 0; }\nexec sleep 600\n",
-    )
-    .unwrap();
+    if !path.exists() {
+        std::fs::write(
+            &path,
+            "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'QEMU emulator version 10.0.0'; exit 0; }\nexec sleep 600\n",
+        )
+        .unwrap();
+    }
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     path
 }
@@ -89,6 +91,26 @@ fn launcher_process() {
         .build()
         .unwrap();
     let _context = runtime.enter();
+    if kind == "vm-version" {
+        // A QEMU that never answers `--version`: the launcher's constructor waits for it on this
+        // thread, so another one reports the child.
+        std::thread::spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+                    let children = std::fs::read_to_string(task.path().join("children"));
+                    if let Some(pid) = children.unwrap_or_default().split_whitespace().next() {
+                        println!("{LAUNCHED}{pid}");
+                        return;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        std::fs::write(dir.join("qemu"), "#!/bin/sh\nexec sleep 600\n").unwrap();
+        let _ = vm_launcher(&dir);
+        unreachable!("the stand-in QEMU answered --version");
+    }
     let launcher: Box<dyn Launcher> = match kind.as_str() {
         "process" => Box::new(ProcessLauncher::new(stand_in(&dir, "enclave"))),
         "vm" => Box::new(vm_launcher(&dir)),
@@ -155,10 +177,11 @@ impl Drop for KillOnDrop {
 }
 
 /// Both launchers, the same check: the stand-in outlives the thread that launched it but not
-/// the launcher's process.
+/// the launcher's process; and the VM launcher's own `qemu --version` (and KVM probe), run and
+/// waited for while it is built, do not outlive it either.
 #[test]
 fn launched_children_die_with_their_launcher() {
-    for kind in ["process", "vm"] {
+    for kind in ["process", "vm", "vm-version"] {
         let dir = tempfile::tempdir().unwrap();
         let mut launcher = KillOnDrop(
             Command::new(std::env::current_exe().unwrap())

@@ -99,14 +99,14 @@ fn find_program(name: &str) -> PathBuf {
 
 /// Runs `qemu --version`.
 fn qemu_version(qemu: &Path) -> Result<QemuVersion, LaunchError> {
-    let out = std::process::Command::new(qemu)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| LaunchError::Io {
-            what: format!("cannot run {} --version", qemu.display()),
-            source,
-        })?;
+    let mut cmd = std::process::Command::new(qemu);
+    cmd.arg("--version").stdin(Stdio::null());
+    // Waited for here: dies with this process even if it is killed meanwhile.
+    crate::spawner::die_with_this_process(&mut cmd);
+    let out = cmd.output().map_err(|source| LaunchError::Io {
+        what: format!("cannot run {} --version", qemu.display()),
+        source,
+    })?;
     let text = String::from_utf8_lossy(&out.stdout);
     qemu::parse_version(&text).ok_or_else(|| {
         LaunchError::Other(format!(
@@ -161,7 +161,10 @@ pub fn probe_kvm(qemu: &Path) -> Result<(), KvmProbeError> {
     {
         return Err(KvmProbeError::DevKvm(e));
     }
-    let mut child = std::process::Command::new(qemu)
+    let mut cmd = std::process::Command::new(qemu);
+    // Waited for (and killed) here: dies with this process even if it is killed meanwhile.
+    crate::spawner::die_with_this_process(&mut cmd);
+    let mut child = cmd
         .args([
             "-machine", "q35", "-accel", "kvm", "-cpu", "host", "-m", "32",
         ])
